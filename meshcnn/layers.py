@@ -1,0 +1,197 @@
+r"""Neural network layers on the icosphere.
+
+Tensor layout is ``(batch, channels, V)`` like :class:`torch.nn.Conv1d`, with
+``V = 10 * 4**level + 2`` the vertex count of the layer's level.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .functional import CSR, csr_from_scipy, mesh_conv
+from .mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
+
+__all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "TAPS"]
+
+TAPS = ("identity", "laplacian", "ew", "ns")
+
+
+def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V_level)`` tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{who}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"{who}: expected input of shape (batch, channels, vertices), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who}: expected a floating-point input, got dtype {x.dtype}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{who}: expected {channels} input channels, got {x.shape[1]}")
+    expected = num_vertices_at(level)
+    if x.shape[-1] != expected:
+        given = x.shape[-1]
+        other = level_of(given)
+        hint = f" (that is the vertex count of level {other})" if other is not None else " (no icosphere level has that many)"
+        raise ValueError(
+            f"{who}: input is on level {level}, which has V={expected} vertices, but got V={given}{hint}"
+        )
+
+
+def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
+    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh``, restricted to the first ``num_out`` rows."""
+    identity = sp.eye(num_out, mesh.num_vertices, format="csr")
+    return [identity] + [m[:num_out] for m in (mesh.laplacian, mesh.grad_ew, mesh.grad_ns)]
+
+
+class _TapConv(nn.Module):
+    """Shared machinery: a learned combination of fixed sparse taps, ``(B, C, V_in) -> (B, O, V_out)``."""
+
+    weight: torch.Tensor
+
+    def __init__(self, in_channels: int, out_channels: int, in_level: int, out_level: int,
+                 taps: list[sp.spmatrix], bias: bool) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_level, self.out_level = in_level, out_level
+        op = csr_from_scipy(sp.vstack(taps, format="csr"), torch.get_default_dtype())
+        for field in ("crow", "col", "val", "crow_t", "col_t", "val_t"):
+            self.register_buffer(f"op_{field}", getattr(op, field), persistent=False)
+        self._op_shape = op.shape
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps)))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.weight.shape[1] * self.weight.shape[2])
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @property
+    def operator(self) -> CSR:
+        """The stacked tap operator ``(T * V_out, V_in)`` and its transpose."""
+        return CSR(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
+                   self._op_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, self.in_channels, self.in_level, type(self).__name__)
+        return mesh_conv(x, self.operator, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, level {self.in_level} -> {self.out_level}, "
+                f"bias={self.bias is not None}")
+
+
+class MeshConv(_TapConv):
+    r"""Convolution as a learned differential operator on the icosphere of ``level``.
+
+    .. math::
+        y = W_{:,:,0}\, x + W_{:,:,1}\, (L x) + W_{:,:,2}\, (D_{ew} x) + W_{:,:,3}\, (D_{ns} x) + b
+
+    with ``L``, ``D_ew``, ``D_ns`` the dimension-free taps of :class:`meshcnn.Mesh`
+    (``laplacian``, ``grad_ew``, ``grad_ns``), applied per channel.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    level : int
+        Level of the input, 0..9.
+    stride : 1 or 2
+        With 2 the output lives on ``level - 1``: the same formula evaluated only
+        at the first ``V_{level-1}`` vertices (the coarse ones).
+    bias : bool
+
+    Shapes: input ``(B, in_channels, V_level)``, output ``(B, out_channels, V_out)``.
+    ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``.
+    The operators are non-persistent buffers, rebuilt from ``level``: they move with
+    ``.to()``/``.double()`` but are not in ``state_dict()``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1, bias: bool = True,
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        level = check_level(level)
+        if stride not in (1, 2) or isinstance(stride, bool):
+            raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+        if stride == 2 and level == 0:
+            raise ValueError("stride=2 needs level >= 1 (there is no level below 0)")
+        out_level = level - 1 if stride == 2 else level
+        mesh = icosphere(level, mesh_dir)
+        super().__init__(in_channels, out_channels, level, out_level,
+                         tap_operators(mesh, num_vertices_at(out_level)), bias)
+        self.level, self.stride = level, stride
+
+
+class MeshConvTranspose(_TapConv):
+    r"""Upsampling convolution, ``level - 1 -> level``.
+
+    .. math:: y = \mathrm{MeshConv}_{level}(U x)
+
+    where ``U`` is :attr:`Mesh.upsample` (each new vertex takes the mean of the
+    two ends of the edge it splits). ``U`` is folded into the stacked operator,
+    so it is still one sparse product and one dense product.
+
+    Shapes: input ``(B, in_channels, V_{level-1})``, output ``(B, out_channels, V_level)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, level: int, bias: bool = True,
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        level = check_level(level)
+        if level == 0:
+            raise ValueError("MeshConvTranspose needs level >= 1: its input lives on level - 1")
+        mesh = icosphere(level, mesh_dir)
+        taps = [t @ mesh.upsample for t in tap_operators(mesh, mesh.num_vertices)]
+        super().__init__(in_channels, out_channels, level - 1, level, taps, bias)
+        self.level = level
+
+
+class MeshPool(nn.Module):
+    r"""Pooling from ``level`` to ``level - 1``.
+
+    Coarse vertex ``i`` (one of the first ``V_{level-1}``) pools over its closed
+    1-ring on ``level`` (itself and its 5 or 6 neighbours):
+
+    * ``"mean"``: :math:`y_i = \frac{1}{|R_i|}\sum_{j \in R_i} x_j`;
+    * ``"max"``: :math:`y_i = \max_{j \in R_i} x_j`;
+    * ``"drop"``: :math:`y_i = x_i` (subsampling).
+
+    Shapes: ``(B, C, V_level) -> (B, C, V_{level-1})``.
+    """
+
+    def __init__(self, level: int, mode: str = "mean", mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        level = check_level(level)
+        if level == 0:
+            raise ValueError("MeshPool needs level >= 1: its output lives on level - 1")
+        if mode not in ("mean", "max", "drop"):
+            raise ValueError(f"mode must be 'mean', 'max' or 'drop', got {mode!r}")
+        self.level, self.mode = level, mode
+        num_out = num_vertices_at(level - 1)
+        if mode != "drop":
+            neighbors = icosphere(level, mesh_dir).neighbors[:num_out]
+            self_index = np.arange(num_out)[:, None]
+            ring = np.concatenate([self_index, np.where(neighbors < 0, self_index, neighbors)], axis=1)
+            valid = np.concatenate([np.ones((num_out, 1), bool), neighbors >= 0], axis=1)
+            self.register_buffer("ring", torch.from_numpy(ring), persistent=False)
+            weight = valid / valid.sum(1, keepdims=True)
+            self.register_buffer("ring_weight", torch.from_numpy(weight).to(torch.get_default_dtype()),
+                                 persistent=False)
+        self.num_out = num_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, None, self.level, "MeshPool")
+        if self.mode == "drop":
+            return x[..., : self.num_out]
+        gathered = x[..., self.ring]  # (B, C, V_out, 7)
+        if self.mode == "max":
+            return gathered.amax(dim=-1)
+        return (gathered * self.ring_weight.to(x.dtype)).sum(dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"level {self.level} -> {self.level - 1}, mode={self.mode!r}"

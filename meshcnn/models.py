@@ -1,0 +1,137 @@
+"""Whole models built from the mesh layers.
+
+* :class:`SphericalUNet`: encoder/decoder for per-vertex segmentation.
+* :class:`SphericalResNet`: residual classifier, ``(B, C, V) -> (B, num_classes)``.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .layers import MeshConv, MeshConvTranspose, MeshPool, check_signal
+from .mesh import check_level, icosphere
+
+__all__ = ["ResBlock", "SphericalUNet", "SphericalResNet"]
+
+
+class ResBlock(nn.Module):
+    """Residual block ``relu(BN(MeshConv(relu(BN(MeshConv(x))))) + shortcut(x))``.
+
+    With ``stride=2`` the first convolution goes from ``level`` to ``level - 1``
+    and the shortcut mean-pools over 1-rings. The shortcut has a 1x1 convolution
+    when the channel count changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1,
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        out_level = level - 1 if stride == 2 else level
+        self.conv1 = MeshConv(in_channels, out_channels, level, stride=stride, bias=False, mesh_dir=mesh_dir)
+        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.conv2 = MeshConv(out_channels, out_channels, out_level, bias=False, mesh_dir=mesh_dir)
+        self.bn2 = nn.BatchNorm1d(out_channels)
+        shortcut: list[nn.Module] = []
+        if stride == 2:
+            shortcut.append(MeshPool(level, "mean", mesh_dir=mesh_dir))
+        if in_channels != out_channels:
+            shortcut += [nn.Conv1d(in_channels, out_channels, 1, bias=False), nn.BatchNorm1d(out_channels)]
+        self.shortcut = nn.Sequential(*shortcut)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.shortcut(x))
+
+
+class SphericalUNet(nn.Module):
+    r"""U-Net on the icosphere hierarchy, ``(B, in_channels, V_max) -> (B, out_channels, V_max)``.
+
+    The encoder goes from ``max_level`` down to ``min_level`` with stride-2
+    residual blocks, doubling the channels at every level
+    (``width * 2**(max_level - l)`` channels on level ``l``); the decoder comes
+    back up with :class:`MeshConvTranspose`, concatenates the encoder's features
+    of the same level (skip connection) and applies a residual block. A 1x1
+    convolution gives per-vertex logits.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, max_level: int = 5, min_level: int = 0,
+                 width: int = 16, mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        max_level = check_level(max_level, "max_level")
+        min_level = check_level(min_level, "min_level")
+        if min_level >= max_level:
+            raise ValueError(f"min_level ({min_level}) must be below max_level ({max_level})")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.max_level, self.min_level = max_level, min_level
+
+        def ch(level: int) -> int:
+            return width * 2 ** (max_level - level)
+
+        self.stem = nn.Sequential(MeshConv(in_channels, width, max_level, bias=False, mesh_dir=mesh_dir),
+                                  nn.BatchNorm1d(width), nn.ReLU())
+        self.down = nn.ModuleList(
+            ResBlock(ch(level), ch(level - 1), level, stride=2, mesh_dir=mesh_dir)
+            for level in range(max_level, min_level, -1)
+        )
+        self.up = nn.ModuleList(
+            nn.Sequential(MeshConvTranspose(ch(level - 1), ch(level), level, bias=False, mesh_dir=mesh_dir),
+                          nn.BatchNorm1d(ch(level)), nn.ReLU())
+            for level in range(min_level + 1, max_level + 1)
+        )
+        self.merge = nn.ModuleList(
+            ResBlock(2 * ch(level), ch(level), level, mesh_dir=mesh_dir)
+            for level in range(min_level + 1, max_level + 1)
+        )
+        self.head = nn.Conv1d(width, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, self.in_channels, self.max_level, "SphericalUNet")
+        x = self.stem(x)
+        skips = []
+        for block in self.down:
+            skips.append(x)
+            x = block(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+
+class SphericalResNet(nn.Module):
+    r"""Residual classifier on the icosphere, ``(B, in_channels, V_level) -> (B, num_classes)`` logits.
+
+    A MeshConv stem on ``level``, then ``depth`` stages, each a stride-2
+    residual block (down one level, channels doubled) followed by a stride-1
+    block; an area-weighted global average over the vertices of the last level
+    (:math:`\bar x_c = \sum_v a_v x_{c,v} / \sum_v a_v`) and a linear layer.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, level: int = 5, width: int = 16, depth: int = 3,
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        level = check_level(level)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= level:
+            raise ValueError(f"depth must be an integer in 0..level ({level}), got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        self.in_channels, self.num_classes, self.level = in_channels, num_classes, level
+        self.stem = nn.Sequential(MeshConv(in_channels, width, level, bias=False, mesh_dir=mesh_dir),
+                                  nn.BatchNorm1d(width), nn.ReLU())
+        stages = []
+        channels = width
+        for i in range(depth):
+            stages += [ResBlock(channels, 2 * channels, level - i, stride=2, mesh_dir=mesh_dir),
+                       ResBlock(2 * channels, 2 * channels, level - i - 1, mesh_dir=mesh_dir)]
+            channels *= 2
+        self.stages = nn.Sequential(*stages)
+        areas = torch.as_tensor(icosphere(level - depth, mesh_dir).vertex_areas, dtype=torch.get_default_dtype())
+        self.register_buffer("pool_weight", areas / areas.sum(), persistent=False)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, self.in_channels, self.level, "SphericalResNet")
+        x = self.stages(self.stem(x))
+        return self.fc(x @ self.pool_weight.to(x.dtype))

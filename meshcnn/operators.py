@@ -1,0 +1,163 @@
+r"""Sparse differential operators on a triangulated sphere.
+
+All functions take a triangle mesh as ``vertices`` ``(V, 3)`` float64 and
+``faces`` ``(F, 3)`` int64 (counter-clockwise seen from outside) and return
+``scipy.sparse`` matrices in CSR format, or dense numpy arrays.
+
+The construction is the one of Jiang et al., "Spherical CNNs on Unstructured
+Grids" (ICLR 2019):
+
+* the gradient of the piecewise-linear interpolant of a vertex signal is
+  constant on each face; libigl's ``grad`` gives it as a ``(3F, V)`` matrix;
+* on each face it is projected on the face's unit east-west and north-south
+  vectors (computed at the face centroid);
+* the per-face derivatives are brought back to vertices by an area-weighted
+  average over the faces around each vertex.
+"""
+from __future__ import annotations
+
+import igl
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "cotangent_laplacian",
+    "vertex_areas",
+    "face_areas",
+    "tangent_frames",
+    "face_to_vertex",
+    "directional_derivatives",
+    "edges",
+    "mean_edge_length",
+    "upsample_matrix",
+    "one_ring",
+]
+
+
+def cotangent_laplacian(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
+    r"""Cotangent stiffness matrix ``L`` (``(V, V)``, symmetric, negative semi-definite).
+
+    :math:`(L u)_i = \tfrac12 \sum_{j \in N(i)} (\cot\alpha_{ij} + \cot\beta_{ij}) (u_j - u_i)`.
+    It is dimension-free (cotangents are ratios of lengths); ``M^{-1} L``, with
+    ``M`` the lumped vertex areas, approximates the Laplace-Beltrami operator.
+    """
+    return sp.csr_matrix(igl.cotmatrix(vertices, faces))
+
+
+def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Mixed-Voronoi lumped areas ``(V,)``; they sum to the polyhedron's area."""
+    mass = igl.massmatrix(vertices, faces, igl.MASSMATRIX_TYPE_VORONOI)
+    return np.asarray(mass.diagonal(), dtype=np.float64)
+
+
+def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Areas of the flat triangles, ``(F,)``."""
+    return 0.5 * np.asarray(igl.doublearea(vertices, faces)).reshape(-1)
+
+
+def tangent_frames(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Unit east-west and north-south vectors at each face centroid, ``(F, 3)`` each.
+
+    With :math:`n` the normalized centroid and :math:`\hat z` the north pole,
+    :math:`e_{ew} = \hat z \times n / |\hat z \times n|` points east and
+    :math:`e_{ns} = n \times e_{ew}` points north. Undefined only if a centroid
+    lies on the polar axis, which cannot happen on an icosphere with a vertex
+    at each pole.
+    """
+    centroid = vertices[faces].mean(axis=1)
+    normal = centroid / np.linalg.norm(centroid, axis=1, keepdims=True)
+    east = np.cross(np.array([0.0, 0.0, 1.0]), normal)
+    norm = np.linalg.norm(east, axis=1, keepdims=True)
+    if np.any(norm < 1e-12):
+        raise ValueError("a face centroid lies on the polar axis; east/north are undefined there")
+    east /= norm
+    north = np.cross(normal, east)
+    return east, north
+
+
+def face_to_vertex(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
+    r"""Area-weighted face-to-vertex average ``A`` (``(V, F)``).
+
+    :math:`(A g)_i = \sum_{f \ni i} |f|\, g_f / \sum_{f \ni i} |f|`; rows sum to 1.
+    """
+    num_vertices, num_faces = len(vertices), len(faces)
+    area = face_areas(vertices, faces)
+    rows = faces.reshape(-1)
+    cols = np.repeat(np.arange(num_faces), 3)
+    mat = sp.csr_matrix((np.repeat(area, 3), (rows, cols)), shape=(num_vertices, num_faces))
+    total = np.asarray(mat.sum(axis=1)).reshape(-1)
+    return sp.csr_matrix(sp.diags(1.0 / total) @ mat)
+
+
+def directional_derivatives(
+    vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    r"""East-west and north-south derivative operators ``(V, V)``, times ``scale``.
+
+    :math:`D_{ew} = s\, A\, \sum_{k=x,y,z} \mathrm{diag}(e_{ew,k}) G_k` and likewise
+    for :math:`D_{ns}`, where :math:`G_k` is the ``k``-th component block of
+    libigl's face gradient and ``A`` the :func:`face_to_vertex` average. With
+    ``scale`` a length ``h`` the result is dimension-free
+    (:math:`D u \approx h\, \partial u / \partial s`, ``s`` arc length on the unit sphere).
+    Each row only touches the vertex's 1-ring.
+    """
+    num_faces = len(faces)
+    grad = sp.csr_matrix(igl.grad(vertices, faces))  # (3F, V): all x rows, then y, then z
+    blocks = [grad[k * num_faces : (k + 1) * num_faces] for k in range(3)]
+    east, north = tangent_frames(vertices, faces)
+    average = face_to_vertex(vertices, faces)
+
+    def project(direction: np.ndarray) -> sp.csr_matrix:
+        face_op = sum(sp.diags(direction[:, k]) @ blocks[k] for k in range(3))
+        out = sp.csr_matrix(scale * (average @ face_op))
+        out.sum_duplicates()
+        out.sort_indices()
+        return out
+
+    return project(east), project(north)
+
+
+def edges(faces: np.ndarray) -> np.ndarray:
+    """Unique undirected edges ``(E, 2)`` with ``a < b``, sorted lexicographically."""
+    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    pairs.sort(axis=1)
+    n = int(faces.max()) + 1
+    keys = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    return np.stack([keys // n, keys % n], axis=1)
+
+
+def mean_edge_length(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Mean Euclidean (chord) length of the mesh's edges."""
+    e = edges(faces)
+    return float(np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1).mean())
+
+
+def upsample_matrix(parent_edges: np.ndarray, num_coarse: int) -> sp.csr_matrix:
+    r"""Interpolation from a level to the next, ``(V_{fine}, V_{coarse})``.
+
+    Coarse vertices keep their value (identity on the first ``V_coarse`` rows);
+    vertex ``V_coarse + k`` takes the mean of the two ends ``parent_edges[k]``
+    of the edge it splits.
+    """
+    num_new = len(parent_edges)
+    rows = np.concatenate([np.arange(num_coarse), np.repeat(np.arange(num_new) + num_coarse, 2)])
+    cols = np.concatenate([np.arange(num_coarse), parent_edges.reshape(-1)])
+    vals = np.concatenate([np.ones(num_coarse), np.full(2 * num_new, 0.5)])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(num_coarse + num_new, num_coarse))
+
+
+def one_ring(faces: np.ndarray, num_vertices: int, max_degree: int = 6) -> np.ndarray:
+    """Neighbour table ``(V, max_degree)``: each row lists the vertex's neighbours
+    in increasing order, padded with ``-1``."""
+    e = edges(faces)
+    both = np.concatenate([e, e[:, ::-1]])
+    order = np.lexsort((both[:, 1], both[:, 0]))
+    both = both[order]
+    degree = np.bincount(both[:, 0], minlength=num_vertices)
+    if degree.max() > max_degree:
+        raise ValueError(f"vertex degree {degree.max()} exceeds max_degree={max_degree}")
+    start = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    slot = np.arange(len(both)) - start[both[:, 0]]
+    table = np.full((num_vertices, max_degree), -1, dtype=np.int64)
+    table[both[:, 0], slot] = both[:, 1]
+    return table
