@@ -1,0 +1,357 @@
+"""The one training loop every experiment uses.
+
+:func:`fit` trains any ``nn.Module`` on any map-style dataset of ``(input, target)``
+pairs and owns everything around the optimisation step:
+
+* **Exact resume.** After every epoch ``run_dir/checkpoint.pt`` is written
+  atomically with the model, optimizer and scheduler states, the epoch, the
+  history, caller-supplied ``extra_state`` (normalisation statistics, model
+  configuration) and the RNG states of Python, NumPy and torch. Shuffling is
+  drawn from a generator seeded with ``seed + epoch``, so ``fit(..., epochs=2)``
+  followed by ``fit(..., epochs=4, resume=True)`` ends with the same parameters
+  as ``fit(..., epochs=4)``.
+* **No pickles.** Checkpoints hold only tensors, numbers, strings, lists, tuples
+  and dicts, and are read back with ``torch.load(weights_only=True)``.
+* **Data parallel.** Under ``torchrun`` call :func:`init_distributed` first; ``fit``
+  then wraps the model in ``DistributedDataParallel``, shards the data with a
+  ``DistributedSampler`` and lets only rank 0 evaluate and write files.
+* **Per-epoch data.** A dataset with a ``set_epoch(epoch)`` method (fresh random
+  rotations each epoch, say) has it called before each epoch.
+
+``run_dir/metrics.json`` holds the history: one dict per epoch with ``epoch``,
+``train_loss``, ``lr``, ``time_s`` and whatever ``evaluate`` returned.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from .io import save_json, save_torch
+
+__all__ = ["fit", "predict", "load_checkpoint", "init_distributed", "seed_everything"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+CHECKPOINT_FORMAT = 1
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def init_distributed(device: str | torch.device = "cpu") -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Uses the ``gloo`` backend for CPU training and ``nccl`` for CUDA, and pins each
+    CUDA process to ``cuda:LOCAL_RANK``. Outside ``torchrun`` (``WORLD_SIZE`` unset
+    or 1) it does nothing.
+
+    Returns:
+        ``(rank, world_size)``; ``(0, 1)`` when not distributed.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and _distributed()[1] > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _weights_only_safe(obj: Any) -> Any:
+    """Turn NumPy arrays and scalars into tensors and numbers so ``weights_only`` loads them."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _weights_only_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_weights_only_safe(o) for o in obj)
+    return obj
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: Any | None = None,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`fit` and restore the given objects from it.
+
+    The file is read with ``torch.load(weights_only=True)``: no code is unpickled.
+
+    Returns:
+        The checkpoint dict: ``model``, ``optimizer``, ``scheduler`` (state dicts),
+        ``epoch`` (epochs completed), ``history``, ``extra`` (the ``extra_state``
+        given to :func:`fit`), ``rng``, ``seed``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated or foreign file
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a meshcnn checkpoint of format {CHECKPOINT_FORMAT}")
+    if model is not None:
+        model.load_state_dict(ckpt["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None and ckpt.get("scheduler") is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    return ckpt
+
+
+def _loader(dataset: Dataset, batch_size: int, sampler, num_workers: int, collate_fn, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_fn, generator=generator, persistent_workers=False)
+
+
+def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[Any, Any], torch.Tensor], epochs: int, batch_size: int,
+        run_dir: str | os.PathLike, val_set: Dataset | None = None,
+        evaluate: Callable[[nn.Module, Dataset, torch.device], dict[str, float]] | None = None,
+        scheduler: Any | None = None, device: str | torch.device = "cpu", seed: int = 0,
+        resume: bool = False, extra_state: dict[str, Any] | None = None, num_workers: int = 0,
+        progress: bool = True, collate_fn: Callable | None = None,
+        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones).
+
+    Args:
+        model: any module; moved to ``device``. Build it after seeding if its
+            initialisation must be reproducible.
+        train_set: map-style dataset of ``(input, target)``; inputs and targets may
+            be tensors or (nested) tuples/lists/dicts of tensors.
+        optimizer, scheduler: ``scheduler.step()`` is called once per epoch.
+        loss_fn: ``loss_fn(model(input), target) -> scalar tensor``.
+        epochs: total number of epochs; with ``resume`` training continues from
+            the checkpoint's epoch up to this number.
+        batch_size: per process.
+        run_dir: where ``checkpoint.pt`` and ``metrics.json`` are written.
+        val_set, evaluate: after each epoch rank 0 calls
+            ``evaluate(model, val_set, device) -> dict`` (the unwrapped model, in
+            eval mode) and adds the result to the epoch's record.
+        seed: seeds the global generators on a fresh start and the per-epoch
+            shuffling (``seed + epoch``).
+        resume: continue from ``run_dir/checkpoint.pt`` if it exists.
+        extra_state: saved in the checkpoint as ``"extra"`` (NumPy arrays are
+            stored as tensors).
+        progress: show a tqdm bar per epoch (rank 0 only).
+        log: called with a one-line summary per epoch.
+
+    Returns:
+        The history: one dict per epoch.
+
+    Raises:
+        FloatingPointError: when the loss becomes NaN or infinite (naming epoch
+            and batch), instead of silently training on garbage.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    rank, world_size = _distributed()
+    device = _resolve_device(device)
+    model.to(device)
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path, model, optimizer, scheduler, map_location=device)
+        start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
+        _set_rng_state(ckpt["rng"])
+        log(f"resumed from {ckpt_path} after epoch {start_epoch}")
+    else:
+        if resume:
+            log(f"no checkpoint in {run_dir}; starting from scratch")
+        seed_everything(seed)
+    if start_epoch >= epochs:
+        log(f"already trained for {start_epoch} >= {epochs} epochs; nothing to do")
+        return history
+
+    train_model: nn.Module = model
+    if world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    else:
+        sampler = None
+
+    for epoch in range(start_epoch, epochs):
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            epoch_sampler = sampler
+        else:
+            epoch_sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(seed + epoch))
+        loader = _loader(train_set, batch_size, epoch_sampler, num_workers, collate_fn, seed + epoch)
+
+        train_model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        count = torch.zeros((), dtype=torch.float64, device=device)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0,
+                   leave=False, dynamic_ncols=True)
+        for step, (inputs, targets) in enumerate(bar):
+            inputs, targets = _to_device(inputs, device), _to_device(targets, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(train_model(inputs), targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, batch {step}")
+            loss.backward()
+            optimizer.step()
+            n = len(inputs) if isinstance(inputs, torch.Tensor) else batch_size
+            loss_sum += loss.detach().double() * n
+            count += n
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        if world_size > 1:
+            totals = torch.stack([loss_sum, count])
+            dist.all_reduce(totals)
+            loss_sum, count = totals[0], totals[1]
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+
+        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(loss_sum / count), "lr": lr,
+                                  "time_s": time.perf_counter() - start}
+        if rank == 0:
+            if val_set is not None and evaluate is not None:
+                model.eval()
+                with torch.no_grad():
+                    record.update({k: _weights_only_safe(v) for k, v in evaluate(model, val_set, device).items()})
+            history.append(record)
+            save_torch(ckpt_path, {
+                "format": CHECKPOINT_FORMAT,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch + 1,
+                "history": history,
+                "rng": _rng_state(),
+                "extra": _weights_only_safe(extra_state or {}),
+                "seed": seed,
+            })
+            save_json(run_dir / METRICS_NAME, _jsonable(history))
+            log(_summary(record))
+        else:
+            history.append(record)
+        if world_size > 1:
+            dist.barrier()
+    return history
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(o) for o in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    return obj
+
+
+def _summary(record: dict[str, Any]) -> str:
+    parts = []
+    for key, value in record.items():
+        if isinstance(value, float):
+            parts.append(f"{key} {value:.4g}")
+        elif isinstance(value, int):
+            parts.append(f"{key} {value}")
+    return " | ".join(parts)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, device: str | torch.device = "cpu",
+            progress: bool = False, collate_fn: Callable | None = None,
+            num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``model`` in eval mode over ``dataset`` in order.
+
+    Returns:
+        ``(outputs, targets)``: the model outputs and the dataset targets,
+        concatenated along the batch dimension, on the CPU.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval().to(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
+                        num_workers=num_workers)
+    outputs, targets = [], []
+    for inputs, target in tqdm(loader, desc="predict", disable=not progress, leave=False):
+        outputs.append(model(_to_device(inputs, device)).cpu())
+        targets.append(target if isinstance(target, torch.Tensor) else torch.as_tensor(target))
+    model.train(was_training)
+    if not outputs:
+        raise ValueError("predict() got an empty dataset")
+    return torch.cat(outputs), torch.cat(targets)
