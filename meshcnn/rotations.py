@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from .mesh import Mesh, icosphere
 
-__all__ = ["random_rotation", "icosahedral_rotations", "vertex_permutation"]
+__all__ = ["random_rotation", "icosahedral_rotations", "vertex_permutation", "barycentric_interpolation",
+           "rotation_matrix_on_mesh", "rotate_signal"]
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -68,3 +70,114 @@ def vertex_permutation(mesh: Mesh | int, rotation: np.ndarray, tol: float = 1e-9
     if distance.max() > tol or len(np.unique(perm)) != len(perm):
         raise ValueError("rotation does not map the mesh's vertices onto themselves")
     return perm.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- interpolation on the mesh
+def _face_inverses(mesh: Mesh) -> np.ndarray:
+    """``(F, 3, 3)``: the inverse of each face's vertex matrix ``[a b c]`` (vertices as columns)."""
+    return np.linalg.inv(np.transpose(mesh.vertices[mesh.faces], (0, 2, 1)))
+
+
+@functools.lru_cache(maxsize=4)
+def _locator(level: int) -> tuple[Mesh, np.ndarray, cKDTree]:
+    mesh = icosphere(level)
+    centroids = mesh.vertices[mesh.faces].mean(axis=1)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    return mesh, _face_inverses(mesh), cKDTree(centroids)
+
+
+def barycentric_interpolation(mesh: Mesh | int, points: np.ndarray, candidates: int = 8) -> sp.csr_matrix:
+    r"""Sparse ``(N, V)`` matrix that linearly interpolates a vertex signal at ``points``.
+
+    Each point ``q`` (a direction; it is normalised) lies in one spherical triangle
+    ``(a, b, c)`` of the mesh, the one with ``q = \alpha a + \beta b + \gamma c``
+    and ``\alpha, \beta, \gamma \ge 0``. The weights are ``(\alpha, \beta, \gamma)
+    / (\alpha + \beta + \gamma)``: linear interpolation on the flat triangle at the
+    point where the ray through ``q`` meets it (central projection). Every row sums
+    to 1, and a point on a vertex gets weight 1 on that vertex (up to round-off), so
+    constants and vertex values are reproduced exactly.
+
+    The containing face is searched among the ``candidates`` faces with the nearest
+    centroids; the few points not found there are checked against every face.
+    """
+    if isinstance(mesh, (int, np.integer)):
+        mesh = icosphere(int(mesh))
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3), got {points.shape}")
+    norms = np.linalg.norm(points, axis=1, keepdims=True)
+    if not np.all(np.isfinite(points)) or np.any(norms == 0):
+        raise ValueError("points must be finite and nonzero")
+    points = points / norms
+    cached_mesh, inverses, tree = _locator(mesh.level)
+    if cached_mesh is not mesh and (cached_mesh.num_vertices != mesh.num_vertices
+                                    or not np.array_equal(cached_mesh.faces, mesh.faces)):
+        inverses = _face_inverses(mesh)
+        centroids = mesh.vertices[mesh.faces].mean(axis=1)
+        tree = cKDTree(centroids / np.linalg.norm(centroids, axis=1, keepdims=True))
+    k = min(candidates, mesh.num_faces)
+    _, near = tree.query(points, k=k)
+    near = near.reshape(len(points), k)
+    coords = np.einsum("nkij,nj->nki", inverses[near], points)  # (N, k, 3)
+    best = coords.min(axis=2).argmax(axis=1)
+    rows = np.arange(len(points))
+    face = near[rows, best]
+    bary = coords[rows, best]
+    lost = np.flatnonzero(bary.min(axis=1) < -1e-12)
+    for i in lost:  # not among the candidates: search every face
+        c = inverses @ points[i]
+        j = int(c.min(axis=1).argmax())
+        face[i], bary[i] = j, c[j]
+    bary = np.clip(bary, 0.0, None)
+    bary /= bary.sum(axis=1, keepdims=True)
+    return sp.csr_matrix(
+        (bary.ravel(), (np.repeat(rows, 3), mesh.faces[face].ravel())), shape=(len(points), mesh.num_vertices)
+    )
+
+
+def rotation_matrix_on_mesh(mesh: Mesh | int, rotation: np.ndarray) -> sp.csr_matrix:
+    r"""Sparse ``(V, V)`` operator ``P_R`` with ``(P_R f)_i \approx f(R^T v_i)``: the signal rotated by ``R``.
+
+    Built with :func:`barycentric_interpolation` at the points ``R^T v_i``. For a
+    rotation of the icosahedral group it is the permutation of
+    :func:`vertex_permutation` (up to round-off); otherwise it is linear
+    interpolation, which smooths the signal slightly (error ``O(h^2)`` for a
+    smooth signal, ``h`` the edge length).
+    """
+    if isinstance(mesh, (int, np.integer)):
+        mesh = icosphere(int(mesh))
+    rotation = np.asarray(rotation, dtype=np.float64)
+    if rotation.shape != (3, 3):
+        raise ValueError(f"rotation must be (3, 3), got {rotation.shape}")
+    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
+        raise ValueError("rotation must be a proper rotation matrix (orthogonal, det +1)")
+    return barycentric_interpolation(mesh, mesh.vertices @ rotation)  # row i: R^T v_i
+
+
+def rotate_signal(signal, level: Mesh | int, rotation: np.ndarray):
+    r"""Rotate a vertex signal by ``R``: ``out[..., i] = f(R^T v_i)``, re-interpolated on the mesh.
+
+    ``signal`` is a NumPy array or torch tensor ``(..., V)`` (e.g. ``(B, C, V)``);
+    the result has the same type, shape and dtype (and, for a tensor, device;
+    gradients flow through it). ``f(R^T v_i)`` is evaluated by linear interpolation
+    in the mesh triangle containing ``R^T v_i`` (:func:`barycentric_interpolation`),
+    so for the 60 rotations of :func:`icosahedral_rotations` the result is exactly
+    the vertex permutation, and for other rotations it is an ``O(h^2)`` approximation.
+    Convention as in this module: :math:`(R f)(p) = f(R^{-1} p)`.
+    """
+    mesh = icosphere(int(level)) if isinstance(level, (int, np.integer)) else level
+    v = mesh.num_vertices
+    if signal.shape[-1] != v:
+        raise ValueError(f"signal has {signal.shape[-1]} values on its last axis, level {mesh.level} has V={v}")
+    op = rotation_matrix_on_mesh(mesh, rotation)
+    if isinstance(signal, np.ndarray):
+        flat = signal.reshape(-1, v)
+        return np.asarray(op @ flat.T).T.reshape(signal.shape).astype(signal.dtype, copy=False)
+    import torch
+
+    coo = op.tocoo()
+    indices = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    matrix = torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data), (v, v), check_invariants=False)
+    matrix = matrix.to(dtype=signal.dtype, device=signal.device)
+    flat = signal.reshape(-1, v)
+    return torch.sparse.mm(matrix, flat.T).T.reshape(signal.shape)
