@@ -21,6 +21,7 @@ Conventions
 Command line::
 
     python -m meshcnn.data.climate synth --out DIR --num 200 --nlat 192 --nlon 288 --seed 0
+    python -m meshcnn.data.climate verify DIR        # measured TC rotation, AR shape, class balance
     python -m meshcnn.data.climate check FILE_OR_DIR ...
     python -m meshcnn.data.climate to-ugscnn --data DIR --out DIR --level 5
 """
@@ -49,7 +50,7 @@ __all__ = [
     "VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError",
     "read_latlon", "read_climatenet", "read_ugscnn", "read_split_list", "write_split_lists",
     "split_files", "find_files", "ClimateNetDataset", "compute_stats", "class_weights",
-    "synthesize_sample", "write_climatenet", "generate_synthetic", "LatLonGrid",
+    "synthesize_sample", "write_climatenet", "generate_synthetic", "verify_synthetic", "LatLonGrid",
 ]
 
 log = logging.getLogger(__name__)
@@ -830,8 +831,8 @@ def synthesize_sample(seed: int, index: int, lat: np.ndarray, lon: np.ndarray,
     for _ in range(n_tc):
         for _try in range(20):
             hemi = 1.0 if rng.uniform() < 0.5 + 0.35 * decl / 23.44 else -1.0  # summer hemisphere
-            lat_c = hemi * rng.uniform(6, 32)
-            center = _unit(np.deg2rad(lat_c), rng.uniform(-np.pi, np.pi))
+            lat_c, lon_c = hemi * rng.uniform(6, 32), rng.uniform(-np.pi, np.pi)
+            center = _unit(np.deg2rad(lat_c), lon_c)
             if all(np.arccos(np.clip(center @ c, -1, 1)) * _KM_PER_RAD > 1800 for c in centers):
                 break
         else:
@@ -855,7 +856,7 @@ def synthesize_sample(seed: int, index: int, lat: np.ndarray, lon: np.ndarray,
         fields["PRECT"] += rng.uniform(1e-6, 4e-6) * np.exp(-(r / (2.5 * rmax)) ** 2)
         labels[r < r_label] = 1
         events["tropical_cyclones"].append({
-            "lat": round(float(lat_c), 2), "hemisphere": "N" if hemi > 0 else "S",
+            "lat": round(float(lat_c), 3), "lon": round(float(np.rad2deg(lon_c)) % 360.0, 3), "hemisphere": "N" if hemi > 0 else "S",
             "pressure_drop_hpa": round(float(dp / 100), 1), "rmax_km": round(float(rmax), 1),
             "label_radius_km": round(r_label, 1), "max_wind_ms": round(float(vt.max()), 1)})
 
@@ -974,6 +975,77 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
     return [out / r["file"] for r in records]
 
 
+def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
+    """Measure, from the files themselves, that a synthetic set has the intended physics.
+
+    Reads ``folder/synth.json`` (written by :func:`generate_synthetic`) for the event
+    positions and every file's fields and labels, and returns:
+
+    * ``class_fraction``: area-weighted label fractions (background, TC, AR);
+    * ``tc_cyclonic_fraction``: fraction of TCs whose mean 850 hPa relative vorticity
+      :math:`\zeta = \partial_x v - \partial_y u` within 300 km of the centre has the
+      hemisphere's cyclonic sign (positive north, negative south), with the mean
+      vorticity per hemisphere; ``tc_warm_core_k``: mean T500 at the centre minus its
+      mean 1500-2000 km away; ``tc_pressure_drop_hpa``: mean PSL drop over the same;
+      ``tc_abs_lat_range``;
+    * ``ar_length_km``/``ar_width_km`` ranges, ``ar_polar_fraction`` (ARs reaching
+      beyond 60 degrees); ``tmq_ar_over_background``: mean TMQ on AR labels over mean
+      TMQ of background points at 20-60 degrees.
+    """
+    from tqdm import tqdm
+
+    folder = Path(folder)
+    with open(folder / "synth.json") as f:
+        summary = json.load(f)
+    area_counts = np.zeros(NUM_CLASSES)
+    vort = {"N": [], "S": []}
+    warm, drop, tc_lats = [], [], []
+    tmq_ar, tmq_bg = [], []
+    grid = None
+    for record in tqdm(summary["files"], desc="verifying", unit="file", disable=not progress):
+        fields, labels, lat, lon = read_latlon(folder / record["file"])
+        if grid is None:
+            grid = _Grid(lat, lon)
+            w = np.cos(np.deg2rad(lat))[:, None] * np.ones(len(lon))
+        area_counts += np.bincount(labels.ravel(), weights=w.ravel(), minlength=NUM_CLASSES)
+        u, v = fields[VARIABLES.index("U850")].astype(np.float64), fields[VARIABLES.index("V850")].astype(np.float64)
+        dvdx, _ = _ddx_ddy(v, grid)
+        _, dudy = _ddx_ddy(u, grid)
+        zeta = dvdx - dudy
+        for tc in record["tropical_cyclones"]:
+            r = grid.distance_km(_unit(np.deg2rad(tc["lat"]), np.deg2rad(tc["lon"])))
+            core, ring = r < 300, (r > 1500) & (r < 2000)
+            vort[tc["hemisphere"]].append(float(zeta[core].mean()))
+            t500, psl = fields[VARIABLES.index("T500")], fields[VARIABLES.index("PSL")]
+            warm.append(float(t500[r < 150].mean() - t500[ring].mean()) if np.any(r < 150) else float("nan"))
+            drop.append(float(psl[ring].mean() - psl[core].min()) / 100)
+            tc_lats.append(abs(tc["lat"]))
+        tmq = fields[VARIABLES.index("TMQ")]
+        band = (np.abs(grid.lat_deg)[:, None] > 20) & (np.abs(grid.lat_deg)[:, None] < 60) & np.ones(len(lon), bool)
+        if np.any(labels == 2):
+            tmq_ar.append(float(tmq[labels == 2].mean()))
+        tmq_bg.append(float(tmq[band & (labels == 0)].mean()))
+    ars = [a for r in summary["files"] for a in r["atmospheric_rivers"]]
+    signs = [z > 0 for z in vort["N"]] + [z < 0 for z in vort["S"]]
+    return {
+        "num_files": len(summary["files"]),
+        "class_fraction": (area_counts / area_counts.sum()).tolist(),
+        "num_tc": len(signs), "num_tc_north": len(vort["N"]), "num_tc_south": len(vort["S"]),
+        "tc_cyclonic_fraction": float(np.mean(signs)) if signs else float("nan"),
+        "tc_mean_vorticity_north": float(np.mean(vort["N"])) if vort["N"] else float("nan"),
+        "tc_mean_vorticity_south": float(np.mean(vort["S"])) if vort["S"] else float("nan"),
+        "tc_warm_core_k": float(np.nanmean(warm)) if warm else float("nan"),
+        "tc_pressure_drop_hpa": float(np.mean(drop)) if drop else float("nan"),
+        "tc_abs_lat_range": [float(min(tc_lats)), float(max(tc_lats))] if tc_lats else [],
+        "num_ar": len(ars),
+        "ar_length_km": [min(a["length_km"] for a in ars), max(a["length_km"] for a in ars)] if ars else [],
+        "ar_width_km": [min(a["width_km"] for a in ars), max(a["width_km"] for a in ars)] if ars else [],
+        "ar_start_abs_lat": [min(abs(a["start_lat"]) for a in ars), max(abs(a["start_lat"]) for a in ars)] if ars else [],
+        "ar_polar_fraction": float(np.mean([a["max_abs_lat"] > 60 for a in ars])) if ars else float("nan"),
+        "tmq_ar_over_background": float(np.mean(tmq_ar) / np.mean(tmq_bg)) if tmq_ar else float("nan"),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
@@ -985,6 +1057,11 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     print(f"wrote {len(files)} files to {args.out}")
     print("area fraction: " + ", ".join(f"{c} {100 * x:.2f}%" for c, x in zip(CLASSES, frac)))
     print(f"{summary['num_tropical_cyclones']} tropical cyclones, {summary['num_atmospheric_rivers']} atmospheric rivers")
+
+
+def _cmd_verify(args: argparse.Namespace) -> None:
+    report = verify_synthetic(args.folder)
+    print(json.dumps(report, indent=2))
 
 
 def _cmd_check(args: argparse.Namespace) -> None:
@@ -1031,6 +1108,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.set_defaults(func=_cmd_synth)
+    p = sub.add_parser("verify", help="measure the physics of a synthetic set (TC rotation, AR shape, balance)")
+    p.add_argument("folder", help="folder written by 'synth'")
+    p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("check", help="validate ClimateNet files and print their label fractions")
     p.add_argument("paths", nargs="+", help="files or folders")
     p.set_defaults(func=_cmd_check)
