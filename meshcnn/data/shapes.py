@@ -137,14 +137,14 @@ def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
             raise ValueError(f"{path}: vertex {i}: expected 3 numbers, got {line!r}") from None
     triangles: list[tuple[int, int, int]] = []
     for k, line in enumerate(body[nv: nv + nf]):
+        tokens = line.split()
         try:
-            parts = [int(x) for x in line.split()]
-        except ValueError:
-            raise ValueError(f"{path}: face {k}: expected integers, got {line!r}") from None
-        n = parts[0] if parts else 0
-        if n < 3 or len(parts) < n + 1:
+            n = int(tokens[0])
+            corners = [int(x) for x in tokens[1: n + 1]]  # anything after the corners (colour) is ignored
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}: face {k}: expected a count and integer indices, got {line!r}") from None
+        if n < 3 or len(corners) < n:
             raise ValueError(f"{path}: face {k} is not a polygon of at least 3 corners: {line!r}")
-        corners = parts[1: n + 1]
         if n > 3 and not triangulate:
             raise ValueError(f"{path}: face {k} has {n} corners; only triangle meshes are read "
                              "(pass triangulate=True, or --triangulate, to fan-triangulate polygons)")

@@ -1,0 +1,196 @@
+"""OFF reading, the ModelNet-layout dataset (cache, rotations, bad files) and the synthetic shape set."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import meshcnn.data.shapes as shapes
+from meshcnn.data.shapes import SYNTH_CLASSES, ModelNet, make_synthetic, read_off, write_off
+from meshcnn.project import project_latlon, project_mesh
+
+TETRA_V = "0 0 0\n1 0 0\n0 1 0\n0 0 1\n"
+TETRA_F = "3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n"
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ read_off
+@pytest.mark.parametrize("header", ["OFF\n4 4 0\n", "OFF4 4 0\n", "OFF 4 4 0\n", "# comment\nOFF\n\n4 4 0 # counts\n"])
+def test_read_off_headers_including_the_modelnet_quirk(tmp_path, header):
+    mesh = read_off(_write(tmp_path / "t.off", header + TETRA_V + TETRA_F))
+    np.testing.assert_array_equal(mesh.vertices, [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(mesh.faces, [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    assert mesh.metadata["file_path"].endswith("t.off")
+
+
+def test_read_off_ignores_colours(tmp_path):
+    text = "OFF\n4 4 0\n" + "".join(f"{v} 255 0 0\n" for v in TETRA_V.splitlines()) + \
+        "".join(f"{f} 0.5 0.5 0.5\n" for f in TETRA_F.splitlines())
+    np.testing.assert_array_equal(read_off(_write(tmp_path / "c.off", text)).faces[3], [1, 2, 3])
+
+
+def test_polygons_are_an_error_unless_triangulated(tmp_path):
+    cube_v = "".join(f"{x} {y} {z}\n" for x in (0, 1) for y in (0, 1) for z in (0, 1))
+    quads = "4 0 1 3 2\n4 4 6 7 5\n4 0 4 5 1\n4 2 3 7 6\n4 0 2 6 4\n4 1 5 7 3\n"
+    path = _write(tmp_path / "cube.off", "OFF\n8 6 0\n" + cube_v + quads)
+    with pytest.raises(ValueError, match=r"cube\.off.*face 0 has 4 corners.*triangulate"):
+        read_off(path)
+    mesh = read_off(path, triangulate=True)
+    assert mesh.faces.shape == (12, 3)
+    np.testing.assert_array_equal(mesh.faces[:2], [[0, 1, 3], [0, 3, 2]])  # fan from the first corner
+    assert mesh.is_watertight and abs(mesh.volume) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "not an OFF file"),
+    ("PLY\n4 4 0\n" + TETRA_V + TETRA_F, "not an OFF file"),
+    ("OFF\nfour 4 0\n" + TETRA_V + TETRA_F, "malformed OFF header"),
+    ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.splitlines()[0], "truncated"),
+    ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.replace("1 2 3", "1 2 9"), "out of range"),
+    ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.replace("3 1 2 3", "2 1 2"), "at least 3 corners"),
+    ("OFF\n4 4 0\n" + TETRA_V.replace("0 0 1", "0 0 nan") + TETRA_F, "NaN"),
+    ("OFF\n4 4 0\n" + TETRA_V.replace("0 0 1", "1 1 0") + TETRA_F, "zero volume"),
+    ("OFF\n4 4 0\n0 0 0\n1 0 x\n0 1 0\n0 0 1\n" + TETRA_F, "vertex 1"),
+])
+def test_bad_off_files_raise_naming_the_file(tmp_path, text, message):
+    path = _write(tmp_path / "bad_0007.off", text)
+    with pytest.raises(ValueError, match=r"bad_0007\.off.*" + message):
+        read_off(path)
+
+
+def test_missing_off_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.off"):
+        read_off(tmp_path / "nothere.off")
+
+
+@pytest.mark.parametrize("quirk", [False, True])
+def test_write_off_round_trip(tmp_path, quirk):
+    import trimesh
+
+    mesh = trimesh.creation.capsule()
+    path = tmp_path / "cap.off"
+    write_off(path, mesh, header_quirk=quirk)
+    assert path.read_text().startswith(f"OFF{len(mesh.vertices)} " if quirk else "OFF\n")
+    back = read_off(path)
+    np.testing.assert_allclose(back.vertices, mesh.vertices, atol=1e-6)
+    np.testing.assert_array_equal(back.faces, mesh.faces)
+
+
+# ------------------------------------------------------------------------------------------ dataset
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    make_synthetic(root, per_class=3, seed=0, test_fraction=0.34, classes=["torus", "box", "chair"], progress=False)
+    return root
+
+
+def test_dataset_layout_and_items(synth_root):
+    (synth_root / "__MACOSX").mkdir(exist_ok=True)  # as in ModelNet10.zip: ignored
+    train = ModelNet(synth_root, "train", 1)
+    test = ModelNet(synth_root, "test", 1)
+    assert train.classes == ["box", "chair", "torus"] == test.classes
+    assert len(train) == 6 and len(test) == 3
+    assert train.targets == [0, 0, 1, 1, 2, 2]
+    x, y = train[2]
+    assert isinstance(x, torch.Tensor) and x.shape == (6, 42) and x.dtype == torch.float32 and y == 1
+    np.testing.assert_array_equal(x.numpy(), project_mesh(read_off(train.files[2]), 1))
+    assert torch.isfinite(x).all()
+
+
+def test_latlon_view_is_the_same_projection_on_a_grid(synth_root):
+    data = ModelNet(synth_root, "test", 2, grid="latlon")
+    x, _ = data[0]
+    assert x.shape == (6, 9, 18)
+    np.testing.assert_array_equal(x.numpy(), project_latlon(read_off(data.files[0]), 9, 18))
+
+
+def test_projection_cache_is_used_and_refreshed(synth_root, tmp_path, monkeypatch):
+    data = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
+    first = data[0][0]
+    cache = tmp_path / "v1_ico1" / "box" / "train" / "box_0001.npy"
+    assert cache.is_file()
+    np.testing.assert_array_equal(np.load(cache, allow_pickle=False), first.numpy())
+
+    def no_projection(*args, **kwargs):
+        raise AssertionError("re-projected a cached file")
+
+    monkeypatch.setattr(shapes, "project_mesh", no_projection)
+    again = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again[0][0].numpy(), first.numpy())
+    # a cache file older than its OFF file is recomputed
+    os.utime(cache, (0, 0))
+    with pytest.raises(AssertionError, match="re-projected"):
+        again[0]
+    monkeypatch.undo()
+    np.save(cache, np.zeros((6, 10), np.float32))  # wrong shape: warned about and recomputed
+    with pytest.warns(UserWarning, match="recomputing"):
+        np.testing.assert_array_equal(again[0][0].numpy(), first.numpy())
+
+
+def test_fresh_rotations_per_epoch(synth_root):
+    data = ModelNet(synth_root, "train", 1, rotate=True, seed=5)
+    a = data[1][0]
+    np.testing.assert_array_equal(data[1][0], a)  # same epoch, same rotation
+    R = data.rotation(1)
+    np.testing.assert_allclose(a.numpy(), project_mesh(read_off(data.files[1]), 1, R), atol=1e-6)
+    data.set_epoch(1)
+    assert not np.allclose(data.rotation(1), R)
+    assert (data[1][0] - a).abs().max() > 0.05
+    data.set_epoch(0)
+    np.testing.assert_array_equal(data[1][0], a)
+
+
+def test_cached_rotation_bank(synth_root, tmp_path):
+    data = ModelNet(synth_root, "train", 1, rotate=True, cache_rotations=2, cache_dir=tmp_path)
+    signals = []
+    for epoch in range(8):
+        data.set_epoch(epoch)
+        signals.append(data[0][0].numpy())
+        np.testing.assert_allclose(signals[-1], project_mesh(read_off(data.files[0]), 1, data.rotation(0)), atol=1e-6)
+    assert len({s.tobytes() for s in signals}) == 2
+    bank = np.load(tmp_path / "v1_ico1_rot2_seed0" / "box" / "train" / "box_0001.npy", allow_pickle=False)
+    assert bank.shape == (2, 6, 42)
+    with pytest.raises(ValueError, match="rotate=True"):
+        ModelNet(synth_root, "train", 1, cache_rotations=2)
+
+
+def test_bad_files_and_folders(synth_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(synth_root, root)
+    bad = _write(root / "box" / "train" / "box_0099.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    data = ModelNet(root, "train", 1)
+    index = data.files.index(bad)
+    with pytest.raises(ValueError, match="box_0099.off"):
+        data[index]
+    logged = []
+    skipping = ModelNet(root, "train", 1, skip_bad=True, progress=False, log=logged.append)
+    assert len(skipping) == len(data) - 1 and bad not in skipping.files
+    assert skipping.skipped[0][0] == bad and "box_0099.off" in logged[0]
+
+    for path in (root / "torus" / "test").iterdir():
+        path.unlink()
+    with pytest.raises(ValueError, match="torus.*no .off files"):
+        ModelNet(root, "test", 1)
+    with pytest.raises(FileNotFoundError):
+        ModelNet(tmp_path / "missing", "train", 1)
+    with pytest.raises(ValueError, match="split"):
+        ModelNet(root, "val", 1)
+
+
+def test_synth_cli_is_reproducible(tmp_path):
+    assert len(SYNTH_CLASSES) >= 10
+    for out in ("a", "b"):
+        shapes.main(["synth", "--out", str(tmp_path / out), "--per-class", "2", "--seed", "1"])
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.off"))
+    assert len(files) == 2 * len(SYNTH_CLASSES)
+    assert {p.parts[1] for p in files} == {"train", "test"}
+    for p in files:
+        assert (tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes()
+        read_off(tmp_path / "a" / p)  # every generated shape is a valid mesh
