@@ -1,0 +1,286 @@
+"""Maps of mesh signals and evaluation figures (optional extra ``plot``: matplotlib).
+
+matplotlib is imported lazily and used through :class:`matplotlib.figure.Figure`
+(Agg canvas), never through ``pyplot``'s global state, so these functions work
+headless and in threads. Files are written atomically as PNG.
+
+A mesh signal ``(V,)`` is drawn by triangulating the mesh in (longitude,
+latitude): triangles that cross the dateline are drawn twice, shifted by
+:math:`\\pm 2\\pi`, and clipped by the map; each triangle at a pole is drawn as
+the quad between its other two corners and the pole at their longitudes, so the
+polar caps are covered without smearing. Continuous signals use Gouraud
+shading (linear in each triangle); categorical ones (labels) colour each
+triangle by the majority label of its corners.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .io import atomic_write
+from .mesh import Mesh, icosphere
+
+__all__ = [
+    "plot_mesh_signal",
+    "plot_fields_labels_predictions",
+    "plot_confusion_matrix",
+    "save_figure",
+    "mesh_triangulation",
+    "PROJECTIONS",
+]
+
+PROJECTIONS = ("mollweide", "equirectangular")
+
+#: Colours of the classes background, tropical cyclone, atmospheric river (then the tab10 cycle).
+CLASS_COLORS = ("#f2f2f2", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("meshcnn.plot needs matplotlib; install the optional extra: pip install 'meshcnn[plot]'") from exc
+    return matplotlib
+
+
+def _mesh(mesh_or_level: Mesh | int) -> Mesh:
+    return mesh_or_level if isinstance(mesh_or_level, Mesh) else icosphere(mesh_or_level)
+
+
+def _values(values: Any, mesh: Mesh, name: str = "values") -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.shape != (mesh.num_vertices,):
+        raise ValueError(f"{name} must have shape (V,) = ({mesh.num_vertices},) for level {mesh.level}, got {arr.shape}")
+    return arr
+
+
+def mesh_triangulation(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Planar (lon, lat) triangulation of the sphere for drawing, radians.
+
+    Returns ``x (P,)``, ``y (P,)``, ``triangles (T, 3)`` into the points and
+    ``source (P,)``: the mesh vertex of each point (to index vertex values).
+    Triangles crossing the dateline appear twice (shifted by ``±2 pi``); each
+    triangle at a pole becomes a quad reaching the pole along the longitudes of its two other corners.
+    """
+    lon, lat = mesh.lon, mesh.lat
+    faces = mesh.faces
+    pole = np.abs(lat[faces]) > np.pi / 2 - 1e-9  # (F, 3)
+    plain = ~pole.any(1)
+    # roll each polar face so the pole is corner 0: (P, a, b); draw it as the quad a, b, P@lon_b, P@lon_a
+    polar = np.nonzero(~plain)[0]
+    c = np.argmax(pole[polar], axis=1)
+    p_idx = faces[polar, c]
+    a_idx = faces[polar, (c + 1) % 3]
+    b_idx = faces[polar, (c + 2) % 3]
+    xa, xb = lon[a_idx], lon[b_idx]
+    xb = xa + np.mod(xb - xa + np.pi, 2 * np.pi) - np.pi  # b next to a in longitude
+    yp = lat[p_idx]
+    x = np.concatenate([lon[faces[plain]], np.stack([xa, xb, xb], 1), np.stack([xa, xb, xa], 1)])
+    y = np.concatenate([lat[faces[plain]], np.stack([lat[a_idx], lat[b_idx], yp], 1), np.stack([lat[a_idx], yp, yp], 1)])
+    source = np.concatenate([faces[plain], np.stack([a_idx, b_idx, p_idx], 1), np.stack([a_idx, p_idx, p_idx], 1)])
+    # make every triangle contiguous in longitude, around its first corner (never a pole now)
+    ref = x[:, :1]
+    x = ref + np.mod(x - ref + np.pi, 2 * np.pi) - np.pi
+    crossing = (x.max(1) > np.pi) | (x.min(1) < -np.pi)
+    shift = np.where(x[crossing].mean(1) > 0, -2 * np.pi, 2 * np.pi)
+    x = np.concatenate([x, x[crossing] + shift[:, None]])
+    y = np.concatenate([y, y[crossing]])
+    source = np.concatenate([source, source[crossing]])
+    triangles = np.arange(x.size).reshape(-1, 3)
+    return x.reshape(-1), y.reshape(-1), triangles, source.reshape(-1)
+
+
+def _new_axes(projection: str, figsize=(8, 4.5)):
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig.add_subplot(projection="mollweide" if projection == "mollweide" else None)
+
+
+def plot_mesh_signal(
+    values: Any,
+    mesh: Mesh | int,
+    ax: Any = None,
+    projection: str = "mollweide",
+    cmap: Any = None,
+    title: str | None = None,
+    categorical: bool = False,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    class_names: Sequence[str] | None = None,
+    label: str | None = None,
+) -> Any:
+    """Draw a vertex signal ``values (V,)`` of the icosphere ``mesh`` (a :class:`Mesh` or a level) on a map.
+
+    ``projection``: ``"mollweide"`` (matplotlib's geo axes, radians) or
+    ``"equirectangular"`` (plain axes, degrees). With ``ax=None`` a new
+    :class:`~matplotlib.figure.Figure` is made (reach it via ``ax.figure``).
+    ``categorical=True`` draws integer labels with one colour per class
+    (``class_names`` label the colour bar). Returns the axes.
+    """
+    if projection not in PROJECTIONS:
+        raise ValueError(f"unknown projection {projection!r}; choose one of {PROJECTIONS}")
+    mesh = _mesh(mesh)
+    values = _values(values, mesh)
+    mpl = _matplotlib()
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.tri import Triangulation
+
+    if ax is None:
+        ax = _new_axes(projection)
+    x, y, triangles, source = mesh_triangulation(mesh)
+    if projection == "equirectangular":
+        x, y = np.rad2deg(x), np.rad2deg(y)
+    tri = Triangulation(x, y, triangles)
+    if categorical:
+        labels = np.asarray(values).astype(np.int64)
+        corners = labels[source[triangles]]  # (T, 3)
+        # majority label of the corners (first corner on a three-way tie)
+        face_label = np.where(corners[:, 1] == corners[:, 2], corners[:, 1], corners[:, 0])
+        n = int(max(labels.max(initial=0) + 1, len(class_names) if class_names else 0))
+        colors = list(CLASS_COLORS) * (n // len(CLASS_COLORS) + 1)
+        cmap = ListedColormap(colors[:n]) if cmap is None else mpl.colormaps.get_cmap(cmap).resampled(n)
+        norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
+        mappable = ax.tripcolor(tri, facecolors=face_label.astype(float), cmap=cmap, norm=norm, edgecolors="none")
+    else:
+        vals = np.asarray(values, dtype=np.float64)
+        if not np.all(np.isfinite(vals)):
+            raise ValueError("values contain NaN or Inf")
+        mappable = ax.tripcolor(
+            tri, vals[source], shading="gouraud", cmap=cmap or "viridis", vmin=vmin, vmax=vmax
+        )
+    if projection == "equirectangular":
+        ax.set_xlim(-180, 180)
+        ax.set_ylim(-90, 90)
+        ax.set_aspect("equal")
+        ax.set_xticks(np.arange(-180, 181, 60))
+        ax.set_yticks(np.arange(-90, 91, 30))
+        ax.set_xlabel("longitude (deg)")
+        ax.set_ylabel("latitude (deg)")
+    else:
+        ax.set_xticklabels([])
+        ax.grid(True, linewidth=0.3, alpha=0.5)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        cb = ax.figure.colorbar(mappable, ax=ax, shrink=0.7, pad=0.02)
+        if categorical:
+            cb.set_ticks(np.arange(n))
+            if class_names:
+                cb.set_ticklabels(list(class_names)[:n])
+        if label:
+            cb.set_label(label)
+    return ax
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically; returns the path."""
+    path = Path(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+    return path
+
+
+def plot_fields_labels_predictions(
+    fields: Any,
+    labels: Any,
+    prediction: Any,
+    mesh: Mesh | int,
+    path: str | os.PathLike,
+    field_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = ("background", "tropical cyclone", "atmospheric river"),
+    projection: str = "mollweide",
+    title: str | None = None,
+    cmaps: Mapping[str, str] | None = None,
+    dpi: int = 110,
+) -> Path:
+    """One figure for one sample: a panel per field, the ground truth and the prediction; PNG at ``path``.
+
+    ``fields``: ``(V,)``, ``(K, V)`` or a mapping ``name -> (V,)``; ``labels`` and
+    ``prediction``: integer ``(V,)``. Returns the written path.
+    """
+    mesh = _mesh(mesh)
+    if isinstance(fields, Mapping):
+        names = list(fields)
+        arrays = [_values(fields[n], mesh, f"field {n!r}") for n in names]
+    else:
+        if hasattr(fields, "detach"):
+            fields = fields.detach().cpu().numpy()
+        f = np.asarray(fields)
+        f = f[None] if f.ndim == 1 else f
+        if f.ndim != 2:
+            raise ValueError(f"fields must be (V,), (K, V) or a mapping, got shape {f.shape}")
+        arrays = [_values(a, mesh, "fields") for a in f]
+        names = list(field_names) if field_names is not None else [f"field {k}" for k in range(len(arrays))]
+        if len(names) != len(arrays):
+            raise ValueError(f"{len(names)} field names for {len(arrays)} fields")
+    labels = _values(labels, mesh, "labels")
+    prediction = _values(prediction, mesh, "prediction")
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    panels = len(arrays) + 2
+    fig = Figure(figsize=(7.5, 3.4 * panels), layout="constrained")
+    geo = "mollweide" if projection == "mollweide" else None
+    for k, (name, arr) in enumerate(zip(names, arrays)):
+        ax = fig.add_subplot(panels, 1, k + 1, projection=geo)
+        cmap = (cmaps or {}).get(name)
+        plot_mesh_signal(arr, mesh, ax=ax, projection=projection, title=name, cmap=cmap)
+    for k, (name, lab) in enumerate((("ground truth", labels), ("prediction", prediction))):
+        ax = fig.add_subplot(panels, 1, len(arrays) + k + 1, projection=geo)
+        plot_mesh_signal(
+            lab, mesh, ax=ax, projection=projection, title=name, categorical=True, class_names=class_names
+        )
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path, dpi=dpi)
+
+
+def plot_confusion_matrix(
+    cm: Any,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    normalize: bool = True,
+    title: str | None = None,
+    cmap: str = "Blues",
+    dpi: int = 120,
+) -> Path:
+    """Confusion matrix (true classes in rows, predicted in columns) as an annotated PNG at ``path``.
+
+    ``normalize=True`` divides each row by its sum (so rows are the per-class
+    recall distribution); rows with no weight stay 0. Returns the written path.
+    """
+    cm = np.asarray(cm.detach().cpu().numpy() if hasattr(cm, "detach") else cm, dtype=np.float64)
+    n = len(class_names)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {cm.shape} does not match {n} class names")
+    if normalize:
+        rows = cm.sum(1, keepdims=True)
+        shown = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    else:
+        shown = cm
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.2 * n + 2.5, 1.1 * n + 1.8), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0 if normalize else None)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_xticks(range(n), labels=list(class_names), rotation=30, ha="right")
+    ax.set_yticks(range(n), labels=list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = 0.5 * (shown.max() if shown.size else 1.0)
+    for i in range(n):
+        for j in range(n):
+            text = f"{shown[i, j]:.2f}" if normalize else f"{shown[i, j]:.3g}"
+            ax.text(j, i, text, ha="center", va="center", color="white" if shown[i, j] > threshold else "black")
+    ax.set_title(title or ("confusion matrix (row-normalized)" if normalize else "confusion matrix"))
+    return save_figure(fig, path, dpi=dpi)
