@@ -60,13 +60,33 @@ class _TapConv(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.in_level, self.out_level = in_level, out_level
-        op = csr_from_scipy(sp.vstack(taps, format="csr"), torch.get_default_dtype())
+        op = csr_from_scipy(sp.vstack(taps, format="csr"), torch.float64)
+        self._exact: dict[str, torch.Tensor] = {}
         for field in ("crow", "col", "val", "crow_t", "col_t", "val_t"):
-            self.register_buffer(f"op_{field}", getattr(op, field), persistent=False)
+            self._register_operator(f"op_{field}", getattr(op, field))
         self._op_shape = op.shape
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
+
+    def _register_operator(self, name: str, tensor: torch.Tensor) -> None:
+        """Register a non-persistent operator buffer, keeping a float64 master of float ones.
+
+        Floating operator values are stored in the default dtype, but every dtype or
+        device change (``.double()``, ``.half()``, ``.to(...)``) re-derives them from the
+        float64 master, so ``.float().double()`` gives exact float64 operators again.
+        """
+        if tensor.is_floating_point():
+            self._exact[name] = tensor.detach().to(torch.float64, copy=True)
+            tensor = tensor.to(torch.get_default_dtype())
+        self.register_buffer(name, tensor, persistent=False)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        for name, exact in self._exact.items():
+            current = getattr(self, name)
+            setattr(self, name, exact.to(device=current.device, dtype=current.dtype))
+        return self
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.weight.shape[1] * self.weight.shape[2])
@@ -179,9 +199,9 @@ class MeshPool(nn.Module):
             ring = np.concatenate([self_index, np.where(neighbors < 0, self_index, neighbors)], axis=1)
             valid = np.concatenate([np.ones((num_out, 1), bool), neighbors >= 0], axis=1)
             self.register_buffer("ring", torch.from_numpy(ring), persistent=False)
-            weight = valid / valid.sum(1, keepdims=True)
-            self.register_buffer("ring_weight", torch.from_numpy(weight).to(torch.get_default_dtype()),
-                                 persistent=False)
+            # mask and count rather than float weights: exact in every dtype
+            self.register_buffer("ring_valid", torch.from_numpy(valid), persistent=False)
+            self.register_buffer("ring_size", torch.from_numpy(valid.sum(1)), persistent=False)
         self.num_out = num_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,7 +211,7 @@ class MeshPool(nn.Module):
         gathered = x[..., self.ring]  # (B, C, V_out, 7)
         if self.mode == "max":
             return gathered.amax(dim=-1)
-        return (gathered * self.ring_weight.to(x.dtype)).sum(dim=-1)
+        return (gathered * self.ring_valid).sum(dim=-1) / self.ring_size
 
     def extra_repr(self) -> str:
         return f"level {self.level} -> {self.level - 1}, mode={self.mode!r}"
