@@ -575,6 +575,8 @@ def class_weights(class_fraction: Sequence[float], power: float = 1.0) -> torch.
 # command line
 # ---------------------------------------------------------------------------------------------
 def _cmd_synth(args: argparse.Namespace) -> None:
+    from .climate_synth import generate_synthetic
+
     files = generate_synthetic(args.out, args.num, args.nlat, args.nlon, args.seed, workers=args.workers)
     with open(Path(args.out) / "synth.json") as f:
         summary = json.load(f)
@@ -585,6 +587,8 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:
+    from .climate_synth import verify_synthetic
+
     report = verify_synthetic(args.folder)
     print(json.dumps(report, indent=2))
 
@@ -649,10 +653,17 @@ def main(argv: list[str] | None = None) -> None:
     args.func(args)
 
 
-# The generator lives in its own module; re-exported here for convenience.
-from .climate_synth import (  # noqa: E402  (circular-safe: climate_synth needs only the names above)
-    default_grid, generate_synthetic, synthesize_sample, verify_synthetic, write_climatenet,
-)
+_SYNTH_NAMES = ("default_grid", "generate_synthetic", "synthesize_sample", "verify_synthetic", "write_climatenet")
+
+
+def __getattr__(name: str) -> Any:
+    """The generator lives in :mod:`meshcnn.data.climate_synth`; its functions are reachable from here too."""
+    if name in _SYNTH_NAMES:
+        from . import climate_synth
+
+        return getattr(climate_synth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if __name__ == "__main__":
     main()

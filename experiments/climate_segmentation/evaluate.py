@@ -1,0 +1,122 @@
+"""Evaluate a climate segmentation run on its test split: metrics, confusion matrix, maps.
+
+    python experiments/climate_segmentation/evaluate.py --run runs/climate
+
+Reads ``RUN/checkpoint.pt`` (model config, normalization stats and split lists
+come from it), scores the model on the mesh vertices with area weights (planar
+models' probabilities are interpolated to the vertices first) and writes to
+``--out`` (default ``RUN/eval``): ``test_metrics.json`` (per-class IoU, accuracy,
+AP, their means, the confusion matrix and IoU by latitude band),
+``confusion_matrix.png`` and ``maps/sample_<i>.png`` (fields, labels and
+prediction on Mollweide maps) for a few test samples.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from meshcnn import segmentation
+from meshcnn.data import climate
+from meshcnn.io import save_json
+from meshcnn.train import load_checkpoint
+
+#: Fields drawn on the maps, with a display transform (scale, unit) and colour map.
+MAP_FIELDS = {"TMQ": (1.0, "kg/m2", "viridis"), "PSL": (0.01, "hPa", "RdBu_r"), "U850": (1.0, "m/s", "PuOr")}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="run folder with checkpoint.pt")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--data", default=None, help="folder the split's files are in now (if they moved since training)")
+    p.add_argument("--out", default=None, help="output folder (default RUN/eval)")
+    p.add_argument("--num-maps", type=int, default=3, help="samples to draw as maps")
+    p.add_argument("--projection", choices=("mollweide", "equirectangular"), default="mollweide")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-bad", action="store_true", help="log and skip invalid files instead of failing")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A small text table of a segmentation report."""
+    def f(x: Any) -> str:
+        return "  n/a" if x is None else f"{x:.3f}"
+
+    names = report["class_names"]
+    lines = [f"{'class':<20}{'IoU':>8}{'AP':>8}{'recall':>8}"]
+    for n in names:
+        lines.append(f"{n:<20}{f(report['iou'][n]):>8}{f(report['ap'][n]):>8}{f(report['accuracy'][n]):>8}")
+    lines.append(f"{'mean':<20}{f(report['mean_iou']):>8}{f(report['mean_ap']):>8}{f(report['mean_accuracy']):>8}")
+    if "iou_by_band" in report:
+        lines.append("IoU by latitude band: " + "".join(f"{n:>20}" for n in names))
+        for band, b in report["iou_by_band"].items():
+            lines.append(f"  {band:<12} ({100 * b['area_fraction']:4.1f}% of area)" + "".join(f"{f(b['iou'][n]):>20}" for n in names))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    run = Path(args.run)
+    out = Path(args.out) if args.out else run / "eval"
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    extra = ckpt["extra"]
+    config, stats = extra["config"], extra["stats"]
+    level = int(config["level"])
+    files = [Path(f) for f in extra["splits"][args.split]]
+    if args.data is not None:
+        files = [Path(args.data) / f.name for f in files]
+    if not files:
+        raise ValueError(f"{run}: the {args.split} split is empty")
+
+    model = segmentation.build_model(config)
+    model.load_state_dict(ckpt["model"])
+    planar = config["kind"] == "planar"
+    progress = not args.no_progress
+    inputs = climate.ClimateNetDataset(files, level, grid="latlon" if planar else "mesh", stats=stats,
+                                       skip_bad=args.skip_bad, log=print, progress=progress)
+    targets_set = climate.ClimateNetDataset(inputs.files, level) if planar else inputs
+    probs = segmentation.mesh_probabilities(model, inputs, level, latlon=inputs.latlon if planar else None,
+                                            device=args.device, batch_size=args.batch_size, progress=progress)
+    targets = torch.stack([torch.from_numpy(targets_set.raw(i)[1]) for i in range(len(targets_set))])
+    report = segmentation.segmentation_report(probs, targets, level, climate.CLASSES)
+    report.update({"split": args.split, "num_samples": len(inputs), "level": level, "model": config,
+                   "epochs_trained": int(ckpt["epoch"]), "bad_files": [list(b) for b in inputs.bad_files]})
+
+    from meshcnn.plot import plot_confusion_matrix, plot_fields_labels_predictions
+
+    plot_confusion_matrix(report["confusion_matrix"], climate.CLASSES, out / "confusion_matrix.png",
+                          title=f"{config['kind']} U-Net, {args.split} split (area-weighted, row-normalized)")
+    # draw the samples with the most labelled area (TC counted 5x: they are small)
+    pred = probs.argmax(1)
+    interest = [(targets[i] == 1).sum().item() * 5 + (targets[i] == 2).sum().item() for i in range(len(targets))]
+    maps = []
+    for i in sorted(np.argsort(interest)[::-1][: args.num_maps].tolist()):
+        data, _ = targets_set.raw(i)
+        shown = {f"{name} ({unit})": data[climate.VARIABLES.index(name)] * scale
+                 for name, (scale, unit, _) in MAP_FIELDS.items()}
+        cmaps = {f"{name} ({unit})": cmap for name, (_, unit, cmap) in MAP_FIELDS.items()}
+        path = plot_fields_labels_predictions(
+            shown, targets[i].numpy(), pred[i].numpy(), level, out / "maps" / f"sample_{i}.png",
+            class_names=("background", "tropical cyclone", "atmospheric river"), projection=args.projection,
+            title=f"{Path(targets_set.files[i]).name}: {config['kind']} U-Net", cmaps=cmaps)
+        maps.append(str(path))
+    report["maps"] = maps
+    report["time_s"] = time.perf_counter() - t0
+    save_json(out / "test_metrics.json", report)
+    print(f"{config['kind']} U-Net ({config.get('num_params', 0):,} parameters, {report['epochs_trained']} epochs), "
+          f"{args.split} split: {len(inputs)} samples on level {level}")
+    print(format_report(report))
+    print(f"wrote {out / 'test_metrics.json'}, {out / 'confusion_matrix.png'} and {len(maps)} maps in {out / 'maps'}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Train a spherical U-Net (or the planar U-Net baseline) to segment tropical cyclones and
+atmospheric rivers in ClimateNet files.
+
+    python experiments/climate_segmentation/train.py --data data/climate --out runs/climate
+    python experiments/climate_segmentation/train.py --data data/climate --out runs/planar --model planar
+    torchrun --nproc_per_node 2 experiments/climate_segmentation/train.py --data data/climate --out runs/ddp
+
+``--data`` is a folder of ClimateNet netCDF files (split here, seeded) or of UGSCNN
+``.npz`` samples with ``{train,val,test}_split.txt``. The run folder gets
+``checkpoint.pt`` (model, optimizer, scheduler, epoch, RNG states and, in
+``extra``, the model config, normalization stats, class weights and the split
+file lists), ``metrics.json`` (per-epoch loss and validation IoU/AP),
+``config.json`` and ``stats.json``. ``--resume`` continues a run exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from meshcnn import segmentation
+from meshcnn.data import climate
+from meshcnn.io import save_json
+from meshcnn.train import fit, init_distributed, load_checkpoint
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="folder of ClimateNet .nc files, or UGSCNN .npz samples with split lists")
+    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json, config.json, stats.json)")
+    p.add_argument("--model", choices=segmentation.MODEL_KINDS, default="spherical")
+    p.add_argument("--level", type=int, default=5, help="icosphere level of the data and the U-Net's top level")
+    p.add_argument("--min-level", type=int, default=0, help="coarsest U-Net level")
+    p.add_argument("--width", type=int, default=8, help="spherical U-Net channels on the top level")
+    p.add_argument("--planar-depth", type=int, default=4, help="planar U-Net downsamplings")
+    p.add_argument("--planar-width", type=int, default=None,
+                   help="planar U-Net width (default: the one matching the spherical U-Net's parameter count)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=4, help="per process")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    p.add_argument("--lr-step", type=int, default=10, help="multiply the learning rate by --lr-gamma every this many epochs")
+    p.add_argument("--lr-gamma", type=float, default=0.5)
+    p.add_argument("--class-weight-power", type=float, default=1.0,
+                   help="cross-entropy class weights ~ (training area fraction)^-power; 1 = inverse frequency, 0 = none")
+    p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
+                   help="split fractions for a folder of .nc files")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--contiguous-split", action="store_true", help="split by time blocks instead of at random")
+    p.add_argument("--max-train", type=int, default=None, help="use only the first N training files")
+    p.add_argument("--cache-dir", default=None, help="cache regridded samples here (.npz)")
+    p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable/invalid files instead of failing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1:
+        p.error("--epochs and --batch-size must be positive")
+    return args
+
+
+def resolve_splits(args: argparse.Namespace) -> dict[str, list[Path]]:
+    """Train/val/test file lists: UGSCNN split lists if the folder has them, else a seeded split."""
+    data = Path(args.data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data}: no such folder")
+    if (data / "train_split.txt").is_file():
+        splits = {name: climate.read_split_list(data / f"{name}_split.txt") if (data / f"{name}_split.txt").is_file() else []
+                  for name in ("train", "val", "test")}
+    else:
+        files = [f for f in climate.find_files(data) if f.suffix == ".nc"]
+        if not files:
+            raise FileNotFoundError(f"--data {data}: no .nc files and no train_split.txt")
+        splits = climate.split_files(files, args.split, seed=args.split_seed, contiguous=args.contiguous_split)
+    if args.max_train is not None:
+        splits["train"] = splits["train"][: args.max_train]
+    if not splits["train"]:
+        raise ValueError(f"--data {data}: the training split is empty")
+    return splits
+
+
+def make_evaluate(args: argparse.Namespace, val_targets: climate.ClimateNetDataset | None):
+    """The per-epoch validation: area-weighted IoU/AP of the model on the val split, on mesh vertices."""
+
+    def evaluate(model: nn.Module, val_set: climate.ClimateNetDataset, device: torch.device) -> dict[str, float]:
+        latlon = val_set.latlon if args.model == "planar" else None
+        probs = segmentation.mesh_probabilities(model, val_set, args.level, latlon=latlon, device=device,
+                                                batch_size=args.batch_size)
+        targets_set = val_targets if val_targets is not None else val_set
+        targets = torch.stack([torch.from_numpy(targets_set.raw(i)[1]) for i in range(len(targets_set))])
+        report = segmentation.segmentation_report(probs, targets, args.level, climate.CLASSES, bands=False)
+        return segmentation.flat_metrics(report, "val_")
+
+    return evaluate
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    rank, world_size = init_distributed(args.device)
+    device = torch.device(args.device)
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    say = print if rank == 0 else (lambda *a, **k: None)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+
+    splits = resolve_splits(args)
+    grid = "latlon" if args.model == "planar" else "mesh"
+    common = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad, log=say, progress=not args.no_progress and rank == 0)
+    train_set = climate.ClimateNetDataset(splits["train"], args.level, grid=grid, **common)
+    val_set = climate.ClimateNetDataset(splits["val"], args.level, grid=grid, **common) if splits["val"] else None
+    if len(train_set) == 0:
+        raise ValueError("no usable training files (all skipped as bad)")
+    val_targets = None
+    if val_set is not None and grid == "latlon":  # planar predictions are scored on the mesh labels
+        val_targets = climate.ClimateNetDataset(val_set.files, args.level, grid="mesh", cache_dir=args.cache_dir)
+    say(f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
+        f"{args.model} model on {'level ' + str(args.level) if grid == 'mesh' else 'the lat-lon grid'}")
+
+    ckpt_path = out / "checkpoint.pt"
+    if args.resume and ckpt_path.is_file():
+        extra = load_checkpoint(ckpt_path)["extra"]   # reuse the run's stats and config exactly
+        stats, config = extra["stats"], extra["config"]
+        weights = torch.as_tensor(extra["class_weights"], dtype=torch.float32)
+    else:
+        stats = climate.compute_stats(train_set, progress=not args.no_progress and rank == 0)
+        weights = climate.class_weights(stats["class_fraction"], args.class_weight_power)
+        config = {"kind": "spherical", "in_channels": len(climate.VARIABLES), "num_classes": climate.NUM_CLASSES,
+                  "level": args.level, "min_level": args.min_level, "width": args.width}
+        spherical_params = segmentation.count_parameters(segmentation.build_model(config))
+        if args.model == "planar":
+            width = args.planar_width or segmentation.matching_planar_width(
+                spherical_params, config["in_channels"], config["num_classes"], args.planar_depth)
+            config = {"kind": "planar", "in_channels": config["in_channels"], "num_classes": config["num_classes"],
+                      "level": args.level, "planar_width": width, "planar_depth": args.planar_depth,
+                      "spherical_reference_params": spherical_params}
+    for ds in (train_set, val_set):
+        if ds is not None:
+            ds.set_stats(stats)
+
+    torch.manual_seed(args.seed)  # reproducible initialization
+    model = segmentation.build_model(config)
+    config["num_params"] = segmentation.count_parameters(model)
+    say(f"model: {config['kind']} U-Net, {config['num_params']:,} parameters; class weights "
+        + ", ".join(f"{c} {w:.3g}" for c, w in zip(climate.CLASSES, weights.tolist())))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
+
+    extra_state = {
+        "config": config, "stats": stats, "class_weights": weights.tolist(),
+        "splits": {k: [str(Path(f).resolve()) for f in v] for k, v in splits.items()},
+        "bad_files": [list(b) for ds in (train_set, val_set) if ds is not None for b in ds.bad_files],
+        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+    }
+    if rank == 0:
+        save_json(out / "config.json", {k: v for k, v in extra_state.items() if k != "stats"})
+        save_json(out / "stats.json", stats)
+    history = fit(
+        model, train_set, optimizer=optimizer, loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size,
+        run_dir=out, val_set=val_set, evaluate=make_evaluate(args, val_targets) if val_set is not None else None,
+        scheduler=scheduler, device=device, seed=args.seed, resume=args.resume, extra_state=extra_state,
+        num_workers=args.num_workers, progress=not args.no_progress, log=say)
+    say(f"trained {len(history)} epochs in {time.perf_counter() - t0:.1f} s; run folder {out}")
+    if world_size > 1:
+        torch.distributed.destroy_process_group()
+    return history
+
+
+if __name__ == "__main__":
+    main()
