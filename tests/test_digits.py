@@ -270,3 +270,34 @@ def test_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match=r"meshcnn\[digits\]"):
         D.load_digits_arrays()
+
+
+# ---------------------------------------------------------------------------- equivariance claims of the README
+@torch.no_grad()
+def test_meshconv_equivariance_under_icosahedral_rotations():
+    """Laplacian-only MeshConv commutes with all 60 mesh symmetries; the full one only with those about z."""
+    from meshcnn.layers import MeshConv
+
+    level = 2
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, icosphere(level).num_vertices, dtype=torch.float64)
+    conv = MeshConv(3, 4, level).double()
+    lap = MeshConv(3, 4, level).double()
+    with torch.no_grad():
+        lap.weight[..., 2:] = 0
+    rotations = icosahedral_rotations()
+    about_z = np.isclose(rotations[:, 2, 2], 1.0)
+    assert about_z.sum() == 5
+    outputs = {layer: layer(x) for layer in (conv, lap)}
+    for rotation, polar in zip(rotations, about_z):
+        inverse = torch.from_numpy(np.argsort(vertex_permutation(level, rotation)))  # (R f)[i] = f[inverse[i]]
+        for layer, fx in outputs.items():
+            error = float((layer(x[..., inverse]) - fx[..., inverse]).norm() / fx.norm())
+            if layer is lap or polar:
+                assert error < 1e-10
+            else:
+                assert error > 1e-2
+    # rotate_signal gives the same permutation
+    rotation = rotations[7]
+    inverse = torch.from_numpy(np.argsort(vertex_permutation(level, rotation)))
+    torch.testing.assert_close(rotate_signal(x, level, rotation), x[..., inverse], atol=1e-12, rtol=0)
