@@ -49,6 +49,7 @@ from .rotations import random_rotation
 __all__ = [
     "project_mesh",
     "project_directions",
+    "ShapeProjector",
     "project_latlon",
     "latlon_directions",
     "latlon_shape",
@@ -155,22 +156,19 @@ def normalize_mesh(mesh, rotation: np.ndarray | None = None, normalize: bool = T
         vertices = vertices / np.linalg.norm(vertices, axis=1).max()
     elif np.linalg.norm(vertices, axis=1).max() > 1 + 1e-9:
         raise ValueError(f"{name}: with normalize=False the mesh must lie in the unit ball")
+    rotation = _check_rotation(rotation)
     if rotation is not None:
-        rotation = np.asarray(rotation, dtype=np.float64)
-        if rotation.shape != (3, 3) or not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) \
-                or np.linalg.det(rotation) < 0:
-            raise ValueError(f"rotation must be a (3, 3) rotation matrix, got shape {rotation.shape}")
         vertices = vertices @ rotation.T
     out = trimesh.Trimesh(vertices=vertices, faces=np.asarray(out.faces), process=False, validate=False)
     out.metadata["file_path"] = name
     return out
 
 
-def _cast(mesh, directions: np.ndarray, engine: str) -> np.ndarray:
+def _cast(mesh, intersector, directions: np.ndarray) -> np.ndarray:
     """``(3, N)`` distance, ``|cos|``, ``sin`` for rays from ``u`` toward ``-u`` (mesh in the unit ball)."""
     origins = 2.0 * directions  # start outside the ball; subtract 1 below to measure from the unit sphere
     rays = -directions
-    tri = np.asarray(_intersector(mesh, engine).intersects_first(origins, rays), dtype=np.int64)
+    tri = np.asarray(intersector.intersects_first(origins, rays), dtype=np.int64)
     out = np.zeros((3, len(directions)), dtype=np.float64)
     out[0] = MISS_DISTANCE
     hit = np.flatnonzero(tri >= 0)
@@ -194,18 +192,66 @@ def _cast(mesh, directions: np.ndarray, engine: str) -> np.ndarray:
     return out
 
 
-def project_directions(mesh, directions: np.ndarray, rotation: np.ndarray | None = None, *,
-                       normalize: bool = True, engine: str | None = None) -> np.ndarray:
-    """Project ``mesh`` along unit ``directions`` ``(N, 3)``: float32 ``(6, N)`` (see the module doc)."""
+def _check_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
+    if rotation is None:
+        return None
+    rotation = np.asarray(rotation, dtype=np.float64)
+    if rotation.shape != (3, 3) or not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) \
+            or np.linalg.det(rotation) < 0:
+        raise ValueError(f"rotation must be a (3, 3) rotation matrix, got shape {rotation.shape}")
+    return rotation
+
+
+def _check_directions(directions: np.ndarray) -> np.ndarray:
     directions = np.asarray(directions, dtype=np.float64)
     if directions.ndim != 2 or directions.shape[1] != 3:
         raise ValueError(f"directions must be (N, 3), got {directions.shape}")
     if not np.allclose(np.linalg.norm(directions, axis=1), 1.0, atol=1e-6):
         raise ValueError("directions must be unit vectors")
-    engine = ray_engine(engine)
-    shape = normalize_mesh(mesh, rotation, normalize)
-    hull = shape.convex_hull
-    return np.concatenate([_cast(shape, directions, engine), _cast(hull, directions, engine)]).astype(np.float32)
+    return directions
+
+
+class ShapeProjector:
+    """One shape, normalized once, with its convex hull and ray intersectors, projected under any rotation.
+
+    Rotating the shape by ``R`` and casting along ``u`` is the same as casting
+    along ``R^T u`` at the unrotated shape (distances and ``|n . u|`` do not
+    change), so the ray-acceleration structures are built once and each new
+    rotation only costs the ray casts. Use it when one shape is projected many
+    times (fresh rotations every epoch); ``project_*`` functions build one per call.
+    """
+
+    def __init__(self, mesh, normalize: bool = True, engine: str | None = None) -> None:
+        self.engine = ray_engine(engine)
+        self.name = _name(mesh)
+        self.shape = normalize_mesh(mesh, None, normalize)
+        self.hull = self.shape.convex_hull
+        self._intersectors = [_intersector(self.shape, self.engine), _intersector(self.hull, self.engine)]
+
+    def __call__(self, directions: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``(6, N)`` projection along unit ``directions`` ``(N, 3)`` of the shape turned by ``rotation``."""
+        directions = _check_directions(directions)
+        rotation = _check_rotation(rotation)
+        if rotation is not None:
+            directions = directions @ rotation  # rows R^T u
+        return np.concatenate([_cast(self.shape, self._intersectors[0], directions),
+                               _cast(self.hull, self._intersectors[1], directions)]).astype(np.float32)
+
+    def icosphere(self, level: int, rotation: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``(6, V)`` on the vertices of ``icosphere(level)`` (as :func:`project_mesh`)."""
+        return self(icosphere(check_level(level)).vertices, rotation)
+
+    def latlon(self, height: int, width: int, rotation: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``(6, H, W)`` on an equiangular grid (as :func:`project_latlon`)."""
+        return self(latlon_directions(height, width).reshape(-1, 3), rotation).reshape(6, height, width)
+
+
+def project_directions(mesh, directions: np.ndarray, rotation: np.ndarray | None = None, *,
+                       normalize: bool = True, engine: str | None = None) -> np.ndarray:
+    """Project ``mesh`` along unit ``directions`` ``(N, 3)``: float32 ``(6, N)`` (see the module doc)."""
+    directions = _check_directions(directions)
+    rotation = _check_rotation(rotation)
+    return ShapeProjector(mesh, normalize, engine)(directions, rotation)
 
 
 def project_mesh(mesh, level: int, rotation: np.ndarray | None = None, *, normalize: bool = True,

@@ -119,7 +119,7 @@ def test_projection_cache_is_used_and_refreshed(synth_root, tmp_path, monkeypatc
     def no_projection(*args, **kwargs):
         raise AssertionError("re-projected a cached file")
 
-    monkeypatch.setattr(shapes, "project_mesh", no_projection)
+    monkeypatch.setattr(shapes, "ShapeProjector", no_projection)
     again = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
     np.testing.assert_array_equal(again[0][0].numpy(), first.numpy())
     # a cache file older than its OFF file is recomputed
@@ -143,6 +143,17 @@ def test_fresh_rotations_per_epoch(synth_root):
     assert (data[1][0] - a).abs().max() > 0.05
     data.set_epoch(0)
     np.testing.assert_array_equal(data[1][0], a)
+
+
+def test_mesh_cache_gives_the_same_rotated_items(synth_root):
+    plain = ModelNet(synth_root, "train", 1, rotate=True)
+    cached = ModelNet(synth_root, "train", 1, rotate=True, mesh_cache=2)
+    for epoch in range(2):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in (0, 3, 5, 0):
+            np.testing.assert_allclose(cached[i][0], plain[i][0], atol=1e-6)
+    assert len(cached._projectors) == 2 and len(plain._projectors) == 0
 
 
 def test_cached_rotation_bank(synth_root, tmp_path):

@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from ..io import atomic_write, save_json, save_npy
 from ..mesh import check_level
-from ..project import check_mesh, latlon_shape, project_latlon, project_mesh, random_rotation
+from ..project import ShapeProjector, check_mesh, latlon_shape, random_rotation
 
 __all__ = [
     "read_off",
@@ -196,6 +196,10 @@ class ModelNet(Dataset):
     are read twice in one epoch agree. Each such item is projected anew (a few ms
     at level 4). With ``cache_rotations=N`` every file instead gets a fixed bank
     of ``N`` rotations, projected once and cached; each epoch picks one of them.
+    ``mesh_cache=K`` keeps the last ``K`` shapes read (normalized, with their
+    convex hulls and ray-acceleration structures: :class:`meshcnn.project.ShapeProjector`)
+    in memory, so fresh rotations cost only the ray casts (mind the memory for
+    large meshes; per DataLoader worker).
     An evaluation set that never calls :meth:`set_epoch` always sees epoch 0,
     hence the same rotations.
 
@@ -219,7 +223,7 @@ class ModelNet(Dataset):
     def __init__(self, root: str | os.PathLike, split: str, level: int, rotate: bool = False,
                  cache_dir: str | os.PathLike | None = None, cache_rotations: int | None = None,
                  skip_bad: bool = False, *, grid: str = "ico", latlon: tuple[int, int] | None = None,
-                 seed: int = 0, triangulate: bool = False, engine: str | None = None,
+                 seed: int = 0, triangulate: bool = False, engine: str | None = None, mesh_cache: int = 0,
                  progress: bool = True, log: Callable[[str], None] | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -242,6 +246,10 @@ class ModelNet(Dataset):
         self._log = log or _log.warning
         self.epoch = 0
         self._memory: dict[tuple[Path, bool], np.ndarray] = {}
+        if isinstance(mesh_cache, bool) or not isinstance(mesh_cache, int) or mesh_cache < 0:
+            raise ValueError(f"mesh_cache must be a non-negative integer, got {mesh_cache!r}")
+        self.mesh_cache = mesh_cache
+        self._projectors: dict[Path, ShapeProjector] = {}
 
         self.classes = find_classes(self.root)
         files, targets = [], []
@@ -304,7 +312,7 @@ class ModelNet(Dataset):
         if not self.rotate:
             signal = self._load_or_project(path, bank=False)
         elif self.cache_rotations is None:
-            signal = self._project(read_off(path, self.triangulate), self.rotation(index))
+            signal = self._project(self._projector(path, keep=True), self.rotation(index))
         else:
             key = _stable_key(self._relpath(path))
             signal = self._load_or_project(path, bank=True)[self._bank_index(key, self.epoch)]
@@ -365,21 +373,33 @@ class ModelNet(Dataset):
             return None
         return signal
 
-    def _project(self, mesh, rotation: np.ndarray | None) -> np.ndarray:
+    def _projector(self, path: Path, keep: bool = False) -> ShapeProjector:
+        """The shape at ``path`` ready to project; with ``keep``, held in an LRU of ``mesh_cache`` shapes."""
+        projector = self._projectors.pop(path, None)
+        if projector is None:
+            projector = ShapeProjector(read_off(path, self.triangulate), engine=self.engine)
+        if keep and self.mesh_cache > 0:
+            self._projectors[path] = projector  # most recently used last
+            while len(self._projectors) > self.mesh_cache:
+                self._projectors.pop(next(iter(self._projectors)))
+        return projector
+
+    def _project(self, projector: ShapeProjector, rotation: np.ndarray | None) -> np.ndarray:
         if self.grid == "ico":
-            return project_mesh(mesh, self.level, rotation, engine=self.engine)
-        return project_latlon(mesh, *self.latlon, rotation, engine=self.engine)
+            return projector.icosphere(self.level, rotation)
+        return projector.latlon(*self.latlon, rotation)
 
     def _load_or_project(self, path: Path, bank: bool) -> np.ndarray:
         signal = self._cached(path, bank)
         if signal is not None:
             return signal
-        mesh = read_off(path, self.triangulate)
+        projector = self._projector(path)
         if bank:
             key = _stable_key(self._relpath(path))
-            signal = np.stack([self._project(mesh, self._bank_rotation(key, k)) for k in range(self.cache_rotations)])
+            signal = np.stack([self._project(projector, self._bank_rotation(key, k))
+                               for k in range(self.cache_rotations)])
         else:
-            signal = self._project(mesh, None)
+            signal = self._project(projector, None)
         cache = self._cache_path(path, bank)
         if cache is None:
             self._memory[(path, bank)] = signal

@@ -1,0 +1,69 @@
+"""Whole-signal classifiers built from a plain config, and their accuracy.
+
+The shape-classification scripts (train, evaluate, rotation study) share these
+so that a model saved by one is rebuilt identically by another: the config is a
+dict of numbers and strings, stored in the checkpoint's ``extra`` state.
+
+* ``kind="spherical"``: :class:`meshcnn.models.SphericalResNet`, input ``(B, C, V_level)``.
+* ``kind="planar"``: :class:`meshcnn.baselines.PlanarCNN` with periodic
+  longitude padding, input ``(B, C, H, W)`` on a lat-lon grid.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .baselines import PlanarCNN
+from .models import SphericalResNet
+from .train import predict
+
+__all__ = ["KINDS", "classifier_config", "build_classifier", "count_parameters", "accuracy", "accuracy_evaluator"]
+
+KINDS = ("spherical", "planar")
+
+
+def classifier_config(kind: str, in_channels: int, num_classes: int, level: int, width: int = 16,
+                      depth: int = 3) -> dict[str, Any]:
+    """The config dict :func:`build_classifier` takes (``ValueError`` for an unknown ``kind``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return {"kind": kind, "in_channels": int(in_channels), "num_classes": int(num_classes), "level": int(level),
+            "width": int(width), "depth": int(depth)}
+
+
+def build_classifier(config: dict[str, Any], mesh_dir: str | os.PathLike | None = None) -> nn.Module:
+    """A freshly initialised classifier ``(B, C, ...) -> (B, num_classes)`` logits from ``config``."""
+    kind = config.get("kind")
+    if kind == "spherical":
+        return SphericalResNet(config["in_channels"], config["num_classes"], level=config["level"],
+                               width=config["width"], depth=config["depth"], mesh_dir=mesh_dir)
+    if kind == "planar":
+        return PlanarCNN(config["in_channels"], config["num_classes"], width=config["width"],
+                         depth=config["depth"], circular=True)
+    raise ValueError(f"config['kind'] must be one of {KINDS}, got {kind!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32,
+             num_workers: int = 0) -> float:
+    """Fraction of ``dataset`` items whose arg-max logit is the target (model in eval mode)."""
+    outputs, targets = predict(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers)
+    return float((outputs.argmax(dim=1) == targets).double().mean())
+
+
+def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
+                       ) -> Callable[[nn.Module, Dataset, torch.device], dict[str, float]]:
+    """An ``evaluate`` callback for :func:`meshcnn.train.fit` returning ``{name: accuracy}``."""
+
+    def evaluate(model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
+        return {name: accuracy(model, dataset, device, batch_size)}
+
+    return evaluate
