@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .functional import CSR, csr_from_scipy, mesh_conv
+from .functional import CSR, csr_from_scipy, mesh_conv, stack_taps
 from .mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
 
 __all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "TAPS"]
@@ -53,19 +53,22 @@ class _TapConv(nn.Module):
     weight: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, in_level: int, out_level: int,
-                 taps: list[sp.spmatrix], bias: bool) -> None:
+                 taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.in_level, self.out_level = in_level, out_level
-        op = csr_from_scipy(sp.vstack(taps, format="csr"), torch.float64)
+        # vertex-major stacking (row v * T + t), the layout mesh_conv wants; an identity
+        # first tap is not stored but applied to the input directly (identity_tap)
+        op = csr_from_scipy(stack_taps(taps), torch.float64)
+        self.identity_tap = identity_tap
         self._exact: dict[str, torch.Tensor] = {}
         for field in ("crow", "col", "val", "crow_t", "col_t", "val_t"):
             self._register_operator(f"op_{field}", getattr(op, field))
         self._op_shape = op.shape
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps)))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
 
@@ -85,7 +88,10 @@ class _TapConv(nn.Module):
         super()._apply(fn, recurse)
         for name, exact in self._exact.items():
             current = getattr(self, name)
-            setattr(self, name, exact.to(device=current.device, dtype=current.dtype))
+            # operator values never go below float32 (the sparse product runs in float32
+            # for half/bfloat16 input, see meshcnn.functional)
+            dtype = current.dtype if current.dtype in (torch.float32, torch.float64) else torch.float32
+            setattr(self, name, exact.to(device=current.device, dtype=dtype))
         return self
 
     def reset_parameters(self) -> None:
@@ -96,13 +102,15 @@ class _TapConv(nn.Module):
 
     @property
     def operator(self) -> CSR:
-        """The stacked tap operator ``(T * V_out, V_in)`` and its transpose."""
+        """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
+        :func:`meshcnn.functional.stack_taps`) and its transpose; without the identity
+        tap when :attr:`identity_tap` is set."""
         return CSR(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
                    self._op_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_level, type(self).__name__)
-        return mesh_conv(x, self.operator, self.weight, self.bias)
+        return mesh_conv(x, self.operator, self.weight, self.bias, identity_tap=self.identity_tap)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, level {self.in_level} -> {self.out_level}, "
@@ -144,7 +152,7 @@ class MeshConv(_TapConv):
         out_level = level - 1 if stride == 2 else level
         mesh = icosphere(level, mesh_dir)
         super().__init__(in_channels, out_channels, level, out_level,
-                         tap_operators(mesh, num_vertices_at(out_level)), bias)
+                         tap_operators(mesh, num_vertices_at(out_level))[1:], bias, identity_tap=True)
         self.level, self.stride = level, stride
 
 
