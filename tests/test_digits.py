@@ -28,7 +28,8 @@ def _footprint(vertices: np.ndarray, shape, projection: str, extent: float) -> n
         r, a = np.tan(np.minimum(theta, 1.5)), np.tan(extent)
     h, w = shape
     half_w, half_h = a * w / max(h, w), a * h / max(h, w)
-    return (theta < np.pi / 2) & (np.abs(r * np.cos(phi)) <= half_w + 1e-12) & (np.abs(r * np.sin(phi)) <= half_h + 1e-12)
+    u, v = r * np.cos(phi), r * np.sin(phi)
+    return (theta < np.pi / 2) & (np.abs(u) <= half_w + 1e-12) & (np.abs(v) <= half_h + 1e-12)
 
 
 # ---------------------------------------------------------------------------- projection

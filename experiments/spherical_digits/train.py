@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="only draw example test inputs (N and R, sphere and planar) to this PNG and exit")
     return p.parse_args(argv)
 
 
@@ -81,8 +83,53 @@ def accuracy(model: torch.nn.Module, dataset, device: str, batch_size: int) -> f
     return float((outputs.argmax(dim=1) == targets).double().mean())
 
 
+def plot_samples(args: argparse.Namespace, path: Path, count: int = 5) -> None:
+    """Test samples as the models see them: sphere N (northern hemisphere seen from above), sphere R
+    (longitude-latitude map of the whole sphere), planar N and R (8x8 inputs of the planar CNN)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from meshcnn.io import atomic_write
+
+    mesh = SphericalDigits("test", args.level).mesh
+    lon, lat = np.degrees(mesh.lon), np.degrees(mesh.lat)
+    rows = [("sphere, N", make_dataset("sphere", "test", False, args)),
+            ("sphere, R", make_dataset("sphere", "test", True, args)),
+            ("planar, N", make_dataset("planar", "test", False, args)),
+            ("planar, R", make_dataset("planar", "test", True, args))]
+    fig, axes = plt.subplots(len(rows), count, figsize=(3 * count, 2.2 * len(rows)), squeeze=False)
+    for (title, dataset), row in zip(rows, axes):
+        for i, ax in enumerate(row):
+            x, label = dataset[i]
+            if x.dim() == 2 and not dataset.rotate:  # northern hemisphere seen from above the pole
+                north = mesh.vertices[:, 2] > 0
+                ax.scatter(*mesh.vertices[north, :2].T, c=x[0, north].numpy(), s=4, cmap="gray_r", vmin=0, vmax=1)
+                ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", xticks=[], yticks=[])
+            elif x.dim() == 2:  # the whole sphere, longitude-latitude (degrees)
+                ax.scatter(lon, lat, c=x[0].numpy(), s=4, cmap="gray_r", vmin=0, vmax=1)
+                ax.set(xlim=(-180, 180), ylim=(-90, 90), aspect="equal")
+                ax.set_xticks([-180, 0, 180])
+                ax.set_yticks([-90, 0, 90])
+            else:
+                ax.imshow(x[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            ax.set_title(f"{title}: label {label}", fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=80)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    if args.plot is not None:
+        plot_samples(args, args.plot)
+        return []
     train_modes = sorted({s[0] for s in args.settings})  # "N" and/or "R"
     rows = []
     for kind in args.models:
