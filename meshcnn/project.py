@@ -28,7 +28,7 @@ shape, :math:`p' = R p`, before casting, so the result is the rotated signal
 :math:`(Rf)(u) = f(R^{-1}u)`.
 
 Ray engine, chosen at run time (:func:`ray_engine`): Intel Embree through
-``embreex`` (trimesh's :mod:`trimesh.ray.ray_pyembree`) if it imports, else
+``embreex`` (all scenes of a process on one Embree device) if it imports, else
 trimesh's pure-numpy :mod:`trimesh.ray.ray_triangle` with an ``rtree``
 broad phase. The environment variable ``MESHCNN_RAY_ENGINE`` (``embree`` or
 ``triangle``) or the ``engine=`` argument forces one. Both return the index of
@@ -69,8 +69,8 @@ ENGINES = ("embree", "triangle")
 @functools.lru_cache(maxsize=None)
 def _embree_available() -> bool:
     try:
-        import embreex  # noqa: F401
-        from trimesh.ray import ray_pyembree  # noqa: F401
+        from embreex import rtcore, rtcore_scene  # noqa: F401
+        from embreex.mesh_construction import TriangleMesh  # noqa: F401
     except ImportError:
         return False
     return True
@@ -93,11 +93,44 @@ def ray_engine(engine: str | None = None) -> str:
     return choice
 
 
+_EMBREE_DEVICE: tuple[int, object] | None = None
+
+
+def _embree_device():
+    """One Embree device per process, shared by all scenes.
+
+    (trimesh's wrapper makes a device per scene; a few hundred live ones crash
+    Embree. A device does not survive ``fork``, hence one per process id.)
+    """
+    global _EMBREE_DEVICE
+    if _EMBREE_DEVICE is None or _EMBREE_DEVICE[0] != os.getpid():
+        from embreex import rtcore
+
+        _EMBREE_DEVICE = (os.getpid(), rtcore.EmbreeDevice())
+    return _EMBREE_DEVICE[1]
+
+
+class _EmbreeIntersector:
+    """First-hit ray queries on one triangle mesh with Embree (float32; the mesh lies in the unit ball)."""
+
+    def __init__(self, mesh) -> None:
+        from embreex import rtcore_scene
+        from embreex.mesh_construction import TriangleMesh
+
+        self.scene = rtcore_scene.EmbreeScene(_embree_device())
+        TriangleMesh(scene=self.scene, vertices=np.asarray(mesh.vertices, dtype=np.float32),
+                     indices=np.asarray(mesh.faces, dtype=np.int32))
+
+    def intersects_first(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """Index of the first triangle each ray hits, ``-1`` for a miss."""
+        return self.scene.run(np.asarray(origins, dtype=np.float32), np.asarray(directions, dtype=np.float32))
+
+
 def _intersector(mesh, engine: str):
     if engine == "embree":
-        from trimesh.ray.ray_pyembree import RayMeshIntersector
-    else:
-        from trimesh.ray.ray_triangle import RayMeshIntersector
+        return _EmbreeIntersector(mesh)
+    from trimesh.ray.ray_triangle import RayMeshIntersector
+
     return RayMeshIntersector(mesh)
 
 

@@ -134,3 +134,12 @@ def test_bad_meshes_are_named():
         project_mesh(mesh, 1, rotation=np.diag([1.0, 1.0, -1.0]))
     with pytest.raises(ValueError, match="level"):
         project_mesh(mesh, 12)
+
+
+def test_many_live_projectors_share_one_embree_device():
+    # trimesh's embree wrapper makes one Embree device per scene; a few hundred live ones crashed the process
+    tetra = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    keep = [project.ShapeProjector(tetra, engine="embree") for _ in range(700)]
+    expected = keep[0].icosphere(0)
+    assert all(np.array_equal(p.icosphere(0), expected) for p in keep)  # every scene built and alive
+    assert project._embree_device() is project._embree_device()

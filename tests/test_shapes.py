@@ -205,3 +205,46 @@ def test_synth_cli_is_reproducible(tmp_path):
     for p in files:
         assert (tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes()
         read_off(tmp_path / "a" / p)  # every generated shape is a valid mesh
+
+
+# ------------------------------------------------------------------------------------------ experiment scripts
+def _script(name):
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "shape_classification" / f"{name}.py"
+    return runpy.run_path(str(path))  # run_name is not "__main__": only defines main()
+
+
+def test_classifier_configs():
+    from meshcnn.classification import accuracy, build_classifier, classifier_config, count_parameters
+
+    sphere = build_classifier(classifier_config("spherical", 6, 4, level=2, width=4, depth=2))
+    planar = build_classifier(classifier_config("planar", 6, 4, level=2, width=4, depth=2))
+    assert sphere(torch.zeros(2, 6, 162)).shape == (2, 4) and planar(torch.zeros(2, 6, 9, 18)).shape == (2, 4)
+    assert count_parameters(sphere) > 0
+    with pytest.raises(ValueError, match="kind"):
+        classifier_config("graph", 6, 4, 2)
+
+    class Oracle(torch.nn.Module):  # predicts the class stored in the input
+        def forward(self, x):
+            return torch.nn.functional.one_hot(x[:, 0, 0].long(), 3).float()
+
+    data = [(torch.full((6, 4), float(i % 3)), [0, 1, 1][i % 3]) for i in range(6)]
+    assert accuracy(Oracle(), data, batch_size=4) == pytest.approx(4 / 6)  # class 2 items are labelled 1
+
+
+def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
+    run = tmp_path / "run"
+    common = ["--data", str(synth_root), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "1",
+              "--batch-size", "3", "--no-progress"]
+    history = _script("train")["main"](common + ["--run-dir", str(run), "--cache-dir", str(tmp_path / "cache"),
+                                                 "--rotate-train"])
+    assert len(history) == 1 and 0 <= history[0]["test_accuracy"] <= 1
+    assert (run / "checkpoint.pt").is_file() and (run / "metrics.json").is_file()
+    result = _script("evaluate")["main"](["--run-dir", str(run), "--rotate"])
+    assert (run / "confusion_R.png").stat().st_size > 0 and (run / "evaluation_R.json").is_file()
+    assert sum(sum(row) for row in result["confusion_matrix"]) == 3
+    rows = _script("rotation_study")["main"](common + ["--run-dir", str(tmp_path / "study"), "--models", "planar"])
+    assert [r["setting"] for r in rows] == ["N/N", "N/R", "R/R"]
+    assert all(r["model"] == "planar" and r["params"] > 0 for r in rows)

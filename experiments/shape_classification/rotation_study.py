@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", type=Path, default=Path("runs/shape_rotation_study"))
     p.add_argument("--resume", action="store_true", help="continue each run from its checkpoint")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default; 1 is much faster on a machine shared with other jobs)")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -78,6 +80,8 @@ def dataset(kind: str, split: str, rotate: bool, args: argparse.Namespace) -> Mo
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     print(f"ray engine: {ray_engine()}")
     rows: list[dict] = []
     for kind in args.models:

@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mesh-dir", type=Path, default=None, help="folder of icosphere files (python -m meshcnn.mesh)")
     p.add_argument("--seed", type=int, default=0, help="initialisation, shuffling and rotations")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default; 1 is much faster on a machine shared with other jobs)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (projection runs in them)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--no-progress", action="store_true")
@@ -88,6 +90,8 @@ def make_datasets(args: argparse.Namespace, progress: bool = True) -> tuple[Mode
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     rank, world_size = init_distributed(args.device)
     progress = not args.no_progress and rank == 0
     train_set, test_set = make_datasets(args, progress)
