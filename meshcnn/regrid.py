@@ -35,19 +35,24 @@ Methods
     The value of the nearest sample by great-circle distance (for labels).
     Applied with :func:`apply`, integer data keeps its dtype.
 ``conservative``
-    First-order conservative (area-weighted) remapping. The grid cells are
-    bounded by the midpoints between coordinates (and the poles); the mesh cell
-    of a vertex is its spherical Voronoi cell (the points nearest to it). The
-    overlap areas are computed by a supersampling quadrature: each grid cell is
-    split into equal-area sub-cells (uniform in longitude and in
-    :math:`\sin\varphi`) no wider than a third of the mesh's edge length, and
-    each sub-cell is given to the vertex nearest its centre. The overlap matrix
-    is then balanced (Sinkhorn iterations) so that its row sums equal the
-    mesh's ``vertex_areas`` normalized to :math:`4\pi` (see :func:`mesh_cell_areas`)
-    and its column sums equal the exact grid cell areas (see
-    :func:`grid_cell_areas`). Hence, both ways, the area integral
-    :math:`\sum_c A_c f_c = \sum_v a_v f_v` is preserved (to about 1e-11
-    relative), with the same vertex weights the metrics use.
+    Area-weighted remapping that preserves area integrals. The grid cells are
+    bounded by the midpoints between coordinates (and by the poles); the "cell"
+    of a vertex is its hat function (the piecewise-linear basis function that is
+    1 at the vertex and 0 at the others, a partition of unity over the sphere),
+    a soft Voronoi-like cell. The overlaps :math:`O_{vc} = \int_c \phi_v\,dA` are
+    computed by a supersampling quadrature: each grid cell is split into at least
+    2 x 2 sub-cells, at most a third of the mesh's mean edge length wide, and each
+    sub-cell's exact area is shared among the corners of the mesh triangle
+    containing its centre by barycentric weights. The overlap matrix is then
+    balanced (:math:`O \to \mathrm{diag}(e^x)\,O\,\mathrm{diag}(e^y)`, Newton's method)
+    so that its row sums equal the mesh's ``vertex_areas`` scaled to :math:`4\pi`
+    (:func:`mesh_cell_areas`) and its column sums equal the exact grid cell
+    areas (:func:`grid_cell_areas`). lat-lon -> mesh gives
+    :math:`f_v = \sum_c O_{vc} f_c / a_v` (a local area-weighted average), mesh -> lat-lon
+    gives :math:`f_c = \sum_v O_{vc} f_v / A_c` (the cell average of the linear
+    interpolant), and both preserve :math:`\sum_c A_c f_c = \sum_v a_v f_v` (to
+    about 1e-11 relative) with the same vertex weights the metrics use. Building
+    it takes seconds (1-degree grid to level 6: about 7 s on one core); it is cached.
 """
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ __all__ = [
     "apply",
     "grid_cell_areas",
     "mesh_cell_areas",
+    "locate",
     "regrid_dataarray",
 ]
 
