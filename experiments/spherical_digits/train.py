@@ -132,11 +132,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return []
     train_modes = sorted({s[0] for s in args.settings})  # "N" and/or "R"
     rows = []
+    image_shape = (0, 0)
     for kind in args.models:
         for train_mode in train_modes:
             model = make_model(kind, args)
             params = sum(p.numel() for p in model.parameters())
             train_set = make_dataset(kind, "train", train_mode == "R", args)
+            image_shape = train_set.image_shape
             optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
             run_dir = args.run_dir / f"{kind}_{train_mode}"
@@ -159,8 +161,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "final_train_loss": float(history[-1]["train_loss"]) if history else None})
                 print(f"   {setting}: test accuracy {100 * acc:.1f} %")
 
-    names = {"sphere": f"SphericalResNet (level {args.level})", "planar": "PlanarCNN (8x8)" if args.mnist is None
-             else "PlanarCNN"}
+    names = {"sphere": f"SphericalResNet (level {args.level})", "planar": "PlanarCNN ({}x{})".format(*image_shape)}
     print("\n| model | setting (train/test) | test accuracy | parameters | training time |")
     print("|---|---|---|---|---|")
     for r in rows:
