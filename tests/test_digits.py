@@ -157,14 +157,15 @@ def test_barycentric_interpolation_weights():
 
 
 # ---------------------------------------------------------------------------- inverse projection
-def test_unproject_constant_and_shapes():
+@pytest.mark.parametrize("projection", D.PROJECTIONS)
+def test_unproject_constant_and_shapes(projection):
     mesh = icosphere(3)
-    images = D.unproject_signal(np.full((2, mesh.num_vertices), 0.7), 3, (5, 4))
+    images = D.unproject_signal(np.full((2, mesh.num_vertices), 0.7), 3, (5, 4), projection=projection)
     assert images.shape == (2, 5, 4) and images.dtype == np.float32
     np.testing.assert_allclose(images, 0.7, rtol=1e-6)
     # the pixel centres go back to where the projection put them
     ramp = np.add.outer(np.arange(8.0), np.zeros(8))
-    back = D.unproject_signal(D.project_image(ramp, 5), 5, (8, 8))
+    back = D.unproject_signal(D.project_image(ramp, 5, projection=projection), 5, (8, 8), projection=projection)
     np.testing.assert_allclose(back[1:-1, 1:-1], ramp[1:-1, 1:-1], atol=0.05)
 
 
@@ -238,6 +239,8 @@ def test_errors(tmp_path, monkeypatch):
             D.project_image(np.ones((8, 8)), level)
         with pytest.raises(ValueError, match="level"):
             D.SphericalDigits("train", level)
+    with pytest.raises(ValueError, match="finite"):
+        D.project_image(np.full((8, 8), np.nan), 3)
     with pytest.raises(ValueError, match="split"):
         D.SphericalDigits("val", 3)
     with pytest.raises(ValueError, match="rotation"):

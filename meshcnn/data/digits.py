@@ -227,7 +227,8 @@ MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read an MNIST-style ``.npz`` with ``x_train (N, H, W)``, ``y_train (N,)``, ``x_test``, ``y_test``.
 
-    Images are returned as stored (scale them with :func:`_image_scale`), labels as int64.
+    Images are returned as stored (the datasets scale uint8 by 1/255, other dtypes by
+    1/max when the max exceeds 1), labels as int64.
     Raises ``FileNotFoundError`` or ``ValueError`` naming the file and the
     offending array.
     """
