@@ -420,9 +420,7 @@ def locate(mesh: Mesh, points: np.ndarray, chunk: int = 65536) -> tuple[np.ndarr
     come from a k-d tree of face centroids, widened until a containing face is found.
     """
     vertices, faces = mesh.vertices, mesh.faces
-    centroids = vertices[faces].mean(axis=1)
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    tree = _face_tree(mesh.level, mesh.num_vertices)
+    tree = _face_tree(mesh)
     points = np.asarray(points, dtype=np.float64)
     found_face = np.full(len(points), -1, dtype=np.int64)
     bary = np.zeros((len(points), 3))
@@ -461,8 +459,7 @@ def locate(mesh: Mesh, points: np.ndarray, chunk: int = 65536) -> tuple[np.ndarr
 
 
 @functools.lru_cache(maxsize=4)
-def _face_tree(level: int, num_vertices: int) -> cKDTree:
-    mesh = icosphere(level)
+def _face_tree(mesh: Mesh) -> cKDTree:  # Mesh hashes by identity
     centroids = mesh.vertices[mesh.faces].mean(axis=1)
     return cKDTree(centroids / np.linalg.norm(centroids, axis=1, keepdims=True))
 
@@ -488,14 +485,14 @@ def _nearest_to_mesh(grid: _Grid, mesh: Mesh) -> sp.csr_matrix:
 
 def _nearest_to_grid(grid: _Grid, mesh: Mesh) -> sp.csr_matrix:
     points = grid.points()
-    _, nearest = _vertex_tree(mesh.level).query(points)
+    _, nearest = _vertex_tree(mesh).query(points)
     n = len(points)
     return sp.csr_matrix((np.ones(n), (np.arange(n), nearest)), shape=(n, mesh.num_vertices))
 
 
 @functools.lru_cache(maxsize=4)
-def _vertex_tree(level: int) -> cKDTree:
-    return cKDTree(icosphere(level).vertices)
+def _vertex_tree(mesh: Mesh) -> cKDTree:  # Mesh hashes by identity
+    return cKDTree(mesh.vertices)
 
 
 # ------------------------------------------------------------------------------- conservative

@@ -66,7 +66,7 @@ def test_round_trip_one_degree_level6():
         (np.arange(89.0, -90.0, -2.0), np.arange(-180.0, 180.0, 2.0)),  # descending, no pole rows, -180..180
         (np.linspace(-90.0, 90.0, 91), np.arange(0.0, 360.1, 2.0)),  # pole rows, duplicated 0/360 column
         (gaussian_latitudes(96), np.arange(0.0, 360.0, 1.875)),  # Gaussian N48 (no pole rows)
-        (np.linspace(90.0, -90.0, 91), np.arange(358.0, -1.0, -2.0)),  # both descending
+        (np.linspace(90.0, -90.0, 91), np.arange(359.0, 0.0, -2.0)),  # both descending, lon 0 in the wrap interval
     ],
     ids=["descending-offset", "poles-duplicate-column", "gaussian", "lon-descending"],
 )
