@@ -29,10 +29,14 @@ How it is computed (:func:`mesh_conv`), per sample ``b`` of the batch:
 When the first tap is the identity (``identity_tap=True``, :class:`MeshConv`),
 it is not stored in ``S``: ``y_b += W_0 x_b`` is a GEMM on the input directly.
 
-The backward pass is written by hand (:class:`_MeshConvFunction`): the input
-gradient uses the precomputed transposed operator ``S^T`` (again as bags, so
-it is a gather, never a scatter), and the weight gradient accumulates
-``g_b F_b`` per sample. Working per sample keeps ``F_b`` in cache.
+The backward pass is written by hand (:class:`_MeshConvFunction`), per sample
+too: the input gradient ``sum_t W_t^T S_t^T g_b`` applies the precomputed
+vertex-major stack of the transposed taps ``R`` (row ``u T + t`` = column ``u``
+of tap ``t``) to ``g_b^T`` as bags (a gather, never a scatter), then one GEMM;
+the weight gradient accumulates ``g_b F_b``. Working per sample keeps ``F_b``
+(``V_out T C`` values) in cache between the sparse and the dense products; a
+batched variant (one bag product over a ``(V, B C)`` table) measured 6x slower
+on CPU (see ``experiments/benchmark/RESULTS.md``).
 
 Sparse operators are passed as their CSR components (``crow``, ``col``,
 ``val``) and those of their transpose, all plain dense tensors: modules keep
@@ -58,6 +62,8 @@ __all__ = [
     "CSR",
     "csr_from_scipy",
     "stack_taps",
+    "TapOperator",
+    "tap_operator",
     "sparse_matmul",
     "mesh_conv",
     "mesh_conv_reference",
@@ -104,6 +110,33 @@ def stack_taps(taps: list[sp.spmatrix]) -> sp.csr_matrix:
     num_taps, v_out = len(taps), shape[0]
     order = np.arange(num_taps * v_out).reshape(num_taps, v_out).T.reshape(-1)
     return sp.csr_matrix(stacked[order])
+
+
+class TapOperator(NamedTuple):
+    """The operator of :func:`mesh_conv`: ``T`` taps stacked vertex-major, with their transposes.
+
+    ``crow, col, val``: CSR of ``S`` ``(V_out T, V_in)``, row ``v * T + t`` = row ``v`` of tap ``t``.
+    ``crow_t, col_t, val_t``: CSR of ``R`` ``(V_in T, V_out)``, row ``u * T + t`` = column ``u``
+    of tap ``t`` (the vertex-major stack of the transposed taps, used by the backward pass).
+    ``shape``: ``(V_out T, V_in)``; ``taps``: ``T``.
+    """
+
+    crow: torch.Tensor
+    col: torch.Tensor
+    val: torch.Tensor
+    crow_t: torch.Tensor
+    col_t: torch.Tensor
+    val_t: torch.Tensor
+    shape: tuple[int, int]
+    taps: int
+
+
+def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32) -> TapOperator:
+    """Build the :class:`TapOperator` of ``taps`` (each ``(V_out, V_in)``), values in ``dtype``."""
+    forward = csr_from_scipy(stack_taps(taps), dtype)
+    backward = csr_from_scipy(stack_taps([sp.csr_matrix(t).T for t in taps]), dtype)
+    return TapOperator(forward.crow, forward.col, forward.val, backward.crow, backward.col, backward.val,
+                       forward.shape, len(taps))
 
 
 def _bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -157,28 +190,44 @@ def _vertex_major(xb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return out.copy_(xb.t())
 
 
+def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
+    """``(W_id (O, C) or None, W_op (O, T C), W_opT (C, T O))`` in ``dtype``."""
+    out_channels, channels, _ = weight.shape
+    w = weight.to(dtype)
+    w_id = w[..., 0] if identity_tap else None
+    w_taps = w[..., int(identity_tap):]  # (O, C, T)
+    op_taps = w_taps.shape[-1]
+    w_op = w_taps.transpose(1, 2).reshape(out_channels, op_taps * channels)  # [o, (t, c)]
+    w_op_t = w_taps.permute(1, 2, 0).reshape(channels, op_taps * out_channels)  # [c, (t, o)]
+    return w_id, w_op, w_op_t
+
+
 class _MeshConvFunction(torch.autograd.Function):
-    """Forward and hand-written backward of :func:`mesh_conv` (see the module docstring)."""
+    """Forward and hand-written backward of :func:`mesh_conv` (see the module docstring).
+
+    ``S`` (``crow, col, val``) is the vertex-major stack of the taps, row
+    ``v * T + t``; ``R`` (``crow_t, col_t, val_t``) the vertex-major stack of
+    their transposes, row ``u * T + t`` = column ``u`` of tap ``t``. The input
+    gradient is ``sum_t W_t^T (S_t^T g)``, i.e. ``R`` applied to the output
+    gradient followed by one GEMM: the mirror image of the forward pass.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap,
                 sparse_dtype, dense_dtype):
-        batch, channels, _ = x.shape
+        batch, channels, num_in = x.shape
         out_channels, _, taps = weight.shape
         op_taps = taps - int(identity_tap)
-        device_type = x.device.type
-        with torch.autocast(device_type, enabled=False):
+        with torch.autocast(x.device.type, enabled=False):
             val = val.to(sparse_dtype)
-            w_op = weight[..., int(identity_tap):].transpose(1, 2).reshape(out_channels, op_taps * channels)
-            w_op = w_op.to(dense_dtype)
-            w_id = weight[..., 0].to(dense_dtype) if identity_tap else None
+            w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
             b = bias.to(dense_dtype)[:, None] if bias is not None else None
             out = torch.empty((batch, out_channels, num_out), dtype=dense_dtype, device=x.device)
             feats = []
             for i in range(batch):
-                table = _vertex_major(x[i], sparse_dtype)
+                table = _vertex_major(x[i], sparse_dtype)  # (V_in, C)
                 f = _bag_matmul(crow, col, val, table).view(num_out, op_taps * channels).to(dense_dtype)
-                feats.append(f)
+                feats.append(f)  # F_b (V_out, T C), saved for the weight gradient
                 if identity_tap:
                     xi = x[i, :, :num_out].to(dense_dtype)
                     if b is None:
@@ -191,30 +240,27 @@ class _MeshConvFunction(torch.autograd.Function):
                 else:
                     torch.addmm(b, w_op, f.t(), out=out[i])
         ctx.save_for_backward(x if identity_tap else None, weight, crow_t, col_t, val_t, *feats)
-        ctx.meta = (num_out, identity_tap, sparse_dtype, dense_dtype, x.dtype,
+        ctx.meta = (num_in, num_out, identity_tap, sparse_dtype, dense_dtype, x.dtype,
                     bias.dtype if bias is not None else None)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, weight, crow_t, col_t, val_t, *feats = ctx.saved_tensors
-        num_out, identity_tap, sparse_dtype, dense_dtype, x_dtype, bias_dtype = ctx.meta
+        num_in, num_out, identity_tap, sparse_dtype, dense_dtype, x_dtype, bias_dtype = ctx.meta
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         out_channels, channels, taps = weight.shape
         op_taps = taps - int(identity_tap)
         batch = grad.shape[0]
         grad_x = grad_w = grad_b = None
+        acc_dtype = torch.promote_types(weight.dtype, torch.float32)
         with torch.autocast(grad.device.type, enabled=False):
             grad = grad.to(dense_dtype)
-            w_op = weight[..., int(identity_tap):].transpose(1, 2).reshape(out_channels, op_taps * channels)
-            w_op = w_op.to(dense_dtype)
-            w_id = weight[..., 0].to(dense_dtype) if identity_tap else None
+            w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
+            val_t = val_t.to(sparse_dtype)
             if need_x:
-                val_t = val_t.to(sparse_dtype)
-                num_in = crow_t.shape[0] - 1
                 grad_x = torch.empty((batch, channels, num_in), dtype=x_dtype, device=grad.device)
             if need_w:
-                acc_dtype = torch.promote_types(weight.dtype, torch.float32)
                 grad_w_op = torch.zeros((out_channels, op_taps * channels), dtype=acc_dtype, device=grad.device)
                 grad_w_id = torch.zeros((out_channels, channels), dtype=acc_dtype, device=grad.device)
             for i in range(batch):
@@ -224,29 +270,27 @@ class _MeshConvFunction(torch.autograd.Function):
                     if identity_tap:
                         grad_w_id += torch.mm(g, x[i, :, :num_out].t().to(dense_dtype))
                 if need_x:
-                    grad_f = torch.mm(g.t(), w_op).to(sparse_dtype)  # (V_out, T C)
-                    gx = _bag_matmul(crow_t, col_t, val_t, grad_f.view(num_out * op_taps, channels))  # (V_in, C)
-                    if identity_tap:
-                        grad_id = torch.mm(w_id.t(), g)
-                        if gx.dtype == grad_id.dtype == grad_x.dtype and gx.shape[0] == num_out:
-                            torch.addmm(gx.t(), w_id.t(), g, out=grad_x[i])
-                        else:
-                            grad_x[i].copy_(gx.t())
-                            grad_x[i, :, :num_out] += grad_id
-                    else:
-                        grad_x[i].copy_(gx.t())
+                    table = _vertex_major(g, sparse_dtype)  # (V_out, O)
+                    h = _bag_matmul(crow_t, col_t, val_t, table).view(num_in, op_taps * out_channels)
+                    h = h.to(dense_dtype)
+                    if dense_dtype == x_dtype:
+                        torch.mm(w_op_t, h.t(), out=grad_x[i])
+                        if identity_tap:
+                            grad_x[i, :, :num_out].addmm_(w_id.t(), g)
+                    else:  # autocast: dense products in low precision, input gradient in x's dtype
+                        grad_x[i].copy_(torch.mm(w_op_t, h.t()))
+                        if identity_tap:
+                            grad_x[i, :, :num_out] += torch.mm(w_id.t(), g)
             if need_w:
-                if identity_tap:
-                    parts = [grad_w_id[..., None], grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2)]
-                    grad_w = torch.cat(parts, dim=2).to(weight.dtype)
-                else:
-                    grad_w = grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2).to(weight.dtype)
+                grad_w_op = grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2)
+                parts = [grad_w_id[..., None], grad_w_op] if identity_tap else [grad_w_op]
+                grad_w = torch.cat(parts, dim=2).to(weight.dtype)
             if need_b and bias_dtype is not None:
                 grad_b = grad.sum(dim=(0, 2), dtype=torch.promote_types(bias_dtype, torch.float32)).to(bias_dtype)
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None, None, None
 
 
-def mesh_conv(x: torch.Tensor, op: CSR, weight: torch.Tensor, bias: torch.Tensor | None,
+def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torch.Tensor | None,
               identity_tap: bool = False) -> torch.Tensor:
     r"""Mesh convolution with a stacked tap operator.
 
@@ -255,8 +299,7 @@ def mesh_conv(x: torch.Tensor, op: CSR, weight: torch.Tensor, bias: torch.Tensor
     Parameters
     ----------
     x : (B, C, V_in) floating tensor
-    op : :class:`CSR` of shape ``(V_out T_op, V_in)``, vertex-major (see :func:`stack_taps`):
-        row ``v * T_op + t`` is row ``v`` of tap ``t``.
+    op : :class:`TapOperator` with ``T_op`` taps (see :func:`tap_operator`).
     weight : (O, C, T)
         With ``identity_tap=False``, ``T = T_op``. With ``identity_tap=True``,
         ``T = T_op + 1``: ``weight[..., 0]`` multiplies the identity restricted to
@@ -279,8 +322,9 @@ def mesh_conv(x: torch.Tensor, op: CSR, weight: torch.Tensor, bias: torch.Tensor
         raise ValueError(f"mesh_conv: weight has {w_channels} input channels, x has {channels}")
     if op.shape[1] != num_in:
         raise ValueError(f"mesh_conv: operator acts on V={op.shape[1]} vertices, x has V={num_in}")
-    if op_taps < 1 or op.shape[0] % op_taps:
-        raise ValueError(f"mesh_conv: operator with {op.shape[0]} rows does not hold {op_taps} taps")
+    if op.taps != op_taps:
+        raise ValueError(f"mesh_conv: the operator holds {op.taps} taps, the weight needs {op_taps} "
+                         f"({taps} taps{', the first the identity' if identity_tap else ''})")
     num_out = op.shape[0] // op_taps
     if identity_tap and num_out > num_in:
         raise ValueError("mesh_conv: an identity tap needs V_out <= V_in")

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .functional import CSR, csr_from_scipy, mesh_conv, stack_taps
+from .functional import TapOperator, mesh_conv, tap_operator
 from .mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
 
 __all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "TAPS"]
@@ -62,12 +62,12 @@ class _TapConv(nn.Module):
         self.in_level, self.out_level = in_level, out_level
         # vertex-major stacking (row v * T + t), the layout mesh_conv wants; an identity
         # first tap is not stored but applied to the input directly (identity_tap)
-        op = csr_from_scipy(stack_taps(taps), torch.float64)
+        op = tap_operator(taps, torch.float64)
         self.identity_tap = identity_tap
         self._exact: dict[str, torch.Tensor] = {}
         for field in ("crow", "col", "val", "crow_t", "col_t", "val_t"):
             self._register_operator(f"op_{field}", getattr(op, field))
-        self._op_shape = op.shape
+        self._op_shape, self._op_taps = op.shape, op.taps
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
@@ -101,12 +101,12 @@ class _TapConv(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     @property
-    def operator(self) -> CSR:
+    def operator(self) -> TapOperator:
         """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
         :func:`meshcnn.functional.stack_taps`) and its transpose; without the identity
         tap when :attr:`identity_tap` is set."""
-        return CSR(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
-                   self._op_shape)
+        return TapOperator(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
+                           self._op_shape, self._op_taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_level, type(self).__name__)
