@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--projection", choices=("mollweide", "equirectangular"), default="mollweide")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op CPU threads (0: torch's default)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip invalid files instead of failing")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -55,7 +56,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{n:<20}{f(report['iou'][n]):>8}{f(report['ap'][n]):>8}{f(report['accuracy'][n]):>8}")
     lines.append(f"{'mean':<20}{f(report['mean_iou']):>8}{f(report['mean_ap']):>8}{f(report['mean_accuracy']):>8}")
     if "iou_by_band" in report:
-        lines.append("IoU by latitude band: " + "".join(f"{n:>20}" for n in names))
+        lines.append(f"{'IoU by latitude band':<30}" + "".join(f"{n:>20}" for n in names))
         for band, b in report["iou_by_band"].items():
             lines.append(f"  {band:<12} ({100 * b['area_fraction']:4.1f}% of area)" + "".join(f"{f(b['iou'][n]):>20}" for n in names))
     return "\n".join(lines)
@@ -63,6 +64,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "eval"

@@ -15,6 +15,7 @@ file lists), ``metrics.json`` (per-epoch loss and validation IoU/AP),
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op CPU threads (0: torch's default); 1 is much faster on busy, shared cores")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = p.parse_args(argv)
@@ -99,8 +102,23 @@ def make_evaluate(args: argparse.Namespace, val_targets: climate.ClimateNetDatas
     return evaluate
 
 
+def parameter_checksum(model: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of the trainable parameters, in registration order.
+
+    Buffers are left out: DDP broadcasts BatchNorm running statistics from rank 0 at
+    each forward pass, so after the last step each rank's still hold its own batch's.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.named_parameters():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     rank, world_size = init_distributed(args.device)
     device = torch.device(args.device)
     if device.type == "cuda" and world_size > 1:
@@ -167,7 +185,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         scheduler=scheduler, device=device, seed=args.seed, resume=args.resume, extra_state=extra_state,
         num_workers=args.num_workers, progress=not args.no_progress, log=say)
     say(f"trained {len(history)} epochs in {time.perf_counter() - t0:.1f} s; run folder {out}")
-    if world_size > 1:
+    if world_size > 1:  # every rank reports, so a desynchronized replica shows
+        print(f"rank {rank}/{world_size}: parameter checksum {parameter_checksum(model)}", flush=True)
         torch.distributed.destroy_process_group()
     return history
 
