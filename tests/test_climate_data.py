@@ -292,3 +292,13 @@ def test_cli_synth_and_check(tmp_path, capsys):
     assert "wrote 2 files" in capsys.readouterr().out
     C.main(["check", str(tmp_path / "s")])
     assert capsys.readouterr().out.count("ok ") == 2
+    # conversion to the UGSCNN layout: one .npz per sample plus split lists, read back like the netCDF
+    C.main(["to-ugscnn", "--data", str(tmp_path / "s"), "--out", str(tmp_path / "u"), "--level", "2"])
+    listed = sum((C.read_split_list(tmp_path / "u" / f"{k}_split.txt") for k in ("train", "val", "test")), [])
+    assert sorted(p.name for p in listed) == sorted(p.stem + ".npz" for p in (tmp_path / "s").glob("*.nc"))
+    for npz in listed:
+        nc = tmp_path / "s" / (npz.stem + ".nc")
+        a, la = C.read_ugscnn(npz, level=2)
+        b, lb = C.read_climatenet(nc, 2)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
