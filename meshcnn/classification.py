@@ -67,3 +67,4 @@ def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
         return {name: accuracy(model, dataset, device, batch_size)}
 
     return evaluate
+

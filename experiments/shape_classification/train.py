@@ -33,7 +33,7 @@ from meshcnn.classification import KINDS, accuracy_evaluator, build_classifier, 
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
 from meshcnn.project import ray_engine
-from meshcnn.train import fit, init_distributed, seed_everything
+from meshcnn.train import fit, init_distributed, load_checkpoint, seed_everything
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,12 +88,26 @@ def make_datasets(args: argparse.Namespace, progress: bool = True) -> tuple[Mode
     return train, test
 
 
+def check_resume(args: argparse.Namespace) -> None:
+    """``ValueError`` if ``--resume`` would continue a run made with other settings (the cosine
+    schedule spans ``--epochs``, so a different total would not continue the same run)."""
+    path = args.run_dir / "checkpoint.pt"
+    if not args.resume or not path.is_file():
+        return
+    saved = load_checkpoint(path)["extra"].get("args", {})
+    for key in ("epochs", "model", "level", "width", "depth", "lr", "rotate_train", "seed"):
+        if key in saved and saved[key] != str(getattr(args, key)):
+            raise ValueError(f"{path} was trained with --{key.replace('_', '-')} {saved[key]}, not "
+                             f"{getattr(args, key)}: resume with the same settings (or use a new --run-dir)")
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     rank, world_size = init_distributed(args.device)
     progress = not args.no_progress and rank == 0
+    check_resume(args)
     train_set, test_set = make_datasets(args, progress)
     if rank == 0:  # fill the projection cache once, before the other ranks read it
         print(f"ray engine: {ray_engine()}; {train_set}; {test_set}")
