@@ -51,6 +51,8 @@ and the output has that dtype, like :class:`torch.nn.Linear` under autocast.
 """
 from __future__ import annotations
 
+import contextlib
+
 from typing import NamedTuple
 
 import numpy as np
@@ -177,11 +179,18 @@ def compute_dtypes(x: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
     """
     sparse_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     device_type = x.device.type
-    if torch.is_autocast_enabled(device_type):
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
         dense_dtype = torch.get_autocast_dtype(device_type)
     else:
         dense_dtype = x.dtype
     return sparse_dtype, dense_dtype
+
+
+def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off for ``device_type`` (dtypes are chosen explicitly by :func:`compute_dtypes`)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _vertex_major(xb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -218,7 +227,7 @@ class _MeshConvFunction(torch.autograd.Function):
         batch, channels, num_in = x.shape
         out_channels, _, taps = weight.shape
         op_taps = taps - int(identity_tap)
-        with torch.autocast(x.device.type, enabled=False):
+        with _no_autocast(x.device.type):
             val = val.to(sparse_dtype)
             w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
             b = bias.to(dense_dtype)[:, None] if bias is not None else None
@@ -254,7 +263,7 @@ class _MeshConvFunction(torch.autograd.Function):
         batch = grad.shape[0]
         grad_x = grad_w = grad_b = None
         acc_dtype = torch.promote_types(weight.dtype, torch.float32)
-        with torch.autocast(grad.device.type, enabled=False):
+        with _no_autocast(grad.device.type):
             grad = grad.to(dense_dtype)
             w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
             val_t = val_t.to(sparse_dtype)
