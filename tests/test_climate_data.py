@@ -278,6 +278,9 @@ def test_synthetic_physics(synth_dir):
     assert 5 <= lo and hi <= 35
     assert report["ar_length_km"][0] > 2000 and report["ar_width_km"][1] < 1000
     assert report["tmq_ar_over_background"] > 1.3
+    # measured on the label regions themselves: long (> 2000 km) and narrow (< 1000 km)
+    assert report["ar_label_length_km_p10_p50_p90"][1] > 2000
+    assert report["ar_label_width_km_p10_p50_p90"][2] < 1000
     # plausible global means (CAM5 climatology: TMQ ~26 kg/m2, PSL ~1010 hPa, TS ~289 K)
     data, _, lat, _ = C.read_latlon(sorted(synth_dir.glob("*.nc"))[0])
     w = np.cos(np.deg2rad(lat))[:, None] * np.ones(data.shape[-1])

@@ -435,6 +435,48 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
     return [out / r["file"] for r in records]
 
 
+def _region_shapes(mask: np.ndarray, grid: _Grid, max_points: int = 400) -> list[tuple[float, float]]:
+    """``(length, mean width)`` in km of each connected region of a lat-lon mask (periodic in longitude),
+    ignoring fragments under 2.5 grid spacings.
+
+    Length: the largest great-circle distance between two of its grid points (a
+    subsample of ``max_points``); mean width: area / length.
+    """
+    from scipy import ndimage
+
+    regions, n = ndimage.label(mask)
+    if n == 0:
+        return []
+    parent = np.arange(n + 1)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in zip(regions[:, 0], regions[:, -1]):  # join regions across the dateline
+        if a and b:
+            parent[find(a)] = find(b)
+    roots = np.array([find(i) for i in range(n + 1)])
+    regions = roots[regions]
+    dlat = np.deg2rad(np.abs(np.gradient(grid.lat_deg)))[:, None]
+    dlon = np.deg2rad(360.0 / grid.shape[1])
+    cell_km2 = _KM_PER_RAD**2 * np.cos(grid.lat) * dlat * dlon
+    rng = np.random.default_rng(0)
+    min_km = 2.5 * float(np.deg2rad(np.abs(np.diff(grid.lat_deg)).max())) * _KM_PER_RAD
+    shapes = []
+    for r in np.unique(regions[regions > 0]):
+        idx = np.nonzero(regions == r)
+        pts = grid.xyz[idx]
+        if len(pts) > max_points:
+            pts = pts[rng.choice(len(pts), max_points, replace=False)]
+        length = float(np.arccos(np.clip(pts @ pts.T, -1, 1)).max() * _KM_PER_RAD)
+        if length > min_km:  # skip fragments of a cell or two (e.g. a tip cut off by the pole row)
+            shapes.append((length, float(cell_km2[idx].sum()) / length))
+    return shapes
+
+
 def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     r"""Measure, from the files themselves, that a synthetic set has the intended physics.
 
@@ -449,7 +491,10 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
       mean 1500-2000 km away; ``tc_pressure_drop_hpa``: mean PSL drop over the same;
       ``tc_abs_lat_range``;
     * ``ar_length_km``/``ar_width_km`` ranges, ``ar_polar_fraction`` (ARs reaching
-      beyond 60 degrees); ``tmq_ar_over_background``: mean TMQ on AR labels over mean
+      beyond 60 degrees) as drawn by the generator; ``ar_label_length_km_p10_p50_p90`` and
+      ``ar_label_width_km_p10_p50_p90`` measured on the connected AR label regions
+      (length = largest extent, width = area / length; touching rivers merge into one
+      region); ``tmq_ar_over_background``: mean TMQ on AR labels over mean
       TMQ of background points at 20-60 degrees.
     """
     from tqdm import tqdm
@@ -461,6 +506,7 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
     vort = {"N": [], "S": []}
     warm, drop, tc_lats = [], [], []
     tmq_ar, tmq_bg = [], []
+    ar_shapes: list[tuple[float, float]] = []
     grid = None
     for record in tqdm(summary["files"], desc="verifying", unit="file", disable=not progress):
         fields, labels, lat, lon = read_latlon(folder / record["file"])
@@ -484,6 +530,7 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         band = (np.abs(grid.lat_deg)[:, None] > 20) & (np.abs(grid.lat_deg)[:, None] < 60) & np.ones(len(lon), bool)
         if np.any(labels == 2):
             tmq_ar.append(float(tmq[labels == 2].mean()))
+            ar_shapes += _region_shapes(labels == 2, grid)
         tmq_bg.append(float(tmq[band & (labels == 0)].mean()))
     ars = [a for r in summary["files"] for a in r["atmospheric_rivers"]]
     signs = [z > 0 for z in vort["N"]] + [z < 0 for z in vort["S"]]
@@ -503,4 +550,9 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         "ar_start_abs_lat": [min(abs(a["start_lat"]) for a in ars), max(abs(a["start_lat"]) for a in ars)] if ars else [],
         "ar_polar_fraction": float(np.mean([a["max_abs_lat"] > 60 for a in ars])) if ars else float("nan"),
         "tmq_ar_over_background": float(np.mean(tmq_ar) / np.mean(tmq_bg)) if tmq_ar else float("nan"),
+        "ar_label_regions": len(ar_shapes),
+        "ar_label_length_km_p10_p50_p90": np.percentile([a for a, _ in ar_shapes], [10, 50, 90]).round(0).tolist()
+        if ar_shapes else [],
+        "ar_label_width_km_p10_p50_p90": np.percentile([b for _, b in ar_shapes], [10, 50, 90]).round(0).tolist()
+        if ar_shapes else [],
     }
