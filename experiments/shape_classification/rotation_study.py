@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           seed=args.seed, resume=args.resume, num_workers=args.num_workers,
                           progress=not args.no_progress,
                           extra_state={"config": config, "classes": train_set.classes, "grid": train_set.grid,
-                                       "latlon": list(train_set.latlon)})
+                                       "latlon": list(train_set.latlon),
+                                       "args": {k: str(v) for k, v in vars(args).items()}})
             train_time = sum(float(h["time_s"]) for h in history) if history else time.perf_counter() - start
             for setting in (s for s in args.settings if s[0] == train_mode):
                 test_set = dataset(kind, "test", setting[2] == "R", args)
