@@ -174,3 +174,12 @@ def test_main_job_tiny(tmp_path):
     summary = json.loads((tmp_path / "main" / "summary.json").read_text())
     assert summary["maps"] and all(Path(p).is_file() for p in summary["maps"])
     assert (tmp_path / "main" / "checkpoint.pt").is_file() and (tmp_path / "main" / "metrics.json").is_file()
+
+
+def test_train_on_ugscnn_folder_with_split_lists(tiny_data, tmp_path):
+    C.main(["to-ugscnn", "--data", str(tiny_data), "--out", str(tmp_path / "ugscnn"), "--level", "2"])
+    log = train(tmp_path / "ugscnn", tmp_path / "run", "--epochs", "1")
+    extra = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["extra"]
+    listed = C.read_split_list(tmp_path / "ugscnn" / "train_split.txt")
+    assert [Path(f).name for f in extra["splits"]["train"]] == [f.name for f in listed]
+    assert all(f.endswith(".npz") for f in extra["splits"]["train"]) and "spherical model on level 2" in log

@@ -76,9 +76,9 @@ def resolve_splits(args: argparse.Namespace) -> dict[str, list[Path]]:
         splits = {name: climate.read_split_list(data / f"{name}_split.txt") if (data / f"{name}_split.txt").is_file() else []
                   for name in ("train", "val", "test")}
     else:
-        files = [f for f in climate.find_files(data) if f.suffix == ".nc"]
+        files = climate.find_files(data)  # .nc files, or UGSCNN .npz samples without split lists
         if not files:
-            raise FileNotFoundError(f"--data {data}: no .nc files and no train_split.txt")
+            raise FileNotFoundError(f"--data {data}: no .nc or .npz files and no train_split.txt")
         splits = climate.split_files(files, args.split, seed=args.split_seed, contiguous=args.contiguous_split)
     if args.max_train is not None:
         splits["train"] = splits["train"][: args.max_train]

@@ -6,6 +6,9 @@ and a ``LABELS`` map (0 background, 1 tropical cyclone, 2 atmospheric river).
 This module reads those files, regrids them onto the icosphere of a chosen level
 (fields bilinearly, labels by nearest neighbour, with the matrices of
 :mod:`meshcnn.regrid`) and serves them as a lazy :class:`torch.utils.data.Dataset`.
+It also reads UGSCNN's preprocessed ``.npz`` samples and split lists. Synthetic files
+in the same layout come from :mod:`meshcnn.data.climate_synth` (its functions are
+re-exported here).
 
 Conventions
 -----------
