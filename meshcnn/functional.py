@@ -193,10 +193,10 @@ def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _vertex_major(xb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``xb.T`` as a contiguous ``(V, C)`` tensor of ``dtype`` (one copy)."""
-    out = torch.empty((xb.shape[1], xb.shape[0]), dtype=dtype, device=xb.device)
-    return out.copy_(xb.t())
+def _vertex_major(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` (B, C, V) as a contiguous ``(B, V, C)`` tensor of ``dtype`` (one copy)."""
+    out = torch.empty((x.shape[0], x.shape[2], x.shape[1]), dtype=dtype, device=x.device)
+    return out.copy_(x.transpose(1, 2))
 
 
 def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
@@ -230,24 +230,25 @@ class _MeshConvFunction(torch.autograd.Function):
         with _no_autocast(x.device.type):
             val = val.to(sparse_dtype)
             w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
-            b = bias.to(dense_dtype)[:, None] if bias is not None else None
-            out = torch.empty((batch, out_channels, num_out), dtype=dense_dtype, device=x.device)
+            # whole-batch ops where they cost nothing extra: fewer, larger kernels
+            tables = _vertex_major(x, sparse_dtype)  # (B, V_in, C), one copy
+            shape = (batch, out_channels, num_out)
+            if identity_tap:  # out = W_0 x (+ b), the whole batch in one batched GEMM
+                xi = x[:, :, :num_out].to(dense_dtype)
+                w_id = w_id.expand(batch, -1, -1)
+                if bias is None:
+                    out = torch.bmm(w_id, xi)
+                else:
+                    out = torch.baddbmm(bias.to(dense_dtype)[:, None].expand(shape), w_id, xi)
+            elif bias is None:
+                out = torch.zeros(shape, dtype=dense_dtype, device=x.device)
+            else:
+                out = bias.to(dense_dtype)[:, None].expand(shape).contiguous()
             feats = []
             for i in range(batch):
-                table = _vertex_major(x[i], sparse_dtype)  # (V_in, C)
-                f = _bag_matmul(crow, col, val, table).view(num_out, op_taps * channels).to(dense_dtype)
+                f = _bag_matmul(crow, col, val, tables[i]).view(num_out, op_taps * channels).to(dense_dtype)
                 feats.append(f)  # F_b (V_out, T C), saved for the weight gradient
-                if identity_tap:
-                    xi = x[i, :, :num_out].to(dense_dtype)
-                    if b is None:
-                        torch.mm(w_id, xi, out=out[i])
-                    else:
-                        torch.addmm(b, w_id, xi, out=out[i])
-                    out[i].addmm_(w_op, f.t())
-                elif b is None:
-                    torch.mm(w_op, f.t(), out=out[i])
-                else:
-                    torch.addmm(b, w_op, f.t(), out=out[i])
+                out[i].addmm_(w_op, f.t())
         ctx.save_for_backward(x if identity_tap else None, weight, crow_t, col_t, val_t, *feats)
         ctx.meta = (num_in, num_out, identity_tap, sparse_dtype, dense_dtype, x.dtype,
                     bias.dtype if bias is not None else None)
@@ -268,32 +269,34 @@ class _MeshConvFunction(torch.autograd.Function):
             w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
             val_t = val_t.to(sparse_dtype)
             if need_x:
-                grad_x = torch.empty((batch, channels, num_in), dtype=x_dtype, device=grad.device)
+                tables = _vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
+                if identity_tap and num_in == num_out:
+                    gx = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
+                else:
+                    gx = torch.zeros((batch, channels, num_in), dtype=dense_dtype, device=grad.device)
+                    if identity_tap:
+                        gx[:, :, :num_out] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
             if need_w:
                 grad_w_op = torch.zeros((out_channels, op_taps * channels), dtype=acc_dtype, device=grad.device)
-                grad_w_id = torch.zeros((out_channels, channels), dtype=acc_dtype, device=grad.device)
             for i in range(batch):
-                g = grad[i]  # (O, V_out)
                 if need_w:
-                    grad_w_op += torch.mm(g, feats[i])
-                    if identity_tap:
-                        grad_w_id += torch.mm(g, x[i, :, :num_out].t().to(dense_dtype))
+                    if acc_dtype == dense_dtype:
+                        grad_w_op.addmm_(grad[i], feats[i])
+                    else:  # low-precision GEMM, accumulated over the batch in float32
+                        grad_w_op += torch.mm(grad[i], feats[i])
                 if need_x:
-                    table = _vertex_major(g, sparse_dtype)  # (V_out, O)
-                    h = _bag_matmul(crow_t, col_t, val_t, table).view(num_in, op_taps * out_channels)
-                    h = h.to(dense_dtype)
-                    if dense_dtype == x_dtype:
-                        torch.mm(w_op_t, h.t(), out=grad_x[i])
-                        if identity_tap:
-                            grad_x[i, :, :num_out].addmm_(w_id.t(), g)
-                    else:  # autocast: dense products in low precision, input gradient in x's dtype
-                        grad_x[i].copy_(torch.mm(w_op_t, h.t()))
-                        if identity_tap:
-                            grad_x[i, :, :num_out] += torch.mm(w_id.t(), g)
+                    h = _bag_matmul(crow_t, col_t, val_t, tables[i]).view(num_in, op_taps * out_channels)
+                    gx[i].addmm_(w_op_t, h.to(dense_dtype).t())
+            if need_x:
+                grad_x = gx.to(x_dtype)
             if need_w:
                 grad_w_op = grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2)
-                parts = [grad_w_id[..., None], grad_w_op] if identity_tap else [grad_w_op]
-                grad_w = torch.cat(parts, dim=2).to(weight.dtype)
+                if identity_tap:
+                    xi = x[:, :, :num_out].to(dense_dtype)
+                    grad_w_id = torch.bmm(grad, xi.transpose(1, 2)).sum(0, dtype=acc_dtype)
+                    grad_w = torch.cat([grad_w_id[..., None], grad_w_op], dim=2).to(weight.dtype)
+                else:
+                    grad_w = grad_w_op.to(weight.dtype)
             if need_b and bias_dtype is not None:
                 grad_b = grad.sum(dim=(0, 2), dtype=torch.promote_types(bias_dtype, torch.float32)).to(bias_dtype)
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None, None, None
