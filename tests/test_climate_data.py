@@ -277,6 +277,7 @@ def test_synthetic_physics(synth_dir):
     lo, hi = report["tc_abs_lat_range"]
     assert 5 <= lo and hi <= 35
     assert report["ar_length_km"][0] > 2000 and report["ar_width_km"][1] < 1000
+    assert report["ar_poleward_fraction"] == 1.0
     assert report["tmq_ar_over_background"] > 1.3
     # measured on the label regions themselves: long (> 2000 km) and narrow (< 1000 km)
     assert report["ar_label_length_km_p10_p50_p90"][1] > 2000

@@ -252,8 +252,10 @@ def synthesize_sample(seed: int, index: int, lat: np.ndarray, lon: np.ndarray,
             ang = step / _KM_PER_RAD
             p = np.cos(ang) * p + np.sin(ang) * t
             p /= np.linalg.norm(p)
-            # turn gently, and bend eastward at high latitudes (they wrap around the lows)
-            bearing += turn * step - hemi * 0.15 * step / 1000.0 * max(0.0, abs(np.rad2deg(lat_p)) - 45) / 20
+            # turn gently, bend eastward at high latitudes (they wrap around the lows), and keep
+            # heading poleward: bearing within 10-85 degrees (NH) or 95-170 degrees (SH)
+            bearing += turn * step + hemi * 0.15 * step / 1000.0 * max(0.0, abs(np.rad2deg(lat_p)) - 45) / 20
+            bearing = float(np.clip(bearing, *(np.deg2rad([10.0, 85.0]) if hemi > 0 else np.deg2rad([95.0, 170.0]))))
         pts_a, tan_a = np.array(pts), np.array(tangents)
         s = np.linspace(0, 1, len(pts_a))
         width_along = half_width * np.sqrt(np.clip(np.sin(np.pi * s), 0, 1)) + 1e-3
@@ -491,7 +493,8 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
       mean 1500-2000 km away; ``tc_pressure_drop_hpa``: mean PSL drop over the same;
       ``tc_abs_lat_range``;
     * ``ar_length_km``/``ar_width_km`` ranges, ``ar_polar_fraction`` (ARs reaching
-      beyond 60 degrees) as drawn by the generator; ``ar_label_length_km_p10_p50_p90`` and
+      beyond 60 degrees) and ``ar_poleward_fraction`` (ending poleward of their start, same
+      hemisphere) as drawn by the generator; ``ar_label_length_km_p10_p50_p90`` and
       ``ar_label_width_km_p10_p50_p90`` measured on the connected AR label regions
       (length = largest extent, width = area / length; touching rivers merge into one
       region); ``tmq_ar_over_background``: mean TMQ on AR labels over mean
@@ -549,6 +552,8 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         "ar_width_km": [min(a["width_km"] for a in ars), max(a["width_km"] for a in ars)] if ars else [],
         "ar_start_abs_lat": [min(abs(a["start_lat"]) for a in ars), max(abs(a["start_lat"]) for a in ars)] if ars else [],
         "ar_polar_fraction": float(np.mean([a["max_abs_lat"] > 60 for a in ars])) if ars else float("nan"),
+        "ar_poleward_fraction": float(np.mean([abs(a["end_lat"]) > abs(a["start_lat"]) and a["end_lat"] * a["start_lat"] > 0
+                                               for a in ars])) if ars else float("nan"),
         "tmq_ar_over_background": float(np.mean(tmq_ar) / np.mean(tmq_bg)) if tmq_ar else float("nan"),
         "ar_label_regions": len(ar_shapes),
         "ar_label_length_km_p10_p50_p90": np.percentile([a for a, _ in ar_shapes], [10, 50, 90]).round(0).tolist()
