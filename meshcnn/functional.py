@@ -12,22 +12,23 @@ is then one sparse product followed by one dense matrix product; the
 ``(batch, out, in, V, T)`` broadcast of the original implementation is never
 formed.
 
-How it is computed (:func:`mesh_conv`), per sample ``b`` of the batch:
+How it is computed (:func:`mesh_conv`):
 
-1. ``x_b^T`` ``(V_in, C)`` is copied once (vertex-major, channels contiguous);
-2. ``F_b = S x_b^T`` ``(V_out T, C)`` = ``(V_out, T C)`` with
+1. ``x`` is copied once to ``(B, V_in, C)`` (vertex-major, channels contiguous);
+2. per sample, ``F_b = S x_b^T`` ``(V_out T, C)`` = ``(V_out, T C)`` with
    :func:`torch.nn.functional.embedding_bag` in ``"sum"`` mode with
    per-sample weights: the CSR row pointers are the bag offsets, the column
    indices the bag members and the operator values the weights. This is a
    vectorized gather-and-sum kernel on CPU (FBGEMM) and CUDA, several times
    faster than PyTorch's sparse CSR matmul for these short rows (at most 7
    non-zeros per tap row on the icosphere: the closed 1-ring);
-3. ``y_b = W' F_b^T + \beta`` with ``W'`` the ``(O, T C)`` weight, one GEMM
-   that reads ``F_b`` transposed, so no permute copy is ever made and the
-   output is contiguous ``(O, V_out)``.
+3. per sample, ``y_b += W' F_b^T`` with ``W'`` the ``(O, T C)`` weight, one GEMM
+   that reads ``F_b`` transposed, so no permute copy of the features is ever
+   made and the output is contiguous ``(B, O, V_out)``.
 
 When the first tap is the identity (``identity_tap=True``, :class:`MeshConv`),
-it is not stored in ``S``: ``y_b += W_0 x_b`` is a GEMM on the input directly.
+it is not stored in ``S``: ``y = W_0 x + \beta`` is one batched GEMM on the
+input directly, into which step 3 accumulates.
 
 The backward pass is written by hand (:class:`_MeshConvFunction`), per sample
 too: the input gradient ``sum_t W_t^T S_t^T g_b`` applies the precomputed

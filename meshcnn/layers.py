@@ -103,8 +103,8 @@ class _TapConv(nn.Module):
     @property
     def operator(self) -> TapOperator:
         """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
-        :func:`meshcnn.functional.stack_taps`) and its transpose; without the identity
-        tap when :attr:`identity_tap` is set."""
+        :func:`meshcnn.functional.tap_operator`) and the stack of the transposed taps;
+        without the identity tap when :attr:`identity_tap` is set."""
         return TapOperator(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
                            self._op_shape, self._op_taps)
 
@@ -140,6 +140,20 @@ class MeshConv(_TapConv):
     ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``.
     The operators are non-persistent buffers, rebuilt from ``level``: they move with
     ``.to()``/``.double()`` but are not in ``state_dict()``.
+
+    Computation (:func:`meshcnn.functional.mesh_conv`): the three differential taps
+    are one vertex-major stacked sparse operator applied per sample as a weighted
+    ``embedding_bag`` (every row has at most 7 non-zeros, the closed 1-ring), then
+    one GEMM with the ``(out, 3 in)`` weight; the identity tap is a GEMM on ``x``
+    itself. The backward pass applies the precomputed stack of transposed taps.
+
+    Precision: float64 input runs entirely in float64. Under :func:`torch.autocast`
+    (bfloat16 on CPU, float16/bfloat16 on CUDA) and for half-precision input, **the
+    sparse product runs in float32** (the taps are differences of nearly equal
+    neighbour values, which a 8- or 11-bit mantissa would wipe out) and only the
+    dense products run in the autocast dtype; the output has the autocast dtype and
+    the input gradient the input's dtype. The operator values stay in float32 even
+    after ``.half()``/``.bfloat16()``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1, bias: bool = True,

@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     parser.add_argument("--original-repeats", type=int, default=3,
                         help="timed runs of the slow original column (default 3)")
-    parser.add_argument("--ref-max-gb", type=float, default=3.0,
-                        help="split the original's batch so its (B,O,C,V,4) broadcast stays under this (default 3)")
+    parser.add_argument("--ref-max-gb", type=float, default=2.0,
+                        help="split the original's batch so its (B,O,C,V,4) broadcast stays under this (default 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     parser.add_argument("--mesh-levels", default="0-9", help="mesh generation levels (default 0-9)")
     parser.add_argument("--skip-large-meshes", action="store_true", help="no mesh generation above level 7")
