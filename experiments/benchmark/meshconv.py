@@ -72,7 +72,8 @@ COLUMNS = ("meshcnn", "floor", "original", "torch-harmonics")
 def _coo(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
     m = sp.coo_matrix(matrix)
     indices = torch.from_numpy(np.stack([m.row, m.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(indices, torch.from_numpy(m.data).float(), m.shape, device=device).coalesce()
+    values = torch.from_numpy(m.data).float()
+    return torch.sparse_coo_tensor(indices, values, m.shape, device=device, check_invariants=False).coalesce()
 
 
 class OriginalMeshConv(nn.Module):
@@ -439,7 +440,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     unet = None
     if not args.no_unet:
         unet = unet_step_seconds(device, max(3, args.repeats // 2), args.warmup, args.compile)
-        line = f"SphericalUNet(level 5, width 16) training step, batch {BATCH}: eager {unet['eager'] * 1e3:.1f} ms"
+        line = (f"SphericalUNet(16 -> 8 classes, level 5 -> 0, width 16) training step (cross-entropy, Adam), "
+                f"batch {BATCH}: eager {unet['eager'] * 1e3:.1f} ms")
         if "compiled" in unet:
             line += (f", torch.compile {unet['compiled'] * 1e3:.1f} ms "
                      f"(first step incl. compilation {unet['compiled_first_step_s']:.1f} s)")
