@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-class", type=int, default=4, help="shapes per class (train split)")
     p.add_argument("--engines", nargs="+", choices=ENGINES, default=None,
                    help="default: the run-time choice only")
-    p.add_argument("--triangle-per-class", type=int, default=1,
-                   help="shapes per class for the (slow) 'triangle' engine")
+    p.add_argument("--triangle-shapes", type=int, default=3,
+                   help="shapes (from different classes) for the slow 'triangle' engine")
     return p.parse_args(argv)
 
 
@@ -46,9 +46,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     icosphere(args.level)  # build the mesh outside the timings
     rows = []
     for engine in args.engines or [ray_engine()]:
-        k = args.per_class if engine == "embree" else args.triangle_per_class
+        k = args.per_class if engine == "embree" else 1
         files = [f for c in range(data.num_classes) for f in
                  [p for p, t in zip(data.files, data.targets) if t == c][:k]]
+        if engine != "embree":
+            files = files[:args.triangle_shapes]
         start = time.perf_counter()
         meshes = [read_off(f) for f in files]
         read_s = time.perf_counter() - start
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['engine']} | {r['shapes']} | {r['faces_median']} / {r['faces_max']} | "
-              f"{r['read+project']:.1f} /s | {r['project']:.1f} /s | {r['rotate']:.1f} /s |")
+              f"{r['read+project']:.3g} /s | {r['project']:.3g} /s | {r['rotate']:.3g} /s |")
     return rows
 
 
