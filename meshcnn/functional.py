@@ -30,7 +30,7 @@ When the first tap is the identity (``identity_tap=True``, :class:`MeshConv`),
 it is not stored in ``S``: ``y = W_0 x + \beta`` is one batched GEMM on the
 input directly, into which step 3 accumulates.
 
-The backward pass is written by hand (:class:`_MeshConvFunction`), per sample
+The backward pass is written by hand (``meshcnn::mesh_conv_backward``), per sample
 too: the input gradient ``sum_t W_t^T S_t^T g_b`` applies the precomputed
 vertex-major stack of the transposed taps ``R`` (row ``u T + t`` = column ``u``
 of tap ``t``) to ``g_b^T`` as bags (a gather, never a scatter), then one GEMM;
@@ -212,95 +212,153 @@ def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
     return w_id, w_op, w_op_t
 
 
-class _MeshConvFunction(torch.autograd.Function):
-    """Forward and hand-written backward of :func:`mesh_conv` (see the module docstring).
-
-    ``S`` (``crow, col, val``) is the vertex-major stack of the taps, row
-    ``v * T + t``; ``R`` (``crow_t, col_t, val_t``) the vertex-major stack of
-    their transposes, row ``u * T + t`` = column ``u`` of tap ``t``. The input
-    gradient is ``sum_t W_t^T (S_t^T g)``, i.e. ``R`` applied to the output
-    gradient followed by one GEMM: the mirror image of the forward pass.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap,
-                sparse_dtype, dense_dtype):
-        batch, channels, num_in = x.shape
-        out_channels, _, taps = weight.shape
-        op_taps = taps - int(identity_tap)
-        with _no_autocast(x.device.type):
-            val = val.to(sparse_dtype)
-            w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
-            # whole-batch ops where they cost nothing extra: fewer, larger kernels
-            tables = _vertex_major(x, sparse_dtype)  # (B, V_in, C), one copy
-            shape = (batch, out_channels, num_out)
-            if identity_tap:  # out = W_0 x (+ b), the whole batch in one batched GEMM
-                xi = x[:, :, :num_out].to(dense_dtype)
-                w_id = w_id.expand(batch, -1, -1)
-                if bias is None:
-                    out = torch.bmm(w_id, xi)
-                else:
-                    out = torch.baddbmm(bias.to(dense_dtype)[:, None].expand(shape), w_id, xi)
-            elif bias is None:
-                out = torch.zeros(shape, dtype=dense_dtype, device=x.device)
+def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
+                       col: torch.Tensor, val: torch.Tensor, num_out: int, identity_tap: bool,
+                       sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Forward pass: ``y (B, O, V_out)`` and the per-sample features ``F_b (V_out, T C)``."""
+    batch, channels, _ = x.shape
+    out_channels, _, taps = weight.shape
+    op_taps = taps - int(identity_tap)
+    with _no_autocast(x.device.type):
+        val = val.to(sparse_dtype)
+        w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
+        # whole-batch ops where they cost nothing extra: fewer, larger kernels
+        tables = _vertex_major(x, sparse_dtype)  # (B, V_in, C), one copy
+        shape = (batch, out_channels, num_out)
+        if identity_tap:  # y = W_0 x (+ b), the whole batch in one batched GEMM
+            xi = x[:, :, :num_out].to(dense_dtype)
+            w_id = w_id.expand(batch, -1, -1)
+            if bias is None:
+                out = torch.bmm(w_id, xi)
             else:
-                out = bias.to(dense_dtype)[:, None].expand(shape).contiguous()
-            feats = []
-            for i in range(batch):
-                f = _bag_matmul(crow, col, val, tables[i]).view(num_out, op_taps * channels).to(dense_dtype)
-                feats.append(f)  # F_b (V_out, T C), saved for the weight gradient
-                out[i].addmm_(w_op, f.t())
-        ctx.save_for_backward(x if identity_tap else None, weight, crow_t, col_t, val_t, *feats)
-        ctx.meta = (num_in, num_out, identity_tap, sparse_dtype, dense_dtype, x.dtype,
-                    bias.dtype if bias is not None else None)
-        return out
+                out = torch.baddbmm(bias.to(dense_dtype)[:, None].expand(shape), w_id, xi)
+        elif bias is None:
+            out = torch.zeros(shape, dtype=dense_dtype, device=x.device)
+        else:
+            out = bias.to(dense_dtype)[:, None].expand(shape).contiguous()
+        feats = []
+        for i in range(batch):
+            f = _bag_matmul(crow, col, val, tables[i]).view(num_out, op_taps * channels)
+            feats.append(f)
+            out[i].addmm_(w_op, f.to(dense_dtype).t())
+    return out, feats
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight, crow_t, col_t, val_t, *feats = ctx.saved_tensors
-        num_in, num_out, identity_tap, sparse_dtype, dense_dtype, x_dtype, bias_dtype = ctx.meta
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        out_channels, channels, taps = weight.shape
-        op_taps = taps - int(identity_tap)
-        batch = grad.shape[0]
-        grad_x = grad_w = grad_b = None
-        acc_dtype = torch.promote_types(weight.dtype, torch.float32)
-        with _no_autocast(grad.device.type):
-            grad = grad.to(dense_dtype)
-            w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
-            val_t = val_t.to(sparse_dtype)
-            if need_x:
-                tables = _vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
-                if identity_tap and num_in == num_out:
-                    gx = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
-                else:
-                    gx = torch.zeros((batch, channels, num_in), dtype=dense_dtype, device=grad.device)
-                    if identity_tap:
-                        gx[:, :, :num_out] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
-            if need_w:
-                grad_w_op = torch.zeros((out_channels, op_taps * channels), dtype=acc_dtype, device=grad.device)
-            for i in range(batch):
-                if need_w:
-                    if acc_dtype == dense_dtype:
-                        grad_w_op.addmm_(grad[i], feats[i])
-                    else:  # low-precision GEMM, accumulated over the batch in float32
-                        grad_w_op += torch.mm(grad[i], feats[i])
-                if need_x:
-                    h = _bag_matmul(crow_t, col_t, val_t, tables[i]).view(num_in, op_taps * out_channels)
-                    gx[i].addmm_(w_op_t, h.to(dense_dtype).t())
-            if need_x:
-                grad_x = gx.to(x_dtype)
-            if need_w:
-                grad_w_op = grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2)
+
+def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, feats: list[torch.Tensor],
+                        crow_t: torch.Tensor, col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool,
+                        sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+                        need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backward pass: ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty."""
+    batch, channels, num_in = x.shape
+    out_channels, _, taps = weight.shape
+    num_out = grad.shape[2]
+    op_taps = taps - int(identity_tap)
+    acc_dtype = torch.promote_types(weight.dtype, torch.float32)
+    grad_x = x.new_empty(0)
+    grad_w = weight.new_empty(0)
+    grad_b = weight.new_empty(0)
+    with _no_autocast(grad.device.type):
+        grad = grad.to(dense_dtype)
+        w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
+        val_t = val_t.to(sparse_dtype)
+        if need_x:
+            tables = _vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
+            if identity_tap and num_in == num_out:
+                gx = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
+            else:
+                gx = torch.zeros((batch, channels, num_in), dtype=dense_dtype, device=grad.device)
                 if identity_tap:
-                    xi = x[:, :, :num_out].to(dense_dtype)
-                    grad_w_id = torch.bmm(grad, xi.transpose(1, 2)).sum(0, dtype=acc_dtype)
-                    grad_w = torch.cat([grad_w_id[..., None], grad_w_op], dim=2).to(weight.dtype)
-                else:
-                    grad_w = grad_w_op.to(weight.dtype)
-            if need_b and bias_dtype is not None:
-                grad_b = grad.sum(dim=(0, 2), dtype=torch.promote_types(bias_dtype, torch.float32)).to(bias_dtype)
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None, None, None
+                    gx[:, :, :num_out] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
+        if need_w:
+            grad_w_op = torch.zeros((out_channels, op_taps * channels), dtype=acc_dtype, device=grad.device)
+        for i in range(batch):
+            if need_w:
+                f = feats[i].to(dense_dtype)
+                if acc_dtype == dense_dtype:
+                    grad_w_op.addmm_(grad[i], f)
+                else:  # low-precision GEMM, accumulated over the batch in float32
+                    grad_w_op += torch.mm(grad[i], f)
+            if need_x:
+                h = _bag_matmul(crow_t, col_t, val_t, tables[i]).view(num_in, op_taps * out_channels)
+                gx[i].addmm_(w_op_t, h.to(dense_dtype).t())
+        if need_x:
+            grad_x = gx.to(x.dtype)
+        if need_w:
+            grad_w_op = grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2)
+            if identity_tap:
+                xi = x[:, :, :num_out].to(dense_dtype)
+                grad_w_id = torch.bmm(grad, xi.transpose(1, 2)).sum(0, dtype=acc_dtype)
+                grad_w = torch.cat([grad_w_id[..., None], grad_w_op], dim=2).to(weight.dtype)
+            else:
+                grad_w = grad_w_op.to(weight.dtype)
+        if need_b:
+            grad_b = grad.sum(dim=(0, 2), dtype=acc_dtype).to(weight.dtype)
+    return grad_x, grad_w, grad_b
+
+
+# The two passes are registered as custom operators: torch.compile sees each as one opaque
+# node (no graph break, nothing to trace or re-generate inside), autograd uses the hand-written
+# backward, and fake (meta) implementations give shapes and dtypes.
+@torch.library.custom_op("meshcnn::mesh_conv", mutates_args=())
+def _mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
+                  col: torch.Tensor, val: torch.Tensor, crow_t: torch.Tensor, col_t: torch.Tensor,
+                  val_t: torch.Tensor, num_out: int, identity_tap: bool, sparse_dtype: torch.dtype,
+                  dense_dtype: torch.dtype) -> list[torch.Tensor]:
+    """``[y, F_0, ..., F_{B-1}]`` (one flat list: inductor handles it, a nested one it does not).
+
+    ``crow_t, col_t, val_t`` (the transposed taps) are inputs only so that autograd can save them.
+    """
+    out, feats = _mesh_conv_forward(x, weight, bias, crow, col, val, num_out, identity_tap, sparse_dtype,
+                                    dense_dtype)
+    return [out, *feats]
+
+
+@_mesh_conv_op.register_fake
+def _(x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap, sparse_dtype, dense_dtype):
+    batch, channels, _ = x.shape
+    out_channels, _, taps = weight.shape
+    op_taps = taps - int(identity_tap)
+    return [x.new_empty((batch, out_channels, num_out), dtype=dense_dtype),
+            *[x.new_empty((num_out, op_taps * channels), dtype=sparse_dtype) for _ in range(batch)]]
+
+
+@torch.library.custom_op("meshcnn::mesh_conv_backward", mutates_args=())
+def _mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, feats: list[torch.Tensor],
+                           crow_t: torch.Tensor, col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool,
+                           sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+                           need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _mesh_conv_backward(grad, x, weight, feats, crow_t, col_t, val_t, identity_tap, sparse_dtype,
+                               dense_dtype, need_x, need_w, need_b)
+
+
+@_mesh_conv_backward_op.register_fake
+def _(grad, x, weight, feats, crow_t, col_t, val_t, identity_tap, sparse_dtype, dense_dtype, need_x, need_w,
+      need_b):
+    return (x.new_empty(x.shape if need_x else (0,)), weight.new_empty(weight.shape if need_w else (0,)),
+            weight.new_empty((weight.shape[0],) if need_b else (0,)))
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap, sparse_dtype, dense_dtype = inputs
+    ctx.save_for_backward(x, weight, crow_t, col_t, val_t, *output[1:])
+    ctx.meta = (identity_tap, sparse_dtype, dense_dtype, bias.dtype if bias is not None else None)
+    ctx.mark_non_differentiable(*output[1:])
+
+
+def _backward(ctx, grads):
+    grad_out = grads[0]
+    x, weight, crow_t, col_t, val_t, *feats = ctx.saved_tensors
+    identity_tap, sparse_dtype, dense_dtype, bias_dtype = ctx.meta
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    grad_x, grad_w, grad_b = _mesh_conv_backward_op(grad_out, x, weight, feats, crow_t, col_t, val_t, identity_tap,
+                                                    sparse_dtype, dense_dtype, need_x, need_w,
+                                                    need_b and bias_dtype is not None)
+    return (grad_x if need_x else None, grad_w if need_w else None,
+            grad_b.to(bias_dtype) if need_b and bias_dtype is not None else None,
+            None, None, None, None, None, None, None, None, None, None)
+
+
+_mesh_conv_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -342,8 +400,8 @@ def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torc
     if identity_tap and num_out > num_in:
         raise ValueError("mesh_conv: an identity tap needs V_out <= V_in")
     sparse_dtype, dense_dtype = compute_dtypes(x)
-    return _MeshConvFunction.apply(x, weight, bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t,
-                                   num_out, identity_tap, sparse_dtype, dense_dtype)
+    return _mesh_conv_op(x, weight, bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, num_out,
+                         identity_tap, sparse_dtype, dense_dtype)[0]
 
 
 def mesh_conv_reference(

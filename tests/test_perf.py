@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 
 import meshcnn
+import meshcnn.functional as fn
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
 from meshcnn.functional import (compute_dtypes, mesh_conv, mesh_conv_reference, sparse_matmul, stack_taps,
                                 tap_operator, csr_from_scipy)
@@ -170,10 +171,31 @@ def test_half_module_keeps_float32_operator_values():
     assert conv.op_val.dtype == torch.float32  # the original is untouched
 
 
-def test_runs_on_meta_device_without_host_syncs():
-    """Device-generic code (the CUDA path's logic): forward and backward run on the meta
-    device, which has no data, so there is no data-dependent host sync (.item(), .cpu(),
-    nonzero) and no tensor created on another device, hence no host-device copy."""
+@pytest.mark.parametrize("autocast", [False, True])
+def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
+    """Device-generic code (the CUDA path's logic), checked without a GPU: the forward and
+    backward implementations run on the meta device, which has no data, so they contain no
+    data-dependent host sync (.item(), .cpu(), nonzero) and create no tensor on another
+    device: no host-device copy. (Called directly: through the custom operator, meta
+    tensors would dispatch to its fake implementation instead.)"""
+    for layer in (MeshConv(2, 3, 2), MeshConv(2, 3, 2, stride=2), MeshConvTranspose(2, 3, 2)):
+        op = layer.to("meta").operator
+        v_in, v_out = icosphere(layer.in_level).num_vertices, icosphere(layer.out_level).num_vertices
+        x = torch.empty(4, 2, v_in, device="meta")
+        dense = torch.bfloat16 if autocast else torch.float32
+        y, feats = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, v_out,
+                                         layer.identity_tap, torch.float32, dense)
+        assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
+        assert len(feats) == 4 and all(f.device.type == "meta" for f in feats)
+        grads = fn._mesh_conv_backward(torch.empty_like(y), x, layer.weight, feats, op.crow_t, op.col_t, op.val_t,
+                                       layer.identity_tap, torch.float32, dense, True, True, True)
+        assert [g.shape for g in grads] == [x.shape, layer.weight.shape, layer.bias.shape]
+        assert all(g.device.type == "meta" for g in grads)
+        assert grads[0].dtype == torch.float32 and grads[1].dtype == layer.weight.dtype
+
+
+def test_module_on_meta_device():
+    """Modules move to the meta device and give the right shapes (through the fake implementations)."""
     for layer in (MeshConv(2, 3, 2), MeshConv(2, 3, 2, stride=2), MeshConvTranspose(2, 3, 2)):
         layer = layer.to("meta")
         assert all(b.device.type == "meta" for b in layer.buffers())
