@@ -39,6 +39,12 @@ the weight gradient accumulates ``g_b F_b``. Working per sample keeps ``F_b``
 batched variant (one bag product over a ``(V, B C)`` table) measured 6x slower
 on CPU (see ``experiments/benchmark/RESULTS.md``).
 
+Forward and backward are the custom operators ``meshcnn::mesh_conv`` and
+``meshcnn::mesh_conv_backward`` (:func:`torch.library.custom_op`, autograd via
+``register_autograd``): :func:`torch.compile` keeps each as one node of the
+graph (no graph break, and no per-sample loop for inductor to unroll and
+re-generate), and fake implementations give output shapes and dtypes.
+
 Sparse operators are passed as their CSR components (``crow``, ``col``,
 ``val``) and those of their transpose, all plain dense tensors: modules keep
 them as ordinary buffers (deep-copyable, movable with ``.to()``).
@@ -53,7 +59,6 @@ and the output has that dtype, like :class:`torch.nn.Linear` under autocast.
 from __future__ import annotations
 
 import contextlib
-
 from typing import NamedTuple
 
 import numpy as np
