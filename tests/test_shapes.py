@@ -248,3 +248,8 @@ def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
     rows = _script("rotation_study")["main"](common + ["--run-dir", str(tmp_path / "study"), "--models", "planar"])
     assert [r["setting"] for r in rows] == ["N/N", "N/R", "R/R"]
     assert all(r["model"] == "planar" and r["params"] > 0 for r in rows)
+    png = _script("show_projection")["main"](["--data", str(synth_root), "--level", "1", "--classes", "torus",
+                                              "--out", str(tmp_path / "maps.png")])
+    assert png.stat().st_size > 0
+    with pytest.raises(ValueError, match="sphere"):
+        _script("show_projection")["main"](["--data", str(synth_root), "--classes", "sphere"])
