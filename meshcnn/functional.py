@@ -293,9 +293,9 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
             if identity_tap:
                 xi = x[:, :, :num_out].to(dense_dtype)
                 grad_w_id = torch.bmm(grad, xi.transpose(1, 2)).sum(0, dtype=acc_dtype)
-                grad_w = torch.cat([grad_w_id[..., None], grad_w_op], dim=2).to(weight.dtype)
+                grad_w = torch.cat([grad_w_id[..., None], grad_w_op], dim=2).to(weight.dtype).contiguous()
             else:
-                grad_w = grad_w_op.to(weight.dtype)
+                grad_w = grad_w_op.to(weight.dtype).contiguous()
         if need_b:
             grad_b = grad.sum(dim=(0, 2), dtype=acc_dtype).to(weight.dtype)
     return grad_x, grad_w, grad_b

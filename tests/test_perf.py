@@ -194,6 +194,24 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         assert grads[0].dtype == torch.float32 and grads[1].dtype == layer.weight.dtype
 
 
+@pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
+def test_custom_operators_pass_opcheck(kind):
+    """Schema, fake (meta) implementations (shapes and strides), autograd registration."""
+    layer, _, v_in = _layer_and_taps(kind, 1)
+    layer = layer.float()
+    op = layer.operator
+    v_out = icosphere(layer.out_level).num_vertices
+    x = torch.randn(2, 3, v_in, requires_grad=True)
+    args = (x, layer.weight, layer.bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, v_out,
+            layer.identity_tap, torch.float32, torch.float32)
+    torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
+    outputs = torch.ops.meshcnn.mesh_conv.default(*args)
+    grad = torch.randn_like(outputs[0])
+    back = (grad, x.detach(), layer.weight.detach(), [f.detach() for f in outputs[1:]], op.crow_t, op.col_t,
+            op.val_t, layer.identity_tap, torch.float32, torch.float32, True, True, True)
+    torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
+
+
 def test_module_on_meta_device():
     """Modules move to the meta device and give the right shapes (through the fake implementations)."""
     for layer in (MeshConv(2, 3, 2), MeshConv(2, 3, 2, stride=2), MeshConvTranspose(2, 3, 2)):
