@@ -105,3 +105,17 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
         load_checkpoint(tmp_path / "checkpoint.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    import os
+    import stat
+
+    from meshcnn.io import save_json
+
+    old = os.umask(0o022)
+    try:
+        save_json(tmp_path / "m.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
