@@ -430,7 +430,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             "original_max_rel_diff": rel_diff,
             "speedup_vs_original": seconds["original"] / seconds["meshcnn"],
             "ratio_to_floor": seconds["meshcnn"] / seconds["floor"],
-            "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th else None,
+            "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th
+            else "torch-harmonics not installed",
         }
         rows.append(row)
         del cols, data
@@ -468,14 +469,14 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 def _print_row(row: dict, has_th: bool, first: bool) -> None:
-    names = list(row["seconds"])
+    names = list(row["seconds"]) + ([] if has_th else ["torch-harmonics"])
     if first:
         head = f"{'level':>5} {'V':>8} | " + " ".join(f"{n:>16}" for n in names)
         head += " | orig/mc  mc/floor" + ("  mc/th" if has_th else "") + " | peak MiB " + " ".join(
             f"{n[:8]:>8}" for n in names) + " | max rel diff orig"
         print(head)
     line = f"{row['level']:>5} {row['num_vertices']:>8} | " + " ".join(
-        f"{fmt_ms(row['seconds'][n]):>16}" for n in names)
+        f"{fmt_ms(row['seconds'][n]) if n in row['seconds'] else 'not installed':>16}" for n in names)
     line += f" | {row['speedup_vs_original']:7.1f}x {row['ratio_to_floor']:7.2f}x"
     if has_th:
         line += f" {row['ratio_to_torch_harmonics']:6.2f}x"
