@@ -39,6 +39,11 @@ the weight gradient accumulates ``g_b F_b``. Working per sample keeps ``F_b``
 batched variant (one bag product over a ``(V, B C)`` table) measured 6x slower
 on CPU (see ``experiments/benchmark/RESULTS.md``).
 
+On CUDA, where kernel launches rather than cache misses dominate at these sizes,
+steps 2-3 and the backward run on the whole batch at once instead
+(:func:`_samples_per_bag`): one bag kernel over the block-diagonal
+``diag(S, ..., S)`` applied to the ``(B V_in, C)`` table, and one batched GEMM.
+
 Forward and backward are the custom operators ``meshcnn::mesh_conv`` and
 ``meshcnn::mesh_conv_backward`` (:func:`torch.library.custom_op`, autograd via
 ``register_autograd``): :func:`torch.compile` keeps each as one node of the
@@ -152,6 +157,45 @@ def _bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table:
     return F.embedding_bag(col, table, crow, mode="sum", per_sample_weights=val, include_last_offset=True)
 
 
+def _bag_matmul_batched(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor,
+                        tables: torch.Tensor) -> torch.Tensor:
+    """``S @ tables[b]`` for every ``b`` of a contiguous ``(b, V_in, C)`` stack, in one bag kernel.
+
+    The ``b`` tables are read as one ``(b V_in, C)`` table and ``S`` as the block-diagonal
+    ``diag(S, ..., S)``: sample ``k``'s column indices are shifted by ``k V_in`` and its
+    row offsets by ``k nnz``. Returns ``(b, rows, C)``.
+    """
+    b, v_in, c = tables.shape
+    if b == 1:
+        return _bag_matmul(crow, col, val, tables[0]).unsqueeze(0)
+    nnz, rows = col.numel(), crow.numel() - 1
+    shift = torch.arange(b, device=col.device, dtype=col.dtype)[:, None]
+    index = (col[None] + shift * v_in).reshape(-1)
+    offsets = torch.cat([(crow[None, :-1] + shift * nnz).reshape(-1), crow[-1:] + (b - 1) * nnz])
+    out = F.embedding_bag(index, tables.reshape(b * v_in, c), offsets, mode="sum",
+                          per_sample_weights=val.repeat(b), include_last_offset=True)
+    return out.view(b, rows, c)
+
+
+GPU_WHOLE_BATCH_MAX_ELEMENTS = 2**21
+
+
+def _samples_per_bag(device: torch.device, batch: int, table_elements: int) -> int:
+    """How many samples one bag kernel handles (``table_elements`` = ``V_in C`` per sample).
+
+    On the CPU one sample at a time: a ``(V, C)`` table stays in cache, and the
+    1-ring neighbours of a fine vertex are far apart in the nested numbering, so a
+    ``(V, B C)``-wide or ``(B V, C)`` table is several times slower (RESULTS.md).
+    On a GPU, kernel launches dominate small tensors: the whole batch in one kernel
+    while the batch's tables hold at most ``GPU_WHOLE_BATCH_MAX_ELEMENTS`` values
+    (measured on an H200: SphericalUNet level 5 step 79 -> 47 ms), one sample at a
+    time above (the batched form was 1.5x slower at levels 7-8, RESULTS.md).
+    """
+    if device.type == "cuda" and batch * table_elements <= GPU_WHOLE_BATCH_MAX_ELEMENTS:
+        return batch
+    return 1
+
+
 class _SparseMatmul(torch.autograd.Function):
     """``S @ x`` for a constant CSR ``S``; the backward uses the stored ``S^T``."""
 
@@ -185,10 +229,13 @@ def compute_dtypes(x: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
     """
     sparse_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     device_type = x.device.type
-    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
-        dense_dtype = torch.get_autocast_dtype(device_type)
-    else:
-        dense_dtype = x.dtype
+    # only "meta" (and other device types autocast doesn't know) take the except branch;
+    # a try rather than torch.amp.is_autocast_available, which torch.compile cannot trace in torch 2.11
+    try:
+        autocast = torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        autocast = False
+    dense_dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
     return sparse_dtype, dense_dtype
 
 
@@ -220,7 +267,7 @@ def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
 def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
                        col: torch.Tensor, val: torch.Tensor, num_out: int, identity_tap: bool,
                        sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Forward pass: ``y (B, O, V_out)`` and the per-sample features ``F_b (V_out, T C)``."""
+    """Forward pass: ``y (B, O, V_out)`` and the features ``F`` in chunks ``(b, V_out, T C)`` of samples."""
     batch, channels, _ = x.shape
     out_channels, _, taps = weight.shape
     op_taps = taps - int(identity_tap)
@@ -241,11 +288,16 @@ def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
             out = torch.zeros(shape, dtype=dense_dtype, device=x.device)
         else:
             out = bias.to(dense_dtype)[:, None].expand(shape).contiguous()
-        feats = []
-        for i in range(batch):
-            f = _bag_matmul(crow, col, val, tables[i]).view(num_out, op_taps * channels)
+        feats = []  # chunks (b, V_out, T C) of samples, one bag kernel each
+        step = _samples_per_bag(x.device, batch, tables.shape[1] * channels)
+        for start in range(0, batch, step):
+            f = _bag_matmul_batched(crow, col, val, tables[start:start + step])
+            f = f.view(f.shape[0], num_out, op_taps * channels)
             feats.append(f)
-            out[i].addmm_(w_op, f.to(dense_dtype).t())
+            if f.shape[0] == 1:
+                out[start].addmm_(w_op, f[0].to(dense_dtype).t())
+            else:
+                out[start:start + step].baddbmm_(w_op.expand(f.shape[0], -1, -1), f.to(dense_dtype).transpose(1, 2))
     return out, feats
 
 
@@ -276,16 +328,26 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
                     gx[:, :, :num_out] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
         if need_w:
             grad_w_op = torch.zeros((out_channels, op_taps * channels), dtype=acc_dtype, device=grad.device)
-        for i in range(batch):
+        start = 0
+        for chunk in feats:  # the forward's chunks of samples
+            b = chunk.shape[0]
+            stop = start + b
             if need_w:
-                f = feats[i].to(dense_dtype)
-                if acc_dtype == dense_dtype:
-                    grad_w_op.addmm_(grad[i], f)
-                else:  # low-precision GEMM, accumulated over the batch in float32
-                    grad_w_op += torch.mm(grad[i], f)
+                f = chunk.to(dense_dtype)
+                if b == 1 and acc_dtype == dense_dtype:
+                    grad_w_op.addmm_(grad[start], f[0])
+                elif b == 1:  # low-precision GEMM, accumulated over the batch in float32
+                    grad_w_op += torch.mm(grad[start], f[0])
+                else:
+                    grad_w_op += torch.bmm(grad[start:stop], f).sum(0, dtype=acc_dtype)
             if need_x:
-                h = _bag_matmul(crow_t, col_t, val_t, tables[i]).view(num_in, op_taps * out_channels)
-                gx[i].addmm_(w_op_t, h.to(dense_dtype).t())
+                h = _bag_matmul_batched(crow_t, col_t, val_t, tables[start:stop])
+                h = h.view(b, num_in, op_taps * out_channels).to(dense_dtype)
+                if b == 1:
+                    gx[start].addmm_(w_op_t, h[0].t())
+                else:
+                    gx[start:stop].baddbmm_(w_op_t.expand(b, -1, -1), h.transpose(1, 2))
+            start = stop
         if need_x:
             grad_x = gx.to(x.dtype)
         if need_w:
@@ -309,7 +371,7 @@ def _mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                   col: torch.Tensor, val: torch.Tensor, crow_t: torch.Tensor, col_t: torch.Tensor,
                   val_t: torch.Tensor, num_out: int, identity_tap: bool, sparse_dtype: torch.dtype,
                   dense_dtype: torch.dtype) -> list[torch.Tensor]:
-    """``[y, F_0, ..., F_{B-1}]`` (one flat list: inductor handles it, a nested one it does not).
+    """``[y, F_chunk_0, ...]`` (one flat list: inductor handles it, a nested one it does not).
 
     ``crow_t, col_t, val_t`` (the transposed taps) are inputs only so that autograd can save them.
     """
@@ -323,8 +385,10 @@ def _(x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_t
     batch, channels, _ = x.shape
     out_channels, _, taps = weight.shape
     op_taps = taps - int(identity_tap)
+    step = _samples_per_bag(x.device, batch, x.shape[2] * channels)
     return [x.new_empty((batch, out_channels, num_out), dtype=dense_dtype),
-            *[x.new_empty((num_out, op_taps * channels), dtype=sparse_dtype) for _ in range(batch)]]
+            *[x.new_empty((min(step, batch - start), num_out, op_taps * channels), dtype=sparse_dtype)
+              for start in range(0, batch, step)]]
 
 
 @torch.library.custom_op("meshcnn::mesh_conv_backward", mutates_args=())

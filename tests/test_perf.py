@@ -280,3 +280,31 @@ def test_benchmark_script_runs_and_original_matches(tmp_path):
     assert all(v > 0 for v in row["seconds"].values())
     assert result["mesh_generation"][0]["num_vertices"] == 42
     assert "level" in done.stdout and "orig/mc" in done.stdout
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_whole_batch_bag_path_matches_reference(monkeypatch, stride):
+    """The CUDA code path (whole batch in one bag kernel), forced on the CPU."""
+    import meshcnn.functional as functional
+
+    monkeypatch.setattr(functional, "_samples_per_bag", lambda device, batch, elements: batch)
+    torch.manual_seed(0)
+    for layer in (meshcnn.MeshConv(3, 4, 2, stride=stride).double(), meshcnn.MeshConvTranspose(3, 4, 2).double()):
+        in_level = 1 if isinstance(layer, meshcnn.MeshConvTranspose) else 2
+        x = torch.randn(3, 3, meshcnn.icosphere(in_level).num_vertices, dtype=torch.float64, requires_grad=True)
+        names = [n for n, _ in layer.named_parameters()]
+        fn = lambda x, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
+        assert torch.autograd.gradcheck(fn, (x, *layer.parameters()), fast_mode=True)
+        y = layer(x)
+        monkeypatch.setattr(functional, "_samples_per_bag", lambda device, batch, elements: 1)
+        torch.testing.assert_close(layer(x), y, rtol=0, atol=1e-12)
+        monkeypatch.setattr(functional, "_samples_per_bag", lambda device, batch, elements: batch)
+
+
+def test_whole_batch_policy():
+    import meshcnn.functional as functional
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert functional._samples_per_bag(cpu, 8, 100) == 1
+    assert functional._samples_per_bag(cuda, 8, 10242 * 16) == 8
+    assert functional._samples_per_bag(cuda, 8, 163842 * 16) == 1

@@ -182,10 +182,20 @@ class Column:
             from torch_harmonics import DiscreteContinuousConvS2
 
             grid = grid_for(v)
-            self.layer = DiscreteContinuousConvS2(CHANNELS, CHANNELS, in_shape=grid, out_shape=grid,
-                                                  kernel_shape=(3,), grid_in="equiangular",
-                                                  grid_out="equiangular").to(device)
+
+            def make(**kwargs):
+                return DiscreteContinuousConvS2(CHANNELS, CHANNELS, in_shape=grid, out_shape=grid,
+                                                kernel_shape=(3,), grid_in="equiangular",
+                                                grid_out="equiangular", **kwargs).to(device)
+
+            self.layer = make()
             self.detail = f"{grid[0]}x{grid[1]}={grid[0] * grid[1]}"
+            try:  # PyPI wheels of torch-harmonics carry CPU kernels only
+                with torch.no_grad():
+                    self.layer(torch.zeros(1, CHANNELS, *grid, device=device))
+            except NotImplementedError:
+                self.layer = make(optimized_kernel=False)
+                self.detail += ", torch-sparse fallback (no optimized kernels for this device in the installed wheel)"
             shape = (BATCH, CHANNELS, *grid)
         else:
             raise ValueError(f"unknown column {name!r}")
