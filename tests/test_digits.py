@@ -305,3 +305,21 @@ def test_meshconv_equivariance_under_icosahedral_rotations():
     rotation = rotations[7]
     inverse = torch.from_numpy(np.argsort(vertex_permutation(level, rotation)))
     torch.testing.assert_close(rotate_signal(x, level, rotation), x[..., inverse], atol=1e-12, rtol=0)
+
+
+def test_train_script_end_to_end(tmp_path):
+    """experiments/spherical_digits/train.py on a tiny configuration: table and results.json."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "spherical_digits" / "train.py"
+    done = subprocess.run([sys.executable, str(script), "--level", "2", "--epochs", "1", "--width", "2", "--depth", "1",
+                           "--settings", "N/N", "--run-dir", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert {r["model"] for r in rows} == {"sphere", "planar"}
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["params"] > 0 for r in rows)
+    assert (tmp_path / "sphere_N" / "checkpoint.pt").exists()

@@ -22,17 +22,16 @@ Prints one table (also ``RUN_DIR/results.json``).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from meshcnn.classification import KINDS, accuracy, build_classifier, classifier_config, count_parameters
+from meshcnn.classification import (KINDS, build_classifier, classifier_config, count_parameters,
+                                    train_and_test)
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
 from meshcnn.project import latlon_shape, ray_engine
-from meshcnn.train import fit, seed_everything
+from meshcnn.train import seed_everything
 
 SETTINGS = ("N/N", "N/R", "R/R")
 
@@ -91,26 +90,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
             seed_everything(args.seed)
             config = classifier_config(kind, 6, train_set.num_classes, args.level, args.width, args.depth)
             model = build_classifier(config)
-            params = count_parameters(model)
-            optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
             run_dir = args.run_dir / f"{kind}_{train_mode}"
-            print(f"== {kind} ({params:,} parameters) trained on {train_mode} -> {run_dir}")
-            start = time.perf_counter()
-            history = fit(model, train_set, optimizer=optimizer, loss_fn=F.cross_entropy, epochs=args.epochs,
-                          batch_size=args.batch_size, run_dir=run_dir, scheduler=scheduler, device=args.device,
-                          seed=args.seed, resume=args.resume, num_workers=args.num_workers,
-                          progress=not args.no_progress,
-                          extra_state={"config": config, "classes": train_set.classes, "grid": train_set.grid,
-                                       "latlon": list(train_set.latlon),
-                                       "args": {k: str(v) for k, v in vars(args).items()}})
-            train_time = sum(float(h["time_s"]) for h in history) if history else time.perf_counter() - start
-            for setting in (s for s in args.settings if s[0] == train_mode):
-                test_set = dataset(kind, "test", setting[2] == "R", args)
-                acc = accuracy(model, test_set, args.device, 4 * args.batch_size)
-                rows.append({"model": kind, "setting": setting, "accuracy": acc, "params": params,
-                             "train_time_s": train_time, "epochs": len(history),
-                             "final_train_loss": float(history[-1]["train_loss"]) if history else None})
+            print(f"== {kind} ({count_parameters(model):,} parameters) trained on {train_mode} -> {run_dir}")
+            settings = [s for s in args.settings if s[0] == train_mode]
+            tests = {s: dataset(kind, "test", s[2] == "R", args) for s in settings}
+            result = train_and_test(
+                model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
+                lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=args.seed, resume=args.resume,
+                num_workers=args.num_workers, progress=not args.no_progress,
+                extra_state={"config": config, "classes": train_set.classes, "grid": train_set.grid,
+                             "latlon": list(train_set.latlon),
+                             "args": {k: str(v) for k, v in vars(args).items()}})
+            for setting in settings:
+                acc = result["accuracy"][setting]
+                rows.append({"model": kind, "setting": setting, "accuracy": acc, "params": result["params"],
+                             "train_time_s": result["train_time_s"], "epochs": result["epochs"],
+                             "final_train_loss": result["final_train_loss"]})
                 print(f"   {setting}: test accuracy {100 * acc:.1f} %")
 
     h, w = latlon_shape(args.level)

@@ -19,17 +19,16 @@ continues them).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from meshcnn.baselines import PlanarCNN
+from meshcnn.classification import count_parameters, train_and_test
 from meshcnn.data.digits import DEFAULT_EXTENT, PROJECTIONS, PlanarDigits, SphericalDigits
 from meshcnn.io import save_json
 from meshcnn.models import SphericalResNet
-from meshcnn.train import fit, predict, seed_everything
+from meshcnn.train import seed_everything
 
 SETTINGS = ("N/N", "N/R", "R/R")
 MODELS = ("sphere", "planar")
@@ -76,11 +75,6 @@ def make_model(kind: str, args: argparse.Namespace) -> torch.nn.Module:
     if kind == "sphere":
         return SphericalResNet(1, 10, level=args.level, width=args.width, depth=args.depth)
     return PlanarCNN(1, 10, width=args.width, depth=args.depth, circular=False)
-
-
-def accuracy(model: torch.nn.Module, dataset, device: str, batch_size: int) -> float:
-    outputs, targets = predict(model, dataset, batch_size=batch_size, device=device)
-    return float((outputs.argmax(dim=1) == targets).double().mean())
 
 
 def plot_samples(args: argparse.Namespace, path: Path, count: int = 5) -> None:
@@ -136,29 +130,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for kind in args.models:
         for train_mode in train_modes:
             model = make_model(kind, args)
-            params = sum(p.numel() for p in model.parameters())
             train_set = make_dataset(kind, "train", train_mode == "R", args)
             image_shape = train_set.image_shape
-            optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
             run_dir = args.run_dir / f"{kind}_{train_mode}"
-            print(f"== {kind} model ({params} parameters), training on {train_mode} -> {run_dir}")
-            start = time.perf_counter()
-            history = fit(model, train_set, optimizer=optimizer, loss_fn=F.cross_entropy, epochs=args.epochs,
-                          batch_size=args.batch_size, run_dir=run_dir, scheduler=scheduler, device=args.device,
-                          seed=args.seed, resume=args.resume, num_workers=args.num_workers,
-                          progress=not args.no_progress,
-                          extra_state={"args": {k: str(v) for k, v in vars(args).items()}})
-            wall = time.perf_counter() - start
-            train_time = sum(float(h.get("time_s", 0.0)) for h in history) or wall
-            for setting in args.settings:
-                if setting[0] != train_mode:
-                    continue
-                test_set = make_dataset(kind, "test", setting[2] == "R", args)
-                acc = accuracy(model, test_set, args.device, 4 * args.batch_size)
-                rows.append({"model": kind, "setting": setting, "accuracy": acc, "params": params,
-                             "train_time_s": train_time, "epochs": len(history),
-                             "final_train_loss": float(history[-1]["train_loss"]) if history else None})
+            print(f"== {kind} model ({count_parameters(model)} parameters), training on {train_mode} -> {run_dir}")
+            settings = [s for s in args.settings if s[0] == train_mode]
+            tests = {s: make_dataset(kind, "test", s[2] == "R", args) for s in settings}
+            result = train_and_test(
+                model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
+                lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=args.seed, resume=args.resume,
+                num_workers=args.num_workers, progress=not args.no_progress,
+                extra_state={"args": {k: str(v) for k, v in vars(args).items()}})
+            for setting in settings:
+                acc = result["accuracy"][setting]
+                rows.append({"model": kind, "setting": setting, "accuracy": acc, "params": result["params"],
+                             "train_time_s": result["train_time_s"], "epochs": result["epochs"],
+                             "final_train_loss": result["final_train_loss"]})
                 print(f"   {setting}: test accuracy {100 * acc:.1f} %")
 
     names = {"sphere": f"SphericalResNet (level {args.level})", "planar": "PlanarCNN ({}x{})".format(*image_shape)}
