@@ -96,20 +96,21 @@ class CSR(NamedTuple):
     shape: tuple[int, int]
 
 
+def _csr_components(m: sp.spmatrix, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(crow, col, val)`` of ``m`` in canonical CSR (sorted, no duplicates)."""
+    m = sp.csr_matrix(m, copy=True)
+    m.sum_duplicates()
+    m.sort_indices()
+    return (
+        torch.from_numpy(m.indptr.astype(np.int64)),
+        torch.from_numpy(m.indices.astype(np.int64)),
+        torch.from_numpy(np.asarray(m.data, dtype=np.float64)).to(dtype),
+    )
+
+
 def csr_from_scipy(matrix: sp.spmatrix, dtype: torch.dtype = torch.float32) -> CSR:
     """Convert a scipy sparse matrix to :class:`CSR` (with its transpose)."""
-
-    def parts(m: sp.spmatrix) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        m = sp.csr_matrix(m, copy=True)
-        m.sum_duplicates()
-        m.sort_indices()
-        return (
-            torch.from_numpy(m.indptr.astype(np.int64)),
-            torch.from_numpy(m.indices.astype(np.int64)),
-            torch.from_numpy(np.asarray(m.data, dtype=np.float64)).to(dtype),
-        )
-
-    return CSR(*parts(matrix), *parts(matrix.T), tuple(matrix.shape))
+    return CSR(*_csr_components(matrix, dtype), *_csr_components(matrix.T, dtype), tuple(matrix.shape))
 
 
 def stack_taps(taps: list[sp.spmatrix]) -> sp.csr_matrix:
@@ -146,10 +147,10 @@ class TapOperator(NamedTuple):
 
 def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32) -> TapOperator:
     """Build the :class:`TapOperator` of ``taps`` (each ``(V_out, V_in)``), values in ``dtype``."""
-    forward = csr_from_scipy(stack_taps(taps), dtype)
-    backward = csr_from_scipy(stack_taps([sp.csr_matrix(t).T for t in taps]), dtype)
-    return TapOperator(forward.crow, forward.col, forward.val, backward.crow, backward.col, backward.val,
-                       forward.shape, len(taps))
+    stacked = stack_taps(taps)
+    backward = stack_taps([sp.csr_matrix(t).T for t in taps])
+    return TapOperator(*_csr_components(stacked, dtype), *_csr_components(backward, dtype), stacked.shape,
+                       len(taps))
 
 
 def _bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
