@@ -75,12 +75,13 @@ def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
 def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Dataset], *,
                    run_dir: str | os.PathLike, epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
                    device: str | torch.device = "cpu", seed: int = 0, resume: bool = False, num_workers: int = 0,
-                   progress: bool = True, extra_state: dict[str, Any] | None = None) -> dict[str, Any]:
+                   progress: bool = True, extra_state: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Train a classifier with :func:`meshcnn.train.fit` and report its accuracy on several test sets.
 
     The recipe of the rotation studies: cross-entropy, Adam with cosine learning-rate
-    decay over ``epochs``. Returns ``params``, ``train_time_s`` (sum of the epochs'
-    times), ``epochs``, ``final_train_loss`` and ``accuracy`` (test-set name -> fraction).
+    decay over ``epochs``. Returns one row per test set: ``setting`` (its key in
+    ``test_sets``), ``accuracy`` (fraction), ``params``, ``train_time_s`` (sum of the
+    epochs' times), ``epochs`` and ``final_train_loss``.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -89,7 +90,7 @@ def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Da
                   epochs=epochs, batch_size=batch_size, run_dir=run_dir, device=device, seed=seed, resume=resume,
                   num_workers=num_workers, progress=progress, extra_state=extra_state)
     train_time = sum(float(h.get("time_s", 0.0)) for h in history) or time.perf_counter() - start
-    return {"params": count_parameters(model), "train_time_s": train_time, "epochs": len(history),
-            "final_train_loss": float(history[-1]["train_loss"]) if history else None,
-            "accuracy": {name: accuracy(model, data, device, 4 * batch_size, num_workers)
-                         for name, data in test_sets.items()}}
+    common = {"params": count_parameters(model), "train_time_s": train_time, "epochs": len(history),
+              "final_train_loss": float(history[-1]["train_loss"]) if history else None}
+    return [{"setting": name, "accuracy": accuracy(model, data, device, 4 * batch_size, num_workers), **common}
+            for name, data in test_sets.items()]

@@ -136,17 +136,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"== {kind} model ({count_parameters(model)} parameters), training on {train_mode} -> {run_dir}")
             settings = [s for s in args.settings if s[0] == train_mode]
             tests = {s: make_dataset(kind, "test", s[2] == "R", args) for s in settings}
-            result = train_and_test(
+            results = train_and_test(
                 model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
                 lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=args.seed, resume=args.resume,
                 num_workers=args.num_workers, progress=not args.no_progress,
                 extra_state={"args": {k: str(v) for k, v in vars(args).items()}})
-            for setting in settings:
-                acc = result["accuracy"][setting]
-                rows.append({"model": kind, "setting": setting, "accuracy": acc, "params": result["params"],
-                             "train_time_s": result["train_time_s"], "epochs": result["epochs"],
-                             "final_train_loss": result["final_train_loss"]})
-                print(f"   {setting}: test accuracy {100 * acc:.1f} %")
+            for row in results:
+                rows.append({"model": kind, **row})
+                print(f"   {row['setting']}: test accuracy {100 * row['accuracy']:.1f} %")
 
     names = {"sphere": f"SphericalResNet (level {args.level})", "planar": "PlanarCNN ({}x{})".format(*image_shape)}
     print("\n| model | setting (train/test) | test accuracy | parameters | training time |")
