@@ -31,13 +31,20 @@ it is not stored in ``S``: ``y = W_0 x + \beta`` is one batched GEMM on the
 input directly, into which step 3 accumulates.
 
 The backward pass is written by hand (``meshcnn::mesh_conv_backward``), per sample
-too: the input gradient ``sum_t W_t^T S_t^T g_b`` applies the precomputed
-vertex-major stack of the transposed taps ``R`` (row ``u T + t`` = column ``u``
-of tap ``t``) to ``g_b^T`` as bags (a gather, never a scatter), then one GEMM;
-the weight gradient accumulates ``g_b F_b``. Working per sample keeps ``F_b``
-(``V_out T C`` values) in cache between the sparse and the dense products; a
-batched variant (one bag product over a ``(V, B C)`` table) measured 6x slower
-on CPU (see ``experiments/benchmark/RESULTS.md``).
+too. It applies the precomputed vertex-major stack of the transposed taps ``R``
+(row ``u T + t`` = column ``u`` of tap ``t``) to ``g_b^T`` as bags (a gather, never
+a scatter): ``H_b = R g_b^T`` ``(V_in, T O)``, ``H_b[u, (t, o)] = (S_t^T g_{b,o})_u``.
+Both gradients of the operator taps come from it, each one GEMM (``W''`` is the
+``(C, T O)`` weight, ``W''[c, (t, o)] = W[o, c, t]``):
+
+.. math:: \partial L / \partial x_b = W''\, H_b^T, \qquad
+          \partial L / \partial W_{o,c,t} = \sum_b (x_b H_b)_{c,(t,o)}.
+
+So the forward keeps nothing but ``x`` for the backward (``F_b`` is used at once and
+dropped): no ``(V, T C)`` features per sample are stored, and each ``F_b`` and
+``H_b`` is consumed by its GEMMs while it is still in cache. A batched
+variant (one bag product over a ``(V, B C)`` table) measured 6x slower on CPU (see
+``experiments/benchmark/RESULTS.md``).
 
 On CUDA, where kernel launches rather than cache misses dominate at these sizes,
 steps 2-3 and the backward run on the whole batch at once instead
@@ -257,7 +264,7 @@ def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
     """``(W_id (O, C) or None, W_op (O, T C), W_opT (C, T O))`` in ``dtype``."""
     out_channels, channels, _ = weight.shape
     w = weight.to(dtype)
-    w_id = w[..., 0] if identity_tap else None
+    w_id = w[..., 0].contiguous() if identity_tap else None  # a strided GEMM operand is a slow path
     w_taps = w[..., int(identity_tap):]  # (O, C, T)
     op_taps = w_taps.shape[-1]
     w_op = w_taps.transpose(1, 2).reshape(out_channels, op_taps * channels)  # [o, (t, c)]
@@ -267,8 +274,8 @@ def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
 
 def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
                        col: torch.Tensor, val: torch.Tensor, num_out: int, identity_tap: bool,
-                       sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Forward pass: ``y (B, O, V_out)`` and the features ``F`` in chunks ``(b, V_out, T C)`` of samples."""
+                       sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
+    """Forward pass: ``y (B, O, V_out)``. The features ``F_b`` are used at once and not kept."""
     batch, channels, _ = x.shape
     out_channels, _, taps = weight.shape
     op_taps = taps - int(identity_tap)
@@ -289,24 +296,27 @@ def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
             out = torch.zeros(shape, dtype=dense_dtype, device=x.device)
         else:
             out = bias.to(dense_dtype)[:, None].expand(shape).contiguous()
-        feats = []  # chunks (b, V_out, T C) of samples, one bag kernel each
         step = _samples_per_bag(x.device, batch, tables.shape[1] * channels)
-        for start in range(0, batch, step):
+        for start in range(0, batch, step):  # F = S x^T for `step` samples, then y += W' F^T
             f = _bag_matmul_batched(crow, col, val, tables[start:start + step])
-            f = f.view(f.shape[0], num_out, op_taps * channels)
-            feats.append(f)
+            f = f.view(f.shape[0], num_out, op_taps * channels).to(dense_dtype)
             if f.shape[0] == 1:
-                out[start].addmm_(w_op, f[0].to(dense_dtype).t())
+                out[start].addmm_(w_op, f[0].t())
             else:
-                out[start:start + step].baddbmm_(w_op.expand(f.shape[0], -1, -1), f.to(dense_dtype).transpose(1, 2))
-    return out, feats
+                out[start:start + step].baddbmm_(w_op.expand(f.shape[0], -1, -1), f.transpose(1, 2))
+    return out
 
 
-def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, feats: list[torch.Tensor],
-                        crow_t: torch.Tensor, col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool,
-                        sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, crow_t: torch.Tensor,
+                        col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool, sparse_dtype: torch.dtype,
+                        dense_dtype: torch.dtype, need_x: bool, need_w: bool,
                         need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward pass: ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty."""
+    """Backward pass: ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
+
+    Both the input and the weight gradient of the operator taps come from
+    ``H_b = R g_b^T`` ``(V_in, T O)``, ``H_b[u, (t, o)] = (S_t^T g_{b,o})_u``:
+    ``grad_x_b = W'' H_b^T`` and ``grad_W[o, c, t] = sum_b (x_b H_b)[c, (t, o)]``.
+    """
     batch, channels, num_in = x.shape
     out_channels, _, taps = weight.shape
     num_out = grad.shape[2]
@@ -317,50 +327,49 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
     grad_b = weight.new_empty(0)
     with _no_autocast(grad.device.type):
         grad = grad.to(dense_dtype)
+        if need_b:
+            grad_b = grad.sum(dim=(0, 2), dtype=acc_dtype if acc_dtype != grad.dtype else None).to(weight.dtype)
+        if not (need_x or need_w):
+            return grad_x, grad_w, grad_b
         w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
         val_t = val_t.to(sparse_dtype)
+        xd = x.to(dense_dtype)
+        tables = _vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
         if need_x:
-            tables = _vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
             if identity_tap and num_in == num_out:
                 gx = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
             else:
                 gx = torch.zeros((batch, channels, num_in), dtype=dense_dtype, device=grad.device)
                 if identity_tap:
                     gx[:, :, :num_out] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
-        if need_w:
-            grad_w_op = torch.zeros((out_channels, op_taps * channels), dtype=acc_dtype, device=grad.device)
-        start = 0
-        for chunk in feats:  # the forward's chunks of samples
-            b = chunk.shape[0]
-            stop = start + b
-            if need_w:
-                f = chunk.to(dense_dtype)
-                if b == 1 and acc_dtype == dense_dtype:
-                    grad_w_op.addmm_(grad[start], f[0])
-                elif b == 1:  # low-precision GEMM, accumulated over the batch in float32
-                    grad_w_op += torch.mm(grad[start], f[0])
-                else:
-                    grad_w_op += torch.bmm(grad[start:stop], f).sum(0, dtype=acc_dtype)
-            if need_x:
-                h = _bag_matmul_batched(crow_t, col_t, val_t, tables[start:stop])
-                h = h.view(b, num_in, op_taps * out_channels).to(dense_dtype)
-                if b == 1:
+        if need_w:  # accumulated transposed: grad_w_op_t[c, (t, o)]
+            grad_w_op_t = torch.zeros((channels, op_taps * out_channels), dtype=acc_dtype, device=grad.device)
+        step = _samples_per_bag(grad.device, batch, tables.shape[1] * out_channels)
+        for start in range(0, batch, step):
+            stop = min(start + step, batch)
+            h = _bag_matmul_batched(crow_t, col_t, val_t, tables[start:stop])
+            h = h.view(stop - start, num_in, op_taps * out_channels).to(dense_dtype)
+            if stop - start == 1:
+                if need_x:
                     gx[start].addmm_(w_op_t, h[0].t())
-                else:
-                    gx[start:stop].baddbmm_(w_op_t.expand(b, -1, -1), h.transpose(1, 2))
-            start = stop
+                if need_w and acc_dtype == dense_dtype:
+                    grad_w_op_t.addmm_(xd[start], h[0])
+                elif need_w:  # low-precision GEMM, accumulated over the batch in float32
+                    grad_w_op_t += torch.mm(xd[start], h[0])
+            else:
+                if need_x:
+                    gx[start:stop].baddbmm_(w_op_t.expand(stop - start, -1, -1), h.transpose(1, 2))
+                if need_w:
+                    grad_w_op_t += torch.bmm(xd[start:stop], h).sum(0, dtype=acc_dtype)
         if need_x:
             grad_x = gx.to(x.dtype)
         if need_w:
-            grad_w_op = grad_w_op.view(out_channels, op_taps, channels).transpose(1, 2)
+            grad_w_op = grad_w_op_t.view(channels, op_taps, out_channels).permute(2, 0, 1)
             if identity_tap:
-                xi = x[:, :, :num_out].to(dense_dtype)
-                grad_w_id = torch.bmm(grad, xi.transpose(1, 2)).sum(0, dtype=acc_dtype)
+                grad_w_id = torch.bmm(grad, xd[:, :, :num_out].transpose(1, 2)).sum(0, dtype=acc_dtype)
                 grad_w = torch.cat([grad_w_id[..., None], grad_w_op], dim=2).to(weight.dtype).contiguous()
             else:
                 grad_w = grad_w_op.to(weight.dtype).contiguous()
-        if need_b:
-            grad_b = grad.sum(dim=(0, 2), dtype=acc_dtype).to(weight.dtype)
     return grad_x, grad_w, grad_b
 
 
@@ -371,56 +380,42 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
 def _mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
                   col: torch.Tensor, val: torch.Tensor, crow_t: torch.Tensor, col_t: torch.Tensor,
                   val_t: torch.Tensor, num_out: int, identity_tap: bool, sparse_dtype: torch.dtype,
-                  dense_dtype: torch.dtype) -> list[torch.Tensor]:
-    """``[y, F_chunk_0, ...]`` (one flat list: inductor handles it, a nested one it does not).
-
-    ``crow_t, col_t, val_t`` (the transposed taps) are inputs only so that autograd can save them.
-    """
-    out, feats = _mesh_conv_forward(x, weight, bias, crow, col, val, num_out, identity_tap, sparse_dtype,
-                                    dense_dtype)
-    return [out, *feats]
+                  dense_dtype: torch.dtype) -> torch.Tensor:
+    """``y``. ``crow_t, col_t, val_t`` (the transposed taps) are inputs only so that autograd can save them."""
+    return _mesh_conv_forward(x, weight, bias, crow, col, val, num_out, identity_tap, sparse_dtype, dense_dtype)
 
 
 @_mesh_conv_op.register_fake
 def _(x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap, sparse_dtype, dense_dtype):
-    batch, channels, _ = x.shape
-    out_channels, _, taps = weight.shape
-    op_taps = taps - int(identity_tap)
-    step = _samples_per_bag(x.device, batch, x.shape[2] * channels)
-    return [x.new_empty((batch, out_channels, num_out), dtype=dense_dtype),
-            *[x.new_empty((min(step, batch - start), num_out, op_taps * channels), dtype=sparse_dtype)
-              for start in range(0, batch, step)]]
+    return x.new_empty((x.shape[0], weight.shape[0], num_out), dtype=dense_dtype)
 
 
 @torch.library.custom_op("meshcnn::mesh_conv_backward", mutates_args=())
-def _mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, feats: list[torch.Tensor],
-                           crow_t: torch.Tensor, col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool,
-                           sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+def _mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, crow_t: torch.Tensor,
+                           col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool, sparse_dtype: torch.dtype,
+                           dense_dtype: torch.dtype, need_x: bool, need_w: bool,
                            need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _mesh_conv_backward(grad, x, weight, feats, crow_t, col_t, val_t, identity_tap, sparse_dtype,
-                               dense_dtype, need_x, need_w, need_b)
+    return _mesh_conv_backward(grad, x, weight, crow_t, col_t, val_t, identity_tap, sparse_dtype, dense_dtype,
+                               need_x, need_w, need_b)
 
 
 @_mesh_conv_backward_op.register_fake
-def _(grad, x, weight, feats, crow_t, col_t, val_t, identity_tap, sparse_dtype, dense_dtype, need_x, need_w,
-      need_b):
+def _(grad, x, weight, crow_t, col_t, val_t, identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b):
     return (x.new_empty(x.shape if need_x else (0,)), weight.new_empty(weight.shape if need_w else (0,)),
             weight.new_empty((weight.shape[0],) if need_b else (0,)))
 
 
 def _setup_context(ctx, inputs, output):
     x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap, sparse_dtype, dense_dtype = inputs
-    ctx.save_for_backward(x, weight, crow_t, col_t, val_t, *output[1:])
+    ctx.save_for_backward(x, weight, crow_t, col_t, val_t)
     ctx.meta = (identity_tap, sparse_dtype, dense_dtype, bias.dtype if bias is not None else None)
-    ctx.mark_non_differentiable(*output[1:])
 
 
-def _backward(ctx, grads):
-    grad_out = grads[0]
-    x, weight, crow_t, col_t, val_t, *feats = ctx.saved_tensors
+def _backward(ctx, grad_out):
+    x, weight, crow_t, col_t, val_t = ctx.saved_tensors
     identity_tap, sparse_dtype, dense_dtype, bias_dtype = ctx.meta
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    grad_x, grad_w, grad_b = _mesh_conv_backward_op(grad_out, x, weight, feats, crow_t, col_t, val_t, identity_tap,
+    grad_x, grad_w, grad_b = _mesh_conv_backward_op(grad_out, x, weight, crow_t, col_t, val_t, identity_tap,
                                                     sparse_dtype, dense_dtype, need_x, need_w,
                                                     need_b and bias_dtype is not None)
     return (grad_x if need_x else None, grad_w if need_w else None,
@@ -471,7 +466,7 @@ def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torc
         raise ValueError("mesh_conv: an identity tap needs V_out <= V_in")
     sparse_dtype, dense_dtype = compute_dtypes(x)
     return _mesh_conv_op(x, weight, bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, num_out,
-                         identity_tap, sparse_dtype, dense_dtype)[0]
+                         identity_tap, sparse_dtype, dense_dtype)
 
 
 def mesh_conv_reference(

@@ -60,6 +60,35 @@ def test_optimized_equals_reference_float64(kind, bias):
         assert (a - b).abs().max().item() <= 1e-10 * b.abs().max().item()
 
 
+@pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
+@pytest.mark.parametrize("needs", ["x", "weight", "bias", "x+bias", "weight+bias"])
+def test_partial_gradients_equal_reference(kind, needs):
+    """Only the gradients asked for are computed (the backward skips the others), and they are right."""
+    layer, taps, v_in = _layer_and_taps(kind, 2)
+    x = torch.randn(2, 3, v_in, dtype=torch.float64, requires_grad="x" in needs)
+    layer.weight.requires_grad_("weight" in needs)
+    layer.bias.requires_grad_("bias" in needs)
+    params = [p for name, p in (("x", x), ("weight", layer.weight), ("bias", layer.bias)) if name in needs]
+    y = layer(x)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, params, g)
+    want = torch.autograd.grad(mesh_conv_reference(x, taps, layer.weight, layer.bias), params, g)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max().item() <= 1e-10 * b.abs().max().item()
+
+
+def test_forward_saves_only_its_input_for_backward():
+    """Memory: autograd keeps x, the weight and the operators, never the (V, T C) features."""
+    layer = MeshConv(4, 4, 3)
+    x = torch.randn(2, 4, icosphere(3).num_vertices, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        layer(x)
+    operator = {t.data_ptr() for t in layer.operator[:6]}
+    activations = [t for t in saved if t.data_ptr() not in operator]
+    assert sum(t.numel() for t in activations) == x.numel() + layer.weight.numel()
+
+
 def test_stacked_operator_layout_is_vertex_major():
     """Row v*T + t of S is row v of tap t; row u*T + t of R is column u of tap t."""
     m = icosphere(1)
@@ -183,11 +212,10 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         v_in, v_out = icosphere(layer.in_level).num_vertices, icosphere(layer.out_level).num_vertices
         x = torch.empty(4, 2, v_in, device="meta")
         dense = torch.bfloat16 if autocast else torch.float32
-        y, feats = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, v_out,
-                                         layer.identity_tap, torch.float32, dense)
+        y = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, v_out,
+                                  layer.identity_tap, torch.float32, dense)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
-        assert len(feats) == 4 and all(f.device.type == "meta" for f in feats)
-        grads = fn._mesh_conv_backward(torch.empty_like(y), x, layer.weight, feats, op.crow_t, op.col_t, op.val_t,
+        grads = fn._mesh_conv_backward(torch.empty_like(y), x, layer.weight, op.crow_t, op.col_t, op.val_t,
                                        layer.identity_tap, torch.float32, dense, True, True, True)
         assert [g.shape for g in grads] == [x.shape, layer.weight.shape, layer.bias.shape]
         assert all(g.device.type == "meta" for g in grads)
@@ -205,10 +233,9 @@ def test_custom_operators_pass_opcheck(kind):
     args = (x, layer.weight, layer.bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, v_out,
             layer.identity_tap, torch.float32, torch.float32)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
-    outputs = torch.ops.meshcnn.mesh_conv.default(*args)
-    grad = torch.randn_like(outputs[0])
-    back = (grad, x.detach(), layer.weight.detach(), [f.detach() for f in outputs[1:]], op.crow_t, op.col_t,
-            op.val_t, layer.identity_tap, torch.float32, torch.float32, True, True, True)
+    grad = torch.randn_like(torch.ops.meshcnn.mesh_conv.default(*args))
+    back = (grad, x.detach(), layer.weight.detach(), op.crow_t, op.col_t, op.val_t, layer.identity_tap,
+            torch.float32, torch.float32, True, True, True)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
 
 
