@@ -47,9 +47,10 @@ variant (one bag product over a ``(V, B C)`` table) measured 6x slower on CPU (s
 ``experiments/benchmark/RESULTS.md``).
 
 On CUDA, where kernel launches rather than cache misses dominate at these sizes,
-steps 2-3 and the backward run on the whole batch at once instead
-(:func:`_samples_per_bag`): one bag kernel over the block-diagonal
-``diag(S, ..., S)`` applied to the ``(B V_in, C)`` table, and one batched GEMM.
+and on the CPU for the tiny tables of levels 0-2, steps 2-3 and the backward run
+on the whole batch at once instead (:func:`_samples_per_bag`): one bag kernel over
+the block-diagonal ``diag(S, ..., S)`` applied to the ``(B V_in, C)`` table, and one
+batched GEMM.
 
 Forward and backward are the custom operators ``meshcnn::mesh_conv`` and
 ``meshcnn::mesh_conv_backward`` (:func:`torch.library.custom_op`, autograd via
@@ -185,23 +186,25 @@ def _bag_matmul_batched(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor
     return out.view(b, rows, c)
 
 
+CPU_WHOLE_BATCH_MAX_ELEMENTS = 2**15
 GPU_WHOLE_BATCH_MAX_ELEMENTS = 2**21
 
 
 def _samples_per_bag(device: torch.device, batch: int, table_elements: int) -> int:
     """How many samples one bag kernel handles (``table_elements`` = ``V_in C`` per sample).
 
-    On the CPU one sample at a time: a ``(V, C)`` table stays in cache, and the
-    1-ring neighbours of a fine vertex are far apart in the nested numbering, so a
-    ``(V, B C)``-wide or ``(B V, C)`` table is several times slower (RESULTS.md).
-    On a GPU, kernel launches dominate small tensors: the whole batch in one kernel
-    while the batch's tables hold at most ``GPU_WHOLE_BATCH_MAX_ELEMENTS`` values
-    (measured on an H200: SphericalUNet level 5 step 79 -> 47 ms), one sample at a
-    time above (the batched form was 1.5x slower at levels 7-8, RESULTS.md).
+    The whole batch in one kernel while the batch's tables hold at most
+    ``CPU_WHOLE_BATCH_MAX_ELEMENTS`` (CPU) or ``GPU_WHOLE_BATCH_MAX_ELEMENTS``
+    (CUDA) values, else one sample at a time. On the CPU, per-sample ``(V, C)``
+    tables and ``(V, T C)`` features stay in cache and the index is never
+    expanded, which wins from level 3 on (level 5: 14 vs 32 ms for 16 channels,
+    batch 8); only for the tiny tables of levels 0-2 does saving kernel calls win
+    (level 1: 0.76 vs 0.98 ms). On a GPU, kernel launches dominate small tensors
+    (measured on an H200: SphericalUNet level 5 step 79 -> 47 ms); the batched form
+    was 1.5x slower at levels 7-8 (``experiments/benchmark/RESULTS.md``).
     """
-    if device.type == "cuda" and batch * table_elements <= GPU_WHOLE_BATCH_MAX_ELEMENTS:
-        return batch
-    return 1
+    limit = GPU_WHOLE_BATCH_MAX_ELEMENTS if device.type == "cuda" else CPU_WHOLE_BATCH_MAX_ELEMENTS
+    return batch if batch * table_elements <= limit else 1
 
 
 class _SparseMatmul(torch.autograd.Function):

@@ -332,6 +332,7 @@ def test_whole_batch_policy():
     import meshcnn.functional as functional
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert functional._samples_per_bag(cpu, 8, 100) == 1
+    assert functional._samples_per_bag(cpu, 8, 162 * 16) == 8  # level 2, 16 channels
+    assert functional._samples_per_bag(cpu, 8, 642 * 16) == 1  # level 3
     assert functional._samples_per_bag(cuda, 8, 10242 * 16) == 8
     assert functional._samples_per_bag(cuda, 8, 163842 * 16) == 1
