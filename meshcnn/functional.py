@@ -46,11 +46,14 @@ dropped): no ``(V, T C)`` features per sample are stored, and each ``F_b`` and
 variant (one bag product over a ``(V, B C)`` table) measured 6x slower on CPU (see
 ``experiments/benchmark/RESULTS.md``).
 
-On CUDA, where kernel launches rather than cache misses dominate at these sizes,
-and on the CPU for the tiny tables of levels 0-2, steps 2-3 and the backward run
-on the whole batch at once instead (:func:`_samples_per_bag`): one bag kernel over
-the block-diagonal ``diag(S, ..., S)`` applied to the ``(B V_in, C)`` table, and one
-batched GEMM.
+Samples per kernel (:func:`block_samples_for`): where a sample's table is small
+(up to ``2**18`` values: level 5 and below with 16 channels), steps 2-3 and the
+backward take chunks of ``k`` samples at once: one bag kernel over the
+block-diagonal ``diag(S, ..., S)`` applied to the ``(k V_in, C)`` table (its int32
+indices are precomputed, :class:`TapOperator`) and one batched GEMM. Then every
+kernel of the layer splits the work between threads by samples, so a thread's data
+stays on its core; on the GPU it saves kernel launches. Larger tables run one
+sample at a time, as described above.
 
 Under :func:`torch.compile`, forward and backward are the custom operators
 ``meshcnn::mesh_conv`` and ``meshcnn::mesh_conv_backward``
@@ -143,6 +146,11 @@ class TapOperator(NamedTuple):
     ``crow_t, col_t, val_t``: CSR of ``R`` ``(V_in T, V_out)``, row ``u * T + t`` = column ``u``
     of tap ``t`` (the vertex-major stack of the transposed taps, used by the backward pass).
     ``shape``: ``(V_out T, V_in)``; ``taps``: ``T``.
+    ``block_samples``: ``k``, how many samples one bag kernel may take, and
+    ``block_crow, block_col`` (``block_crow_t, block_col_t``): int32 row offsets and
+    column indices of the block-diagonal ``diag(S, ..., S)`` (``diag(R, ..., R)``) of
+    ``k`` copies, acting on ``k`` samples' tables stacked as one ``(k V, C)`` table;
+    empty when ``k = 1``. Their values are ``val`` (``val_t``) repeated.
     """
 
     crow: torch.Tensor
@@ -153,14 +161,70 @@ class TapOperator(NamedTuple):
     val_t: torch.Tensor
     shape: tuple[int, int]
     taps: int
+    block_crow: torch.Tensor
+    block_col: torch.Tensor
+    block_crow_t: torch.Tensor
+    block_col_t: torch.Tensor
+    block_samples: int
 
 
-def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32) -> TapOperator:
-    """Build the :class:`TapOperator` of ``taps`` (each ``(V_out, V_in)``), values in ``dtype``."""
+BLOCK_MAX_TABLE_ELEMENTS = 2**18
+BLOCK_MAX_ELEMENTS = 2**21
+BLOCK_MAX_SAMPLES = 64
+
+
+def block_samples_for(table_elements: int) -> int:
+    """``k``: how many samples one bag kernel takes, for per-sample tables of ``table_elements`` values.
+
+    1 (one bag kernel per sample) when a sample's table holds more than
+    ``BLOCK_MAX_TABLE_ELEMENTS`` (``2**18``) values; else the largest
+    ``k <= BLOCK_MAX_SAMPLES`` with ``k * table_elements <= BLOCK_MAX_ELEMENTS``
+    (``2**21`` values, 8 MB in float32). A batch runs in chunks of ``k`` samples, one
+    bag kernel and one batched GEMM per chunk.
+
+    Why (measured on 2 CPU threads, ``experiments/benchmark/RESULTS.md`` section J):
+    with one kernel per sample both threads split every sample, and each sample's
+    data passes between the cores; on a host where that is slow, the level-5 layer
+    (16 channels, batch 8) took 17-18 ms per sample-wise step against 11-13 ms for
+    whole-batch kernels, which split by samples; levels 3-4 gain 10-20 % in any case.
+    Larger per-sample tables (level 6 with 16 channels) keep per-sample kernels, which
+    were 20 % faster there (49 vs 60 ms). On a GPU, fewer launches win at these sizes.
+    """
+    if table_elements > BLOCK_MAX_TABLE_ELEMENTS:
+        return 1
+    return max(1, min(BLOCK_MAX_SAMPLES, BLOCK_MAX_ELEMENTS // max(1, table_elements)))
+
+
+def _block_diagonal(crow: torch.Tensor, col: torch.Tensor, samples: int,
+                    num_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """int32 ``(offsets, index)`` of ``diag(M, ..., M)`` (``samples`` copies) for CSR ``M`` with ``num_cols`` columns."""
+    if samples == 1:
+        return torch.zeros(0, dtype=torch.int32), torch.zeros(0, dtype=torch.int32)
+    nnz = col.numel()
+    if samples * max(nnz, num_cols) >= 2**31:
+        raise ValueError(f"block operator of {samples} samples overflows int32 indices")
+    shift = torch.arange(samples, dtype=torch.int64)[:, None]
+    index = (col[None] + shift * num_cols).reshape(-1)
+    offsets = torch.cat([(crow[None, :-1] + shift * nnz).reshape(-1), crow[-1:] + (samples - 1) * nnz])
+    return offsets.to(torch.int32), index.to(torch.int32)
+
+
+def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32, block_samples: int = 1) -> TapOperator:
+    """Build the :class:`TapOperator` of ``taps`` (each ``(V_out, V_in)``), values in ``dtype``.
+
+    ``block_samples``: ``k`` for the block-diagonal index (see :func:`block_samples_for`);
+    1 runs every sample in its own bag kernel.
+    """
+    if isinstance(block_samples, bool) or not isinstance(block_samples, int) or block_samples < 1:
+        raise ValueError(f"block_samples must be a positive integer, got {block_samples!r}")
     stacked = stack_taps(taps)
     backward = stack_taps([sp.csr_matrix(t).T for t in taps])
-    return TapOperator(*_csr_components(stacked, dtype), *_csr_components(backward, dtype), stacked.shape,
-                       len(taps))
+    crow, col, val = _csr_components(stacked, dtype)
+    crow_t, col_t, val_t = _csr_components(backward, dtype)
+    v_out, v_in = taps[0].shape
+    return TapOperator(crow, col, val, crow_t, col_t, val_t, stacked.shape, len(taps),
+                       *_block_diagonal(crow, col, block_samples, v_in),
+                       *_block_diagonal(crow_t, col_t, block_samples, v_out), block_samples)
 
 
 def _bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -168,45 +232,21 @@ def _bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table:
     return F.embedding_bag(col, table, crow, mode="sum", per_sample_weights=val, include_last_offset=True)
 
 
-def _bag_matmul_batched(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor,
-                        tables: torch.Tensor) -> torch.Tensor:
+def _bag_matmul_samples(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, block_crow: torch.Tensor,
+                        block_col: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
     """``S @ tables[b]`` for every ``b`` of a contiguous ``(b, V_in, C)`` stack, in one bag kernel.
 
     The ``b`` tables are read as one ``(b V_in, C)`` table and ``S`` as the block-diagonal
-    ``diag(S, ..., S)``: sample ``k``'s column indices are shifted by ``k V_in`` and its
-    row offsets by ``k nnz``. Returns ``(b, rows, C)``.
+    ``diag(S, ..., S)``, whose first ``b`` blocks are a prefix of the precomputed
+    ``block_crow, block_col`` (see :class:`TapOperator`). Returns ``(b, rows, C)``.
     """
     b, v_in, c = tables.shape
     if b == 1:
         return _bag_matmul(crow, col, val, tables[0]).unsqueeze(0)
     nnz, rows = col.numel(), crow.numel() - 1
-    shift = torch.arange(b, device=col.device, dtype=col.dtype)[:, None]
-    index = (col[None] + shift * v_in).reshape(-1)
-    offsets = torch.cat([(crow[None, :-1] + shift * nnz).reshape(-1), crow[-1:] + (b - 1) * nnz])
-    out = F.embedding_bag(index, tables.reshape(b * v_in, c), offsets, mode="sum",
+    out = F.embedding_bag(block_col[:b * nnz], tables.reshape(b * v_in, c), block_crow[:b * rows + 1], mode="sum",
                           per_sample_weights=val.repeat(b), include_last_offset=True)
     return out.view(b, rows, c)
-
-
-CPU_WHOLE_BATCH_MAX_ELEMENTS = 2**15
-GPU_WHOLE_BATCH_MAX_ELEMENTS = 2**21
-
-
-def _samples_per_bag(device: torch.device, batch: int, table_elements: int) -> int:
-    """How many samples one bag kernel handles (``table_elements`` = ``V_in C`` per sample).
-
-    The whole batch in one kernel while the batch's tables hold at most
-    ``CPU_WHOLE_BATCH_MAX_ELEMENTS`` (CPU) or ``GPU_WHOLE_BATCH_MAX_ELEMENTS``
-    (CUDA) values, else one sample at a time. On the CPU, per-sample ``(V, C)``
-    tables and ``(V, T C)`` features stay in cache and the index is never
-    expanded, which wins from level 3 on (level 5: 14 vs 32 ms for 16 channels,
-    batch 8); only for the tiny tables of levels 0-2 does saving kernel calls win
-    (level 1: 0.76 vs 0.98 ms). On a GPU, kernel launches dominate small tensors
-    (measured on an H200: SphericalUNet level 5 step 79 -> 47 ms); the batched form
-    was 1.5x slower at levels 7-8 (``experiments/benchmark/RESULTS.md``).
-    """
-    limit = GPU_WHOLE_BATCH_MAX_ELEMENTS if device.type == "cuda" else CPU_WHOLE_BATCH_MAX_ELEMENTS
-    return batch if batch * table_elements <= limit else 1
 
 
 class _SparseMatmul(torch.autograd.Function):
@@ -278,8 +318,9 @@ def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
 
 
 def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
-                       col: torch.Tensor, val: torch.Tensor, num_out: int, identity_tap: bool,
-                       sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
+                       col: torch.Tensor, val: torch.Tensor, block_crow: torch.Tensor, block_col: torch.Tensor,
+                       block_samples: int, num_out: int, identity_tap: bool, sparse_dtype: torch.dtype,
+                       dense_dtype: torch.dtype) -> torch.Tensor:
     """Forward pass: ``y (B, O, V_out)``. The features ``F_b`` are used at once and not kept."""
     batch, channels, _ = x.shape
     out_channels, _, taps = weight.shape
@@ -301,9 +342,9 @@ def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
             out = torch.zeros(shape, dtype=dense_dtype, device=x.device)
         else:
             out = bias.to(dense_dtype)[:, None].expand(shape).contiguous()
-        step = _samples_per_bag(x.device, batch, tables.shape[1] * channels)
+        step = min(batch, block_samples)
         for start in range(0, batch, step):  # F = S x^T for `step` samples, then y += W' F^T
-            f = _bag_matmul_batched(crow, col, val, tables[start:start + step])
+            f = _bag_matmul_samples(crow, col, val, block_crow, block_col, tables[start:start + step])
             f = f.view(f.shape[0], num_out, op_taps * channels).to(dense_dtype)
             if f.shape[0] == 1:
                 out[start].addmm_(w_op, f[0].t())
@@ -313,8 +354,9 @@ def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 
 
 def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, crow_t: torch.Tensor,
-                        col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool, sparse_dtype: torch.dtype,
-                        dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+                        col_t: torch.Tensor, val_t: torch.Tensor, block_crow_t: torch.Tensor,
+                        block_col_t: torch.Tensor, block_samples: int, identity_tap: bool,
+                        sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
                         need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward pass: ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
 
@@ -349,10 +391,10 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
                     gx[:, :, :num_out] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
         if need_w:  # accumulated transposed: grad_w_op_t[c, (t, o)]
             grad_w_op_t = torch.zeros((channels, op_taps * out_channels), dtype=acc_dtype, device=grad.device)
-        step = _samples_per_bag(grad.device, batch, tables.shape[1] * out_channels)
+        step = min(batch, block_samples)
         for start in range(0, batch, step):
             stop = min(start + step, batch)
-            h = _bag_matmul_batched(crow_t, col_t, val_t, tables[start:stop])
+            h = _bag_matmul_samples(crow_t, col_t, val_t, block_crow_t, block_col_t, tables[start:stop])
             h = h.view(stop - start, num_in, op_taps * out_channels).to(dense_dtype)
             if stop - start == 1:
                 if need_x:
@@ -384,47 +426,53 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
 @torch.library.custom_op("meshcnn::mesh_conv", mutates_args=())
 def _mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
                   col: torch.Tensor, val: torch.Tensor, crow_t: torch.Tensor, col_t: torch.Tensor,
-                  val_t: torch.Tensor, num_out: int, identity_tap: bool, sparse_dtype: torch.dtype,
-                  dense_dtype: torch.dtype) -> torch.Tensor:
-    """``y``. ``crow_t, col_t, val_t`` (the transposed taps) are inputs only so that autograd can save them."""
-    return _mesh_conv_forward(x, weight, bias, crow, col, val, num_out, identity_tap, sparse_dtype, dense_dtype)
+                  val_t: torch.Tensor, block_crow: torch.Tensor, block_col: torch.Tensor,
+                  block_crow_t: torch.Tensor, block_col_t: torch.Tensor, block_samples: int, num_out: int,
+                  identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
+    """``y``. The transposed taps are inputs only so that autograd can save them."""
+    return _mesh_conv_forward(x, weight, bias, crow, col, val, block_crow, block_col, block_samples, num_out,
+                              identity_tap, sparse_dtype, dense_dtype)
 
 
 @_mesh_conv_op.register_fake
-def _(x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap, sparse_dtype, dense_dtype):
+def _(x, weight, bias, crow, col, val, crow_t, col_t, val_t, block_crow, block_col, block_crow_t, block_col_t,
+      block_samples, num_out, identity_tap, sparse_dtype, dense_dtype):
     return x.new_empty((x.shape[0], weight.shape[0], num_out), dtype=dense_dtype)
 
 
 @torch.library.custom_op("meshcnn::mesh_conv_backward", mutates_args=())
 def _mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, crow_t: torch.Tensor,
-                           col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool, sparse_dtype: torch.dtype,
-                           dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+                           col_t: torch.Tensor, val_t: torch.Tensor, block_crow_t: torch.Tensor,
+                           block_col_t: torch.Tensor, block_samples: int, identity_tap: bool,
+                           sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
                            need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _mesh_conv_backward(grad, x, weight, crow_t, col_t, val_t, identity_tap, sparse_dtype, dense_dtype,
-                               need_x, need_w, need_b)
+    return _mesh_conv_backward(grad, x, weight, crow_t, col_t, val_t, block_crow_t, block_col_t, block_samples,
+                               identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b)
 
 
 @_mesh_conv_backward_op.register_fake
-def _(grad, x, weight, crow_t, col_t, val_t, identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b):
+def _(grad, x, weight, crow_t, col_t, val_t, block_crow_t, block_col_t, block_samples, identity_tap, sparse_dtype,
+      dense_dtype, need_x, need_w, need_b):
     return (x.new_empty(x.shape if need_x else (0,)), weight.new_empty(weight.shape if need_w else (0,)),
             weight.new_empty((weight.shape[0],) if need_b else (0,)))
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight, bias, crow, col, val, crow_t, col_t, val_t, num_out, identity_tap, sparse_dtype, dense_dtype = inputs
-    ctx.save_for_backward(x, weight, crow_t, col_t, val_t)
-    ctx.meta = (identity_tap, sparse_dtype, dense_dtype, bias.dtype if bias is not None else None)
+    (x, weight, bias, _, _, _, crow_t, col_t, val_t, _, _, block_crow_t, block_col_t, block_samples, _,
+     identity_tap, sparse_dtype, dense_dtype) = inputs
+    ctx.save_for_backward(x, weight, crow_t, col_t, val_t, block_crow_t, block_col_t)
+    ctx.meta = (block_samples, identity_tap, sparse_dtype, dense_dtype, bias.dtype if bias is not None else None)
 
 
 def _backward(ctx, grad_out, backward_pass=_mesh_conv_backward_op):
-    x, weight, crow_t, col_t, val_t = ctx.saved_tensors
-    identity_tap, sparse_dtype, dense_dtype, bias_dtype = ctx.meta
+    x, weight, crow_t, col_t, val_t, block_crow_t, block_col_t = ctx.saved_tensors
+    block_samples, identity_tap, sparse_dtype, dense_dtype, bias_dtype = ctx.meta
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    grad_x, grad_w, grad_b = backward_pass(grad_out, x, weight, crow_t, col_t, val_t, identity_tap, sparse_dtype,
-                                           dense_dtype, need_x, need_w, need_b and bias_dtype is not None)
+    grad_x, grad_w, grad_b = backward_pass(grad_out, x, weight, crow_t, col_t, val_t, block_crow_t, block_col_t,
+                                           block_samples, identity_tap, sparse_dtype, dense_dtype, need_x, need_w,
+                                           need_b and bias_dtype is not None)
     return (grad_x if need_x else None, grad_w if need_w else None,
-            grad_b.to(bias_dtype) if need_b and bias_dtype is not None else None,
-            None, None, None, None, None, None, None, None, None, None)
+            grad_b.to(bias_dtype) if need_b and bias_dtype is not None else None) + (None,) * 15
 
 
 _mesh_conv_op.register_autograd(_backward, setup_context=_setup_context)
@@ -441,8 +489,10 @@ class _MeshConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *inputs):  # ctx in forward: a separate setup_context costs an inspect.signature per call
-        x, weight, bias, crow, col, val, _, _, _, num_out, identity_tap, sparse_dtype, dense_dtype = inputs
-        out = _mesh_conv_forward(x, weight, bias, crow, col, val, num_out, identity_tap, sparse_dtype, dense_dtype)
+        (x, weight, bias, crow, col, val, _, _, _, block_crow, block_col, _, _, block_samples, num_out, identity_tap,
+         sparse_dtype, dense_dtype) = inputs
+        out = _mesh_conv_forward(x, weight, bias, crow, col, val, block_crow, block_col, block_samples, num_out,
+                                 identity_tap, sparse_dtype, dense_dtype)
         _setup_context(ctx, inputs, out)
         return out
 
@@ -491,8 +541,8 @@ def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torc
         raise ValueError("mesh_conv: an identity tap needs V_out <= V_in")
     sparse_dtype, dense_dtype = compute_dtypes(x)
     conv = _mesh_conv_op if torch.compiler.is_compiling() else _MeshConvFunction.apply
-    return conv(x, weight, bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, num_out, identity_tap,
-                sparse_dtype, dense_dtype)
+    return conv(x, weight, bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, op.block_crow, op.block_col,
+                op.block_crow_t, op.block_col_t, op.block_samples, num_out, identity_tap, sparse_dtype, dense_dtype)
 
 
 def mesh_conv_reference(

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .functional import TapOperator, mesh_conv, tap_operator
+from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
 from .mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
 
 __all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "TAPS"]
@@ -62,12 +62,16 @@ class _TapConv(nn.Module):
         self.in_level, self.out_level = in_level, out_level
         # vertex-major stacking (row v * T + t), the layout mesh_conv wants; an identity
         # first tap is not stored but applied to the input directly (identity_tap)
-        op = tap_operator(taps, torch.float64)
+        # k samples per bag kernel, from the larger of the forward and backward tables
+        v_out, v_in = taps[0].shape
+        block_samples = block_samples_for(max(v_in * in_channels, v_out * out_channels))
+        op = tap_operator(taps, torch.float64, block_samples)
         self.identity_tap = identity_tap
         self._exact: dict[str, torch.Tensor] = {}
-        for field in ("crow", "col", "val", "crow_t", "col_t", "val_t"):
+        for field in ("crow", "col", "val", "crow_t", "col_t", "val_t", "block_crow", "block_col", "block_crow_t",
+                      "block_col_t"):
             self._register_operator(f"op_{field}", getattr(op, field))
-        self._op_shape, self._op_taps = op.shape, op.taps
+        self._op_shape, self._op_taps, self._block_samples = op.shape, op.taps, op.block_samples
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
@@ -106,7 +110,8 @@ class _TapConv(nn.Module):
         :func:`meshcnn.functional.tap_operator`) and the stack of the transposed taps;
         without the identity tap when :attr:`identity_tap` is set."""
         return TapOperator(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
-                           self._op_shape, self._op_taps)
+                           self._op_shape, self._op_taps, self.op_block_crow, self.op_block_col,
+                           self.op_block_crow_t, self.op_block_col_t, self._block_samples)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_level, type(self).__name__)
@@ -146,6 +151,10 @@ class MeshConv(_TapConv):
     ``embedding_bag`` (every row has at most 7 non-zeros, the closed 1-ring), then
     one GEMM with the ``(out, 3 in)`` weight; the identity tap is a GEMM on ``x``
     itself. The backward pass applies the precomputed stack of transposed taps.
+    Where a sample's table is small (``V_in * in_channels <= 2**18``), chunks of ``k``
+    samples share one bag kernel through precomputed int32 block-diagonal indices
+    (:func:`meshcnn.functional.block_samples_for`; at level 5 with 16 channels, ``k = 12``
+    and 11 MB of indices per direction).
 
     Precision: float64 input runs entirely in float64. Under :func:`torch.autocast`
     (bfloat16 on CPU, float16/bfloat16 on CUDA) and for half-precision input, **the

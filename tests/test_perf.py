@@ -84,7 +84,7 @@ def test_forward_saves_only_its_input_for_backward():
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         layer(x)
-    operator = {t.data_ptr() for t in layer.operator[:6]}
+    operator = {t.data_ptr() for t in layer.operator if isinstance(t, torch.Tensor) and t.numel()}
     activations = [t for t in saved if t.data_ptr() not in operator]
     assert sum(t.numel() for t in activations) == x.numel() + layer.weight.numel()
 
@@ -212,11 +212,13 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         v_in, v_out = icosphere(layer.in_level).num_vertices, icosphere(layer.out_level).num_vertices
         x = torch.empty(4, 2, v_in, device="meta")
         dense = torch.bfloat16 if autocast else torch.float32
-        y = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, v_out,
-                                  layer.identity_tap, torch.float32, dense)
+        assert op.block_samples == 64  # the block path: indices into the (B V, C) table
+        y = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, op.block_crow, op.block_col,
+                                  op.block_samples, v_out, layer.identity_tap, torch.float32, dense)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
         grads = fn._mesh_conv_backward(torch.empty_like(y), x, layer.weight, op.crow_t, op.col_t, op.val_t,
-                                       layer.identity_tap, torch.float32, dense, True, True, True)
+                                       op.block_crow_t, op.block_col_t, op.block_samples, layer.identity_tap,
+                                       torch.float32, dense, True, True, True)
         assert [g.shape for g in grads] == [x.shape, layer.weight.shape, layer.bias.shape]
         assert all(g.device.type == "meta" for g in grads)
         assert grads[0].dtype == torch.float32 and grads[1].dtype == layer.weight.dtype
@@ -230,12 +232,11 @@ def test_custom_operators_pass_opcheck(kind):
     op = layer.operator
     v_out = icosphere(layer.out_level).num_vertices
     x = torch.randn(2, 3, v_in, requires_grad=True)
-    args = (x, layer.weight, layer.bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, v_out,
-            layer.identity_tap, torch.float32, torch.float32)
+    args = (x, layer.weight, layer.bias, *op[:6], *op[8:], v_out, layer.identity_tap, torch.float32, torch.float32)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
     grad = torch.randn_like(torch.ops.meshcnn.mesh_conv.default(*args))
-    back = (grad, x.detach(), layer.weight.detach(), op.crow_t, op.col_t, op.val_t, layer.identity_tap,
-            torch.float32, torch.float32, True, True, True)
+    back = (grad, x.detach(), layer.weight.detach(), op.crow_t, op.col_t, op.val_t, op.block_crow_t, op.block_col_t,
+            op.block_samples, layer.identity_tap, torch.float32, torch.float32, True, True, True)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
 
 
@@ -309,30 +310,45 @@ def test_benchmark_script_runs_and_original_matches(tmp_path):
     assert "level" in done.stdout and "orig/mc" in done.stdout
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_whole_batch_bag_path_matches_reference(monkeypatch, stride):
-    """The CUDA code path (whole batch in one bag kernel), forced on the CPU."""
-    import meshcnn.functional as functional
+@pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
+@pytest.mark.parametrize("block_samples", [1, 2, 3, 64])
+def test_samples_per_bag_kernel_equal_reference(kind, block_samples):
+    """One bag kernel per sample (k = 1) or per chunk of k samples (the block-diagonal
+    index, a batch of 5 = 2 + 2 + 1 or 3 + 2 or all 5): forward and gradients equal the
+    formula in float64."""
+    layer, taps, v_in = _layer_and_taps(kind, 2)
+    op_taps = taps[1:] if layer.identity_tap else taps
+    op = tap_operator(op_taps, torch.float64, block_samples)
+    assert op.block_samples == block_samples and op.block_col.numel() == (block_samples > 1) * block_samples * op.col.numel()
+    x = torch.randn(5, 3, v_in, dtype=torch.float64, requires_grad=True)
+    y = mesh_conv(x, op, layer.weight, layer.bias, identity_tap=layer.identity_tap)
+    ref = mesh_conv_reference(x, taps, layer.weight, layer.bias)
+    assert (y - ref).abs().max().item() <= 1e-10 * ref.abs().max().item()
+    g = torch.randn_like(y)
+    params = [x, layer.weight, layer.bias]
+    for a, b in zip(torch.autograd.grad(y, params, g), torch.autograd.grad(ref, params, g)):
+        assert (a - b).abs().max().item() <= 1e-10 * b.abs().max().item()
 
-    monkeypatch.setattr(functional, "_samples_per_bag", lambda device, batch, elements: batch)
-    torch.manual_seed(0)
-    for layer in (meshcnn.MeshConv(3, 4, 2, stride=stride).double(), meshcnn.MeshConvTranspose(3, 4, 2).double()):
-        in_level = 1 if isinstance(layer, meshcnn.MeshConvTranspose) else 2
-        x = torch.randn(3, 3, meshcnn.icosphere(in_level).num_vertices, dtype=torch.float64, requires_grad=True)
-        names = [n for n, _ in layer.named_parameters()]
-        fn = lambda x, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
-        assert torch.autograd.gradcheck(fn, (x, *layer.parameters()), fast_mode=True)
-        y = layer(x)
-        monkeypatch.setattr(functional, "_samples_per_bag", lambda device, batch, elements: 1)
-        torch.testing.assert_close(layer(x), y, rtol=0, atol=1e-12)
-        monkeypatch.setattr(functional, "_samples_per_bag", lambda device, batch, elements: batch)
+
+def test_block_path_gradcheck():
+    layer = MeshConv(2, 3, 1, stride=2).double()
+    assert layer.operator.block_samples > 3
+    x = torch.randn(3, 2, icosphere(1).num_vertices, dtype=torch.float64, requires_grad=True)
+    names = [n for n, _ in layer.named_parameters()]
+    f = lambda x, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
+    assert torch.autograd.gradcheck(f, (x, *layer.parameters()), fast_mode=True)
 
 
-def test_whole_batch_policy():
-    import meshcnn.functional as functional
+def test_block_samples_for():
+    """k samples per bag kernel: the batch's tables stay within 2**21 values."""
+    from meshcnn.functional import BLOCK_MAX_ELEMENTS, block_samples_for
 
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert functional._samples_per_bag(cpu, 8, 162 * 16) == 8  # level 2, 16 channels
-    assert functional._samples_per_bag(cpu, 8, 642 * 16) == 1  # level 3
-    assert functional._samples_per_bag(cuda, 8, 10242 * 16) == 8
-    assert functional._samples_per_bag(cuda, 8, 163842 * 16) == 1
+    assert BLOCK_MAX_ELEMENTS == 2**21
+    assert block_samples_for(10242 * 16) == 12  # level 5, 16 channels
+    assert block_samples_for(40962 * 16) == 1  # level 6: per sample
+    assert block_samples_for(163842 * 16) == 1
+    assert block_samples_for(12 * 4) == 64  # capped
+    assert MeshConv(16, 16, 5).operator.block_samples == 12
+    assert MeshConv(16, 32, 5, stride=2).operator.block_samples == 12  # from the larger table
+    with pytest.raises(ValueError, match="block_samples"):
+        tap_operator([sp.eye(4, format="csr")], block_samples=0)
