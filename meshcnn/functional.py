@@ -170,7 +170,7 @@ class TapOperator(NamedTuple):
 
 BLOCK_MAX_TABLE_ELEMENTS = 2**18
 BLOCK_MAX_ELEMENTS = 2**21
-BLOCK_MAX_SAMPLES = 64
+BLOCK_MAX_SAMPLES = 16
 
 
 def block_samples_for(table_elements: int) -> int:
@@ -189,6 +189,10 @@ def block_samples_for(table_elements: int) -> int:
     whole-batch kernels, which split by samples; levels 3-4 gain 10-20 % in any case.
     Larger per-sample tables (level 6 with 16 channels) keep per-sample kernels, which
     were 20 % faster there (49 vs 60 ms). On a GPU, fewer launches win at these sizes.
+
+    Memory: the int32 indices hold ``k`` copies of the operator's, for the forward and
+    the backward operator (level 5, 16 channels, ``k = 12``: 11 MB each), hence the cap
+    ``BLOCK_MAX_SAMPLES = 16``; a larger batch runs in several chunks.
     """
     if table_elements > BLOCK_MAX_TABLE_ELEMENTS:
         return 1

@@ -212,7 +212,7 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         v_in, v_out = icosphere(layer.in_level).num_vertices, icosphere(layer.out_level).num_vertices
         x = torch.empty(4, 2, v_in, device="meta")
         dense = torch.bfloat16 if autocast else torch.float32
-        assert op.block_samples == 64  # the block path: indices into the (B V, C) table
+        assert op.block_samples == 16  # the block path: indices into the (B V, C) table
         y = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, op.block_crow, op.block_col,
                                   op.block_samples, v_out, layer.identity_tap, torch.float32, dense)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
@@ -347,7 +347,7 @@ def test_block_samples_for():
     assert block_samples_for(10242 * 16) == 12  # level 5, 16 channels
     assert block_samples_for(40962 * 16) == 1  # level 6: per sample
     assert block_samples_for(163842 * 16) == 1
-    assert block_samples_for(12 * 4) == 64  # capped
+    assert block_samples_for(12 * 4) == 16  # capped
     assert MeshConv(16, 16, 5).operator.block_samples == 12
     assert MeshConv(16, 32, 5, stride=2).operator.block_samples == 12  # from the larger table
     with pytest.raises(ValueError, match="block_samples"):
