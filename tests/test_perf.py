@@ -310,6 +310,16 @@ def test_benchmark_script_runs_and_original_matches(tmp_path):
     assert "level" in done.stdout and "orig/mc" in done.stdout
 
 
+def test_monitor_script_runs(tmp_path):
+    """experiments/benchmark/monitor.py: windows of interleaved steps and a summary."""
+    script = str(ROOT / "experiments" / "benchmark" / "monitor.py")
+    env = {**os.environ, "MESHCNN_MESH_DIR": str(tmp_path / "meshes")}
+    done = subprocess.run([sys.executable, script, "--level", "1", "--seconds", "0.2", "--window", "2"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "per-sample" in done.stdout and "windows; median of the window medians" in done.stdout
+
+
 @pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
 @pytest.mark.parametrize("block_samples", [1, 2, 3, 64])
 def test_samples_per_bag_kernel_equal_reference(kind, block_samples):
