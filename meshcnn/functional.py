@@ -42,9 +42,9 @@ Both gradients of the operator taps come from it, each one GEMM (``W''`` is the
 
 So the forward keeps nothing but ``x`` for the backward (``F_b`` is used at once and
 dropped): no ``(V, T C)`` features per sample are stored, and each ``F_b`` and
-``H_b`` is consumed by its GEMMs while it is still in cache. A batched
-variant (one bag product over a ``(V, B C)`` table) measured 6x slower on CPU (see
-``experiments/benchmark/RESULTS.md``).
+``H_b`` is consumed by its GEMMs while it is still in cache. Samples side by side
+instead (one bag product over a ``(V, B C)`` table) measured 6x slower on CPU at
+levels 6-7 (see ``experiments/benchmark/RESULTS.md``).
 
 Samples per kernel (:func:`block_samples_for`): where a sample's table is small
 (up to ``2**18`` values: level 5 and below with 16 channels), steps 2-3 and the

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from .io import save_json, save_torch
 
-__all__ = ["fit", "predict", "load_checkpoint", "init_distributed", "seed_everything"]
+__all__ = ["fit", "predict", "load_checkpoint", "init_distributed", "seed_everything", "constant_buffer_names"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
@@ -175,6 +175,18 @@ def _loader(dataset: Dataset, batch_size: int, sampler, num_workers: int, collat
                       collate_fn=collate_fn, generator=generator, persistent_workers=False)
 
 
+def constant_buffer_names(model: nn.Module) -> list[str]:
+    """Fully qualified names of ``model``'s non-persistent buffers.
+
+    In this library those are derived constants (the meshes' sparse operators and
+    their block indices, pooling rings, area weights), rebuilt the same on every
+    rank, so distributed training need not broadcast them (for a level-5
+    SphericalUNet they hold over 100 MB).
+    """
+    return [f"{prefix}.{name}" if prefix else name for prefix, module in model.named_modules()
+            for name in module._non_persistent_buffers_set if module._buffers.get(name) is not None]
+
+
 def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimizer,
         loss_fn: Callable[[Any, Any], torch.Tensor], epochs: int, batch_size: int,
         run_dir: str | os.PathLike, val_set: Dataset | None = None,
@@ -239,6 +251,9 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
 
     train_model: nn.Module = model
     if world_size > 1:
+        # constant buffers are built identically on every rank: not broadcast at every step
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, constant_buffer_names(model))
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
         sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)

@@ -119,3 +119,18 @@ def test_atomic_write_respects_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+
+
+def test_constant_buffer_names_are_the_derived_operators():
+    """DDP skips exactly the non-persistent buffers (operators, rings), never BatchNorm statistics."""
+    from meshcnn.models import SphericalUNet
+    from meshcnn.train import constant_buffer_names
+
+    model = SphericalUNet(2, 3, max_level=2, min_level=0, width=4)
+    names = set(constant_buffer_names(model))
+    buffers = dict(model.named_buffers())
+    assert names and names <= set(buffers)
+    assert "stem.0.op_block_col" in names and "stem.0.op_val" in names
+    assert not any("running_" in n or "num_batches" in n for n in names)
+    assert names.isdisjoint(model.state_dict())  # the constants are exactly what checkpoints leave out
+    assert set(buffers) - names <= set(model.state_dict())
