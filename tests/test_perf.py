@@ -349,6 +349,28 @@ def test_block_path_gradcheck():
     assert torch.autograd.gradcheck(f, (x, *layer.parameters()), fast_mode=True)
 
 
+def test_one_cpu_thread_takes_cache_sized_chunks():
+    """With one thread the chunk's table stays within 2**18 values; results are unchanged."""
+    from meshcnn.functional import _samples_per_kernel
+
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    layer, taps, v_in = _layer_and_taps("conv", 2)
+    x = torch.randn(5, 3, v_in, dtype=torch.float64)
+    try:
+        torch.set_num_threads(1)
+        assert _samples_per_kernel(cpu, 8, 12, 10242 * 16) == 1  # level 5: per sample
+        assert _samples_per_kernel(cpu, 8, 16, 642 * 16) == 8  # level 3: one chunk
+        assert _samples_per_kernel(cpu, 8, 16, 2562 * 16) == 6
+        y1 = layer(x)
+        torch.set_num_threads(2)
+        assert _samples_per_kernel(cpu, 8, 12, 10242 * 16) == 8
+        torch.testing.assert_close(layer(x), y1, rtol=0, atol=1e-12)
+    finally:
+        torch.set_num_threads(threads)
+    ref = mesh_conv_reference(x, taps, layer.weight, layer.bias)
+    assert (y1 - ref).abs().max().item() <= 1e-10 * ref.abs().max().item()
+
+
 def test_block_samples_for():
     """k samples per bag kernel: the batch's tables stay within 2**21 values."""
     from meshcnn.functional import BLOCK_MAX_ELEMENTS, block_samples_for
