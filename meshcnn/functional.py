@@ -79,6 +79,8 @@ and the output has that dtype, like :class:`torch.nn.Linear` under autocast.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -172,7 +174,7 @@ class TapOperator(NamedTuple):
 
 BLOCK_MAX_TABLE_ELEMENTS = 2**18
 BLOCK_MAX_ELEMENTS = 2**21
-BLOCK_MAX_SAMPLES = 16
+BLOCK_MAX_SAMPLES = 8
 
 
 def block_samples_for(table_elements: int) -> int:
@@ -193,8 +195,9 @@ def block_samples_for(table_elements: int) -> int:
     were 20 % faster there (49 vs 60 ms). On a GPU, fewer launches win at these sizes.
 
     Memory: the int32 indices hold ``k`` copies of the operator's, for the forward and
-    the backward operator (level 5, 16 channels, ``k = 12``: 11 MB each), hence the cap
-    ``BLOCK_MAX_SAMPLES = 16``; a larger batch runs in several chunks.
+    the backward operator (level 5, 16 channels, ``k = 8``: 7.5 MB each), hence the cap
+    ``BLOCK_MAX_SAMPLES = 8``; a larger batch runs in several chunks. Layers with the
+    same operator and ``k`` share them (on the CPU; ``.to(device)`` copies per layer).
     """
     if table_elements > BLOCK_MAX_TABLE_ELEMENTS:
         return 1
@@ -216,18 +219,32 @@ def _samples_per_kernel(device: torch.device, batch: int, block_samples: int, ta
     return min(batch, block_samples)
 
 
+# Block indices built once per distinct operator and shared by every layer that holds them:
+# values are weak, so an entry lives exactly as long as some module keeps it as a buffer.
+_BLOCK_INDICES: "weakref.WeakValueDictionary[tuple, torch.Tensor]" = weakref.WeakValueDictionary()
+
+
 def _block_diagonal(crow: torch.Tensor, col: torch.Tensor, samples: int,
                     num_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """int32 ``(offsets, index)`` of ``diag(M, ..., M)`` (``samples`` copies) for CSR ``M`` with ``num_cols`` columns."""
+    """int32 ``(offsets, index)`` of ``diag(M, ..., M)`` (``samples`` copies) for CSR ``M`` with ``num_cols`` columns.
+
+    Layers with the same operator and ``samples`` get the same (read-only) tensors.
+    """
     if samples == 1:
         return torch.zeros(0, dtype=torch.int32), torch.zeros(0, dtype=torch.int32)
     nnz = col.numel()
     if samples * max(nnz, num_cols) >= 2**31:
         raise ValueError(f"block operator of {samples} samples overflows int32 indices")
-    shift = torch.arange(samples, dtype=torch.int64)[:, None]
-    index = (col[None] + shift * num_cols).reshape(-1)
-    offsets = torch.cat([(crow[None, :-1] + shift * nnz).reshape(-1), crow[-1:] + (samples - 1) * nnz])
-    return offsets.to(torch.int32), index.to(torch.int32)
+    digest = hashlib.sha1(crow.cpu().numpy().tobytes() + col.cpu().numpy().tobytes()).hexdigest()
+    key = (digest, crow.numel(), nnz, num_cols, samples)
+    offsets, index = _BLOCK_INDICES.get(key + ("offsets",)), _BLOCK_INDICES.get(key + ("index",))
+    if offsets is None or index is None:
+        shift = torch.arange(samples, dtype=torch.int64)[:, None]
+        index = (col[None] + shift * num_cols).reshape(-1).to(torch.int32)
+        offsets = torch.cat([(crow[None, :-1] + shift * nnz).reshape(-1),
+                             crow[-1:] + (samples - 1) * nnz]).to(torch.int32)
+        _BLOCK_INDICES[key + ("offsets",)], _BLOCK_INDICES[key + ("index",)] = offsets, index
+    return offsets, index
 
 
 def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32, block_samples: int = 1) -> TapOperator:

@@ -153,8 +153,8 @@ class MeshConv(_TapConv):
     itself. The backward pass applies the precomputed stack of transposed taps.
     Where a sample's table is small (``V_in * in_channels <= 2**18``), chunks of ``k``
     samples share one bag kernel through precomputed int32 block-diagonal indices
-    (:func:`meshcnn.functional.block_samples_for`; at level 5 with 16 channels, ``k = 12``
-    and 11 MB of indices per direction).
+    (:func:`meshcnn.functional.block_samples_for`; at level 5 with 16 channels, ``k = 8``
+    and 7.5 MB of indices per direction, shared by the layers with the same operator).
 
     Precision: float64 input runs entirely in float64. Under :func:`torch.autocast`
     (bfloat16 on CPU, float16/bfloat16 on CUDA) and for half-precision input, **the

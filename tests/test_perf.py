@@ -212,7 +212,7 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         v_in, v_out = icosphere(layer.in_level).num_vertices, icosphere(layer.out_level).num_vertices
         x = torch.empty(4, 2, v_in, device="meta")
         dense = torch.bfloat16 if autocast else torch.float32
-        assert op.block_samples == 16  # the block path: indices into the (B V, C) table
+        assert op.block_samples == 8  # the block path: indices into the (B V, C) table
         y = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, op.block_crow, op.block_col,
                                   op.block_samples, v_out, layer.identity_tap, torch.float32, dense)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
@@ -371,16 +371,33 @@ def test_one_cpu_thread_takes_cache_sized_chunks():
     assert (y1 - ref).abs().max().item() <= 1e-10 * ref.abs().max().item()
 
 
+def test_block_indices_are_shared_between_layers_and_freed_with_them():
+    import gc
+    from meshcnn import functional
+
+    a, b = MeshConv(4, 4, 3), MeshConv(4, 4, 3)
+    c = MeshConv(4, 4, 3, stride=2)
+    assert a.op_block_col is b.op_block_col and a.op_block_crow_t is b.op_block_crow_t
+    assert c.op_block_col is not a.op_block_col
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(a(torch.ones(2, 4, 642)), b(torch.ones(2, 4, 642)))
+    before = len(functional._BLOCK_INDICES)
+    del a, b
+    gc.collect()
+    assert len(functional._BLOCK_INDICES) == before - 4  # offsets and index, forward and backward
+
+
 def test_block_samples_for():
     """k samples per bag kernel: the batch's tables stay within 2**21 values."""
     from meshcnn.functional import BLOCK_MAX_ELEMENTS, block_samples_for
 
     assert BLOCK_MAX_ELEMENTS == 2**21
-    assert block_samples_for(10242 * 16) == 12  # level 5, 16 channels
+    assert block_samples_for(10242 * 16) == 8  # level 5, 16 channels
     assert block_samples_for(40962 * 16) == 1  # level 6: per sample
     assert block_samples_for(163842 * 16) == 1
-    assert block_samples_for(12 * 4) == 16  # capped
-    assert MeshConv(16, 16, 5).operator.block_samples == 12
-    assert MeshConv(16, 32, 5, stride=2).operator.block_samples == 12  # from the larger table
+    assert block_samples_for(10242 * 4) == 8  # capped
+    assert MeshConv(16, 16, 5).operator.block_samples == 8
+    assert MeshConv(16, 32, 5, stride=2).operator.block_samples == 8  # from the larger table
+    assert MeshConv(32, 16, 5).operator.block_samples == 1  # 2**18 < 10242 * 32 values per sample
     with pytest.raises(ValueError, match="block_samples"):
         tap_operator([sp.eye(4, format="csr")], block_samples=0)
