@@ -509,8 +509,9 @@ def _backward(ctx, grad_out, backward_pass=_mesh_conv_backward_op):
     grad_x, grad_w, grad_b = backward_pass(grad_out, x, weight, crow_t, col_t, val_t, block_crow_t, block_col_t,
                                            block_samples, identity_tap, sparse_dtype, dense_dtype, need_x, need_w,
                                            need_b and bias_dtype is not None)
+    no_grads = (None,) * (len(ctx.needs_input_grad) - 3)  # the operator tensors and settings
     return (grad_x if need_x else None, grad_w if need_w else None,
-            grad_b.to(bias_dtype) if need_b and bias_dtype is not None else None) + (None,) * 15
+            grad_b.to(bias_dtype) if need_b and bias_dtype is not None else None) + no_grads
 
 
 _mesh_conv_op.register_autograd(_backward, setup_context=_setup_context)
