@@ -19,22 +19,31 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .baselines import PlanarCNN
-from .models import SphericalResNet
+from .layers import check_orientation
+from .models import DOWNSAMPLE, SphericalResNet
 from .train import fit, predict
 
-__all__ = ["KINDS", "classifier_config", "build_classifier", "count_parameters", "accuracy", "accuracy_evaluator",
-           "train_and_test"]
+__all__ = ["KINDS", "classifier_config", "build_classifier", "count_parameters", "matched_width", "accuracy",
+           "accuracy_evaluator", "train_and_test", "summarize_rows"]
 
 KINDS = ("spherical", "planar")
 
 
 def classifier_config(kind: str, in_channels: int, num_classes: int, level: int, width: int = 16,
-                      depth: int = 3) -> dict[str, Any]:
-    """The config dict :func:`build_classifier` takes (``ValueError`` for an unknown ``kind``)."""
+                      depth: int = 3, orientation: str = "fixed", downsample: str = "stride") -> dict[str, Any]:
+    """The config dict :func:`build_classifier` takes (``ValueError`` for an unknown ``kind``).
+
+    ``orientation`` and ``downsample`` apply to the spherical model (see
+    :class:`meshcnn.models.SphericalResNet`); configs stored without them mean
+    ``"fixed"`` and ``"stride"``.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_orientation(orientation)
+    if downsample not in DOWNSAMPLE:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLE}, got {downsample!r}")
     return {"kind": kind, "in_channels": int(in_channels), "num_classes": int(num_classes), "level": int(level),
-            "width": int(width), "depth": int(depth)}
+            "width": int(width), "depth": int(depth), "orientation": orientation, "downsample": downsample}
 
 
 def build_classifier(config: dict[str, Any], mesh_dir: str | os.PathLike | None = None) -> nn.Module:
@@ -42,7 +51,9 @@ def build_classifier(config: dict[str, Any], mesh_dir: str | os.PathLike | None 
     kind = config.get("kind")
     if kind == "spherical":
         return SphericalResNet(config["in_channels"], config["num_classes"], level=config["level"],
-                               width=config["width"], depth=config["depth"], mesh_dir=mesh_dir)
+                               width=config["width"], depth=config["depth"],
+                               orientation=config.get("orientation", "fixed"),
+                               downsample=config.get("downsample", "stride"), mesh_dir=mesh_dir)
     if kind == "planar":
         return PlanarCNN(config["in_channels"], config["num_classes"], width=config["width"],
                          depth=config["depth"], circular=True)
@@ -52,6 +63,25 @@ def build_classifier(config: dict[str, Any], mesh_dir: str | os.PathLike | None 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def matched_width(make_model: Callable[[int], nn.Module], target: int, max_width: int = 256) -> int:
+    """The width ``w`` whose ``make_model(w)`` has the parameter count closest to ``target``.
+
+    For comparisons at equal parameter count: e.g. an ``"isotropic"`` SphericalResNet has
+    about half the parameters of a ``"fixed"`` one of the same width, and needs a width
+    about :math:`\sqrt 2` larger. Parameter counts grow with the width, so the search
+    stops at the first width past ``target``.
+    """
+    best, best_gap = 1, None
+    for width in range(1, max_width + 1):
+        count = count_parameters(make_model(width))
+        gap = abs(count - target)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = width, gap
+        if count >= target:
+            break
+    return best
 
 
 def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32,
@@ -94,3 +124,26 @@ def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Da
               "final_train_loss": float(history[-1]["train_loss"]) if history else None}
     return [{"setting": name, "accuracy": accuracy(model, data, device, 4 * batch_size, num_workers), **common}
             for name, data in test_sets.items()]
+
+
+def summarize_rows(rows: list[dict[str, Any]], settings: tuple[str, ...] | list[str]) -> list[str]:
+    """A markdown table of ``rows`` (each with ``model``, ``setting``, ``seed``, ``accuracy``, ``params``):
+    one line per model, the mean and standard deviation over seeds of each setting's accuracy (in %),
+    the number of seeds and the parameter count."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    lines = ["| model | parameters | " + " | ".join(settings) + " | seeds |",
+             "|---|---|" + "---|" * len(settings) + "---|"]
+    for model in models:
+        mine = [r for r in rows if r["model"] == model]
+        cells = []
+        for setting in settings:
+            acc = [100 * r["accuracy"] for r in mine if r["setting"] == setting]
+            if not acc:
+                cells.append("-")
+            elif len(acc) == 1:
+                cells.append(f"{acc[0]:.1f}")
+            else:
+                cells.append(f"{sum(acc) / len(acc):.1f} ± {float(torch.tensor(acc).std()):.1f}")
+        seeds = sorted({r.get("seed", 0) for r in mine})
+        lines.append(f"| {model} | {mine[0]['params']:,} | " + " | ".join(cells) + f" | {len(seeds)} |")
+    return lines

@@ -15,10 +15,14 @@ from torch import nn
 
 from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
 from .mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
+from .operators import poleward_sign
 
-__all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "TAPS"]
+__all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation", "orientation_taps",
+           "hemisphere_flip", "TAPS", "ORIENTATIONS", "INVARIANT_EPS"]
 
 TAPS = ("identity", "laplacian", "ew", "ns")
+ORIENTATIONS = ("fixed", "poleward", "isotropic", "invariant")
+INVARIANT_EPS = 1e-2
 
 
 def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) -> None:
@@ -41,40 +45,156 @@ def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) ->
         )
 
 
-def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
-    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh``, restricted to the first ``num_out`` rows."""
+def check_orientation(orientation: str) -> str:
+    """Return ``orientation`` if it is one of :data:`ORIENTATIONS`, else raise ``ValueError`` listing them."""
+    if not isinstance(orientation, str) or orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {', '.join(map(repr, ORIENTATIONS))}, got {orientation!r}")
+    return orientation
+
+
+def orientation_taps(mesh: Mesh, num_out: int, orientation: str = "fixed") -> list[sp.csr_matrix]:
+    r"""The sparse taps of a MeshConv of ``orientation``, restricted to the first ``num_out`` rows.
+
+    * ``"fixed"``: ``[I, L, D_ew, D_ns]`` (global east and north);
+    * ``"poleward"``: ``[I, L, D_ew, sign(lat) D_ns]`` (:attr:`Mesh.grad_poleward`);
+    * ``"isotropic"``: ``[I, L]``;
+    * ``"invariant"``: ``[I, L, D_1, D_2]``, the vertex gradient on one tangent frame
+      per vertex (:attr:`Mesh.grad_tangent`); the layer only uses it through the frame-free
+      modulus :math:`|D_1 u + i D_2 u|`.
+    """
     identity = sp.eye(num_out, mesh.num_vertices, format="csr")
-    return [identity] + [m[:num_out] for m in (mesh.laplacian, mesh.grad_ew, mesh.grad_ns)]
+    directional = {"fixed": (mesh.grad_ew, mesh.grad_ns), "poleward": (mesh.grad_ew, mesh.grad_poleward),
+                   "isotropic": (), "invariant": mesh.grad_tangent}[check_orientation(orientation)]
+    return [identity] + [m[:num_out] for m in (mesh.laplacian, *directional)]
+
+
+def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
+    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh`` (orientation ``"fixed"``), first ``num_out`` rows."""
+    return orientation_taps(mesh, num_out, "fixed")
+
+
+def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tuple[int, ...]",
+                    mesh_dir: str | os.PathLike | None = None) -> torch.Tensor:
+    r"""Multiply the northward vector components among ``fields`` by ``sign(latitude)``.
+
+    The input transform that goes with ``orientation="poleward"``: with northward wind
+    components (``V850``, ``VBOT``) replaced by poleward ones, a southern-hemisphere
+    cyclone (clockwise) becomes the mirror image across the equator of a northern one
+    (counter-clockwise) in every channel, and a poleward MeshConv, which is equivariant
+    to that mirror, responds to both alike. Scalars and eastward components are left
+    as they are. The transform is its own inverse away from the equator (where it gives 0).
+
+    Parameters
+    ----------
+    fields : (..., C, V) tensor on the icosphere of ``level``
+    level : int
+    channels : indices of the northward components along the channel axis (``-2``)
+
+    Returns
+    -------
+    A new tensor, ``fields`` with ``fields[..., c, :] * sign(lat)`` for each ``c`` in ``channels``.
+    """
+    level = check_level(level)
+    if not isinstance(fields, torch.Tensor) or fields.dim() < 2 or fields.shape[-1] != num_vertices_at(level):
+        shape = tuple(fields.shape) if isinstance(fields, torch.Tensor) else type(fields).__name__
+        raise ValueError(f"hemisphere_flip: expected a (..., C, {num_vertices_at(level)}) tensor for level {level}, "
+                         f"got {shape}")
+    num_channels = fields.shape[-2]
+    index = [int(c) for c in channels]
+    if any(not -num_channels <= c < num_channels for c in index):
+        raise ValueError(f"hemisphere_flip: channels {index} out of range for {num_channels} channels")
+    sign = torch.as_tensor(poleward_sign(icosphere(level, mesh_dir).vertices), dtype=fields.dtype,
+                           device=fields.device)
+    out = fields.clone()
+    out[..., index, :] = fields[..., index, :] * sign
+    return out
+
+
+class _AddSmoothModulus(torch.autograd.Function):
+    r"""``y + sqrt(re^2 + im^2 + eps^2) - eps`` with ``z = [re; im]`` ``(B, 2 O, V)`` and ``y`` ``(B, O, V)``.
+
+    One pass forward and one backward (:math:`\partial/\partial re = re / r`,
+    :math:`\partial/\partial im = im / r`, :math:`r = \sqrt{re^2 + im^2 + \epsilon^2}`),
+    instead of the half-dozen elementwise kernels and saved temporaries of the
+    composite expression; ``eps`` = :data:`INVARIANT_EPS`.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # noqa: D401
+        o = y.shape[1]
+        re, im = z[:, :o], z[:, o:]
+        r = torch.addcmul(torch.addcmul(torch.full_like(re, INVARIANT_EPS**2), re, re), im, im).sqrt_()
+        ctx.save_for_backward(z, r)
+        return (r - INVARIANT_EPS).add_(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        z, r = ctx.saved_tensors
+        grad_z = None
+        if ctx.needs_input_grad[1]:
+            o = r.shape[1]
+            scale = grad / r
+            grad_z = torch.cat([z[:, :o] * scale, z[:, o:] * scale], dim=1)
+        return (grad if ctx.needs_input_grad[0] else None), grad_z
 
 
 class _TapConv(nn.Module):
-    """Shared machinery: a learned combination of fixed sparse taps, ``(B, C, V_in) -> (B, O, V_out)``."""
+    """Shared machinery: a learned combination of fixed sparse taps, ``(B, C, V_in) -> (B, O, V_out)``.
+
+    ``taps`` are the operator taps (without the identity when ``identity_tap``); the
+    weight has one slice per tap, the identity included. With ``orientation="invariant"``
+    the taps are ``[(I,) L, D_1, D_2]`` and the weight ``[identity, laplacian, a, b]``; the
+    kernel then runs with ``3 O`` outputs (see :meth:`_kernel_weight`) and
+    :meth:`forward` folds them into ``O``.
+    """
 
     weight: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, in_level: int, out_level: int,
-                 taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False) -> None:
+                 taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False,
+                 orientation: str = "fixed") -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.in_level, self.out_level = in_level, out_level
-        # vertex-major stacking (row v * T + t), the layout mesh_conv wants; an identity
-        # first tap is not stored but applied to the input directly (identity_tap)
-        # k samples per bag kernel, from the larger of the forward and backward tables
-        v_out, v_in = taps[0].shape
-        block_samples = block_samples_for(max(v_in * in_channels, v_out * out_channels))
-        op = tap_operator(taps, torch.float64, block_samples)
+        self.orientation = check_orientation(orientation)
         self.identity_tap = identity_tap
         self._exact: dict[str, torch.Tensor] = {}
-        for field in ("crow", "col", "val", "crow_t", "col_t", "val_t", "block_crow", "block_col", "block_crow_t",
-                      "block_col_t"):
-            self._register_operator(f"op_{field}", getattr(op, field))
-        self._op_shape, self._op_taps, self._block_samples = op.shape, op.taps, op.block_samples
+        self._op_meta: dict[str, tuple[tuple[int, int], int, int]] = {}
+        if orientation == "invariant":  # [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
+            split = 1 if identity_tap else 2
+            self._install_operator("op", taps[:split], out_channels)
+            self._install_operator("dir", taps[split:], 2 * out_channels)
+        else:
+            self._install_operator("op", taps, out_channels)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
+
+    _OPERATOR_FIELDS = ("crow", "col", "val", "crow_t", "col_t", "val_t", "block_crow", "block_col", "block_crow_t",
+                        "block_col_t")
+
+    def _install_operator(self, prefix: str, taps: list[sp.spmatrix], out_channels: int) -> None:
+        """Register the :class:`TapOperator` of ``taps`` as buffers ``{prefix}_{field}``.
+
+        Vertex-major stacking (row ``v * T + t``), the layout :func:`mesh_conv` wants;
+        ``k`` samples per bag kernel from the larger of the forward and backward tables.
+        """
+        v_out, v_in = taps[0].shape
+        block_samples = block_samples_for(max(v_in * self.in_channels, v_out * out_channels))
+        op = tap_operator(taps, torch.float64, block_samples)
+        for field in self._OPERATOR_FIELDS:
+            self._register_operator(f"{prefix}_{field}", getattr(op, field))
+        self._op_meta[prefix] = (op.shape, op.taps, op.block_samples)
+
+    def _tap_operator(self, prefix: str) -> TapOperator:
+        shape, taps, block_samples = self._op_meta[prefix]
+        crow, col, val, crow_t, col_t, val_t, block_crow, block_col, block_crow_t, block_col_t = (
+            getattr(self, f"{prefix}_{field}") for field in self._OPERATOR_FIELDS)
+        return TapOperator(crow, col, val, crow_t, col_t, val_t, shape, taps, block_crow, block_col, block_crow_t,
+                           block_col_t, block_samples)
 
     def _register_operator(self, name: str, tensor: torch.Tensor) -> None:
         """Register a non-persistent operator buffer, keeping a float64 master of float ones.
@@ -108,18 +228,42 @@ class _TapConv(nn.Module):
     def operator(self) -> TapOperator:
         """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
         :func:`meshcnn.functional.tap_operator`) and the stack of the transposed taps;
-        without the identity tap when :attr:`identity_tap` is set."""
-        return TapOperator(self.op_crow, self.op_col, self.op_val, self.op_crow_t, self.op_col_t, self.op_val_t,
-                           self._op_shape, self._op_taps, self.op_block_crow, self.op_block_col,
-                           self.op_block_crow_t, self.op_block_col_t, self._block_samples)
+        without the identity tap when :attr:`identity_tap` is set; for ``"invariant"``
+        the isotropic taps only (the directional pair is a second operator)."""
+        return self._tap_operator("op")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_level, type(self).__name__)
-        return mesh_conv(x, self.operator, self.weight, self.bias, identity_tap=self.identity_tap)
+        if self.orientation != "invariant":
+            return mesh_conv(x, self.operator, self.weight, self.bias, identity_tap=self.identity_tap)
+        # invariant: y = w_0 x + w_1 L x + b + sqrt(|z|^2 + eps^2) - eps, z = sum_c (a_c + i b_c)(D_1 + i D_2) x_c
+        w = self.weight
+        y = mesh_conv(x, self.operator, w[..., :2], self.bias, identity_tap=self.identity_tap)
+        a, b = w[..., 2], w[..., 3]
+        w_dir = torch.cat([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=0)  # rows: Re z, Im z
+        z = mesh_conv(x, self._tap_operator("dir"), w_dir, None)
+        return _AddSmoothModulus.apply(y, z)
+
+    def get_extra_state(self) -> dict:
+        """The level and orientation, stored in ``state_dict()`` so that a mismatch is caught on load."""
+        return {"level": self.level, "orientation": self.orientation}
+
+    def set_extra_state(self, state: dict) -> None:
+        level, orientation = state.get("level"), state.get("orientation")
+        if level != self.level or orientation != self.orientation:
+            raise ValueError(f"{type(self).__name__}: the state_dict is for level {level} with orientation "
+                             f"{orientation!r}, this layer has level {self.level} with orientation "
+                             f"{self.orientation!r}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # state_dicts written before layers stored their level and orientation still load
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
+        orientation = "" if self.orientation == "fixed" else f", orientation={self.orientation!r}"
         return (f"{self.in_channels}, {self.out_channels}, level {self.in_level} -> {self.out_level}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}{orientation}")
 
 
 class MeshConv(_TapConv):
@@ -140,9 +284,31 @@ class MeshConv(_TapConv):
         With 2 the output lives on ``level - 1``: the same formula evaluated only
         at the first ``V_{level-1}`` vertices (the coarse ones).
     bias : bool
+    orientation : one of :data:`ORIENTATIONS`
+        How the directional taps are oriented (:func:`orientation_taps`):
+
+        * ``"fixed"`` (default): the formula above, global east and north; equivariant to
+          rotations about the polar axis only.
+        * ``"poleward"``: :math:`D_{ns}` replaced by :math:`\mathrm{sign}(\mathrm{lat})\, D_{ns}`, so
+          the layer is also exactly equivariant to the equatorial mirror
+          ``(lat, lon) -> (-lat, lon + 36°)``, a symmetry of the icosphere (pair it with
+          :func:`hemisphere_flip` for vector fields).
+        * ``"isotropic"``: identity and Laplacian only, ``weight`` ``(out, in, 2)``; exactly
+          equivariant to the 60 icosahedral rotations, approximately to all of SO(3).
+        * ``"invariant"``: :math:`y = W_0 x + W_1 L x + \beta + \sqrt{|z|^2 + \epsilon^2} - \epsilon`
+          per output channel, with :math:`z = \sum_c (a_c + i b_c)(D_1 x_c + i D_2 x_c)`,
+          ``weight[..., 2:] = (a, b)``, :math:`(D_1, D_2)` the vertex gradient on any
+          tangent frame (:attr:`Mesh.grad_tangent`) and :math:`\epsilon` =
+          :data:`INVARIANT_EPS`. Turning a vertex's frame multiplies :math:`z` by a phase,
+          so the output does not depend on the frame: directional filters without a
+          global north, equivariant like ``"isotropic"``.
 
     Shapes: input ``(B, in_channels, V_level)``, output ``(B, out_channels, V_out)``.
-    ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``.
+    ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``
+    (``ns`` the poleward tap for ``"poleward"``, ``[identity, laplacian, a, b]`` for
+    ``"invariant"``, ``[identity, laplacian]`` for ``"isotropic"``). ``state_dict()`` also
+    holds the level and orientation, and loading one of another level or orientation
+    raises ``ValueError``.
     The operators are non-persistent buffers, rebuilt from ``level``: they move with
     ``.to()``/``.double()`` but are not in ``state_dict()``.
 
@@ -166,17 +332,18 @@ class MeshConv(_TapConv):
     """
 
     def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1, bias: bool = True,
-                 mesh_dir: str | os.PathLike | None = None) -> None:
+                 orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None) -> None:
         level = check_level(level)
-        if stride not in (1, 2) or isinstance(stride, bool):
-            raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2 (an integer), got {stride!r}")
         if stride == 2 and level == 0:
             raise ValueError("stride=2 needs level >= 1 (there is no level below 0)")
         out_level = level - 1 if stride == 2 else level
         mesh = icosphere(level, mesh_dir)
+        self.level, self.stride = level, int(stride)
         super().__init__(in_channels, out_channels, level, out_level,
-                         tap_operators(mesh, num_vertices_at(out_level))[1:], bias, identity_tap=True)
-        self.level, self.stride = level, stride
+                         orientation_taps(mesh, num_vertices_at(out_level), orientation)[1:], bias,
+                         identity_tap=True, orientation=orientation)
 
 
 class MeshConvTranspose(_TapConv):
@@ -186,20 +353,21 @@ class MeshConvTranspose(_TapConv):
 
     where ``U`` is :attr:`Mesh.upsample` (each new vertex takes the mean of the
     two ends of the edge it splits). ``U`` is folded into the stacked operator,
-    so it is still one sparse product and one dense product.
+    so it is still one sparse product and one dense product. ``orientation`` as in
+    :class:`MeshConv`.
 
     Shapes: input ``(B, in_channels, V_{level-1})``, output ``(B, out_channels, V_level)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, level: int, bias: bool = True,
-                 mesh_dir: str | os.PathLike | None = None) -> None:
+                 orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None) -> None:
         level = check_level(level)
         if level == 0:
             raise ValueError("MeshConvTranspose needs level >= 1: its input lives on level - 1")
         mesh = icosphere(level, mesh_dir)
-        taps = [t @ mesh.upsample for t in tap_operators(mesh, mesh.num_vertices)]
-        super().__init__(in_channels, out_channels, level - 1, level, taps, bias)
+        taps = [t @ mesh.upsample for t in orientation_taps(mesh, mesh.num_vertices, orientation)]
         self.level = level
+        super().__init__(in_channels, out_channels, level - 1, level, taps, bias, orientation=orientation)
 
 
 class MeshPool(nn.Module):

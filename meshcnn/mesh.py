@@ -180,6 +180,19 @@ class Mesh:
         return ops.upsample_matrix(self.parent_edges, num_vertices_at(self.level - 1))
 
     @functools.cached_property
+    def grad_poleward(self) -> sp.csr_matrix:
+        r"""``(V, V)`` poleward derivative tap :math:`\mathrm{sign}(\mathrm{lat})\, D_{ns}`: northward in the
+        northern hemisphere, southward in the southern, zero on the equator."""
+        return sp.csr_matrix(sp.diags(ops.poleward_sign(self.vertices)) @ self.grad_ns)
+
+    @functools.cached_property
+    def grad_tangent(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        r"""``(D_1, D_2)``, each ``(V, V)``: the vertex gradient on the frame of
+        :func:`meshcnn.operators.vertex_frames` (east/north, fixed axes at the poles),
+        scaled by :attr:`mean_edge_length` like the other taps."""
+        return ops.tangent_gradient(self.vertices, self.faces, scale=self.mean_edge_length)
+
+    @functools.cached_property
     def neighbors(self) -> np.ndarray:
         """1-ring neighbour table ``(V, 6)``, padded with ``-1`` (the 12 icosahedron vertices have 5)."""
         return ops.one_ring(self.faces, self.num_vertices)

@@ -197,7 +197,8 @@ def segmentation_report(
     num_classes : defaults to the class axis of ``scores``.
     weights : vertex areas ``(V,)`` (or anything broadcasting to ``target``).
     lat : vertex latitudes ``(V,)`` in **radians** (``mesh.lat``); adds ``iou_by_band`` for
-        the bands of :data:`LAT_BANDS` (tropics, mid-latitudes, polar).
+        the bands of :data:`LAT_BANDS` (tropics, mid-latitudes, polar), and
+        ``iou_by_hemisphere`` (``north``: latitude > 0, ``south``: < 0; the equator in neither).
     class_names : names used as keys; default ``"0"``, ``"1"``, ...
     pred : predicted labels; default ``argmax`` of ``scores`` over classes.
 
@@ -260,4 +261,11 @@ def segmentation_report(
                 "area_fraction": float(bw.sum() / w.sum()) if w.sum() > 0 else None,
             }
         report["iou_by_band"] = bands
+        hemispheres = {}
+        for name, mask in (("north", lat_deg > 0), ("south", lat_deg < 0)):
+            hw = w * mask
+            ious = _iou_from_cm(confusion_matrix(pred_np, target_np, num_classes, hw))
+            hemispheres[name] = {"mean_iou": _nanmean(ious), "iou": {n: _nan_to_none(v) for n, v in zip(names, ious)},
+                                 "area_fraction": float(hw.sum() / w.sum()) if w.sum() > 0 else None}
+        report["iou_by_hemisphere"] = hemispheres
     return report

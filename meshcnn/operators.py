@@ -27,6 +27,9 @@ __all__ = [
     "tangent_frames",
     "face_to_vertex",
     "directional_derivatives",
+    "vertex_frames",
+    "tangent_gradient",
+    "poleward_sign",
     "edges",
     "mean_edge_length",
     "upsample_matrix",
@@ -115,6 +118,69 @@ def directional_derivatives(
         return out
 
     return project(east), project(north)
+
+
+def vertex_frames(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""An orthonormal tangent frame ``(e_1, e_2)`` at each vertex, ``(V, 3)`` each.
+
+    Away from the poles :math:`e_1` is the unit east vector
+    :math:`\hat z \times n / |\hat z \times n|` and :math:`e_2 = n \times e_1` the unit
+    north vector (:math:`n` the vertex). At a pole, where east is undefined,
+    :math:`e_1 = \hat x` and :math:`e_2 = n \times \hat x`. Every frame is right-handed
+    seen from outside: :math:`e_1 \times e_2 = n`.
+    """
+    normal = vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
+    east = np.cross(np.array([0.0, 0.0, 1.0]), normal)
+    norm = np.linalg.norm(east, axis=1, keepdims=True)
+    polar = norm[:, 0] < 1e-12
+    east[polar] = [1.0, 0.0, 0.0]
+    norm[polar] = 1.0
+    east /= norm
+    return east, np.cross(normal, east)
+
+
+def tangent_gradient(vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0,
+                     frame_angle: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    r"""The vertex gradient as a tangent vector in one orthonormal frame per vertex, ``(V, V)`` each.
+
+    :math:`g = A\,G\,u` is the area-weighted average (:func:`face_to_vertex`) of the
+    face gradients of the linear interpolant, a 3-vector at each vertex; its
+    components on the vertex frame :math:`(e_1, e_2)` of :func:`vertex_frames`,
+    turned by ``frame_angle`` :math:`\theta_v` (radians, counter-clockwise seen from
+    outside; default 0), are
+
+    .. math:: D_1 u = s\, e_1' \cdot g, \qquad D_2 u = s\, e_2' \cdot g, \qquad
+              e_1' = \cos\theta\, e_1 + \sin\theta\, e_2, \quad
+              e_2' = -\sin\theta\, e_1 + \cos\theta\, e_2,
+
+    with ``s = scale``. Turning the frame by :math:`\theta_v` multiplies
+    :math:`D_1 u + i D_2 u` at vertex ``v`` by :math:`e^{-i\theta_v}`, so its modulus does
+    not depend on the frame. Unlike :func:`directional_derivatives`, which projects
+    each face's gradient on that face's own east/north before averaging, the frame
+    here is one per vertex, which is what makes this exact.
+    """
+    num_faces = len(faces)
+    grad = sp.csr_matrix(igl.grad(vertices, faces))
+    average = face_to_vertex(vertices, faces)
+    components = [average @ grad[k * num_faces : (k + 1) * num_faces] for k in range(3)]
+    e1, e2 = vertex_frames(vertices)
+    if frame_angle is not None:
+        angle = np.asarray(frame_angle, dtype=np.float64).reshape(-1, 1)
+        e1, e2 = np.cos(angle) * e1 + np.sin(angle) * e2, -np.sin(angle) * e1 + np.cos(angle) * e2
+
+    def project(direction: np.ndarray) -> sp.csr_matrix:
+        out = sp.csr_matrix(scale * sum(sp.diags(direction[:, k]) @ components[k] for k in range(3)))
+        out.sum_duplicates()
+        out.sort_indices()
+        return out
+
+    return project(e1), project(e2)
+
+
+def poleward_sign(vertices: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """``sign(latitude)`` of each vertex, ``(V,)`` float64: +1 north, -1 south, 0 within ``tol`` of the equator."""
+    z = vertices[:, 2]
+    return np.where(np.abs(z) <= tol, 0.0, np.sign(z))
 
 
 def edges(faces: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from .mesh import Mesh, icosphere
 
-__all__ = ["random_rotation", "icosahedral_rotations", "vertex_permutation", "barycentric_interpolation",
+__all__ = ["random_rotation", "rotation_about_z", "icosahedral_rotations", "vertex_permutation", "barycentric_interpolation",
            "rotation_matrix_on_mesh", "rotate_signal"]
 
 
@@ -30,6 +30,13 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def rotation_about_z(angle: float) -> np.ndarray:
+    """The rotation ``(3, 3)`` by ``angle`` (radians, counter-clockwise seen from above the north pole)
+    about the polar axis: longitudes grow by ``angle``."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 @functools.lru_cache(maxsize=1)

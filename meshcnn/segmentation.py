@@ -57,15 +57,17 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     """Build a segmentation model from a JSON-able ``config``.
 
     Keys: ``kind`` (``"spherical"``/``"planar"``), ``in_channels``, ``num_classes``,
-    ``level``, ``min_level``, ``width`` (spherical); ``planar_width``,
-    ``planar_depth`` (planar).
+    ``level``, ``min_level``, ``width``, ``orientation`` and ``flip_channels`` (spherical;
+    the last two default to ``"fixed"`` and none, as in configs written before they
+    existed); ``planar_width``, ``planar_depth`` (planar).
     """
     kind = config.get("kind")
     if kind == "spherical":
         from .models import SphericalUNet
 
         return SphericalUNet(config["in_channels"], config["num_classes"], config["level"],
-                             config["min_level"], config["width"])
+                             config["min_level"], config["width"], orientation=config.get("orientation", "fixed"),
+                             flip_channels=config.get("flip_channels", ()))
     if kind == "planar":
         from .baselines import PlanarUNet
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+import meshcnn
+
 from meshcnn.data import digits as D
 from meshcnn.mesh import icosphere
 from meshcnn.rotations import (barycentric_interpolation, icosahedral_rotations, random_rotation, rotate_signal,
@@ -316,10 +318,18 @@ def test_train_script_end_to_end(tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "experiments" / "spherical_digits" / "train.py"
     done = subprocess.run([sys.executable, str(script), "--level", "2", "--epochs", "1", "--width", "2", "--depth", "1",
-                           "--settings", "N/N", "--run-dir", str(tmp_path), "--no-progress"],
+                           "--settings", "N/N", "N/R", "--run-dir", str(tmp_path), "--no-progress",
+                           "--orientation", *meshcnn.ORIENTATIONS, "--models", "sphere", "planar",
+                           "planar-unprojected", "--seed", "0", "1", "--augment", "z", "--downsample", "pool"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
-    assert {r["model"] for r in rows} == {"sphere", "planar"}
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["rows"]
+    assert {r["kind"] for r in rows} == {"sphere", "planar", "planar-unprojected"}
+    assert {r["orientation"] for r in rows if r["kind"] == "sphere"} == set(meshcnn.ORIENTATIONS)
+    assert {r["seed"] for r in rows} == {0, 1} and len(rows) == 2 * 2 * (4 + 2)
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["params"] > 0 for r in rows)
-    assert (tmp_path / "sphere_N" / "checkpoint.pt").exists()
+    params = {r["model"]: r["params"] for r in rows}
+    assert max(params.values()) <= 1.1 * min(params.values())  # widths matched to equal parameter counts
+    assert (tmp_path / "sphere-invariant_N_s1" / "checkpoint.pt").exists()
+    assert len(result["table"]) == 2 + 4 + 2 and "±" in result["table"][2]

@@ -247,7 +247,14 @@ def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
     assert sum(sum(row) for row in result["confusion_matrix"]) == 3
     rows = _script("rotation_study")["main"](common + ["--run-dir", str(tmp_path / "study"), "--models", "planar"])
     assert [r["setting"] for r in rows] == ["N/N", "N/R", "R/R"]
-    assert all(r["model"] == "planar" and r["params"] > 0 for r in rows)
+    assert all(r["kind"] == "planar" and r["params"] > 0 for r in rows)
+    rows = _script("rotation_study")["main"](common + ["--run-dir", str(tmp_path / "study2"), "--settings", "N/N",
+                                                       "--orientation", "isotropic", "invariant", "--seed", "0", "1",
+                                                       "--downsample", "pool"])
+    assert {(r["kind"], r["orientation"], r["seed"]) for r in rows} == {
+        (k, o, s) for k, o in (("spherical", "isotropic"), ("spherical", "invariant"), ("planar", "fixed"))
+        for s in (0, 1)}
+    assert (tmp_path / "study2" / "spherical-invariant_N_s1" / "checkpoint.pt").is_file()
     png = _script("show_projection")["main"](["--data", str(synth_root), "--level", "1", "--classes", "torus",
                                               "--out", str(tmp_path / "maps.png")])
     assert png.stat().st_size > 0

@@ -59,6 +59,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{'IoU by latitude band':<30}" + "".join(f"{n:>20}" for n in names))
         for band, b in report["iou_by_band"].items():
             lines.append(f"  {band:<12} ({100 * b['area_fraction']:4.1f}% of area)" + "".join(f"{f(b['iou'][n]):>20}" for n in names))
+    if "iou_by_hemisphere" in report:
+        lines.append(f"{'IoU by hemisphere':<30}" + "".join(f"{n:>20}" for n in names))
+        for hemi, b in report["iou_by_hemisphere"].items():
+            lines.append(f"  {hemi:<12} ({100 * b['area_fraction']:4.1f}% of area)" + "".join(f"{f(b['iou'][n]):>20}" for n in names))
     return "\n".join(lines)
 
 

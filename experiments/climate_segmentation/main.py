@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from meshcnn.io import save_json
+from meshcnn.layers import ORIENTATIONS
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", choices=("spherical", "planar"), default="spherical")
     p.add_argument("--level", type=int, default=5)
     p.add_argument("--width", type=int, default=8)
+    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed",
+                   help="MeshConv orientation of the spherical U-Net (poleward also flips V850/VBOT)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr-step", type=int, default=5)
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
     quiet = ["--no-progress"] if args.no_progress else []
     times["train_s"] = run_step("training", [
         sys.executable, str(HERE / "train.py"), "--data", str(data), "--out", str(out), "--model", args.model,
-        "--level", str(args.level), "--width", str(args.width), "--epochs", str(args.epochs),
+        "--level", str(args.level), "--width", str(args.width), "--orientation", args.orientation,
+        "--epochs", str(args.epochs),
         "--batch-size", str(args.batch_size), "--lr-step", str(args.lr_step),
         "--class-weight-power", str(args.class_weight_power), "--seed", str(args.seed),
         "--device", args.device, "--threads", str(args.threads), *(["--resume"] if args.resume else []), *quiet])
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     with open(out / "eval" / "test_metrics.json") as f:
         report = json.load(f)
     summary = {"args": vars(args), "times": times, "test_mean_iou": report["mean_iou"], "test_mean_ap": report["mean_ap"],
-               "test_iou": report["iou"], "test_ap": report["ap"], "maps": report["maps"]}
+               "test_iou": report["iou"], "test_ap": report["ap"], "maps": report["maps"],
+               "test_iou_by_hemisphere": report.get("iou_by_hemisphere")}
     save_json(out / "summary.json", summary)
     print(f"\n== done in {times['total_s']:.0f} s (data {times['data_s']:.0f} s, training {times['train_s']:.0f} s, "
           f"evaluation {times['eval_s']:.0f} s)")

@@ -26,6 +26,7 @@ from torch import nn
 from meshcnn import segmentation
 from meshcnn.data import climate
 from meshcnn.io import save_json
+from meshcnn.layers import ORIENTATIONS
 from meshcnn.train import fit, init_distributed, load_checkpoint
 
 
@@ -37,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--level", type=int, default=5, help="icosphere level of the data and the U-Net's top level")
     p.add_argument("--min-level", type=int, default=0, help="coarsest U-Net level")
     p.add_argument("--width", type=int, default=8, help="spherical U-Net channels on the top level")
+    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed",
+                   help="MeshConv orientation of the spherical U-Net (meshcnn.ORIENTATIONS)")
+    p.add_argument("--hemisphere-flip", choices=("auto", "on", "off"), default="auto",
+                   help="multiply the meridional winds (V850, VBOT) by sign(latitude) on the way in; "
+                        "auto: on with --orientation poleward")
     p.add_argument("--planar-depth", type=int, default=4, help="planar U-Net downsamplings")
     p.add_argument("--planar-width", type=int, default=None,
                    help="planar U-Net width (default: the one matching the spherical U-Net's parameter count)")
@@ -148,8 +154,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     else:
         stats = climate.compute_stats(train_set, progress=not args.no_progress and rank == 0)
         weights = climate.class_weights(stats["class_fraction"], args.class_weight_power)
+        flip = args.hemisphere_flip == "on" or (args.hemisphere_flip == "auto" and args.orientation == "poleward")
         config = {"kind": "spherical", "in_channels": len(climate.VARIABLES), "num_classes": climate.NUM_CLASSES,
-                  "level": args.level, "min_level": args.min_level, "width": args.width}
+                  "level": args.level, "min_level": args.min_level, "width": args.width,
+                  "orientation": args.orientation,
+                  "flip_channels": [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else []}
         spherical_params = segmentation.count_parameters(segmentation.build_model(config))
         if args.model == "planar":
             width = args.planar_width or segmentation.matching_planar_width(
@@ -164,7 +173,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.manual_seed(args.seed)  # reproducible initialization
     model = segmentation.build_model(config)
     config["num_params"] = segmentation.count_parameters(model)
-    say(f"model: {config['kind']} U-Net, {config['num_params']:,} parameters; class weights "
+    say(f"model: {config['kind']} U-Net ({config.get('orientation', 'fixed')}, hemisphere flip of "
+        f"{[climate.VARIABLES[c] for c in config.get('flip_channels', [])] or 'nothing'}), "
+        f"{config['num_params']:,} parameters; class weights "
         + ", ".join(f"{c} {w:.3g}" for c, w in zip(climate.CLASSES, weights.tolist())))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)

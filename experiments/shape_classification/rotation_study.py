@@ -26,10 +26,12 @@ from pathlib import Path
 
 import torch
 
-from meshcnn.classification import (KINDS, build_classifier, classifier_config, count_parameters,
-                                    train_and_test)
+from meshcnn.classification import (KINDS, build_classifier, classifier_config, count_parameters, matched_width,
+                                    summarize_rows, train_and_test)
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
+from meshcnn.layers import ORIENTATIONS
+from meshcnn.models import DOWNSAMPLE
 from meshcnn.project import latlon_shape, ray_engine
 from meshcnn.train import seed_everything
 
@@ -55,7 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="keep K parsed shapes (with hulls and ray structures) in memory for fresh rotations")
     p.add_argument("--cache-dir", type=Path, default=None, help="per-file projection cache (default: in memory)")
     p.add_argument("--skip-bad", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds; one run each")
+    p.add_argument("--orientation", nargs="+", choices=ORIENTATIONS, default=["fixed"],
+                   help="MeshConv orientation(s) of the spherical model; one model each")
+    p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride",
+                   help="stride-2 blocks of the spherical model: strided MeshConv, or MeshConv + 1-ring mean pool")
+    p.add_argument("--no-match-params", dest="match_params", action="store_false",
+                   help="use --width for every model instead of matching the parameter counts")
     p.add_argument("--run-dir", type=Path, default=Path("runs/shape_rotation_study"))
     p.add_argument("--resume", action="store_true", help="continue each run from its checkpoint")
     p.add_argument("--device", default="cpu")
@@ -66,15 +74,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def dataset(kind: str, split: str, rotate: bool, args: argparse.Namespace) -> ModelNet:
+def dataset(kind: str, split: str, rotate: bool, args: argparse.Namespace, seed: int) -> ModelNet:
     """Train rotations: fresh (or a bank), seed; test rotations: one cached rotation per shape, seed + 1."""
     if split == "train":
-        bank, seed = (args.cache_rotations if rotate else None), args.seed
+        bank = args.cache_rotations if rotate else None
     else:
-        bank, seed = (1 if rotate else None), args.seed + 1
+        bank, seed = (1 if rotate else None), seed + 1
     return ModelNet(args.data, split, args.level, rotate=rotate, cache_dir=args.cache_dir, cache_rotations=bank,
                     skip_bad=args.skip_bad, grid="ico" if kind == "spherical" else "latlon", seed=seed,
                     mesh_cache=args.mesh_cache, progress=not args.no_progress, log=print)
+
+
+def configs(args: argparse.Namespace, in_channels: int, num_classes: int) -> dict[str, dict]:
+    """One classifier config per model, named; widths matched to the fixed spherical model's parameter count."""
+    def config(kind: str, width: int, orientation: str = "fixed") -> dict:
+        return classifier_config(kind, in_channels, num_classes, args.level, width, args.depth, orientation,
+                                 args.downsample)
+
+    variants = [("spherical", o) for o in args.orientation if "spherical" in args.models]
+    variants += [("planar", "fixed")] if "planar" in args.models else []
+    target = count_parameters(build_classifier(config("spherical", args.width)))
+    out = {}
+    for kind, orientation in variants:
+        width = args.width
+        if args.match_params:
+            width = matched_width(lambda w: build_classifier(config(kind, w, orientation)), target)
+        h, w = latlon_shape(args.level)
+        name = (f"SphericalResNet, level {args.level}, {orientation}" if kind == "spherical"
+                else f"PlanarCNN, lat-lon {h}x{w}")
+        out[name] = config(kind, width, orientation)
+    return out
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -83,41 +112,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     print(f"ray engine: {ray_engine()}")
     rows: list[dict] = []
-    for kind in args.models:
-        for train_mode in sorted({s[0] for s in args.settings}):
-            train_set = dataset(kind, "train", train_mode == "R", args)
-            train_set.precompute(not args.no_progress)
-            seed_everything(args.seed)
-            config = classifier_config(kind, 6, train_set.num_classes, args.level, args.width, args.depth)
-            model = build_classifier(config)
-            run_dir = args.run_dir / f"{kind}_{train_mode}"
-            print(f"== {kind} ({count_parameters(model):,} parameters) trained on {train_mode} -> {run_dir}")
-            settings = [s for s in args.settings if s[0] == train_mode]
-            tests = {s: dataset(kind, "test", s[2] == "R", args) for s in settings}
-            results = train_and_test(
-                model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
-                lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=args.seed, resume=args.resume,
-                num_workers=args.num_workers, progress=not args.no_progress,
-                extra_state={"config": config, "classes": train_set.classes, "grid": train_set.grid,
-                             "latlon": list(train_set.latlon),
-                             "args": {k: str(v) for k, v in vars(args).items()}})
-            for row in results:
-                rows.append({"model": kind, **row})
-                print(f"   {row['setting']}: test accuracy {100 * row['accuracy']:.1f} %")
+    probe = dataset("planar" if "spherical" not in args.models else "spherical", "train", False, args, args.seed[0])
+    models = configs(args, 6, probe.num_classes)
+    for seed in args.seed:
+        for name, config in models.items():
+            kind = config["kind"]
+            for train_mode in sorted({s[0] for s in args.settings}):
+                train_set = dataset(kind, "train", train_mode == "R", args, seed)
+                train_set.precompute(not args.no_progress)
+                seed_everything(seed)
+                model = build_classifier(config)
+                tag = f"{kind}-{config['orientation']}" if kind == "spherical" else kind
+                run_dir = args.run_dir / f"{tag}_{train_mode}_s{seed}"
+                print(f"== {name}, width {config['width']} ({count_parameters(model):,} parameters), seed {seed}, "
+                      f"trained on {train_mode} -> {run_dir}")
+                settings = [s for s in args.settings if s[0] == train_mode]
+                tests = {s: dataset(kind, "test", s[2] == "R", args, seed) for s in settings}
+                results = train_and_test(
+                    model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
+                    lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=seed,
+                    resume=args.resume, num_workers=args.num_workers, progress=not args.no_progress,
+                    extra_state={"config": config, "classes": train_set.classes, "grid": train_set.grid,
+                                 "latlon": list(train_set.latlon),
+                                 "args": {k: str(v) for k, v in vars(args).items()}})
+                for row in results:
+                    rows.append({"model": name, "kind": kind, "orientation": config["orientation"],
+                                 "width": config["width"], "seed": seed, **row})
+                    print(f"   {row['setting']}: test accuracy {100 * row['accuracy']:.1f} %")
 
-    h, w = latlon_shape(args.level)
-    names = {"spherical": f"SphericalResNet, icosphere level {args.level} ({10 * 4**args.level + 2} vertices)",
-             "planar": f"PlanarCNN, lat-lon {h}x{w} ({h * w} pixels)"}
-    table = {(r["model"], r["setting"]): r for r in rows}
-    lines = ["| model | parameters | " + " | ".join(args.settings) + " | training time (all runs) |",
-             "|---|---|" + "---|" * len(args.settings) + "---|"]
-    for kind in args.models:
-        mine = [r for r in rows if r["model"] == kind]
-        runs = {r["setting"][0]: r["train_time_s"] for r in mine}
-        cells = [f"{100 * table[(kind, s)]['accuracy']:.1f} %" if (kind, s) in table else "-" for s in args.settings]
-        lines.append(f"| {names[kind]} | {mine[0]['params']:,} | " + " | ".join(cells) +
-                     f" | {sum(runs.values()):.0f} s |")
-    print("\n" + "\n".join(lines))
+    lines = summarize_rows(rows, [s for s in SETTINGS if s in args.settings])
+    print("\ntest accuracy, %: mean ± standard deviation over seeds\n")
+    print("\n".join(lines))
     save_json(args.run_dir / "results.json", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
                                               "table": lines})
     return rows

@@ -15,7 +15,11 @@ it prints the relative equivariance error
   ``R x`` is an exact vertex permutation (:func:`meshcnn.rotations.vertex_permutation`).
 
 Each family is split into rotations about the polar (z) axis, which keep the
-east/north directions, and all rotations. The reference row "interpolation round
+east/north directions, and all rotations; the last column is the equatorial mirror
+``(lat, lon) -> (-lat, lon + 36°)``, a reflection that maps the icosphere onto itself
+(exact permutation), the symmetry ``orientation="poleward"`` is built for. Every
+orientation of :data:`meshcnn.ORIENTATIONS` is measured, a single layer and a stack
+of three with ReLUs. The reference row "interpolation round
 trip" is :math:`\lVert R^T (R x) - x \rVert / \lVert x \rVert`, the error of rotating
 back and forth without any layer: the floor below which no interpolated
 measurement can go.
@@ -35,7 +39,7 @@ import torch
 from torch import nn
 
 from meshcnn.io import save_json
-from meshcnn.layers import MeshConv
+from meshcnn.layers import ORIENTATIONS, MeshConv
 from meshcnn.mesh import icosphere
 from meshcnn.rotations import icosahedral_rotations, random_rotation, rotate_signal, vertex_permutation
 
@@ -52,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--input", choices=("smooth", "noise"), default="smooth",
                    help="smooth: sums of random von Mises-Fisher bumps; noise: i.i.d. Gaussian per vertex")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--orientations", nargs="+", choices=ORIENTATIONS, default=list(ORIENTATIONS))
     p.add_argument("--out", type=Path, default=None, help="also write the numbers to this JSON file")
     return p.parse_args(argv)
 
@@ -66,22 +71,15 @@ def smooth_inputs(vertices: np.ndarray, batch: int, channels: int, rng: np.rando
     return torch.from_numpy(x)
 
 
-def operators(level: int, channels: int) -> dict[str, nn.Module]:
-    """Operators under test, with default (random uniform) initialisation, float64."""
-    conv = MeshConv(channels, channels, level)
-    lap = MeshConv(channels, channels, level)
-    with torch.no_grad():
-        lap.weight[..., 2:] = 0  # taps [identity, laplacian, ew, ns]: zero the two gradients
-    stack = nn.Sequential(MeshConv(channels, channels, level), nn.ReLU(), MeshConv(channels, channels, level),
-                          nn.ReLU(), MeshConv(channels, channels, level))
-    lap_stack = nn.Sequential(MeshConv(channels, channels, level), nn.ReLU(), MeshConv(channels, channels, level),
-                              nn.ReLU(), MeshConv(channels, channels, level))
-    with torch.no_grad():
-        for m in lap_stack:
-            if isinstance(m, MeshConv):
-                m.weight[..., 2:] = 0
-    return {"MeshConv (all 4 taps)": conv, "MeshConv stack (3 layers, ReLU)": stack,
-            "Laplacian-only MeshConv (EW/NS = 0)": lap, "Laplacian-only stack (3 layers, ReLU)": lap_stack}
+def operators(level: int, channels: int, orientations: list[str]) -> dict[str, nn.Module]:
+    """Per orientation, one MeshConv and a 3-layer stack with ReLUs; default (random uniform) initialisation."""
+    ops: dict[str, nn.Module] = {}
+    for orientation in orientations:
+        ops[f"MeshConv, {orientation}"] = MeshConv(channels, channels, level, orientation=orientation)
+        ops[f"stack (3 layers, ReLU), {orientation}"] = nn.Sequential(
+            *[m for _ in range(3) for m in (MeshConv(channels, channels, level, orientation=orientation), nn.ReLU())
+              ][:-1])
+    return ops
 
 
 def rotation_families(level: int, count: int, rng: np.random.Generator) -> dict[str, list[tuple[Rotate, Rotate]]]:
@@ -101,11 +99,14 @@ def rotation_families(level: int, count: int, rng: np.random.Generator) -> dict[
 
     ico = icosahedral_rotations()[1:]  # without the identity
     polar = np.isclose(ico[:, 2, 2], 1.0)
+    # (lat, lon) -> (-lat, lon + 36 deg): z -> -z and a turn by 36 deg about z, a symmetry of the icosphere
+    mirror = about_z(np.pi / 5) @ np.diag([1.0, 1.0, -1.0])
     return {
         "SO(3), about z (interp.)": [interpolated(about_z(a)) for a in rng.uniform(0, 2 * np.pi, count)],
         "SO(3), random (interp.)": [interpolated(random_rotation(rng)) for _ in range(count)],
         f"icosahedral, about z ({polar.sum()}, exact)": [permuted(r) for r in ico[polar]],
         f"icosahedral, all ({len(ico)}, exact)": [permuted(r) for r in ico],
+        "equatorial mirror (exact)": [permuted(mirror)],
     }
 
 
@@ -121,7 +122,7 @@ def measure(level: int, args: argparse.Namespace) -> dict[str, dict[str, tuple[f
         x = smooth_inputs(mesh.vertices, args.batch, args.channels, rng)
     else:
         x = torch.from_numpy(rng.standard_normal((args.batch, args.channels, mesh.num_vertices)))
-    ops = operators(level, args.channels)
+    ops = operators(level, args.channels, args.orientations)
     families = rotation_families(level, args.rotations, rng)
     table: dict[str, dict[str, tuple[float, float]]] = {}
     with torch.no_grad():

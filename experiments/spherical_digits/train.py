@@ -1,20 +1,28 @@
-"""Spherical digits benchmark: N/N, N/R and R/R accuracy of a SphericalResNet and a planar CNN.
+"""Spherical digits benchmark: N/N, N/R and R/R accuracy of SphericalResNets and planar CNNs.
 
 Settings (train/test): N = digits projected on the northern hemisphere, not
 rotated; R = each sample rotated by a uniform random rotation of SO(3) (fresh every
-training epoch, fixed per test sample). The planar baseline
-(:class:`meshcnn.baselines.PlanarCNN`) sees the original images for N and, for R,
-the very same rotated spherical signals resampled back to a planar image by the
-inverse projection (:class:`meshcnn.data.digits.PlanarDigits`).
+training epoch, fixed per test sample). Models:
+
+* ``sphere``: :class:`meshcnn.models.SphericalResNet`, one per ``--orientation``;
+* ``planar``: :class:`meshcnn.baselines.PlanarCNN` on the original image for N and,
+  for R, the rotated spherical signal resampled back to a planar image by the
+  inverse projection (:class:`meshcnn.data.digits.PlanarDigits`);
+* ``planar-unprojected``: the same planar CNN, fed the spherical signal resampled
+  back for N too: exactly the information the spherical model has.
+
+With ``--match-params`` (default) every model's width is chosen so that its parameter
+count is closest to that of the ``fixed`` SphericalResNet of ``--width``.
 
 Example::
 
     python experiments/spherical_digits/train.py --epochs 8
-    python experiments/spherical_digits/train.py --mnist data/mnist.npz --level 5
+    python experiments/spherical_digits/train.py --orientation fixed invariant --seed 0 1 2 --level 3
 
-Results (one table) are printed and written to ``<run-dir>/results.json``; each
-training run has its own ``checkpoint.pt`` and ``metrics.json`` (``--resume``
-continues them).
+Results (one table, mean ± std over seeds) are printed and written to
+``<run-dir>/results.json``; each training run has its own ``checkpoint.pt`` and
+``metrics.json`` in ``<run-dir>/<model>_<N|R>_s<seed>`` (``--resume`` continues them,
+and skips finished ones).
 """
 from __future__ import annotations
 
@@ -24,14 +32,15 @@ from pathlib import Path
 import torch
 
 from meshcnn.baselines import PlanarCNN
-from meshcnn.classification import count_parameters, train_and_test
+from meshcnn.classification import count_parameters, matched_width, summarize_rows, train_and_test
 from meshcnn.data.digits import DEFAULT_EXTENT, PROJECTIONS, PlanarDigits, SphericalDigits
 from meshcnn.io import save_json
-from meshcnn.models import SphericalResNet
+from meshcnn.layers import ORIENTATIONS
+from meshcnn.models import DOWNSAMPLE, SphericalResNet
 from meshcnn.train import seed_everything
 
 SETTINGS = ("N/N", "N/R", "R/R")
-MODELS = ("sphere", "planar")
+MODELS = ("sphere", "planar", "planar-unprojected")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,9 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (cosine decay to 0)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=0, help="model initialisation, shuffling and rotations")
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="one or more seeds (model initialisation, shuffling and rotations); one run each")
     p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--models", nargs="+", choices=MODELS, default=["sphere", "planar"])
+    p.add_argument("--orientation", nargs="+", choices=ORIENTATIONS, default=["fixed"],
+                   help="MeshConv orientation(s) of the sphere model; one model each")
+    p.add_argument("--no-match-params", dest="match_params", action="store_false",
+                   help="use --width for every model instead of matching the parameter counts")
+    p.add_argument("--augment", choices=("none", "z"), default="none",
+                   help="N training: 'z' turns every training sample by a random rotation about the polar "
+                        "axis (the digit stays on the pole), for all models alike")
+    p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride",
+                   help="stride-2 blocks of the sphere model: strided MeshConv, or MeshConv + 1-ring mean pool")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--mnist", type=Path, default=None,
                    help="MNIST .npz with x_train/y_train/x_test/y_test instead of scikit-learn's digits")
     p.add_argument("--projection", choices=PROJECTIONS, default="stereographic")
@@ -62,19 +82,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_dataset(kind: str, split: str, rotate: bool, args: argparse.Namespace):
+def make_dataset(kind: str, split: str, rotate: bool | str, args: argparse.Namespace, seed: int = 0):
     """Train rotations use ``seed``, test rotations ``seed + 1`` (one fixed rotation per test sample)."""
-    cls = SphericalDigits if kind == "sphere" else PlanarDigits
-    seed = args.seed if split == "train" else args.seed + 1
-    return cls(split, args.level, rotate=rotate, seed=seed, mnist=args.mnist, projection=args.projection,
-               extent=torch.tensor(args.extent).deg2rad().item())
-
-
-def make_model(kind: str, args: argparse.Namespace) -> torch.nn.Module:
-    seed_everything(args.seed)
+    seed = seed if split == "train" else seed + 1
+    common = dict(mnist=args.mnist, projection=args.projection, extent=torch.tensor(args.extent).deg2rad().item())
     if kind == "sphere":
-        return SphericalResNet(1, 10, level=args.level, width=args.width, depth=args.depth)
-    return PlanarCNN(1, 10, width=args.width, depth=args.depth, circular=False)
+        return SphericalDigits(split, args.level, rotate=rotate, seed=seed, **common)
+    return PlanarDigits(split, args.level, rotate=rotate, seed=seed, unproject=kind == "planar-unprojected",
+                        **common)
+
+
+def make_model(kind: str, width: int, args: argparse.Namespace, orientation: str = "fixed") -> torch.nn.Module:
+    if kind == "sphere":
+        return SphericalResNet(1, 10, level=args.level, width=width, depth=args.depth, orientation=orientation,
+                               downsample=args.downsample)
+    return PlanarCNN(1, 10, width=width, depth=args.depth, circular=False)
+
+
+def model_widths(args: argparse.Namespace) -> dict[tuple[str, str], int]:
+    """Width of each ``(kind, orientation)`` (orientation ``"-"`` for planar models)."""
+    variants = [("sphere", o) for o in args.orientation if "sphere" in args.models]
+    variants += [(kind, "-") for kind in args.models if kind != "sphere"]
+    if not args.match_params:
+        return {v: args.width for v in variants}
+    target = count_parameters(make_model("sphere", args.width, args))
+    return {(kind, o): matched_width(lambda w: make_model(kind, w, args, o if o != "-" else "fixed"), target)
+            for kind, o in variants}
 
 
 def plot_samples(args: argparse.Namespace, path: Path, count: int = 5) -> None:
@@ -89,11 +122,13 @@ def plot_samples(args: argparse.Namespace, path: Path, count: int = 5) -> None:
     from meshcnn.io import atomic_write
 
     mesh = SphericalDigits("test", args.level).mesh
+    seed = args.seed[0]
     lon, lat = np.degrees(mesh.lon), np.degrees(mesh.lat)
-    rows = [("sphere, N", make_dataset("sphere", "test", False, args)),
-            ("sphere, R", make_dataset("sphere", "test", True, args)),
-            ("planar, N", make_dataset("planar", "test", False, args)),
-            ("planar, R", make_dataset("planar", "test", True, args))]
+    rows = [("sphere, N", make_dataset("sphere", "test", False, args, seed)),
+            ("sphere, R", make_dataset("sphere", "test", True, args, seed)),
+            ("planar, N", make_dataset("planar", "test", False, args, seed)),
+            ("planar unprojected, N", make_dataset("planar-unprojected", "test", False, args, seed)),
+            ("planar, R", make_dataset("planar", "test", True, args, seed))]
     fig, axes = plt.subplots(len(rows), count, figsize=(3 * count, 2.2 * len(rows)), squeeze=False)
     for (title, dataset), row in zip(rows, axes):
         for i, ax in enumerate(row):
@@ -119,39 +154,52 @@ def plot_samples(args: argparse.Namespace, path: Path, count: int = 5) -> None:
     print(f"wrote {path}")
 
 
+def model_name(kind: str, orientation: str, args: argparse.Namespace, image_shape: tuple[int, int]) -> str:
+    if kind == "sphere":
+        return f"SphericalResNet (level {args.level}, {orientation})"
+    source = "original image" if kind == "planar" else "unprojected spherical signal"
+    return "PlanarCNN ({}x{}, {})".format(*image_shape, source)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.plot is not None:
         plot_samples(args, args.plot)
         return []
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     train_modes = sorted({s[0] for s in args.settings})  # "N" and/or "R"
+    widths = model_widths(args)
     rows = []
-    image_shape = (0, 0)
-    for kind in args.models:
-        for train_mode in train_modes:
-            model = make_model(kind, args)
-            train_set = make_dataset(kind, "train", train_mode == "R", args)
-            image_shape = train_set.image_shape
-            run_dir = args.run_dir / f"{kind}_{train_mode}"
-            print(f"== {kind} model ({count_parameters(model)} parameters), training on {train_mode} -> {run_dir}")
-            settings = [s for s in args.settings if s[0] == train_mode]
-            tests = {s: make_dataset(kind, "test", s[2] == "R", args) for s in settings}
-            results = train_and_test(
-                model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
-                lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=args.seed, resume=args.resume,
-                num_workers=args.num_workers, progress=not args.no_progress,
-                extra_state={"args": {k: str(v) for k, v in vars(args).items()}})
-            for row in results:
-                rows.append({"model": kind, **row})
-                print(f"   {row['setting']}: test accuracy {100 * row['accuracy']:.1f} %")
+    for seed in args.seed:
+        for (kind, orientation), width in widths.items():
+            for train_mode in train_modes:
+                seed_everything(seed)
+                model = make_model(kind, width, args, orientation if kind == "sphere" else "fixed")
+                rotate = True if train_mode == "R" else ("z" if args.augment == "z" else False)
+                train_set = make_dataset(kind, "train", rotate, args, seed)
+                name = model_name(kind, orientation, args, train_set.image_shape)
+                tag = f"{kind}-{orientation}" if kind == "sphere" else kind
+                run_dir = args.run_dir / f"{tag}_{train_mode}_s{seed}"
+                print(f"== {name}, width {width} ({count_parameters(model):,} parameters), seed {seed}, "
+                      f"training on {train_mode} -> {run_dir}")
+                settings = [s for s in args.settings if s[0] == train_mode]
+                tests = {s: make_dataset(kind, "test", s[2] == "R", args, seed) for s in settings}
+                results = train_and_test(
+                    model, train_set, tests, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
+                    lr=args.lr, weight_decay=args.weight_decay, device=args.device, seed=seed, resume=args.resume,
+                    num_workers=args.num_workers, progress=not args.no_progress,
+                    extra_state={"args": {k: str(v) for k, v in vars(args).items()}})
+                for row in results:
+                    rows.append({"model": name, "kind": kind, "orientation": orientation, "width": width,
+                                 "seed": seed, **row})
+                    print(f"   {row['setting']}: test accuracy {100 * row['accuracy']:.1f} %")
 
-    names = {"sphere": f"SphericalResNet (level {args.level})", "planar": "PlanarCNN ({}x{})".format(*image_shape)}
-    print("\n| model | setting (train/test) | test accuracy | parameters | training time |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {names[r['model']]} | {r['setting']} | {100 * r['accuracy']:.1f} % | {r['params']:,} "
-              f"| {r['train_time_s']:.0f} s ({r['epochs']} epochs) |")
-    save_json(args.run_dir / "results.json", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    table = summarize_rows(rows, [s for s in SETTINGS if s in args.settings])
+    print("\ntest accuracy, %: mean ± standard deviation over seeds\n")
+    print("\n".join(table))
+    save_json(args.run_dir / "results.json", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                              "table": table})
     return rows
 
 

@@ -49,7 +49,7 @@ from ..io import atomic_write, save_npz
 from ..mesh import check_level, icosphere, num_vertices_at
 
 __all__ = [
-    "VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError",
+    "VARIABLES", "NORTHWARD_VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError",
     "read_latlon", "read_climatenet", "read_ugscnn", "read_split_list", "write_split_lists",
     "split_files", "find_files", "ClimateNetDataset", "compute_stats", "class_weights",
     "synthesize_sample", "write_climatenet", "generate_synthetic", "verify_synthetic", "default_grid",
@@ -63,6 +63,9 @@ VARIABLES: tuple[str, ...] = (
     "TMQ", "U850", "V850", "UBOT", "VBOT", "QREFHT", "PS", "PSL",
     "T200", "T500", "PRECT", "TS", "TREFHT", "Z1000", "Z200", "ZBOT",
 )
+#: The northward (meridional) wind components among :data:`VARIABLES`: what
+#: :func:`meshcnn.hemisphere_flip` turns into poleward components.
+NORTHWARD_VARIABLES: tuple[str, ...] = ("V850", "VBOT")
 #: Label values: index = value of ``LABELS``.
 CLASSES: tuple[str, ...] = ("background", "tropical_cyclone", "atmospheric_river")
 NUM_CLASSES = len(CLASSES)

@@ -437,6 +437,20 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
     return [out / r["file"] for r in records]
 
 
+def ensure_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, nlon: int = 288, seed: int = 0,
+                     progress: bool = True, workers: int = 1) -> bool:
+    """:func:`generate_synthetic` unless ``out/synth.json`` already describes a set of these
+    ``num, nlat, nlon, seed``; returns whether it wrote the set."""
+    wanted = {"seed": seed, "num": num, "nlat": nlat, "nlon": nlon}
+    summary = Path(out) / "synth.json"
+    if summary.is_file():
+        with open(summary) as f:
+            if {k: v for k, v in json.load(f).items() if k in wanted} == wanted:
+                return False
+    generate_synthetic(out, num, nlat, nlon, seed, progress=progress, workers=workers)
+    return True
+
+
 def _region_shapes(mask: np.ndarray, grid: _Grid, max_points: int = 400) -> list[tuple[float, float]]:
     """``(length, mean width)`` in km of each connected region of a lat-lon mask (periodic in longitude),
     ignoring fragments under 2.5 grid spacings.

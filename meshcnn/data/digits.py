@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..mesh import Mesh, check_level, icosphere
-from ..rotations import barycentric_interpolation, random_rotation
+from ..rotations import barycentric_interpolation, random_rotation, rotation_about_z
 
 __all__ = [
     "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION",
@@ -302,9 +302,11 @@ class SphericalDigits(Dataset):
         The fixed split of :func:`digits_split` (1438 / 359), or MNIST's own.
     level : int
         Icosphere level, >= 2.
-    rotate : bool
+    rotate : bool or ``"z"``
         If true, each sample is rotated by a uniform random rotation
-        (:func:`meshcnn.rotations.random_rotation`) drawn from
+        (:func:`meshcnn.rotations.random_rotation`); with ``"z"``, by a rotation about
+        the polar axis by a uniform angle (the digit stays on the north pole, turned
+        in its plane). Either is drawn from
         ``np.random.default_rng([seed, epoch, index])``: fixed per sample for a
         given epoch, fresh in every epoch once :meth:`set_epoch` is called
         (:func:`meshcnn.train.fit` does this for the training set). A test set on
@@ -324,7 +326,9 @@ class SphericalDigits(Dataset):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.mesh = _mesh(level)
-        self.level, self.split, self.rotate, self.seed = self.mesh.level, split, bool(rotate), int(seed)
+        if rotate not in (True, False, "z"):
+            raise ValueError(f"rotate must be True, False or 'z', got {rotate!r}")
+        self.level, self.split, self.rotate, self.seed = self.mesh.level, split, rotate, int(seed)
         self.projection, self.extent = projection, float(extent)
         if mnist is None:
             images, labels = load_digits_arrays()
@@ -350,7 +354,10 @@ class SphericalDigits(Dataset):
         """The rotation ``(3, 3)`` applied to sample ``index`` in the current epoch (identity without ``rotate``)."""
         if not self.rotate:
             return np.eye(3)
-        return random_rotation(np.random.default_rng([self.seed, self.epoch, int(index)]))
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        if self.rotate == "z":
+            return rotation_about_z(rng.uniform(0.0, 2.0 * np.pi))
+        return random_rotation(rng)
 
     def image(self, index: int) -> np.ndarray:
         """The planar image ``(H, W)`` of sample ``index``, float64 in ``[0, 1]``."""
@@ -381,20 +388,24 @@ class PlanarDigits(SphericalDigits):
     signal :class:`SphericalDigits` gives for the same ``(seed, epoch, index)`` (the
     image projected and rotated on the icosphere of ``level``), resampled back to
     an ``H x W`` image by the inverse projection (:func:`unprojection_matrix`):
-    what a planar camera at the north pole sees of the rotated sphere.
+    what a planar camera at the north pole sees of the rotated sphere. With
+    ``unproject=True`` the unrotated samples too are the spherical signal resampled
+    back (instead of the original image): exactly the information a spherical model
+    on ``level`` gets, for a fair planar baseline.
     """
 
     def __init__(self, split: str, level: int = 4, rotate: bool = False, seed: int = 0,
                  mnist: str | os.PathLike | None = None, *, projection: str = "stereographic",
-                 extent: float = DEFAULT_EXTENT) -> None:
+                 extent: float = DEFAULT_EXTENT, unproject: bool = False) -> None:
         super().__init__(split, level, rotate, seed, mnist, projection=projection, extent=extent)
+        self.unproject = bool(unproject)
         self._unprojection = unprojection_matrix(self.image_shape, self.mesh, projection=projection, extent=extent)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index = index % len(self)
-        if self.rotate:
+        if self.rotate or self.unproject:
             image = (self._unprojection @ self.signal(index).astype(np.float64)).reshape(self.image_shape)
         else:
             image = self.image(index)

@@ -1,0 +1,112 @@
+"""Orientation study: fixed vs poleward (with the meridional winds flipped) vs invariant U-Nets, several seeds.
+
+    python experiments/climate_segmentation/orientation_study.py --out runs/climate_orientation \\
+        --orientation fixed poleward invariant --seed 0 1 2
+
+One synthetic ClimateNet-format set (written once to ``OUT/data``, as ``main.py``
+does) and one split; for each orientation and seed, ``train.py`` then ``evaluate.py``
+in ``OUT/<orientation>_s<seed>`` (reused when its ``eval/test_metrics.json`` exists).
+The table gives, as mean ± standard deviation over seeds, the test IoU of tropical
+cyclones in each hemisphere and overall, of atmospheric rivers, and the mean IoU;
+it is printed and written to ``OUT/results.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from meshcnn.data.climate_synth import ensure_synthetic
+from meshcnn.io import save_json
+from meshcnn.layers import ORIENTATIONS
+
+HERE = Path(__file__).resolve().parent
+COLUMNS = (("TC IoU, north", ("iou_by_hemisphere", "north", "iou", "tropical_cyclone")),
+           ("TC IoU, south", ("iou_by_hemisphere", "south", "iou", "tropical_cyclone")),
+           ("TC IoU", ("iou", "tropical_cyclone")),
+           ("AR IoU", ("iou", "atmospheric_river")),
+           ("mean IoU", ("mean_iou",)))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/climate_orientation"))
+    p.add_argument("--orientation", nargs="+", choices=ORIENTATIONS, default=["fixed", "poleward", "invariant"])
+    p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2], help="training seeds (the data seed is 0)")
+    p.add_argument("--num", type=int, default=100, help="synthetic time steps (files)")
+    p.add_argument("--nlat", type=int, default=96)
+    p.add_argument("--nlon", type=int, default=144)
+    p.add_argument("--level", type=int, default=5)
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--lr-step", type=int, default=5)
+    p.add_argument("--class-weight-power", type=float, default=0.5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def _get(report: dict, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        report = report.get(key) if isinstance(report, dict) else None
+    return report  # type: ignore[return-value]
+
+
+def table(results: dict[str, list[dict]]) -> list[str]:
+    """Markdown rows: mean ± std over seeds of each column, per orientation."""
+    lines = ["| orientation | " + " | ".join(name for name, _ in COLUMNS) + " | seeds |",
+             "|---|" + "---|" * len(COLUMNS) + "---|"]
+    for orientation, reports in results.items():
+        cells = []
+        for _, path in COLUMNS:
+            values = [v for v in (_get(r, path) for r in reports) if v is not None]
+            if not values:
+                cells.append("-")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.3f}")
+            else:
+                cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}")
+        lines.append(f"| {orientation} | " + " | ".join(cells) + f" | {len(reports)} |")
+    return lines
+
+
+def run_step(name: str, cmd: list[str]) -> None:
+    print(f"\n== {name}: {' '.join(cmd)}", flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    data = args.out / "data"
+    ensure_synthetic(data, num=args.num, nlat=args.nlat, nlon=args.nlon, seed=0, progress=not args.no_progress)
+    quiet = ["--no-progress"] if args.no_progress else []
+    results: dict[str, list[dict]] = {}
+    for orientation in args.orientation:
+        for seed in args.seed:
+            run = args.out / f"{orientation}_s{seed}"
+            metrics = run / "eval" / "test_metrics.json"
+            if not metrics.is_file():
+                run_step(f"training {orientation}, seed {seed}", [
+                    sys.executable, str(HERE / "train.py"), "--data", str(data), "--out", str(run),
+                    "--level", str(args.level), "--width", str(args.width), "--orientation", orientation,
+                    "--epochs", str(args.epochs), "--lr-step", str(args.lr_step),
+                    "--class-weight-power", str(args.class_weight_power), "--seed", str(seed),
+                    "--threads", str(args.threads), "--resume", *quiet])
+                run_step(f"evaluating {orientation}, seed {seed}", [
+                    sys.executable, str(HERE / "evaluate.py"), "--run", str(run), "--threads", str(args.threads),
+                    "--num-maps", "0", *quiet])
+            results.setdefault(orientation, []).append(json.loads(metrics.read_text()))
+            print("\n".join(table(results)), flush=True)
+    lines = table(results)
+    save_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()}, "table": lines,
+                                          "reports": results})
+    print("\n" + "\n".join(lines))
+    return results
+
+
+if __name__ == "__main__":
+    main()
