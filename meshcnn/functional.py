@@ -213,10 +213,11 @@ def _samples_per_kernel(device: torch.device, batch: int, block_samples: int, ta
     (1 MB): with one thread there is no cross-core traffic to avoid, and one sample's
     features stay in cache. Measured with one thread, 16 channels, batch 8: level 5
     18.5 ms per sample against 22.0 ms in one chunk, level 4 4.8 ms either way,
-    level 3 1.45 ms in one chunk against 1.68 ms per sample."""
+    level 3 1.45 ms in one chunk against 1.68 ms per sample. At least 1, also for an
+    empty batch (whose loops then run no chunk)."""
     if device.type == "cpu" and torch.get_num_threads() == 1:
         block_samples = min(block_samples, max(1, ONE_THREAD_MAX_ELEMENTS // max(1, table_elements)))
-    return min(batch, block_samples)
+    return max(1, min(batch, block_samples))
 
 
 # Block indices built once per distinct operator and shared by every layer that holds them:

@@ -177,3 +177,27 @@ def test_bad_input_messages():
         MeshPool(0)
     with pytest.raises(ValueError, match="V=42 vertices, but got V=162"):
         MeshConvTranspose(3, 3, 2)(torch.randn(1, 3, 162))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("make, v_in, v_out", [
+    (lambda: MeshConv(3, 4, 2), 162, 162),
+    (lambda: MeshConv(3, 4, 2, stride=2), 162, 42),
+    (lambda: MeshConv(3, 4, 2, orientation="invariant"), 162, 162),
+    (lambda: MeshConvTranspose(3, 4, 2), 42, 162),
+    (lambda: MeshPool(2, "max"), 162, 42),
+])
+def test_empty_batch_gives_empty_output_with_gradients(make, v_in, v_out, threads):
+    """B = 0 (the last batch of a filtered loader, say) is an empty output, and backward works."""
+    layer, before = make(), torch.get_num_threads()
+    torch.set_num_threads(threads)  # one thread: the cache-sized chunks of _samples_per_kernel
+    try:
+        x = torch.randn(0, 3, v_in, requires_grad=True)
+        y = layer(x)
+        assert y.shape == (0, 4 if not isinstance(layer, MeshPool) else 3, v_out)
+        y.sum().backward()
+    finally:
+        torch.set_num_threads(before)
+    assert x.grad.shape == x.shape
+    for p in layer.parameters():
+        assert p.grad is not None and p.grad.shape == p.shape and not p.grad.any()

@@ -89,3 +89,16 @@ def test_model_bad_input():
         SphericalUNet(1, 1, max_level=2, width=2)(torch.randn(1, 1, 642))
     with pytest.raises(ValueError, match="expected 1 input channels, got 3"):
         SphericalResNet(1, 2, level=2, width=2, depth=1)(torch.randn(1, 3, 162))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_models_take_an_empty_batch(training):
+    for model, out_shape in ((SphericalUNet(3, 2, max_level=2, min_level=0, width=4), (0, 2, 162)),
+                             (SphericalResNet(3, 5, level=2, width=4, depth=2), (0, 5))):
+        model.train(training)
+        x = torch.randn(0, 3, icosphere(2).num_vertices, requires_grad=True)
+        y = model(x)
+        assert y.shape == out_shape
+        y.sum().backward()
+        assert x.grad.shape == x.shape
+        assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
