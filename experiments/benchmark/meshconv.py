@@ -166,8 +166,9 @@ class Column:
         torch.manual_seed(seed)
         v = meshcnn.icosphere(level).num_vertices
         self.name, self.detail = name, ""
-        if name == "meshcnn":
-            self.layer = meshcnn.MeshConv(CHANNELS, CHANNELS, level).to(device)
+        if name == "meshcnn" or name.startswith("meshcnn:"):  # "meshcnn:<orientation>"
+            orientation = name.partition(":")[2] or "fixed"
+            self.layer = meshcnn.MeshConv(CHANNELS, CHANNELS, level, orientation=orientation).to(device)
             shape = (BATCH, CHANNELS, v)
         elif name == "floor":
             self.layer = nn.Conv1d(4 * CHANNELS, CHANNELS, kernel_size=1).to(device)
@@ -365,6 +366,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--skip-large-meshes", action="store_true", help="no mesh generation above level 7")
     parser.add_argument("--no-unet", action="store_true", help="skip the SphericalUNet training step")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(SphericalUNet)")
+    parser.add_argument("--orientations", nargs="*", default=[], choices=[o for o in meshcnn.ORIENTATIONS if o != "fixed"],
+                        help="also time MeshConv with these orientations (columns 'meshcnn:<orientation>', "
+                             "timed interleaved with the others; ratio to the default 'fixed' printed per level)")
     parser.add_argument("--json", default=None, help="write the results as JSON to this path")
     parser.add_argument("--probe", nargs=3, metavar=("KIND", "NAME", "LEVEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -387,6 +391,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         mesh_levels = [lvl for lvl in mesh_levels if lvl <= 7]
     has_th = torch_harmonics_available()
     columns = [c for c in COLUMNS if c != "torch-harmonics" or has_th]
+    columns += [f"meshcnn:{o}" for o in args.orientations]
 
     # subprocesses load the meshes from files instead of rebuilding them
     if not os.environ.get("MESHCNN_MESH_DIR"):
@@ -442,6 +447,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             "ratio_to_floor": seconds["meshcnn"] / seconds["floor"],
             "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th
             else "torch-harmonics not installed",
+            "ratio_to_fixed": {o: seconds[f"meshcnn:{o}"] / seconds["meshcnn"] for o in args.orientations},
         }
         rows.append(row)
         del cols, data
@@ -496,6 +502,9 @@ def _print_row(row: dict, has_th: bool, first: bool) -> None:
     line += f" | {row['original_max_rel_diff']:.1e}"
     if row["details"]:
         line += "  (" + "; ".join(f"{k}: {v}" for k, v in row["details"].items()) + ")"
+    if row.get("ratio_to_fixed"):
+        line += "\n      orientation cost, time / fixed: " + ", ".join(
+            f"{o} {r:.2f}x" for o, r in row["ratio_to_fixed"].items())
     print(line, flush=True)
 
 
