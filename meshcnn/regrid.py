@@ -53,6 +53,22 @@ Methods
     interpolant), and both preserve :math:`\sum_c A_c f_c = \sum_v a_v f_v` (to
     about 1e-11 relative) with the same vertex weights the metrics use. Building
     it takes seconds (1-degree grid to level 6: about 7 s on one core); it is cached.
+
+Missing values (masked fields)
+------------------------------
+Fields with NaN where they are undefined (sea-surface temperature over land, a
+regional product padded with NaN) are regridded with ``skipna=True`` in
+:func:`apply` and :func:`regrid_dataarray`, in both directions and for every
+method, as in xESMF: each output is the weighted mean of the *valid* inputs of its
+row (the weights renormalised by the valid weight :math:`w_v = \sum_{c\,valid} W_{vc}`),
+and NaN where the valid inputs carry less than ``na_thresh`` of the row's weight
+(or none). Rows without a missing input are bit-identical to ``skipna=False``;
+a field without NaN gives exactly the ``skipna=False`` result. With the
+conservative method the area integral of the valid part is kept:
+:math:`\sum_v a_v w_v f_v = \sum_{c\,valid} A_c f_c` over the outputs that are not
+NaN (all of them at ``na_thresh=0``), i.e. the output is the valid mean over a
+cell whose valid fraction is :math:`w_v`. Weights are non-negative, so outputs stay
+within the range of the valid inputs they mix (no overshoot).
 """
 from __future__ import annotations
 
@@ -228,10 +244,13 @@ def latlon_to_mesh(lat: Any, lon: Any, level: int, method: str = "bilinear") -> 
     ``lat`` ``(nlat,)`` and ``lon`` ``(nlon,)`` are the file's coordinates in degrees; the
     field is flattened as ``index = i_lat * nlon + i_lon`` in file order. Each row sums to 1.
     ``method``: ``"bilinear"``, ``"nearest"`` or ``"conservative"`` (see the module doc).
-    Cached per (grid, level, method); a fresh copy is returned each call.
+    Cached per (grid, level, method); a fresh copy is returned each call. The copy
+    carries ``grid_shape = (nlat, nlon)``, which :func:`apply` checks a 2-D field against.
     """
     level = check_level(level)
-    return _latlon_to_mesh(_key(lat), _key(lon), level, _check_method(method)).copy()
+    out = _latlon_to_mesh(_key(lat), _key(lon), level, _check_method(method)).copy()
+    out.grid_shape = (len(lat), len(lon))
+    return out
 
 
 def mesh_to_latlon(level: int, lat: Any, lon: Any, method: str = "bilinear") -> sp.csr_matrix:
@@ -241,7 +260,9 @@ def mesh_to_latlon(level: int, lat: Any, lon: Any, method: str = "bilinear") -> 
     (``i_lat * nlon + i_lon``). Each row sums to 1.
     """
     level = check_level(level)
-    return _mesh_to_latlon(_key(lat), _key(lon), level, _check_method(method)).copy()
+    out = _mesh_to_latlon(_key(lat), _key(lon), level, _check_method(method)).copy()
+    out.grid_shape = (len(lat), len(lon))
+    return out
 
 
 def grid_cell_areas(lat: Any, lon: Any) -> np.ndarray:
@@ -268,22 +289,44 @@ def mesh_cell_areas(level: int | Mesh) -> np.ndarray:
     return mesh.vertex_areas * (4.0 * np.pi / mesh.vertex_areas.sum())
 
 
-def apply(matrix: sp.spmatrix, values: Any) -> np.ndarray:
+def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: float = 0.5,
+          grid_shape: tuple[int, int] | None = None) -> np.ndarray:
     """Apply a regridding matrix to the last axis of ``values``.
 
-    ``values`` has shape ``(..., N_in)`` with ``N_in = matrix.shape[1]``, or
-    ``(..., nlat, nlon)`` with ``nlat * nlon = N_in`` (flattened for you).
-    Returns ``(..., N_out)``. Integer input through a selection matrix (``nearest``)
-    keeps its dtype; otherwise the result is floating point (float32 stays float32).
+    Parameters
+    ----------
+    matrix : sparse ``(N_out, N_in)``, from :func:`latlon_to_mesh` or :func:`mesh_to_latlon`
+    values : ``(..., N_in)``, or ``(..., nlat, nlon)`` with ``nlat * nlon = N_in``
+        (flattened for you). A 2-D field must have exactly the grid's shape
+        ``(nlat, nlon)``: the ``grid_shape`` the matrices of this module carry, or the
+        ``grid_shape`` argument; a transposed ``(nlon, nlat)`` field is an error.
+    skipna : regrid a field with missing values (NaN): each output is the mean of the
+        valid inputs of its row with renormalised weights (see the module doc).
+    na_thresh : with ``skipna``, outputs whose valid inputs carry less than this fraction
+        of the row's weight are NaN (``0``: NaN only where no input is valid).
+    grid_shape : ``(nlat, nlon)`` of the lat-lon side, overriding the matrix's own.
+
+    Returns
+    -------
+    ``(..., N_out)``. Integer input through a selection matrix (``nearest``) keeps its
+    dtype; otherwise the result is floating point (float32 stays float32).
     """
     values = np.asarray(values)
     n_out, n_in = matrix.shape
+    if grid_shape is None:
+        grid_shape = getattr(matrix, "grid_shape", None)
     if values.ndim >= 1 and values.shape[-1] == n_in:
         lead = values.shape[:-1]
     elif values.ndim >= 2 and values.shape[-2] * values.shape[-1] == n_in:
+        if grid_shape is not None and tuple(values.shape[-2:]) != tuple(grid_shape):
+            raise ValueError(
+                f"values of shape {values.shape} do not match the grid: the last two axes must be "
+                f"(nlat, nlon) = {tuple(grid_shape)} (a transposed (lon, lat) field?)")
         lead = values.shape[:-2]
     else:
         raise ValueError(f"values of shape {values.shape} do not match a regridding matrix of shape {matrix.shape}")
+    if not 0.0 <= na_thresh <= 1.0:
+        raise ValueError(f"na_thresh must be within [0, 1], got {na_thresh}")
     flat = values.reshape(-1, n_in)
     csr = sp.csr_matrix(matrix)
     if not np.issubdtype(values.dtype, np.floating):
@@ -291,8 +334,35 @@ def apply(matrix: sp.spmatrix, values: Any) -> np.ndarray:
             return flat[:, csr.indices].reshape(*lead, n_out)
         flat = flat.astype(np.float64)
     dtype = np.float32 if values.dtype == np.float32 else np.float64
-    out = (csr.astype(dtype) @ flat.T).T
+    weights = csr.astype(dtype)
+    if skipna:
+        missing = np.isnan(flat)
+        if missing.any():
+            return _apply_skipna(weights, flat, missing, na_thresh).reshape(*lead, n_out)
+    out = (weights @ flat.T).T
     return np.ascontiguousarray(out).reshape(*lead, n_out)
+
+
+def _apply_skipna(weights: sp.csr_matrix, flat: np.ndarray, missing: np.ndarray, na_thresh: float) -> np.ndarray:
+    """``(B, N_in)`` with NaN at ``missing`` -> ``(B, N_out)``: renormalised mean over the valid inputs.
+
+    Rows with no missing input are computed exactly as without ``skipna`` (same
+    products in the same order), so they are bit-identical to it.
+    """
+    dtype = weights.dtype
+    filled = np.where(missing, dtype.type(0), flat).astype(dtype, copy=False)
+    num = np.asarray(weights @ filled.T).T  # (B, N_out)
+    valid_weight = np.asarray(weights @ (~missing).T.astype(dtype)).T
+    pattern = sp.csr_matrix((np.ones_like(weights.data, dtype=np.float32), weights.indices, weights.indptr),
+                            shape=weights.shape)
+    touched = np.asarray(pattern @ missing.T.astype(np.float32)).T > 0  # rows that see a missing input
+    row_sum = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()[None, :]
+    fraction = np.where(row_sum > 0, valid_weight / np.where(row_sum > 0, row_sum, 1.0), 0.0)
+    empty = (valid_weight <= 0) | (fraction < na_thresh)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        renorm = num / np.where(valid_weight > 0, valid_weight, 1) * row_sum.astype(dtype)
+    out = np.where(touched, np.where(empty, np.nan, renorm), num).astype(dtype, copy=False)
+    return np.ascontiguousarray(out)
 
 
 # --------------------------------------------------------------------------------- caching
@@ -635,6 +705,8 @@ def regrid_dataarray(
     *,
     lat_name: str | None = None,
     lon_name: str | None = None,
+    skipna: bool = False,
+    na_thresh: float = 0.5,
 ) -> Any:
     """Regrid an ``xarray.DataArray`` or ``Dataset`` on a lat-lon grid to the icosphere of ``level``.
 
@@ -645,6 +717,10 @@ def regrid_dataarray(
     coordinates are kept. A ``Dataset`` gives a ``Dataset``: variables with both grid
     dimensions are regridded, variables with neither are kept, the rest (such as
     ``lat_bnds``) dropped. The attributes ``mesh_level`` and ``regrid_method`` are added.
+
+    ``skipna=True`` regrids fields with missing values (NaN, e.g. a land-masked
+    sea-surface temperature) from their valid points only; vertices whose valid
+    inputs carry less than ``na_thresh`` of the weight are NaN (see :func:`apply`).
     """
     xr = _import_xarray()
     level = check_level(level)
@@ -656,7 +732,8 @@ def regrid_dataarray(
         for name, var in obj.data_vars.items():
             has = (lat_dim in var.dims, lon_dim in var.dims)
             if all(has):
-                out[name] = regrid_dataarray(var, level, method, lat_name=lat_dim, lon_name=lon_dim)
+                out[name] = regrid_dataarray(var, level, method, lat_name=lat_dim, lon_name=lon_dim,
+                                             skipna=skipna, na_thresh=na_thresh)
             elif not any(has):
                 out[name] = var
         ds = xr.Dataset(out, attrs=dict(obj.attrs))
@@ -674,7 +751,7 @@ def regrid_dataarray(
     matrix = latlon_to_mesh(lat, lon, level, method)
     da = obj.transpose(..., lat_dim, lon_dim)
     lead = da.dims[:-2]
-    values = apply(matrix, da.values)
+    values = apply(matrix, da.values, skipna=skipna, na_thresh=na_thresh)
     mesh = icosphere(level)
     coords = {
         name: coord

@@ -249,3 +249,171 @@ def test_regrid_dataarray_and_dataset():
     assert regrid_dataarray(labels, level, "nearest").dims == ("vertex",)
     with pytest.raises(ValueError, match="lat"):
         regrid_dataarray(xr.DataArray(np.zeros((3, 4)), dims=("a", "b")), level)
+
+
+# ------------------------------------------------------------------ missing values (skipna)
+TWO_DEGREE = (np.linspace(90.0, -90.0, 91), np.arange(-180.0, 180.0, 2.0))  # north to south, -180..180
+
+
+def land_mask(lat_deg, lon_deg):
+    """A realistic land-sea mask: smooth 'continents' (about 30% of the area) with ragged
+    coasts, a polar continent (Antarctica-like cap) and small islands."""
+    lat, lon = np.deg2rad(lat_deg), np.deg2rad(lon_deg)
+    blobs = (np.sin(2 * lon) * np.cos(lat) ** 2 + 0.6 * np.cos(3 * lon + 1.0) * np.sin(2 * lat)
+             + 0.25 * np.sin(9 * lon) * np.cos(7 * lat) + 0.15 * np.cos(17 * lon + 2 * lat))
+    return (blobs > 0.55) | (lat_deg < -70.0)
+
+
+def sst(lat_deg, lon_deg):
+    """A sea-surface-temperature-like field, K."""
+    return 273.0 + 28.0 * np.cos(np.deg2rad(lat_deg)) ** 2 + 2.0 * np.sin(np.deg2rad(3 * lon_deg))
+
+
+def _great_circle_nearest(points_from, points_to):
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(points_to).query(points_from)
+    return 2 * np.arcsin(np.clip(dist / 2, 0, 1))  # chord -> angle, radians
+
+
+def _unit(lat_deg, lon_deg):
+    lat, lon = np.deg2rad(np.ravel(lat_deg)), np.deg2rad(np.ravel(lon_deg))
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], 1)
+
+
+def _sides(direction, level):
+    """(matrix builder, input points, output points, input spacing in radians) of a direction."""
+    lat, lon = TWO_DEGREE
+    glat, glon = np.meshgrid(lat, lon, indexing="ij")
+    mesh = icosphere(level)
+    grid_pts = _unit(glat, glon)
+    if direction == "to_mesh":
+        return (lambda m: latlon_to_mesh(lat, lon, level, m)), grid_pts, mesh.vertices, np.deg2rad(2.0) * np.sqrt(2)
+    return (lambda m: mesh_to_latlon(level, lat, lon, m)), mesh.vertices, grid_pts, 1.2 * mesh.mean_edge_length
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nearest", "conservative"])
+@pytest.mark.parametrize("direction", ["to_mesh", "to_grid"])
+def test_skipna_land_mask_footprint_and_no_overshoot(method, direction):
+    level = 4
+    build, pts_in, pts_out, spacing = _sides(direction, level)
+    W = build(method)
+    lat_in = np.rad2deg(np.arcsin(pts_in[:, 2]))
+    lon_in = np.rad2deg(np.arctan2(pts_in[:, 1], pts_in[:, 0]))
+    land = land_mask(lat_in, lon_in)
+    assert 0.2 < land.mean() < 0.5
+    field = np.where(land, np.nan, sst(lat_in, lon_in))
+    if direction == "to_mesh":
+        field = field.reshape(len(TWO_DEGREE[0]), len(TWO_DEGREE[1]))  # a 2-D (lat, lon) field
+    out = apply(W, field, skipna=True, na_thresh=0.5)
+    flat_in = field.reshape(-1)
+    nan_out = np.isnan(out)
+
+    # NaN only within about one input spacing of land: no smear along the coasts
+    dist_to_land = _great_circle_nearest(pts_out, pts_in[land])
+    assert np.all(dist_to_land[nan_out] <= spacing), dist_to_land[nan_out].max() / spacing
+    # every output far from land is valid; and today's skipna=False smears NaN further
+    assert not nan_out[dist_to_land > spacing].any()
+    smeared = np.isnan(apply(W, field))
+    assert smeared.sum() >= nan_out.sum()
+    if method != "nearest":
+        assert smeared.sum() > 1.1 * nan_out.sum()
+    # the NaN area is about the land area
+    assert abs(nan_out.mean() - np.mean(land_mask(np.rad2deg(np.arcsin(pts_out[:, 2])),
+                                                  np.rad2deg(np.arctan2(pts_out[:, 1], pts_out[:, 0]))))) < 0.05
+
+    # no overshoot: each valid output lies within the range of the valid inputs it mixes
+    csr = sp.csr_matrix(W)
+    for row in np.nonzero(~nan_out)[0]:
+        cols = csr.indices[csr.indptr[row]:csr.indptr[row + 1]]
+        vals = flat_in[cols]
+        vals = vals[~np.isnan(vals)]
+        assert vals.min() - 1e-9 <= out[row] <= vals.max() + 1e-9
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nearest", "conservative"])
+@pytest.mark.parametrize("direction", ["to_mesh", "to_grid"])
+def test_skipna_unmasked_is_bit_identical(method, direction):
+    level = 3
+    build, pts_in, _, _ = _sides(direction, level)
+    W = build(method)
+    lat_in = np.rad2deg(np.arcsin(pts_in[:, 2]))
+    lon_in = np.rad2deg(np.arctan2(pts_in[:, 1], pts_in[:, 0]))
+    field = np.stack([sst(lat_in, lon_in), harmonics(lat_in, lon_in)])
+    for dtype in (np.float64, np.float32):
+        plain = apply(W, field.astype(dtype))
+        same = apply(W, field.astype(dtype), skipna=True, na_thresh=0.5)
+        assert same.dtype == plain.dtype and np.array_equal(same, plain)
+    # with a mask, the rows that see no missing input are still bit-identical
+    masked = field.copy()
+    masked[:, land_mask(lat_in, lon_in)] = np.nan
+    out = apply(W, masked, skipna=True, na_thresh=0.5)
+    untouched = ~np.asarray(sp.csr_matrix(W).astype(bool).astype(float) @ np.isnan(masked[0]) > 0)
+    assert untouched.sum() > 0.3 * len(untouched)
+    assert np.array_equal(out[:, untouched], apply(W, field)[:, untouched])
+
+
+@pytest.mark.parametrize("direction", ["to_mesh", "to_grid"])
+def test_skipna_conservative_keeps_the_valid_integral(direction):
+    level = 4
+    lat, lon = TWO_DEGREE
+    build, pts_in, _, _ = _sides(direction, level)
+    W = build("conservative")
+    lat_in = np.rad2deg(np.arcsin(pts_in[:, 2]))
+    lon_in = np.rad2deg(np.arctan2(pts_in[:, 1], pts_in[:, 0]))
+    valid = ~land_mask(lat_in, lon_in)
+    field = np.where(valid, sst(lat_in, lon_in), np.nan)
+    grid_areas, mesh_areas = grid_cell_areas(lat, lon).reshape(-1), mesh_cell_areas(level)
+    area_in, area_out = (grid_areas, mesh_areas) if direction == "to_mesh" else (mesh_areas, grid_areas)
+    out = apply(W, field, skipna=True, na_thresh=0.0)
+    valid_fraction = apply(W, valid.astype(np.float64))
+    integral_in = np.sum(area_in[valid] * field[valid])
+    kept = ~np.isnan(out)
+    assert np.all(kept == (valid_fraction > 0))
+    integral_out = np.sum((area_out * valid_fraction * np.where(kept, out, 0.0)))
+    assert abs(integral_out / integral_in - 1) < 1e-9
+    # the valid area is kept too
+    assert abs(np.sum(area_out * valid_fraction) / np.sum(area_in[valid]) - 1) < 1e-9
+
+
+def test_skipna_thresholds_and_all_missing():
+    lat, lon = np.linspace(-90.0, 90.0, 19), np.arange(0.0, 360.0, 10.0)
+    W = latlon_to_mesh(lat, lon, 2)
+    field = np.ones((19, 36))
+    field[:, :18] = np.nan
+    loose = apply(W, field, skipna=True, na_thresh=0.0)
+    strict = apply(W, field, skipna=True, na_thresh=1.0)
+    assert np.isnan(strict).sum() > np.isnan(loose).sum() > 0
+    np.testing.assert_allclose(loose[~np.isnan(loose)], 1.0, rtol=1e-14)  # renormalised: a constant stays constant
+    assert np.isnan(apply(W, np.full((19, 36), np.nan), skipna=True, na_thresh=0.0)).all()
+    with pytest.raises(ValueError, match="na_thresh"):
+        apply(W, field, skipna=True, na_thresh=1.5)
+
+
+def test_regrid_dataarray_skipna():
+    xr = pytest.importorskip("xarray")
+    lat, lon = TWO_DEGREE
+    glat, glon = np.meshgrid(lat, lon, indexing="ij")
+    field = np.where(land_mask(glat, glon), np.nan, sst(glat, glon))
+    da = xr.DataArray(field, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="SST")
+    out = regrid_dataarray(da, 4, "conservative", skipna=True, na_thresh=0.5)
+    np.testing.assert_array_equal(out.values, apply(latlon_to_mesh(lat, lon, 4, "conservative"), field,
+                                                    skipna=True, na_thresh=0.5))
+    assert 0 < np.isnan(out.values).mean() < 0.5
+    ds = xr.Dataset({"SST": da})
+    assert np.isnan(regrid_dataarray(ds, 4, skipna=False)["SST"].values).mean() > np.isnan(out.values).mean()
+
+
+def test_apply_checks_the_field_shape_not_only_its_size():
+    lat, lon = np.linspace(-90.0, 90.0, 19), np.arange(0.0, 360.0, 10.0)
+    W = latlon_to_mesh(lat, lon, 2)
+    field = on_grid(lat, lon)
+    with pytest.raises(ValueError, match="transposed"):
+        apply(W, field.T)  # (nlon, nlat): same number of elements
+    with pytest.raises(ValueError, match="transposed"):
+        apply(W, np.stack([field.T, field.T]))
+    with pytest.raises(ValueError, match="transposed"):
+        apply(sp.csr_matrix(W), field.T, grid_shape=(19, 36))
+    np.testing.assert_array_equal(apply(W, field), apply(W, field.reshape(-1)))
+    M = mesh_to_latlon(2, lat, lon)
+    assert M.grid_shape == (19, 36) and apply(M, apply(W, field)).shape == (19 * 36,)
