@@ -110,6 +110,48 @@ def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tup
     return out
 
 
+def _ambient_device() -> torch.device:
+    """The device factory functions use here: ``meta`` under ``with torch.device("meta"):``."""
+    return torch.empty(0).device
+
+
+def _restore_derived(module: nn.Module, masters: dict[str, torch.Tensor]) -> None:
+    """Set each derived (non-persistent) buffer of ``module`` from its CPU master, on the buffer's device.
+
+    Called after every ``_apply`` (``.to()``, ``.double()``, ``.half()``, ``.to_empty()``):
+    the buffers are constants of the level, so whatever the applied function did to
+    them (cast, move, or allocate uninitialised memory), they end up equal to those
+    of a freshly built layer. Integer buffers keep their dtype; floating ones the
+    applied dtype if it is float32 or float64, else float32 (see :class:`MeshConv`).
+    """
+    for name, master in masters.items():
+        current = getattr(module, name)
+        dtype = master.dtype
+        if master.is_floating_point():
+            dtype = current.dtype if current.dtype in (torch.float32, torch.float64) else torch.float32
+        setattr(module, name, master.to(device=current.device, dtype=dtype))
+
+
+def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
+    """Raise ``ValueError`` naming both dtypes where :class:`torch.nn.Conv1d` would refuse ``x``.
+
+    Accepted: ``x`` of the weight's dtype; half/bfloat16 ``x`` (the sparse product runs in
+    float32, see :class:`MeshConv`); and under :func:`torch.autocast` on ``x``'s device any
+    mix without float64 (autocast chooses the dense dtype). Refused: any other mix, such as
+    float64 input to a float32 layer, which would silently compute in one of the two.
+    """
+    if x.dtype == weight.dtype or x.dtype in (torch.float16, torch.bfloat16):
+        return
+    if torch.float64 not in (x.dtype, weight.dtype):
+        try:  # as in meshcnn.functional.compute_dtypes: device types autocast does not know raise
+            if torch.is_autocast_enabled(x.device.type):
+                return
+        except RuntimeError:
+            pass
+    raise ValueError(f"{who}: input dtype {x.dtype} does not match the layer's dtype {weight.dtype} "
+                     f"(convert one of them, e.g. layer.to({x.dtype}) or x.to({weight.dtype}))")
+
+
 class _AddSmoothModulus(torch.autograd.Function):
     r"""``y + sqrt(re^2 + im^2 + eps^2) - eps`` with ``z = [re; im]`` ``(B, 2 O, V)`` and ``y`` ``(B, O, V)``.
 
@@ -163,12 +205,17 @@ class _TapConv(nn.Module):
         self.identity_tap = identity_tap
         self._exact: dict[str, torch.Tensor] = {}
         self._op_meta: dict[str, tuple[tuple[int, int], int, int]] = {}
-        if orientation == "invariant":  # [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
-            split = 1 if identity_tap else 2
-            self._install_operator("op", taps[:split], out_channels)
-            self._install_operator("dir", taps[split:], 2 * out_channels)
-        else:
-            self._install_operator("op", taps, out_channels)
+        device = _ambient_device()
+        with torch.device("cpu"):  # the masters (and the shared block indices) live on the CPU
+            if orientation == "invariant":  # [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
+                split = 1 if identity_tap else 2
+                self._install_operator("op", taps[:split], out_channels)
+                self._install_operator("dir", taps[split:], 2 * out_channels)
+            else:
+                self._install_operator("op", taps, out_channels)
+        if device.type != "cpu":  # built under `with torch.device(...)`: the buffers go there too
+            for name in self._exact:
+                setattr(self, name, getattr(self, name).to(device))
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
@@ -197,25 +244,27 @@ class _TapConv(nn.Module):
                            block_col_t, block_samples)
 
     def _register_operator(self, name: str, tensor: torch.Tensor) -> None:
-        """Register a non-persistent operator buffer, keeping a float64 master of float ones.
+        """Register a non-persistent operator buffer, keeping a CPU master of it (float64 for floats).
 
         Floating operator values are stored in the default dtype, but every dtype or
         device change (``.double()``, ``.half()``, ``.to(...)``) re-derives them from the
-        float64 master, so ``.float().double()`` gives exact float64 operators again.
+        float64 master, so ``.float().double()`` gives exact float64 operators again; and
+        every buffer, indices included, is re-derived after ``.to_empty()`` (meta-device
+        workflows), see :func:`_restore_derived`. On the CPU an integer master is the
+        buffer itself (no copy).
         """
         if tensor.is_floating_point():
             self._exact[name] = tensor.detach().to(torch.float64, copy=True)
             tensor = tensor.to(torch.get_default_dtype())
+        else:
+            self._exact[name] = tensor  # the same object: block indices stay shared between layers
         self.register_buffer(name, tensor, persistent=False)
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
         super()._apply(fn, recurse)
-        for name, exact in self._exact.items():
-            current = getattr(self, name)
-            # operator values never go below float32 (the sparse product runs in float32
-            # for half/bfloat16 input, see meshcnn.functional)
-            dtype = current.dtype if current.dtype in (torch.float32, torch.float64) else torch.float32
-            setattr(self, name, exact.to(device=current.device, dtype=dtype))
+        # operator values never go below float32 (the sparse product runs in float32
+        # for half/bfloat16 input, see meshcnn.functional)
+        _restore_derived(self, self._exact)
         return self
 
     def reset_parameters(self) -> None:
@@ -234,6 +283,7 @@ class _TapConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_level, type(self).__name__)
+        _check_input_dtype(x, self.weight, type(self).__name__)
         if self.orientation != "invariant":
             return mesh_conv(x, self.operator, self.weight, self.bias, identity_tap=self.identity_tap)
         # invariant: y = w_0 x + w_1 L x + b + sqrt(|z|^2 + eps^2) - eps, z = sum_c (a_c + i b_c)(D_1 + i D_2) x_c
@@ -310,7 +360,14 @@ class MeshConv(_TapConv):
     holds the level and orientation, and loading one of another level or orientation
     raises ``ValueError``.
     The operators are non-persistent buffers, rebuilt from ``level``: they move with
-    ``.to()``/``.double()`` but are not in ``state_dict()``.
+    ``.to()``/``.double()`` but are not in ``state_dict()``. They are re-derived from
+    CPU masters after every ``.to()``/``.to_empty()``, so a layer built under
+    ``with torch.device("meta"):`` or moved with ``.to("meta")``, then materialised
+    with ``.to_empty(device=...)`` (and given parameters by ``load_state_dict`` or
+    ``reset_parameters``), has the operators of a normally built one.
+    Input of another dtype than the weight's is refused like :class:`torch.nn.Conv1d`
+    does (``ValueError`` naming both), except half/bfloat16 input and mixes under
+    :func:`torch.autocast` (see Precision).
 
     Computation (:func:`meshcnn.functional.mesh_conv`): the three differential taps
     are one vertex-major stacked sparse operator applied per sample as a weighted
@@ -392,16 +449,23 @@ class MeshPool(nn.Module):
             raise ValueError(f"mode must be 'mean', 'max' or 'drop', got {mode!r}")
         self.level, self.mode = level, mode
         num_out = num_vertices_at(level - 1)
+        self._exact: dict[str, torch.Tensor] = {}  # CPU masters of the buffers, see _restore_derived
         if mode != "drop":
             neighbors = icosphere(level, mesh_dir).neighbors[:num_out]
             self_index = np.arange(num_out)[:, None]
             ring = np.concatenate([self_index, np.where(neighbors < 0, self_index, neighbors)], axis=1)
             valid = np.concatenate([np.ones((num_out, 1), bool), neighbors >= 0], axis=1)
-            self.register_buffer("ring", torch.from_numpy(ring), persistent=False)
             # mask and count rather than float weights: exact in every dtype
-            self.register_buffer("ring_valid", torch.from_numpy(valid), persistent=False)
-            self.register_buffer("ring_size", torch.from_numpy(valid.sum(1)), persistent=False)
+            device = _ambient_device()
+            for name, value in (("ring", ring), ("ring_valid", valid), ("ring_size", valid.sum(1))):
+                self._exact[name] = torch.from_numpy(value)
+                self.register_buffer(name, self._exact[name].to(device), persistent=False)
         self.num_out = num_out
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        _restore_derived(self, self._exact)  # also after .to_empty(): the rings are constants of the level
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, None, self.level, "MeshPool")

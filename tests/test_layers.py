@@ -201,3 +201,68 @@ def test_empty_batch_gives_empty_output_with_gradients(make, v_in, v_out, thread
     assert x.grad.shape == x.shape
     for p in layer.parameters():
         assert p.grad is not None and p.grad.shape == p.shape and not p.grad.any()
+
+
+_MAKERS = {
+    "conv": (lambda: MeshConv(3, 4, 2), 162),
+    "stride2": (lambda: MeshConv(3, 4, 2, stride=2), 162),
+    "invariant": (lambda: MeshConv(3, 4, 2, orientation="invariant"), 162),
+    "transpose": (lambda: MeshConvTranspose(3, 4, 2), 42),
+    "pool": (lambda: MeshPool(2, "mean"), 162),
+}
+
+
+@pytest.mark.parametrize("workflow", ["built-on-meta", "moved-to-meta"])
+@pytest.mark.parametrize("kind", list(_MAKERS))
+def test_meta_device_then_to_empty_equals_a_normally_built_layer(kind, workflow):
+    """``with torch.device("meta")`` or ``.to("meta")``, then ``.to_empty(device="cpu")`` and the
+    weights: the operators are re-derived (not left uninitialised), identical to a fresh layer's."""
+    make, v_in = _MAKERS[kind]
+    torch.manual_seed(0)
+    reference = make()
+    if workflow == "built-on-meta":
+        with torch.device("meta"):
+            layer = make()
+        assert all(t.device.type == "meta" for t in (*layer.buffers(), *layer.parameters()))
+    else:
+        layer = make().to("meta")
+    layer = layer.to_empty(device="cpu")
+    layer.load_state_dict(reference.state_dict())
+    ours, theirs = dict(layer.named_buffers(remove_duplicate=False)), dict(reference.named_buffers(remove_duplicate=False))
+    assert ours.keys() == theirs.keys()
+    for name, buffer in ours.items():
+        assert buffer.device.type == "cpu" and buffer.dtype == theirs[name].dtype, name
+        assert torch.equal(buffer, theirs[name]), name
+    x = torch.randn(2, 3, v_in, requires_grad=True)
+    assert torch.equal(layer(x), reference(x))
+    layer(x).sum().backward()
+    if not isinstance(layer, MeshPool):  # reset_parameters works on the materialised layer
+        layer.reset_parameters()
+        assert layer(x).shape == reference(x).shape
+
+
+def test_meta_build_does_not_leak_meta_tensors_into_other_layers():
+    """Block indices are shared between layers with the same operator: one built under the meta
+    device must not hand its indices to a normally built one."""
+    with torch.device("meta"):
+        meta = MeshConv(3, 4, 3)
+    normal = MeshConv(3, 4, 3)
+    assert all(b.device.type == "cpu" for b in normal.buffers())
+    assert normal(torch.randn(2, 3, 642)).shape == (2, 4, 642)
+    assert all(b.device.type == "meta" for b in meta.buffers())
+
+
+def test_input_dtype_must_match_the_layer_like_conv1d():
+    for layer in (MeshConv(3, 4, 2), MeshConvTranspose(3, 4, 3), MeshConv(3, 4, 2, orientation="invariant")):
+        x = torch.randn(1, 3, icosphere(layer.in_level).num_vertices)
+        with pytest.raises(ValueError, match=r"input dtype torch\.float64 .* layer's dtype torch\.float32"):
+            layer(x.double())
+        with pytest.raises(ValueError, match=r"input dtype torch\.float32 .* layer's dtype torch\.float64"):
+            copy.deepcopy(layer).double()(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast does not cast float64 (nor does Conv1d)
+            with pytest.raises(ValueError, match="torch.float64"):
+                layer(x.double())
+            assert layer(x).dtype == torch.bfloat16  # float32 input under autocast: as documented
+        assert layer(x.bfloat16()).dtype == torch.bfloat16  # half-precision input: as documented
+        assert layer(x).dtype == torch.float32
+        assert copy.deepcopy(layer).double()(x.double()).dtype == torch.float64
