@@ -23,14 +23,18 @@ def constant_fields(nlat: int = NLAT, nlon: int = NLON) -> dict[str, np.ndarray]
     return {name: np.full((nlat, nlon), c + 1.0, np.float32) for c, name in enumerate(C.VARIABLES)}
 
 
-def write_raw(path, variables: dict[str, np.ndarray], lat, lon, time_dim: bool = True) -> None:
+def write_raw(path, variables: dict[str, np.ndarray], lat, lon, time_dim: bool = True,
+              units: tuple[str | None, str | None] = (None, None)) -> None:
     """A netCDF file with exactly the given variables (fields (1, lat, lon), LABELS (lat, lon))."""
     with netCDF4.Dataset(path, "w") as ds:
         ds.createDimension("time", 1)
         ds.createDimension("lat", len(lat))
         ds.createDimension("lon", len(lon))
-        ds.createVariable("lat", "f8", ("lat",))[:] = lat
-        ds.createVariable("lon", "f8", ("lon",))[:] = lon
+        for name, values, unit in (("lat", lat, units[0]), ("lon", lon, units[1])):
+            var = ds.createVariable(name, "f8", (name,))
+            var[:] = values
+            if unit is not None:
+                var.units = unit
         for name, values in variables.items():
             if name == "LABELS":
                 ds.createVariable(name, "i8", ("lat", "lon"))[:] = values
@@ -306,3 +310,142 @@ def test_cli_synth_and_check(tmp_path, capsys):
         b, lb = C.read_climatenet(nc, 2)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(la, lb)
+
+
+# ------------------------------------------------------------------- grid validation (issue 13)
+def _grid_case(tmp_path, name, lat, lon, units=(None, None)):
+    nlat, nlon = len(lat), len(lon)
+    variables = {**constant_fields(nlat, nlon), "LABELS": np.zeros((nlat, nlon), np.int64)}
+    write_raw(tmp_path / name, variables, lat, lon, units=units)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("case, message", [
+    ("regional", r"regional\.nc: not a global lat-lon grid"),
+    ("radian_values", r"radian_values\.nc: .*looks like radians"),
+    ("radian_units", r"radian_units\.nc: coordinate 'lat' is in radians"),
+    ("other_units", r"other_units\.nc: coordinate 'lon' has units 'm'"),
+    ("curvilinear", r"curvilinear\.nc: coordinate 'lat' is 2-D .*curvilinear"),
+])
+def test_bad_grids_are_file_errors_that_check_reports_and_skip_bad_skips(tmp_path, capsys, case, message):
+    lat, lon = grid()
+    if case == "regional":  # 20..60 N, 100..160 E
+        path = _grid_case(tmp_path, "regional.nc", np.linspace(20, 60, NLAT), np.linspace(100, 160, NLON))
+    elif case == "radian_values":
+        path = _grid_case(tmp_path, "radian_values.nc", np.deg2rad(lat), np.deg2rad(lon))
+    elif case == "radian_units":
+        path = _grid_case(tmp_path, "radian_units.nc", lat, lon, units=("radians", "degrees_east"))
+    elif case == "other_units":
+        path = _grid_case(tmp_path, "other_units.nc", lat, lon, units=("degrees_north", "m"))
+    else:
+        path = tmp_path / "curvilinear.nc"
+        with netCDF4.Dataset(path, "w") as ds:
+            ds.createDimension("y", NLAT)
+            ds.createDimension("x", NLON)
+            lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+            ds.createVariable("lat", "f8", ("y", "x"))[:] = lat2
+            ds.createVariable("lon", "f8", ("y", "x"))[:] = lon2
+            for name, values in _good_variables().items():
+                ds.createVariable(name, "i8" if name == "LABELS" else "f4", ("y", "x"))[:] = values
+    with pytest.raises(C.ClimateFileError, match=message):
+        C.read_latlon(path)
+    with pytest.raises(SystemExit, match="1 bad files"):
+        C.main(["check", str(path)])
+    assert "BAD" in capsys.readouterr().out
+    good = tmp_path / "good.nc"
+    C.write_climatenet(good, constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
+    ds = C.ClimateNetDataset([good, path], 2, skip_bad=True, log=lambda msg: None)
+    assert ds.files == [good] and ds.bad_files[0][0] == str(path)
+
+
+def test_descending_longitude_and_duplicate_column_as_regrid_supports(tmp_path):
+    lat, lon = grid()
+    fields = constant_fields()
+    lon2d = np.ones(NLAT)[:, None] * np.cos(np.deg2rad(lon))[None, :]
+    fields["TS"] = (280 + 10 * lon2d).astype(np.float32)
+    labels = np.zeros((NLAT, NLON), np.int64)
+    C.write_climatenet(tmp_path / "ref.nc", fields, labels, lat, lon)
+    ref, _ = C.read_climatenet(tmp_path / "ref.nc", 2)
+    flipped = {k: v[:, ::-1] for k, v in fields.items()}
+    C.write_climatenet(tmp_path / "desc.nc", flipped, labels, lat, lon[::-1])
+    dup = {k: np.concatenate([v, v[:, :1]], axis=1) for k, v in fields.items()}
+    lon_dup = np.append(lon, 360.0)
+    C.write_climatenet(tmp_path / "dup.nc", dup, np.zeros((NLAT, NLON + 1), np.int64), lat, lon_dup)
+    for name in ("desc.nc", "dup.nc"):
+        data, _ = C.read_climatenet(tmp_path / name, 2)
+        np.testing.assert_allclose(data, ref, rtol=1e-6, atol=1e-4)
+        x, _ = C.ClimateNetDataset([tmp_path / name], 2, grid="latlon")[0]  # planar view: canonical grid
+        np.testing.assert_array_equal(x.numpy(), C.ClimateNetDataset([tmp_path / "ref.nc"], 2, grid="latlon")[0][0])
+
+
+def test_folder_named_like_a_file_and_missing_netcdf4(tmp_path, monkeypatch):
+    (tmp_path / "x.nc").mkdir()
+    with pytest.raises(C.ClimateFileError, match=r"x\.nc: is a folder"):
+        C.read_latlon(tmp_path / "x.nc")
+    with pytest.raises(C.ClimateFileError, match=r"x\.nc: is a folder"):
+        C.ClimateNetDataset([tmp_path / "x.nc"], 2).raw(0)
+    lat, lon = grid()
+    C.write_climatenet(tmp_path / "a.nc", constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
+    monkeypatch.setitem(__import__("sys").modules, "netCDF4", None)
+    with pytest.raises(ImportError, match=r"pip install 'meshcnn\[climate\]'"):
+        C.read_latlon(tmp_path / "a.nc")
+    with pytest.raises(ImportError, match=r"meshcnn\[climate\]"):
+        C.write_climatenet(tmp_path / "b.nc", constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
+
+
+def test_sample_cache_checksum_mismatch_is_recomputed_with_a_warning(tmp_path, monkeypatch):
+    lat, lon = grid()
+    src = tmp_path / "s.nc"
+    C.write_climatenet(src, constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
+    ds = C.ClimateNetDataset([src], 2, cache_dir=tmp_path / "cache")
+    first = ds.raw(0)[0].copy()
+    (cache,) = (tmp_path / "cache").glob("*.npz")
+    with np.load(cache, allow_pickle=False) as f:
+        assert "checksum" in f.files
+    # a well-formed archive (its zip CRCs are right) whose data no longer match its checksum
+    with np.load(cache, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["data"] = arrays["data"].copy()
+    arrays["data"][3, 5] += 1.0
+    np.savez(cache, **arrays)
+    calls = []
+    real = C.read_latlon
+    monkeypatch.setattr(C, "read_latlon", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.warns(UserWarning, match=r"cache file .*\.npz fails its checksum"):
+        np.testing.assert_array_equal(ds.raw(0)[0], first)
+    assert calls == [1]
+    np.testing.assert_array_equal(ds.raw(0)[0], first)  # rewritten: served from the cache again
+    assert calls == [1]
+
+
+# ------------------------------------------------------------------- synth folders (issue 13)
+def test_synth_refuses_a_non_empty_folder_and_overwrite_removes_exactly_its_files(tmp_path, capsys):
+    out = tmp_path / "s"
+    C.main(["synth", "--out", str(out), "--num", "3", "--nlat", "19", "--nlon", "24"])
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not empty.*--overwrite"):
+        C.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24"])
+    assert len(list(out.glob("*.nc"))) == 3
+    C.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24", "--overwrite"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["notes.txt", "synth.json", "data-2000-01-01-01-1_0.nc", "data-2000-01-03-01-1_1.nc"])
+    # a stale sample file that synth.json does not list is not used by the dataset
+    import shutil
+
+    shutil.copy(out / "data-2000-01-01-01-1_0.nc", out / "data-1999-12-31-01-1_7.nc")
+    with pytest.warns(UserWarning, match="ignoring 1 other sample files"):
+        files = C.find_files(out)
+    assert [f.name for f in files] == ["data-2000-01-01-01-1_0.nc", "data-2000-01-03-01-1_1.nc"]
+
+
+def test_verify_coarse_grid_and_missing_summary(tmp_path, capsys):
+    out = tmp_path / "coarse"
+    C.generate_synthetic(out, num=2, nlat=48, nlon=72, seed=0, progress=False)
+    report = C.verify_synthetic(out, progress=False)
+    assert report["num_files"] == 2 and np.isfinite(report["tc_pressure_drop_hpa"])
+    C.generate_synthetic(tmp_path / "tiny", num=1, nlat=3, nlon=4, seed=0, progress=False)
+    assert C.verify_synthetic(tmp_path / "tiny", progress=False)["num_files"] == 1
+    with pytest.raises(FileNotFoundError, match=r"synth\.json: not found.*synth --out"):
+        C.verify_synthetic(tmp_path, progress=False)
+    with pytest.raises(SystemExit, match=r"verify: .*synth\.json: not found"):
+        C.main(["verify", str(tmp_path)])

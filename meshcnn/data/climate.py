@@ -23,7 +23,7 @@ Conventions
 
 Command line::
 
-    python -m meshcnn.data.climate synth --out DIR --num 200 --nlat 192 --nlon 288 --seed 0
+    python -m meshcnn.data.climate synth --out DIR --num 200 --nlat 192 --nlon 288 --seed 0 [--overwrite]
     python -m meshcnn.data.climate verify DIR        # measured TC rotation, AR shape, class balance
     python -m meshcnn.data.climate check FILE_OR_DIR ...
     python -m meshcnn.data.climate to-ugscnn --data DIR --out DIR --level 5
@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -46,7 +47,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..io import atomic_write, save_npz
-from ..mesh import check_level, icosphere, num_vertices_at
+from ..mesh import _checksum, check_level, icosphere, num_vertices_at
 
 __all__ = [
     "VARIABLES", "NORTHWARD_VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError",
@@ -88,7 +89,7 @@ UNITS: dict[str, tuple[str, str]] = {
     "Z200": ("m", "geopotential Z at 200 mbar pressure surface"),
     "ZBOT": ("m", "lowest model level height"),
 }
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: sample caches carry a SHA-256 checksum
 
 
 class ClimateFileError(ValueError):
@@ -104,19 +105,55 @@ class ClimateFileError(ValueError):
 # ---------------------------------------------------------------------------------------------
 def _check_axis(path: str | os.PathLike, name: str, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 2 and min(values.shape) > 1:
+        raise ClimateFileError(
+            path, f"coordinate {name!r} is 2-D {values.shape} (a curvilinear grid); the reader needs a regular "
+            "lat-lon grid with 1-D 'lat' and 'lon' coordinates in degrees: regrid the file to one first")
     if values.ndim != 1 or len(values) < 2:
         raise ClimateFileError(path, f"coordinate {name!r} must be 1-D with at least 2 points, got shape {values.shape}")
     if not np.all(np.isfinite(values)):
         raise ClimateFileError(path, f"coordinate {name!r} contains NaN or Inf")
     step = np.diff(values)
-    if not (np.all(step > 0) or (name == "lat" and np.all(step < 0))):
-        order = "strictly increasing or decreasing" if name == "lat" else "strictly increasing"
-        raise ClimateFileError(path, f"coordinate {name!r} is not monotonic ({order} expected)")
+    if not (np.all(step > 0) or np.all(step < 0)):
+        raise ClimateFileError(path, f"coordinate {name!r} is not monotonic (strictly increasing or decreasing expected)")
     if name == "lat" and (values.min() < -90 - 1e-6 or values.max() > 90 + 1e-6):
         raise ClimateFileError(path, f"latitude outside [-90, 90] degrees: {values.min()}..{values.max()}")
-    if name == "lon" and values[-1] - values[0] >= 360:
-        raise ClimateFileError(path, f"longitude spans {values[-1] - values[0]} >= 360 degrees (duplicate column?)")
+    if name == "lon" and abs(values[-1] - values[0]) > 360 + 1e-9:
+        raise ClimateFileError(path, f"longitude spans {abs(values[-1] - values[0])} > 360 degrees")
     return values
+
+
+_DEGREE_UNITS = re.compile(r"^\s*(deg|degree|degrees)(_?(north|east|n|e))?\s*$", re.IGNORECASE)
+
+
+def _check_units(path: str | os.PathLike, name: str, var: Any) -> None:
+    """A coordinate's ``units`` attribute, where present, must be degrees (CF: ``degrees_north``/``degrees_east``)."""
+    units = getattr(var, "units", None)
+    if units is None:
+        return
+    units = units.decode("latin-1") if isinstance(units, bytes) else str(units)
+    if not units.strip():
+        return
+    if "rad" in units.lower():
+        raise ClimateFileError(path, f"coordinate {name!r} is in radians (units {units!r}); degrees expected")
+    if not _DEGREE_UNITS.match(units):
+        raise ClimateFileError(path, f"coordinate {name!r} has units {units!r}; degrees expected "
+                               f"({'degrees_north' if name == 'lat' else 'degrees_east'})")
+
+
+def _check_global(path: str | os.PathLike, lat: np.ndarray, lon: np.ndarray) -> None:
+    """The grid must cover the sphere in degrees, as :mod:`meshcnn.regrid` needs (checked here so that
+    the error names the file and happens when the file is read, not when it is regridded)."""
+    from .. import regrid
+
+    if np.abs(lat).max() <= np.pi / 2 + 1e-9 and np.ptp(lon) <= 2 * np.pi + 1e-9:
+        raise ClimateFileError(
+            path, f"the grid spans only lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}: "
+            "it looks like radians (degrees expected), or it is not global")
+    try:
+        regrid.grid_cell_areas(lat, lon)  # validates: global coverage, monotonic, degrees
+    except ValueError as exc:
+        raise ClimateFileError(path, f"not a global lat-lon grid in degrees ({exc})") from None
 
 
 def _squeeze_time(path: str | os.PathLike, name: str, array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -129,6 +166,26 @@ def _squeeze_time(path: str | os.PathLike, name: str, array: np.ndarray, shape: 
             path, f"variable {name!r} has shape {array.shape} but the (lat, lon) grid is {shape}"
             " (the reader expects one time step per file)")
     return array
+
+
+def _netcdf4() -> Any:
+    """The netCDF4 module, or an ImportError that names the optional extra."""
+    try:
+        import netCDF4
+    except ImportError as exc:
+        raise ImportError("reading ClimateNet netCDF files needs netCDF4; install the optional extra: "
+                          "pip install 'meshcnn[climate]'") from exc
+    return netCDF4
+
+
+def _existing_file(path: str | os.PathLike, what: str = "ClimateNet file") -> Path:
+    """``Path(path)`` if it is a file; ``FileNotFoundError`` if nothing is there, ``ClimateFileError`` for a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise ClimateFileError(path, f"is a folder, not a {what}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    return path
 
 
 def read_latlon(path: str | os.PathLike, *, labels: bool = True
@@ -146,17 +203,19 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
     FileNotFoundError
         The file does not exist.
     ClimateFileError (a ValueError)
-        Unreadable file, missing variables (all named), NaN/Inf in a field (named),
-        labels outside {0, 1, 2}, a non-monotonic grid or mismatched shapes.
+        Unreadable file (or a folder), missing variables (all named), NaN/Inf in a field
+        (named), labels outside {0, 1, 2}, a non-monotonic or 2-D (curvilinear) grid, a grid
+        that does not cover the globe or is not in degrees (``units`` attributes, where
+        present, must be degrees), or mismatched shapes. Latitude and longitude may be
+        ascending or descending; a duplicated periodic longitude column (0 and 360) is allowed.
+    ImportError
+        netCDF4 is not installed (the message names the extra ``meshcnn[climate]``).
     """
-    import netCDF4
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such ClimateNet file")
+    path = _existing_file(path)
+    netCDF4 = _netcdf4()
     try:
         ds = netCDF4.Dataset(path, "r")
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
     try:
         ds.set_auto_mask(False)
@@ -165,8 +224,11 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
         missing = [v for v in wanted + ["lat", "lon"] if v not in names]
         if missing:
             raise ClimateFileError(path, f"missing variables: {', '.join(missing)}")
+        _check_units(path, "lat", ds["lat"])
+        _check_units(path, "lon", ds["lon"])
         lat = _check_axis(path, "lat", ds["lat"][:])
         lon = _check_axis(path, "lon", ds["lon"][:])
+        _check_global(path, lat, lon)
         shape = (len(lat), len(lon))
         fields = np.empty((len(VARIABLES),) + shape, dtype=np.float32)
         for c, name in enumerate(VARIABLES):
@@ -190,10 +252,16 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
                 raise ClimateFileError(
                     path, f"variable 'LABELS' has values outside {{0, 1, 2}}: {values.tolist()}")
             label_map = raw.astype(np.int64)
-    except (OSError, RuntimeError, IndexError, KeyError) as exc:
-        raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
+    except ClimateFileError:
+        raise
+    except (OSError, RuntimeError, IndexError, KeyError, ValueError, TypeError, UnicodeError, OverflowError,
+            MemoryError) as exc:  # a damaged file fails inside netCDF4/HDF5 in many ways
+        raise ClimateFileError(path, f"unreadable netCDF file ({type(exc).__name__}: {exc})") from exc
     finally:
-        ds.close()
+        try:
+            ds.close()
+        except (OSError, RuntimeError):
+            pass  # nothing was written; the read above already succeeded or raised
     return fields, label_map, lat, lon
 
 
@@ -233,9 +301,7 @@ def read_ugscnn(path: str | os.PathLike, level: int = 5) -> tuple[np.ndarray, np
     Returns ``(data float32 (16, V), labels int64 (V,))`` like :func:`read_climatenet`.
     UGSCNN's files are on level 5; ``level`` must match the file's vertex count.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such UGSCNN sample file")
+    path = _existing_file(path, "UGSCNN sample file")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("data", "labels") if k not in f.files]
@@ -269,14 +335,52 @@ def write_ugscnn(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray) 
 # ---------------------------------------------------------------------------------------------
 # files and splits
 # ---------------------------------------------------------------------------------------------
+def synth_listed_files(folder: str | os.PathLike) -> list[Path] | None:
+    """The files that ``synth`` wrote into ``folder``, as its ``synth.json`` lists them (``None`` without one).
+
+    Raises :class:`ClimateFileError` naming ``synth.json`` if it is unreadable or
+    malformed (a listed name that is not a plain file name included).
+    """
+    summary = Path(folder) / "synth.json"
+    if not summary.is_file():
+        return None
+    try:
+        with open(summary, encoding="utf-8") as f:
+            records = json.load(f)["files"]
+        names = [r["file"] for r in records]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClimateFileError(summary, f"unreadable synthetic-set description ({type(exc).__name__}: {exc})") from exc
+    bad = [n for n in names if not isinstance(n, str) or not n or Path(n).name != n or n in (".", "..")]
+    if bad:
+        raise ClimateFileError(summary, f"lists names that are not plain file names: {bad[:3]}")
+    return [Path(folder) / n for n in names]
+
+
 def find_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Sorted ``.nc``/``.npz`` sample files from files and folders (folders are not recursed)."""
+    """Sorted ``.nc``/``.npz`` sample files from files and folders (folders are not recursed).
+
+    A folder with a ``synth.json`` (written by ``synth``) gives exactly the files it
+    lists (``FileNotFoundError`` naming it if one is missing); other sample files in
+    that folder are left out, with a warning.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix in (".nc", ".npz") and not q.name.startswith("."))
+            found = sorted(q for q in p.iterdir() if q.suffix in (".nc", ".npz") and not q.name.startswith("."))
+            listed = synth_listed_files(p)
+            if listed is not None:
+                missing = [str(q) for q in listed if not q.exists()]
+                if missing:
+                    raise FileNotFoundError(f"{p / 'synth.json'}: {len(missing)} listed files do not exist, "
+                                            f"e.g. {missing[:3]}")
+                extra = sorted(set(found) - set(listed))
+                if extra:
+                    warnings.warn(f"{p}: using the {len(listed)} files that synth.json lists; ignoring "
+                                  f"{len(extra)} other sample files there, e.g. {extra[0].name}", stacklevel=2)
+                found = sorted(listed)
+            out += found
         elif p.exists():
             out.append(p)
         else:
@@ -360,6 +464,24 @@ class LatLonGrid:
                 and np.allclose(self.lon, other.lon))
 
 
+def _load_cache(cache: Path, source: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a sample cache file, or ``None`` (with a warning naming it) if it is unreadable,
+    incomplete or fails its SHA-256 checksum; the caller then re-reads ``source``."""
+    try:
+        with np.load(cache, allow_pickle=False) as f:
+            sample = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"cache file {cache} unreadable ({exc}); re-reading {source}", stacklevel=3)
+        return None
+    checksum = sample.pop("checksum", None)
+    if checksum is None or checksum.shape != () or str(checksum) != _checksum(sample) \
+            or not {"data", "labels"} <= set(sample):
+        warnings.warn(f"cache file {cache} fails its checksum (corrupt or incomplete); re-reading {source}",
+                      stacklevel=3)
+        return None
+    return sample
+
+
 def _as_stats(stats: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
     if stats is None:
         return None
@@ -384,9 +506,12 @@ class ClimateNetDataset(Dataset):
         :math:`(x_c - \mu_c) / \sigma_c` per channel.
     grid : ``"mesh"`` -> ``data`` float32 ``(16, V)``, ``labels`` int64 ``(V,)``;
         ``"latlon"`` -> ``(16, nlat, nlon)`` and ``(nlat, nlon)`` on the files' own grid
-        with latitude ascending (for planar baselines; netCDF files only, one shared grid).
+        with latitude and longitude ascending and without a duplicated periodic longitude
+        column (for planar baselines; netCDF files only, one shared grid).
     cache_dir : folder for ``.npz`` copies of regridded samples, keyed by file path,
-        size, modification time, level and grid (a changed source file is re-read).
+        size, modification time, level and grid (a changed source file is re-read), each
+        with a SHA-256 checksum of its arrays: a cache file that is unreadable or fails the
+        checksum is re-read from the source file, with a warning naming it.
     skip_bad : read every file once now (through the cache) and drop, with a log
         message, those that fail; they are listed in :attr:`bad_files`. Without it a
         bad file raises :class:`ClimateFileError` naming it when it is read.
@@ -455,26 +580,24 @@ class ClimateNetDataset(Dataset):
             return {"data": data, "labels": mesh_labels}
         if lat[0] > lat[-1]:
             fields, labels, lat = fields[:, ::-1], labels[::-1], lat[::-1]
+        if lon[0] > lon[-1]:  # longitude ascending too
+            fields, labels, lon = fields[..., ::-1], labels[:, ::-1], lon[::-1]
+        if np.isclose(lon[-1] - lon[0], 360.0, rtol=0, atol=1e-6):  # drop a duplicated periodic column
+            fields, labels, lon = fields[..., :-1], labels[:, :-1], lon[:-1]
         return {"data": np.ascontiguousarray(fields), "labels": np.ascontiguousarray(labels),
                 "lat": np.ascontiguousarray(lat), "lon": lon}
 
     def raw_file(self, path: str | os.PathLike) -> dict[str, np.ndarray]:
         """Un-normalized arrays of one file (``data``, ``labels``; ``lat``/``lon`` on the lat-lon grid)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such ClimateNet file")
+        path = _existing_file(path)
         cache = self._cache_path(path)
         sample = None
         if cache is not None and cache.is_file():
-            try:
-                with np.load(cache, allow_pickle=False) as f:
-                    sample = {k: f[k] for k in f.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                warnings.warn(f"cache file {cache} unreadable ({exc}); re-reading {path}", stacklevel=2)
+            sample = _load_cache(cache, path)
         if sample is None:
             sample = self._read(path)
             if cache is not None:
-                save_npz(cache, **sample)
+                save_npz(cache, checksum=np.array(_checksum(sample)), **sample)
         if self.grid == "latlon":
             grid = LatLonGrid(sample["lat"], sample["lon"])
             if self.latlon_grid is None:
@@ -583,7 +706,11 @@ def class_weights(class_fraction: Sequence[float], power: float = 1.0) -> torch.
 def _cmd_synth(args: argparse.Namespace) -> None:
     from .climate_synth import generate_synthetic
 
-    files = generate_synthetic(args.out, args.num, args.nlat, args.nlon, args.seed, workers=args.workers)
+    try:
+        files = generate_synthetic(args.out, args.num, args.nlat, args.nlon, args.seed, workers=args.workers,
+                                   overwrite=args.overwrite)
+    except (FileExistsError, ClimateFileError) as exc:
+        raise SystemExit(f"synth: {exc}") from None
     with open(Path(args.out) / "synth.json") as f:
         summary = json.load(f)
     frac = summary["class_fraction_mean"]
@@ -595,7 +722,10 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 def _cmd_verify(args: argparse.Namespace) -> None:
     from .climate_synth import verify_synthetic
 
-    report = verify_synthetic(args.folder)
+    try:
+        report = verify_synthetic(args.folder)
+    except (FileNotFoundError, ClimateFileError) as exc:
+        raise SystemExit(f"verify: {exc}") from None
     print(json.dumps(report, indent=2))
 
 
@@ -642,6 +772,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--nlon", type=int, default=288, help="longitudes from 0 (real data: 1152)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty folder, first removing exactly the files a previous 'synth' "
+                        "wrote there (as its synth.json lists them); without it a non-empty folder is refused")
     p.set_defaults(func=_cmd_synth)
     p = sub.add_parser("verify", help="measure the physics of a synthetic set (TC rotation, AR shape, balance)")
     p.add_argument("folder", help="folder written by 'synth'")

@@ -21,9 +21,10 @@ import numpy as np
 
 from ..io import atomic_write, save_json
 from ..mesh import EARTH_RADIUS_KM
-from .climate import NUM_CLASSES, UNITS, VARIABLES, read_latlon
+from .climate import NUM_CLASSES, UNITS, VARIABLES, ClimateFileError, _netcdf4, read_latlon, synth_listed_files
 
-__all__ = ["synthesize_sample", "write_climatenet", "default_grid", "generate_synthetic", "verify_synthetic"]
+__all__ = ["synthesize_sample", "write_climatenet", "default_grid", "generate_synthetic", "remove_synthetic",
+           "verify_synthetic"]
 
 _OMEGA = 7.292e-5      # Earth's rotation rate, 1/s
 _G = 9.81              # m/s^2
@@ -354,28 +355,30 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     """Write one time step in the ClimateNet netCDF layout (atomically).
 
     Fields as ``float32 (time=1, lat, lon)`` with CAM5 units, ``LABELS`` as
-    ``int64 (lat, lon)``, coordinates ``lat``/``lon`` in degrees and ``time``.
+    ``int64 (lat, lon)``, coordinates ``lat``/``lon`` in degrees and ``time``. Every
+    variable carries an HDF5 Fletcher-32 checksum, so a damaged file fails to read
+    (:class:`ClimateFileError`) instead of giving wrong values.
     """
-    import netCDF4
+    netCDF4 = _netcdf4()
 
     ds = netCDF4.Dataset("inmemory.nc", "w", format="NETCDF4", memory=1 << 20)
     ds.createDimension("time", 1)
     ds.createDimension("lat", len(lat))
     ds.createDimension("lon", len(lon))
-    v = ds.createVariable("lat", "f8", ("lat",))
+    v = ds.createVariable("lat", "f8", ("lat",), fletcher32=True)
     v[:] = lat
     v.units, v.long_name = "degrees_north", "latitude"
-    v = ds.createVariable("lon", "f8", ("lon",))
+    v = ds.createVariable("lon", "f8", ("lon",), fletcher32=True)
     v[:] = lon
     v.units, v.long_name = "degrees_east", "longitude"
-    v = ds.createVariable("time", "f8", ("time",))
+    v = ds.createVariable("time", "f8", ("time",), fletcher32=True)
     v.units, v.calendar = "days since 2000-01-01 00:00:00", "noleap"
     v[:] = (date - _dt.date(2000, 1, 1)).days if date is not None else 0.0
     for name in VARIABLES:
-        v = ds.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True, complevel=1)
+        v = ds.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True, complevel=1, fletcher32=True)
         v.units, v.long_name = UNITS[name]
         v[0] = fields[name]
-    v = ds.createVariable("LABELS", "i8", ("lat", "lon"), zlib=True, complevel=1)
+    v = ds.createVariable("LABELS", "i8", ("lat", "lon"), zlib=True, complevel=1, fletcher32=True)
     v.long_name = "0 background, 1 tropical cyclone, 2 atmospheric river"
     v[:] = labels
     for key, value in (attrs or {}).items():
@@ -405,16 +408,46 @@ def _synth_one(args: tuple[int, int, int, int, str]) -> dict[str, Any]:
     return {"file": name, "class_fraction": frac.tolist(), **events}
 
 
+def remove_synthetic(out: str | os.PathLike) -> list[Path]:
+    """Remove exactly the files a previous :func:`generate_synthetic` wrote into ``out`` (as its
+    ``synth.json`` lists them) and ``synth.json`` itself; other files are kept. Returns the removed paths."""
+    out = Path(out)
+    listed = synth_listed_files(out)
+    if listed is None:
+        return []
+    removed = []
+    for path in listed + [out / "synth.json"]:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, nlon: int = 288, seed: int = 0,
-                       progress: bool = True, workers: int = 1) -> list[Path]:
+                       progress: bool = True, workers: int = 1, overwrite: bool = False) -> list[Path]:
     """Write ``num`` synthetic ClimateNet files ``data-YYYY-MM-DD-01-1_<i>.nc`` (2 days apart from
     2000-01-01, so a set covers the seasons) and ``synth.json`` describing every event.
-    Deterministic for ``seed``; file ``i`` depends only on ``(seed, i, nlat, nlon)``."""
+    Deterministic for ``seed``; file ``i`` depends only on ``(seed, i, nlat, nlon)``.
+
+    ``out`` must be empty or new (``FileExistsError`` otherwise), so that no stale
+    files mix with the new set; ``overwrite=True`` first removes exactly the files a
+    previous call wrote there (:func:`remove_synthetic`, from its ``synth.json``).
+    """
     from tqdm import tqdm
 
     if num < 1:
         raise ValueError(f"num must be positive, got {num}")
+    default_grid(nlat, nlon)  # validates the size
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if overwrite:
+        remove_synthetic(out)
+    elif out.is_dir() and any(out.iterdir()):
+        entries = sorted(p.name for p in out.iterdir())
+        raise FileExistsError(
+            f"{out}: output folder is not empty ({len(entries)} entries, e.g. {entries[0]!r}); choose an empty "
+            "folder, or pass --overwrite (overwrite=True) to replace the files of a previous synthetic set")
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(seed, i, nlat, nlon, str(out)) for i in range(num)]
     if workers > 1:
@@ -447,7 +480,7 @@ def ensure_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, nl
         with open(summary) as f:
             if {k: v for k, v in json.load(f).items() if k in wanted} == wanted:
                 return False
-    generate_synthetic(out, num, nlat, nlon, seed, progress=progress, workers=workers)
+    generate_synthetic(out, num, nlat, nlon, seed, progress=progress, workers=workers, overwrite=summary.is_file())
     return True
 
 
@@ -493,6 +526,12 @@ def _region_shapes(mask: np.ndarray, grid: _Grid, max_points: int = 400) -> list
     return shapes
 
 
+def _nanmean(values: list[float]) -> float:
+    """Mean of the finite values, NaN (without a warning) if there are none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     r"""Measure, from the files themselves, that a synthetic set has the intended physics.
 
@@ -513,12 +552,27 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
       (length = largest extent, width = area / length; touching rivers merge into one
       region); ``tmq_ar_over_background``: mean TMQ on AR labels over mean
       TMQ of background points at 20-60 degrees.
+
+    Any grid :func:`generate_synthetic` accepts works: on a grid coarser than the
+    300 km TC core the nearest grid point stands for the core, and a measure that
+    has no points to measure on is NaN. ``FileNotFoundError`` (naming it) without
+    ``synth.json``; :class:`ClimateFileError` for a malformed one or a bad file.
     """
     from tqdm import tqdm
 
     folder = Path(folder)
-    with open(folder / "synth.json") as f:
-        summary = json.load(f)
+    summary_path = folder / "synth.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: not found; verify measures a set written by "
+                                f"'python -m meshcnn.data.climate synth --out {folder}'")
+    try:
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        for record in summary["files"]:
+            record["file"], record["tropical_cyclones"], record["atmospheric_rivers"]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClimateFileError(summary_path, f"unreadable synthetic-set description ({type(exc).__name__}: {exc})"
+                               ) from exc
     area_counts = np.zeros(NUM_CLASSES)
     vort = {"N": [], "S": []}
     warm, drop, tc_lats = [], [], []
@@ -537,18 +591,21 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         zeta = dvdx - dudy
         for tc in record["tropical_cyclones"]:
             r = grid.distance_km(_unit(np.deg2rad(tc["lat"]), np.deg2rad(tc["lon"])))
-            core, ring = r < 300, (r > 1500) & (r < 2000)
+            # the core: within 300 km, or the nearest grid point(s) on a grid coarser than that
+            core, ring = r <= max(300.0, float(r.min())), (r > 1500) & (r < 2000)
             vort[tc["hemisphere"]].append(float(zeta[core].mean()))
             t500, psl = fields[VARIABLES.index("T500")], fields[VARIABLES.index("PSL")]
-            warm.append(float(t500[r < 150].mean() - t500[ring].mean()) if np.any(r < 150) else float("nan"))
-            drop.append(float(psl[ring].mean() - psl[core].min()) / 100)
+            warm.append(float(t500[r < 150].mean() - t500[ring].mean())
+                        if np.any(r < 150) and np.any(ring) else float("nan"))
+            drop.append(float(psl[ring].mean() - psl[core].min()) / 100 if np.any(ring) else float("nan"))
             tc_lats.append(abs(tc["lat"]))
         tmq = fields[VARIABLES.index("TMQ")]
         band = (np.abs(grid.lat_deg)[:, None] > 20) & (np.abs(grid.lat_deg)[:, None] < 60) & np.ones(len(lon), bool)
         if np.any(labels == 2):
             tmq_ar.append(float(tmq[labels == 2].mean()))
             ar_shapes += _region_shapes(labels == 2, grid)
-        tmq_bg.append(float(tmq[band & (labels == 0)].mean()))
+        if np.any(band & (labels == 0)):
+            tmq_bg.append(float(tmq[band & (labels == 0)].mean()))
     ars = [a for r in summary["files"] for a in r["atmospheric_rivers"]]
     signs = [z > 0 for z in vort["N"]] + [z < 0 for z in vort["S"]]
     return {
@@ -558,8 +615,8 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         "tc_cyclonic_fraction": float(np.mean(signs)) if signs else float("nan"),
         "tc_mean_vorticity_north": float(np.mean(vort["N"])) if vort["N"] else float("nan"),
         "tc_mean_vorticity_south": float(np.mean(vort["S"])) if vort["S"] else float("nan"),
-        "tc_warm_core_k": float(np.nanmean(warm)) if warm else float("nan"),
-        "tc_pressure_drop_hpa": float(np.mean(drop)) if drop else float("nan"),
+        "tc_warm_core_k": _nanmean(warm),
+        "tc_pressure_drop_hpa": _nanmean(drop),
         "tc_abs_lat_range": [float(min(tc_lats)), float(max(tc_lats))] if tc_lats else [],
         "num_ar": len(ars),
         "ar_length_km": [min(a["length_km"] for a in ars), max(a["length_km"] for a in ars)] if ars else [],
@@ -568,7 +625,7 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         "ar_polar_fraction": float(np.mean([a["max_abs_lat"] > 60 for a in ars])) if ars else float("nan"),
         "ar_poleward_fraction": float(np.mean([abs(a["end_lat"]) > abs(a["start_lat"]) and a["end_lat"] * a["start_lat"] > 0
                                                for a in ars])) if ars else float("nan"),
-        "tmq_ar_over_background": float(np.mean(tmq_ar) / np.mean(tmq_bg)) if tmq_ar else float("nan"),
+        "tmq_ar_over_background": float(np.mean(tmq_ar) / np.mean(tmq_bg)) if tmq_ar and tmq_bg else float("nan"),
         "ar_label_regions": len(ar_shapes),
         "ar_label_length_km_p10_p50_p90": np.percentile([a for a, _ in ar_shapes], [10, 50, 90]).round(0).tolist()
         if ar_shapes else [],
