@@ -181,3 +181,25 @@ def test_train_on_ugscnn_folder_with_split_lists(tiny_data, tmp_path):
     listed = C.read_split_list(tmp_path / "ugscnn" / "train_split.txt")
     assert [Path(f).name for f in extra["splits"]["train"]] == [f.name for f in listed]
     assert all(f.endswith(".npz") for f in extra["splits"]["train"]) and "spherical model on level 2" in log
+
+
+@pytest.mark.parametrize("orientation,flipped", [("poleward", ["V850", "VBOT"]), ("invariant", [])])
+def test_train_with_orientation_stores_it_and_flips_the_meridional_winds(tiny_data, tmp_path, orientation, flipped):
+    log = train(tiny_data, tmp_path / "run", "--epochs", "1", "--orientation", orientation)
+    config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["extra"]["config"]
+    assert config["orientation"] == orientation
+    assert [C.VARIABLES[c] for c in config["flip_channels"]] == flipped
+    model = segmentation.build_model(config)
+    assert model.orientation == orientation and model.flip_channels == tuple(config["flip_channels"])
+    model.load_state_dict(params(tmp_path / "run"))  # the level and orientation stored per layer match
+    assert f"({orientation}, hemisphere flip of {flipped or 'nothing'})" in log
+
+
+def test_orientation_study_tiny(tmp_path):
+    out = run([sys.executable, str(SCRIPTS / "orientation_study.py"), "--out", str(tmp_path / "study"), "--num", "6",
+               "--nlat", "19", "--nlon", "24", "--level", "2", "--width", "4", "--epochs", "1",
+               "--orientation", "fixed", "poleward", "--seed", "1", "--no-progress"], timeout=300)
+    result = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert [line.split(" | ")[0] for line in result["table"][2:]] == ["| fixed", "| poleward"]
+    assert all(line.endswith("| 1 |") for line in result["table"][2:]) and "TC IoU, south" in out
+    assert (tmp_path / "study" / "poleward_s1" / "eval" / "test_metrics.json").is_file()
