@@ -158,6 +158,7 @@ def check_mesh(mesh, name: str | None = None) -> None:
         raise ValueError(f"{name}: degenerate mesh: {bad} vertices with NaN or infinite coordinates")
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise ValueError(f"{name}: face index out of range 0..{len(vertices) - 1}")
+    vertices = vertices / _scale(vertices[np.unique(faces)])  # the test must not depend on the units
     tri = vertices[faces]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
     used = vertices[np.unique(faces)]
@@ -165,6 +166,13 @@ def check_mesh(mesh, name: str | None = None) -> None:
     singular = np.linalg.svd(centred, compute_uv=False)
     if not area > 0 or singular[0] == 0 or singular[-1] <= 1e-9 * singular[0]:
         raise ValueError(f"{name}: degenerate mesh: zero volume (all vertices on a plane or a line)")
+
+
+def _scale(vertices: np.ndarray) -> float:
+    """A power of two near the largest absolute coordinate (1 if all are 0): dividing by it is exact
+    and brings any shape, from 1e-300 to 1e300 units, to coordinates of order 1."""
+    largest = float(np.abs(vertices).max()) if vertices.size else 0.0
+    return 2.0 ** math.floor(math.log2(largest)) if largest > 0 else 1.0
 
 
 def normalize_mesh(mesh, rotation: np.ndarray | None = None, normalize: bool = True):
@@ -179,9 +187,13 @@ def normalize_mesh(mesh, rotation: np.ndarray | None = None, normalize: bool = T
 
     name = _name(mesh)
     check_mesh(mesh, name)
-    out = trimesh.Trimesh(vertices=np.asarray(mesh.vertices, dtype=np.float64),
-                          faces=np.asarray(mesh.faces, dtype=np.int64), process=False, validate=False)
-    out.update_faces(out.nondegenerate_faces())
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    scale = _scale(vertices[np.unique(faces)]) if normalize else 1.0
+    out = trimesh.Trimesh(vertices=vertices / scale, faces=faces, process=False, validate=False)
+    out.update_faces(out.nondegenerate_faces())  # trimesh's tolerance is absolute: hence the scaling
+    if len(out.faces) == 0:
+        raise ValueError(f"{name}: degenerate mesh: every triangle has zero area")
     out.remove_unreferenced_vertices()
     vertices = np.asarray(out.vertices, dtype=np.float64)
     if normalize:

@@ -112,9 +112,10 @@ def test_latlon_view_is_the_same_projection_on_a_grid(synth_root):
 def test_projection_cache_is_used_and_refreshed(synth_root, tmp_path, monkeypatch):
     data = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
     first = data[0][0]
-    cache = tmp_path / "v1_ico1" / "box" / "train" / "box_0001.npy"
+    cache = tmp_path / "v1_ico1" / "box" / "train" / "box_0001.npz"
     assert cache.is_file()
-    np.testing.assert_array_equal(np.load(cache, allow_pickle=False), first.numpy())
+    with np.load(cache, allow_pickle=False) as f:
+        np.testing.assert_array_equal(f["signal"], first.numpy())
 
     def no_projection(*args, **kwargs):
         raise AssertionError("re-projected a cached file")
@@ -127,7 +128,7 @@ def test_projection_cache_is_used_and_refreshed(synth_root, tmp_path, monkeypatc
     with pytest.raises(AssertionError, match="re-projected"):
         again[0]
     monkeypatch.undo()
-    np.save(cache, np.zeros((6, 10), np.float32))  # wrong shape: warned about and recomputed
+    np.savez(cache, signal=np.zeros((6, 10), np.float32))  # no checksum: warned about and recomputed
     with pytest.warns(UserWarning, match="recomputing"):
         np.testing.assert_array_equal(again[0][0].numpy(), first.numpy())
 
@@ -164,7 +165,8 @@ def test_cached_rotation_bank(synth_root, tmp_path):
         signals.append(data[0][0].numpy())
         np.testing.assert_allclose(signals[-1], project_mesh(read_off(data.files[0]), 1, data.rotation(0)), atol=1e-6)
     assert len({s.tobytes() for s in signals}) == 2
-    bank = np.load(tmp_path / "v1_ico1_rot2_seed0" / "box" / "train" / "box_0001.npy", allow_pickle=False)
+    with np.load(tmp_path / "v1_ico1_rot2_seed0" / "box" / "train" / "box_0001.npz", allow_pickle=False) as f:
+        bank = f["signal"]
     assert bank.shape == (2, 6, 42)
     with pytest.raises(ValueError, match="rotate=True"):
         ModelNet(synth_root, "train", 1, cache_rotations=2)
@@ -260,3 +262,57 @@ def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
     assert png.stat().st_size > 0
     with pytest.raises(ValueError, match="sphere"):
         _script("show_projection")["main"](["--data", str(synth_root), "--classes", "sphere"])
+
+
+# ------------------------------------------------------------------------------------ issue 13
+def test_projection_cache_with_a_flipped_byte_is_recomputed_with_a_warning(synth_root, tmp_path):
+    data = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
+    first = data[0][0].numpy().copy()
+    (cache,) = (tmp_path / "v1_ico1" / "box" / "train").glob("box_0001.*")
+    # a well-formed cache file (zip CRCs right) whose signal no longer matches its checksum
+    with np.load(cache, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["signal"] = arrays["signal"].copy()
+    arrays["signal"][0, 7] = np.nextafter(arrays["signal"][0, 7], np.float32(2))  # one bit
+    np.savez(cache, **arrays)
+    os.utime(cache, (os.stat(cache).st_atime, os.stat(data.files[0]).st_mtime + 10))
+    again = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"box_0001\.npz: projection cache fails its checksum"):
+        np.testing.assert_array_equal(again[0][0].numpy(), first)
+    with np.load(cache, allow_pickle=False) as f:  # rewritten
+        np.testing.assert_array_equal(f["signal"], first)
+
+
+def test_bom_and_geomview_header_variants(tmp_path):
+    reference = read_off(_write(tmp_path / "plain.off", "OFF\n4 4 0\n" + TETRA_V + TETRA_F))
+    (tmp_path / "bom.off").write_bytes(b"\xef\xbb\xbf" + ("OFF\n4 4 0\n" + TETRA_V + TETRA_F).encode())
+    coloured = "".join(line + " 0.5 0.5 0.5 1\n" for line in TETRA_V.splitlines())
+    _write(tmp_path / "coff.off", "COFF\n4 4 0\n" + coloured + TETRA_F)
+    normals = "".join(line + " 0 0 1\n" for line in TETRA_V.splitlines())
+    _write(tmp_path / "noff.off", "NOFF\n4 4 0\n" + normals + TETRA_F)
+    for name in ("bom.off", "coff.off", "noff.off"):
+        mesh = read_off(tmp_path / name)
+        np.testing.assert_array_equal(mesh.vertices, reference.vertices)
+        np.testing.assert_array_equal(mesh.faces, reference.faces)
+    _write(tmp_path / "four.off", "4OFF\n4 4 0\n" + TETRA_V + TETRA_F)
+    with pytest.raises(ValueError, match=r"four\.off: not an OFF file.*not supported"):
+        read_off(tmp_path / "four.off")
+    _write(tmp_path / "office.off", "OFFICE\n4 4 0\n" + TETRA_V + TETRA_F)
+    with pytest.raises(ValueError, match=r"office\.off: not an OFF file"):
+        read_off(tmp_path / "office.off")
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-200, 1e200])
+def test_shapes_in_tiny_or_huge_units_project_like_unit_ones(tmp_path, scale):
+    import trimesh
+
+    from meshcnn.project import normalize_mesh
+
+    box = trimesh.creation.box((1.0, 0.6, 0.3))
+    box.apply_translation((0.2, 0.1, 0.0))
+    write_off(tmp_path / "unit.off", box)
+    small = trimesh.Trimesh(box.vertices * scale, box.faces, process=False)
+    write_off(tmp_path / "scaled.off", small)
+    unit, scaled = read_off(tmp_path / "unit.off"), read_off(tmp_path / "scaled.off")
+    np.testing.assert_allclose(normalize_mesh(scaled).vertices, normalize_mesh(unit).vertices, atol=1e-6)
+    assert np.isfinite(project_mesh(scaled, 1)).all()

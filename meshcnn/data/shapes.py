@@ -34,7 +34,9 @@ import io
 import logging
 import math
 import os
+import re
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -43,8 +45,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..io import atomic_write, save_json, save_npy
-from ..mesh import check_level
+from ..io import atomic_write, save_json, save_npz
+from ..mesh import _checksum, check_level
 from ..project import ShapeProjector, check_mesh, latlon_shape, random_rotation
 
 __all__ = [
@@ -65,13 +67,19 @@ _log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- OFF files
+_OFF_HEADER = re.compile(r"(?i)(st)?c?n?off(?![a-z])")
+
+
 def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool = True):
     """Read an OFF file into a :class:`trimesh.Trimesh` (not processed: vertices and faces as in the file).
 
     Accepted headers: ``OFF`` alone on its line with the counts ``nv nf ne`` on
-    the next, ``OFF nv nf ne`` and the ModelNet quirk ``OFFnv nf ne``. ``#``
-    comments and blank lines are skipped; numbers after the three coordinates
-    of a vertex or the indices of a face (colours) are ignored.
+    the next, ``OFF nv nf ne`` and the ModelNet quirk ``OFFnv nf ne``; also the
+    Geomview variants ``COFF``, ``NOFF``, ``CNOFF`` and ``STOFF`` (vertex colours,
+    normals, texture coordinates: read and ignored), in any letter case, and a
+    UTF-8 byte-order mark before the header. ``#`` comments and blank lines are
+    skipped; numbers after the three coordinates of a vertex or the indices of a
+    face (colours) are ignored.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError``, naming
     the file, for: a missing or malformed header, too few or non-numeric
@@ -85,13 +93,19 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such OFF file")
-    text = path.read_bytes().decode("latin-1")
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (some Windows tools write one)
+        raw = raw[3:]
+    text = raw.decode("latin-1")
     lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
-    if not lines or not lines[0][:3].upper() == "OFF":
+    header = _OFF_HEADER.match(lines[0]) if lines else None
+    if header is None:
         first = lines[0][:40] if lines else "<empty file>"
-        raise ValueError(f"{path}: not an OFF file (first line {first!r})")
-    rest = lines[0][3:].strip()
+        hint = " (4OFF/nOFF, homogeneous or n-dimensional vertices, are not supported)" \
+            if lines and re.match(r"(?i)(st)?c?n?(4|n)off", lines[0]) else ""
+        raise ValueError(f"{path}: not an OFF file (first line {first!r}){hint}")
+    rest = lines[0][header.end():].strip()
     count_line, body = (rest, lines[1:]) if rest else ((lines[1] if len(lines) > 1 else ""), lines[2:])
     try:
         counts = [int(c) for c in count_line.split()]
@@ -154,12 +168,14 @@ def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
 
 def write_off(path: str | os.PathLike, mesh, header_quirk: bool = False) -> None:
     """Write a triangle mesh as OFF, atomically. ``header_quirk=True`` writes ``OFFnv nf 0`` on one line
-    (as some real ModelNet files do)."""
+    (as some real ModelNet files do). Coordinates are written with 6 decimals, or with 9 significant
+    digits where 6 decimals would lose more than 1e-4 of the shape's size (a shape in tiny units)."""
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
     buf = io.StringIO()
     buf.write(f"OFF{len(vertices)} {len(faces)} 0\n" if header_quirk else f"OFF\n{len(vertices)} {len(faces)} 0\n")
-    np.savetxt(buf, vertices, fmt="%.6f")
+    size = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
+    np.savetxt(buf, vertices, fmt="%.6f" if size * 1e-4 >= 5e-7 else "%.9g")
     np.savetxt(buf, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
     with atomic_write(path, "w") as f:
         f.write(buf.getvalue())
@@ -204,9 +220,11 @@ class ModelNet(Dataset):
     hence the same rotations.
 
     Caching: unrotated projections (and rotation banks) are stored per file as
-    ``cache_dir/<variant>/<class>/<split>/<name>.npy`` (atomic writes), where
-    ``<variant>`` names the projection version, the grid and the rotation bank;
-    a cache file older than its OFF file, or unreadable, is recomputed. Without
+    ``cache_dir/<variant>/<class>/<split>/<name>.npz`` (atomic writes; arrays
+    ``signal`` and ``checksum``, the SHA-256 of the signal), where ``<variant>``
+    names the projection version, the grid and the rotation bank; a cache file
+    older than its OFF file is recomputed, and one that is unreadable or fails its
+    checksum is recomputed with a warning naming it. Without
     ``cache_dir`` they are kept in memory (per process: DataLoader workers do not
     share it). :meth:`precompute` fills the cache up front.
 
@@ -350,7 +368,7 @@ class ModelNet(Dataset):
     def _cache_path(self, path: Path, bank: bool) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / self._variant(bank) / Path(self._relpath(path)).with_suffix(".npy")
+        return self.cache_dir / self._variant(bank) / Path(self._relpath(path)).with_suffix(".npz")
 
     def _expected_shape(self, bank: bool) -> tuple[int, ...]:
         return ((self.cache_rotations,) if bank else ()) + self.signal_shape
@@ -363,9 +381,13 @@ class ModelNet(Dataset):
         if not cache.is_file() or cache.stat().st_mtime < path.stat().st_mtime:
             return None
         try:
-            signal = np.load(cache, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
+            with np.load(cache, allow_pickle=False) as f:
+                signal, checksum = f["signal"], f["checksum"]
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
             warnings.warn(f"{cache}: unreadable projection cache ({err}); recomputing", stacklevel=3)
+            return None
+        if checksum.shape != () or str(checksum) != _checksum({"signal": signal}):
+            warnings.warn(f"{cache}: projection cache fails its checksum (corrupt); recomputing", stacklevel=3)
             return None
         if signal.shape != self._expected_shape(bank) or signal.dtype != np.float32 or not np.isfinite(signal).all():
             warnings.warn(f"{cache}: projection cache has shape {signal.shape} {signal.dtype}, expected "
@@ -404,7 +426,7 @@ class ModelNet(Dataset):
         if cache is None:
             self._memory[(path, bank)] = signal
         else:
-            save_npy(cache, signal)
+            save_npz(cache, signal=signal, checksum=np.array(_checksum({"signal": signal})))
         return signal
 
 
