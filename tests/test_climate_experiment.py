@@ -203,3 +203,24 @@ def test_orientation_study_tiny(tmp_path):
     assert [line.split(" | ")[0] for line in result["table"][2:]] == ["| fixed", "| poleward"]
     assert all(line.endswith("| 1 |") for line in result["table"][2:]) and "TC IoU, south" in out
     assert (tmp_path / "study" / "poleward_s1" / "eval" / "test_metrics.json").is_file()
+
+
+def test_evaluate_writes_metrics_without_matplotlib(tiny_data, tmp_path, monkeypatch):
+    import contextlib
+    import io
+
+    train(tiny_data, tmp_path / "run", "--epochs", "1", "--max-train", "2")
+    evaluate = load_script("evaluate")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
+    for extra in (["--num-maps", "0"], []):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            evaluate.main(["--run", str(tmp_path / "run"), "--no-progress", "--threads", "1", *extra])
+        report = json.loads((tmp_path / "run" / "eval" / "test_metrics.json").read_text())
+        assert report["maps"] == [] and "mean_iou" in report
+        assert "pip install 'meshcnn[plot]'" in buf.getvalue()
+        assert not (tmp_path / "run" / "eval" / "confusion_matrix.png").exists()
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        evaluate.main(["--run", str(tmp_path / "run"), "--no-progress", "--threads", "1", "--no-plots"])
+    assert "plots skipped" not in buf.getvalue()

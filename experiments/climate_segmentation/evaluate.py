@@ -6,9 +6,11 @@ Reads ``RUN/checkpoint.pt`` (model config, normalization stats and split lists
 come from it), scores the model on the mesh vertices with area weights (planar
 models' probabilities are interpolated to the vertices first) and writes to
 ``--out`` (default ``RUN/eval``): ``test_metrics.json`` (per-class IoU, accuracy,
-AP, their means, the confusion matrix and IoU by latitude band),
-``confusion_matrix.png`` and ``maps/sample_<i>.png`` (fields, labels and
-prediction on Mollweide maps) for a few test samples.
+AP, their means, the confusion matrix and IoU by latitude band), written first,
+then the plots ``confusion_matrix.png`` and ``maps/sample_<i>.png`` (fields,
+labels and prediction on Mollweide maps) for a few test samples. Plots need
+matplotlib (``pip install 'meshcnn[plot]'``); without it, or with ``--no-plots``,
+only the metrics are written (and a message says why).
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=None, help="folder the split's files are in now (if they moved since training)")
     p.add_argument("--out", default=None, help="output folder (default RUN/eval)")
     p.add_argument("--num-maps", type=int, default=3, help="samples to draw as maps")
+    p.add_argument("--no-plots", action="store_true",
+                   help="write the metrics only (no confusion-matrix plot or maps; no matplotlib needed)")
     p.add_argument("--projection", choices=("mollweide", "equirectangular"), default="mollweide")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
@@ -97,6 +101,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report.update({"split": args.split, "num_samples": len(inputs), "level": level, "model": config,
                    "epochs_trained": int(ckpt["epoch"]), "bad_files": [list(b) for b in inputs.bad_files]})
 
+    report["maps"] = []
+    report["time_s"] = time.perf_counter() - t0
+    save_json(out / "test_metrics.json", report)  # the metrics first: plotting may fail or be unavailable
+    print(f"{config['kind']} U-Net ({config.get('num_params', 0):,} parameters, {report['epochs_trained']} epochs), "
+          f"{args.split} split: {len(inputs)} samples on level {level}")
+    print(format_report(report))
+    print(f"wrote {out / 'test_metrics.json'}")
+    if args.no_plots:
+        return report
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("plots skipped: they need matplotlib; install the optional extra: pip install 'meshcnn[plot]' "
+              "(or pass --no-plots)")
+        return report
+
     from meshcnn.plot import plot_confusion_matrix, plot_fields_labels_predictions
 
     plot_confusion_matrix(report["confusion_matrix"], climate.CLASSES, out / "confusion_matrix.png",
@@ -105,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pred = probs.argmax(1)
     interest = [(targets[i] == 1).sum().item() * 5 + (targets[i] == 2).sum().item() for i in range(len(targets))]
     maps = []
-    for i in sorted(np.argsort(interest)[::-1][: args.num_maps].tolist()):
+    for i in sorted(np.argsort(interest)[::-1][: max(args.num_maps, 0)].tolist()):
         data, _ = targets_set.raw(i)
         shown = {f"{name} ({unit})": data[climate.VARIABLES.index(name)] * scale
                  for name, (scale, unit, _) in MAP_FIELDS.items()}
@@ -118,10 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["maps"] = maps
     report["time_s"] = time.perf_counter() - t0
     save_json(out / "test_metrics.json", report)
-    print(f"{config['kind']} U-Net ({config.get('num_params', 0):,} parameters, {report['epochs_trained']} epochs), "
-          f"{args.split} split: {len(inputs)} samples on level {level}")
-    print(format_report(report))
-    print(f"wrote {out / 'test_metrics.json'}, {out / 'confusion_matrix.png'} and {len(maps)} maps in {out / 'maps'}")
+    print(f"wrote {out / 'confusion_matrix.png'} and {len(maps)} maps in {out / 'maps'}")
     return report
 
 
