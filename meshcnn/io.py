@@ -9,6 +9,7 @@ never a truncated mix.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_npz", "save_npy", "save_json", "save_torch"]
+__all__ = ["atomic_write", "save_npz", "save_npy", "save_json", "save_torch", "remove_stale_temporaries"]
 
 
 @contextlib.contextmanager
@@ -40,6 +41,24 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left beside ``path`` when a process
+    writing ``path`` was killed (``.<name>.*.tmp``); return the paths removed.
+
+    Call it only where no other process is writing ``path`` at the same time (at the start
+    of the run that owns it): a temporary file is never part of a result, since only the
+    rename makes the content visible as ``path``.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if tmp.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return sorted(removed)
 
 
 def _umask() -> int:

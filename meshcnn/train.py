@@ -12,6 +12,14 @@ pairs and owns everything around the optimisation step:
   as ``fit(..., epochs=4)``.
 * **No pickles.** Checkpoints hold only tensors, numbers, strings, lists, tuples
   and dicts, and are read back with ``torch.load(weights_only=True)``.
+* **Integrity.** Every checkpoint carries a SHA-256 checksum of its content
+  (:func:`checkpoint_checksum`), verified by :func:`load_checkpoint`: a damaged
+  file is a :class:`CheckpointError` naming it, never a silent resume from
+  corrupted state; an empty or truncated file says so. Temporary files left by a
+  run killed while writing are removed when the next run starts in that folder.
+* **Same settings.** :func:`check_resume_settings` refuses to resume a run with
+  settings (command-line arguments) other than those it was started with, naming
+  each difference; the experiment scripts call it before training.
 * **Data parallel.** Under ``torchrun`` call :func:`init_distributed` first; ``fit``
   then wraps the model in ``DistributedDataParallel``, shards the data with a
   ``DistributedSampler`` and lets only rank 0 evaluate and write files.
@@ -23,10 +31,16 @@ pairs and owns everything around the optimisation step:
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
 import math
 import os
 import random
+import struct
 import time
+import warnings
+import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,13 +51,24 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from .io import save_json, save_torch
+from .io import remove_stale_temporaries, save_json, save_torch
 
-__all__ = ["fit", "predict", "load_checkpoint", "init_distributed", "seed_everything", "constant_buffer_names"]
+__all__ = ["fit", "predict", "load_checkpoint", "init_distributed", "seed_everything", "constant_buffer_names",
+           "checkpoint_checksum", "check_resume_settings", "CheckpointError", "ResumeSettingsError"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: with a "checksum"; 1 (no checksum) still loads, with a warning
+READABLE_FORMATS = (1, 2)
+ALWAYS_RESUMABLE = ("resume",)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: empty, truncated, damaged (checksum), or not a checkpoint."""
+
+
+class ResumeSettingsError(ValueError):
+    """``--resume`` with settings other than those the run was started with."""
 
 
 def seed_everything(seed: int) -> None:
@@ -136,30 +161,96 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _digest(obj: Any, h: "hashlib._Hash") -> None:
+    """Feed a canonical byte form of ``obj`` (what a weights-only checkpoint can hold) to ``h``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().resolve_conj().resolve_neg().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, Mapping):
+        h.update(f"D{len(obj)}:".encode())
+        for key, value in obj.items():
+            _digest(key, h)
+            _digest(value, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)}:".encode())
+        for item in obj:
+            _digest(item, h)
+    elif isinstance(obj, str):
+        data = obj.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(data)}:".encode() + data)
+    elif isinstance(obj, (bytes, bytearray)):
+        h.update(f"B{len(obj)}:".encode() + bytes(obj))
+    elif obj is None or isinstance(obj, (bool, int)):
+        h.update(f"I{obj!r};".encode())
+    elif isinstance(obj, float):
+        h.update(b"F" + struct.pack("<d", obj))
+    else:  # complex, torch.dtype, torch.device, torch.Size, ...: their repr is deterministic
+        h.update(f"O{type(obj).__name__}:{obj!r};".encode())
+
+
+def checkpoint_checksum(ckpt: Mapping[str, Any]) -> str:
+    """``"sha256:<hex>"`` of a checkpoint dict's content, its ``"checksum"`` entry left out.
+
+    Computed from the values (tensor dtypes, shapes and bytes; numbers; strings; the
+    nesting of dicts, lists and tuples), not from the file's bytes, so it is the same
+    before ``torch.save`` and after ``torch.load(weights_only=True)``, on any device.
+    """
+    h = hashlib.sha256()
+    _digest({k: v for k, v in ckpt.items() if k != "checksum"}, h)
+    return "sha256:" + h.hexdigest()
+
+
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any | None = None,
                     map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`fit` and restore the given objects from it.
+    """Read a checkpoint written by :func:`fit`, verify it and restore the given objects from it.
 
     The file is read with ``torch.load(weights_only=True)``: no code is unpickled.
 
     Returns:
         The checkpoint dict: ``model``, ``optimizer``, ``scheduler`` (state dicts),
         ``epoch`` (epochs completed), ``history``, ``extra`` (the ``extra_state``
-        given to :func:`fit`), ``rng``, ``seed``.
+        given to :func:`fit`), ``rng``, ``seed``, ``format``, ``checksum``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: (a ``ValueError``) naming the file, when it is empty,
+            truncated or unreadable, not a meshcnn checkpoint, or fails its checksum
+            (damaged on disk). A checkpoint written before checksums existed
+            (format 1) loads with a warning.
     """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was not written completely; "
+                              "restore it from a backup or start the run again")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated or foreign file
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a meshcnn checkpoint of format {CHECKPOINT_FORMAT}")
+    except Exception as err:  # truncated, damaged or foreign file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        what = ("is truncated or not a torch checkpoint (no zip directory at its end)" if not zipfile.is_zipfile(path)
+                else "is damaged or not a meshcnn checkpoint")
+        raise CheckpointError(f"cannot read checkpoint {path} ({size} bytes): it {what}: {reason}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in READABLE_FORMATS:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a meshcnn checkpoint of format {' or '.join(map(str, READABLE_FORMATS))} "
+                              f"(found {found!r})")
+    stored = ckpt.get("checksum")
+    if stored is None and ckpt["format"] >= 2:
+        raise CheckpointError(f"checkpoint {path} has no checksum although its format ({ckpt['format']}) has one: "
+                              "the file is damaged")
+    if stored is None:
+        warnings.warn(f"checkpoint {path} was written without a checksum (format 1): its integrity cannot be "
+                      "verified", stacklevel=2)
+    elif stored != checkpoint_checksum(ckpt):
+        raise CheckpointError(f"checkpoint {path} fails its checksum: the file is damaged (a changed byte on disk); "
+                              "restore it from a backup or start the run again")
     if model is not None:
         model.load_state_dict(ckpt["model"])
     if optimizer is not None:
@@ -167,6 +258,72 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
     if scheduler is not None and ckpt.get("scheduler") is not None:
         scheduler.load_state_dict(ckpt["scheduler"])
     return ckpt
+
+
+def _setting_text(value: Any) -> str:
+    """A setting as the text it is compared by: scripts store ``str(value)`` or plain values."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return str(value)
+
+
+def check_resume_settings(run_dir: str | os.PathLike, settings: Mapping[str, Any] | argparse.Namespace, *,
+                          may_change: Iterable[str] = (), key: str = "args",
+                          log: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """Refuse to resume the run in ``run_dir`` with other settings than it was started with.
+
+    Compares ``settings`` (a script's parsed arguments) with those stored in the
+    run's checkpoint as ``extra_state[key]`` (as values or as their ``str``), setting
+    by setting, ignoring ``may_change`` (those that may differ on resume: the
+    device, thread and worker counts, progress bars; ``resume`` itself always).
+
+    Parameters
+    ----------
+    run_dir : the run folder (or its ``checkpoint.pt``)
+    settings : ``argparse.Namespace`` or dict of the new settings
+    may_change : names (``dest``, e.g. ``"num_workers"``) of the settings that may differ
+    key : where in the checkpoint's ``extra`` state the settings are stored
+    log : told about settings that the run did not record (options newer than the run)
+
+    Returns
+    -------
+    The checkpoint's ``extra`` state, or ``None`` when ``run_dir`` has no checkpoint
+    (a fresh start: nothing to compare).
+
+    Raises
+    ------
+    ResumeSettingsError
+        (a ``ValueError``) naming the checkpoint and, for each differing setting, its
+        option, the run's value and the new one, and listing those that may change.
+    CheckpointError
+        If the checkpoint cannot be read (see :func:`load_checkpoint`).
+    """
+    path = Path(run_dir)
+    if path.is_dir() or path.suffix != ".pt":
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    extra = load_checkpoint(path)["extra"]
+    new = vars(settings) if isinstance(settings, argparse.Namespace) else dict(settings)
+    stored = extra.get(key) if isinstance(extra, dict) else None
+    if not isinstance(stored, dict):
+        log(f"warning: {path} does not record the settings it was trained with; they cannot be checked")
+        return extra
+    allowed = set(may_change) | set(ALWAYS_RESUMABLE)
+    option = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    differences = [f"  {option(name)}: the run has {_setting_text(stored[name])}, now {_setting_text(value)}"
+                   for name, value in new.items()
+                   if name not in allowed and name in stored and _setting_text(stored[name]) != _setting_text(value)]
+    unrecorded = sorted(name for name in new if name not in allowed and name not in stored)
+    if differences:
+        may = ", ".join(option(n) for n in sorted(allowed))
+        raise ResumeSettingsError(f"cannot resume {path} with other settings than the run's:\n" + "\n".join(differences)
+                                  + f"\nResume with the run's settings or use a new run folder "
+                                  f"(settings that may change on resume: {may})")
+    if unrecorded:
+        log(f"warning: {path} does not record {', '.join(option(n) for n in unrecorded)} (options newer than the "
+            "run); they are assumed to match")
+    return extra
 
 
 def _loader(dataset: Dataset, batch_size: int, sampler, num_workers: int, collate_fn, seed: int) -> DataLoader:
@@ -233,6 +390,10 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
     model.to(device)
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
+
+    if rank == 0:  # debris of a run killed while writing (never renamed into place: not part of any result)
+        for stale in remove_stale_temporaries(ckpt_path) + remove_stale_temporaries(run_dir / METRICS_NAME):
+            log(f"removed {stale}, left by an interrupted checkpoint write")
 
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -305,7 +466,7 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
                 with torch.no_grad():
                     record.update({k: _weights_only_safe(v) for k, v in evaluate(model, val_set, device).items()})
             history.append(record)
-            save_torch(ckpt_path, {
+            state = {
                 "format": CHECKPOINT_FORMAT,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -315,7 +476,9 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
                 "rng": _rng_state(),
                 "extra": _weights_only_safe(extra_state or {}),
                 "seed": seed,
-            })
+            }
+            state["checksum"] = checkpoint_checksum(state)
+            save_torch(ckpt_path, state)
             save_json(run_dir / METRICS_NAME, _jsonable(history))
             log(_summary(record))
         else:

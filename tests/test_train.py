@@ -34,7 +34,7 @@ def test_resume_equals_straight_run(tmp_path):
     _fit(tmp_path / "b", 2)
     resumed = _fit(tmp_path / "b", 4, resume=True)
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(p, q), name
+        assert torch.equal(p, q) if isinstance(p, torch.Tensor) else p == q, name
     history = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert history[3]["lr"] == pytest.approx(1e-2 / 8)
@@ -134,3 +134,126 @@ def test_constant_buffer_names_are_the_derived_operators():
     assert not any("running_" in n or "num_batches" in n for n in names)
     assert names.isdisjoint(model.state_dict())  # the constants are exactly what checkpoints leave out
     assert set(buffers) - names <= set(model.state_dict())
+
+
+def test_checkpoint_carries_a_checksum_verified_on_load(tmp_path):
+    from meshcnn.train import CheckpointError, checkpoint_checksum
+
+    _fit(tmp_path, 1)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # still a plain weights-only file
+    assert ckpt["format"] == 2 and ckpt["checksum"].startswith("sha256:")
+    assert checkpoint_checksum(ckpt) == ckpt["checksum"]
+    # one changed value anywhere (here a single optimizer moment) is caught, naming the file
+    ckpt["optimizer"]["state"][0]["exp_avg"].view(-1)[0] += 1e-3
+    torch.save(ckpt, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match=r"edited\.pt fails its checksum"):
+        load_checkpoint(tmp_path / "edited.pt")
+    _fit(tmp_path / "resume", 1)
+    (tmp_path / "resume" / "checkpoint.pt").write_bytes((tmp_path / "edited.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="fails its checksum"):  # fit refuses to resume from it
+        _fit(tmp_path / "resume", 2, resume=True)
+
+
+def _flip_middle_byte(path, offset=None):
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_the_file_never_resumes_silently(tmp_path):
+    """Flip one byte at many places of a real checkpoint: every load either fails with the
+    file named or gives exactly the original content (a byte the format does not use)."""
+    from meshcnn.train import CheckpointError
+
+    _fit(tmp_path, 1)
+    path = tmp_path / "checkpoint.pt"
+    original = path.read_bytes()
+    reference = load_checkpoint(path)
+    rng = np.random.default_rng(0)
+    caught = 0
+    for offset in [len(original) // 2, *rng.integers(0, len(original), 40)]:
+        path.write_bytes(original)
+        _flip_middle_byte(path, int(offset))
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as err:
+            assert str(path) in str(err)
+            caught += 1
+        else:
+            assert ckpt["checksum"] == reference["checksum"]
+            for name, value in reference["model"].items():
+                same = torch.equal(ckpt["model"][name], value) if isinstance(value, torch.Tensor) else \
+                    ckpt["model"][name] == value
+                assert same, (offset, name)
+    assert caught > 20
+
+
+def test_empty_and_truncated_checkpoints_say_so(tmp_path):
+    from meshcnn.train import CheckpointError
+
+    _fit(tmp_path, 1)
+    path = tmp_path / "checkpoint.pt"
+    data = path.read_bytes()
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"checkpoint .*checkpoint\.pt is empty \(0 bytes\)"):
+        load_checkpoint(path)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=rf"checkpoint\.pt \({len(data) // 2} bytes\): it is truncated"):
+        load_checkpoint(path)
+
+
+def test_old_checkpoints_without_checksum_load_with_a_warning(tmp_path):
+    _fit(tmp_path, 1)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del ckpt["checksum"]
+    ckpt["format"] = 1
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    with pytest.warns(UserWarning, match="without a checksum"):
+        assert load_checkpoint(tmp_path, _problem()[1])["epoch"] == 1
+    with pytest.warns(UserWarning, match="without a checksum"):
+        _fit(tmp_path, 2, resume=True)
+    assert load_checkpoint(tmp_path)["format"] == 2  # rewritten with a checksum
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_on_the_next_start(tmp_path):
+    _fit(tmp_path, 1)
+    debris = [tmp_path / ".checkpoint.pt.abc123.tmp", tmp_path / ".metrics.json.x_1.tmp"]
+    for p in debris:
+        p.write_bytes(b"half a checkpoint")
+    unrelated = tmp_path / ".other.pt.abc.tmp"
+    unrelated.write_bytes(b"not ours")
+    messages = []
+    data, model, opt, sched = _problem()
+    fit(model, data, optimizer=opt, scheduler=sched, loss_fn=nn.functional.cross_entropy, epochs=2, batch_size=5,
+        run_dir=tmp_path, resume=True, progress=False, log=messages.append)
+    assert not any(p.exists() for p in debris) and unrelated.exists()
+    assert any("removed" in m and ".checkpoint.pt.abc123.tmp" in m for m in messages)
+
+
+def test_check_resume_settings_names_each_difference(tmp_path):
+    import argparse
+
+    from meshcnn.train import ResumeSettingsError, check_resume_settings
+
+    stored = {"level": "2", "width": 4, "lr": 0.01, "split": [0.7, 0.15, 0.15], "epochs": 3, "resume": False,
+              "device": "cpu"}
+    assert check_resume_settings(tmp_path, argparse.Namespace(level=3)) is None  # no checkpoint: fresh start
+    _fit(tmp_path, 1, extra_state={"args": stored, "stats": [1.0]})
+    same = argparse.Namespace(level=2, width=4, lr=0.01, split=(0.7, 0.15, 0.15), epochs=5, resume=True,
+                              device="cuda")
+    assert check_resume_settings(tmp_path, same, may_change=("epochs", "device"))["stats"] == [1.0]
+    other = argparse.Namespace(level=3, width=8, lr=0.5, split=(0.7, 0.15, 0.15), epochs=5, resume=True,
+                               device="cpu")
+    with pytest.raises(ResumeSettingsError) as info:
+        check_resume_settings(tmp_path / "checkpoint.pt", other, may_change=("device",))
+    message = str(info.value)
+    assert str(tmp_path / "checkpoint.pt") in message
+    for line in ("--level: the run has 2, now 3", "--width: the run has 4, now 8", "--lr: the run has 0.01, now 0.5",
+                 "--epochs: the run has 3, now 5"):
+        assert line in message
+    assert "--split" not in message and "may change on resume: --device, --resume" in message
+    notes = []
+    check_resume_settings(tmp_path, {**vars(same), "orientation": "fixed"}, may_change=("epochs", "device"),
+                          log=notes.append)
+    assert notes and "--orientation" in notes[0]
