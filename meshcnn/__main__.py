@@ -52,8 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Run the command line; errors are printed as ``meshcnn: error: ...`` with exit status 1."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``meshcnn`` command: exit status 0, or 1 with ``meshcnn: error: ...``."""
+    run(argv)
+    return 0
+
+
+def run(argv: list[str] | None = None) -> Any:
+    """Run the command line and return the result of the command (errors: ``SystemExit(1)``)."""
     args = _parser().parse_args(argv)
     from .data.climate import ClimateFileError
     from .predict import PredictError
@@ -95,4 +101,4 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -211,7 +211,7 @@ def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projecti
         with np.load(freq_file, allow_pickle=False) as f:
             freq = {k: f[k] for k in f.files}
     num_steps = int(freq["num_steps"]) if freq is not None else None
-    classes = list(freq["class_names"][1:]) if freq is not None else sorted({r["class"] for r in rows})
+    classes = [str(c) for c in freq["class_names"][1:]] if freq is not None else sorted({r["class"] for r in rows})
     for c in sorted({r["class"] for r in rows}):
         if c not in classes:
             classes.append(c)

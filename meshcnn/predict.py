@@ -475,6 +475,27 @@ def _read_done(path: Path) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]
 
 
 # ----------------------------------------------------------------------------------- predict
+def _prebuild_matrices(files: Sequence[Path], level: int) -> None:
+    """Build (and cache) the regridding matrices of the first file's grid in this process.
+
+    DataLoader workers are forked from it, so they inherit the cache instead of each
+    building the matrices again (seconds for a 0.25-degree grid). Errors are left
+    for the file's own turn, where they are reported with its name.
+    """
+    import netCDF4
+
+    for path in files:
+        try:
+            with netCDF4.Dataset(path, "r") as ds:
+                lat_name = next(n for n in _LAT_NAMES if n in ds.variables)
+                lon_name = next(n for n in _LON_NAMES if n in ds.variables)
+                lat, lon = np.asarray(ds[lat_name][:], dtype=np.float64), np.asarray(ds[lon_name][:], dtype=np.float64)
+            regrid.latlon_to_mesh(lat, lon, level, "bilinear")
+            regrid.mesh_to_latlon(level, lat, lon, "bilinear")
+        except Exception:  # noqa: BLE001 - reported later, naming the file
+            pass
+
+
 def _fmt(x: Any) -> str:
     if x is None:
         return ""
@@ -545,6 +566,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     if result["skipped_complete"]:
         say(f"resume: {result['skipped_complete']} of {len(files)} outputs complete, skipped")
 
+    _prebuild_matrices([f for f, t in zip(files, todo) if t][:1], predictor.level)
     dataset = _PredictDataset(files, predictor, allow_nan, todo)
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity,
                         persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)

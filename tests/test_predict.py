@@ -241,6 +241,9 @@ def test_summary_counts_by_hemisphere_and_band(tmp_path):
     assert table[("tropical_cyclone", "north", "0-15")] == 1 and table[("tropical_cyclone", "south", "15-30")] == 1
     assert table[("atmospheric_river", "north", "30-45")] == 2 and table[("atmospheric_river", "global", "all")] == 2
     assert result["maps"] == [] and (tmp_path / "s" / "counts.md").is_file()
+    from meshcnn.__main__ import main
+
+    assert main(["events", "summary", str(path), "--out", str(tmp_path / "s2")]) == 0  # console-script exit status
 
 
 # --------------------------------------------------------------------------------- resume

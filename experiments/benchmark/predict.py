@@ -1,0 +1,121 @@
+"""Throughput of ``meshcnn predict`` on full-size ClimateNet files (768 x 1152) at level 5 on the CPU.
+
+    python experiments/benchmark/predict.py --out /tmp/bench_predict --num 8 --threads 1 --workers 0 1
+
+1. writes ``--num`` synthetic 768 x 1152 ClimateNet-format files (reused if there);
+2. takes ``--checkpoint``, or trains a level-5 spherical U-Net (width 8, the climate
+   main job's model) for one epoch on a few small synthetic files: the weights do not
+   change the speed;
+3. builds the regridding matrices once (timed as ``setup``: once per grid, cached and
+   inherited by the DataLoader workers) and runs :func:`meshcnn.predict.predict_files`
+   over the files for each ``--workers`` value, reporting files/s and the time per
+   stage per file: read, regrid, model, regrid back, write. With workers, read and
+   regrid overlap the model, so the stages add up to more than the wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="/tmp/bench_predict", help="work folder (data, run, outputs)")
+    p.add_argument("--num", type=int, default=8, help="files to predict")
+    p.add_argument("--nlat", type=int, default=768)
+    p.add_argument("--nlon", type=int, default=1152)
+    p.add_argument("--level", type=int, default=5)
+    p.add_argument("--checkpoint", default=None, help="a level-LEVEL checkpoint (default: train a 1-epoch one)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="DataLoader workers to time")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--events", action="store_true", help="also write the events CSV")
+    return p.parse_args(argv)
+
+
+def make_checkpoint(work: Path, level: int) -> Path:
+    run = work / "run"
+    if (run / "checkpoint.pt").is_file():
+        return run / "checkpoint.pt"
+    from meshcnn.data.climate import generate_synthetic
+
+    small = work / "small"
+    if not (small / "synth.json").is_file():
+        generate_synthetic(small, num=6, nlat=48, nlon=72, seed=0, progress=False, overwrite=True)
+    subprocess.run([sys.executable, str(ROOT / "experiments" / "climate_segmentation" / "train.py"), "--data",
+                    str(small), "--out", str(run), "--level", str(level), "--width", "8", "--epochs", "1",
+                    "--batch-size", "2", "--threads", "1", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+    return run / "checkpoint.pt"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from meshcnn import regrid
+    from meshcnn.data.climate import generate_synthetic
+    from meshcnn.predict import STAGES, predict_files, read_fields
+
+    work = Path(args.out)
+    data = work / f"data_{args.nlat}x{args.nlon}"
+    summary = data / "synth.json"
+    have = json.loads(summary.read_text()) if summary.is_file() else {}
+    t0 = time.perf_counter()
+    if have.get("num") != args.num or have.get("nlat") != args.nlat or have.get("nlon") != args.nlon:
+        generate_synthetic(data, num=args.num, nlat=args.nlat, nlon=args.nlon, seed=0, progress=False,
+                           overwrite=True)
+        print(f"wrote {args.num} files {args.nlat} x {args.nlon} in {time.perf_counter() - t0:.0f} s")
+    files = sorted(data.glob("*.nc"))
+    checkpoint = Path(args.checkpoint) if args.checkpoint else make_checkpoint(work, args.level)
+
+    first = read_fields(files[0], ["TMQ"])
+    t0 = time.perf_counter()
+    regrid.latlon_to_mesh(first["lat"], first["lon"], args.level, "bilinear")
+    t1 = time.perf_counter()
+    regrid.mesh_to_latlon(args.level, first["lat"], first["lon"], "bilinear")
+    t2 = time.perf_counter()
+    setup = {"latlon_to_mesh_s": t1 - t0, "mesh_to_latlon_s": t2 - t1}
+    size_mb = sum(f.stat().st_size for f in files) / len(files) / 2**20
+    print(f"{len(files)} files {args.nlat} x {args.nlon} ({size_mb:.0f} MB each, 16 fields), level {args.level}, "
+          f"torch threads {args.threads}, batch size {args.batch_size}; {os.cpu_count()} CPU cores, "
+          f"load average {os.getloadavg()[0]:.1f}, {platform.processor() or platform.machine()}")
+    print(f"setup (once per grid, cached): lat-lon -> mesh matrix {setup['latlon_to_mesh_s']:.1f} s, "
+          f"mesh -> lat-lon matrix {setup['mesh_to_latlon_s']:.1f} s")
+    header = f"| workers | files/s | s/file (wall) | " + " | ".join(f"{s} (s/file)" for s in STAGES) + " | largest |"
+    print(header)
+    print("|" + "---|" * (len(STAGES) + 4))
+    rows = []
+    for workers in args.workers:
+        out = work / f"pred_w{workers}"
+        shutil.rmtree(out, ignore_errors=True)
+        with contextlib.redirect_stderr(io.StringIO()):
+            result = predict_files(files, checkpoint, out, events=(work / f"events_w{workers}.csv") if args.events
+                                   else None, num_workers=workers, batch_size=args.batch_size, progress=False)
+        n = result["written"]
+        per = {s: result["seconds"][s] / n for s in STAGES}
+        largest = max(per, key=per.get)
+        print(f"| {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
+              + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
+        rows.append({"workers": workers, "files_per_s": result["files_per_s"], "wall_s": result["wall_s"],
+                     "per_file_s": per, "largest": largest})
+    report = {"args": vars(args), "setup": setup, "rows": rows, "load_average": os.getloadavg()}
+    (work / "benchmark.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
