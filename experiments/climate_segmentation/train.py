@@ -27,7 +27,11 @@ from meshcnn import segmentation
 from meshcnn.data import climate
 from meshcnn.io import save_json
 from meshcnn.layers import ORIENTATIONS
-from meshcnn.train import fit, init_distributed, load_checkpoint
+from meshcnn.train import check_resume_settings, fit, init_distributed
+
+# settings that may differ on --resume: how it runs, the total of epochs (the step schedule does not
+# depend on it), where caches and the run are
+RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads", "epochs", "cache_dir", "out")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--threads", type=int, default=0,
                    help="torch intra-op CPU threads (0: torch's default); 1 is much faster on busy, shared cores")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt; refused if a setting differs from the run's except "
+                        + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE))
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     say = print if rank == 0 else (lambda *a, **k: None)
     out = Path(args.out)
     t0 = time.perf_counter()
+    # before reading any data: the run's stored settings must match (None: no checkpoint yet)
+    resumed = check_resume_settings(out, args, may_change=RESUME_MAY_CHANGE, log=say) if args.resume else None
 
     splits = resolve_splits(args)
     grid = "latlon" if args.model == "planar" else "mesh"
@@ -146,9 +154,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     say(f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
         f"{args.model} model on {'level ' + str(args.level) if grid == 'mesh' else 'the lat-lon grid'}")
 
-    ckpt_path = out / "checkpoint.pt"
-    if args.resume and ckpt_path.is_file():
-        extra = load_checkpoint(ckpt_path)["extra"]   # reuse the run's stats and config exactly
+    if resumed is not None:
+        extra = resumed   # reuse the run's stats and config exactly
         stats, config = extra["stats"], extra["config"]
         weights = torch.as_tensor(extra["class_weights"], dtype=torch.float32)
     else:

@@ -33,9 +33,13 @@ from meshcnn.io import save_json
 from meshcnn.layers import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE
 from meshcnn.project import latlon_shape, ray_engine
-from meshcnn.train import seed_everything
+from meshcnn.train import check_resume_settings, seed_everything
 
 SETTINGS = ("N/N", "N/R", "R/R")
+# settings that may differ on --resume: how it runs, where caches are, and which runs (each run's
+# seed, model and orientation are in its folder name); not --epochs: the cosine schedule spans them
+RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads", "cache_dir", "mesh_cache",
+                     "run_dir", "seed", "settings", "models", "orientation")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-match-params", dest="match_params", action="store_false",
                    help="use --width for every model instead of matching the parameter counts")
     p.add_argument("--run-dir", type=Path, default=Path("runs/shape_rotation_study"))
-    p.add_argument("--resume", action="store_true", help="continue each run from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each run from its checkpoint; refused if a setting differs from the runs' except "
+                        + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE))
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0: torch's default; 1 is much faster on a machine shared with other jobs)")
@@ -106,6 +112,12 @@ def configs(args: argparse.Namespace, in_channels: int, num_classes: int) -> dic
     return out
 
 
+def run_folder(config: dict, train_mode: str, seed: int, args: argparse.Namespace) -> Path:
+    """``<run-dir>/<model>_<N|R>_s<seed>``: one training run's checkpoint and metrics."""
+    tag = f"{config['kind']}-{config['orientation']}" if config["kind"] == "spherical" else config["kind"]
+    return args.run_dir / f"{tag}_{train_mode}_s{seed}"
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.threads > 0:
@@ -114,16 +126,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows: list[dict] = []
     probe = dataset("planar" if "spherical" not in args.models else "spherical", "train", False, args, args.seed[0])
     models = configs(args, 6, probe.num_classes)
+    train_modes = sorted({s[0] for s in args.settings})
+    if args.resume:  # before any training: every run to continue was made with these settings
+        for seed in args.seed:
+            for config in models.values():
+                for train_mode in train_modes:
+                    check_resume_settings(run_folder(config, train_mode, seed, args), args,
+                                          may_change=RESUME_MAY_CHANGE)
     for seed in args.seed:
         for name, config in models.items():
             kind = config["kind"]
-            for train_mode in sorted({s[0] for s in args.settings}):
+            for train_mode in train_modes:
                 train_set = dataset(kind, "train", train_mode == "R", args, seed)
                 train_set.precompute(not args.no_progress)
                 seed_everything(seed)
                 model = build_classifier(config)
-                tag = f"{kind}-{config['orientation']}" if kind == "spherical" else kind
-                run_dir = args.run_dir / f"{tag}_{train_mode}_s{seed}"
+                run_dir = run_folder(config, train_mode, seed, args)
                 print(f"== {name}, width {config['width']} ({count_parameters(model):,} parameters), seed {seed}, "
                       f"trained on {train_mode} -> {run_dir}")
                 settings = [s for s in args.settings if s[0] == train_mode]

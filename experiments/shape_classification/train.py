@@ -33,7 +33,12 @@ from meshcnn.classification import KINDS, accuracy_evaluator, build_classifier, 
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
 from meshcnn.project import ray_engine
-from meshcnn.train import fit, init_distributed, load_checkpoint, seed_everything
+from meshcnn.train import check_resume_settings, fit, init_distributed, seed_everything
+
+# settings that may differ on --resume (how it runs, where caches are); not --epochs: the cosine
+# schedule spans them
+RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads", "cache_dir", "mesh_cache",
+                     "mesh_dir", "run_dir")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,7 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0: torch's default; 1 is much faster on a machine shared with other jobs)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (projection runs in them)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/checkpoint.pt; refused if a setting differs from the run's except "
+                        + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE))
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.cache_rotations is not None and not args.rotate_train:
@@ -89,16 +96,12 @@ def make_datasets(args: argparse.Namespace, progress: bool = True) -> tuple[Mode
 
 
 def check_resume(args: argparse.Namespace) -> None:
-    """``ValueError`` if ``--resume`` would continue a run made with other settings (the cosine
-    schedule spans ``--epochs``, so a different total would not continue the same run)."""
-    path = args.run_dir / "checkpoint.pt"
-    if not args.resume or not path.is_file():
-        return
-    saved = load_checkpoint(path)["extra"].get("args", {})
-    for key in ("epochs", "model", "level", "width", "depth", "lr", "rotate_train", "seed"):
-        if key in saved and saved[key] != str(getattr(args, key)):
-            raise ValueError(f"{path} was trained with --{key.replace('_', '-')} {saved[key]}, not "
-                             f"{getattr(args, key)}: resume with the same settings (or use a new --run-dir)")
+    """``ValueError`` (:class:`meshcnn.train.ResumeSettingsError`) naming each setting if
+    ``--resume`` would continue a run made with other settings than ``args``, except
+    :data:`RESUME_MAY_CHANGE` (the cosine schedule spans ``--epochs``, so a different total
+    would not continue the same run)."""
+    if args.resume:
+        check_resume_settings(args.run_dir, args, may_change=RESUME_MAY_CHANGE)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -37,10 +37,14 @@ from meshcnn.data.digits import DEFAULT_EXTENT, PROJECTIONS, PlanarDigits, Spher
 from meshcnn.io import save_json
 from meshcnn.layers import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE, SphericalResNet
-from meshcnn.train import seed_everything
+from meshcnn.train import check_resume_settings, seed_everything
 
 SETTINGS = ("N/N", "N/R", "R/R")
 MODELS = ("sphere", "planar", "planar-unprojected")
+# settings that may differ on --resume: how it runs, and which runs (each run's seed, model and
+# orientation are in its folder name); not --epochs, since the cosine schedule spans them
+RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads", "run_dir", "plot", "seed",
+                     "settings", "models", "orientation")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,9 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="MeshConv orientation(s) of the sphere model; one model each")
     p.add_argument("--no-match-params", dest="match_params", action="store_false",
                    help="use --width for every model instead of matching the parameter counts")
-    p.add_argument("--augment", choices=("none", "z"), default="none",
+    p.add_argument("--augment", choices=("none", "z", "jitter"), default="none",
                    help="N training: 'z' turns every training sample by a random rotation about the polar "
-                        "axis (the digit stays on the pole), for all models alike")
+                        "axis (the digit stays on the pole), 'jitter' by a small random rotation (up to "
+                        "meshcnn.data.digits.JITTER_DEGREES), for all models alike")
     p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride",
                    help="stride-2 blocks of the sphere model: strided MeshConv, or MeshConv + 1-ring mean pool")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -73,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extent", type=float, default=float(torch.tensor(DEFAULT_EXTENT).rad2deg()),
                    help="polar angle (degrees) from the north pole to the middle of the image's longer side")
     p.add_argument("--run-dir", type=Path, default=Path("runs/spherical_digits"))
-    p.add_argument("--resume", action="store_true", help="continue the runs from their checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs from their checkpoints; refused if a setting differs from the runs' "
+                        "except " + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE))
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -154,6 +161,12 @@ def plot_samples(args: argparse.Namespace, path: Path, count: int = 5) -> None:
     print(f"wrote {path}")
 
 
+def run_folder(kind: str, orientation: str, train_mode: str, seed: int, args: argparse.Namespace) -> Path:
+    """``<run-dir>/<model>_<N|R>_s<seed>``: one training run's checkpoint and metrics."""
+    tag = f"{kind}-{orientation}" if kind == "sphere" else kind
+    return args.run_dir / f"{tag}_{train_mode}_s{seed}"
+
+
 def model_name(kind: str, orientation: str, args: argparse.Namespace, image_shape: tuple[int, int]) -> str:
     if kind == "sphere":
         return f"SphericalResNet (level {args.level}, {orientation})"
@@ -170,17 +183,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     train_modes = sorted({s[0] for s in args.settings})  # "N" and/or "R"
     widths = model_widths(args)
+    if args.resume:  # before any training: every run to continue was made with these settings
+        for seed in args.seed:
+            for kind, orientation in widths:
+                for train_mode in train_modes:
+                    check_resume_settings(run_folder(kind, orientation, train_mode, seed, args), args,
+                                          may_change=RESUME_MAY_CHANGE)
     rows = []
     for seed in args.seed:
         for (kind, orientation), width in widths.items():
             for train_mode in train_modes:
                 seed_everything(seed)
                 model = make_model(kind, width, args, orientation if kind == "sphere" else "fixed")
-                rotate = True if train_mode == "R" else ("z" if args.augment == "z" else False)
+                rotate = True if train_mode == "R" else (False if args.augment == "none" else args.augment)
                 train_set = make_dataset(kind, "train", rotate, args, seed)
                 name = model_name(kind, orientation, args, train_set.image_shape)
-                tag = f"{kind}-{orientation}" if kind == "sphere" else kind
-                run_dir = args.run_dir / f"{tag}_{train_mode}_s{seed}"
+                run_dir = run_folder(kind, orientation, train_mode, seed, args)
                 print(f"== {name}, width {width} ({count_parameters(model):,} parameters), seed {seed}, "
                       f"training on {train_mode} -> {run_dir}")
                 settings = [s for s in args.settings if s[0] == train_mode]
