@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from .mesh import Mesh, icosphere
 
-__all__ = ["random_rotation", "rotation_about_z", "icosahedral_rotations", "vertex_permutation", "barycentric_interpolation",
+__all__ = ["random_rotation", "rotation_about_z", "rotation_about_axis", "icosahedral_rotations", "vertex_permutation", "barycentric_interpolation",
            "rotation_matrix_on_mesh", "rotate_signal"]
 
 
@@ -30,6 +30,19 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
+    r"""The rotation ``(3, 3)`` by ``angle`` (radians, right-handed) about ``axis`` (any non-zero 3-vector):
+    Rodrigues' formula :math:`I + \sin\theta\, K + (1 - \cos\theta) K^2`, ``K`` the cross-product matrix
+    of the unit axis."""
+    axis = np.asarray(axis, dtype=np.float64)
+    norm = np.linalg.norm(axis)
+    if axis.shape != (3,) or not norm > 0:
+        raise ValueError(f"axis must be a non-zero 3-vector, got {axis!r}")
+    x, y, z = axis / norm
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
 
 
 def rotation_about_z(angle: float) -> np.ndarray:

@@ -333,3 +333,45 @@ def test_train_script_end_to_end(tmp_path):
     assert max(params.values()) <= 1.1 * min(params.values())  # widths matched to equal parameter counts
     assert (tmp_path / "sphere-invariant_N_s1" / "checkpoint.pt").exists()
     assert len(result["table"]) == 2 + 4 + 2 and "±" in result["table"][2]
+
+
+def test_rotation_about_axis_and_z():
+    from meshcnn.rotations import rotation_about_axis, rotation_about_z
+
+    r = rotation_about_axis([1.0, 2.0, 2.0], 0.7)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-14)
+    assert np.isclose(np.linalg.det(r), 1.0)
+    np.testing.assert_allclose(r @ np.array([1.0, 2.0, 2.0]), [1.0, 2.0, 2.0], atol=1e-14)  # the axis is fixed
+    assert np.isclose(np.arccos((np.trace(r) - 1) / 2), 0.7)
+    np.testing.assert_allclose(rotation_about_axis([0, 0, 3.0], 0.4), rotation_about_z(0.4), atol=1e-15)
+    np.testing.assert_allclose(rotation_about_z(np.pi / 2) @ [1.0, 0, 0], [0, 1.0, 0], atol=1e-15)  # lon + 90 deg
+    with pytest.raises(ValueError, match="non-zero"):
+        rotation_about_axis([0, 0, 0], 1.0)
+
+
+@pytest.mark.parametrize("mode", ["z", "jitter"])
+def test_dataset_rotation_modes(mode):
+    data = D.SphericalDigits("train", 2, rotate=mode, seed=3)
+    angles = []
+    for i in range(20):
+        r = data.rotation(i)
+        angles.append(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
+        if mode == "z":
+            np.testing.assert_allclose(r @ [0, 0, 1.0], [0, 0, 1.0], atol=1e-14)  # the pole stays
+    assert max(angles) > 1.0
+    if mode == "jitter":
+        assert max(angles) <= D.JITTER_DEGREES + 1e-9
+    data.set_epoch(1)
+    assert not np.allclose(data.rotation(0), D.SphericalDigits("train", 2, rotate=mode, seed=3).rotation(0))
+    with pytest.raises(ValueError, match="rotate must be"):
+        D.SphericalDigits("train", 2, rotate="x")
+
+
+def test_planar_unprojected_is_the_spherical_signal_resampled():
+    planar = D.PlanarDigits("test", 3, unproject=True)
+    original = D.PlanarDigits("test", 3)
+    x, label = planar[0]
+    y, label2 = original[0]
+    assert x.shape == y.shape and label == label2
+    assert not torch.equal(x, y)  # the unprojected image lost detail to the mesh
+    assert float((x - y).abs().mean()) < 0.2  # but it is the same digit

@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..mesh import Mesh, check_level, icosphere
-from ..rotations import barycentric_interpolation, random_rotation, rotation_about_z
+from ..rotations import barycentric_interpolation, random_rotation, rotation_about_axis, rotation_about_z
 
 __all__ = [
     "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION",
@@ -63,6 +63,8 @@ PROJECTIONS = ("stereographic", "gnomonic")
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 MIN_LEVEL = 2
+#: Largest angle (degrees) of the ``rotate="jitter"`` rotations: about one edge of level 3.
+JITTER_DEGREES = 10.0
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -302,11 +304,13 @@ class SphericalDigits(Dataset):
         The fixed split of :func:`digits_split` (1438 / 359), or MNIST's own.
     level : int
         Icosphere level, >= 2.
-    rotate : bool or ``"z"``
+    rotate : bool, ``"z"`` or ``"jitter"``
         If true, each sample is rotated by a uniform random rotation
         (:func:`meshcnn.rotations.random_rotation`); with ``"z"``, by a rotation about
         the polar axis by a uniform angle (the digit stays on the north pole, turned
-        in its plane). Either is drawn from
+        in its plane); with ``"jitter"``, by a small rotation: uniform random axis,
+        angle uniform in ``[0, JITTER_DEGREES]`` (the digit stays near the pole, nearly
+        upright, sampled by other vertices). Each is drawn from
         ``np.random.default_rng([seed, epoch, index])``: fixed per sample for a
         given epoch, fresh in every epoch once :meth:`set_epoch` is called
         (:func:`meshcnn.train.fit` does this for the training set). A test set on
@@ -326,8 +330,8 @@ class SphericalDigits(Dataset):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.mesh = _mesh(level)
-        if rotate not in (True, False, "z"):
-            raise ValueError(f"rotate must be True, False or 'z', got {rotate!r}")
+        if rotate not in (True, False, "z", "jitter"):
+            raise ValueError(f"rotate must be True, False, 'z' or 'jitter', got {rotate!r}")
         self.level, self.split, self.rotate, self.seed = self.mesh.level, split, rotate, int(seed)
         self.projection, self.extent = projection, float(extent)
         if mnist is None:
@@ -357,6 +361,8 @@ class SphericalDigits(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         if self.rotate == "z":
             return rotation_about_z(rng.uniform(0.0, 2.0 * np.pi))
+        if self.rotate == "jitter":
+            return rotation_about_axis(rng.standard_normal(3), np.deg2rad(rng.uniform(0.0, JITTER_DEGREES)))
         return random_rotation(rng)
 
     def image(self, index: int) -> np.ndarray:
