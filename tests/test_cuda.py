@@ -57,3 +57,23 @@ def test_autocast_training_step(dtype):
     with torch.no_grad():
         reference = model.float()(x)
     torch.testing.assert_close(logits.float(), reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("orientation", ["poleward", "isotropic", "invariant"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_cuda_orientations_match_cpu_in_float64(orientation, stride):
+    from meshcnn import ORIENTATIONS  # noqa: F401  (the options under test)
+
+    torch.manual_seed(0)
+    cpu = MeshConv(3, 5, 4, stride=stride, orientation=orientation).double()
+    gpu = MeshConv(3, 5, 4, stride=stride, orientation=orientation).double().to("cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    x = torch.randn(4, 3, icosphere(4).num_vertices, dtype=torch.float64, requires_grad=True)
+    xg = x.detach().cuda().requires_grad_()
+    y, yg = cpu(x), gpu(xg)
+    torch.testing.assert_close(yg.cpu(), y, rtol=0, atol=1e-10)
+    g = torch.randn_like(y)
+    y.backward(g)
+    yg.backward(g.cuda())
+    torch.testing.assert_close(xg.grad.cpu(), x.grad, rtol=0, atol=1e-10)
+    torch.testing.assert_close(gpu.weight.grad.cpu(), cpu.weight.grad, rtol=0, atol=1e-9)
