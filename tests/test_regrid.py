@@ -417,3 +417,18 @@ def test_apply_checks_the_field_shape_not_only_its_size():
     np.testing.assert_array_equal(apply(W, field), apply(W, field.reshape(-1)))
     M = mesh_to_latlon(2, lat, lon)
     assert M.grid_shape == (19, 36) and apply(M, apply(W, field)).shape == (19 * 36,)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nearest", "conservative"])
+def test_apply_is_bit_identical_to_the_matrix_product(method):
+    """Few fields go through one mat-vec each (no transposed copy), many through one mat-mat
+    product: both give exactly the sparse product's sums."""
+    lat, lon = np.linspace(-90.0, 90.0, 46), np.arange(0.0, 360.0, 4.0)
+    rng = np.random.default_rng(1)
+    for W in (latlon_to_mesh(lat, lon, 3, method), mesh_to_latlon(3, lat, lon, method)):
+        for dtype in (np.float32, np.float64):
+            for batch in (3, 100):
+                x = rng.normal(size=(batch, W.shape[1])).astype(dtype)
+                expected = np.ascontiguousarray((sp.csr_matrix(W).astype(dtype) @ x.T).T)
+                out = apply(W, x)
+                assert out.dtype == dtype and np.array_equal(out, expected)

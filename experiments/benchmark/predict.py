@@ -1,6 +1,6 @@
 """Throughput of ``meshcnn predict`` on full-size ClimateNet files (768 x 1152) at level 5 on the CPU.
 
-    python experiments/benchmark/predict.py --out /tmp/bench_predict --num 8 --threads 1 --workers 0 1
+    python experiments/benchmark/predict.py --out /tmp/bench_predict --num 8 --threads 1 --workers 0 1 --uncompressed
 
 1. writes ``--num`` synthetic 768 x 1152 ClimateNet-format files (reused if there);
 2. takes ``--checkpoint``, or trains a level-5 spherical U-Net (width 8, the climate
@@ -10,7 +10,10 @@
    inherited by the DataLoader workers) and runs :func:`meshcnn.predict.predict_files`
    over the files for each ``--workers`` value, reporting files/s and the time per
    stage per file: read, regrid, model, regrid back, write. With workers, read and
-   regrid overlap the model, so the stages add up to more than the wall time.
+   regrid overlap the model, so the stages add up to more than the wall time. ``write``
+   includes finding the events. ``--uncompressed`` also times uncompressed copies
+   (the synthetic files are zlib-compressed with checksums; reading them is mostly
+   decompression).
 """
 from __future__ import annotations
 
@@ -45,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--events", action="store_true", help="also write the events CSV")
+    p.add_argument("--uncompressed", action="store_true",
+                   help="also time uncompressed copies of the files (the synthetic ones are zlib-compressed)")
     return p.parse_args(argv)
 
 
@@ -61,6 +66,29 @@ def make_checkpoint(work: Path, level: int) -> Path:
                     str(small), "--out", str(run), "--level", str(level), "--width", "8", "--epochs", "1",
                     "--batch-size", "2", "--threads", "1", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
     return run / "checkpoint.pt"
+
+
+def uncompressed_copies(files: list[Path], out: Path) -> list[Path]:
+    """The files rewritten without zlib/shuffle/checksums (netCDF4, contiguous), once."""
+    import netCDF4
+
+    out.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for f in files:
+        target = out / f.name
+        if not target.is_file():
+            tmp = out / f".{f.name}.tmp"
+            with netCDF4.Dataset(f) as src, netCDF4.Dataset(tmp, "w", format="NETCDF4") as dst:
+                for name, dim in src.dimensions.items():
+                    dst.createDimension(name, None if dim.isunlimited() else len(dim))
+                for name, var in src.variables.items():
+                    v = dst.createVariable(name, var.dtype, var.dimensions)
+                    v.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"})
+                    v[:] = var[:]
+                dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()})
+            tmp.rename(target)
+        copies.append(target)
+    return copies
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,23 +123,28 @@ def main(argv: list[str] | None = None) -> dict:
           f"load average {os.getloadavg()[0]:.1f}, {platform.processor() or platform.machine()}")
     print(f"setup (once per grid, cached): lat-lon -> mesh matrix {setup['latlon_to_mesh_s']:.1f} s, "
           f"mesh -> lat-lon matrix {setup['mesh_to_latlon_s']:.1f} s")
-    header = f"| workers | files/s | s/file (wall) | " + " | ".join(f"{s} (s/file)" for s in STAGES) + " | largest |"
+    header = f"| file compression | workers | files/s | s/file (wall) | " + " | ".join(f"{s} (s/file)" for s in STAGES) + " | largest |"
     print(header)
-    print("|" + "---|" * (len(STAGES) + 4))
+    print("|" + "---|" * (len(STAGES) + 5))
     rows = []
-    for workers in args.workers:
-        out = work / f"pred_w{workers}"
-        shutil.rmtree(out, ignore_errors=True)
-        with contextlib.redirect_stderr(io.StringIO()):
-            result = predict_files(files, checkpoint, out, events=(work / f"events_w{workers}.csv") if args.events
-                                   else None, num_workers=workers, batch_size=args.batch_size, progress=False)
-        n = result["written"]
-        per = {s: result["seconds"][s] / n for s in STAGES}
-        largest = max(per, key=per.get)
-        print(f"| {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
-              + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
-        rows.append({"workers": workers, "files_per_s": result["files_per_s"], "wall_s": result["wall_s"],
-                     "per_file_s": per, "largest": largest})
+    sets = [("zlib", files)]
+    if args.uncompressed:
+        sets.append(("none", uncompressed_copies(files, work / f"uncompressed_{args.nlat}x{args.nlon}")))
+    for compression, inputs in sets:
+        for workers in args.workers:
+            out = work / f"pred_{compression}_w{workers}"
+            shutil.rmtree(out, ignore_errors=True)
+            with contextlib.redirect_stderr(io.StringIO()):
+                result = predict_files(inputs, checkpoint, out, num_workers=workers, batch_size=args.batch_size,
+                                       events=(work / f"events_{compression}_w{workers}.csv") if args.events
+                                       else None, progress=False)
+            n = result["written"]
+            per = {s: result["seconds"][s] / n for s in STAGES}
+            largest = max(per, key=per.get)
+            print(f"| {compression} | {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
+                  + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
+            rows.append({"compression": compression, "workers": workers, "files_per_s": result["files_per_s"],
+                         "wall_s": result["wall_s"], "per_file_s": per, "largest": largest})
     report = {"args": vars(args), "setup": setup, "rows": rows, "load_average": os.getloadavg()}
     (work / "benchmark.json").write_text(json.dumps(report, indent=2))
     return report
