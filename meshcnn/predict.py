@@ -5,8 +5,9 @@ Everything the model needs comes from the checkpoint written by
 level, orientation and hemisphere flip, and the normalisation ``stats`` with the
 variable names); nothing is re-derived from the new files.
 
-Pipeline (one :class:`torch.utils.data.DataLoader` item per file, so memory stays
-flat in the number of files):
+Pipeline (one :class:`torch.utils.data.DataLoader` item per file, or per chunk of
+``batch_size`` time steps of a long file, so memory stays flat in the number of files
+and in their length):
 
 1. *read* (worker): the required variables of one netCDF file on any global lat-lon
    grid the regridding accepts (either latitude order, ``0..360`` or ``-180..180``
@@ -18,8 +19,9 @@ flat in the number of files):
 4. *regrid back*: the probabilities are interpolated to the file's grid (barycentric
    in the mesh triangles), then the argmax gives the labels, so labels follow the
    model's decision boundaries at the grid's resolution;
-5. *write*: one netCDF per input, same name, in ``out`` (atomically: a temporary file
-   renamed into place, so a killed run never leaves a partial output).
+5. *write*: one netCDF per input, same name, in ``out`` (atomically: a temporary file,
+   written chunk by chunk, renamed into place when complete, so a killed run never leaves
+   a partial output); this stage also finds the events.
 
 Output file
 -----------
@@ -175,7 +177,7 @@ def _find_name(ds: Any, names: Sequence[str], path: Path, what: str) -> str:
     raise ClimateFileError(path, f"no {what} coordinate variable (looked for {', '.join(names)})")
 
 
-def _read_variable(var: Any) -> np.ndarray:
+def _read_variable(var: Any, index: tuple = (slice(None),)) -> np.ndarray:
     """A netCDF variable as float32 with NaN at missing values (``_FillValue``, ``missing_value``, or the
     default fill value when neither is set) and ``scale_factor``/``add_offset`` applied.
 
@@ -185,7 +187,7 @@ def _read_variable(var: Any) -> np.ndarray:
     import netCDF4
 
     var.set_auto_maskandscale(False)
-    raw = np.asarray(var[:])
+    raw = np.asarray(var[index])
     fills = [getattr(var, name) for name in ("_FillValue", "missing_value") if hasattr(var, name)]
     if not hasattr(var, "_FillValue") and raw.dtype.kind in "fiu" and raw.dtype.itemsize > 1:
         default = netCDF4.default_fillvals.get(raw.dtype.str[1:])
@@ -208,15 +210,25 @@ def _read_variable(var: Any) -> np.ndarray:
     return values
 
 
-def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False
-                ) -> dict[str, Any]:
+def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False,
+                steps: tuple[int, int] | None = None, header_only: bool = False) -> dict[str, Any]:
     """Read the model's variables from one netCDF file on its own grid.
+
+    Parameters
+    ----------
+    path : the netCDF file
+    variables : the variables to read, in channel order
+    allow_nan : accept NaN and missing values (else an error)
+    steps : read only the time steps ``[t0, t1)`` (all by default): a long file is
+        processed in chunks, so memory does not grow with its length
+    header_only : check the variables, dimensions and grid, read no field values
 
     Returns
     -------
-    dict with ``fields`` float32 ``(T, C, nlat, nlon)`` (file order, NaN where missing),
-    ``lat``, ``lon`` (degrees, file order), ``lat_name``, ``lon_name``, ``time_name``
-    (``None`` without a time dimension, then ``T = 1``) and ``time`` (values or ``None``).
+    dict with ``fields`` float32 ``(T, C, nlat, nlon)`` (file order, NaN where missing;
+    absent with ``header_only``), ``lat``, ``lon`` (degrees, file order), ``lat_name``,
+    ``lon_name``, ``time_name`` (``None`` without a time dimension, then ``T = 1``),
+    ``time`` (the values of the steps read, or ``None``) and ``num_steps`` (in the file).
 
     Raises
     ------
@@ -247,6 +259,7 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
         lat_dim, lon_dim = ds[lat_name].dimensions[0], ds[lon_name].dimensions[0]
         time_name = None
         arrays = []
+        num_steps = None
         for name in variables:
             var = ds[name]
             dims = var.dimensions
@@ -262,12 +275,19 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
                 elif extra[0] != time_name:
                     raise ClimateFileError(path, f"variable {name!r} has time dimension {extra[0]!r}, "
                                                  f"others {time_name!r}")
-            values = _read_variable(var)
+            if tuple(var.shape[dims.index(d)] for d in (lat_dim, lon_dim)) != (len(lat), len(lon)):
+                raise ClimateFileError(path, f"variable {name!r} has shape {var.shape}, the grid is "
+                                             f"{len(lat)} x {len(lon)}")
+            n = var.shape[dims.index(extra[0])] if extra else 1
+            if num_steps is not None and n != num_steps:
+                raise ClimateFileError(path, f"variable {name!r} has {n} time steps, others {num_steps}")
+            num_steps = n
+            if header_only:
+                continue
+            index = tuple(slice(*steps) if (d in extra and steps is not None) else slice(None) for d in dims)
+            values = _read_variable(var, index)
             order = [dims.index(d) for d in extra] + [dims.index(lat_dim), dims.index(lon_dim)]
             values = np.transpose(values, order).reshape(-1, len(lat), len(lon))
-            if arrays and values.shape[0] != arrays[0].shape[0]:
-                raise ClimateFileError(path, f"variable {name!r} has {values.shape[0]} time steps, others "
-                                             f"{arrays[0].shape[0]}")
             if np.isinf(values).any():
                 raise ClimateFileError(path, f"variable {name!r} contains Inf")
             if not allow_nan and np.isnan(values).any():
@@ -277,44 +297,48 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
             arrays.append(values)
         time_values = None
         if time_name is not None and time_name in ds.variables:
-            time_values = np.asarray(ds[time_name][:])
-        if arrays[0].shape[0] == 0:
+            time_values = np.asarray(ds[time_name][slice(*steps) if steps is not None else slice(None)])
+        if not num_steps:
             raise ClimateFileError(path, "no time steps")
     except (OSError, RuntimeError, IndexError, KeyError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
     finally:
         ds.close()
-    return {"fields": np.stack(arrays, axis=1), "lat": lat, "lon": lon, "lat_name": lat_name,
-            "lon_name": lon_name, "time_name": time_name, "time": time_values}
+    out = {"lat": lat, "lon": lon, "lat_name": lat_name, "lon_name": lon_name, "time_name": time_name,
+           "time": time_values, "num_steps": num_steps}
+    if not header_only:
+        out["fields"] = np.stack(arrays, axis=1)
+    return out
 
 
 class _PredictDataset(Dataset):
-    """One item per input file: read, validate, regrid to the mesh and normalise (in a worker).
+    """One item per chunk of time steps of an input file: read, validate, regrid to the mesh
+    and normalise (in a worker).
 
-    Errors are returned, not raised, as ``{"path", "error"}`` so the main process decides
-    whether to stop or skip. Files already complete (``resume``) are returned as
-    ``{"path", "skip": True}`` without being read.
+    Errors are returned, not raised, as ``{"file", "error"}`` so the main process decides
+    whether to stop or skip.
     """
 
-    def __init__(self, files: Sequence[Path], predictor: Predictor, allow_nan: bool, todo: Sequence[bool]) -> None:
+    def __init__(self, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
+                 allow_nan: bool) -> None:
         self.files = list(files)
+        self.chunks = list(chunks)  # (file index, t0, t1)
         self.level = predictor.level
         self.variables = predictor.variables
         self.mean, self.std = predictor.mean, predictor.std
         self.allow_nan = allow_nan
-        self.todo = list(todo)
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.chunks)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.files[index]
-        if not self.todo[index]:
-            return {"index": index, "path": str(path), "skip": True}
+        file_index, t0, t1 = self.chunks[index]
+        path = self.files[file_index]
+        base = {"file": file_index, "t0": t0, "t1": t1}
         try:
-            t0 = time.perf_counter()
-            item = read_fields(path, self.variables, allow_nan=self.allow_nan)
-            t1 = time.perf_counter()
+            start = time.perf_counter()
+            item = read_fields(path, self.variables, allow_nan=self.allow_nan, steps=(t0, t1))
+            t_read = time.perf_counter()
             lat, lon = item["lat"], item["lon"]
             try:
                 matrix = regrid.latlon_to_mesh(lat, lon, self.level, "bilinear")
@@ -322,19 +346,20 @@ class _PredictDataset(Dataset):
                 raise ClimateFileError(path, f"grid not usable: {exc}") from exc
             fields = item.pop("fields")
             mesh = regrid.apply(matrix, fields, skipna=self.allow_nan, na_thresh=0.5)  # (T, C, V) float32
+            del fields
             raw = {}
             for name in ("PSL", "TMQ"):
                 if name in self.variables:
                     raw[name] = mesh[:, self.variables.index(name)].copy()
             x = (mesh - self.mean[None, :, None]) / self.std[None, :, None]
             np.nan_to_num(x, copy=False, nan=0.0)  # with allow_nan: vertices without valid data -> training mean
-            item.update(index=index, path=str(path), x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                        raw=raw, t_read=t1 - t0, t_regrid=time.perf_counter() - t1)
+            item.update(base, x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), raw=raw,
+                        t_read=t_read - start, t_regrid=time.perf_counter() - t_read)
             return item
         except (ClimateFileError, FileNotFoundError) as exc:
-            return {"index": index, "path": str(path), "error": str(exc)}
+            return {**base, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - anything else a broken file may raise
-            return {"index": index, "path": str(path), "error": f"{path}: {type(exc).__name__}: {exc}"}
+            return {**base, "error": f"{path}: {type(exc).__name__}: {exc}"}
 
 
 def _identity(item: Any) -> Any:
@@ -356,23 +381,29 @@ def _output_complete(path: Path, sha256: str) -> bool:
         return False
 
 
-def _time_strings(time_values: np.ndarray | None, source: Path, time_name: str | None, steps: int) -> list[str]:
-    """ISO dates of the time axis when it has CF units, else the raw values, else ''."""
-    if time_name is None or time_values is None:
+def _time_strings(source: Path, time_name: str | None, steps: int) -> list[str]:
+    """ISO dates of the file's time axis when it has CF units, else the raw values, else ''."""
+    if time_name is None:
         return [""] * steps
     import netCDF4
 
     try:
         with netCDF4.Dataset(source, "r") as ds:
+            if time_name not in ds.variables:
+                return [""] * steps
             var = ds[time_name]
+            values = np.asarray(var[:])
             units = getattr(var, "units", None)
             calendar = getattr(var, "calendar", "standard")
         if units:
-            dates = netCDF4.num2date(np.asarray(time_values), units, calendar)
-            return [d.isoformat() if hasattr(d, "isoformat") else str(d) for d in np.atleast_1d(dates)]
-    except (OSError, RuntimeError, ValueError, TypeError, KeyError):
-        pass
-    return [str(v) for v in np.atleast_1d(time_values)]
+            try:
+                dates = netCDF4.num2date(values, units, calendar)
+                return [d.isoformat() if hasattr(d, "isoformat") else str(d) for d in np.atleast_1d(dates)]
+            except (ValueError, TypeError):
+                pass
+        return [str(v) for v in np.atleast_1d(values)]
+    except (OSError, RuntimeError, KeyError):
+        return [""] * steps
 
 
 def _copy_var(src: Any, dst: Any, name: str) -> None:
@@ -385,64 +416,96 @@ def _copy_var(src: Any, dst: Any, name: str) -> None:
     out[:] = var[:]
 
 
-def _write_output(path: Path, source: Path, item: dict[str, Any], labels: np.ndarray, probs: np.ndarray | None,
-                  mesh_labels: np.ndarray, events: list[dict[str, Any]], predictor: Predictor) -> None:
-    """Write one output netCDF atomically (temporary file in the folder, fsync, rename)."""
-    import netCDF4
+class _OutputWriter:
+    """One output file, written chunk by chunk into a temporary file and renamed into place
+    by :meth:`finish` (after an fsync); :meth:`abort` removes the temporary file."""
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with netCDF4.Dataset(source, "r") as src, netCDF4.Dataset(tmp, "w", format="NETCDF4") as dst:
-            lat_name, lon_name, time_name = item["lat_name"], item["lon_name"], item["time_name"]
+    def __init__(self, path: Path, source: Path, header: dict[str, Any], predictor: Predictor,
+                 probabilities: bool) -> None:
+        import netCDF4
+
+        self.path, self.source, self.predictor = path, source, predictor
+        self.has_time = header["time_name"] is not None
+        self.events: list[dict[str, Any]] = []
+        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+            self._define(header, probabilities)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _define(self, header: dict[str, Any], probabilities: bool) -> None:
+        import netCDF4
+
+        dst, predictor = self.ds, self.predictor
+        k = len(predictor.class_names)
+        flags = {"flag_values": np.arange(k, dtype=np.int8), "flag_meanings": " ".join(predictor.class_names)}
+        with netCDF4.Dataset(self.source, "r") as src:
+            lat_name, lon_name, time_name = header["lat_name"], header["lon_name"], header["time_name"]
             lat_dim, lon_dim = src[lat_name].dimensions[0], src[lon_name].dimensions[0]
             grid_dims: tuple[str, ...] = (lat_dim, lon_dim)
-            dst.createDimension(lat_dim, len(item["lat"]))
-            dst.createDimension(lon_dim, len(item["lon"]))
+            dst.createDimension(lat_dim, len(header["lat"]))
+            dst.createDimension(lon_dim, len(header["lon"]))
             if time_name is not None:
-                tdim = src.dimensions[time_name]
-                dst.createDimension(time_name, None if tdim.isunlimited() else len(tdim))
+                dst.createDimension(time_name, None if src.dimensions[time_name].isunlimited() else header["num_steps"])
                 grid_dims = (time_name,) + grid_dims
             for name in (lat_name, lon_name) + ((time_name,) if time_name and time_name in src.variables else ()):
                 _copy_var(src, dst, name)
                 bounds = getattr(src[name], "bounds", None)
-                if bounds and bounds in src.variables and all(d in dst.dimensions or d in src.dimensions
-                                                              for d in src[bounds].dimensions):
+                if bounds and bounds in src.variables:
                     for d in src[bounds].dimensions:
                         if d not in dst.dimensions:
                             dst.createDimension(d, len(src.dimensions[d]))
                     _copy_var(src, dst, bounds)
+        chunk = lambda dims, shape: tuple(1 if d == time_name else n for d, n in zip(dims, shape))  # noqa: E731
+        self.labels = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1,
+                                         chunksizes=chunk(grid_dims, (1, len(header["lat"]), len(header["lon"]))
+                                                          [-len(grid_dims):]))
+        self.labels.setncatts({"long_name": "predicted class", **flags,
+                               "comment": "argmax of the class probabilities interpolated from the icosphere "
+                                          f"(level {predictor.level}) to this grid"})
+        self.probs = None
+        if probabilities:
+            dst.createDimension("class", k)
+            pdims = grid_dims[:-2] + ("class",) + grid_dims[-2:]
+            self.probs = dst.createVariable("PROBABILITIES", "f4", pdims, zlib=True, complevel=1)
+            self.probs.setncatts({"long_name": "class probability", "units": "1",
+                                  "classes": " ".join(predictor.class_names)})
+        mesh = icosphere(predictor.level)
+        dst.createDimension("vertex", mesh.num_vertices)
+        mdims = ((time_name,) if time_name is not None else ()) + ("vertex",)
+        self.mesh_labels = dst.createVariable("MESH_LABELS", "i1", mdims, zlib=True, complevel=1)
+        self.mesh_labels.setncatts({"long_name": f"predicted class on the icosphere vertices (level {predictor.level})",
+                                    **flags, "coordinates": "mesh_lat mesh_lon"})
+        for name, values in (("mesh_lat", mesh.lat), ("mesh_lon", mesh.lon)):
+            v = dst.createVariable(name, "f8", ("vertex",))
+            v.units = "degrees_north" if name == "mesh_lat" else "degrees_east"
+            v[:] = np.rad2deg(values)
+
+    def write(self, t0: int, labels: np.ndarray, probs: np.ndarray | None, mesh_labels: np.ndarray,
+              events: list[dict[str, Any]]) -> None:
+        """Write time steps ``[t0, t0 + T)``: ``labels (T, nlat, nlon)``, ``probs (T, K, nlat, nlon)``,
+        ``mesh_labels (T, V)``, and their events."""
+        t1 = t0 + labels.shape[0]
+        if self.has_time:
+            self.labels[t0:t1] = labels
+            self.mesh_labels[t0:t1] = mesh_labels
+            if self.probs is not None:
+                self.probs[t0:t1] = probs
+        else:
+            self.labels[:] = labels[0]
+            self.mesh_labels[:] = mesh_labels[0]
+            if self.probs is not None:
+                self.probs[:] = probs[0]
+        self.events.extend(events)
+
+    def finish(self) -> None:
+        """Write the events and global attributes, close, fsync and rename into place."""
+        dst, predictor, events = self.ds, self.predictor, self.events
+        try:
             k = len(predictor.class_names)
-            lab = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1)
-            lab.long_name = "predicted class"
-            lab.flag_values = np.arange(k, dtype=np.int8)
-            lab.flag_meanings = " ".join(predictor.class_names)
-            lab.comment = ("argmax of the class probabilities interpolated from the icosphere "
-                           f"(level {predictor.level}) to this grid")
-            lab[:] = labels if time_name is not None else labels[0]
-            if probs is not None:
-                dst.createDimension("class", k)
-                pv = dst.createVariable("PROBABILITIES", "f4", grid_dims[:-2] + ("class",) + grid_dims[-2:],
-                                        zlib=True, complevel=1)
-                pv.long_name = "class probability"
-                pv.units = "1"
-                pv.classes = " ".join(predictor.class_names)
-                pv[:] = probs if time_name is not None else probs[0]
-            # the mesh side: labels and vertex coordinates
-            mesh = icosphere(predictor.level)
-            dst.createDimension("vertex", mesh.num_vertices)
-            mdims = ((time_name,) if time_name is not None else ()) + ("vertex",)
-            ml = dst.createVariable("MESH_LABELS", "i1", mdims, zlib=True, complevel=1)
-            ml.long_name = f"predicted class on the icosphere vertices (level {predictor.level})"
-            ml.flag_values = np.arange(k, dtype=np.int8)
-            ml.flag_meanings = " ".join(predictor.class_names)
-            ml.coordinates = "mesh_lat mesh_lon"
-            ml[:] = mesh_labels if time_name is not None else mesh_labels[0]
-            for name, values in (("mesh_lat", mesh.lat), ("mesh_lon", mesh.lon)):
-                v = dst.createVariable(name, "f8", ("vertex",))
-                v.units = "degrees_north" if name == "mesh_lat" else "degrees_east"
-                v[:] = np.rad2deg(values)
-            # the events of this file
             dst.createDimension("event", len(events))
             for name in _EVENT_VARS:
                 if name == "class":
@@ -459,7 +522,7 @@ def _write_output(path: Path, source: Path, item: dict[str, Any], labels: np.nda
             dst.setncatts({
                 "Conventions": "CF-1.8",
                 "title": "meshcnn segmentation (tropical cyclones, atmospheric rivers)",
-                "source_file": str(source),
+                "source_file": str(self.source),
                 "meshcnn_version": __version__,
                 "checkpoint": str(predictor.checkpoint),
                 "checkpoint_sha256": predictor.sha256,
@@ -469,14 +532,22 @@ def _write_output(path: Path, source: Path, item: dict[str, Any], labels: np.nda
                 "regridding": "bilinear to the mesh; probabilities barycentric back to the grid, then argmax",
                 "meshcnn_complete": np.int32(1),
             })
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
+            dst.close()
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Close and remove the temporary file; the output path is untouched."""
+        with contextlib.suppress(Exception):
+            if getattr(self, "ds", None) is not None and self.ds.isopen():
+                self.ds.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            os.unlink(self.tmp)
 
 
 def _read_done(path: Path) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]:
@@ -490,7 +561,6 @@ def _read_done(path: Path) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]
         names = str(ds["MESH_LABELS"].flag_meanings).split()
         ev = {name: np.asarray(ds[f"event_{name}"][:]) for name in _EVENT_VARS}
         time_name = ds["MESH_LABELS"].dimensions[0] if has_time else None
-        time_values = np.asarray(ds[time_name][:]) if time_name and time_name in ds.variables else None
     events = []
     counters: dict[tuple[int, int], int] = {}
     for i in range(len(ev["class"])):
@@ -503,7 +573,7 @@ def _read_done(path: Path) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]
             row[name] = None if np.isnan(value) else value
         row["num_vertices"] = int(ev["num_vertices"][i])
         events.append(row)
-    return ml, events, _time_strings(time_values, path, time_name, ml.shape[0])
+    return ml, events, _time_strings(path, time_name, ml.shape[0])
 
 
 # ----------------------------------------------------------------------------------- predict
@@ -553,7 +623,10 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         (per-vertex event counts, for ``meshcnn events summary``)
     probabilities : also write the class probabilities
     resume : skip inputs whose output is complete and from the same checkpoint
-    device, batch_size : where the model runs and how many time steps per forward pass
+    device : where the model runs
+    batch_size : time steps per DataLoader item and forward pass (a file with many time
+        steps is read, regridded and written in chunks of this many, so memory does not
+        grow with its length)
     num_workers : DataLoader worker processes reading and regridding (0: in this process)
     allow_nan : accept NaN/missing values in the fields (regridded from the valid points)
     skip_bad : log and skip inputs that cannot be used, instead of stopping
@@ -589,19 +662,37 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         for stale in out.glob(f".{f.name}.*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-    todo = [not (resume and _output_complete(out / f.name, predictor.sha256)) for f in files]
+
+    # the plan: per file, complete already (resume), bad header, or chunks of time steps
+    plan: list[tuple[str, Any]] = []
+    chunks: list[tuple[int, int, int]] = []
+    for i, f in enumerate(files):
+        if resume and _output_complete(out / f.name, predictor.sha256):
+            plan.append(("done", None))
+            continue
+        try:
+            header = read_fields(f, predictor.variables, header_only=True)
+        except ClimateFileError as exc:
+            plan.append(("error", str(exc)))
+            continue
+        n = header["num_steps"]
+        plan.append(("predict", header))
+        chunks.extend((i, t0, min(t0 + batch_size, n)) for t0 in range(0, n, batch_size))
+
     mesh = icosphere(predictor.level)
     counts = np.zeros((len(predictor.class_names), mesh.num_vertices), dtype=np.int64)
     seconds = dict.fromkeys(STAGES, 0.0)
-    result: dict[str, Any] = {"files": len(files), "written": 0, "skipped_complete": len(todo) - sum(todo),
-                              "bad": [], "events": 0, "time_steps": 0}
-    if result["skipped_complete"]:
-        say(f"resume: {result['skipped_complete']} of {len(files)} outputs complete, skipped")
+    done = sum(kind == "done" for kind, _ in plan)
+    result: dict[str, Any] = {"files": len(files), "written": 0, "skipped_complete": done, "bad": [], "events": 0,
+                              "time_steps": 0}
+    if done:
+        say(f"resume: {done} of {len(files)} outputs complete, skipped")
 
-    _prebuild_matrices([f for f, t in zip(files, todo) if t][:1], predictor.level)
-    dataset = _PredictDataset(files, predictor, allow_nan, todo)
+    _prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.level)
+    dataset = _PredictDataset(files, chunks, predictor, allow_nan)
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity,
                         persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
+    items = iter(loader)
     events_tmp = None
     writer = None
     if events is not None:
@@ -611,56 +702,98 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         events_file = os.fdopen(fd, "w", newline="")
         writer = csv.writer(events_file)
         writer.writerow(EVENT_COLUMNS)
+
+    def record(source: Path, mesh_labels: np.ndarray, file_events: list[dict[str, Any]], times: list[str]) -> None:
+        result["time_steps"] += mesh_labels.shape[0]
+        result["events"] += len(file_events)
+        for t in range(mesh_labels.shape[0]):
+            counts[mesh_labels[t].astype(np.int64), np.arange(mesh.num_vertices)] += 1
+        if writer is not None:
+            for e in file_events:
+                writer.writerow([source.name, e["time_index"], times[e["time_index"]], e["class"], e["event"],
+                                 *(_fmt(e[c]) for c in EVENT_COLUMNS[5:])])
+
+    def bad(source: Path, message: str) -> None:
+        if not skip_bad:
+            raise PredictError(message)
+        result["bad"].append((str(source), message))
+        say(f"skipping bad file: {message}")
+
     wall0 = time.perf_counter()
+    bar = tqdm(total=len(files), desc="predict", unit="file", disable=not progress)
     try:
-        for item in tqdm(loader, total=len(files), desc="predict", unit="file", disable=not progress):
-            source = Path(item["path"])
+        for i, (kind, info) in enumerate(plan):
+            source = files[i]
             target = out / source.name
-            if item.get("skip"):
+            if kind == "done":
                 mesh_labels, file_events, times = _read_done(target)
-            elif "error" in item:
-                if not skip_bad:
-                    raise PredictError(item["error"])
-                result["bad"].append((str(source), item["error"]))
-                say(f"skipping bad file: {item['error']}")
+                record(source, mesh_labels, file_events, times)
+                bar.update(1)
                 continue
-            else:
-                seconds["read"] += item["t_read"]
-                seconds["regrid"] += item["t_regrid"]
-                t0 = time.perf_counter()
-                x = item["x"]
-                with torch.no_grad():
-                    probs = torch.cat([torch.softmax(predictor.model(x[i:i + batch_size].to(device)).float(), 1).cpu()
-                                       for i in range(0, x.shape[0], batch_size)]).numpy()  # (T, K, V)
-                t1 = time.perf_counter()
-                seconds["model"] += t1 - t0
-                mesh_labels = probs.argmax(1).astype(np.int8)
-                back = regrid.mesh_to_latlon(predictor.level, item["lat"], item["lon"], "bilinear")
-                grid_probs = regrid.apply(back, probs)  # (T, K, nlat * nlon) float32
-                shape = (probs.shape[0], len(item["lat"]), len(item["lon"]))
-                labels = grid_probs.argmax(1).astype(np.int8).reshape(shape)
-                grid_probs = grid_probs.reshape(shape[:1] + (probs.shape[1],) + shape[1:]) if probabilities else None
-                t2 = time.perf_counter()
-                seconds["regrid_back"] += t2 - t1
-                file_events = []
-                for t in range(mesh_labels.shape[0]):
-                    found = find_events(mesh_labels[t], mesh, predictor.class_names,
-                                        fields={k: v[t] for k, v in item["raw"].items()})
-                    for e in found:
-                        e["time_index"] = t
-                    file_events.extend(found)
-                _write_output(target, source, item, labels, grid_probs, mesh_labels, file_events, predictor)
-                seconds["write"] += time.perf_counter() - t2
-                times = _time_strings(item["time"], source, item["time_name"], mesh_labels.shape[0])
-                result["written"] += 1
-            result["time_steps"] += mesh_labels.shape[0]
-            result["events"] += len(file_events)
-            for t in range(mesh_labels.shape[0]):
-                counts[mesh_labels[t].astype(np.int64), np.arange(mesh.num_vertices)] += 1
-            if writer is not None:
-                for e in file_events:
-                    writer.writerow([source.name, e["time_index"], times[e["time_index"]], e["class"], e["event"],
-                                     *(_fmt(e[c]) for c in EVENT_COLUMNS[5:])])
+            if kind == "error":
+                bad(source, info)
+                bar.update(1)
+                continue
+            n = info["num_steps"]
+            output: _OutputWriter | None = None
+            all_mesh_labels = []
+            failed = None
+            try:
+                for t0 in range(0, n, batch_size):
+                    item = next(items)
+                    if failed is not None:
+                        continue  # drain the chunks of a bad file
+                    if "error" in item:
+                        failed = item["error"]
+                        continue
+                    seconds["read"] += item["t_read"]
+                    seconds["regrid"] += item["t_regrid"]
+                    start = time.perf_counter()
+                    x = item["x"]
+                    with torch.no_grad():
+                        probs = torch.cat([torch.softmax(predictor.model(x[j:j + batch_size].to(device)).float(), 1)
+                                           .cpu() for j in range(0, x.shape[0], batch_size)]).numpy()  # (T, K, V)
+                    t_model = time.perf_counter()
+                    seconds["model"] += t_model - start
+                    mesh_labels = probs.argmax(1).astype(np.int8)
+                    back = regrid.mesh_to_latlon(predictor.level, item["lat"], item["lon"], "bilinear")
+                    grid_probs = regrid.apply(back, probs)  # (T, K, nlat * nlon) float32
+                    shape = (probs.shape[0], len(item["lat"]), len(item["lon"]))
+                    labels = grid_probs.argmax(1).astype(np.int8).reshape(shape)
+                    grid_probs = grid_probs.reshape(shape[:1] + (probs.shape[1],) + shape[1:]) if probabilities \
+                        else None
+                    t_back = time.perf_counter()
+                    seconds["regrid_back"] += t_back - t_model
+                    chunk_events = []
+                    for t in range(mesh_labels.shape[0]):
+                        found = find_events(mesh_labels[t], mesh, predictor.class_names,
+                                            fields={k: v[t] for k, v in item["raw"].items()})
+                        for e in found:
+                            e["time_index"] = item["t0"] + t
+                        chunk_events.extend(found)
+                    if output is None:
+                        output = _OutputWriter(target, source, info, predictor, probabilities)
+                    output.write(item["t0"], labels, grid_probs, mesh_labels, chunk_events)
+                    all_mesh_labels.append(mesh_labels)
+                    seconds["write"] += time.perf_counter() - t_back
+                if failed is not None:
+                    if output is not None:
+                        output.abort()
+                        output = None
+                    bad(source, failed)
+                    bar.update(1)
+                    continue
+                start = time.perf_counter()
+                output.finish()
+                seconds["write"] += time.perf_counter() - start
+                file_events, output = output.events, None
+            finally:
+                if output is not None:
+                    output.abort()
+            record(source, np.concatenate(all_mesh_labels), file_events,
+                   _time_strings(source, info["time_name"], n))
+            result["written"] += 1
+            bar.update(1)
         if writer is not None:
             events_file.flush()
             os.fsync(events_file.fileno())
@@ -671,6 +804,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             save_frequency(frequency_path(events), counts, result["time_steps"], predictor.level,
                            predictor.class_names)
     finally:
+        bar.close()
         if events_tmp is not None:
             with contextlib.suppress(Exception):
                 events_file.close()

@@ -187,11 +187,21 @@ def test_grid_conventions_time_axes_and_cli(run, tmp_path):
     assert {r["time_index"] for r in rows} <= {"0", "1", "2"}
     assert all(r["time"].startswith("2000-01-") for r in rows)
 
-    # events summary from the CLI: maps and counts
-    proc = subprocess.run([sys.executable, "-m", "meshcnn", "events", "summary", str(tmp_path / "ev.csv"),
-                           "--out", str(tmp_path / "summary")],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    # a long file goes through in chunks of batch_size time steps: same labels, same events
+    chunked = predict(run, [inputs / "three_steps.nc"], tmp_path / "chunked", batch_size=2,
+                      events=tmp_path / "chunked.csv")
+    assert chunked["written"] == 1 and chunked["time_steps"] == 3
+    with open_nc(out / "three_steps.nc") as a, open_nc(tmp_path / "chunked" / "three_steps.nc") as b:
+        np.testing.assert_array_equal(a["LABELS"].values, b["LABELS"].values)
+        np.testing.assert_array_equal(a["event_area_km2"].values, b["event_area_km2"].values)
+    with open(tmp_path / "chunked.csv") as fh:
+        assert [r for r in csv.DictReader(fh)] == rows
+
+    # events summary from the command line (in this process): maps and counts
+    from meshcnn.__main__ import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["events", "summary", str(tmp_path / "ev.csv"), "--out", str(tmp_path / "summary")]) == 0
     for name in ("counts.csv", "counts.md", "frequency_tropical_cyclone.png", "frequency_atmospheric_river.png"):
         assert (tmp_path / "summary" / name).is_file()
 
@@ -334,6 +344,17 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     with open_nc(out / "nan.nc") as res:
         assert set(np.unique(res["LABELS"].values)) <= {0, 1, 2}
 
+    # NaN in a later time step of a long file read in chunks: no output, no temporary file left
+    _variant(good, tmp_path / "bad" / "steps.nc", steps=run["files"][:3])
+    with xr.open_dataset(tmp_path / "bad" / "steps.nc", decode_times=False) as ds:
+        ds = ds.load()
+    psl = ds["PSL"].values.copy()
+    psl[2, 5, 5] = np.nan
+    ds["PSL"] = (ds["PSL"].dims, psl, ds["PSL"].attrs)
+    ds.to_netcdf(tmp_path / "bad" / "late_nan.nc")
+    fails([tmp_path / "bad" / "late_nan.nc"], "late_nan.nc.*PSL.*NaN", batch_size=1)
+    assert not [p for p in out.iterdir() if "late_nan" in p.name]
+
     # a regional grid
     with xr.open_dataset(good, decode_times=False) as ds:
         ds.sel(lat=slice(-30.0, 60.0)).to_netcdf(tmp_path / "bad" / "regional.nc")
@@ -376,9 +397,12 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     assert not (out2 / "broken.nc").exists()
 
 
-def test_cli_error_exit(run, tmp_path):
+def test_cli_error_exit(run, tmp_path, capsys):
+    from meshcnn.__main__ import main
+
     (tmp_path / "file_out").write_text("x")
-    proc = subprocess.run([sys.executable, "-m", "meshcnn", "predict", "--checkpoint", str(run["checkpoint"]),
-                           "--out", str(tmp_path / "file_out"), str(run["files"][0])],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 1 and "meshcnn: error:" in proc.stderr and "file_out" in proc.stderr
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(tmp_path / "file_out"),
+              str(run["files"][0])])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "meshcnn: error:" in err and "file_out" in err
