@@ -598,6 +598,18 @@ def _prebuild_matrices(files: Sequence[Path], level: int) -> None:
             pass
 
 
+def _argmax_classes(probs: np.ndarray) -> np.ndarray:
+    """``argmax`` over axis 1 of ``(T, K, N)`` as int8 (first maximum on ties), one pass per class
+    (several times faster than ``numpy.argmax`` along a middle axis)."""
+    best = probs[:, 0].copy()
+    labels = np.zeros(best.shape, dtype=np.int8)
+    for k in range(1, probs.shape[1]):
+        better = probs[:, k] > best
+        labels[better] = k
+        np.maximum(best, probs[:, k], out=best)
+    return labels
+
+
 def _fmt(x: Any) -> str:
     if x is None:
         return ""
@@ -719,6 +731,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         result["bad"].append((str(source), message))
         say(f"skipping bad file: {message}")
 
+    back_matrices: dict[tuple[bytes, bytes], Any] = {}
     wall0 = time.perf_counter()
     bar = tqdm(total=len(files), desc="predict", unit="file", disable=not progress)
     try:
@@ -756,10 +769,15 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
                     t_model = time.perf_counter()
                     seconds["model"] += t_model - start
                     mesh_labels = probs.argmax(1).astype(np.int8)
-                    back = regrid.mesh_to_latlon(predictor.level, item["lat"], item["lon"], "bilinear")
-                    grid_probs = regrid.apply(back, probs)  # (T, K, nlat * nlon) float32
+                    key = (item["lat"].tobytes(), item["lon"].tobytes())
+                    if key not in back_matrices:
+                        back_matrices.clear()  # one grid at a time
+                        back_matrices[key] = regrid.mesh_to_latlon(predictor.level, item["lat"], item["lon"],
+                                                                   "bilinear").astype(np.float32)
+                        back_matrices[key].grid_shape = (len(item["lat"]), len(item["lon"]))
+                    grid_probs = regrid.apply(back_matrices[key], probs)  # (T, K, nlat * nlon) float32
                     shape = (probs.shape[0], len(item["lat"]), len(item["lon"]))
-                    labels = grid_probs.argmax(1).astype(np.int8).reshape(shape)
+                    labels = _argmax_classes(grid_probs).reshape(shape)
                     grid_probs = grid_probs.reshape(shape[:1] + (probs.shape[1],) + shape[1:]) if probabilities \
                         else None
                     t_back = time.perf_counter()

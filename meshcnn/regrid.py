@@ -334,7 +334,7 @@ def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: 
             return flat[:, csr.indices].reshape(*lead, n_out)
         flat = flat.astype(np.float64)
     dtype = np.float32 if values.dtype == np.float32 else np.float64
-    weights = csr.astype(dtype)
+    weights = csr.astype(dtype, copy=False)  # read only below
     if skipna:
         missing = np.isnan(flat)
         if missing.any():
