@@ -449,3 +449,26 @@ def test_verify_coarse_grid_and_missing_summary(tmp_path, capsys):
         C.verify_synthetic(tmp_path, progress=False)
     with pytest.raises(SystemExit, match=r"verify: .*synth\.json: not found"):
         C.main(["verify", str(tmp_path)])
+
+
+def test_netcdf_default_fill_values_are_missing_values(tmp_path):
+    # a damaged chunk index makes netCDF return the default fill value (9.97e36) for a whole field
+    variables = _good_variables()
+    variables["PSL"][:2] = netCDF4.default_fillvals["f4"]
+    lat, lon = grid()
+    write_raw(tmp_path / "fill.nc", variables, lat, lon)
+    with pytest.raises(C.ClimateFileError, match=r"fill\.nc: variable 'PSL' contains missing values"):
+        C.read_latlon(tmp_path / "fill.nc")
+
+
+def test_written_files_carry_a_checksum_that_other_readers_ignore(tmp_path):
+    lat, lon = grid()
+    path = tmp_path / "s.nc"
+    C.write_climatenet(path, constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
+    with netCDF4.Dataset(path) as ds:  # still an ordinary netCDF file
+        np.testing.assert_array_equal(ds["lat"][:], lat)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(C.ClimateFileError, match=r"s\.nc: damaged file: its SHA-256 checksum does not match"):
+        C.read_latlon(path)

@@ -316,3 +316,12 @@ def test_shapes_in_tiny_or_huge_units_project_like_unit_ones(tmp_path, scale):
     unit, scaled = read_off(tmp_path / "unit.off"), read_off(tmp_path / "scaled.off")
     np.testing.assert_allclose(normalize_mesh(scaled).vertices, normalize_mesh(unit).vertices, atol=1e-6)
     assert np.isfinite(project_mesh(scaled, 1)).all()
+
+
+@pytest.mark.parametrize("vertex_lines", ["0 0 0\n1\n0 1 0\n0 0 1\n",  # a short line was read as (1, 1, 1)
+                                          "0 0 0\n1 0\r0\n0 1 0\n0 0 1\n"])  # a line broken in two
+def test_damaged_vertex_lines_are_errors_not_other_numbers(tmp_path, vertex_lines):
+    path = tmp_path / "short.off"
+    path.write_bytes(("OFF\n4 4 0\n" + vertex_lines + TETRA_F).encode())
+    with pytest.raises(ValueError, match=r"short\.off: (vertex 1: expected 3 numbers|truncated)"):
+        read_off(path)

@@ -178,6 +178,32 @@ def _netcdf4() -> Any:
     return netCDF4
 
 
+#: Files written by :func:`meshcnn.data.climate_synth.write_climatenet` end with a trailer
+#: ``b"\nmeshcnn-sha256:" + 64 hex digits + b"\n"`` after the HDF5 data (HDF5, netCDF4 and xarray
+#: ignore bytes past the end of the file they describe): the SHA-256 of everything before it.
+#: The reader checks it before netCDF4/HDF5 parse the file, so a damaged file is refused instead
+#: of read wrongly (a damaged chunk address reads as fill values) or hanging inside HDF5.
+_CHECKSUM_TRAILER = re.compile(rb"\nmeshcnn-sha256:([0-9a-f]{64})\n\Z")
+_TRAILER_SIZE = 81
+
+
+def _add_checksum_trailer(content: bytes) -> bytes:
+    """``content`` followed by the checksum trailer (see :data:`_CHECKSUM_TRAILER`)."""
+    return content + b"\nmeshcnn-sha256:" + hashlib.sha256(content).hexdigest().encode() + b"\n"
+
+
+def _strip_checksum_trailer(path: Path, content: bytes) -> bytes:
+    """The file's bytes without its checksum trailer, verified (files without a trailer are returned as is)."""
+    match = _CHECKSUM_TRAILER.search(content, max(len(content) - _TRAILER_SIZE, 0))
+    if match is None:
+        return content
+    body = content[:match.start()]
+    if hashlib.sha256(body).hexdigest().encode() != match.group(1):
+        raise ClimateFileError(path, "damaged file: its SHA-256 checksum does not match (altered since it was "
+                                     "written)")
+    return body
+
+
 def _existing_file(path: str | os.PathLike, what: str = "ClimateNet file") -> Path:
     """``Path(path)`` if it is a file; ``FileNotFoundError`` if nothing is there, ``ClimateFileError`` for a folder."""
     path = Path(path)
@@ -214,7 +240,12 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
     path = _existing_file(path)
     netCDF4 = _netcdf4()
     try:
-        ds = netCDF4.Dataset(path, "r")
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ClimateFileError(path, f"unreadable file ({exc})") from exc
+    content = _strip_checksum_trailer(path, content)
+    try:
+        ds = netCDF4.Dataset(path.name, "r", memory=content)
     except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
     try:
@@ -234,9 +265,12 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
         for c, name in enumerate(VARIABLES):
             var = ds[name]
             values = _squeeze_time(path, name, var[:], shape).astype(np.float32)
-            fill = getattr(var, "_FillValue", None)
-            if fill is not None and np.any(values == np.float32(fill)):
-                raise ClimateFileError(path, f"variable {name!r} contains missing values (_FillValue={fill})")
+            for attr in ("_FillValue", "missing_value", None):  # None: netCDF's default fill value
+                fill = getattr(var, attr, None) if attr else netCDF4.default_fillvals.get(var.dtype.str[1:])
+                fill = np.ravel(np.asarray(fill, dtype=np.float64)) if fill is not None else ()
+                if any(np.any(values == np.float32(f)) for f in fill if np.isfinite(f)):
+                    raise ClimateFileError(path, f"variable {name!r} contains missing values "
+                                                 f"({attr or 'netCDF default fill value'}={fill[0]:g})")
             if not np.all(np.isfinite(values)):
                 bad = int(np.count_nonzero(~np.isfinite(values)))
                 raise ClimateFileError(path, f"variable {name!r} contains NaN or Inf ({bad} points)")

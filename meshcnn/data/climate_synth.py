@@ -21,7 +21,8 @@ import numpy as np
 
 from ..io import atomic_write, save_json
 from ..mesh import EARTH_RADIUS_KM
-from .climate import NUM_CLASSES, UNITS, VARIABLES, ClimateFileError, _netcdf4, read_latlon, synth_listed_files
+from .climate import (NUM_CLASSES, UNITS, VARIABLES, ClimateFileError, _add_checksum_trailer, _netcdf4, read_latlon,
+                      synth_listed_files)
 
 __all__ = ["synthesize_sample", "write_climatenet", "default_grid", "generate_synthetic", "remove_synthetic",
            "verify_synthetic"]
@@ -355,9 +356,10 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     """Write one time step in the ClimateNet netCDF layout (atomically).
 
     Fields as ``float32 (time=1, lat, lon)`` with CAM5 units, ``LABELS`` as
-    ``int64 (lat, lon)``, coordinates ``lat``/``lon`` in degrees and ``time``. Every
-    variable carries an HDF5 Fletcher-32 checksum, so a damaged file fails to read
-    (:class:`ClimateFileError`) instead of giving wrong values.
+    ``int64 (lat, lon)``, coordinates ``lat``/``lon`` in degrees and ``time``. A
+    trailer after the HDF5 data holds the SHA-256 of the file (other netCDF readers
+    ignore it) and every variable has an HDF5 Fletcher-32 checksum, so a damaged file
+    fails to read (:class:`ClimateFileError`) instead of giving wrong values.
     """
     netCDF4 = _netcdf4()
 
@@ -383,9 +385,9 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     v[:] = labels
     for key, value in (attrs or {}).items():
         ds.setncattr(key, value)
-    buf = ds.close()
+    buf = _add_checksum_trailer(bytes(ds.close()))
     with atomic_write(path) as f:
-        f.write(bytes(buf))
+        f.write(buf)
 
 
 def default_grid(nlat: int, nlon: int) -> tuple[np.ndarray, np.ndarray]:

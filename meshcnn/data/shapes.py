@@ -120,7 +120,8 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
         values = np.array(" ".join(body).split(), dtype=np.float64)
     except ValueError:
         values = None  # non-numeric somewhere: let the line-by-line parser say where
-    if values is not None and len(values) == 3 * nv + 4 * nf and np.all(values[3 * nv::4] == 3):
+    if values is not None and len(body) == nv + nf and len(values) == 3 * nv + 4 * nf \
+            and np.all(values[3 * nv::4] == 3):  # one vertex or triangle a line, nothing else: all at once
         vertices = values[: 3 * nv].reshape(nv, 3)
         faces = values[3 * nv:].reshape(nf, 4)[:, 1:]
     else:
@@ -146,6 +147,8 @@ def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
     for i, line in enumerate(body[:nv]):
         parts = line.split()
         try:
+            if len(parts) < 3:
+                raise ValueError
             vertices[i] = [float(x) for x in parts[:3]]
         except ValueError:
             raise ValueError(f"{path}: vertex {i}: expected 3 numbers, got {line!r}") from None
