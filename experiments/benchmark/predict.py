@@ -145,7 +145,11 @@ def main(argv: list[str] | None = None) -> dict:
                   + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
             rows.append({"compression": compression, "workers": workers, "files_per_s": result["files_per_s"],
                          "wall_s": result["wall_s"], "per_file_s": per, "largest": largest})
-    report = {"args": vars(args), "setup": setup, "rows": rows, "load_average": os.getloadavg()}
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the main process {peak:.0f} MiB; load average at the end {os.getloadavg()[0]:.1f}")
+    report = {"args": vars(args), "setup": setup, "rows": rows, "load_average": os.getloadavg(), "peak_rss_mib": peak}
     (work / "benchmark.json").write_text(json.dumps(report, indent=2))
     return report
 
