@@ -333,6 +333,17 @@ def test_train_script_end_to_end(tmp_path):
     assert max(params.values()) <= 1.1 * min(params.values())  # widths matched to equal parameter counts
     assert (tmp_path / "sphere-invariant_N_s1" / "checkpoint.pt").exists()
     assert len(result["table"]) == 2 + 4 + 2 and "±" in result["table"][2]
+    robustness = script.parent / "robustness.py"
+    width = next(r["width"] for r in rows if r["orientation"] == "invariant")
+    done = subprocess.run([sys.executable, str(robustness), "--checkpoint", str(tmp_path / "sphere-invariant_N_s1"),
+                           "--level", "2", "--width", str(width), "--depth", "1", "--orientation", "invariant",
+                           "--downsample", "pool", "--random", "1", "--out", str(tmp_path / "robust.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = {r["rotation"]: r["accuracy"] for r in json.loads((tmp_path / "robust.json").read_text())["rows"]}
+    assert len(table) == 1 + 3 + 5 + 6 + 1
+    # an invariant model is exactly invariant under the icosahedral rotations
+    assert all(v == table["identity"] for k, v in table.items() if k.startswith("icosahedral"))
 
 
 def test_rotation_about_axis_and_z():
