@@ -58,7 +58,7 @@ Missing values (masked fields)
 ------------------------------
 Fields with NaN where they are undefined (sea-surface temperature over land, a
 regional product padded with NaN) are regridded with ``skipna=True`` in
-:func:`apply` and :func:`regrid_dataarray`, in both directions and for every
+:func:`apply`, :func:`regrid_dataarray` and :func:`mesh_dataarray_to_latlon`, in both directions and for every
 method, as in xESMF: each output is the weighted mean of the *valid* inputs of its
 row (the weights renormalised by the valid weight :math:`w_v = \sum_{c\,valid} W_{vc}`),
 and NaN where the valid inputs carry less than ``na_thresh`` of the row's weight
@@ -91,6 +91,7 @@ __all__ = [
     "mesh_cell_areas",
     "locate",
     "regrid_dataarray",
+    "mesh_dataarray_to_latlon",
 ]
 
 METHODS = ("bilinear", "nearest", "conservative")
@@ -770,3 +771,48 @@ def regrid_dataarray(
     attrs = dict(obj.attrs)
     attrs.update(mesh_level=level, regrid_method=method)
     return xr.DataArray(values, dims=lead + ("vertex",), coords=coords, name=obj.name, attrs=attrs)
+
+
+def mesh_dataarray_to_latlon(
+    obj: Any,
+    lat: Any,
+    lon: Any,
+    method: str = "bilinear",
+    *,
+    vertex_name: str = "vertex",
+    lat_name: str = "lat",
+    lon_name: str = "lon",
+    skipna: bool = False,
+    na_thresh: float = 0.5,
+) -> Any:
+    """The inverse direction of :func:`regrid_dataarray`: an ``xarray.DataArray`` on the
+    icosphere (a ``vertex`` dimension of length ``V``) to the lat-lon grid ``(lat, lon)``.
+
+    The level is found from ``V``. ``vertex`` is replaced by the dimensions ``lat_name``,
+    ``lon_name`` with the given coordinates (degrees, in the given order); the other
+    dimensions, their coordinates and the attributes are kept (``mesh_level`` and
+    ``regrid_method`` are updated). ``skipna``/``na_thresh`` as in :func:`apply`.
+    """
+    xr = _import_xarray()
+    from .mesh import level_of
+
+    _check_method(method)
+    if not isinstance(obj, xr.DataArray):
+        raise TypeError(f"expected an xarray DataArray, got {type(obj).__name__}")
+    if vertex_name not in obj.dims:
+        raise ValueError(f"no {vertex_name!r} dimension among {tuple(obj.dims)}")
+    level = level_of(obj.sizes[vertex_name])
+    if level is None:
+        raise ValueError(f"{obj.sizes[vertex_name]} vertices is not an icosphere level")
+    lat_a, lon_a = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    matrix = mesh_to_latlon(level, lat_a, lon_a, method)
+    da = obj.transpose(..., vertex_name)
+    lead = da.dims[:-1]
+    values = apply(matrix, da.values, skipna=skipna, na_thresh=na_thresh)
+    values = values.reshape(values.shape[:-1] + (len(lat_a), len(lon_a)))
+    coords = {name: coord for name, coord in da.coords.items() if vertex_name not in coord.dims}
+    coords[lat_name] = (lat_name, lat_a, {"units": "degrees_north"})
+    coords[lon_name] = (lon_name, lon_a, {"units": "degrees_east"})
+    attrs = dict(obj.attrs)
+    attrs.update(mesh_level=level, regrid_method=method)
+    return xr.DataArray(values, dims=lead + (lat_name, lon_name), coords=coords, name=obj.name, attrs=attrs)

@@ -402,6 +402,18 @@ def test_regrid_dataarray_skipna():
     assert 0 < np.isnan(out.values).mean() < 0.5
     ds = xr.Dataset({"SST": da})
     assert np.isnan(regrid_dataarray(ds, 4, skipna=False)["SST"].values).mean() > np.isnan(out.values).mean()
+    # and back to the grid (the other direction), NaN over land only
+    from meshcnn.regrid import mesh_dataarray_to_latlon
+
+    back = mesh_dataarray_to_latlon(out, lat, lon, "conservative", skipna=True, na_thresh=0.5)
+    assert back.dims == ("lat", "lon") and back.shape == field.shape
+    np.testing.assert_array_equal(back["lat"].values, lat)
+    np.testing.assert_array_equal(back.values.reshape(-1), apply(mesh_to_latlon(4, lat, lon, "conservative"),
+                                                                 out.values, skipna=True, na_thresh=0.5))
+    sea = ~np.isnan(field)
+    assert abs(np.isnan(back.values).mean() - (~sea).mean()) < 0.05
+    ok = sea & ~np.isnan(back.values)
+    assert np.nanmax(np.abs(back.values[ok] - field[ok])) < 6.0  # K, a level-4 round trip of a 2-degree field
 
 
 def test_apply_checks_the_field_shape_not_only_its_size():
