@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import weakref
 from typing import NamedTuple
 
@@ -356,11 +357,29 @@ def _split_weight(weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype):
     return w_id, w_op, w_op_t
 
 
+def _use_triton(x: torch.Tensor, sparse_dtype: torch.dtype, dense_dtype: torch.dtype, *tensors: torch.Tensor) -> bool:
+    """Whether this pass runs the Triton kernels of :mod:`meshcnn._triton_kernels`: ``x`` on a CUDA
+    device, float32 sparse products (not float64), no empty tensor, triton importable and usable
+    there, and the environment variable ``MESHCNN_TRITON`` not ``0``. Any other case (the CPU
+    always) takes the bag-product path below."""
+    if x.device.type != "cuda" or sparse_dtype != torch.float32 or x.numel() == 0:
+        return False
+    if any(t.numel() == 0 for t in tensors) or os.environ.get("MESHCNN_TRITON", "1") == "0":
+        return False
+    from . import _triton_kernels
+    return _triton_kernels.usable(x.device, dense_dtype)
+
+
 def _mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
                        col: torch.Tensor, val: torch.Tensor, block_crow: torch.Tensor, block_col: torch.Tensor,
                        block_samples: int, num_out: int, identity_tap: bool, sparse_dtype: torch.dtype,
                        dense_dtype: torch.dtype) -> torch.Tensor:
     """Forward pass: ``y (B, O, V_out)``. The features ``F_b`` are used at once and not kept."""
+    if _use_triton(x, sparse_dtype, dense_dtype, weight):  # CUDA: fused gather + GEMM kernel
+        from . import _triton_kernels
+        with _no_autocast(x.device.type):
+            return _triton_kernels.mesh_conv_forward(x, weight, bias, crow, col, val, num_out, identity_tap,
+                                                     dense_dtype)
     batch, channels, _ = x.shape
     out_channels, _, taps = weight.shape
     op_taps = taps - int(identity_tap)
@@ -403,6 +422,11 @@ def _mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
     ``H_b = R g_b^T`` ``(V_in, T O)``, ``H_b[u, (t, o)] = (S_t^T g_{b,o})_u``:
     ``grad_x_b = W'' H_b^T`` and ``grad_W[o, c, t] = sum_b (x_b H_b)[c, (t, o)]``.
     """
+    if _use_triton(x, sparse_dtype, dense_dtype, weight, grad):  # CUDA: fused gather + GEMM kernels
+        from . import _triton_kernels
+        with _no_autocast(grad.device.type):
+            return _triton_kernels.mesh_conv_backward(grad, x, weight, crow_t, col_t, val_t, identity_tap,
+                                                      dense_dtype, need_x, need_w, need_b)
     batch, channels, num_in = x.shape
     out_channels, _, taps = weight.shape
     num_out = grad.shape[2]
