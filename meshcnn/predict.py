@@ -210,6 +210,28 @@ def _read_variable(var: Any, index: tuple = (slice(None),)) -> np.ndarray:
     return values
 
 
+def _verified_content(path: Path) -> bytes | None:
+    """The file's bytes, checked, when it ends with meshcnn's SHA-256 trailer (files written by
+    :mod:`meshcnn.data.climate_synth`); ``None`` for any other file (read by netCDF4 directly).
+
+    A damaged file with a trailer is a :class:`ClimateFileError` instead of being parsed by
+    HDF5 (which can hang or read fill values on damaged chunk addresses).
+    """
+    try:
+        from .data.climate import _TRAILER_SIZE, _strip_checksum_trailer
+    except ImportError:  # pragma: no cover - an older reader without trailers
+        return None
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(size - _TRAILER_SIZE, 0))
+        if b"\nmeshcnn-sha256:" not in f.read():
+            return None
+        f.seek(0)
+        content = f.read()
+    return _strip_checksum_trailer(path, content)
+
+
 def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False,
                 steps: tuple[int, int] | None = None, header_only: bool = False) -> dict[str, Any]:
     """Read the model's variables from one netCDF file on its own grid.
@@ -243,8 +265,11 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
     if not path.is_file():
         raise ClimateFileError(path, "no such file")
     try:
-        ds = netCDF4.Dataset(path, "r")
-    except (OSError, RuntimeError, ValueError) as exc:
+        content = _verified_content(path) if not header_only else None
+        ds = netCDF4.Dataset(path.name, "r", memory=content) if content is not None else netCDF4.Dataset(path, "r")
+    except ClimateFileError:
+        raise
+    except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
     try:
         missing = [v for v in variables if v not in ds.variables]

@@ -382,6 +382,14 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     shutil.copy(good, twin)
     fails([good, twin], good.name)
 
+    # a damaged file (its SHA-256 trailer no longer matches) is refused before HDF5 parses it
+    damaged = bytearray(good.read_bytes())
+    assert damaged.endswith(b"\n") and b"meshcnn-sha256:" in damaged[-81:]
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / "bad" / "damaged.nc").write_bytes(bytes(damaged))
+    fails([tmp_path / "bad" / "damaged.nc"], "damaged.nc.*damaged file")
+    assert not (out / "damaged.nc").exists()
+
     # an unreadable file in the middle stops the run with its name; skip_bad logs and skips it
     broken = tmp_path / "bad" / "broken.nc"
     broken.write_bytes(b"\x89HDF\r\n garbage")
