@@ -55,7 +55,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import __version__, regrid
 from .data.climate import CLASSES, VARIABLES, ClimateFileError
-from .events import EVENT_COLUMNS, EVENT_FIELDS, find_events, frequency_path, save_frequency
+from .events import EVENT_COLUMNS, find_events, frequency_path, save_frequency
 from .mesh import icosphere
 
 __all__ = ["PredictError", "Predictor", "load_predictor", "find_inputs", "predict_files", "read_fields",
@@ -484,10 +484,8 @@ class _OutputWriter:
                         if d not in dst.dimensions:
                             dst.createDimension(d, len(src.dimensions[d]))
                     _copy_var(src, dst, bounds)
-        chunk = lambda dims, shape: tuple(1 if d == time_name else n for d, n in zip(dims, shape))  # noqa: E731
-        self.labels = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1,
-                                         chunksizes=chunk(grid_dims, (1, len(header["lat"]), len(header["lon"]))
-                                                          [-len(grid_dims):]))
+        chunks = ((1,) if time_name is not None else ()) + (len(header["lat"]), len(header["lon"]))  # a step
+        self.labels = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1, chunksizes=chunks)
         self.labels.setncatts({"long_name": "predicted class", **flags,
                                "comment": "argmax of the class probabilities interpolated from the icosphere "
                                           f"(level {predictor.level}) to this grid"})
