@@ -334,9 +334,11 @@ def _gather_gemm(table: torch.Tensor, ell_col: torch.Tensor, ell_val: torch.Tens
 
 
 def _num_programs(device: torch.device) -> int:
-    """How many programs fill the device: twice the SMs on CUDA, 4 elsewhere (the interpreter)."""
+    """How many programs the weight-gradient kernel spreads its vertex tiles over: 8 per SM on
+    CUDA (its gathers wait on memory, so several programs per SM hide the latency), 4 elsewhere
+    (the interpreter). Not tuned on hardware yet."""
     if device.type == "cuda":
-        return 2 * torch.cuda.get_device_properties(device).multi_processor_count
+        return 8 * torch.cuda.get_device_properties(device).multi_processor_count
     return 4
 
 
@@ -383,8 +385,9 @@ def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     ell_col, ell_val, width = ell_table(crow, col, val)
     w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
     table = _vertex_major(x, torch.float32)  # (B, V_in, C), one copy
-    return _gather_gemm(table, ell_col, ell_val, width, op_taps, w_op.contiguous(), w_id,
-                        bias.to(torch.float32) if bias is not None else None, num_out, num_out, dense_dtype)
+    bias32 = bias.to(torch.float32).contiguous() if bias is not None else None
+    return _gather_gemm(table, ell_col, ell_val, width, op_taps, w_op.contiguous(), w_id, bias32, num_out, num_out,
+                        dense_dtype)
 
 
 def mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, crow_t: torch.Tensor,

@@ -69,6 +69,11 @@ Sparse operators are passed as their CSR components (``crow``, ``col``,
 ``val``) and those of their transpose, all plain dense tensors: modules keep
 them as ordinary buffers (deep-copyable, movable with ``.to()``).
 
+On CUDA, where triton is importable and the environment variable ``MESHCNN_TRITON`` is not
+``0``, float32/float16/bfloat16 passes run the fused gather + GEMM kernels of
+:mod:`meshcnn._triton_kernels` instead (same operators, same dtypes; :func:`_use_triton`);
+the CPU and float64 always take the path above.
+
 Precision: the sparse product runs in float64 for float64 input and in float32
 otherwise (also for float16/bfloat16 input and under :func:`torch.autocast`),
 because the Laplacian and derivative taps are differences of nearly equal
