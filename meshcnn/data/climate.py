@@ -192,6 +192,22 @@ def _add_checksum_trailer(content: bytes) -> bytes:
     return content + b"\nmeshcnn-sha256:" + hashlib.sha256(content).hexdigest().encode() + b"\n"
 
 
+def _verified_content(path: Path) -> bytes | None:
+    """The verified bytes (trailer removed) of a file with a checksum trailer; ``None`` for a file
+    without one (it is then opened from disk, as before)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - _TRAILER_SIZE, 0))
+            if _CHECKSUM_TRAILER.search(f.read()) is None:
+                return None
+            f.seek(0)
+            content = f.read()
+    except OSError as exc:
+        raise ClimateFileError(path, f"unreadable file ({exc})") from exc
+    return _strip_checksum_trailer(path, content)
+
+
 def _strip_checksum_trailer(path: Path, content: bytes) -> bytes:
     """The file's bytes without its checksum trailer, verified (files without a trailer are returned as is)."""
     match = _CHECKSUM_TRAILER.search(content, max(len(content) - _TRAILER_SIZE, 0))
@@ -239,13 +255,9 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
     """
     path = _existing_file(path)
     netCDF4 = _netcdf4()
+    content = _verified_content(path)
     try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ClimateFileError(path, f"unreadable file ({exc})") from exc
-    content = _strip_checksum_trailer(path, content)
-    try:
-        ds = netCDF4.Dataset(path.name, "r", memory=content)
+        ds = netCDF4.Dataset(path, "r") if content is None else netCDF4.Dataset(path.name, "r", memory=content)
     except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
     try:
