@@ -54,7 +54,7 @@ __all__ = [
     "read_latlon", "read_climatenet", "read_ugscnn", "read_split_list", "write_split_lists",
     "split_files", "find_files", "ClimateNetDataset", "compute_stats", "class_weights",
     "synthesize_sample", "write_climatenet", "generate_synthetic", "verify_synthetic", "default_grid",
-    "LatLonGrid",
+    "LatLonGrid", "synth_listed_files", "remove_synthetic",
 ]
 
 log = logging.getLogger(__name__)
@@ -838,7 +838,8 @@ def main(argv: list[str] | None = None) -> None:
     args.func(args)
 
 
-_SYNTH_NAMES = ("default_grid", "generate_synthetic", "synthesize_sample", "verify_synthetic", "write_climatenet")
+_SYNTH_NAMES = ("default_grid", "generate_synthetic", "remove_synthetic", "synthesize_sample", "verify_synthetic",
+                "write_climatenet")
 
 
 def __getattr__(name: str) -> Any:
