@@ -310,7 +310,10 @@ def check_resume_settings(run_dir: str | os.PathLike, settings: Mapping[str, Any
         log(f"warning: {path} does not record the settings it was trained with; they cannot be checked")
         return extra
     allowed = set(may_change) | set(ALWAYS_RESUMABLE)
-    option = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+
+    def option(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
     differences = [f"  {option(name)}: the run has {_setting_text(stored[name])}, now {_setting_text(value)}"
                    for name, value in new.items()
                    if name not in allowed and name in stored and _setting_text(stored[name]) != _setting_text(value)]
