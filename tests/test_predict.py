@@ -365,11 +365,25 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(PredictError, match="junk.pt.*not a meshcnn segmentation checkpoint"):
         predict_files([good], tmp_path / "junk.pt", out, progress=False)
+    def resave(ckpt, path):  # a valid checkpoint file (with its checksum, where the format has one)
+        from meshcnn import train as T
+
+        if "checksum" in ckpt and hasattr(T, "checkpoint_checksum"):
+            ckpt["checksum"] = T.checkpoint_checksum(ckpt)
+        torch.save(ckpt, path)
+        T.load_checkpoint(path)  # loads: what fails below is predict's own check
+
     ckpt = torch.load(run["checkpoint"], weights_only=True)
     ckpt["extra"] = {"note": "a classification run"}
-    torch.save(ckpt, tmp_path / "other.pt")
+    resave(ckpt, tmp_path / "other.pt")
     with pytest.raises(PredictError, match="other.pt.*not a meshcnn segmentation checkpoint"):
         predict_files([good], tmp_path / "other.pt", out, progress=False)
+    ckpt = torch.load(run["checkpoint"], weights_only=True)
+    ckpt["extra"]["config"]["kind"] = "planar"
+    resave(ckpt, tmp_path / "planar.pt")
+    with pytest.raises(PredictError, match="planar.pt.*spherical U-Nets only"):
+        predict_files([good], tmp_path / "planar.pt", out, progress=False)
+    assert not (out / good.name).exists()
 
     # an output folder that is an existing file
     (tmp_path / "file_out").write_text("x")
