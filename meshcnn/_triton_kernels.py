@@ -129,13 +129,13 @@ def _ell_gemm_kernel(
     table_b = table_ptr + b * n_table_rows * M
     dot_dtype = w_ptr.dtype.element_ty
     acc = tl.full((BLOCK_V, BLOCK_N), 0.0, tl.float32)
-    for t in tl.static_range(T):
+    for t in range(T):
         row = rv * T + t
         for m0 in range(0, M, BLOCK_M):
             rm = m0 + tl.arange(0, BLOCK_M)
             m_mask = rm < M
             f = tl.full((BLOCK_V, BLOCK_M), 0.0, tl.float32)
-            for k in tl.static_range(K):  # the gather-and-sum: row r of S times the table
+            for k in range(K):  # the gather-and-sum: row r of S times the table
                 idx = tl.load(ell_col_ptr + row * K + k, mask=v_mask, other=-1)
                 a = tl.load(ell_val_ptr + row * K + k, mask=v_mask, other=0.0)
                 ok = idx >= 0
@@ -196,7 +196,7 @@ def _ell_weight_grad_kernel(
             u_mask = ru < n_rows
             row = ru * T + t
             h = tl.full((BLOCK_U, BLOCK_O), 0.0, tl.float32)
-            for k in tl.static_range(K):  # H tile = rows of R times g_b^T
+            for k in range(K):  # H tile = rows of R times g_b^T
                 idx = tl.load(ell_col_ptr + row * K + k, mask=u_mask, other=-1)
                 a = tl.load(ell_val_ptr + row * K + k, mask=u_mask, other=0.0)
                 ok = idx >= 0

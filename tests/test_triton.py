@@ -279,6 +279,39 @@ def test_compile_fullgraph(dispatch_on_cpu):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("capability,dtype", [(90, "fp32"), (90, "bf16"), (80, "fp16"), (80, "bf16")])
+def test_kernels_compile_for_gpu_targets(capability, dtype, monkeypatch):
+    """The kernels go through triton's real compiler (front end, MLIR passes, ptxas) for an H100/H200
+    (sm_90) and an A100 (sm_80) without a GPU: what the interpreter cannot check (types, ``tl.dot``
+    shapes and dtypes, shared memory). Skipped where triton has no NVIDIA backend."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError as exc:
+        pytest.skip(f"no ahead-of-time compilation in this triton: {exc}")
+    gemm, weight_grad, _ = tk._kernels()
+    target = GPUTarget("cuda", capability, 32)
+    tl_dtype = getattr(triton.language, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype])
+    gemm_sig = {"table_ptr": "*fp32", "ell_col_ptr": "*i32", "ell_val_ptr": "*fp32", "w_ptr": f"*{dtype}",
+                "wid_ptr": f"*{dtype}", "bias_ptr": "*fp32", "out_ptr": f"*{dtype}", "n_rows": "i32",
+                "n_table_rows": "i32", "n_ident": "i32", "M": "i32", "N": "i32"}
+    wgrad_sig = {"x_ptr": "*fp32", "g_ptr": "*fp32", "ell_col_ptr": "*i32", "ell_val_ptr": "*fp32", "part_ptr": "*fp32",
+                 "B": "i32", "n_rows": "i32", "n_g_rows": "i32", "C": "i32", "O": "i32", "n_tiles": "i32",
+                 "n_split": "i32"}
+    cases = [(gemm, gemm_sig, dict(T=3, K=7, HAS_ID=True, HAS_BIAS=True, BLOCK_V=tk.BLOCK_V, BLOCK_M=16, BLOCK_N=32)),
+             (gemm, gemm_sig, dict(T=4, K=19, HAS_ID=False, HAS_BIAS=False, BLOCK_V=tk.BLOCK_V, BLOCK_M=64,
+                                   BLOCK_N=16)),
+             (weight_grad, wgrad_sig, dict(T=3, K=7, BLOCK_U=tk.BLOCK_U, BLOCK_C=16, BLOCK_O=32, DOT_DTYPE=tl_dtype))]
+    for kernel, signature, constants in cases:
+        constants = {**constants, "PRECISION": "ieee", "UPCAST": False}
+        compiled = triton.compile(ASTSource(kernel, {**signature, **{k: "constexpr" for k in constants}}, constants),
+                                  target=target)
+        assert compiled.metadata.shared <= 48 * 1024  # fits any CUDA GPU's static shared memory
+        if dtype != "fp32":
+            assert "mma" in compiled.asm["ptx"]  # the dense product on the tensor cores
+
+
 # --------------------------------------------------------------------------------------------
 # CUDA (skipped without a GPU): the compiled kernels
 # --------------------------------------------------------------------------------------------
@@ -291,7 +324,7 @@ def compiled_kernels(monkeypatch):
 
 
 @needs_cuda
-@pytest.mark.parametrize("kind,level", [("conv", 3), ("stride2", 4), ("transpose", 4), ("conv", 5)])
+@pytest.mark.parametrize("kind,level", [("conv", 3), ("conv", 4), ("stride2", 4), ("transpose", 4)])
 def test_cuda_kernels_equal_float64_reference(compiled_kernels, kind, level):
     layer, taps, v_in = _case(kind, level, cin=16, cout=16)
     layer = layer.cuda()
@@ -302,7 +335,7 @@ def test_cuda_kernels_equal_float64_reference(compiled_kernels, kind, level):
     y_ref, grads_ref = _reference_with_grads(x.cpu(), taps, layer.weight.cpu(), layer.bias.cpu(), g.cpu())
     _assert_rel(y.cpu(), y_ref, 1e-5, "y")
     for got, want in zip(torch.autograd.grad(y, [x, layer.weight, layer.bias], g), grads_ref):
-        _assert_rel(got.cpu(), want, 1e-5, "grad")
+        _assert_rel(got.cpu(), want, 2e-5, "grad")
 
 
 @needs_cuda

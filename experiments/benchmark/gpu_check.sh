@@ -19,8 +19,8 @@
 #            --orientations poleward isotropic invariant --json $OUT/gpu.json $BENCH_ARGS
 #            ($BENCH_ARGS defaults to "--mesh-levels 0": the mesh-generation table is CPU work)
 #
-# Environment: OUT, PYTHON (default python3), PIP_ARGS (extra pip arguments, e.g. "--no-index
-# --find-links wheels/"), BENCH_ARGS, STAGE_TIMEOUT (seconds per stage, default 540: the device tool
+# Environment: OUT, PYTHON (default python3), PIP_ARGS (pip arguments, default "--retries 1 --timeout 30";
+# e.g. "--no-index --find-links wheels/"), BENCH_ARGS, STAGE_TIMEOUT (seconds per stage, default 540: the device tool
 # allows 600 s per command, so on it run one stage per call, e.g. --only install, then --only test,
 # then --only bench), COMPARE_BAG=1 (also time the bag-product path, MESHCNN_TRITON=0, levels 5,7,
 # into bench_bag.log / gpu_bag.json).
@@ -28,7 +28,7 @@ set -u
 
 OUT="${OUT:-./gpu_out}"
 PYTHON="${PYTHON:-python3}"
-PIP_ARGS="${PIP_ARGS:-}"
+PIP_ARGS="${PIP_ARGS:---retries 1 --timeout 30}"  # fail fast where there is no network (then the image's torch)
 if [ -z "${BENCH_ARGS+set}" ]; then BENCH_ARGS="--mesh-levels 0"; fi
 STAGE_TIMEOUT="${STAGE_TIMEOUT:-540}"
 COMPARE_BAG="${COMPARE_BAG:-0}"
