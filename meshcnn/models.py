@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import MeshConv, MeshConvTranspose, MeshPool, check_orientation, check_signal, hemisphere_flip
-from .mesh import check_level, icosphere
+from .layers import (MeshConv, MeshConvTranspose, MeshPool, _ambient_device, _restore_derived, check_orientation,
+                     check_signal, hemisphere_flip)
+from .mesh import check_level, icosphere, num_vertices_at
 
 __all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE"]
 
@@ -95,6 +96,11 @@ class SphericalUNet(nn.Module):
         self.flip_channels = tuple(int(c) for c in flip_channels)
         if any(not 0 <= c < in_channels for c in self.flip_channels):
             raise ValueError(f"flip_channels {self.flip_channels} out of range for {in_channels} input channels")
+        # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere (see hemisphere_flip)
+        flip = hemisphere_flip(torch.ones(in_channels, num_vertices_at(max_level), dtype=torch.float64, device="cpu"),
+                               max_level, self.flip_channels, mesh_dir=mesh_dir)
+        self._exact = {"input_sign": flip}
+        self.register_buffer("input_sign", flip.to(_ambient_device(), torch.get_default_dtype()), persistent=False)
         kw = {"orientation": orientation, "mesh_dir": mesh_dir}
 
         def ch(level: int) -> int:
@@ -120,7 +126,7 @@ class SphericalUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.max_level, "SphericalUNet")
         if self.flip_channels:
-            x = hemisphere_flip(x, self.max_level, self.flip_channels)
+            x = x * self.input_sign.to(x.dtype)
         x = self.stem(x)
         skips = []
         for block in self.down:
@@ -129,6 +135,11 @@ class SphericalUNet(nn.Module):
         for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
             x = merge(torch.cat([up(x), skip], dim=1))
         return self.head(x)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        _restore_derived(self, self._exact)
+        return self
 
 
 class SphericalResNet(nn.Module):
@@ -178,9 +189,16 @@ class SphericalResNet(nn.Module):
             channels *= 2
         self.stages = nn.Sequential(*stages)
         pool_level = level if stride == 1 else level - depth
-        areas = torch.as_tensor(icosphere(pool_level, mesh_dir).vertex_areas, dtype=torch.get_default_dtype())
-        self.register_buffer("pool_weight", areas / areas.sum(), persistent=False)
+        areas = torch.as_tensor(icosphere(pool_level, mesh_dir).vertex_areas, dtype=torch.float64, device="cpu")
+        self._exact = {"pool_weight": areas / areas.sum()}  # CPU master, see meshcnn.layers._restore_derived
+        self.register_buffer("pool_weight", self._exact["pool_weight"].to(_ambient_device(), torch.get_default_dtype()),
+                             persistent=False)
         self.fc = nn.Linear(channels, num_classes)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        _restore_derived(self, self._exact)  # also after .to_empty(): the weights are constants of the level
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.level, "SphericalResNet")

@@ -317,7 +317,7 @@ def test_train_script_end_to_end(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "experiments" / "spherical_digits" / "train.py"
-    done = subprocess.run([sys.executable, str(script), "--level", "2", "--epochs", "1", "--width", "2", "--depth", "1",
+    done = subprocess.run([sys.executable, str(script), "--level", "2", "--epochs", "1", "--width", "3", "--depth", "1",
                            "--settings", "N/N", "N/R", "--run-dir", str(tmp_path), "--no-progress",
                            "--orientation", *meshcnn.ORIENTATIONS, "--models", "sphere", "planar",
                            "planar-unprojected", "--seed", "0", "1", "--augment", "z", "--downsample", "pool"],

@@ -102,3 +102,35 @@ def test_models_take_an_empty_batch(training):
         y.sum().backward()
         assert x.grad.shape == x.shape
         assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SphericalResNet(2, 3, level=2, width=4, depth=1),
+    lambda: SphericalUNet(3, 2, max_level=2, min_level=0, width=4, orientation="poleward", flip_channels=[1]),
+])
+def test_models_built_on_meta_and_materialised_equal_normal_ones(make):
+    """Derived buffers (the pooling weights, the hemisphere-flip signs) are rebuilt by to_empty."""
+    torch.manual_seed(0)
+    normal = make().eval()
+    with torch.device("meta"):
+        lazy = make()
+    lazy = lazy.to_empty(device="cpu")
+    lazy.load_state_dict(normal.state_dict())
+    lazy.eval()
+    for (name, a), (_, b) in zip(normal.named_buffers(), lazy.named_buffers()):
+        assert torch.equal(a, b), name
+    x = torch.randn(2, normal.in_channels, icosphere(2).num_vertices)
+    torch.testing.assert_close(lazy(x), normal(x), rtol=0, atol=0)
+
+
+def test_unet_flip_channels_multiply_by_the_sign_of_latitude():
+    from meshcnn import hemisphere_flip
+
+    torch.manual_seed(0)
+    flipped = SphericalUNet(3, 2, max_level=2, min_level=1, width=4, flip_channels=[2]).double().eval()
+    plain = SphericalUNet(3, 2, max_level=2, min_level=1, width=4).double().eval()
+    plain.load_state_dict(flipped.state_dict())
+    x = torch.randn(2, 3, icosphere(2).num_vertices, dtype=torch.float64)
+    torch.testing.assert_close(flipped(x), plain(hemisphere_flip(x, 2, [2])), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="flip_channels"):
+        SphericalUNet(3, 2, max_level=2, flip_channels=[3])
