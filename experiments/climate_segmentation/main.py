@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         times["data_s"] = run_step("synthetic data", [
             sys.executable, "-m", "meshcnn.data.climate", "synth", "--out", str(data), "--num", str(args.num),
-            "--nlat", str(args.nlat), "--nlon", str(args.nlon), "--seed", str(args.seed)])
+            "--nlat", str(args.nlat), "--nlon", str(args.nlon), "--seed", str(args.seed),
+            *(["--overwrite"] if existing.is_file() else [])])  # replaces exactly the files of the earlier set
     quiet = ["--no-progress"] if args.no_progress else []
     times["train_s"] = run_step("training", [
         sys.executable, str(HERE / "train.py"), "--data", str(data), "--out", str(out), "--model", args.model,
