@@ -62,6 +62,7 @@ TF32 (as for ``torch.matmul``). float64 input never comes here.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -326,11 +327,17 @@ def _gather_gemm(table: torch.Tensor, ell_col: torch.Tensor, ell_val: torch.Tens
     out = torch.empty((batch, n, n_rows), dtype=out_dtype, device=table.device)
     block_m, block_n = _block(m), _block(n)
     grid = (triton.cdiv(n_rows, BLOCK_V), triton.cdiv(n, block_n), batch)
-    gemm[grid](table, ell_col, ell_val, w, wid if wid is not None else w, bias if bias is not None else w, out,
-               n_rows, n_table_rows, n_ident, m, n,
-               T=taps, K=width, HAS_ID=wid is not None, HAS_BIAS=bias is not None,
-               BLOCK_V=BLOCK_V, BLOCK_M=block_m, BLOCK_N=block_n, PRECISION=_precision(), UPCAST=_upcast())
+    with _on_device(table.device):
+        gemm[grid](table, ell_col, ell_val, w, wid if wid is not None else w, bias if bias is not None else w, out,
+                   n_rows, n_table_rows, n_ident, m, n,
+                   T=taps, K=width, HAS_ID=wid is not None, HAS_BIAS=bias is not None,
+                   BLOCK_V=BLOCK_V, BLOCK_M=block_m, BLOCK_N=block_n, PRECISION=_precision(), UPCAST=_upcast())
     return out
+
+
+def _on_device(device: torch.device) -> contextlib.AbstractContextManager:
+    """``device`` made the current CUDA device for a launch (triton launches on the current one)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _num_programs(device: torch.device) -> int:
@@ -353,10 +360,11 @@ def _weight_grad(x_table: torch.Tensor, g_table: torch.Tensor, ell_col: torch.Te
     co_tiles = triton.cdiv(c, block_c) * triton.cdiv(o, block_o)
     n_split = max(1, min(n_tiles, _num_programs(x_table.device) // max(1, taps * co_tiles)))
     part = torch.empty((n_split, taps, c, o), dtype=torch.float32, device=x_table.device)
-    weight_grad[(n_split, taps, co_tiles)](
-        x_table, g_table, ell_col, ell_val, part, batch, n_rows, n_g_rows, c, o, n_tiles, n_split,
-        T=taps, K=width, BLOCK_U=BLOCK_U, BLOCK_C=block_c, BLOCK_O=block_o, DOT_DTYPE=_tl_dtype(dense_dtype),
-        PRECISION=_precision(), UPCAST=_upcast())
+    with _on_device(x_table.device):
+        weight_grad[(n_split, taps, co_tiles)](
+            x_table, g_table, ell_col, ell_val, part, batch, n_rows, n_g_rows, c, o, n_tiles, n_split,
+            T=taps, K=width, BLOCK_U=BLOCK_U, BLOCK_C=block_c, BLOCK_O=block_o, DOT_DTYPE=_tl_dtype(dense_dtype),
+            PRECISION=_precision(), UPCAST=_upcast())
     return part.sum(0).permute(2, 1, 0)  # [t, c, o] -> [o, c, t]
 
 
