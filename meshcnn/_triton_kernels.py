@@ -102,6 +102,9 @@ def _interpreting() -> bool:
 # ---------------------------------------------------------------------------------------
 # Kernel sources. They are plain functions here and become triton kernels in _kernels();
 # ``tl`` is bound as a module global there (annotations are strings, see __future__).
+# They call triton's builtins only (tl.full, not tl.zeros or tl.cdiv, which are themselves
+# jit functions decorated when triton is imported): so interpreted kernels (tests, CPU
+# tensors) and compiled ones can be built in one process whatever TRITON_INTERPRET was then.
 # ---------------------------------------------------------------------------------------
 tl = None  # triton.language, bound by _kernels()
 
