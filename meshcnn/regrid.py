@@ -751,6 +751,10 @@ def regrid_dataarray(
         raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
     lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
     lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
+    curvilinear = [n for n in ("lat", "lon", "latitude", "longitude") if n in obj.coords and obj[n].ndim == 2]
+    if curvilinear:
+        raise ValueError(f"coordinates {curvilinear} are 2-D: a curvilinear grid; regrid it to 1-D latitude and "
+                         f"longitude coordinates first (meshcnn regrids rectilinear lat-lon grids)")
     for dim in (lat_dim, lon_dim):
         if dim not in obj.coords:
             raise ValueError(f"dimension {dim!r} has no coordinate values (degrees needed)")

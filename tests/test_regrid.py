@@ -444,3 +444,11 @@ def test_apply_is_bit_identical_to_the_matrix_product(method):
                 expected = np.ascontiguousarray((sp.csr_matrix(W).astype(dtype) @ x.T).T)
                 out = apply(W, x)
                 assert out.dtype == dtype and np.array_equal(out, expected)
+
+
+def test_curvilinear_dataarray_is_named_as_such():
+    xr = pytest.importorskip("xarray")
+    lat, lon = np.meshgrid(np.linspace(-80, 80, 4), np.linspace(0, 300, 5), indexing="ij")
+    da = xr.DataArray(np.zeros((4, 5)), dims=("y", "x"), coords={"lat": (("y", "x"), lat), "lon": (("y", "x"), lon)})
+    with pytest.raises(ValueError, match="curvilinear"):
+        regrid_dataarray(da, 2)
