@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from .baselines import PlanarCNN
 from .layers import check_orientation
+from .metrics import mean_std
 from .models import DOWNSAMPLE, SphericalResNet
 from .train import fit, predict
 
@@ -135,15 +136,7 @@ def summarize_rows(rows: list[dict[str, Any]], settings: tuple[str, ...] | list[
              "|---|---|" + "---|" * len(settings) + "---|"]
     for model in models:
         mine = [r for r in rows if r["model"] == model]
-        cells = []
-        for setting in settings:
-            acc = [100 * r["accuracy"] for r in mine if r["setting"] == setting]
-            if not acc:
-                cells.append("-")
-            elif len(acc) == 1:
-                cells.append(f"{acc[0]:.1f}")
-            else:
-                cells.append(f"{sum(acc) / len(acc):.1f} ± {float(torch.tensor(acc).std()):.1f}")
+        cells = [mean_std([100 * r["accuracy"] for r in mine if r["setting"] == s], digits=1) for s in settings]
         seeds = sorted({r.get("seed", 0) for r in mine})
         lines.append(f"| {model} | {mine[0]['params']:,} | " + " | ".join(cells) + f" | {len(seeds)} |")
     return lines

@@ -16,11 +16,13 @@ means ignore NaNs.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Sequence
 
 import numpy as np
 
 __all__ = [
+    "mean_std",
     "confusion_matrix",
     "iou",
     "per_class_accuracy",
@@ -269,3 +271,14 @@ def segmentation_report(
                                  "area_fraction": float(hw.sum() / w.sum()) if w.sum() > 0 else None}
         report["iou_by_hemisphere"] = hemispheres
     return report
+
+
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
+    """``"mean ± std"`` of ``values`` (sample standard deviation) with ``digits`` decimals; the value alone
+    for one value, ``"-"`` for none. For tables of results over seeds."""
+    values = [float(v) for v in values]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

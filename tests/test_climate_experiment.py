@@ -21,13 +21,7 @@ SCRIPTS = ROOT / "experiments" / "climate_segmentation"
 TINY = ["--level", "2", "--width", "4", "--batch-size", "2", "--no-progress", "--lr-step", "1", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on shared cores two spinning threads are several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SEED = int(os.environ.get("MESHCNN_FAULT_SEED", "0"))
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -205,12 +205,6 @@ def _check(work: Path, report: dict, runs: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ tests
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_climate_killed_and_resumed_equals_uninterrupted(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from meshcnn.data.climate_synth import ensure_synthetic
 from meshcnn.io import save_json
 from meshcnn.layers import ORIENTATIONS
+from meshcnn.metrics import mean_std
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = (("TC IoU, north", ("iou_by_hemisphere", "north", "iou", "tropical_cyclone")),
@@ -61,15 +61,7 @@ def table(results: dict[str, list[dict]]) -> list[str]:
     lines = ["| orientation | " + " | ".join(name for name, _ in COLUMNS) + " | seeds |",
              "|---|" + "---|" * len(COLUMNS) + "---|"]
     for orientation, reports in results.items():
-        cells = []
-        for _, path in COLUMNS:
-            values = [v for v in (_get(r, path) for r in reports) if v is not None]
-            if not values:
-                cells.append("-")
-            elif len(values) == 1:
-                cells.append(f"{values[0]:.3f}")
-            else:
-                cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}")
+        cells = [mean_std([v for v in (_get(r, path) for r in reports) if v is not None]) for _, path in COLUMNS]
         lines.append(f"| {orientation} | " + " | ".join(cells) + f" | {len(reports)} |")
     return lines
 
