@@ -360,7 +360,7 @@ def test_rotation_about_axis_and_z():
         rotation_about_axis([0, 0, 0], 1.0)
 
 
-@pytest.mark.parametrize("mode", ["z", "jitter"])
+@pytest.mark.parametrize("mode", ["z", "jitter", "z+jitter"])
 def test_dataset_rotation_modes(mode):
     data = D.SphericalDigits("train", 2, rotate=mode, seed=3)
     angles = []

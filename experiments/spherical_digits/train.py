@@ -33,7 +33,7 @@ import torch
 
 from meshcnn.baselines import PlanarCNN
 from meshcnn.classification import count_parameters, matched_width, summarize_rows, train_and_test
-from meshcnn.data.digits import DEFAULT_EXTENT, PROJECTIONS, PlanarDigits, SphericalDigits
+from meshcnn.data.digits import DEFAULT_EXTENT, JITTER_DEGREES, PROJECTIONS, PlanarDigits, SphericalDigits
 from meshcnn.io import save_json
 from meshcnn.layers import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE, SphericalResNet
@@ -65,10 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="MeshConv orientation(s) of the sphere model; one model each")
     p.add_argument("--no-match-params", dest="match_params", action="store_false",
                    help="use --width for every model instead of matching the parameter counts")
-    p.add_argument("--augment", choices=("none", "z", "jitter"), default="none",
+    p.add_argument("--augment", choices=("none", "z", "jitter", "z+jitter"), default="none",
                    help="N training: 'z' turns every training sample by a random rotation about the polar "
                         "axis (the digit stays on the pole), 'jitter' by a small random rotation (up to "
-                        "meshcnn.data.digits.JITTER_DEGREES), for all models alike")
+                        "--jitter degrees), 'z+jitter' both, for all models alike")
+    p.add_argument("--jitter", type=float, default=JITTER_DEGREES, help="largest jitter angle, degrees")
     p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride",
                    help="stride-2 blocks of the sphere model: strided MeshConv, or MeshConv + 1-ring mean pool")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -92,7 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def make_dataset(kind: str, split: str, rotate: bool | str, args: argparse.Namespace, seed: int = 0):
     """Train rotations use ``seed``, test rotations ``seed + 1`` (one fixed rotation per test sample)."""
     seed = seed if split == "train" else seed + 1
-    common = dict(mnist=args.mnist, projection=args.projection, extent=torch.tensor(args.extent).deg2rad().item())
+    common = dict(mnist=args.mnist, projection=args.projection, extent=torch.tensor(args.extent).deg2rad().item(),
+                  jitter=args.jitter)
     if kind == "sphere":
         return SphericalDigits(split, args.level, rotate=rotate, seed=seed, **common)
     return PlanarDigits(split, args.level, rotate=rotate, seed=seed, unproject=kind == "planar-unprojected",

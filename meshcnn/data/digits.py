@@ -53,7 +53,7 @@ from ..mesh import Mesh, check_level, icosphere
 from ..rotations import barycentric_interpolation, random_rotation, rotation_about_axis, rotation_about_z
 
 __all__ = [
-    "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION",
+    "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION", "JITTER_DEGREES", "ROTATE_MODES",
     "projection_matrix", "project_image", "unprojection_matrix", "unproject_signal",
     "load_digits_arrays", "load_mnist", "digits_split", "SphericalDigits", "PlanarDigits",
 ]
@@ -65,6 +65,8 @@ TEST_FRACTION = 0.2
 MIN_LEVEL = 2
 #: Largest angle (degrees) of the ``rotate="jitter"`` rotations: about one edge of level 3.
 JITTER_DEGREES = 10.0
+#: The ``rotate`` options of :class:`SphericalDigits`.
+ROTATE_MODES = (False, True, "z", "jitter", "z+jitter")
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -304,13 +306,14 @@ class SphericalDigits(Dataset):
         The fixed split of :func:`digits_split` (1438 / 359), or MNIST's own.
     level : int
         Icosphere level, >= 2.
-    rotate : bool, ``"z"`` or ``"jitter"``
+    rotate : bool, ``"z"``, ``"jitter"`` or ``"z+jitter"``
         If true, each sample is rotated by a uniform random rotation
         (:func:`meshcnn.rotations.random_rotation`); with ``"z"``, by a rotation about
         the polar axis by a uniform angle (the digit stays on the north pole, turned
         in its plane); with ``"jitter"``, by a small rotation: uniform random axis,
-        angle uniform in ``[0, JITTER_DEGREES]`` (the digit stays near the pole, nearly
-        upright, sampled by other vertices). Each is drawn from
+        angle uniform in ``[0, jitter]`` degrees (the digit stays near the pole, nearly
+        upright, sampled by other vertices); ``"z+jitter"`` is a turn about the polar axis
+        followed by a jitter. Each is drawn from
         ``np.random.default_rng([seed, epoch, index])``: fixed per sample for a
         given epoch, fresh in every epoch once :meth:`set_epoch` is called
         (:func:`meshcnn.train.fit` does this for the training set). A test set on
@@ -322,16 +325,21 @@ class SphericalDigits(Dataset):
         An MNIST ``.npz`` (see :func:`load_mnist`) instead of scikit-learn's digits.
     projection, extent
         See :func:`project_image`.
+    jitter : float
+        Largest angle, degrees, of the ``"jitter"`` rotations (default :data:`JITTER_DEGREES`).
     """
 
-    def __init__(self, split: str, level: int, rotate: bool = False, seed: int = 0,
+    def __init__(self, split: str, level: int, rotate: bool | str = False, seed: int = 0,
                  mnist: str | os.PathLike | None = None, *, projection: str = "stereographic",
-                 extent: float = DEFAULT_EXTENT) -> None:
+                 extent: float = DEFAULT_EXTENT, jitter: float = JITTER_DEGREES) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.mesh = _mesh(level)
-        if rotate not in (True, False, "z", "jitter"):
-            raise ValueError(f"rotate must be True, False, 'z' or 'jitter', got {rotate!r}")
+        if rotate not in ROTATE_MODES:
+            raise ValueError(f"rotate must be one of {ROTATE_MODES}, got {rotate!r}")
+        if not 0.0 < float(jitter) <= 180.0:
+            raise ValueError(f"jitter must be an angle in (0, 180] degrees, got {jitter!r}")
+        self.jitter = float(jitter)
         self.level, self.split, self.rotate, self.seed = self.mesh.level, split, rotate, int(seed)
         self.projection, self.extent = projection, float(extent)
         if mnist is None:
@@ -359,11 +367,12 @@ class SphericalDigits(Dataset):
         if not self.rotate:
             return np.eye(3)
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        if self.rotate == "z":
-            return rotation_about_z(rng.uniform(0.0, 2.0 * np.pi))
-        if self.rotate == "jitter":
-            return rotation_about_axis(rng.standard_normal(3), np.deg2rad(rng.uniform(0.0, JITTER_DEGREES)))
-        return random_rotation(rng)
+        if self.rotate is True:
+            return random_rotation(rng)
+        rotation = rotation_about_z(rng.uniform(0.0, 2.0 * np.pi)) if "z" in self.rotate else np.eye(3)
+        if "jitter" in self.rotate:
+            rotation = rotation_about_axis(rng.standard_normal(3), np.deg2rad(rng.uniform(0.0, self.jitter))) @ rotation
+        return rotation
 
     def image(self, index: int) -> np.ndarray:
         """The planar image ``(H, W)`` of sample ``index``, float64 in ``[0, 1]``."""
@@ -400,10 +409,10 @@ class PlanarDigits(SphericalDigits):
     on ``level`` gets, for a fair planar baseline.
     """
 
-    def __init__(self, split: str, level: int = 4, rotate: bool = False, seed: int = 0,
+    def __init__(self, split: str, level: int = 4, rotate: bool | str = False, seed: int = 0,
                  mnist: str | os.PathLike | None = None, *, projection: str = "stereographic",
-                 extent: float = DEFAULT_EXTENT, unproject: bool = False) -> None:
-        super().__init__(split, level, rotate, seed, mnist, projection=projection, extent=extent)
+                 extent: float = DEFAULT_EXTENT, jitter: float = JITTER_DEGREES, unproject: bool = False) -> None:
+        super().__init__(split, level, rotate, seed, mnist, projection=projection, extent=extent, jitter=jitter)
         self.unproject = bool(unproject)
         self._unprojection = unprojection_matrix(self.image_shape, self.mesh, projection=projection, extent=extent)
 
