@@ -241,9 +241,12 @@ def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
     common = ["--data", str(synth_root), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "1",
               "--batch-size", "3", "--no-progress"]
     history = _script("train")["main"](common + ["--run-dir", str(run), "--cache-dir", str(tmp_path / "cache"),
-                                                 "--rotate-train"])
+                                                 "--rotate-train", "--orientation", "invariant",
+                                                 "--downsample", "pool"])
     assert len(history) == 1 and 0 <= history[0]["test_accuracy"] <= 1
     assert (run / "checkpoint.pt").is_file() and (run / "metrics.json").is_file()
+    config = torch.load(run / "checkpoint.pt", weights_only=True)["extra"]["config"]
+    assert (config["orientation"], config["downsample"]) == ("invariant", "pool")
     result = _script("evaluate")["main"](["--run-dir", str(run), "--rotate"])
     assert (run / "confusion_R.png").stat().st_size > 0 and (run / "evaluation_R.json").is_file()
     assert sum(sum(row) for row in result["confusion_matrix"]) == 3

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from meshcnn.classification import KINDS, accuracy_evaluator, build_classifier, classifier_config, count_parameters
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
+from meshcnn.layers import ORIENTATIONS
+from meshcnn.models import DOWNSAMPLE
 from meshcnn.project import ray_engine
 from meshcnn.train import check_resume_settings, fit, init_distributed, seed_everything
 
@@ -51,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "about as many points for --model planar)")
     p.add_argument("--width", type=int, default=16, help="channels after the stem")
     p.add_argument("--depth", type=int, default=3, help="number of stride-2 stages")
+    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed",
+                   help="MeshConv orientation of the spherical model (meshcnn.ORIENTATIONS)")
+    p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride",
+                   help="stride-2 blocks of the spherical model: strided MeshConv, or MeshConv + 1-ring mean pool")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=16, help="per process")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine decay to 0")
@@ -119,7 +125,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if world_size > 1:
         dist.barrier()
 
-    config = classifier_config(args.model, 6, train_set.num_classes, args.level, args.width, args.depth)
+    config = classifier_config(args.model, 6, train_set.num_classes, args.level, args.width, args.depth,
+                               args.orientation, args.downsample)
     seed_everything(args.seed)
     model = build_classifier(config, args.mesh_dir)
     if rank == 0:
