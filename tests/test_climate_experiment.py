@@ -161,6 +161,7 @@ def test_planar_and_evaluate_and_skip_bad(tiny_data, tmp_path):
     assert len(report["maps"]) == 1 and Path(report["maps"][0]).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_main_job_tiny(tmp_path):
     out = run([sys.executable, str(SCRIPTS / "main.py"), "--out", str(tmp_path / "main"), "--num", "6", "--nlat", "19",
                "--nlon", "24", "--level", "2", "--width", "4", "--epochs", "1", "--num-maps", "1", "--no-progress"],
@@ -192,6 +193,7 @@ def test_train_with_orientation_stores_it_and_flips_the_meridional_winds(tiny_da
     assert f"({orientation}, hemisphere flip of {flipped or 'nothing'})" in log
 
 
+@pytest.mark.slow
 def test_orientation_study_tiny(tmp_path):
     out = run([sys.executable, str(SCRIPTS / "orientation_study.py"), "--out", str(tmp_path / "study"), "--num", "6",
                "--nlat", "19", "--nlon", "24", "--level", "2", "--width", "4", "--epochs", "1",

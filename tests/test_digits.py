@@ -309,6 +309,7 @@ def test_meshconv_equivariance_under_icosahedral_rotations():
     torch.testing.assert_close(rotate_signal(x, level, rotation), x[..., inverse], atol=1e-12, rtol=0)
 
 
+@pytest.mark.slow
 def test_train_script_end_to_end(tmp_path):
     """experiments/spherical_digits/train.py on a tiny configuration: table and results.json."""
     import json
