@@ -67,7 +67,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def matched_width(make_model: Callable[[int], nn.Module], target: int, max_width: int = 256) -> int:
-    """The width ``w`` whose ``make_model(w)`` has the parameter count closest to ``target``.
+    r"""The width ``w`` whose ``make_model(w)`` has the parameter count closest to ``target``.
 
     For comparisons at equal parameter count: e.g. an ``"isotropic"`` SphericalResNet has
     about half the parameters of a ``"fixed"`` one of the same width, and needs a width
