@@ -96,11 +96,13 @@ class SphericalUNet(nn.Module):
         self.flip_channels = tuple(int(c) for c in flip_channels)
         if any(not 0 <= c < in_channels for c in self.flip_channels):
             raise ValueError(f"flip_channels {self.flip_channels} out of range for {in_channels} input channels")
-        # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere (see hemisphere_flip)
-        flip = hemisphere_flip(torch.ones(in_channels, num_vertices_at(max_level), dtype=torch.float64, device="cpu"),
-                               max_level, self.flip_channels, mesh_dir=mesh_dir)
-        self._exact = {"input_sign": flip}
-        self.register_buffer("input_sign", flip.to(_ambient_device(), torch.get_default_dtype()), persistent=False)
+        self._exact: dict[str, torch.Tensor] = {}  # CPU masters of derived buffers, see layers._restore_derived
+        if self.flip_channels:  # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere
+            flip = hemisphere_flip(torch.ones(in_channels, num_vertices_at(max_level), dtype=torch.float64,
+                                              device="cpu"), max_level, self.flip_channels, mesh_dir=mesh_dir)
+            self._exact["input_sign"] = flip
+            self.register_buffer("input_sign", flip.to(_ambient_device(), torch.get_default_dtype()),
+                                 persistent=False)
         kw = {"orientation": orientation, "mesh_dir": mesh_dir}
 
         def ch(level: int) -> int:
