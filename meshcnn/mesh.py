@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import operators as ops
+from ._progress import progress_bar
 from .io import save_npz
 
 __all__ = ["Mesh", "icosphere", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level"]
@@ -351,10 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", default="0-7", help="levels, e.g. '0-7' or '3,5' (default 0-7)")
     parser.add_argument("--out", default="meshes", help="output folder (default meshes/)")
     args = parser.parse_args(argv)
-    from tqdm import tqdm
-
     levels = _parse_levels(args.levels)
-    bar = tqdm(levels, desc="icosphere", unit="level")
+    bar = progress_bar(levels, desc="icosphere", unit="level")
     for level in bar:
         t0 = time.perf_counter()
         mesh = Mesh.build(level)

@@ -54,6 +54,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import __version__, regrid
+from ._progress import progress_bar
 from .data.climate import CLASSES, VARIABLES, ClimateFileError
 from .events import EVENT_COLUMNS, find_events, frequency_path, save_frequency
 from .mesh import icosphere
@@ -680,8 +681,6 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         names, or (without ``skip_bad``) a bad input file; the message names the file.
         Outputs of the files before it are complete; nothing is written for it.
     """
-    from tqdm import tqdm
-
     say = log_fn or log.info
     if batch_size < 1 or num_workers < 0:
         raise PredictError("--batch-size must be >= 1 and --num-workers >= 0")
@@ -756,7 +755,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
 
     back_matrices: dict[tuple[bytes, bytes], Any] = {}
     wall0 = time.perf_counter()
-    bar = tqdm(total=len(files), desc="predict", unit="file", disable=not progress)
+    bar = progress_bar(enabled=progress, total=len(files), desc="predict", unit="file")
     try:
         for i, (kind, info) in enumerate(plan):
             source = files[i]

@@ -49,7 +49,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
-from tqdm.auto import tqdm
+from ._progress import progress_bar
 
 from .io import remove_stale_temporaries, save_json, save_torch
 
@@ -438,8 +438,8 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
         start = time.perf_counter()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         count = torch.zeros((), dtype=torch.float64, device=device)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0,
-                   leave=False, dynamic_ncols=True)
+        bar = progress_bar(loader, enabled=progress and rank == 0, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                           dynamic_ncols=True)
         for step, (inputs, targets) in enumerate(bar):
             inputs, targets = _to_device(inputs, device), _to_device(targets, device)
             optimizer.zero_grad(set_to_none=True)
@@ -451,7 +451,8 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
             n = len(inputs) if isinstance(inputs, torch.Tensor) else batch_size
             loss_sum += loss.detach().double() * n
             count += n
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if progress:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.close()
         if world_size > 1:
             totals = torch.stack([loss_sum, count])
@@ -529,7 +530,7 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, device: 
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
                         num_workers=num_workers)
     outputs, targets = [], []
-    for inputs, target in tqdm(loader, desc="predict", disable=not progress, leave=False):
+    for inputs, target in progress_bar(loader, enabled=progress, desc="predict", leave=False):
         outputs.append(model(_to_device(inputs, device)).cpu())
         targets.append(target if isinstance(target, torch.Tensor) else torch.as_tensor(target))
     model.train(was_training)

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import runpy
+import select
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = int(os.environ.get("MESHCNN_FAULT_SEED", "0"))
+CHILD_TIMEOUT_S = 120  # one training run here takes seconds
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -114,17 +116,32 @@ def _fork_run(main, argv: list[str], plan: dict | None, log: Path) -> tuple[int,
         finally:
             os._exit(code)
     os.close(write_fd)
-    first = os.read(read_fd, 1)  # b"" if the child ends before its first step
+    deadline = start + CHILD_TIMEOUT_S
+    ready, _, _ = select.select([read_fd], [], [], CHILD_TIMEOUT_S)
+    first = os.read(read_fd, 1) if ready else b""  # b"" if the child ends before its first step
     first_step_at = time.monotonic() if first else None
     if plan is not None and plan["kind"] == "timer" and first:
         time.sleep(plan["delay"])
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    _, status = os.waitpid(pid, 0)
+        _kill(pid)
+    while True:  # a watchdog: a child that hangs is killed and reported, not waited on forever
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            _kill(pid)
+            os.waitpid(pid, 0)
+            os.close(read_fd)
+            raise SystemExit(f"run with {plan} hung for {CHILD_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.02)
     os.close(read_fd)
     return status, first_step_at, time.monotonic()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _tmp_files(folder: Path) -> list[str]:

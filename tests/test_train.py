@@ -257,3 +257,19 @@ def test_check_resume_settings_names_each_difference(tmp_path):
     check_resume_settings(tmp_path, {**vars(same), "orientation": "fixed"}, may_change=("epochs", "device"),
                           log=notes.append)
     assert notes and "--orientation" in notes[0]
+
+
+def test_no_progress_makes_no_tqdm_bar(tmp_path, monkeypatch):
+    """progress=False builds no tqdm object: tqdm's shared lock and monitor thread are never touched
+    (a process forked or killed while one is held would hang every later bar)."""
+    import tqdm.std
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a tqdm bar was made with progress=False")
+
+    monkeypatch.setattr(tqdm.std.tqdm, "__new__", refuse)
+    model = _fit(tmp_path, 1)
+    data, _, _, _ = _problem()
+    predict(model, data, batch_size=8, progress=False)
+    with pytest.raises(AssertionError, match="tqdm bar"):
+        predict(model, data, batch_size=8, progress=True)

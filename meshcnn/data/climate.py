@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._progress import progress_bar
 from ..io import atomic_write, save_npz
 from ..mesh import _checksum, check_level, icosphere, num_vertices_at
 
@@ -587,10 +588,8 @@ class ClimateNetDataset(Dataset):
             self._scan(progress)
 
     def _scan(self, progress: bool) -> None:
-        from tqdm import tqdm
-
         good = []
-        for f in tqdm(self.files, desc="checking files", unit="file", disable=not progress):
+        for f in progress_bar(self.files, enabled=progress, desc="checking files", unit="file"):
             try:
                 self.raw_file(f)
                 good.append(f)
@@ -696,8 +695,6 @@ def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], leve
     "variables": [...], "num_samples": S}``. A channel with zero variance gets
     ``std = 1`` (so normalizing only centres it).
     """
-    from tqdm import tqdm
-
     if not isinstance(dataset, ClimateNetDataset):
         dataset = ClimateNetDataset(dataset, 5 if level is None else level)
     if len(dataset) == 0:
@@ -707,7 +704,7 @@ def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], leve
     s2 = np.zeros(len(VARIABLES))
     shift = None
     counts = np.zeros(NUM_CLASSES)
-    for i in tqdm(range(len(dataset)), desc="normalization stats", unit="file", disable=not progress):
+    for i in progress_bar(range(len(dataset)), enabled=progress, desc="normalization stats", unit="file"):
         data, labels = dataset.raw(i)
         if weights is None:
             weights = dataset.weights().reshape(-1)
@@ -792,12 +789,10 @@ def _cmd_check(args: argparse.Namespace) -> None:
 
 
 def _cmd_to_ugscnn(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
     files = [f for f in find_files(args.data) if f.suffix == ".nc"]
     out = Path(args.out)
     names = {}
-    for f in tqdm(files, desc="regridding", unit="file"):
+    for f in progress_bar(files, desc="regridding", unit="file"):
         data, labels = read_climatenet(f, args.level)
         target = out / (f.stem + ".npz")
         write_ugscnn(target, data, labels)

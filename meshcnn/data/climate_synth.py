@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..io import atomic_write, save_json
 from ..mesh import EARTH_RADIUS_KM
 from .climate import (NUM_CLASSES, UNITS, VARIABLES, ClimateFileError, _add_checksum_trailer, _netcdf4, read_latlon,
@@ -435,8 +436,6 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
     files mix with the new set; ``overwrite=True`` first removes exactly the files a
     previous call wrote there (:func:`remove_synthetic`, from its ``synth.json``).
     """
-    from tqdm import tqdm
-
     if num < 1:
         raise ValueError(f"num must be positive, got {num}")
     default_grid(nlat, nlon)  # validates the size
@@ -456,10 +455,10 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
         from multiprocessing import Pool
 
         with Pool(workers) as pool:
-            records = list(tqdm(pool.imap(_synth_one, jobs), total=num, desc="synthesizing", unit="file",
-                                disable=not progress))
+            records = list(progress_bar(pool.imap(_synth_one, jobs), enabled=progress, total=num,
+                                        desc="synthesizing", unit="file"))
     else:
-        records = [_synth_one(j) for j in tqdm(jobs, desc="synthesizing", unit="file", disable=not progress)]
+        records = [_synth_one(j) for j in progress_bar(jobs, enabled=progress, desc="synthesizing", unit="file")]
     fractions = np.array([r["class_fraction"] for r in records])
     summary = {
         "seed": seed, "num": num, "nlat": nlat, "nlon": nlon,
@@ -560,8 +559,6 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
     has no points to measure on is NaN. ``FileNotFoundError`` (naming it) without
     ``synth.json``; :class:`ClimateFileError` for a malformed one or a bad file.
     """
-    from tqdm import tqdm
-
     folder = Path(folder)
     summary_path = folder / "synth.json"
     if not summary_path.is_file():
@@ -581,7 +578,7 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
     tmq_ar, tmq_bg = [], []
     ar_shapes: list[tuple[float, float]] = []
     grid = None
-    for record in tqdm(summary["files"], desc="verifying", unit="file", disable=not progress):
+    for record in progress_bar(summary["files"], enabled=progress, desc="verifying", unit="file"):
         fields, labels, lat, lon = read_latlon(folder / record["file"])
         if grid is None:
             grid = _Grid(lat, lon)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._progress import progress_bar
 from ..io import atomic_write, save_json, save_npz
 from ..mesh import _checksum, check_level
 from ..project import ShapeProjector, check_mesh, latlon_shape, random_rotation
@@ -284,11 +285,9 @@ class ModelNet(Dataset):
             targets += [label] * len(found)
         self.skipped: list[tuple[Path, str]] = []
         if skip_bad:
-            from tqdm.auto import tqdm
-
             keep = []
-            for path, label in tqdm(list(zip(files, targets)), desc=f"checking {split} files",
-                                    disable=not progress, leave=False):
+            for path, label in progress_bar(list(zip(files, targets)), enabled=progress,
+                                            desc=f"checking {split} files", leave=False):
                 if self._cached(path) is None:
                     try:
                         read_off(path, triangulate=self.triangulate)
@@ -343,9 +342,7 @@ class ModelNet(Dataset):
         """Project and cache every file that the current settings can cache (unrotated or rotation banks)."""
         if self.rotate and self.cache_rotations is None:
             return  # fresh rotations are never cached
-        from tqdm.auto import tqdm
-
-        for path in tqdm(self.files, desc=f"projecting {self.split}", disable=not progress, unit="shape"):
+        for path in progress_bar(self.files, enabled=progress, desc=f"projecting {self.split}", unit="shape"):
             self._load_or_project(path, bank=self.rotate)
 
     def __repr__(self) -> str:
@@ -645,8 +642,6 @@ def make_synthetic(out: str | os.PathLike, per_class: int = 60, seed: int = 0, t
     ``OFFnv nf ne`` header. Shape ``i`` of class ``c`` is drawn from a generator
     seeded by ``(seed, c, i)``, so the set is reproducible.
     """
-    from tqdm.auto import tqdm
-
     classes = tuple(classes) if classes is not None else SYNTH_CLASSES
     if per_class < 2:
         raise ValueError(f"per_class must be at least 2, got {per_class}")
@@ -655,7 +650,7 @@ def make_synthetic(out: str | os.PathLike, per_class: int = 60, seed: int = 0, t
     n_test = min(per_class - 1, max(1, round(per_class * test_fraction)))
     out = Path(out)
     jobs = [(c, i) for c in classes for i in range(per_class)]
-    for c, i in tqdm(jobs, desc="synthesizing", unit="shape", disable=not progress):
+    for c, i in progress_bar(jobs, enabled=progress, desc="synthesizing", unit="shape"):
         rng = np.random.default_rng([seed, SYNTH_CLASSES.index(c) if c in SYNTH_CLASSES else 0, i])
         mesh = synth_shape(c, rng)
         split = "test" if i >= per_class - n_test else "train"
