@@ -5,7 +5,7 @@
                     [--skip-bad] FILES_OR_FOLDERS...
     meshcnn events summary EVENTS.csv --out DIR
 
-The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.events.summarize`.
+The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.predict.summarize`.
 """
 from __future__ import annotations
 
@@ -61,14 +61,14 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None = None) -> Any:
     """Run the command line and return the result of the command (errors: ``SystemExit(1)``)."""
     args = _parser().parse_args(argv)
-    from .data.climate import ClimateFileError
-    from .predict import PredictError
+    from .data.climate.reader import ClimateFileError
+    from .predict.runner import PredictError
 
     try:
         if args.command == "predict":
             import torch
 
-            from .predict import predict_files
+            from .predict.runner import predict_files
 
             if args.threads > 0:
                 torch.set_num_threads(args.threads)
@@ -85,7 +85,7 @@ def run(argv: list[str] | None = None) -> Any:
                 print(f"{result['events']} events -> {args.events}")
             return result
         if args.command == "events" and args.events_command == "summary":
-            from .events import summarize
+            from .predict.events import summarize
 
             result = summarize(args.events, args.out, projection=args.projection)
             print(f"{result['num_events']} events"

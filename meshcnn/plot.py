@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .io import atomic_write
-from .mesh import Mesh, icosphere
+from .geometry.mesh import Mesh, icosphere
 
 __all__ = [
     "plot_mesh_signal",

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from meshcnn import plot  # noqa: E402
-from meshcnn.mesh import icosphere  # noqa: E402
+from meshcnn.geometry import icosphere  # noqa: E402
 
 
 def _png(path):

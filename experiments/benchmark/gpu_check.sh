@@ -14,7 +14,7 @@
 # Stages:
 #   install  pip install torch==2.13.0, then pip install -e '.[all,test,bench]' (a failure is logged; the
 #            later stages run with whatever torch is there, the repository on PYTHONPATH)
-#   test     pytest tests/test_cuda.py tests/test_triton.py tests/test_orientations.py -q
+#   test     pytest tests/nn/test_cuda.py tests/nn/test_triton.py tests/nn/test_orientations.py -q
 #   bench    experiments/benchmark/meshconv.py --device cuda --levels 5,7 --large
 #            --orientations poleward isotropic invariant --json $OUT/gpu.json $BENCH_ARGS
 #            ($BENCH_ARGS defaults to "--mesh-levels 0": the mesh-generation table is CPU work)
@@ -126,7 +126,7 @@ fi
 
 if want test; then
     run_stage test "$OUT/pytest.log" env OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" $PYTHON -m pytest \
-        tests/test_cuda.py tests/test_triton.py tests/test_orientations.py -q -rs "${PYTEST_EXTRA[@]}"
+        tests/nn/test_cuda.py tests/nn/test_triton.py tests/nn/test_orientations.py -q -rs "${PYTEST_EXTRA[@]}"
 fi
 
 if want bench; then

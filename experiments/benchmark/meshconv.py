@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 import meshcnn
-from meshcnn import operators as ops
+from meshcnn.geometry import operators as ops
 from meshcnn.io import save_json
 
 BATCH, CHANNELS = 8, 16
@@ -383,10 +383,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     if device.type == "cpu" and not args.no_memory and not reset_peak_rss():
         parser.error("peak memory needs /proc/self/clear_refs (Linux); pass --no-memory")
 
-    levels = meshcnn.mesh._parse_levels(args.levels)
+    levels = meshcnn.geometry.mesh._parse_levels(args.levels)
     if args.large and 8 not in levels:
         levels.append(8)
-    mesh_levels = meshcnn.mesh._parse_levels(args.mesh_levels)
+    mesh_levels = meshcnn.geometry.mesh._parse_levels(args.mesh_levels)
     if args.skip_large_meshes:
         mesh_levels = [lvl for lvl in mesh_levels if lvl <= 7]
     has_th = torch_harmonics_available()

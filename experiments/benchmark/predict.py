@@ -93,7 +93,7 @@ def uncompressed_copies(files: list[Path], out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    from meshcnn import regrid
+    from meshcnn.grids import regrid
     from meshcnn.data.climate import generate_synthetic
     from meshcnn.predict import STAGES, predict_files, read_fields
 

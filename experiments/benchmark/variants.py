@@ -41,9 +41,9 @@ import scipy.sparse as sp
 import torch
 
 import meshcnn
-import meshcnn.functional as fn
-from meshcnn.functional import csr_from_scipy
-from meshcnn.layers import tap_operators
+import meshcnn.nn.functional as fn
+from meshcnn.nn import csr_from_scipy
+from meshcnn.nn.layers import tap_operators
 
 BATCH, CHANNELS = 8, 16
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from meshcnn import segmentation
+from meshcnn.tasks import segmentation
 from meshcnn.data import climate
 from meshcnn.io import save_json
 from meshcnn.train import load_checkpoint

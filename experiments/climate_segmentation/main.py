@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 
 HERE = Path(__file__).resolve().parent
 

@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meshcnn.data.climate_synth import ensure_synthetic
+from meshcnn.data.climate.synth import ensure_synthetic
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 from meshcnn.metrics import mean_std
 
 HERE = Path(__file__).resolve().parent

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from meshcnn import segmentation
+from meshcnn.tasks import segmentation
 from meshcnn.data import climate
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 from meshcnn.train import check_resume_settings, fit, init_distributed
 
 # settings that may differ on --resume: how it runs, the total of epochs (the step schedule does not

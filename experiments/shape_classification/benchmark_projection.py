@@ -3,11 +3,11 @@
 Three timings over the same shapes (a few per class from a ModelNet-layout folder):
 
 * ``read+project``: :func:`meshcnn.data.shapes.read_off` and
-  :func:`meshcnn.project.project_mesh` (what filling the cache costs per shape);
-* ``project``: :func:`meshcnn.project.project_mesh` of a mesh already in memory
+  :func:`meshcnn.geometry.project_mesh` (what filling the cache costs per shape);
+* ``project``: :func:`meshcnn.geometry.project_mesh` of a mesh already in memory
   (normalization, convex hull, ray structures and 2 x V rays);
 * ``rotate``: one more random rotation of a shape already prepared by
-  :class:`meshcnn.project.ShapeProjector` (ray casts only: fresh-rotation training
+  :class:`meshcnn.geometry.ShapeProjector` (ray casts only: fresh-rotation training
   with ``mesh_cache``).
 
 Example::
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from meshcnn.data.shapes import ModelNet, read_off
-from meshcnn.mesh import icosphere
-from meshcnn.project import ENGINES, ShapeProjector, project_mesh, random_rotation, ray_engine
+from meshcnn.geometry import icosphere
+from meshcnn.geometry.project import ENGINES, ShapeProjector, project_mesh, random_rotation, ray_engine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from meshcnn.classification import build_classifier
+from meshcnn.tasks import build_classifier
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
 from meshcnn.metrics import confusion_matrix

@@ -4,11 +4,11 @@ Settings (train/test): N = shapes in their canonical (upright) pose; R = each
 shape turned by a uniform random rotation of SO(3) before projection (fresh
 rotations every training epoch, or a cached bank of ``--cache-rotations N``; one
 fixed rotation per test shape). Both models see the same 6-channel ray-cast
-projection (:mod:`meshcnn.project`): the spherical
+projection (:mod:`meshcnn.geometry.project`): the spherical
 :class:`meshcnn.models.SphericalResNet` on the icosphere of ``--level``, the
-planar :class:`meshcnn.baselines.PlanarCNN` (periodic in longitude) on an
+planar :class:`meshcnn.models.PlanarCNN` (periodic in longitude) on an
 equiangular lat-lon grid with about as many points
-(:func:`meshcnn.project.latlon_shape`). Every training run goes through
+(:func:`meshcnn.geometry.latlon_shape`). Every training run goes through
 :func:`meshcnn.train.fit` (checkpoints, ``--resume``).
 
 Example (the synthetic shape set; about 15 minutes on 2 CPU cores)::
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from meshcnn.classification import (KINDS, build_classifier, classifier_config, count_parameters, matched_width,
+from meshcnn.tasks import (KINDS, build_classifier, classifier_config, count_parameters, matched_width,
                                     summarize_rows, train_and_test)
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE
-from meshcnn.project import latlon_shape, ray_engine
+from meshcnn.geometry import latlon_shape, ray_engine
 from meshcnn.train import check_resume_settings, seed_everything
 
 SETTINGS = ("N/N", "N/R", "R/R")

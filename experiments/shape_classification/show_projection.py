@@ -18,7 +18,7 @@ import numpy as np
 
 from meshcnn.data.shapes import ModelNet, read_off
 from meshcnn.plot import plot_mesh_signal, save_figure
-from meshcnn.project import CHANNELS, MISS_DISTANCE, ShapeProjector, random_rotation
+from meshcnn.geometry import CHANNELS, MISS_DISTANCE, ShapeProjector, random_rotation
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

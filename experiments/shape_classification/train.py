@@ -3,9 +3,9 @@
 The shapes under ``--data ROOT`` (``ROOT/<class>/{train,test}/*.off``: a real
 ModelNet10/40 copy or the synthetic set of ``python -m meshcnn.data.shapes synth``)
 are projected onto the icosphere of ``--level`` (6 channels: distance, |cos|, sin
-for the shape and its convex hull; :mod:`meshcnn.project`) and classified by a
+for the shape and its convex hull; :mod:`meshcnn.geometry.project`) and classified by a
 :class:`meshcnn.models.SphericalResNet` (``--model planar``: a
-:class:`meshcnn.baselines.PlanarCNN` on the same projection sampled on a lat-lon
+:class:`meshcnn.models.PlanarCNN` on the same projection sampled on a lat-lon
 grid). Training uses the shared loop :func:`meshcnn.train.fit`: progress bars,
 ``RUN_DIR/checkpoint.pt`` every epoch, ``--resume``, ``RUN_DIR/metrics.json``
 with the test accuracy per epoch.
@@ -29,12 +29,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from meshcnn.classification import KINDS, accuracy_evaluator, build_classifier, classifier_config, count_parameters
+from meshcnn.tasks import KINDS, accuracy_evaluator, build_classifier, classifier_config, count_parameters
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE
-from meshcnn.project import ray_engine
+from meshcnn.geometry import ray_engine
 from meshcnn.train import check_resume_settings, fit, init_distributed, seed_everything
 
 # settings that may differ on --resume (how it runs, where caches are); not --epochs: the cosine
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="per-file .npy projection cache (default: in memory, for this run only)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable or degenerate OFF files")
     p.add_argument("--triangulate", action="store_true", help="fan-triangulate polygon faces instead of failing")
-    p.add_argument("--mesh-dir", type=Path, default=None, help="folder of icosphere files (python -m meshcnn.mesh)")
+    p.add_argument("--mesh-dir", type=Path, default=None, help="folder of icosphere files (python -m meshcnn.geometry)")
     p.add_argument("--seed", type=int, default=0, help="initialisation, shuffling and rotations")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0,

@@ -9,10 +9,10 @@ it prints the relative equivariance error
 (the maximum in brackets), where ``R x`` is the signal rotated by ``R``:
 
 * for rotations of SO(3) that do not map the mesh onto itself, re-interpolated on
-  the mesh (:func:`meshcnn.rotations.rotate_signal`, linear in the containing
+  the mesh (:func:`meshcnn.geometry.rotate_signal`, linear in the containing
   triangle), so ``e`` includes the interpolation error;
 * for the 60 rotations of the icosahedral group the mesh maps onto itself and
-  ``R x`` is an exact vertex permutation (:func:`meshcnn.rotations.vertex_permutation`).
+  ``R x`` is an exact vertex permutation (:func:`meshcnn.geometry.vertex_permutation`).
 
 Each family is split into rotations about the polar (z) axis, which keep the
 east/north directions, and all rotations; the last column is the equatorial mirror
@@ -39,9 +39,9 @@ import torch
 from torch import nn
 
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS, MeshConv
-from meshcnn.mesh import icosphere
-from meshcnn.rotations import icosahedral_rotations, random_rotation, rotate_signal, vertex_permutation
+from meshcnn.nn import ORIENTATIONS, MeshConv
+from meshcnn.geometry import icosphere
+from meshcnn.geometry import icosahedral_rotations, random_rotation, rotate_signal, vertex_permutation
 
 Rotate = Callable[[torch.Tensor], torch.Tensor]
 

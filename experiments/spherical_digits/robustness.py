@@ -21,9 +21,9 @@ import torch
 
 from meshcnn.data.digits import SphericalDigits, projection_matrix
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE, SphericalResNet
-from meshcnn.rotations import icosahedral_rotations, random_rotation, rotation_about_axis, rotation_about_z
+from meshcnn.geometry import icosahedral_rotations, random_rotation, rotation_about_axis, rotation_about_z
 from meshcnn.train import load_checkpoint
 
 

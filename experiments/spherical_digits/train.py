@@ -5,7 +5,7 @@ rotated; R = each sample rotated by a uniform random rotation of SO(3) (fresh ev
 training epoch, fixed per test sample). Models:
 
 * ``sphere``: :class:`meshcnn.models.SphericalResNet`, one per ``--orientation``;
-* ``planar``: :class:`meshcnn.baselines.PlanarCNN` on the original image for N and,
+* ``planar``: :class:`meshcnn.models.PlanarCNN` on the original image for N and,
   for R, the rotated spherical signal resampled back to a planar image by the
   inverse projection (:class:`meshcnn.data.digits.PlanarDigits`);
 * ``planar-unprojected``: the same planar CNN, fed the spherical signal resampled
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 
-from meshcnn.baselines import PlanarCNN
-from meshcnn.classification import count_parameters, matched_width, summarize_rows, train_and_test
+from meshcnn.models import PlanarCNN
+from meshcnn.tasks import count_parameters, matched_width, summarize_rows, train_and_test
 from meshcnn.data.digits import DEFAULT_EXTENT, JITTER_DEGREES, PROJECTIONS, PlanarDigits, SphericalDigits
 from meshcnn.io import save_json
-from meshcnn.layers import ORIENTATIONS
+from meshcnn.nn import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE, SphericalResNet
 from meshcnn.train import check_resume_settings, seed_everything
 

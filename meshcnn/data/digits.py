@@ -24,7 +24,7 @@ sampled at the icosphere vertices:
   image ``c`` gives exactly ``c`` on the image's spherical footprint and 0
   elsewhere.
 * **Rotation.** ``rotation = R`` (``(3, 3)``) rotates the projected signal on the
-  sphere: ``f_R(p) = f(R^T p)``, the convention of :mod:`meshcnn.rotations`. It is
+  sphere: ``f_R(p) = f(R^T p)``, the convention of :mod:`meshcnn.geometry.rotations`. It is
   applied analytically (the image is sampled at ``R^T p``), not by re-interpolating
   on the mesh.
 
@@ -49,8 +49,8 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
 
-from ..mesh import Mesh, check_level, icosphere
-from ..rotations import barycentric_interpolation, random_rotation, rotation_about_axis, rotation_about_z
+from ..geometry.mesh import Mesh, check_level, icosphere
+from ..geometry.rotations import barycentric_interpolation, random_rotation, rotation_about_axis, rotation_about_z
 
 __all__ = [
     "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION", "JITTER_DEGREES", "ROTATE_MODES",
@@ -188,7 +188,7 @@ def unprojection_matrix(shape: tuple[int, int], level: Mesh | int, *, projection
 
     The inverse of the projection: each pixel centre is mapped to the sphere by
     the inverse projection and the signal is interpolated there linearly in its
-    mesh triangle (:func:`meshcnn.rotations.barycentric_interpolation`).
+    mesh triangle (:func:`meshcnn.geometry.barycentric_interpolation`).
     """
     mesh = _mesh(level)
     h, w = (int(s) for s in shape)
@@ -308,7 +308,7 @@ class SphericalDigits(Dataset):
         Icosphere level, >= 2.
     rotate : bool, ``"z"``, ``"jitter"`` or ``"z+jitter"``
         If true, each sample is rotated by a uniform random rotation
-        (:func:`meshcnn.rotations.random_rotation`); with ``"z"``, by a rotation about
+        (:func:`meshcnn.geometry.random_rotation`); with ``"z"``, by a rotation about
         the polar axis by a uniform angle (the digit stays on the north pole, turned
         in its plane); with ``"jitter"``, by a small rotation: uniform random axis,
         angle uniform in ``[0, jitter]`` degrees (the digit stays near the pole, nearly

@@ -8,7 +8,7 @@ Layout (the official Princeton ModelNet10/ModelNet40 archives, unzipped)::
 The class list is the sorted names of the folders in ``ROOT`` (folders whose
 name starts with ``.`` or ``__``, such as the ``__MACOSX`` folder inside
 ``ModelNet10.zip``, are ignored). Each item of :class:`ModelNet` is the
-6-channel spherical projection of :mod:`meshcnn.project` (``(6, V)`` on the
+6-channel spherical projection of :mod:`meshcnn.geometry.project` (``(6, V)`` on the
 icosphere, or ``(6, H, W)`` on an equiangular lat-lon grid for planar
 baselines) and the class index.
 
@@ -47,8 +47,9 @@ from torch.utils.data import Dataset
 
 from .._progress import progress_bar
 from ..io import atomic_write, save_json, save_npz
-from ..mesh import _checksum, check_level
-from ..project import ShapeProjector, check_mesh, latlon_shape, random_rotation
+from ..geometry.mesh import _checksum, check_level
+from ..geometry.project import ShapeProjector, check_mesh, latlon_shape
+from ..geometry.rotations import random_rotation
 
 __all__ = [
     "read_off",
@@ -87,7 +88,7 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
     entries, faces with fewer than 3 corners, polygons (unless
     ``triangulate=True``), face indices out of range, and, with ``validate``,
     degenerate meshes (NaN vertices, zero volume; see
-    :func:`meshcnn.project.check_mesh`).
+    :func:`meshcnn.geometry.check_mesh`).
     """
     import trimesh
 
@@ -206,8 +207,8 @@ class ModelNet(Dataset):
 
     ``signal`` is a float32 tensor ``(6, V)`` with ``V = 10 * 4**level + 2``
     (``grid="ico"``) or ``(6, H, W)`` (``grid="latlon"``, ``latlon=(H, W)``,
-    default :func:`meshcnn.project.latlon_shape`\ ``(level)``: about as many
-    samples as the icosphere), channels :data:`meshcnn.project.CHANNELS`.
+    default :func:`meshcnn.geometry.latlon_shape`\ ``(level)``: about as many
+    samples as the icosphere), channels :data:`meshcnn.geometry.CHANNELS`.
 
     Rotations: with ``rotate=True`` each item is the projection of the shape
     turned by a uniform random rotation; a fresh one is drawn for every epoch
@@ -217,7 +218,7 @@ class ModelNet(Dataset):
     at level 4). With ``cache_rotations=N`` every file instead gets a fixed bank
     of ``N`` rotations, projected once and cached; each epoch picks one of them.
     ``mesh_cache=K`` keeps the last ``K`` shapes read (normalized, with their
-    convex hulls and ray-acceleration structures: :class:`meshcnn.project.ShapeProjector`)
+    convex hulls and ray-acceleration structures: :class:`meshcnn.geometry.ShapeProjector`)
     in memory, so fresh rotations cost only the ray casts (mind the memory for
     large meshes; per DataLoader worker).
     An evaluation set that never calls :meth:`set_epoch` always sees epoch 0,

@@ -1,0 +1,362 @@
+r"""Icosphere hierarchy with precomputed differential operators.
+
+Level 0 is the regular icosahedron with a vertex at each pole. Level ``l + 1``
+splits every triangle of level ``l`` into four by adding the midpoint of every
+edge, projected onto the unit sphere. New vertices are appended after the old
+ones, so the hierarchy is nested::
+
+    icosphere(l + 1).vertices[: icosphere(l).num_vertices] == icosphere(l).vertices
+
+which is what pooling (keep the first vertices) and upsampling rely on.
+
+Command line::
+
+    python -m meshcnn.geometry --levels 0-7 --out meshes/
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import os
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import operators as ops
+from .._progress import progress_bar
+from ..io import save_npz
+
+__all__ = ["Mesh", "icosphere", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level"]
+
+MAX_LEVEL = 9
+FORMAT_VERSION = 1
+EARTH_RADIUS_KM = 6371.0
+
+
+def check_level(level: int, name: str = "level", low: int = 0) -> int:
+    """Return ``level`` as an int, or raise ``ValueError`` if it is not in ``low..MAX_LEVEL``."""
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= level <= MAX_LEVEL:
+        raise ValueError(f"{name} must be an integer in {low}..{MAX_LEVEL}, got {level!r}")
+    return int(level)
+
+
+def num_vertices_at(level: int) -> int:
+    """``V = 10 * 4**level + 2``."""
+    return 10 * 4**level + 2
+
+
+def level_of(num_vertices: int) -> int | None:
+    """The level whose icosphere has ``num_vertices`` vertices, or ``None``."""
+    for level in range(MAX_LEVEL + 1):
+        if num_vertices_at(level) == num_vertices:
+            return level
+    return None
+
+
+def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
+    """Unit icosahedron: poles at ``±z``, two rings of five at latitude ``±atan(1/2)``."""
+    ring_lat = np.arctan(0.5)
+    upper_lon = np.deg2rad(np.arange(5) * 72.0)
+    lower_lon = upper_lon + np.deg2rad(36.0)
+
+    def ring(lat, lon):
+        return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.full(5, np.sin(lat))], 1)
+
+    vertices = np.concatenate(
+        [[[0.0, 0.0, 1.0]], ring(ring_lat, upper_lon), ring(-ring_lat, lower_lon), [[0.0, 0.0, -1.0]]]
+    )
+    faces = []
+    for i in range(5):
+        u, u_next = 1 + i, 1 + (i + 1) % 5
+        d, d_next = 6 + i, 6 + (i + 1) % 5
+        faces += [[0, u, u_next], [u, d, u_next], [u_next, d, d_next], [11, d_next, d]]
+    faces = np.array(faces, dtype=np.int64)
+    # orient every face outward (counter-clockwise seen from outside)
+    v = vertices[faces]
+    outward = np.einsum("ij,ij->i", np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), v.mean(1)) > 0
+    faces[~outward] = faces[~outward][:, ::-1]
+    return vertices, faces
+
+
+def _subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split each face in four; returns (vertices, faces, parent_edges of the new vertices)."""
+    n = len(vertices)
+    f = len(faces)
+    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    pairs.sort(axis=1)
+    keys, inverse = np.unique(pairs[:, 0] * n + pairs[:, 1], return_inverse=True)
+    parents = np.stack([keys // n, keys % n], axis=1)
+    midpoints = vertices[parents[:, 0]] + vertices[parents[:, 1]]
+    midpoints /= np.linalg.norm(midpoints, axis=1, keepdims=True)
+    mid = (inverse.reshape(3, f) + n).T  # (F, 3): midpoints of edges 01, 12, 20
+    a, b, c = faces.T
+    ab, bc, ca = mid.T
+    new_faces = np.concatenate(
+        [np.stack(t, axis=1) for t in ((a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca))]
+    )
+    return np.concatenate([vertices, midpoints]), new_faces, parents
+
+
+def _geometry(level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices, faces and parent edges of the new vertices at ``level``."""
+    vertices, faces = _icosahedron()
+    parents = np.zeros((0, 2), dtype=np.int64)
+    for _ in range(level):
+        vertices, faces, parents = _subdivide(vertices, faces)
+    return vertices, faces, parents
+
+
+@dataclass(frozen=True, eq=False)
+class Mesh:
+    r"""One level of the icosphere hierarchy and its operators.
+
+    Conventions: unit sphere; ``lat`` in ``[-pi/2, pi/2]`` and ``lon`` in
+    ``(-pi, pi]``, radians; faces counter-clockwise seen from outside; a vertex
+    signal is indexed by vertex, a batch of signals is ``(batch, channels, V)``.
+
+    Attributes
+    ----------
+    level : int
+        Subdivision level, ``V = 10 * 4**level + 2``, ``F = 20 * 4**level``.
+    vertices : (V, 3) float64
+        Unit vectors; the first ``V_{l-1}`` are the vertices of level ``l - 1``.
+    faces : (F, 3) int64
+    parent_edges : (V - V_{l-1}, 2) int64
+        For each vertex added at this level, the two ends of the edge it splits.
+    vertex_areas : (V,) float64
+        Lumped mixed-Voronoi areas :math:`M_{ii}`, summing to the polyhedron's area
+        (slightly under :math:`4\pi`).
+    laplacian : scipy.sparse (V, V)
+        Cotangent stiffness :math:`L`, :math:`(Lu)_i = \frac12\sum_j (\cot\alpha_{ij}+\cot\beta_{ij})(u_j-u_i)`.
+        Symmetric, negative semi-definite, dimension-free; :math:`M^{-1}L\,u \approx \Delta u`.
+    grad_ew, grad_ns : scipy.sparse (V, V)
+        :math:`D = h\,A\,\sum_k \mathrm{diag}(e_k)\,G_k` with :math:`G` the face gradient
+        of the linear interpolant, :math:`e` the unit east (north) vector at each face
+        centroid, :math:`A` the area-weighted face-to-vertex average and
+        :math:`h` = :attr:`mean_edge_length`. Dimension-free: :math:`D u \approx h\,\partial_{ew} u`.
+        For :math:`u = z`, ``grad_ns @ z ≈ h cos(lat)`` and ``grad_ew @ z ≈ 0``.
+    mean_edge_length : float
+        :math:`h`, mean chord length of the edges on the unit sphere.
+    """
+
+    level: int
+    vertices: np.ndarray
+    faces: np.ndarray
+    parent_edges: np.ndarray
+    vertex_areas: np.ndarray
+    laplacian: sp.csr_matrix
+    grad_ew: sp.csr_matrix
+    grad_ns: sp.csr_matrix
+    mean_edge_length: float
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    @property
+    def num_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def lat(self) -> np.ndarray:
+        """Latitude of each vertex, radians, ``(V,)``."""
+        return np.arcsin(np.clip(self.vertices[:, 2], -1.0, 1.0))
+
+    @property
+    def lon(self) -> np.ndarray:
+        """Longitude of each vertex, radians in ``(-pi, pi]``, ``(V,)``."""
+        return np.arctan2(self.vertices[:, 1], self.vertices[:, 0])
+
+    @functools.cached_property
+    def upsample(self) -> sp.csr_matrix | None:
+        """``(V, V_{l-1})`` interpolation from the previous level; ``None`` at level 0."""
+        if self.level == 0:
+            return None
+        return ops.upsample_matrix(self.parent_edges, num_vertices_at(self.level - 1))
+
+    @functools.cached_property
+    def grad_poleward(self) -> sp.csr_matrix:
+        r"""``(V, V)`` poleward derivative tap :math:`\mathrm{sign}(\mathrm{lat})\, D_{ns}`: northward in the
+        northern hemisphere, southward in the southern, zero on the equator."""
+        return sp.csr_matrix(sp.diags(ops.poleward_sign(self.vertices)) @ self.grad_ns)
+
+    @functools.cached_property
+    def grad_tangent(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        r"""``(D_1, D_2)``, each ``(V, V)``: the vertex gradient on the frame of
+        :func:`meshcnn.geometry.vertex_frames` (east/north, fixed axes at the poles),
+        scaled by :attr:`mean_edge_length` like the other taps."""
+        return ops.tangent_gradient(self.vertices, self.faces, scale=self.mean_edge_length)
+
+    @functools.cached_property
+    def neighbors(self) -> np.ndarray:
+        """1-ring neighbour table ``(V, 6)``, padded with ``-1`` (the 12 icosahedron vertices have 5)."""
+        return ops.one_ring(self.faces, self.num_vertices)
+
+    @functools.cached_property
+    def edges(self) -> np.ndarray:
+        """Unique edges ``(E, 2)``, ``E = 30 * 4**level``."""
+        return ops.edges(self.faces)
+
+    def __repr__(self) -> str:
+        return f"Mesh(level={self.level}, num_vertices={self.num_vertices}, num_faces={self.num_faces})"
+
+    # ------------------------------------------------------------------ build / save / load
+    @classmethod
+    def build(cls, level: int) -> "Mesh":
+        """Generate the mesh and compute its operators from scratch."""
+        level = check_level(level)
+        vertices, faces, parents = _geometry(level)
+        h = ops.mean_edge_length(vertices, faces)
+        grad_ew, grad_ns = ops.directional_derivatives(vertices, faces, scale=h)
+        return cls(
+            level=level,
+            vertices=vertices,
+            faces=faces,
+            parent_edges=parents,
+            vertex_areas=ops.vertex_areas(vertices, faces),
+            laplacian=ops.cotangent_laplacian(vertices, faces),
+            grad_ew=grad_ew,
+            grad_ns=grad_ns,
+            mean_edge_length=h,
+        )
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {
+            "level": np.array(self.level, dtype=np.int64),
+            "vertices": self.vertices,
+            "faces": self.faces,
+            "parent_edges": self.parent_edges,
+            "vertex_areas": self.vertex_areas,
+            "mean_edge_length": np.array(self.mean_edge_length),
+        }
+        for name in ("laplacian", "grad_ew", "grad_ns"):
+            mat = getattr(self, name)
+            arrays[f"{name}.data"] = mat.data
+            arrays[f"{name}.indices"] = mat.indices.astype(np.int64)
+            arrays[f"{name}.indptr"] = mat.indptr.astype(np.int64)
+        return arrays
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the mesh as an ``.npz`` with a format version and a SHA-256 checksum (atomic)."""
+        arrays = self._arrays()
+        save_npz(
+            path,
+            format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+            checksum=np.array(_checksum(arrays)),
+            **arrays,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Mesh":
+        """Read a file written by :meth:`save`; ``ValueError`` if it is corrupt,
+        truncated, of another format version or fails its checksum."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise ValueError(f"{path}: unreadable mesh file ({exc})") from exc
+        version = arrays.pop("format_version", None)
+        if version is None or int(version) != FORMAT_VERSION:
+            raise ValueError(f"{path}: format version {version}, expected {FORMAT_VERSION}")
+        checksum = arrays.pop("checksum", None)
+        if checksum is None or str(checksum) != _checksum(arrays):
+            raise ValueError(f"{path}: checksum mismatch")
+        level = int(arrays["level"])
+        v = len(arrays["vertices"])
+
+        def matrix(name: str) -> sp.csr_matrix:
+            parts = (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"])
+            return sp.csr_matrix(parts, shape=(v, v))
+
+        return cls(
+            level=level,
+            vertices=arrays["vertices"],
+            faces=arrays["faces"],
+            parent_edges=arrays["parent_edges"],
+            vertex_areas=arrays["vertex_areas"],
+            laplacian=matrix("laplacian"),
+            grad_ew=matrix("grad_ew"),
+            grad_ns=matrix("grad_ns"),
+            mean_edge_length=float(arrays["mean_edge_length"]),
+        )
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def mesh_file(mesh_dir: str | os.PathLike, level: int) -> Path:
+    """Path of the cached file for ``level`` inside ``mesh_dir``."""
+    return Path(mesh_dir) / f"icosphere_{level}.npz"
+
+
+@functools.lru_cache(maxsize=None)
+def _icosphere(level: int, mesh_dir: str | None) -> Mesh:
+    if mesh_dir is None:
+        return Mesh.build(level)
+    path = mesh_file(mesh_dir, level)
+    try:
+        mesh = Mesh.load(path)
+        if mesh.level != level:
+            raise ValueError(f"{path}: holds level {mesh.level}, expected {level}")
+        return mesh
+    except (FileNotFoundError, ValueError) as exc:
+        reason = "missing" if not path.exists() else str(exc)
+        warnings.warn(f"mesh file for level {level} not usable ({reason}); recomputing", stacklevel=3)
+    mesh = Mesh.build(level)
+    try:
+        mesh.save(path)
+    except OSError as exc:  # read-only mesh folder: keep the in-memory mesh
+        warnings.warn(f"could not write {path}: {exc}", stacklevel=3)
+    return mesh
+
+
+def icosphere(level: int, mesh_dir: str | os.PathLike | None = None) -> Mesh:
+    """The icosphere of ``level`` (0..9) with its operators, cached per process.
+
+    ``mesh_dir`` (default: the ``MESHCNN_MESH_DIR`` environment variable) is a
+    folder of files written by ``python -m meshcnn.geometry``. A file that is missing,
+    truncated, of another format version or fails its checksum is recomputed
+    (with a warning) and rewritten. Without a folder the mesh is computed in
+    memory (level 7 takes a few seconds).
+    """
+    level = check_level(level)
+    if mesh_dir is None:
+        mesh_dir = os.environ.get("MESHCNN_MESH_DIR") or None
+    return _icosphere(level, None if mesh_dir is None else str(Path(mesh_dir).resolve()))
+
+
+def _parse_levels(text: str) -> list[int]:
+    levels: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        levels += range(int(lo), int(hi or lo) + 1)
+    for level in levels:
+        check_level(level)
+    return levels
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Generate icosphere mesh files with their operators.")
+    parser.add_argument("--levels", default="0-7", help="levels, e.g. '0-7' or '3,5' (default 0-7)")
+    parser.add_argument("--out", default="meshes", help="output folder (default meshes/)")
+    args = parser.parse_args(argv)
+    levels = _parse_levels(args.levels)
+    bar = progress_bar(levels, desc="icosphere", unit="level")
+    for level in bar:
+        t0 = time.perf_counter()
+        mesh = Mesh.build(level)
+        path = mesh_file(args.out, level)
+        mesh.save(path)
+        bar.write(f"level {level}: V={mesh.num_vertices} F={mesh.num_faces} -> {path} ({time.perf_counter() - t0:.2f} s)")

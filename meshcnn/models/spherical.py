@@ -1,0 +1,208 @@
+"""Whole models built from the mesh layers.
+
+* :class:`SphericalUNet`: encoder/decoder for per-vertex segmentation.
+* :class:`SphericalResNet`: residual classifier, ``(B, C, V) -> (B, num_classes)``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..nn.layers import (MeshConv, MeshConvTranspose, MeshPool, _ambient_device, _restore_derived, check_orientation,
+                     check_signal, hemisphere_flip)
+from ..geometry.mesh import check_level, icosphere, num_vertices_at
+
+__all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE"]
+
+DOWNSAMPLE = ("stride", "pool", "none")
+
+
+class ResBlock(nn.Module):
+    """Residual block ``relu(BN(MeshConv(relu(BN(MeshConv(x))))) + shortcut(x))``.
+
+    With ``stride=2`` the block goes from ``level`` to ``level - 1`` and the shortcut
+    mean-pools over 1-rings. ``downsample`` says how the first convolution gets there:
+    ``"stride"`` evaluates it at the coarse vertices only (a stride-2 MeshConv, the
+    original method); ``"pool"`` evaluates it on ``level`` and mean-pools over 1-rings
+    (:class:`MeshPool`), a low-pass filter before the subsampling: four times the
+    cost of that convolution, less aliasing, so features move more smoothly with the
+    signal under rotations that are not symmetries of the mesh. The shortcut has a 1x1
+    convolution when the channel count changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1,
+                 orientation: str = "fixed", downsample: str = "stride",
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        if downsample not in ("stride", "pool"):
+            raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
+        out_level = level - 1 if stride == 2 else level
+        if stride == 2 and downsample == "pool":
+            self.conv1 = nn.Sequential(MeshConv(in_channels, out_channels, level, bias=False,
+                                                orientation=orientation, mesh_dir=mesh_dir),
+                                       MeshPool(level, "mean", mesh_dir=mesh_dir))
+        else:
+            self.conv1 = MeshConv(in_channels, out_channels, level, stride=stride, bias=False,
+                                  orientation=orientation, mesh_dir=mesh_dir)
+        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.conv2 = MeshConv(out_channels, out_channels, out_level, bias=False, orientation=orientation,
+                              mesh_dir=mesh_dir)
+        self.bn2 = nn.BatchNorm1d(out_channels)
+        shortcut: list[nn.Module] = []
+        if stride == 2:
+            shortcut.append(MeshPool(level, "mean", mesh_dir=mesh_dir))
+        if in_channels != out_channels:
+            shortcut += [nn.Conv1d(in_channels, out_channels, 1, bias=False), nn.BatchNorm1d(out_channels)]
+        self.shortcut = nn.Sequential(*shortcut)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.shortcut(x))
+
+
+class SphericalUNet(nn.Module):
+    r"""U-Net on the icosphere hierarchy, ``(B, in_channels, V_max) -> (B, out_channels, V_max)``.
+
+    The encoder goes from ``max_level`` down to ``min_level`` with stride-2
+    residual blocks, doubling the channels at every level
+    (``width * 2**(max_level - l)`` channels on level ``l``); the decoder comes
+    back up with :class:`MeshConvTranspose`, concatenates the encoder's features
+    of the same level (skip connection) and applies a residual block. A 1x1
+    convolution gives per-vertex logits. ``orientation`` (one of
+    :data:`meshcnn.ORIENTATIONS`) is that of every MeshConv and MeshConvTranspose.
+    ``flip_channels``: input channels that are northward vector components (e.g. the
+    meridional winds), multiplied by ``sign(latitude)`` on the way in
+    (:func:`meshcnn.hemisphere_flip`), the input transform that goes with
+    ``orientation="poleward"``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, max_level: int = 5, min_level: int = 0,
+                 width: int = 16, orientation: str = "fixed", flip_channels: Sequence[int] = (),
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        max_level = check_level(max_level, "max_level")
+        min_level = check_level(min_level, "min_level")
+        if min_level >= max_level:
+            raise ValueError(f"min_level ({min_level}) must be below max_level ({max_level})")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.max_level, self.min_level = max_level, min_level
+        self.orientation = check_orientation(orientation)
+        self.flip_channels = tuple(int(c) for c in flip_channels)
+        if any(not 0 <= c < in_channels for c in self.flip_channels):
+            raise ValueError(f"flip_channels {self.flip_channels} out of range for {in_channels} input channels")
+        self._exact: dict[str, torch.Tensor] = {}  # CPU masters of derived buffers, see layers._restore_derived
+        if self.flip_channels:  # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere
+            flip = hemisphere_flip(torch.ones(in_channels, num_vertices_at(max_level), dtype=torch.float64,
+                                              device="cpu"), max_level, self.flip_channels, mesh_dir=mesh_dir)
+            self._exact["input_sign"] = flip
+            self.register_buffer("input_sign", flip.to(_ambient_device(), torch.get_default_dtype()),
+                                 persistent=False)
+        kw = {"orientation": orientation, "mesh_dir": mesh_dir}
+
+        def ch(level: int) -> int:
+            return width * 2 ** (max_level - level)
+
+        self.stem = nn.Sequential(MeshConv(in_channels, width, max_level, bias=False, **kw),
+                                  nn.BatchNorm1d(width), nn.ReLU())
+        self.down = nn.ModuleList(
+            ResBlock(ch(level), ch(level - 1), level, stride=2, **kw)
+            for level in range(max_level, min_level, -1)
+        )
+        self.up = nn.ModuleList(
+            nn.Sequential(MeshConvTranspose(ch(level - 1), ch(level), level, bias=False, **kw),
+                          nn.BatchNorm1d(ch(level)), nn.ReLU())
+            for level in range(min_level + 1, max_level + 1)
+        )
+        self.merge = nn.ModuleList(
+            ResBlock(2 * ch(level), ch(level), level, **kw)
+            for level in range(min_level + 1, max_level + 1)
+        )
+        self.head = nn.Conv1d(width, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, self.in_channels, self.max_level, "SphericalUNet")
+        if self.flip_channels:
+            x = x * self.input_sign.to(x.dtype)
+        x = self.stem(x)
+        skips = []
+        for block in self.down:
+            skips.append(x)
+            x = block(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        _restore_derived(self, self._exact)
+        return self
+
+
+class SphericalResNet(nn.Module):
+    r"""Residual classifier on the icosphere, ``(B, in_channels, V_level) -> (B, num_classes)`` logits.
+
+    A MeshConv stem on ``level``, then ``depth`` stages, each a stride-2
+    residual block (down one level, channels doubled) followed by a stride-1
+    block; an area-weighted global average over the vertices of the last level
+    (:math:`\bar x_c = \sum_v a_v x_{c,v} / \sum_v a_v`) and a linear layer.
+    ``orientation`` (one of :data:`meshcnn.ORIENTATIONS`) is that of every MeshConv; with
+    ``"isotropic"`` or ``"invariant"`` the whole classifier is invariant to the 60
+    icosahedral rotations (the global pool is) and approximately to all of SO(3).
+    ``downsample`` (``"stride"`` or ``"pool"``) is that of the stride-2 blocks, see
+    :class:`ResBlock`; with ``"none"`` every stage stays on ``level`` (stride-1 blocks,
+    channels still doubling), so the global average is taken over the input's own
+    resolution. Subsampled features alias: their average over a coarse level moves
+    with the position of the pattern relative to the coarse vertices, while the
+    average over a fine level is the integral of well-resolved features, which is what
+    makes the ``"isotropic"`` and ``"invariant"`` classifiers invariant in practice
+    (see ``experiments/spherical_digits/README.md``).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, level: int = 5, width: int = 16, depth: int = 3,
+                 orientation: str = "fixed", downsample: str = "stride",
+                 mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        level = check_level(level)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= level:
+            raise ValueError(f"depth must be an integer in 0..level ({level}), got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        self.in_channels, self.num_classes, self.level = in_channels, num_classes, level
+        self.orientation = check_orientation(orientation)
+        kw = {"orientation": orientation, "mesh_dir": mesh_dir}
+        self.stem = nn.Sequential(MeshConv(in_channels, width, level, bias=False, **kw),
+                                  nn.BatchNorm1d(width), nn.ReLU())
+        stages = []
+        channels = width
+        if downsample not in DOWNSAMPLE:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLE}, got {downsample!r}")
+        stride = 1 if downsample == "none" else 2
+        for i in range(depth):
+            block_level = level if stride == 1 else level - i
+            stages += [ResBlock(channels, 2 * channels, block_level, stride=stride,
+                                downsample="stride" if stride == 1 else downsample, **kw),
+                       ResBlock(2 * channels, 2 * channels, block_level - (stride - 1), **kw)]
+            channels *= 2
+        self.stages = nn.Sequential(*stages)
+        pool_level = level if stride == 1 else level - depth
+        areas = torch.as_tensor(icosphere(pool_level, mesh_dir).vertex_areas, dtype=torch.float64, device="cpu")
+        self._exact = {"pool_weight": areas / areas.sum()}  # CPU master, see meshcnn.nn.layers._restore_derived
+        self.register_buffer("pool_weight", self._exact["pool_weight"].to(_ambient_device(), torch.get_default_dtype()),
+                             persistent=False)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        _restore_derived(self, self._exact)  # also after .to_empty(): the weights are constants of the level
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, self.in_channels, self.level, "SphericalResNet")
+        x = self.stages(self.stem(x))
+        return self.fc(x @ self.pool_weight.to(x.dtype))

@@ -1,0 +1,480 @@
+r"""Neural network layers on the icosphere.
+
+Tensor layout is ``(batch, channels, V)`` like :class:`torch.nn.Conv1d`, with
+``V = 10 * 4**level + 2`` the vertex count of the layer's level.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
+from ..geometry.mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
+from ..geometry.operators import poleward_sign
+
+__all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation", "orientation_taps",
+           "hemisphere_flip", "TAPS", "ORIENTATIONS", "INVARIANT_EPS"]
+
+TAPS = ("identity", "laplacian", "ew", "ns")
+ORIENTATIONS = ("fixed", "poleward", "isotropic", "invariant")
+INVARIANT_EPS = 1e-2
+
+
+def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V_level)`` tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{who}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"{who}: expected input of shape (batch, channels, vertices), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{who}: expected a floating-point input, got dtype {x.dtype}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{who}: expected {channels} input channels, got {x.shape[1]}")
+    expected = num_vertices_at(level)
+    if x.shape[-1] != expected:
+        given = x.shape[-1]
+        other = level_of(given)
+        hint = f" (that is the vertex count of level {other})" if other is not None else " (no icosphere level has that many)"
+        raise ValueError(
+            f"{who}: input is on level {level}, which has V={expected} vertices, but got V={given}{hint}"
+        )
+
+
+def check_orientation(orientation: str) -> str:
+    """Return ``orientation`` if it is one of :data:`ORIENTATIONS`, else raise ``ValueError`` listing them."""
+    if not isinstance(orientation, str) or orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {', '.join(map(repr, ORIENTATIONS))}, got {orientation!r}")
+    return orientation
+
+
+def orientation_taps(mesh: Mesh, num_out: int, orientation: str = "fixed") -> list[sp.csr_matrix]:
+    r"""The sparse taps of a MeshConv of ``orientation``, restricted to the first ``num_out`` rows.
+
+    * ``"fixed"``: ``[I, L, D_ew, D_ns]`` (global east and north);
+    * ``"poleward"``: ``[I, L, D_ew, sign(lat) D_ns]`` (:attr:`Mesh.grad_poleward`);
+    * ``"isotropic"``: ``[I, L]``;
+    * ``"invariant"``: ``[I, L, D_1, D_2]``, the vertex gradient on one tangent frame
+      per vertex (:attr:`Mesh.grad_tangent`); the layer only uses it through the frame-free
+      modulus :math:`|D_1 u + i D_2 u|`.
+    """
+    identity = sp.eye(num_out, mesh.num_vertices, format="csr")
+    directional = {"fixed": (mesh.grad_ew, mesh.grad_ns), "poleward": (mesh.grad_ew, mesh.grad_poleward),
+                   "isotropic": (), "invariant": mesh.grad_tangent}[check_orientation(orientation)]
+    return [identity] + [m[:num_out] for m in (mesh.laplacian, *directional)]
+
+
+def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
+    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh`` (orientation ``"fixed"``), first ``num_out`` rows."""
+    return orientation_taps(mesh, num_out, "fixed")
+
+
+def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tuple[int, ...]",
+                    mesh_dir: str | os.PathLike | None = None) -> torch.Tensor:
+    r"""Multiply the northward vector components among ``fields`` by ``sign(latitude)``.
+
+    The input transform that goes with ``orientation="poleward"``: with northward wind
+    components (``V850``, ``VBOT``) replaced by poleward ones, a southern-hemisphere
+    cyclone (clockwise) becomes the mirror image across the equator of a northern one
+    (counter-clockwise) in every channel, and a poleward MeshConv, which is equivariant
+    to that mirror, responds to both alike. Scalars and eastward components are left
+    as they are. The transform is its own inverse away from the equator (where it gives 0).
+
+    Parameters
+    ----------
+    fields : (..., C, V) tensor on the icosphere of ``level``
+    level : int
+    channels : indices of the northward components along the channel axis (``-2``)
+
+    Returns
+    -------
+    A new tensor, ``fields`` with ``fields[..., c, :] * sign(lat)`` for each ``c`` in ``channels``.
+    """
+    level = check_level(level)
+    if not isinstance(fields, torch.Tensor) or fields.dim() < 2 or fields.shape[-1] != num_vertices_at(level):
+        shape = tuple(fields.shape) if isinstance(fields, torch.Tensor) else type(fields).__name__
+        raise ValueError(f"hemisphere_flip: expected a (..., C, {num_vertices_at(level)}) tensor for level {level}, "
+                         f"got {shape}")
+    num_channels = fields.shape[-2]
+    index = [int(c) for c in channels]
+    if any(not -num_channels <= c < num_channels for c in index):
+        raise ValueError(f"hemisphere_flip: channels {index} out of range for {num_channels} channels")
+    sign = torch.as_tensor(poleward_sign(icosphere(level, mesh_dir).vertices), dtype=fields.dtype,
+                           device=fields.device)
+    out = fields.clone()
+    out[..., index, :] = fields[..., index, :] * sign
+    return out
+
+
+def _ambient_device() -> torch.device:
+    """The device factory functions use here: ``meta`` under ``with torch.device("meta"):``."""
+    return torch.empty(0).device
+
+
+def _restore_derived(module: nn.Module, masters: dict[str, torch.Tensor]) -> None:
+    """Set each derived (non-persistent) buffer of ``module`` from its CPU master, on the buffer's device.
+
+    Called after every ``_apply`` (``.to()``, ``.double()``, ``.half()``, ``.to_empty()``):
+    the buffers are constants of the level, so whatever the applied function did to
+    them (cast, move, or allocate uninitialised memory), they end up equal to those
+    of a freshly built layer. Integer buffers keep their dtype; floating ones the
+    applied dtype if it is float32 or float64, else float32 (see :class:`MeshConv`).
+    """
+    for name, master in masters.items():
+        current = getattr(module, name)
+        dtype = master.dtype
+        if master.is_floating_point():
+            dtype = current.dtype if current.dtype in (torch.float32, torch.float64) else torch.float32
+        setattr(module, name, master.to(device=current.device, dtype=dtype))
+
+
+def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
+    """Raise ``ValueError`` naming both dtypes where :class:`torch.nn.Conv1d` would refuse ``x``.
+
+    Accepted: ``x`` of the weight's dtype; half/bfloat16 ``x`` (the sparse product runs in
+    float32, see :class:`MeshConv`); and under :func:`torch.autocast` on ``x``'s device any
+    mix without float64 (autocast chooses the dense dtype). Refused: any other mix, such as
+    float64 input to a float32 layer, which would silently compute in one of the two.
+    """
+    if x.dtype == weight.dtype or x.dtype in (torch.float16, torch.bfloat16):
+        return
+    if torch.float64 not in (x.dtype, weight.dtype):
+        try:  # as in meshcnn.nn.compute_dtypes: device types autocast does not know raise
+            if torch.is_autocast_enabled(x.device.type):
+                return
+        except RuntimeError:
+            pass
+    raise ValueError(f"{who}: input dtype {x.dtype} does not match the layer's dtype {weight.dtype} "
+                     f"(convert one of them, e.g. layer.to({x.dtype}) or x.to({weight.dtype}))")
+
+
+class _AddSmoothModulus(torch.autograd.Function):
+    r"""``y + sqrt(re^2 + im^2 + eps^2) - eps`` with ``z = [re; im]`` ``(B, 2 O, V)`` and ``y`` ``(B, O, V)``.
+
+    One pass forward and one backward (:math:`\partial/\partial re = re / r`,
+    :math:`\partial/\partial im = im / r`, :math:`r = \sqrt{re^2 + im^2 + \epsilon^2}`),
+    instead of the half-dozen elementwise kernels and saved temporaries of the
+    composite expression; ``eps`` = :data:`INVARIANT_EPS`.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # noqa: D401
+        o = y.shape[1]
+        re, im = z[:, :o], z[:, o:]
+        r = torch.addcmul(torch.addcmul(torch.full_like(re, INVARIANT_EPS**2), re, re), im, im).sqrt_()
+        ctx.save_for_backward(z, r)
+        return (r - INVARIANT_EPS).add_(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        z, r = ctx.saved_tensors
+        grad_z = None
+        if ctx.needs_input_grad[1]:
+            o = r.shape[1]
+            scale = grad / r
+            grad_z = torch.cat([z[:, :o] * scale, z[:, o:] * scale], dim=1)
+        return (grad if ctx.needs_input_grad[0] else None), grad_z
+
+
+class _TapConv(nn.Module):
+    """Shared machinery: a learned combination of fixed sparse taps, ``(B, C, V_in) -> (B, O, V_out)``.
+
+    ``taps`` are the operator taps (without the identity when ``identity_tap``); the
+    weight has one slice per tap, the identity included. With ``orientation="invariant"``
+    the taps are ``[(I,) L, D_1, D_2]`` and the weight ``[identity, laplacian, a, b]``; the
+    kernel then runs with ``3 O`` outputs (see :meth:`_kernel_weight`) and
+    :meth:`forward` folds them into ``O``.
+    """
+
+    weight: torch.Tensor
+
+    def __init__(self, in_channels: int, out_channels: int, in_level: int, out_level: int,
+                 taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False,
+                 orientation: str = "fixed") -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_level, self.out_level = in_level, out_level
+        self.orientation = check_orientation(orientation)
+        self.identity_tap = identity_tap
+        self._exact: dict[str, torch.Tensor] = {}
+        self._op_meta: dict[str, tuple[tuple[int, int], int, int]] = {}
+        device = _ambient_device()
+        with torch.device("cpu"):  # the masters (and the shared block indices) live on the CPU
+            if orientation == "invariant":  # [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
+                split = 1 if identity_tap else 2
+                self._install_operator("op", taps[:split], out_channels)
+                self._install_operator("dir", taps[split:], 2 * out_channels)
+            else:
+                self._install_operator("op", taps, out_channels)
+        if device.type != "cpu":  # built under `with torch.device(...)`: the buffers go there too
+            for name in self._exact:
+                setattr(self, name, getattr(self, name).to(device))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    _OPERATOR_FIELDS = ("crow", "col", "val", "crow_t", "col_t", "val_t", "block_crow", "block_col", "block_crow_t",
+                        "block_col_t")
+
+    def _install_operator(self, prefix: str, taps: list[sp.spmatrix], out_channels: int) -> None:
+        """Register the :class:`TapOperator` of ``taps`` as buffers ``{prefix}_{field}``.
+
+        Vertex-major stacking (row ``v * T + t``), the layout :func:`mesh_conv` wants;
+        ``k`` samples per bag kernel from the larger of the forward and backward tables.
+        """
+        v_out, v_in = taps[0].shape
+        block_samples = block_samples_for(max(v_in * self.in_channels, v_out * out_channels))
+        op = tap_operator(taps, torch.float64, block_samples)
+        for field in self._OPERATOR_FIELDS:
+            self._register_operator(f"{prefix}_{field}", getattr(op, field))
+        self._op_meta[prefix] = (op.shape, op.taps, op.block_samples)
+
+    def _tap_operator(self, prefix: str) -> TapOperator:
+        shape, taps, block_samples = self._op_meta[prefix]
+        crow, col, val, crow_t, col_t, val_t, block_crow, block_col, block_crow_t, block_col_t = (
+            getattr(self, f"{prefix}_{field}") for field in self._OPERATOR_FIELDS)
+        return TapOperator(crow, col, val, crow_t, col_t, val_t, shape, taps, block_crow, block_col, block_crow_t,
+                           block_col_t, block_samples)
+
+    def _register_operator(self, name: str, tensor: torch.Tensor) -> None:
+        """Register a non-persistent operator buffer, keeping a CPU master of it (float64 for floats).
+
+        Floating operator values are stored in the default dtype, but every dtype or
+        device change (``.double()``, ``.half()``, ``.to(...)``) re-derives them from the
+        float64 master, so ``.float().double()`` gives exact float64 operators again; and
+        every buffer, indices included, is re-derived after ``.to_empty()`` (meta-device
+        workflows), see :func:`_restore_derived`. On the CPU an integer master is the
+        buffer itself (no copy).
+        """
+        if tensor.is_floating_point():
+            self._exact[name] = tensor.detach().to(torch.float64, copy=True)
+            tensor = tensor.to(torch.get_default_dtype())
+        else:
+            self._exact[name] = tensor  # the same object: block indices stay shared between layers
+        self.register_buffer(name, tensor, persistent=False)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        # operator values never go below float32 (the sparse product runs in float32
+        # for half/bfloat16 input, see meshcnn.nn.functional)
+        _restore_derived(self, self._exact)
+        return self
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.weight.shape[1] * self.weight.shape[2])
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @property
+    def operator(self) -> TapOperator:
+        """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
+        :func:`meshcnn.nn.tap_operator`) and the stack of the transposed taps;
+        without the identity tap when :attr:`identity_tap` is set; for ``"invariant"``
+        the isotropic taps only (the directional pair is a second operator)."""
+        return self._tap_operator("op")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, self.in_channels, self.in_level, type(self).__name__)
+        _check_input_dtype(x, self.weight, type(self).__name__)
+        if self.orientation != "invariant":
+            return mesh_conv(x, self.operator, self.weight, self.bias, identity_tap=self.identity_tap)
+        # invariant: y = w_0 x + w_1 L x + b + sqrt(|z|^2 + eps^2) - eps, z = sum_c (a_c + i b_c)(D_1 + i D_2) x_c
+        w = self.weight
+        y = mesh_conv(x, self.operator, w[..., :2], self.bias, identity_tap=self.identity_tap)
+        a, b = w[..., 2], w[..., 3]
+        w_dir = torch.cat([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=0)  # rows: Re z, Im z
+        z = mesh_conv(x, self._tap_operator("dir"), w_dir, None)
+        return _AddSmoothModulus.apply(y, z)
+
+    def get_extra_state(self) -> dict:
+        """The level and orientation, stored in ``state_dict()`` so that a mismatch is caught on load."""
+        return {"level": self.level, "orientation": self.orientation}
+
+    def set_extra_state(self, state: dict) -> None:
+        level, orientation = state.get("level"), state.get("orientation")
+        if level != self.level or orientation != self.orientation:
+            raise ValueError(f"{type(self).__name__}: the state_dict is for level {level} with orientation "
+                             f"{orientation!r}, this layer has level {self.level} with orientation "
+                             f"{self.orientation!r}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # state_dicts written before layers stored their level and orientation still load
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        orientation = "" if self.orientation == "fixed" else f", orientation={self.orientation!r}"
+        return (f"{self.in_channels}, {self.out_channels}, level {self.in_level} -> {self.out_level}, "
+                f"bias={self.bias is not None}{orientation}")
+
+
+class MeshConv(_TapConv):
+    r"""Convolution as a learned differential operator on the icosphere of ``level``.
+
+    .. math::
+        y = W_{:,:,0}\, x + W_{:,:,1}\, (L x) + W_{:,:,2}\, (D_{ew} x) + W_{:,:,3}\, (D_{ns} x) + b
+
+    with ``L``, ``D_ew``, ``D_ns`` the dimension-free taps of :class:`meshcnn.Mesh`
+    (``laplacian``, ``grad_ew``, ``grad_ns``), applied per channel.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    level : int
+        Level of the input, 0..9.
+    stride : 1 or 2
+        With 2 the output lives on ``level - 1``: the same formula evaluated only
+        at the first ``V_{level-1}`` vertices (the coarse ones).
+    bias : bool
+    orientation : one of :data:`ORIENTATIONS`
+        How the directional taps are oriented (:func:`orientation_taps`):
+
+        * ``"fixed"`` (default): the formula above, global east and north; equivariant to
+          rotations about the polar axis only.
+        * ``"poleward"``: :math:`D_{ns}` replaced by :math:`\mathrm{sign}(\mathrm{lat})\, D_{ns}`, so
+          the layer is also exactly equivariant to the equatorial mirror
+          ``(lat, lon) -> (-lat, lon + 36°)``, a symmetry of the icosphere (pair it with
+          :func:`hemisphere_flip` for vector fields).
+        * ``"isotropic"``: identity and Laplacian only, ``weight`` ``(out, in, 2)``; exactly
+          equivariant to the 60 icosahedral rotations, approximately to all of SO(3).
+        * ``"invariant"``: :math:`y = W_0 x + W_1 L x + \beta + \sqrt{|z|^2 + \epsilon^2} - \epsilon`
+          per output channel, with :math:`z = \sum_c (a_c + i b_c)(D_1 x_c + i D_2 x_c)`,
+          ``weight[..., 2:] = (a, b)``, :math:`(D_1, D_2)` the vertex gradient on any
+          tangent frame (:attr:`Mesh.grad_tangent`) and :math:`\epsilon` =
+          :data:`INVARIANT_EPS`. Turning a vertex's frame multiplies :math:`z` by a phase,
+          so the output does not depend on the frame: directional filters without a
+          global north, equivariant like ``"isotropic"``.
+
+    Shapes: input ``(B, in_channels, V_level)``, output ``(B, out_channels, V_out)``.
+    ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``
+    (``ns`` the poleward tap for ``"poleward"``, ``[identity, laplacian, a, b]`` for
+    ``"invariant"``, ``[identity, laplacian]`` for ``"isotropic"``). ``state_dict()`` also
+    holds the level and orientation, and loading one of another level or orientation
+    raises ``ValueError``.
+    The operators are non-persistent buffers, rebuilt from ``level``: they move with
+    ``.to()``/``.double()`` but are not in ``state_dict()``. They are re-derived from
+    CPU masters after every ``.to()``/``.to_empty()``, so a layer built under
+    ``with torch.device("meta"):`` or moved with ``.to("meta")``, then materialised
+    with ``.to_empty(device=...)`` (and given parameters by ``load_state_dict`` or
+    ``reset_parameters``), has the operators of a normally built one.
+    Input of another dtype than the weight's is refused like :class:`torch.nn.Conv1d`
+    does (``ValueError`` naming both), except half/bfloat16 input and mixes under
+    :func:`torch.autocast` (see Precision).
+
+    Computation (:func:`meshcnn.nn.mesh_conv`): the three differential taps
+    are one vertex-major stacked sparse operator applied per sample as a weighted
+    ``embedding_bag`` (every row has at most 7 non-zeros, the closed 1-ring), then
+    one GEMM with the ``(out, 3 in)`` weight; the identity tap is a GEMM on ``x``
+    itself. The backward pass applies the precomputed stack of transposed taps.
+    Where a sample's table is small (``V_in * in_channels <= 2**18``), chunks of ``k``
+    samples share one bag kernel through precomputed int32 block-diagonal indices
+    (:func:`meshcnn.nn.functional.block_samples_for`; at level 5 with 16 channels, ``k = 8``
+    and 7.5 MB of indices per direction, shared by the layers with the same operator).
+
+    Precision: float64 input runs entirely in float64. Under :func:`torch.autocast`
+    (bfloat16 on CPU, float16/bfloat16 on CUDA) and for half-precision input, **the
+    sparse product runs in float32** (the taps are differences of nearly equal
+    neighbour values, which a 8- or 11-bit mantissa would wipe out) and only the
+    dense products run in the autocast dtype; the output has the autocast dtype and
+    the input gradient the input's dtype. The operator values stay in float32 even
+    after ``.half()``/``.bfloat16()``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1, bias: bool = True,
+                 orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None) -> None:
+        level = check_level(level)
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2 (an integer), got {stride!r}")
+        if stride == 2 and level == 0:
+            raise ValueError("stride=2 needs level >= 1 (there is no level below 0)")
+        out_level = level - 1 if stride == 2 else level
+        mesh = icosphere(level, mesh_dir)
+        self.level, self.stride = level, int(stride)
+        super().__init__(in_channels, out_channels, level, out_level,
+                         orientation_taps(mesh, num_vertices_at(out_level), orientation)[1:], bias,
+                         identity_tap=True, orientation=orientation)
+
+
+class MeshConvTranspose(_TapConv):
+    r"""Upsampling convolution, ``level - 1 -> level``.
+
+    .. math:: y = \mathrm{MeshConv}_{level}(U x)
+
+    where ``U`` is :attr:`Mesh.upsample` (each new vertex takes the mean of the
+    two ends of the edge it splits). ``U`` is folded into the stacked operator,
+    so it is still one sparse product and one dense product. ``orientation`` as in
+    :class:`MeshConv`.
+
+    Shapes: input ``(B, in_channels, V_{level-1})``, output ``(B, out_channels, V_level)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, level: int, bias: bool = True,
+                 orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None) -> None:
+        level = check_level(level)
+        if level == 0:
+            raise ValueError("MeshConvTranspose needs level >= 1: its input lives on level - 1")
+        mesh = icosphere(level, mesh_dir)
+        taps = [t @ mesh.upsample for t in orientation_taps(mesh, mesh.num_vertices, orientation)]
+        self.level = level
+        super().__init__(in_channels, out_channels, level - 1, level, taps, bias, orientation=orientation)
+
+
+class MeshPool(nn.Module):
+    r"""Pooling from ``level`` to ``level - 1``.
+
+    Coarse vertex ``i`` (one of the first ``V_{level-1}``) pools over its closed
+    1-ring on ``level`` (itself and its 5 or 6 neighbours):
+
+    * ``"mean"``: :math:`y_i = \frac{1}{|R_i|}\sum_{j \in R_i} x_j`;
+    * ``"max"``: :math:`y_i = \max_{j \in R_i} x_j`;
+    * ``"drop"``: :math:`y_i = x_i` (subsampling).
+
+    Shapes: ``(B, C, V_level) -> (B, C, V_{level-1})``.
+    """
+
+    def __init__(self, level: int, mode: str = "mean", mesh_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        level = check_level(level)
+        if level == 0:
+            raise ValueError("MeshPool needs level >= 1: its output lives on level - 1")
+        if mode not in ("mean", "max", "drop"):
+            raise ValueError(f"mode must be 'mean', 'max' or 'drop', got {mode!r}")
+        self.level, self.mode = level, mode
+        num_out = num_vertices_at(level - 1)
+        self._exact: dict[str, torch.Tensor] = {}  # CPU masters of the buffers, see _restore_derived
+        if mode != "drop":
+            neighbors = icosphere(level, mesh_dir).neighbors[:num_out]
+            self_index = np.arange(num_out)[:, None]
+            ring = np.concatenate([self_index, np.where(neighbors < 0, self_index, neighbors)], axis=1)
+            valid = np.concatenate([np.ones((num_out, 1), bool), neighbors >= 0], axis=1)
+            # mask and count rather than float weights: exact in every dtype
+            device = _ambient_device()
+            for name, value in (("ring", ring), ("ring_valid", valid), ("ring_size", valid.sum(1))):
+                self._exact[name] = torch.from_numpy(value)
+                self.register_buffer(name, self._exact[name].to(device), persistent=False)
+        self.num_out = num_out
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        _restore_derived(self, self._exact)  # also after .to_empty(): the rings are constants of the level
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_signal(x, None, self.level, "MeshPool")
+        if self.mode == "drop":
+            return x[..., : self.num_out]
+        gathered = x[..., self.ring]  # (B, C, V_out, 7)
+        if self.mode == "max":
+            return gathered.amax(dim=-1)
+        return (gathered * self.ring_valid).sum(dim=-1) / self.ring_size
+
+    def extra_repr(self) -> str:
+        return f"level {self.level} -> {self.level - 1}, mode={self.mode!r}"

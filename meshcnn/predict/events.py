@@ -1,0 +1,276 @@
+r"""Events: connected regions of a predicted class on the icosphere, and their statistics.
+
+An *event* is a connected component of the vertices labelled with one class at one
+time step, connectivity being the mesh's edges (:attr:`meshcnn.Mesh.edges`). The
+icosphere has no seam, so an event that crosses the dateline or covers a pole is
+one component, counted once.
+
+Per event (:func:`find_events`):
+
+* ``area_km2``: the sum of the vertex areas (:func:`meshcnn.grids.mesh_cell_areas`,
+  the vertex areas scaled to exactly :math:`4\pi`) times :math:`R^2`,
+  :math:`R = 6371` km;
+* ``centroid_lat`` / ``centroid_lon``: the spherical centroid, the area-weighted mean
+  of the vertices' unit vectors, normalised (correct across the dateline; an event
+  symmetric about the pole has its centroid at the pole), degrees, longitude in
+  ``(-180, 180]``;
+* ``num_vertices``;
+* ``min_psl`` (tropical cyclones) and ``max_tmq`` (atmospheric rivers): the extreme
+  of the field over the event's vertices, when the field is given.
+
+:func:`summarize` turns an events CSV written by ``meshcnn predict --events`` into
+per-class counts by hemisphere and latitude band (CSV and Markdown) and, from the
+``.frequency.npz`` file written beside the CSV, a PNG map per class of the fraction
+of time steps each place is inside an event.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from ..io import atomic_write, save_npz
+from ..geometry.mesh import Mesh, icosphere
+
+__all__ = [
+    "EARTH_RADIUS_KM", "EVENT_FIELDS", "EVENT_COLUMNS", "LAT_BANDS", "find_events", "frequency_path",
+    "read_events", "summarize",
+]
+
+#: Mean Earth radius, km.
+EARTH_RADIUS_KM = 6371.0
+#: Per class name: (field, reduction, column) of the extreme recorded inside each event.
+EVENT_FIELDS: dict[str, tuple[str, str, str]] = {
+    "tropical_cyclone": ("PSL", "min", "min_psl"),
+    "atmospheric_river": ("TMQ", "max", "max_tmq"),
+}
+#: Columns of the events CSV, in order.
+EVENT_COLUMNS: tuple[str, ...] = (
+    "file", "time_index", "time", "class", "event", "area_km2", "centroid_lat", "centroid_lon",
+    "num_vertices", "min_psl", "max_tmq",
+)
+#: Latitude bands of the summary, by absolute centroid latitude in degrees (low <= |lat| < high).
+LAT_BANDS: dict[str, tuple[float, float]] = {
+    "0-15": (0.0, 15.0), "15-30": (15.0, 30.0), "30-45": (30.0, 45.0), "45-60": (45.0, 60.0), "60-90": (60.0, 90.01),
+}
+
+
+def _mesh(mesh: Mesh | int) -> Mesh:
+    return mesh if isinstance(mesh, Mesh) else icosphere(mesh)
+
+
+def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str], *,
+                fields: Mapping[str, np.ndarray] | None = None, skip: Sequence[int] = (0,)) -> list[dict[str, Any]]:
+    """Connected events of each class in one labelled time step.
+
+    Parameters
+    ----------
+    labels : int ``(V,)`` class per vertex of ``mesh``
+    mesh : the icosphere (or its level)
+    class_names : name of each class index
+    fields : optional ``{name: (V,)}`` in file units, e.g. ``PSL`` and ``TMQ``, for the
+        per-class extremes of :data:`EVENT_FIELDS`
+    skip : class indices that are not events (the background)
+
+    Returns
+    -------
+    One dict per event, ordered by class then by decreasing area, with keys
+    ``class``, ``class_index``, ``event`` (0-based per class), ``area_km2``,
+    ``centroid_lat``, ``centroid_lon``, ``num_vertices``, ``min_psl``, ``max_tmq``
+    (``None`` where not applicable) and ``vertices`` (int64 indices).
+    """
+    mesh = _mesh(mesh)
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape != (mesh.num_vertices,):
+        raise ValueError(f"labels must have shape ({mesh.num_vertices},) for level {mesh.level}, got {labels.shape}")
+    from ..grids.regrid import mesh_cell_areas
+
+    areas = mesh_cell_areas(mesh) * EARTH_RADIUS_KM**2
+    edges = mesh.edges
+    fields = dict(fields or {})
+    events: list[dict[str, Any]] = []
+    for k in np.unique(labels):
+        k = int(k)
+        if k in skip:
+            continue
+        name = class_names[k] if k < len(class_names) else str(k)
+        inside = labels == k
+        vid = np.nonzero(inside)[0]
+        local = np.full(mesh.num_vertices, -1, dtype=np.int64)
+        local[vid] = np.arange(len(vid))
+        keep = inside[edges[:, 0]] & inside[edges[:, 1]]
+        e = local[edges[keep]]
+        graph = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(vid), len(vid)))
+        n, comp = connected_components(graph, directed=False)
+        order = np.argsort(comp, kind="stable")
+        bounds = np.searchsorted(comp[order], np.arange(n + 1))
+        found = []
+        for c in range(n):
+            verts = vid[order[bounds[c]:bounds[c + 1]]]
+            w = areas[verts]
+            centre = (w[:, None] * mesh.vertices[verts]).sum(0)
+            norm = np.linalg.norm(centre)
+            if norm > 1e-12:
+                centre = centre / norm
+                clat = float(np.rad2deg(np.arcsin(np.clip(centre[2], -1.0, 1.0))))
+                clon = float(np.rad2deg(np.arctan2(centre[1], centre[0])))
+            else:  # a band around the whole sphere: no meaningful centroid
+                clat, clon = float("nan"), float("nan")
+            row: dict[str, Any] = {
+                "class": name, "class_index": k, "area_km2": float(w.sum()), "centroid_lat": clat,
+                "centroid_lon": clon, "num_vertices": int(len(verts)), "min_psl": None, "max_tmq": None,
+                "vertices": verts,
+            }
+            spec = EVENT_FIELDS.get(name)
+            if spec is not None and spec[0] in fields:
+                values = np.asarray(fields[spec[0]]).reshape(-1)[verts]
+                row[spec[2]] = float(np.nanmin(values) if spec[1] == "min" else np.nanmax(values)) \
+                    if np.any(np.isfinite(values)) else None
+            found.append(row)
+        found.sort(key=lambda r: -r["area_km2"])
+        for i, row in enumerate(found):
+            row["event"] = i
+        events.extend(found)
+    return events
+
+
+def frequency_path(events_csv: str | os.PathLike) -> Path:
+    """The file beside an events CSV holding the per-vertex event counts: ``EVENTS.frequency.npz``."""
+    p = Path(events_csv)
+    return p.with_name(p.stem + ".frequency.npz")
+
+
+def save_frequency(path: str | os.PathLike, counts: np.ndarray, num_steps: int, level: int,
+                   class_names: Sequence[str]) -> None:
+    """Write the event counts ``(K, V)`` (time steps each vertex is inside an event of each class)."""
+    save_npz(path, counts=np.asarray(counts, dtype=np.int64), num_steps=np.asarray(num_steps, dtype=np.int64),
+             level=np.asarray(level, dtype=np.int64), class_names=np.asarray(list(class_names), dtype="U64"))
+
+
+def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read an events CSV written by ``meshcnn predict --events`` (numbers as floats/ints, '' as None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such events file")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("class", "centroid_lat", "area_km2") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not an events CSV (missing columns {missing})")
+        rows = []
+        for r in reader:
+            for key in ("area_km2", "centroid_lat", "centroid_lon", "min_psl", "max_tmq"):
+                if key in r:
+                    r[key] = float(r[key]) if r[key] not in ("", None) else None
+            for key in ("time_index", "num_vertices", "event"):
+                if key in r and r[key] not in ("", None):
+                    r[key] = int(r[key])
+            rows.append(r)
+    return rows
+
+
+def _band(lat: float) -> str | None:
+    for name, (lo, hi) in LAT_BANDS.items():
+        if lo <= abs(lat) < hi:
+            return name
+    return None
+
+
+def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projection: str = "mollweide",
+              frequency: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Counts by class, hemisphere and latitude band, and a frequency map per class.
+
+    Parameters
+    ----------
+    events_csv : the CSV of ``meshcnn predict --events``
+    out : output folder: ``counts.csv`` (class, hemisphere, band, events, events per
+        time step, mean area), ``counts.md`` (the same as Markdown tables) and
+        ``frequency_<class>.png`` (fraction of time steps each place is inside an
+        event of the class) when the frequency file exists
+    projection : map projection of :func:`meshcnn.plot.plot_mesh_signal`
+    frequency : the ``.frequency.npz`` file (default: beside the CSV)
+
+    Returns
+    -------
+    ``{"counts": rows, "maps": [paths], "num_steps": int or None, "num_events": int}``
+    """
+    rows = read_events(events_csv)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    freq_file = Path(frequency) if frequency is not None else frequency_path(events_csv)
+    freq = None
+    if freq_file.is_file():
+        with np.load(freq_file, allow_pickle=False) as f:
+            freq = {k: f[k] for k in f.files}
+    num_steps = int(freq["num_steps"]) if freq is not None else None
+    classes = [str(c) for c in freq["class_names"][1:]] if freq is not None else sorted({r["class"] for r in rows})
+    for c in sorted({r["class"] for r in rows}):
+        if c not in classes:
+            classes.append(c)
+
+    table = []
+    for name in classes:
+        mine = [r for r in rows if r["class"] == name]
+        groups: list[tuple[str, str, list]] = [("global", "all", mine)]
+        for band in LAT_BANDS:
+            groups.append(("global", band, [r for r in mine if r["centroid_lat"] is not None
+                                            and _band(r["centroid_lat"]) == band]))
+        for hemi, sign in (("north", 1), ("south", -1)):
+            in_hemi = [r for r in mine if r["centroid_lat"] is not None and np.sign(r["centroid_lat"]) == sign]
+            groups.append((hemi, "all", in_hemi))
+            for band in LAT_BANDS:
+                groups.append((hemi, band, [r for r in in_hemi if _band(r["centroid_lat"]) == band]))
+        for hemi, band, sel in groups:
+            table.append({
+                "class": name, "hemisphere": hemi, "lat_band": band, "events": len(sel),
+                "events_per_step": (len(sel) / num_steps) if num_steps else None,
+                "mean_area_km2": float(np.mean([r["area_km2"] for r in sel])) if sel else None,
+            })
+    cols = ("class", "hemisphere", "lat_band", "events", "events_per_step", "mean_area_km2")
+    with atomic_write(out / "counts.csv", "w") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in table:
+            w.writerow(["" if r[c] is None else (f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]) for c in cols])
+
+    def fmt(x: Any, digits: str = ".3g") -> str:
+        return "" if x is None else format(x, digits) if isinstance(x, float) else str(x)
+
+    lines = [f"# Event counts from `{Path(events_csv).name}`", "",
+             f"{len(rows)} events" + (f" in {num_steps} time steps" if num_steps else "") + ". "
+             "Hemisphere and latitude band (|latitude| in degrees) of each event's centroid.", ""]
+    for name in classes:
+        lines += [f"## {name}", "", "| hemisphere | " + " | ".join(["all", *LAT_BANDS]) + " | mean area (km^2) |",
+                  "|---" * (len(LAT_BANDS) + 3) + "|"]
+        for hemi in ("global", "north", "south"):
+            sel = {r["lat_band"]: r for r in table if r["class"] == name and r["hemisphere"] == hemi}
+            cells = [fmt(sel["all"]["events"])] + [fmt(sel[b]["events"]) if b in sel else "" for b in LAT_BANDS]
+            lines.append(f"| {hemi} | " + " | ".join(cells) + f" | {fmt(sel['all']['mean_area_km2'], '.4g')} |")
+        lines.append("")
+    with atomic_write(out / "counts.md", "w") as f:
+        f.write("\n".join(lines))
+
+    maps = []
+    if freq is not None:
+        from ..plot import save_figure, plot_mesh_signal
+
+        level = int(freq["level"])
+        names = [str(n) for n in freq["class_names"]]
+        for k, name in enumerate(names):
+            if k == 0:
+                continue
+            fraction = freq["counts"][k] / max(num_steps, 1)
+            ax = plot_mesh_signal(fraction, level, projection=projection, cmap="magma_r", vmin=0.0,
+                                  vmax=max(float(fraction.max()), 1e-6),
+                                  title=f"{name.replace('_', ' ')}: fraction of {num_steps} time steps inside an event",
+                                  label="frequency")
+            maps.append(str(save_figure(ax.figure, out / f"frequency_{name}.png")))
+    return {"counts": table, "maps": maps, "num_steps": num_steps, "num_events": len(rows)}

@@ -1,0 +1,142 @@
+"""Whole-signal classifiers built from a plain config, and their accuracy.
+
+The shape-classification scripts (train, evaluate, rotation study) share these
+so that a model saved by one is rebuilt identically by another: the config is a
+dict of numbers and strings, stored in the checkpoint's ``extra`` state.
+
+* ``kind="spherical"``: :class:`meshcnn.models.SphericalResNet`, input ``(B, C, V_level)``.
+* ``kind="planar"``: :class:`meshcnn.models.PlanarCNN` with periodic
+  longitude padding, input ``(B, C, H, W)`` on a lat-lon grid.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..models.planar import PlanarCNN
+from ..nn.layers import check_orientation
+from ..metrics import mean_std
+from ..models.spherical import DOWNSAMPLE, SphericalResNet
+from ..train.loop import fit, predict
+
+__all__ = ["KINDS", "classifier_config", "build_classifier", "count_parameters", "matched_width", "accuracy",
+           "accuracy_evaluator", "train_and_test", "summarize_rows"]
+
+KINDS = ("spherical", "planar")
+
+
+def classifier_config(kind: str, in_channels: int, num_classes: int, level: int, width: int = 16,
+                      depth: int = 3, orientation: str = "fixed", downsample: str = "stride") -> dict[str, Any]:
+    """The config dict :func:`build_classifier` takes (``ValueError`` for an unknown ``kind``).
+
+    ``orientation`` and ``downsample`` apply to the spherical model (see
+    :class:`meshcnn.models.SphericalResNet`); configs stored without them mean
+    ``"fixed"`` and ``"stride"``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_orientation(orientation)
+    if downsample not in DOWNSAMPLE:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLE}, got {downsample!r}")
+    return {"kind": kind, "in_channels": int(in_channels), "num_classes": int(num_classes), "level": int(level),
+            "width": int(width), "depth": int(depth), "orientation": orientation, "downsample": downsample}
+
+
+def build_classifier(config: dict[str, Any], mesh_dir: str | os.PathLike | None = None) -> nn.Module:
+    """A freshly initialised classifier ``(B, C, ...) -> (B, num_classes)`` logits from ``config``."""
+    kind = config.get("kind")
+    if kind == "spherical":
+        return SphericalResNet(config["in_channels"], config["num_classes"], level=config["level"],
+                               width=config["width"], depth=config["depth"],
+                               orientation=config.get("orientation", "fixed"),
+                               downsample=config.get("downsample", "stride"), mesh_dir=mesh_dir)
+    if kind == "planar":
+        return PlanarCNN(config["in_channels"], config["num_classes"], width=config["width"],
+                         depth=config["depth"], circular=True)
+    raise ValueError(f"config['kind'] must be one of {KINDS}, got {kind!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def matched_width(make_model: Callable[[int], nn.Module], target: int, max_width: int = 256) -> int:
+    r"""The width ``w`` whose ``make_model(w)`` has the parameter count closest to ``target``.
+
+    For comparisons at equal parameter count: e.g. an ``"isotropic"`` SphericalResNet has
+    about half the parameters of a ``"fixed"`` one of the same width, and needs a width
+    about :math:`\sqrt 2` larger. Parameter counts grow with the width, so the search
+    stops at the first width past ``target``.
+    """
+    best, best_gap = 1, None
+    for width in range(1, max_width + 1):
+        count = count_parameters(make_model(width))
+        gap = abs(count - target)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = width, gap
+        if count >= target:
+            break
+    return best
+
+
+def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32,
+             num_workers: int = 0) -> float:
+    """Fraction of ``dataset`` items whose arg-max logit is the target (model in eval mode)."""
+    outputs, targets = predict(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers)
+    return float((outputs.argmax(dim=1) == targets).double().mean())
+
+
+def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
+                       ) -> Callable[[nn.Module, Dataset, torch.device], dict[str, float]]:
+    """An ``evaluate`` callback for :func:`meshcnn.train.fit` returning ``{name: accuracy}``."""
+
+    def evaluate(model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
+        return {name: accuracy(model, dataset, device, batch_size)}
+
+    return evaluate
+
+
+
+def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Dataset], *,
+                   run_dir: str | os.PathLike, epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
+                   device: str | torch.device = "cpu", seed: int = 0, resume: bool = False, num_workers: int = 0,
+                   progress: bool = True, extra_state: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Train a classifier with :func:`meshcnn.train.fit` and report its accuracy on several test sets.
+
+    The recipe of the rotation studies: cross-entropy, Adam with cosine learning-rate
+    decay over ``epochs``. Returns one row per test set: ``setting`` (its key in
+    ``test_sets``), ``accuracy`` (fraction), ``params``, ``train_time_s`` (sum of the
+    epochs' times), ``epochs`` and ``final_train_loss``.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    start = time.perf_counter()
+    history = fit(model, train_set, optimizer=optimizer, scheduler=scheduler, loss_fn=nn.functional.cross_entropy,
+                  epochs=epochs, batch_size=batch_size, run_dir=run_dir, device=device, seed=seed, resume=resume,
+                  num_workers=num_workers, progress=progress, extra_state=extra_state)
+    train_time = sum(float(h.get("time_s", 0.0)) for h in history) or time.perf_counter() - start
+    common = {"params": count_parameters(model), "train_time_s": train_time, "epochs": len(history),
+              "final_train_loss": float(history[-1]["train_loss"]) if history else None}
+    return [{"setting": name, "accuracy": accuracy(model, data, device, 4 * batch_size, num_workers), **common}
+            for name, data in test_sets.items()]
+
+
+def summarize_rows(rows: list[dict[str, Any]], settings: tuple[str, ...] | list[str]) -> list[str]:
+    """A markdown table of ``rows`` (each with ``model``, ``setting``, ``seed``, ``accuracy``, ``params``):
+    one line per model, the mean and standard deviation over seeds of each setting's accuracy (in %),
+    the number of seeds and the parameter count."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    lines = ["| model | parameters | " + " | ".join(settings) + " | seeds |",
+             "|---|---|" + "---|" * len(settings) + "---|"]
+    for model in models:
+        mine = [r for r in rows if r["model"] == model]
+        cells = [mean_std([100 * r["accuracy"] for r in mine if r["setting"] == s], digits=1) for s in settings]
+        seeds = sorted({r.get("seed", 0) for r in mine})
+        lines.append(f"| {model} | {mine[0]['params']:,} | " + " | ".join(cells) + f" | {len(seeds)} |")
+    return lines

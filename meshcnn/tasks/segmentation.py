@@ -1,0 +1,130 @@
+r"""Per-vertex segmentation on the icosphere: model factory, mesh predictions, metrics by latitude band.
+
+Shared by the climate segmentation experiment's ``train.py``, ``evaluate.py`` and
+``main.py``. Two model kinds segment the same data:
+
+* ``"spherical"``: :class:`meshcnn.models.SphericalUNet` on the icosphere,
+  ``(B, C, V) -> (B, K, V)`` logits;
+* ``"planar"``: :class:`meshcnn.models.PlanarUNet` on the lat-lon grid
+  (circular padding in longitude), ``(B, C, H, W) -> (B, K, H, W)`` logits.
+
+Whatever the model, predictions are compared on the mesh vertices: planar class
+probabilities are interpolated bilinearly to the vertices
+(:func:`meshcnn.grids.latlon_to_mesh`) and both are scored against the same
+nearest-neighbour mesh labels with the area-weighted :mod:`meshcnn.metrics`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .. import metrics
+from .classification import count_parameters
+from ..geometry.mesh import icosphere
+
+__all__ = [
+    "MODEL_KINDS", "build_model", "matching_planar_width",
+    "mesh_probabilities", "segmentation_report", "flat_metrics",
+]
+
+MODEL_KINDS = ("spherical", "planar")
+
+
+def matching_planar_width(target: int, in_channels: int, num_classes: int, depth: int) -> int:
+    """The :class:`~meshcnn.models.PlanarUNet` ``width`` whose parameter count is closest to ``target``."""
+    from ..models.planar import PlanarUNet
+
+    best, best_gap = 1, None
+    for width in range(1, 129):
+        gap = abs(count_parameters(PlanarUNet(in_channels, num_classes, width, depth)) - target)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = width, gap
+        elif gap > best_gap:  # the count grows monotonically with width
+            break
+    return best
+
+
+def build_model(config: dict[str, Any]) -> nn.Module:
+    """Build a segmentation model from a JSON-able ``config``.
+
+    Keys: ``kind`` (``"spherical"``/``"planar"``), ``in_channels``, ``num_classes``,
+    ``level``, ``min_level``, ``width``, ``orientation`` and ``flip_channels`` (spherical;
+    the last two default to ``"fixed"`` and none, as in configs written before they
+    existed); ``planar_width``, ``planar_depth`` (planar).
+    """
+    kind = config.get("kind")
+    if kind == "spherical":
+        from ..models.spherical import SphericalUNet
+
+        return SphericalUNet(config["in_channels"], config["num_classes"], config["level"],
+                             config["min_level"], config["width"], orientation=config.get("orientation", "fixed"),
+                             flip_channels=config.get("flip_channels", ()))
+    if kind == "planar":
+        from ..models.planar import PlanarUNet
+
+        return PlanarUNet(config["in_channels"], config["num_classes"], config["planar_width"],
+                          config["planar_depth"], circular=True)
+    raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+
+
+@torch.no_grad()
+def mesh_probabilities(model: nn.Module, dataset: Dataset, level: int, *, latlon: tuple[np.ndarray, np.ndarray] | None = None,
+                       device: str | torch.device = "cpu", batch_size: int = 4, progress: bool = False) -> torch.Tensor:
+    """Softmax class probabilities on the vertices of ``level``, ``(N, K, V)`` float32 on the CPU.
+
+    For a planar model give ``latlon=(lat, lon)`` (degrees, the grid of the dataset's
+    images, rows in image order): its ``(N, K, H, W)`` probabilities are interpolated
+    bilinearly to the mesh vertices. Each vertex's probabilities still sum to 1
+    (the interpolation rows sum to 1).
+    """
+    from ..grids.regrid import apply, latlon_to_mesh
+    from ..train.loop import predict
+
+    outputs, _ = predict(model, dataset, batch_size=batch_size, device=device, progress=progress)
+    probs = torch.softmax(outputs.float(), dim=1)
+    if latlon is None:
+        if probs.dim() != 3:
+            raise ValueError(f"expected mesh outputs (N, K, V), got {tuple(probs.shape)}; pass latlon= for a planar model")
+        return probs
+    if probs.dim() != 4:
+        raise ValueError(f"expected lat-lon outputs (N, K, H, W), got {tuple(probs.shape)}")
+    lat, lon = latlon
+    if probs.shape[-2:] != (len(lat), len(lon)):
+        raise ValueError(f"outputs are {tuple(probs.shape[-2:])} but the grid is {len(lat)} x {len(lon)}")
+    matrix = latlon_to_mesh(lat, lon, level, "bilinear")
+    return torch.from_numpy(apply(matrix, probs.numpy())).float()
+
+
+def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: int, class_names: Sequence[str],
+                        bands: bool = True) -> dict[str, Any]:
+    """Area-weighted metrics of mesh predictions (:func:`meshcnn.metrics.segmentation_report`).
+
+    ``probs`` ``(N, K, V)`` class probabilities on the vertices of ``level``,
+    ``targets`` ``(N, V)`` labels. Every vertex counts by its area
+    (:attr:`meshcnn.Mesh.vertex_areas`); with ``bands`` the report has the IoU per
+    latitude band (:data:`meshcnn.metrics.LAT_BANDS`).
+    """
+    k = len(class_names)
+    if probs.dim() != 3 or probs.shape[1] != k or tuple(targets.shape) != (probs.shape[0], probs.shape[2]):
+        raise ValueError(f"expected probs (N, {k}, V) and targets (N, V), got {tuple(probs.shape)} and {tuple(targets.shape)}")
+    mesh = icosphere(level)
+    return metrics.segmentation_report(probs, targets, k, weights=mesh.vertex_areas,
+                                       lat=mesh.lat if bands else None, class_names=class_names)
+
+
+def flat_metrics(report: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
+    """One-level ``{name: float}`` view of a report for per-epoch logs (NaN where undefined)."""
+    def num(x: Any) -> float:
+        return float("nan") if x is None else float(x)
+
+    out = {f"{prefix}mean_iou": num(report["mean_iou"]), f"{prefix}mean_ap": num(report.get("mean_ap"))}
+    for name in report["class_names"]:
+        out[f"{prefix}iou_{name}"] = num(report["iou"][name])
+        if "ap" in report:
+            out[f"{prefix}ap_{name}"] = num(report["ap"][name])
+    return out

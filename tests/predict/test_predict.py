@@ -1,0 +1,426 @@
+"""meshcnn predict / events: end to end on a tiny trained checkpoint and synthetic ClimateNet files."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("netCDF4")
+xr = pytest.importorskip("xarray")
+
+from meshcnn import __version__
+from meshcnn.grids import regrid  # noqa: E402
+from meshcnn.data import climate as C  # noqa: E402
+from meshcnn.predict import find_events, frequency_path, summarize  # noqa: E402
+from meshcnn.geometry import icosphere  # noqa: E402
+from meshcnn.predict import PredictError, file_sha256, predict_files  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+LEVEL = 2
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Six synthetic 48 x 72 files and a spherical U-Net trained on them for one epoch at level 2."""
+    root = tmp_path_factory.mktemp("predict")
+    data = root / "data"
+    C.generate_synthetic(data, num=6, nlat=48, nlon=72, seed=0, progress=False)
+    spec = importlib.util.spec_from_file_location(
+        "climate_train_for_predict", ROOT / "experiments" / "climate_segmentation" / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    with contextlib.redirect_stdout(io.StringIO()):
+        train.main(["--data", str(data), "--out", str(root / "run"), "--level", str(LEVEL), "--width", "4",
+                    "--epochs", "1", "--batch-size", "2", "--no-progress", "--threads", "1"])
+    files = sorted(data.glob("*.nc"))
+    return {"root": root, "data": data, "files": files, "checkpoint": root / "run" / "checkpoint.pt"}
+
+
+def predict(run, inputs, out, **kw):
+    kw.setdefault("progress", False)
+    return predict_files(inputs, run["checkpoint"], out, **kw)
+
+
+def open_nc(path):
+    return xr.open_dataset(path, decode_times=False)
+
+
+# --------------------------------------------------------------------------- end to end
+def test_labels_follow_the_mesh_predictions(run, tmp_path):
+    out = tmp_path / "out"
+    result = predict(run, [run["data"]], out, events=tmp_path / "events.csv", probabilities=True)
+    assert result["written"] == 6 and result["files"] == 6 and set(result["seconds"]) == {
+        "read", "regrid", "model", "regrid_back", "write"}
+    assert sorted(p.name for p in out.iterdir()) == [f.name for f in run["files"]]  # nothing else left
+    sha = file_sha256(run["checkpoint"])
+    mesh = icosphere(LEVEL)
+
+    # the mesh labels are the model's argmax on the regridded, normalised file (as in training)
+    from meshcnn.tasks import segmentation
+
+    ckpt = torch.load(run["checkpoint"], weights_only=True)
+    model = segmentation.build_model(ckpt["extra"]["config"])
+    model.load_state_dict(ckpt["model"])
+    dataset = C.ClimateNetDataset(run["files"], LEVEL, stats=ckpt["extra"]["stats"])
+    expected = segmentation.mesh_probabilities(model, dataset, LEVEL).argmax(1).numpy()
+
+    for i, f in enumerate(run["files"]):
+        with open_nc(out / f.name) as ds, open_nc(f) as src:
+            assert ds["LABELS"].dims == ("time", "lat", "lon") and ds["LABELS"].dtype == np.int8
+            np.testing.assert_array_equal(ds["lat"].values, src["lat"].values)
+            np.testing.assert_array_equal(ds["lon"].values, src["lon"].values)
+            np.testing.assert_array_equal(ds["time"].values, src["time"].values)
+            assert ds["time"].attrs.get("units") == src["time"].attrs.get("units")
+            assert list(ds["LABELS"].attrs["flag_values"]) == [0, 1, 2]
+            assert ds["LABELS"].attrs["flag_meanings"] == "background tropical_cyclone atmospheric_river"
+            assert ds.attrs["checkpoint_sha256"] == sha and ds.attrs["meshcnn_version"] == __version__
+            assert int(ds.attrs["mesh_level"]) == LEVEL
+            labels = ds["LABELS"].values[0]
+            mesh_labels = ds["MESH_LABELS"].values[0]
+            probs = ds["PROBABILITIES"].values[0]
+        assert np.mean(mesh_labels == expected[i]) > 0.995
+        np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+        np.testing.assert_array_equal(labels, probs.argmax(0))
+        # nearest-neighbour regridding of the mesh labels agrees except along class boundaries:
+        # inside a triangle whose corners share a label the interpolated argmax is that label
+        lat, lon = np.meshgrid(src["lat"].values, src["lon"].values, indexing="ij")
+        points = np.stack([np.cos(np.deg2rad(lat)) * np.cos(np.deg2rad(lon)),
+                           np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(lon)), np.sin(np.deg2rad(lat))], -1)
+        face, _ = regrid.locate(mesh, points.reshape(-1, 3))
+        corners = mesh_labels[mesh.faces[face]]
+        uniform = (corners == corners[:, :1]).all(1)
+        np.testing.assert_array_equal(labels.reshape(-1)[uniform], corners[uniform, 0])
+        nearest = regrid.apply(regrid.mesh_to_latlon(LEVEL, src["lat"].values, src["lon"].values, "nearest"),
+                               mesh_labels)
+        assert np.all((nearest == labels.reshape(-1)) | ~uniform)
+    with open(tmp_path / "events.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == result["events"]
+    assert frequency_path(tmp_path / "events.csv").is_file()
+
+
+def _variant(src: Path, dst: Path, *, flip_lat=False, lon180=False, time="keep", steps=None):
+    with xr.open_dataset(src, decode_times=False) as ds:
+        ds = ds.load()
+    if steps is not None:
+        ds = xr.concat([xr.open_dataset(s, decode_times=False).load() for s in steps], dim="time",
+                       data_vars="all")
+    if flip_lat:
+        ds = ds.isel(lat=slice(None, None, -1))
+    if lon180:
+        ds = ds.assign_coords(lon=((ds["lon"] + 180.0) % 360.0) - 180.0).sortby("lon")
+        ds["lon"].attrs["units"] = "degrees_east"
+    if time == "drop":
+        ds = ds.isel(time=0, drop=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(dst)
+    return dst
+
+
+@pytest.mark.slow
+def test_grid_conventions_time_axes_and_cli(run, tmp_path):
+    base = run["files"][0]
+    inputs = tmp_path / "inputs"
+    variants = {
+        "north_to_south.nc": dict(flip_lat=True),
+        "lon180.nc": dict(lon180=True),
+        "both.nc": dict(flip_lat=True, lon180=True),
+        "no_time.nc": dict(time="drop"),
+        "three_steps.nc": dict(steps=run["files"][:3]),
+    }
+    for name, kw in variants.items():
+        _variant(base, inputs / name, **kw)
+    shutil.copy(base, inputs / "base.nc")
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "meshcnn", "predict", "--checkpoint", str(run["checkpoint"]),
+                           "--out", str(out), "--events", str(tmp_path / "ev.csv"), "--num-workers", "1",
+                           "--threads", "1", "--no-progress", str(inputs)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 written" in proc.stdout
+
+    with open_nc(out / "base.nc") as ds:
+        ref = ds["LABELS"].values[0]
+        ref_lat, ref_lon = ds["lat"].values, ds["lon"].values
+    for name in ("north_to_south.nc", "lon180.nc", "both.nc"):
+        with open_nc(out / name) as ds, open_nc(inputs / name) as src:
+            np.testing.assert_array_equal(ds["lat"].values, src["lat"].values)  # the input's own order
+            np.testing.assert_array_equal(ds["lon"].values, src["lon"].values)
+            canon = ds.sortby("lat").assign_coords(lon=ds["lon"] % 360.0).sortby("lon")
+            np.testing.assert_array_equal(canon["lat"].values, ref_lat)
+            np.testing.assert_array_equal(canon["lon"].values, ref_lon)
+            assert np.mean(canon["LABELS"].values[0] == ref) > 0.999
+    with open_nc(out / "no_time.nc") as ds:
+        assert ds["LABELS"].dims == ("lat", "lon") and ds["MESH_LABELS"].dims == ("vertex",)
+        np.testing.assert_array_equal(ds["LABELS"].values, ref)
+    with open_nc(out / "three_steps.nc") as ds, open_nc(inputs / "three_steps.nc") as src:
+        assert ds["LABELS"].shape == (3, 48, 72)
+        np.testing.assert_array_equal(ds["time"].values, src["time"].values)
+        np.testing.assert_array_equal(ds["LABELS"].values[0], ref)
+    single = predict(run, run["files"][1:3], tmp_path / "single")
+    assert single["written"] == 2
+    for t, f in enumerate(run["files"][1:3], start=1):
+        with open_nc(out / "three_steps.nc") as ds, open_nc(tmp_path / "single" / f.name) as one:
+            np.testing.assert_array_equal(ds["LABELS"].values[t], one["LABELS"].values[0])
+    with open(tmp_path / "ev.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["file"] == "three_steps.nc"]
+    assert {r["time_index"] for r in rows} <= {"0", "1", "2"}
+    assert all(r["time"].startswith("2000-01-") for r in rows)
+
+    # a long file goes through in chunks of batch_size time steps: same labels, same events
+    chunked = predict(run, [inputs / "three_steps.nc"], tmp_path / "chunked", batch_size=2,
+                      events=tmp_path / "chunked.csv")
+    assert chunked["written"] == 1 and chunked["time_steps"] == 3
+    with open_nc(out / "three_steps.nc") as a, open_nc(tmp_path / "chunked" / "three_steps.nc") as b:
+        np.testing.assert_array_equal(a["LABELS"].values, b["LABELS"].values)
+        np.testing.assert_array_equal(a["event_area_km2"].values, b["event_area_km2"].values)
+    with open(tmp_path / "chunked.csv") as fh:
+        assert [r for r in csv.DictReader(fh)] == rows
+
+    # events summary from the command line (in this process): maps and counts
+    from meshcnn.__main__ import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["events", "summary", str(tmp_path / "ev.csv"), "--out", str(tmp_path / "summary")]) == 0
+    for name in ("counts.csv", "counts.md", "frequency_tropical_cyclone.png", "frequency_atmospheric_river.png"):
+        assert (tmp_path / "summary" / name).is_file()
+
+
+# --------------------------------------------------------------------------------- events
+def _cap(mesh, lat0, lon0, radius_deg):
+    c = np.array([np.cos(np.deg2rad(lat0)) * np.cos(np.deg2rad(lon0)),
+                  np.cos(np.deg2rad(lat0)) * np.sin(np.deg2rad(lon0)), np.sin(np.deg2rad(lat0))])
+    return mesh.vertices @ c > np.cos(np.deg2rad(radius_deg))
+
+
+def test_events_across_the_dateline_and_over_the_pole_are_counted_once():
+    mesh = icosphere(4)
+    labels = np.zeros(mesh.num_vertices, dtype=np.int64)
+    labels[_cap(mesh, 10.0, 180.0, 8.0)] = 1  # a cyclone on the dateline
+    labels[_cap(mesh, -20.0, 60.0, 5.0)] = 1  # and another one
+    labels[_cap(mesh, 90.0, 0.0, 15.0)] = 2  # a band over the north pole
+    psl = np.full(mesh.num_vertices, 101000.0)
+    psl[np.argmax(mesh.vertices @ np.array([-np.cos(np.deg2rad(10)), 0.0, np.sin(np.deg2rad(10))]))] = 95000.0
+    events = find_events(labels, mesh, C.CLASSES, fields={"PSL": psl, "TMQ": np.linspace(0, 1, mesh.num_vertices)})
+    tcs = [e for e in events if e["class"] == "tropical_cyclone"]
+    ars = [e for e in events if e["class"] == "atmospheric_river"]
+    assert len(tcs) == 2 and len(ars) == 1
+    dateline = tcs[0]  # the larger one
+    # the spherical centroid (a naive mean of the longitudes, -180 and 180, would give 0)
+    assert abs(dateline["centroid_lat"] - 10.0) < 1.5 and abs(abs(dateline["centroid_lon"]) - 180.0) < 1.5
+    assert dateline["min_psl"] == 95000.0 and tcs[1]["min_psl"] == 101000.0 and dateline["max_tmq"] is None
+    assert ars[0]["centroid_lat"] > 89.0 and ars[0]["max_tmq"] is not None
+    r = 6371.0
+    cap_area = 2 * np.pi * r**2 * (1 - np.cos(np.deg2rad(15.0)))
+    assert abs(ars[0]["area_km2"] / cap_area - 1) < 0.1
+    assert dateline["num_vertices"] == int(_cap(mesh, 10.0, 180.0, 8.0).sum())
+
+
+def test_summary_counts_by_hemisphere_and_band(tmp_path):
+    rows = [("a.nc", 0, "tropical_cyclone", 12.0), ("a.nc", 0, "tropical_cyclone", -20.0),
+            ("a.nc", 0, "atmospheric_river", 40.0), ("b.nc", 0, "atmospheric_river", 41.0)]
+    path = tmp_path / "ev.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "time_index", "time", "class", "event", "area_km2", "centroid_lat", "centroid_lon",
+                    "num_vertices", "min_psl", "max_tmq"])
+        for f, t, k, lat in rows:
+            w.writerow([f, t, "", k, 0, 1e5, lat, 0.0, 3, "", ""])
+    result = summarize(path, tmp_path / "s")
+    table = {(r["class"], r["hemisphere"], r["lat_band"]): r["events"] for r in result["counts"]}
+    assert table[("tropical_cyclone", "north", "0-15")] == 1 and table[("tropical_cyclone", "south", "15-30")] == 1
+    assert table[("atmospheric_river", "north", "30-45")] == 2 and table[("atmospheric_river", "global", "all")] == 2
+    assert result["maps"] == [] and (tmp_path / "s" / "counts.md").is_file()
+    from meshcnn.__main__ import main
+
+    assert main(["events", "summary", str(path), "--out", str(tmp_path / "s2")]) == 0  # console-script exit status
+
+
+# --------------------------------------------------------------------------------- resume
+@pytest.mark.slow
+def test_resume_after_a_kill(run, tmp_path, monkeypatch):
+    full = predict(run, run["files"], tmp_path / "full", events=tmp_path / "full.csv")
+    out = tmp_path / "out"
+    import meshcnn.predict as P
+
+    real_replace, calls = os.replace, []
+
+    def killed_on_third(src, dst):  # the process dies after writing the 3rd output's temporary file
+        calls.append(dst)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(P.runner.os, "replace", killed_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        predict(run, run["files"], out, events=tmp_path / "ev.csv")
+    monkeypatch.setattr(P.runner.os, "replace", real_replace)
+    assert sorted(p.name for p in out.iterdir()) == [f.name for f in run["files"][:2]]  # no partial file
+    assert not (tmp_path / "ev.csv").exists() and not list(tmp_path.glob(".ev.csv*"))
+
+    # a real kill (SIGKILL) in the middle of a command-line run, then --resume
+    out2 = tmp_path / "out2"
+    cmd = [sys.executable, "-m", "meshcnn", "predict", "--checkpoint", str(run["checkpoint"]), "--out", str(out2),
+           "--num-workers", "0", "--threads", "1", "--no-progress", *map(str, run["files"])]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None and not list(out2.glob("*.nc")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    import netCDF4
+
+    for f in out2.glob("*.nc"):  # whatever is there is complete
+        with netCDF4.Dataset(f) as ds:
+            assert ds.meshcnn_complete == 1 and ds["LABELS"].shape == (1, 48, 72)
+
+    for target in (out, out2):
+        resumed = predict(run, run["files"], target, events=tmp_path / "ev.csv", resume=True)
+        assert resumed["skipped_complete"] >= (2 if target == out else 0)
+        assert resumed["written"] + resumed["skipped_complete"] == 6
+        assert sorted(p.name for p in target.iterdir()) == [f.name for f in run["files"]]
+        with open(tmp_path / "ev.csv") as a, open(tmp_path / "full.csv") as b:
+            assert a.read() == b.read()  # events of skipped files come from their outputs
+        for f in run["files"]:
+            with open_nc(target / f.name) as x, open_nc(tmp_path / "full" / f.name) as y:
+                np.testing.assert_array_equal(x["LABELS"].values, y["LABELS"].values)
+    np.testing.assert_array_equal(np.load(frequency_path(tmp_path / "ev.csv"))["counts"],
+                                  np.load(frequency_path(tmp_path / "full.csv"))["counts"])
+    assert full["written"] == 6
+
+
+# ------------------------------------------------------------------------------ bad input
+def _bad(run, tmp_path, name, **kw):
+    return _variant(run["files"][0], tmp_path / "bad" / name, **kw)
+
+
+def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
+    good = run["files"][0]
+    out = tmp_path / "out"
+
+    def fails(inputs, match, **kw):
+        with pytest.raises(PredictError, match=match) as info:
+            predict(run, inputs, out, **kw)
+        return str(info.value)
+
+    # a missing variable
+    with xr.open_dataset(good, decode_times=False) as ds:
+        (tmp_path / "bad").mkdir()
+        ds.drop_vars("PSL").to_netcdf(tmp_path / "bad" / "no_psl.nc")
+    msg = fails([tmp_path / "bad" / "no_psl.nc"], "PSL")
+    assert "no_psl.nc" in msg and not (out / "no_psl.nc").exists()
+
+    # NaN in a required field; accepted with allow_nan
+    with xr.open_dataset(good, decode_times=False) as ds:
+        ds = ds.load()
+    tmq = ds["TMQ"].values.copy()
+    tmq[0, :, :10] = np.nan
+    ds["TMQ"] = (ds["TMQ"].dims, tmq, ds["TMQ"].attrs)
+    ds.to_netcdf(tmp_path / "bad" / "nan.nc")
+    msg = fails([tmp_path / "bad" / "nan.nc"], "nan.nc.*TMQ.*NaN")
+    assert not (out / "nan.nc").exists()
+    assert predict(run, [tmp_path / "bad" / "nan.nc"], out, allow_nan=True)["written"] == 1
+    with open_nc(out / "nan.nc") as res:
+        assert set(np.unique(res["LABELS"].values)) <= {0, 1, 2}
+
+    # NaN in a later time step of a long file read in chunks: no output, no temporary file left
+    _variant(good, tmp_path / "bad" / "steps.nc", steps=run["files"][:3])
+    with xr.open_dataset(tmp_path / "bad" / "steps.nc", decode_times=False) as ds:
+        ds = ds.load()
+    psl = ds["PSL"].values.copy()
+    psl[2, 5, 5] = np.nan
+    ds["PSL"] = (ds["PSL"].dims, psl, ds["PSL"].attrs)
+    ds.to_netcdf(tmp_path / "bad" / "late_nan.nc")
+    fails([tmp_path / "bad" / "late_nan.nc"], "late_nan.nc.*PSL.*NaN", batch_size=1)
+    assert not [p for p in out.iterdir() if "late_nan" in p.name]
+
+    # a regional grid
+    with xr.open_dataset(good, decode_times=False) as ds:
+        ds.sel(lat=slice(-30.0, 60.0)).to_netcdf(tmp_path / "bad" / "regional.nc")
+    msg = fails([tmp_path / "bad" / "regional.nc"], "regional.nc.*global")
+    assert not (out / "regional.nc").exists()
+
+    # checkpoints that are not meshcnn segmentation checkpoints
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(PredictError, match="junk.pt.*not a meshcnn segmentation checkpoint"):
+        predict_files([good], tmp_path / "junk.pt", out, progress=False)
+    def resave(ckpt, path):  # a valid checkpoint file (with its checksum, where the format has one)
+        from meshcnn import train as T
+
+        if "checksum" in ckpt and hasattr(T, "checkpoint_checksum"):
+            ckpt["checksum"] = T.checkpoint_checksum(ckpt)
+        torch.save(ckpt, path)
+        T.load_checkpoint(path)  # loads: what fails below is predict's own check
+
+    ckpt = torch.load(run["checkpoint"], weights_only=True)
+    ckpt["extra"] = {"note": "a classification run"}
+    resave(ckpt, tmp_path / "other.pt")
+    with pytest.raises(PredictError, match="other.pt.*not a meshcnn segmentation checkpoint"):
+        predict_files([good], tmp_path / "other.pt", out, progress=False)
+    ckpt = torch.load(run["checkpoint"], weights_only=True)
+    ckpt["extra"]["config"]["kind"] = "planar"
+    resave(ckpt, tmp_path / "planar.pt")
+    with pytest.raises(PredictError, match="planar.pt.*spherical U-Nets only"):
+        predict_files([good], tmp_path / "planar.pt", out, progress=False)
+    assert not (out / good.name).exists()
+
+    # an output folder that is an existing file
+    (tmp_path / "file_out").write_text("x")
+    with pytest.raises(PredictError, match="file_out.*not a folder"):
+        predict(run, [good], tmp_path / "file_out")
+
+    # two inputs with the same file name
+    twin = tmp_path / "twin" / good.name
+    twin.parent.mkdir()
+    shutil.copy(good, twin)
+    fails([good, twin], good.name)
+
+    # a damaged file (its SHA-256 trailer no longer matches) is refused before HDF5 parses it
+    damaged = bytearray(good.read_bytes())
+    assert damaged.endswith(b"\n") and b"meshcnn-sha256:" in damaged[-81:]
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / "bad" / "damaged.nc").write_bytes(bytes(damaged))
+    fails([tmp_path / "bad" / "damaged.nc"], "damaged.nc.*damaged file")
+    assert not (out / "damaged.nc").exists()
+
+    # an unreadable file in the middle stops the run with its name; skip_bad logs and skips it
+    broken = tmp_path / "bad" / "broken.nc"
+    broken.write_bytes(b"\x89HDF\r\n garbage")
+    inputs = [run["files"][1], broken, run["files"][2]]
+    out2 = tmp_path / "out2"
+    with pytest.raises(PredictError, match="broken.nc"):
+        predict(run, inputs, out2)
+    assert sorted(p.name for p in out2.iterdir()) == [run["files"][1].name]
+    messages = []
+    result = predict(run, inputs, out2, skip_bad=True, resume=True, log_fn=messages.append)
+    assert result["written"] == 1 and result["skipped_complete"] == 1 and len(result["bad"]) == 1
+    assert any("broken.nc" in m for m in messages)
+    assert not (out2 / "broken.nc").exists()
+
+
+def test_cli_error_exit(run, tmp_path, capsys):
+    from meshcnn.__main__ import main
+
+    (tmp_path / "file_out").write_text("x")
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(tmp_path / "file_out"),
+              str(run["files"][0])])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "meshcnn: error:" in err and "file_out" in err
