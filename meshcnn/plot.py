@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .io import atomic_write
-from .geometry.mesh import Mesh, icosphere
+from .geometry.mesh import Mesh, as_mesh, icosphere
 
 __all__ = [
     "plot_mesh_signal",
@@ -46,8 +46,6 @@ def _matplotlib():
     return matplotlib
 
 
-def _mesh(mesh_or_level: Mesh | int) -> Mesh:
-    return mesh_or_level if isinstance(mesh_or_level, Mesh) else icosphere(mesh_or_level)
 
 
 def _values(values: Any, mesh: Mesh, name: str = "values") -> np.ndarray:
@@ -127,7 +125,7 @@ def plot_mesh_signal(
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; choose one of {PROJECTIONS}")
-    mesh = _mesh(mesh)
+    mesh = as_mesh(mesh)
     values = _values(values, mesh)
     mpl = _matplotlib()
     from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -206,7 +204,7 @@ def plot_fields_labels_predictions(
     ``fields``: ``(V,)``, ``(K, V)`` or a mapping ``name -> (V,)``; ``labels`` and
     ``prediction``: integer ``(V,)``. Returns the written path.
     """
-    mesh = _mesh(mesh)
+    mesh = as_mesh(mesh)
     if isinstance(fields, Mapping):
         names = list(fields)
         arrays = [_values(fields[n], mesh, f"field {n!r}") for n in names]

@@ -29,14 +29,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import operators as ops
+from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
+from .._cache import memoize
 from .._progress import progress_bar
 from ..io import save_npz
 
-__all__ = ["Mesh", "icosphere", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level"]
+__all__ = ["Mesh", "icosphere", "as_mesh", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level"]
 
 MAX_LEVEL = 9
 FORMAT_VERSION = 1
-EARTH_RADIUS_KM = 6371.0
 
 
 def check_level(level: int, name: str = "level", low: int = 0) -> int:
@@ -44,11 +45,6 @@ def check_level(level: int, name: str = "level", low: int = 0) -> int:
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= level <= MAX_LEVEL:
         raise ValueError(f"{name} must be an integer in {low}..{MAX_LEVEL}, got {level!r}")
     return int(level)
-
-
-def num_vertices_at(level: int) -> int:
-    """``V = 10 * 4**level + 2``."""
-    return 10 * 4**level + 2
 
 
 def level_of(num_vertices: int) -> int | None:
@@ -65,12 +61,9 @@ def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
     upper_lon = np.deg2rad(np.arange(5) * 72.0)
     lower_lon = upper_lon + np.deg2rad(36.0)
 
-    def ring(lat, lon):
-        return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.full(5, np.sin(lat))], 1)
-
-    vertices = np.concatenate(
-        [[[0.0, 0.0, 1.0]], ring(ring_lat, upper_lon), ring(-ring_lat, lower_lon), [[0.0, 0.0, -1.0]]]
-    )
+    vertices = np.concatenate([
+        [[0.0, 0.0, 1.0]], latlon_to_xyz(ring_lat, upper_lon), latlon_to_xyz(-ring_lat, lower_lon), [[0.0, 0.0, -1.0]]
+    ])
     faces = []
     for i in range(5):
         u, u_next = 1 + i, 1 + (i + 1) % 5
@@ -165,13 +158,13 @@ class Mesh:
 
     @property
     def lat(self) -> np.ndarray:
-        """Latitude of each vertex, radians, ``(V,)``."""
-        return np.arcsin(np.clip(self.vertices[:, 2], -1.0, 1.0))
+        """Latitude of each vertex, radians, ``(V,)`` (:func:`meshcnn.geometry.xyz_to_latlon`)."""
+        return xyz_to_latlon(self.vertices)[0]
 
     @property
     def lon(self) -> np.ndarray:
         """Longitude of each vertex, radians in ``(-pi, pi]``, ``(V,)``."""
-        return np.arctan2(self.vertices[:, 1], self.vertices[:, 0])
+        return xyz_to_latlon(self.vertices)[1]
 
     @functools.cached_property
     def upsample(self) -> sp.csr_matrix | None:
@@ -301,7 +294,7 @@ def mesh_file(mesh_dir: str | os.PathLike, level: int) -> Path:
     return Path(mesh_dir) / f"icosphere_{level}.npz"
 
 
-@functools.lru_cache(maxsize=None)
+@memoize(maxsize=None, copy=False)  # a Mesh is immutable by contract
 def _icosphere(level: int, mesh_dir: str | None) -> Mesh:
     if mesh_dir is None:
         return Mesh.build(level)
@@ -335,6 +328,26 @@ def icosphere(level: int, mesh_dir: str | os.PathLike | None = None) -> Mesh:
     if mesh_dir is None:
         mesh_dir = os.environ.get("MESHCNN_MESH_DIR") or None
     return _icosphere(level, None if mesh_dir is None else str(Path(mesh_dir).resolve()))
+
+
+def as_mesh(mesh: Mesh | int, low: int = 0) -> Mesh:
+    """The mesh itself, or the icosphere of a level: the one ``Mesh | int`` resolver.
+
+    Parameters
+    ----------
+    mesh : Mesh or int
+        A mesh, or a level for :func:`icosphere`.
+    low : int
+        Smallest level accepted (``ValueError`` below it or above :data:`MAX_LEVEL`).
+
+    Returns
+    -------
+    Mesh
+    """
+    if isinstance(mesh, Mesh):
+        check_level(mesh.level, "level", low=low)
+        return mesh
+    return icosphere(check_level(mesh, "level", low=low))
 
 
 def _parse_levels(text: str) -> list[int]:

@@ -104,20 +104,60 @@ def directional_derivatives(
     (:math:`D u \approx h\, \partial u / \partial s`, ``s`` arc length on the unit sphere).
     Each row only touches the vertex's 1-ring.
     """
-    num_faces = len(faces)
-    grad = sp.csr_matrix(igl.grad(vertices, faces))  # (3F, V): all x rows, then y, then z
-    blocks = [grad[k * num_faces : (k + 1) * num_faces] for k in range(3)]
     east, north = tangent_frames(vertices, faces)
     average = face_to_vertex(vertices, faces)
+    columns, values = _face_gradients(vertices, faces)
 
     def project(direction: np.ndarray) -> sp.csr_matrix:
-        face_op = sum(sp.diags(direction[:, k]) @ blocks[k] for k in range(3))
-        out = sp.csr_matrix(scale * (average @ face_op))
+        out = sp.csr_matrix(scale * (average @ _face_operator(columns, values, direction, len(vertices))))
         out.sum_duplicates()
         out.sort_indices()
         return out
 
     return project(east), project(north)
+
+
+def _face_gradients(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """libigl's face gradient as dense per-face blocks.
+
+    Returns
+    -------
+    columns : (F, 3) int
+        The vertices of each face, ascending (the columns of the face's rows in the gradient).
+    values : (3, F, 3) float64
+        ``values[k, f, c]``: component ``k`` of the gradient, on face ``f``, of the hat
+        function of vertex ``columns[f, c]``.
+    """
+    num_faces = len(faces)
+    grad = sp.csr_matrix(igl.grad(vertices, faces))  # (3F, V): all x rows, then y, then z
+    grad.sum_duplicates()
+    if grad.nnz == 9 * num_faces and np.all(np.diff(grad.indptr) == 3):
+        columns = grad.indices.reshape(3, num_faces, 3)
+        if np.array_equal(columns[0], columns[1]) and np.array_equal(columns[0], columns[2]):
+            return columns[0], grad.data.reshape(3, num_faces, 3)
+    # a face with a repeated vertex: pad every row to three entries (explicit zeros are dropped later)
+    coo = grad.tocoo()
+    dense = np.zeros((3, num_faces, 3))
+    face, component = coo.row % num_faces, coo.row // num_faces
+    slot = np.argmax(np.sort(faces, axis=1)[face] == coo.col[:, None], axis=1)
+    dense[component, face, slot] = coo.data
+    return np.sort(faces, axis=1), dense
+
+
+def _face_operator(columns: np.ndarray, values: np.ndarray, direction: np.ndarray,
+                   num_vertices: int) -> sp.csr_matrix:
+    r"""``(F, V)``: :math:`\sum_{k} \mathrm{diag}(d_k)\, G_k`, the face gradient projected on ``direction``.
+
+    Summed as ``(d_x G_x + d_y G_y) + d_z G_z`` entry by entry, with exact zeros dropped,
+    which is what the equivalent sparse products and sums give.
+    """
+    d = direction[:, :, None]
+    projected = d[:, 0] * values[0] + d[:, 1] * values[1] + d[:, 2] * values[2]
+    indptr = np.arange(0, projected.size + 1, 3)
+    face_op = sp.csr_matrix((projected.reshape(-1), columns.reshape(-1), indptr),
+                            shape=(len(columns), num_vertices))
+    face_op.eliminate_zeros()
+    return face_op
 
 
 def vertex_frames(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +228,8 @@ def edges(faces: np.ndarray) -> np.ndarray:
     pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     pairs.sort(axis=1)
     n = int(faces.max()) + 1
-    keys = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    keys = np.sort(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # np.unique, by sorting (its hash path is slow)
     return np.stack([keys // n, keys % n], axis=1)
 
 

@@ -37,14 +37,15 @@ from that triangle's plane, so the two engines agree to rounding.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 
 import numpy as np
 
+from .._cache import memoize
+from .coords import latlon_to_xyz, num_vertices_at
 from .mesh import check_level, icosphere
-from .rotations import random_rotation
+from .rotations import check_rotation, random_rotation  # noqa: F401 (random_rotation: imported from here by experiments)
 
 __all__ = [
     "project_mesh",
@@ -65,7 +66,7 @@ MISS_DISTANCE = 1.0
 ENGINES = ("embree", "triangle")
 
 
-@functools.lru_cache(maxsize=None)
+@memoize(maxsize=None)
 def _embree_available() -> bool:
     try:
         from embreex import rtcore, rtcore_scene  # noqa: F401
@@ -237,13 +238,7 @@ def _cast(mesh, intersector, directions: np.ndarray) -> np.ndarray:
 
 
 def _check_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
-    if rotation is None:
-        return None
-    rotation = np.asarray(rotation, dtype=np.float64)
-    if rotation.shape != (3, 3) or not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) \
-            or np.linalg.det(rotation) < 0:
-        raise ValueError(f"rotation must be a (3, 3) rotation matrix, got shape {rotation.shape}")
-    return rotation
+    return None if rotation is None else check_rotation(rotation)
 
 
 def _check_directions(directions: np.ndarray) -> np.ndarray:
@@ -315,7 +310,7 @@ def project_mesh(mesh, level: int, rotation: np.ndarray | None = None, *, normal
 def latlon_shape(level: int) -> tuple[int, int]:
     """An equiangular ``(H, W) = (h, 2h)`` grid with about as many points as ``icosphere(level)``."""
     level = check_level(level)
-    h = max(2, round(math.sqrt((10 * 4**level + 2) / 2)))
+    h = max(2, round(math.sqrt(num_vertices_at(level) / 2)))
     return h, 2 * h
 
 
@@ -330,8 +325,7 @@ def latlon_directions(height: int, width: int) -> np.ndarray:
         raise ValueError(f"grid must be at least 1 x 1, got {height} x {width}")
     lat = np.pi / 2 - (np.arange(height) + 0.5) * np.pi / height
     lon = -np.pi + (np.arange(width) + 0.5) * 2 * np.pi / width
-    lat, lon = np.meshgrid(lat, lon, indexing="ij")
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+    return latlon_to_xyz(*np.meshgrid(lat, lon, indexing="ij"))
 
 
 def project_latlon(mesh, height: int, width: int, rotation: np.ndarray | None = None, *,

@@ -6,16 +6,44 @@ vectors, ``p' = R p``. Rotating a signal ``f`` by ``R`` gives
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 
-from .mesh import Mesh, icosphere
+from .._cache import memoize
+from .locate import barycentric_interpolation, nearest_vertex
+from .mesh import Mesh, as_mesh, icosphere
 
-__all__ = ["random_rotation", "rotation_about_z", "rotation_about_axis", "icosahedral_rotations", "vertex_permutation", "barycentric_interpolation",
-           "rotation_matrix_on_mesh", "rotate_signal"]
+__all__ = ["random_rotation", "rotation_about_z", "rotation_about_axis", "icosahedral_rotations", "vertex_permutation",
+           "barycentric_interpolation", "rotation_matrix_on_mesh", "rotate_signal", "check_rotation"]
+
+
+def check_rotation(rotation: np.ndarray, name: str = "rotation", *, proper: bool = True) -> np.ndarray:
+    """Validate a rotation matrix: the one check every module uses.
+
+    Parameters
+    ----------
+    rotation : array_like, shape ``(3, 3)``
+    name : str
+        What to call it in the error message.
+    proper : bool
+        Require ``det R = +1``; ``False`` also accepts reflections (orthogonal, ``det R = -1``).
+
+    Returns
+    -------
+    ndarray, shape ``(3, 3)``, float64
+
+    Raises
+    ------
+    ValueError
+        If it is not a finite ``(3, 3)`` matrix, or not orthogonal (``R R^T = I`` to
+        ``1e-6``), or (with ``proper``) ``det R < 0``.
+    """
+    rotation = np.asarray(rotation, dtype=np.float64)
+    if rotation.shape != (3, 3) or not np.all(np.isfinite(rotation)):
+        raise ValueError(f"{name} must be a finite (3, 3) matrix, got shape {rotation.shape}")
+    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or (proper and np.linalg.det(rotation) < 0):
+        raise ValueError(f"{name} must be a proper rotation matrix (orthogonal, det +1)")
+    return rotation
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +80,7 @@ def rotation_about_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-@functools.lru_cache(maxsize=1)
+@memoize(maxsize=1)
 def _icosahedral_rotations() -> np.ndarray:
     base = icosphere(0)
     v = base.vertices
@@ -71,88 +99,24 @@ def icosahedral_rotations() -> np.ndarray:
     Each is fixed by where it sends vertex 0 (12 choices) and one of its
     neighbours (5 choices). The first one is the identity.
     """
-    return _icosahedral_rotations().copy()
+    return _icosahedral_rotations()
 
 
 def vertex_permutation(mesh: Mesh | int, rotation: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """Permutation ``perm`` ``(V,)`` with ``vertices[perm] == vertices @ rotation.T``.
 
+    ``rotation`` may also be a reflection (orthogonal, ``det = -1``) that maps the mesh onto itself.
+
     So ``perm[i]`` is the vertex at ``R v_i``, and the rotated signal is
     ``(R f)[perm] = f``, i.e. ``rotated = empty_like(f); rotated[..., perm] = f``.
     Raises ``ValueError`` if ``rotation`` does not map the mesh onto itself.
     """
-    if isinstance(mesh, (int, np.integer)):
-        mesh = icosphere(int(mesh))
-    rotation = np.asarray(rotation, dtype=np.float64)
-    if rotation.shape != (3, 3):
-        raise ValueError(f"rotation must be (3, 3), got {rotation.shape}")
-    distance, perm = cKDTree(mesh.vertices).query(mesh.vertices @ rotation.T)
+    mesh = as_mesh(mesh)
+    rotation = check_rotation(rotation, proper=False)
+    distance, perm = nearest_vertex(mesh, mesh.vertices @ rotation.T)
     if distance.max() > tol or len(np.unique(perm)) != len(perm):
         raise ValueError("rotation does not map the mesh's vertices onto themselves")
     return perm.astype(np.int64)
-
-
-# ---------------------------------------------------------------------------- interpolation on the mesh
-def _face_inverses(mesh: Mesh) -> np.ndarray:
-    """``(F, 3, 3)``: the inverse of each face's vertex matrix ``[a b c]`` (vertices as columns)."""
-    return np.linalg.inv(np.transpose(mesh.vertices[mesh.faces], (0, 2, 1)))
-
-
-@functools.lru_cache(maxsize=4)
-def _locator(level: int) -> tuple[Mesh, np.ndarray, cKDTree]:
-    mesh = icosphere(level)
-    centroids = mesh.vertices[mesh.faces].mean(axis=1)
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    return mesh, _face_inverses(mesh), cKDTree(centroids)
-
-
-def barycentric_interpolation(mesh: Mesh | int, points: np.ndarray, candidates: int = 8) -> sp.csr_matrix:
-    r"""Sparse ``(N, V)`` matrix that linearly interpolates a vertex signal at ``points``.
-
-    Each point ``q`` (a direction; it is normalised) lies in one spherical triangle
-    ``(a, b, c)`` of the mesh, the one with ``q = \alpha a + \beta b + \gamma c``
-    and ``\alpha, \beta, \gamma \ge 0``. The weights are ``(\alpha, \beta, \gamma)
-    / (\alpha + \beta + \gamma)``: linear interpolation on the flat triangle at the
-    point where the ray through ``q`` meets it (central projection). Every row sums
-    to 1, and a point on a vertex gets weight 1 on that vertex (up to round-off), so
-    constants and vertex values are reproduced exactly.
-
-    The containing face is searched among the ``candidates`` faces with the nearest
-    centroids; the few points not found there are checked against every face.
-    """
-    if isinstance(mesh, (int, np.integer)):
-        mesh = icosphere(int(mesh))
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points must be (N, 3), got {points.shape}")
-    norms = np.linalg.norm(points, axis=1, keepdims=True)
-    if not np.all(np.isfinite(points)) or np.any(norms == 0):
-        raise ValueError("points must be finite and nonzero")
-    points = points / norms
-    cached_mesh, inverses, tree = _locator(mesh.level)
-    if cached_mesh is not mesh and (cached_mesh.num_vertices != mesh.num_vertices
-                                    or not np.array_equal(cached_mesh.faces, mesh.faces)):
-        inverses = _face_inverses(mesh)
-        centroids = mesh.vertices[mesh.faces].mean(axis=1)
-        tree = cKDTree(centroids / np.linalg.norm(centroids, axis=1, keepdims=True))
-    k = min(candidates, mesh.num_faces)
-    _, near = tree.query(points, k=k)
-    near = near.reshape(len(points), k)
-    coords = np.einsum("nkij,nj->nki", inverses[near], points)  # (N, k, 3)
-    best = coords.min(axis=2).argmax(axis=1)
-    rows = np.arange(len(points))
-    face = near[rows, best]
-    bary = coords[rows, best]
-    lost = np.flatnonzero(bary.min(axis=1) < -1e-12)
-    for i in lost:  # not among the candidates: search every face
-        c = inverses @ points[i]
-        j = int(c.min(axis=1).argmax())
-        face[i], bary[i] = j, c[j]
-    bary = np.clip(bary, 0.0, None)
-    bary /= bary.sum(axis=1, keepdims=True)
-    return sp.csr_matrix(
-        (bary.ravel(), (np.repeat(rows, 3), mesh.faces[face].ravel())), shape=(len(points), mesh.num_vertices)
-    )
 
 
 def rotation_matrix_on_mesh(mesh: Mesh | int, rotation: np.ndarray) -> sp.csr_matrix:
@@ -164,13 +128,8 @@ def rotation_matrix_on_mesh(mesh: Mesh | int, rotation: np.ndarray) -> sp.csr_ma
     interpolation, which smooths the signal slightly (error ``O(h^2)`` for a
     smooth signal, ``h`` the edge length).
     """
-    if isinstance(mesh, (int, np.integer)):
-        mesh = icosphere(int(mesh))
-    rotation = np.asarray(rotation, dtype=np.float64)
-    if rotation.shape != (3, 3):
-        raise ValueError(f"rotation must be (3, 3), got {rotation.shape}")
-    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
-        raise ValueError("rotation must be a proper rotation matrix (orthogonal, det +1)")
+    mesh = as_mesh(mesh)
+    rotation = check_rotation(rotation)
     return barycentric_interpolation(mesh, mesh.vertices @ rotation)  # row i: R^T v_i
 
 
@@ -185,7 +144,7 @@ def rotate_signal(signal, level: Mesh | int, rotation: np.ndarray):
     the vertex permutation, and for other rotations it is an ``O(h^2)`` approximation.
     Convention as in this module: :math:`(R f)(p) = f(R^{-1} p)`.
     """
-    mesh = icosphere(int(level)) if isinstance(level, (int, np.integer)) else level
+    mesh = as_mesh(level)
     v = mesh.num_vertices
     if signal.shape[-1] != v:
         raise ValueError(f"signal has {signal.shape[-1]} values on its last axis, level {mesh.level} has V={v}")

@@ -1,0 +1,149 @@
+"""xarray front end of the regridders: DataArrays and Datasets between lat-lon grids and the icosphere."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..geometry.mesh import check_level, icosphere, level_of
+from .regrid import _check_method, apply, latlon_to_mesh, mesh_to_latlon
+
+__all__ = ["regrid_dataarray", "mesh_dataarray_to_latlon"]
+
+_LAT_NAMES = ("lat", "latitude", "nav_lat", "y")
+_LON_NAMES = ("lon", "longitude", "nav_lon", "x")
+
+
+def _import_xarray():
+    try:
+        import xarray
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "regrid_dataarray needs xarray; install the optional extra: pip install 'meshcnn[climate]'"
+        ) from exc
+    return xarray
+
+
+def _find_dim(obj, names: tuple[str, ...], given: str | None, what: str) -> str:
+    if given is not None:
+        if given not in obj.dims:
+            raise ValueError(f"{what} dimension {given!r} not among the dimensions {tuple(obj.dims)}")
+        return given
+    for name in names:
+        if name in obj.dims:
+            return name
+    raise ValueError(f"no {what} dimension found among {tuple(obj.dims)} (looked for {names}); pass {what}_name=")
+
+
+def regrid_dataarray(
+    obj: Any,
+    level: int,
+    method: str = "bilinear",
+    *,
+    lat_name: str | None = None,
+    lon_name: str | None = None,
+    skipna: bool = False,
+    na_thresh: float = 0.5,
+) -> Any:
+    """Regrid an ``xarray.DataArray`` or ``Dataset`` on a lat-lon grid to the icosphere of ``level``.
+
+    The latitude/longitude dimensions (``lat``/``lon``, ``latitude``/``longitude``, or
+    ``lat_name``/``lon_name``) must carry 1-D coordinates in degrees. They are replaced
+    by a ``vertex`` dimension of length ``V``, with coordinates ``lat`` and ``lon``
+    (degrees, lon in ``(-180, 180]``) of each vertex; the other dimensions and their
+    coordinates are kept. A ``Dataset`` gives a ``Dataset``: variables with both grid
+    dimensions are regridded, variables with neither are kept, the rest (such as
+    ``lat_bnds``) dropped. The attributes ``mesh_level`` and ``regrid_method`` are added.
+
+    ``skipna=True`` regrids fields with missing values (NaN, e.g. a land-masked
+    sea-surface temperature) from their valid points only; vertices whose valid
+    inputs carry less than ``na_thresh`` of the weight are NaN (see :func:`apply`).
+    """
+    xr = _import_xarray()
+    level = check_level(level)
+    _check_method(method)
+    if isinstance(obj, xr.Dataset):
+        lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
+        lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
+        out = {}
+        for name, var in obj.data_vars.items():
+            has = (lat_dim in var.dims, lon_dim in var.dims)
+            if all(has):
+                out[name] = regrid_dataarray(var, level, method, lat_name=lat_dim, lon_name=lon_dim,
+                                             skipna=skipna, na_thresh=na_thresh)
+            elif not any(has):
+                out[name] = var
+        ds = xr.Dataset(out, attrs=dict(obj.attrs))
+        ds.attrs.update(mesh_level=level, regrid_method=method)
+        return ds
+    if not isinstance(obj, xr.DataArray):
+        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
+    lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
+    lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
+    curvilinear = [n for n in ("lat", "lon", "latitude", "longitude") if n in obj.coords and obj[n].ndim == 2]
+    if curvilinear:
+        raise ValueError(f"coordinates {curvilinear} are 2-D: a curvilinear grid; regrid it to 1-D latitude and "
+                         f"longitude coordinates first (meshcnn regrids rectilinear lat-lon grids)")
+    for dim in (lat_dim, lon_dim):
+        if dim not in obj.coords:
+            raise ValueError(f"dimension {dim!r} has no coordinate values (degrees needed)")
+    lat = obj[lat_dim].values
+    lon = obj[lon_dim].values
+    matrix = latlon_to_mesh(lat, lon, level, method)
+    da = obj.transpose(..., lat_dim, lon_dim)
+    lead = da.dims[:-2]
+    values = apply(matrix, da.values, skipna=skipna, na_thresh=na_thresh)
+    mesh = icosphere(level)
+    coords = {
+        name: coord
+        for name, coord in da.coords.items()
+        if lat_dim not in coord.dims and lon_dim not in coord.dims and name not in ("lat", "lon")
+    }
+    coords["lat"] = ("vertex", np.rad2deg(mesh.lat))
+    coords["lon"] = ("vertex", np.rad2deg(mesh.lon))
+    attrs = dict(obj.attrs)
+    attrs.update(mesh_level=level, regrid_method=method)
+    return xr.DataArray(values, dims=lead + ("vertex",), coords=coords, name=obj.name, attrs=attrs)
+
+
+def mesh_dataarray_to_latlon(
+    obj: Any,
+    lat: Any,
+    lon: Any,
+    method: str = "bilinear",
+    *,
+    vertex_name: str = "vertex",
+    lat_name: str = "lat",
+    lon_name: str = "lon",
+    skipna: bool = False,
+    na_thresh: float = 0.5,
+) -> Any:
+    """The inverse direction of :func:`regrid_dataarray`: an ``xarray.DataArray`` on the
+    icosphere (a ``vertex`` dimension of length ``V``) to the lat-lon grid ``(lat, lon)``.
+
+    The level is found from ``V``. ``vertex`` is replaced by the dimensions ``lat_name``,
+    ``lon_name`` with the given coordinates (degrees, in the given order); the other
+    dimensions, their coordinates and the attributes are kept (``mesh_level`` and
+    ``regrid_method`` are updated). ``skipna``/``na_thresh`` as in :func:`apply`.
+    """
+    xr = _import_xarray()
+    _check_method(method)
+    if not isinstance(obj, xr.DataArray):
+        raise TypeError(f"expected an xarray DataArray, got {type(obj).__name__}")
+    if vertex_name not in obj.dims:
+        raise ValueError(f"no {vertex_name!r} dimension among {tuple(obj.dims)}")
+    level = level_of(obj.sizes[vertex_name])
+    if level is None:
+        raise ValueError(f"{obj.sizes[vertex_name]} vertices is not an icosphere level")
+    lat_a, lon_a = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    matrix = mesh_to_latlon(level, lat_a, lon_a, method)
+    da = obj.transpose(..., vertex_name)
+    lead = da.dims[:-1]
+    values = apply(matrix, da.values, skipna=skipna, na_thresh=na_thresh)
+    values = values.reshape(values.shape[:-1] + (len(lat_a), len(lon_a)))
+    coords = {name: coord for name, coord in da.coords.items() if vertex_name not in coord.dims}
+    coords[lat_name] = (lat_name, lat_a, {"units": "degrees_north"})
+    coords[lon_name] = (lon_name, lon_a, {"units": "degrees_east"})
+    attrs = dict(obj.attrs)
+    attrs.update(mesh_level=level, regrid_method=method)
+    return xr.DataArray(values, dims=lead + (lat_name, lon_name), coords=coords, name=obj.name, attrs=attrs)
