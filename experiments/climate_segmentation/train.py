@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from meshcnn.tasks import segmentation
+from meshcnn.cli import (HELP_FORMATTER, apply_threads, level_option, orientation_option, run_options, seed_option,
+                         training_options)
 from meshcnn.data import climate
 from meshcnn.io import save_json
-from meshcnn.nn import ORIENTATIONS
+from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, build_model, count_parameters, segmentation
 from meshcnn.train import check_resume_settings, fit, init_distributed
 
 # settings that may differ on --resume: how it runs, the total of epochs (the step schedule does not
@@ -35,24 +36,26 @@ RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parents = [level_option(5, "icosphere level of the data and the U-Net's top level"),
+               orientation_option(help="MeshConv orientation of the spherical U-Net (meshcnn.ORIENTATIONS)"),
+               training_options(epochs=30, batch_size=4, lr=1e-2), seed_option(),
+               run_options(resume_may_change=RESUME_MAY_CHANGE,
+                           resume_help="continue from OUT/checkpoint.pt; refused if a setting differs from the "
+                                       "run's except " + ", ".join("--" + s.replace("_", "-")
+                                                                   for s in RESUME_MAY_CHANGE))]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=parents)
     p.add_argument("--data", required=True, help="folder of ClimateNet .nc files, or UGSCNN .npz samples with split lists")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json, config.json, stats.json)")
-    p.add_argument("--model", choices=segmentation.MODEL_KINDS, default="spherical")
-    p.add_argument("--level", type=int, default=5, help="icosphere level of the data and the U-Net's top level")
+    p.add_argument("--model", choices=MODEL_KINDS, default="spherical")
     p.add_argument("--min-level", type=int, default=0, help="coarsest U-Net level")
     p.add_argument("--width", type=int, default=8, help="spherical U-Net channels on the top level")
-    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed",
-                   help="MeshConv orientation of the spherical U-Net (meshcnn.ORIENTATIONS)")
     p.add_argument("--hemisphere-flip", choices=("auto", "on", "off"), default="auto",
                    help="multiply the meridional winds (V850, VBOT) by sign(latitude) on the way in; "
                         "auto: on with --orientation poleward")
     p.add_argument("--planar-depth", type=int, default=4, help="planar U-Net downsamplings")
     p.add_argument("--planar-width", type=int, default=None,
                    help="planar U-Net width (default: the one matching the spherical U-Net's parameter count)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=4, help="per process")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
     p.add_argument("--lr-step", type=int, default=10, help="multiply the learning rate by --lr-gamma every this many epochs")
     p.add_argument("--lr-gamma", type=float, default=0.5)
     p.add_argument("--class-weight-power", type=float, default=1.0,
@@ -64,15 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training files")
     p.add_argument("--cache-dir", default=None, help="cache regridded samples here (.npz)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable/invalid files instead of failing")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch intra-op CPU threads (0: torch's default); 1 is much faster on busy, shared cores")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pt; refused if a setting differs from the run's except "
-                        + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE))
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be positive")
@@ -114,6 +108,15 @@ def make_evaluate(args: argparse.Namespace, val_targets: climate.ClimateNetDatas
     return evaluate
 
 
+def weighted_cross_entropy(weights: torch.Tensor):
+    """Cross-entropy with class ``weights``, moved to the device of the outputs (the one fit() trains on)."""
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(outputs, targets, weight=weights.to(outputs.device))
+
+    return loss
+
+
 def parameter_checksum(model: nn.Module) -> str:
     """SHA-256 (first 16 hex digits) of the trainable parameters, in registration order.
 
@@ -129,12 +132,8 @@ def parameter_checksum(model: nn.Module) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    rank, world_size = init_distributed(args.device)
-    device = torch.device(args.device)
-    if device.type == "cuda" and world_size > 1:
-        device = torch.device("cuda", torch.cuda.current_device())
+    apply_threads(args.threads)
+    rank, world_size = init_distributed(args.device)  # fit() resolves the device (this process's GPU under torchrun)
     say = print if rank == 0 else (lambda *a, **k: None)
     out = Path(args.out)
     t0 = time.perf_counter()
@@ -162,31 +161,31 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         stats = climate.compute_stats(train_set, progress=not args.no_progress and rank == 0)
         weights = climate.class_weights(stats["class_fraction"], args.class_weight_power)
         flip = args.hemisphere_flip == "on" or (args.hemisphere_flip == "auto" and args.orientation == "poleward")
-        config = {"kind": "spherical", "in_channels": len(climate.VARIABLES), "num_classes": climate.NUM_CLASSES,
-                  "level": args.level, "min_level": args.min_level, "width": args.width,
-                  "orientation": args.orientation,
-                  "flip_channels": [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else []}
-        spherical_params = segmentation.count_parameters(segmentation.build_model(config))
+        spherical = SegmenterConfig(
+            "spherical", len(climate.VARIABLES), climate.NUM_CLASSES, args.level, args.min_level, args.width,
+            args.orientation, [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [])
+        config = spherical.to_dict()
+        spherical_params = count_parameters(build_model(spherical))
         if args.model == "planar":
             width = args.planar_width or segmentation.matching_planar_width(
-                spherical_params, config["in_channels"], config["num_classes"], args.planar_depth)
-            config = {"kind": "planar", "in_channels": config["in_channels"], "num_classes": config["num_classes"],
-                      "level": args.level, "planar_width": width, "planar_depth": args.planar_depth,
-                      "spherical_reference_params": spherical_params}
+                spherical_params, spherical.in_channels, spherical.num_classes, args.planar_depth)
+            planar = SegmenterConfig("planar", spherical.in_channels, spherical.num_classes, args.level,
+                                     planar_width=width, planar_depth=args.planar_depth)
+            config = {**planar.to_dict(), "spherical_reference_params": spherical_params}
     for ds in (train_set, val_set):
         if ds is not None:
             ds.set_stats(stats)
 
     torch.manual_seed(args.seed)  # reproducible initialization
-    model = segmentation.build_model(config)
-    config["num_params"] = segmentation.count_parameters(model)
+    model = build_model(config)
+    config["num_params"] = count_parameters(model)
     say(f"model: {config['kind']} U-Net ({config.get('orientation', 'fixed')}, hemisphere flip of "
         f"{[climate.VARIABLES[c] for c in config.get('flip_channels', [])] or 'nothing'}), "
         f"{config['num_params']:,} parameters; class weights "
         + ", ".join(f"{c} {w:.3g}" for c, w in zip(climate.CLASSES, weights.tolist())))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
-    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
+    loss_fn = weighted_cross_entropy(weights)
 
     extra_state = {
         "config": config, "stats": stats, "class_weights": weights.tolist(),
@@ -200,7 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     history = fit(
         model, train_set, optimizer=optimizer, loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size,
         run_dir=out, val_set=val_set, evaluate=make_evaluate(args, val_targets) if val_set is not None else None,
-        scheduler=scheduler, device=device, seed=args.seed, resume=args.resume, extra_state=extra_state,
+        scheduler=scheduler, device=args.device, seed=args.seed, resume=args.resume, extra_state=extra_state,
         num_workers=args.num_workers, progress=not args.no_progress, log=say)
     say(f"trained {len(history)} epochs in {time.perf_counter() - t0:.1f} s; run folder {out}")
     if world_size > 1:  # every rank reports, so a desynchronized replica shows

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     latlon = tuple(int(n) for n in extra.get("latlon", ())) or None
     dataset = ModelNet(data, args.split, int(extra["config"]["level"]), rotate=args.rotate,
                        cache_rotations=1 if args.rotate else None, cache_dir=cache_dir, skip_bad=args.skip_bad,
-                       grid=extra.get("grid", "ico"), latlon=latlon, seed=seed, log=print)
+                       grid=extra.get("grid", "mesh"), latlon=latlon, seed=seed, log=print)
     classes = list(extra["classes"])
     if dataset.classes != classes:
         raise ValueError(f"{data}: classes {dataset.classes} differ from the model's {classes}")

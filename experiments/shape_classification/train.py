@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_datasets(args: argparse.Namespace, progress: bool = True) -> tuple[ModelNet, ModelNet]:
     """Train and test sets; test rotations are one fixed, cached rotation per shape (seed + 1)."""
-    grid = "ico" if args.model == "spherical" else "latlon"
+    grid = "mesh" if args.model == "spherical" else "latlon"
     common = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad, grid=grid, triangulate=args.triangulate,
                   mesh_cache=args.mesh_cache, progress=progress, log=print)
     train = ModelNet(args.data, "train", args.level, rotate=args.rotate_train,

@@ -64,7 +64,8 @@ __all__ = [
 
 SPLITS = ("train", "test")
 PROJECTION_VERSION = 1  # bump when the projection changes, so old caches are not reused
-GRIDS = ("ico", "latlon")
+GRIDS = ("mesh", "latlon")  # the icosphere's vertices, or a lat-lon grid (as in meshcnn.data.climate)
+_GRID_ALIASES = {"ico": "mesh"}  # the older name of "mesh"
 _log = logging.getLogger(__name__)
 
 
@@ -206,7 +207,7 @@ class ModelNet(Dataset):
     r"""ModelNet-layout shapes as spherical projections: items ``(signal, class_index)``.
 
     ``signal`` is a float32 tensor ``(6, V)`` with ``V = 10 * 4**level + 2``
-    (``grid="ico"``) or ``(6, H, W)`` (``grid="latlon"``, ``latlon=(H, W)``,
+    (``grid="mesh"``; ``"ico"`` is accepted as an older name) or ``(6, H, W)`` (``grid="latlon"``, ``latlon=(H, W)``,
     default :func:`meshcnn.geometry.latlon_shape`\ ``(level)``: about as many
     samples as the icosphere), channels :data:`meshcnn.geometry.CHANNELS`.
 
@@ -245,11 +246,12 @@ class ModelNet(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str, level: int, rotate: bool = False,
                  cache_dir: str | os.PathLike | None = None, cache_rotations: int | None = None,
-                 skip_bad: bool = False, *, grid: str = "ico", latlon: tuple[int, int] | None = None,
+                 skip_bad: bool = False, *, grid: str = "mesh", latlon: tuple[int, int] | None = None,
                  seed: int = 0, triangulate: bool = False, engine: str | None = None, mesh_cache: int = 0,
                  progress: bool = True, log: Callable[[str], None] | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        grid = _GRID_ALIASES.get(grid, grid)
         if grid not in GRIDS:
             raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
         if cache_rotations is not None:
@@ -265,7 +267,7 @@ class ModelNet(Dataset):
         self.latlon = tuple(latlon) if latlon is not None else latlon_shape(self.level)
         if grid == "latlon" and (len(self.latlon) != 2 or min(self.latlon) < 1):
             raise ValueError(f"latlon must be (H, W) with positive sizes, got {latlon!r}")
-        self.signal_shape = (6, 10 * 4**self.level + 2) if grid == "ico" else (6, *self.latlon)
+        self.signal_shape = (6, 10 * 4**self.level + 2) if grid == "mesh" else (6, *self.latlon)
         self._log = log or _log.warning
         self.epoch = 0
         self._memory: dict[tuple[Path, bool], np.ndarray] = {}
@@ -362,7 +364,7 @@ class ModelNet(Dataset):
         return int(np.random.default_rng([self.seed, 2, epoch, key]).integers(self.cache_rotations))
 
     def _variant(self, bank: bool) -> str:
-        grid = f"ico{self.level}" if self.grid == "ico" else f"latlon{self.latlon[0]}x{self.latlon[1]}"
+        grid = f"ico{self.level}" if self.grid == "mesh" else f"latlon{self.latlon[0]}x{self.latlon[1]}"
         name = f"v{PROJECTION_VERSION}_{grid}"
         return f"{name}_rot{self.cache_rotations}_seed{self.seed}" if bank else name
 
@@ -408,7 +410,7 @@ class ModelNet(Dataset):
         return projector
 
     def _project(self, projector: ShapeProjector, rotation: np.ndarray | None) -> np.ndarray:
-        if self.grid == "ico":
+        if self.grid == "mesh":
             return projector.icosphere(self.level, rotation)
         return projector.latlon(*self.latlon, rotation)
 
@@ -680,7 +682,7 @@ def main(argv: list[str] | None = None) -> None:
     pre.add_argument("--cache-dir", required=True)
     pre.add_argument("--level", type=int, default=5)
     pre.add_argument("--split", choices=SPLITS + ("both",), default="both")
-    pre.add_argument("--grid", choices=GRIDS, default="ico")
+    pre.add_argument("--grid", choices=GRIDS + tuple(_GRID_ALIASES), default="mesh")
     pre.add_argument("--skip-bad", action="store_true")
     pre.add_argument("--triangulate", action="store_true")
     args = parser.parse_args(argv)

@@ -1,14 +1,20 @@
-"""Task recipes over the library: classification with rotation studies
-(:mod:`.classification`) and segmentation (:mod:`.segmentation`).
+"""Task recipes over the library: the model registry with typed configs (:mod:`.registry`),
+classification with rotation studies (:mod:`.classification`, :mod:`.rotation_study`) and
+segmentation (:mod:`.segmentation`).
 """
+from .registry import (
+    MODEL_KINDS, TASKS, ClassifierConfig, SegmenterConfig, ModelConfig, model_config, build_model, count_parameters,
+    matched_width)
 from .classification import (
-    KINDS, classifier_config, build_classifier, count_parameters, matched_width, accuracy, accuracy_evaluator,
-    train_and_test, summarize_rows)
-from .segmentation import (
-    MODEL_KINDS, build_model, matching_planar_width, mesh_probabilities, segmentation_report, flat_metrics)
+    KINDS, classifier_config, build_classifier, accuracy, accuracy_evaluator, train_and_test, summarize_rows)
+from .segmentation import matching_planar_width, mesh_probabilities, segmentation_report, flat_metrics
+from .rotation_study import (
+    SETTINGS, TRAIN_MODES, StudyVariant, RotationStudy, run_folder, run_rotation_study, check_study_resume)
 
 __all__ = [
-    "KINDS", "classifier_config", "build_classifier", "count_parameters", "matched_width", "accuracy",
-    "accuracy_evaluator", "train_and_test", "summarize_rows", "MODEL_KINDS", "build_model", "matching_planar_width",
-    "mesh_probabilities", "segmentation_report", "flat_metrics",
+    "MODEL_KINDS", "TASKS", "ClassifierConfig", "SegmenterConfig", "ModelConfig", "model_config", "build_model",
+    "count_parameters", "matched_width", "KINDS", "classifier_config", "build_classifier", "accuracy",
+    "accuracy_evaluator", "train_and_test", "summarize_rows", "matching_planar_width", "mesh_probabilities",
+    "segmentation_report", "flat_metrics", "SETTINGS", "TRAIN_MODES", "StudyVariant", "RotationStudy",
+    "run_folder", "run_rotation_study", "check_study_resume",
 ]

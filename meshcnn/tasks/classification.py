@@ -1,12 +1,9 @@
-"""Whole-signal classifiers built from a plain config, and their accuracy.
+"""Whole-signal classification: accuracy, the training recipe of the rotation studies, result tables.
 
-The shape-classification scripts (train, evaluate, rotation study) share these
-so that a model saved by one is rebuilt identically by another: the config is a
-dict of numbers and strings, stored in the checkpoint's ``extra`` state.
-
-* ``kind="spherical"``: :class:`meshcnn.models.SphericalResNet`, input ``(B, C, V_level)``.
-* ``kind="planar"``: :class:`meshcnn.models.PlanarCNN` with periodic
-  longitude padding, input ``(B, C, H, W)`` on a lat-lon grid.
+The models come from the registry (:mod:`meshcnn.tasks.registry`): a
+:class:`~meshcnn.tasks.ClassifierConfig`, stored in the checkpoint's ``extra``
+state as a dict, rebuilds the same model in every script (train, evaluate,
+rotation study).
 """
 from __future__ import annotations
 
@@ -18,71 +15,29 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..models.planar import PlanarCNN
-from ..nn.layers import check_orientation
 from ..metrics import mean_std
-from ..models.spherical import DOWNSAMPLE, SphericalResNet
 from ..train.loop import fit, predict
+from .registry import MODEL_KINDS, ClassifierConfig, build_model, count_parameters, matched_width
 
-__all__ = ["KINDS", "classifier_config", "build_classifier", "count_parameters", "matched_width", "accuracy",
-           "accuracy_evaluator", "train_and_test", "summarize_rows"]
+__all__ = ["KINDS", "classifier_config", "build_classifier", "accuracy", "accuracy_evaluator", "train_and_test",
+           "summarize_rows"]
 
-KINDS = ("spherical", "planar")
+KINDS = MODEL_KINDS  # the registry's name, kept for older code
 
 
 def classifier_config(kind: str, in_channels: int, num_classes: int, level: int, width: int = 16,
                       depth: int = 3, orientation: str = "fixed", downsample: str = "stride") -> dict[str, Any]:
-    """The config dict :func:`build_classifier` takes (``ValueError`` for an unknown ``kind``).
+    """The stored (dict) form of a :class:`~meshcnn.tasks.ClassifierConfig` (``ValueError`` for an unknown ``kind``).
 
     ``orientation`` and ``downsample`` apply to the spherical model (see
     :class:`meshcnn.models.SphericalResNet`); configs stored without them mean
     ``"fixed"`` and ``"stride"``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    check_orientation(orientation)
-    if downsample not in DOWNSAMPLE:
-        raise ValueError(f"downsample must be one of {DOWNSAMPLE}, got {downsample!r}")
-    return {"kind": kind, "in_channels": int(in_channels), "num_classes": int(num_classes), "level": int(level),
-            "width": int(width), "depth": int(depth), "orientation": orientation, "downsample": downsample}
+    return ClassifierConfig(kind, int(in_channels), int(num_classes), int(level), int(width), int(depth),
+                            orientation, downsample).to_dict()
 
 
-def build_classifier(config: dict[str, Any], mesh_dir: str | os.PathLike | None = None) -> nn.Module:
-    """A freshly initialised classifier ``(B, C, ...) -> (B, num_classes)`` logits from ``config``."""
-    kind = config.get("kind")
-    if kind == "spherical":
-        return SphericalResNet(config["in_channels"], config["num_classes"], level=config["level"],
-                               width=config["width"], depth=config["depth"],
-                               orientation=config.get("orientation", "fixed"),
-                               downsample=config.get("downsample", "stride"), mesh_dir=mesh_dir)
-    if kind == "planar":
-        return PlanarCNN(config["in_channels"], config["num_classes"], width=config["width"],
-                         depth=config["depth"], circular=True)
-    raise ValueError(f"config['kind'] must be one of {KINDS}, got {kind!r}")
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def matched_width(make_model: Callable[[int], nn.Module], target: int, max_width: int = 256) -> int:
-    r"""The width ``w`` whose ``make_model(w)`` has the parameter count closest to ``target``.
-
-    For comparisons at equal parameter count: e.g. an ``"isotropic"`` SphericalResNet has
-    about half the parameters of a ``"fixed"`` one of the same width, and needs a width
-    about :math:`\sqrt 2` larger. Parameter counts grow with the width, so the search
-    stops at the first width past ``target``.
-    """
-    best, best_gap = 1, None
-    for width in range(1, max_width + 1):
-        count = count_parameters(make_model(width))
-        gap = abs(count - target)
-        if best_gap is None or gap < best_gap:
-            best, best_gap = width, gap
-        if count >= target:
-            break
-    return best
+build_classifier = build_model  # one factory for every task: the config says which model
 
 
 def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32,
@@ -100,7 +55,6 @@ def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
         return {name: accuracy(model, dataset, device, batch_size)}
 
     return evaluate
-
 
 
 def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Dataset], *,

@@ -1,7 +1,8 @@
 r"""Per-vertex segmentation on the icosphere: model factory, mesh predictions, metrics by latitude band.
 
 Shared by the climate segmentation experiment's ``train.py``, ``evaluate.py`` and
-``main.py``. Two model kinds segment the same data:
+``main.py``. Two model kinds segment the same data (:class:`meshcnn.tasks.SegmenterConfig`,
+built by :func:`meshcnn.tasks.build_model`):
 
 * ``"spherical"``: :class:`meshcnn.models.SphericalUNet` on the icosphere,
   ``(B, C, V) -> (B, K, V)`` logits;
@@ -24,52 +25,17 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .. import metrics
-from .classification import count_parameters
+from .registry import MODEL_KINDS, build_model, count_parameters, matched_width
 from ..geometry.mesh import icosphere
 
-__all__ = [
-    "MODEL_KINDS", "build_model", "matching_planar_width",
-    "mesh_probabilities", "segmentation_report", "flat_metrics",
-]
-
-MODEL_KINDS = ("spherical", "planar")
+__all__ = ["matching_planar_width", "mesh_probabilities", "segmentation_report", "flat_metrics"]
 
 
 def matching_planar_width(target: int, in_channels: int, num_classes: int, depth: int) -> int:
     """The :class:`~meshcnn.models.PlanarUNet` ``width`` whose parameter count is closest to ``target``."""
     from ..models.planar import PlanarUNet
 
-    best, best_gap = 1, None
-    for width in range(1, 129):
-        gap = abs(count_parameters(PlanarUNet(in_channels, num_classes, width, depth)) - target)
-        if best_gap is None or gap < best_gap:
-            best, best_gap = width, gap
-        elif gap > best_gap:  # the count grows monotonically with width
-            break
-    return best
-
-
-def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build a segmentation model from a JSON-able ``config``.
-
-    Keys: ``kind`` (``"spherical"``/``"planar"``), ``in_channels``, ``num_classes``,
-    ``level``, ``min_level``, ``width``, ``orientation`` and ``flip_channels`` (spherical;
-    the last two default to ``"fixed"`` and none, as in configs written before they
-    existed); ``planar_width``, ``planar_depth`` (planar).
-    """
-    kind = config.get("kind")
-    if kind == "spherical":
-        from ..models.spherical import SphericalUNet
-
-        return SphericalUNet(config["in_channels"], config["num_classes"], config["level"],
-                             config["min_level"], config["width"], orientation=config.get("orientation", "fixed"),
-                             flip_channels=config.get("flip_channels", ()))
-    if kind == "planar":
-        from ..models.planar import PlanarUNet
-
-        return PlanarUNet(config["in_channels"], config["num_classes"], config["planar_width"],
-                          config["planar_depth"], circular=True)
-    raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    return matched_width(lambda width: PlanarUNet(in_channels, num_classes, width, depth), target, max_width=128)
 
 
 @torch.no_grad()
