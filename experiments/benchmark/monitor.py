@@ -17,18 +17,34 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import statistics
 import time
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
 import meshcnn
-from meshconv import BATCH, CHANNELS, Column, torch_harmonics_available  # the benchmark's own columns
+from meshcnn.cli import level_option
+
+
+def _load_benchmark() -> ModuleType:
+    """``meshconv.py`` next to this file (the benchmark's own columns), loaded by its path."""
+    path = Path(__file__).resolve().with_name("meshconv.py")
+    spec = importlib.util.spec_from_file_location("meshcnn_benchmark_meshconv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_benchmark = _load_benchmark()
+BATCH, CHANNELS, Column, torch_harmonics_available = (_benchmark.BATCH, _benchmark.CHANNELS, _benchmark.Column,
+                                                      _benchmark.torch_harmonics_available)
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--level", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[level_option(5)])
     parser.add_argument("--seconds", type=float, default=240.0)
     parser.add_argument("--window", type=int, default=15, help="rounds per window (default 15)")
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import meshcnn.data.shapes as shapes
+import meshcnn.data.shapes.dataset as shapes_dataset
 from meshcnn.data.shapes import SYNTH_CLASSES, ModelNet, make_synthetic, read_off, write_off
 from meshcnn.geometry import project_latlon, project_mesh
 
@@ -120,7 +121,7 @@ def test_projection_cache_is_used_and_refreshed(synth_root, tmp_path, monkeypatc
     def no_projection(*args, **kwargs):
         raise AssertionError("re-projected a cached file")
 
-    monkeypatch.setattr(shapes, "ShapeProjector", no_projection)
+    monkeypatch.setattr(shapes_dataset, "ShapeProjector", no_projection)
     again = ModelNet(synth_root, "train", 1, cache_dir=tmp_path)
     np.testing.assert_array_equal(again[0][0].numpy(), first.numpy())
     # a cache file older than its OFF file is recomputed
