@@ -238,7 +238,7 @@ def test_cache_hit_invalidation_and_corruption(tmp_path, monkeypatch):
     assert len(cached) == 1 and "L2" in cached[0].name
     calls = []
     real = C.read_latlon
-    monkeypatch.setattr(C.reader, "read_latlon", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(C.dataset, "read_latlon", lambda *a, **k: calls.append(1) or real(*a, **k))
     np.testing.assert_array_equal(ds.raw(0)[0], first)
     assert calls == []  # served from the cache
     # a changed source file (new content, size, mtime) is re-read, not served stale
@@ -296,12 +296,12 @@ def test_synthetic_physics(synth_dir):
 
 
 def test_cli_synth_and_check(tmp_path, capsys):
-    C.reader.main(["synth", "--out", str(tmp_path / "s"), "--num", "2", "--nlat", "19", "--nlon", "24", "--seed", "0"])
+    C.cli.main(["synth", "--out", str(tmp_path / "s"), "--num", "2", "--nlat", "19", "--nlon", "24", "--seed", "0"])
     assert "wrote 2 files" in capsys.readouterr().out
-    C.reader.main(["check", str(tmp_path / "s")])
+    C.cli.main(["check", str(tmp_path / "s")])
     assert capsys.readouterr().out.count("ok ") == 2
     # conversion to the UGSCNN layout: one .npz per sample plus split lists, read back like the netCDF
-    C.reader.main(["to-ugscnn", "--data", str(tmp_path / "s"), "--out", str(tmp_path / "u"), "--level", "2"])
+    C.cli.main(["to-ugscnn", "--data", str(tmp_path / "s"), "--out", str(tmp_path / "u"), "--level", "2"])
     listed = sum((C.read_split_list(tmp_path / "u" / f"{k}_split.txt") for k in ("train", "val", "test")), [])
     assert sorted(p.name for p in listed) == sorted(p.stem + ".npz" for p in (tmp_path / "s").glob("*.nc"))
     for npz in listed:
@@ -350,7 +350,7 @@ def test_bad_grids_are_file_errors_that_check_reports_and_skip_bad_skips(tmp_pat
     with pytest.raises(C.ClimateFileError, match=message):
         C.read_latlon(path)
     with pytest.raises(SystemExit, match="1 bad files"):
-        C.reader.main(["check", str(path)])
+        C.cli.main(["check", str(path)])
     assert "BAD" in capsys.readouterr().out
     good = tmp_path / "good.nc"
     C.write_climatenet(good, constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
@@ -410,7 +410,7 @@ def test_sample_cache_checksum_mismatch_is_recomputed_with_a_warning(tmp_path, m
     np.savez(cache, **arrays)
     calls = []
     real = C.read_latlon
-    monkeypatch.setattr(C.reader, "read_latlon", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(C.dataset, "read_latlon", lambda *a, **k: calls.append(1) or real(*a, **k))
     with pytest.warns(UserWarning, match=r"cache file .*\.npz fails its checksum"):
         np.testing.assert_array_equal(ds.raw(0)[0], first)
     assert calls == [1]
@@ -421,12 +421,12 @@ def test_sample_cache_checksum_mismatch_is_recomputed_with_a_warning(tmp_path, m
 # ------------------------------------------------------------------- synth folders (issue 13)
 def test_synth_refuses_a_non_empty_folder_and_overwrite_removes_exactly_its_files(tmp_path, capsys):
     out = tmp_path / "s"
-    C.reader.main(["synth", "--out", str(out), "--num", "3", "--nlat", "19", "--nlon", "24"])
+    C.cli.main(["synth", "--out", str(out), "--num", "3", "--nlat", "19", "--nlon", "24"])
     (out / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit, match="not empty.*--overwrite"):
-        C.reader.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24"])
+        C.cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24"])
     assert len(list(out.glob("*.nc"))) == 3
-    C.reader.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24", "--overwrite"])
+    C.cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24", "--overwrite"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["notes.txt", "synth.json", "data-2000-01-01-01-1_0.nc", "data-2000-01-03-01-1_1.nc"])
     # a stale sample file that synth.json does not list is not used by the dataset
@@ -448,7 +448,7 @@ def test_verify_coarse_grid_and_missing_summary(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match=r"synth\.json: not found.*synth --out"):
         C.verify_synthetic(tmp_path, progress=False)
     with pytest.raises(SystemExit, match=r"verify: .*synth\.json: not found"):
-        C.reader.main(["verify", str(tmp_path)])
+        C.cli.main(["verify", str(tmp_path)])
 
 
 def test_netcdf_default_fill_values_are_missing_values(tmp_path):

@@ -173,7 +173,7 @@ def test_main_job_tiny(tmp_path):
 
 
 def test_train_on_ugscnn_folder_with_split_lists(tiny_data, tmp_path):
-    C.reader.main(["to-ugscnn", "--data", str(tiny_data), "--out", str(tmp_path / "ugscnn"), "--level", "2"])
+    C.cli.main(["to-ugscnn", "--data", str(tiny_data), "--out", str(tmp_path / "ugscnn"), "--level", "2"])
     log = train(tmp_path / "ugscnn", tmp_path / "run", "--epochs", "1")
     extra = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["extra"]
     listed = C.read_split_list(tmp_path / "ugscnn" / "train_split.txt")

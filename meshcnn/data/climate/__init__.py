@@ -1,16 +1,25 @@
-"""Climate segmentation data: the ClimateNet / UGSCNN reader (:mod:`.reader`) and the
-synthetic generator (:mod:`.synth`). Command line: ``python -m meshcnn.data.climate``.
+"""Climate segmentation data (ClimateNet / UGSCNN).
+
+:mod:`._format` the file format (variables, classes, checksum trailer); :mod:`.reader`
+reading and regridding one file; :mod:`.files` sample files and splits; :mod:`.dataset`
+the lazy dataset and its statistics; :mod:`.synth` the synthetic generator (one sample:
+:mod:`.sample`, built from :mod:`.weather` and :mod:`.storms`; checks: :mod:`.verify`);
+:mod:`.cli` the command line, ``python -m meshcnn.data.climate``.
 """
-from .reader import (
-    VARIABLES, NORTHWARD_VARIABLES, CLASSES, NUM_CLASSES, UNITS, ClimateFileError, read_latlon, read_climatenet,
-    read_ugscnn, read_split_list, write_split_lists, split_files, find_files, ClimateNetDataset, compute_stats,
-    class_weights, LatLonGrid, synth_listed_files)
+from ...grids import LatLonGrid
+from ._format import VARIABLES, NORTHWARD_VARIABLES, CLASSES, NUM_CLASSES, UNITS, ClimateFileError
+from .reader import read_latlon, read_climatenet, read_ugscnn, regrid_sample, write_ugscnn
+from .files import read_split_list, write_split_lists, split_files, find_files, synth_listed_files
+from .dataset import ClimateNetDataset, compute_stats, class_weights
 from .synth import (
-    synthesize_sample, write_climatenet, default_grid, generate_synthetic, remove_synthetic, verify_synthetic)
+    synthesize_sample, write_climatenet, default_grid, generate_synthetic, remove_synthetic, ensure_synthetic,
+    verify_synthetic)
+from . import cli  # noqa: F401 (meshcnn.data.climate.cli.main)
 
 __all__ = [
     "VARIABLES", "NORTHWARD_VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError", "read_latlon",
     "read_climatenet", "read_ugscnn", "read_split_list", "write_split_lists", "split_files", "find_files",
     "ClimateNetDataset", "compute_stats", "class_weights", "LatLonGrid", "synth_listed_files", "synthesize_sample",
     "write_climatenet", "default_grid", "generate_synthetic", "remove_synthetic", "verify_synthetic",
+    "regrid_sample", "write_ugscnn", "ensure_synthetic",
 ]

@@ -1,4 +1,4 @@
-"""``python -m meshcnn.data.climate {synth,verify,check,stats,to-ugscnn,...}``: the climate data tools."""
-from .reader import main
+"""``python -m meshcnn.data.climate {synth,verify,check,to-ugscnn}``: the climate data tools (:mod:`.cli`)."""
+from .cli import main
 
 main()
