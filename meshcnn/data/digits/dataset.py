@@ -1,218 +1,27 @@
-r"""Planar digit images projected onto the sphere ("spherical MNIST").
-
-The image is placed on the northern hemisphere, centred on the north pole, and
-sampled at the icosphere vertices:
-
-* **Projection.** A vertex ``p = (x, y, z)`` with ``z > 0`` maps to the plane
-  tangent at the north pole by the *stereographic* projection from the south
-  pole, ``(u, v) = 2 (x, y) / (1 + z)`` (default; conformal, so strokes keep their
-  shapes), or by the *gnomonic* projection from the centre,
-  ``(u, v) = (x, y) / z``. Vertices with ``z <= 0`` get 0.
-* **Angular extent.** ``extent`` (radians, default :data:`DEFAULT_EXTENT` = 60°)
-  is the polar angle from the north pole to the midpoint of the image's longer
-  side: that side spans ``2 a`` in the plane, with ``a = 2 tan(extent / 2)``
-  (stereographic) or ``a = tan(extent)`` (gnomonic). Pixels are square. With the
-  default a square image covers polar angles up to 60° along its axes and 78.5°
-  (stereographic) / 67.8° (gnomonic) at its corners. The whole image must lie in
-  the northern hemisphere, so the corners may not reach the equator.
-* **Orientation.** Row 0 is the top of the image. Seen from outside the sphere
-  above the north pole, the image is upright and not mirrored: columns run
-  along ``+x``, rows upward along ``+y``.
-* **Sampling.** Bilinear interpolation between pixel centres; in the
-  half-pixel border between the outer pixel centres and the image edge the edge
-  value is held; outside the image rectangle the signal is 0. So a constant
-  image ``c`` gives exactly ``c`` on the image's spherical footprint and 0
-  elsewhere.
-* **Rotation.** ``rotation = R`` (``(3, 3)``) rotates the projected signal on the
-  sphere: ``f_R(p) = f(R^T p)``, the convention of :mod:`meshcnn.geometry.rotations`. It is
-  applied analytically (the image is sampled at ``R^T p``), not by re-interpolating
-  on the mesh.
-
-Datasets: :class:`SphericalDigits` (mesh signals ``(1, V)``) and
-:class:`PlanarDigits` (the matching ``(1, H, W)`` images for planar baselines),
-on scikit-learn's ``load_digits`` (1797 images 8x8, values 0..16; scikit-learn is
-the optional extra ``meshcnn[digits]``) or on an MNIST ``.npz`` archive
-(``x_train``, ``y_train``, ``x_test``, ``y_test``).
-
-The digits split (:func:`digits_split`): stratified by class, 20 % test
-(:data:`TEST_FRACTION`), seed 0 (:data:`SPLIT_SEED`), implemented here with
-NumPy so it does not change with the scikit-learn version: 1438 train / 359
-test images (35 to 37 per class in the test set). MNIST keeps its own train/test split.
-"""
+"""The digit images (scikit-learn's or an MNIST archive), their fixed split, and the datasets on the sphere."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
 
-from ..geometry.mesh import Mesh, check_level, icosphere
-from ..geometry.rotations import barycentric_interpolation, random_rotation, rotation_about_axis, rotation_about_z
+from ...geometry.rotations import random_rotation, rotation_about_axis, rotation_about_z
+from .projection import DEFAULT_EXTENT, _mesh, projection_matrix, unprojection_matrix
 
-__all__ = [
-    "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION", "JITTER_DEGREES", "ROTATE_MODES",
-    "projection_matrix", "project_image", "unprojection_matrix", "unproject_signal",
-    "load_digits_arrays", "load_mnist", "digits_split", "SphericalDigits", "PlanarDigits",
-]
+__all__ = ["SPLIT_SEED", "TEST_FRACTION", "JITTER_DEGREES", "ROTATE_MODES", "load_digits_arrays", "load_mnist",
+           "digits_split", "SphericalDigits", "PlanarDigits"]
 
-DEFAULT_EXTENT = np.pi / 3
-PROJECTIONS = ("stereographic", "gnomonic")
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
-MIN_LEVEL = 2
 #: Largest angle (degrees) of the ``rotate="jitter"`` rotations: about one edge of level 3.
 JITTER_DEGREES = 10.0
 #: The ``rotate`` options of :class:`SphericalDigits`.
 ROTATE_MODES = (False, True, "z", "jitter", "z+jitter")
 
 
-# ---------------------------------------------------------------------------- geometry
-def _half_width(projection: str, extent: float) -> float:
-    """Plane half-width ``a`` of the image's longer side for a polar angle ``extent``."""
-    if projection == "stereographic":
-        return 2.0 * np.tan(extent / 2.0)
-    if projection == "gnomonic":
-        return float(np.tan(extent))
-    raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
-
-
-def _plane_to_sphere(u: np.ndarray, v: np.ndarray, projection: str) -> np.ndarray:
-    """Inverse projection: plane points ``(u, v)`` -> unit vectors ``(N, 3)`` on the northern hemisphere."""
-    if projection == "stereographic":
-        r2 = u * u + v * v
-        return np.stack([4 * u, 4 * v, 4 - r2], axis=-1) / (4 + r2)[..., None]
-    p = np.stack([u, v, np.ones_like(u)], axis=-1)
-    return p / np.linalg.norm(p, axis=-1, keepdims=True)
-
-
-def _sphere_to_plane(points: np.ndarray, projection: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Projection of unit vectors to the plane; returns ``(u, v, valid)`` with ``valid = z > 0``."""
-    x, y, z = points.T
-    valid = z > 1e-12
-    denom = np.where(valid, (1.0 + z) / 2.0 if projection == "stereographic" else z, 1.0)
-    return x / denom, y / denom, valid
-
-
-def _check_geometry(shape: tuple[int, int], projection: str, extent: float) -> tuple[float, float]:
-    """Validate; return ``(a, pixel)``: half-width of the longer side and pixel size in plane units."""
-    if projection not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"image shape must be (H, W) with H, W >= 1, got {tuple(shape)}")
-    extent = float(extent)
-    if not 0 < extent < np.pi / 2:
-        raise ValueError(f"extent must be an angle in (0, pi/2) radians, got {extent}")
-    h, w = shape
-    a = _half_width(projection, extent)
-    pixel = 2 * a / max(h, w)
-    corner = _plane_to_sphere(np.array([w * pixel / 2]), np.array([h * pixel / 2]), projection)
-    if corner[0, 2] <= 1e-9:
-        raise ValueError(
-            f"extent {np.degrees(extent):.1f} deg puts the image corners on or below the equator "
-            f"for the {projection} projection; use a smaller extent"
-        )
-    return a, pixel
-
-
-def _bilinear(points: np.ndarray, shape: tuple[int, int], projection: str, extent: float) -> sp.csr_matrix:
-    """Sparse ``(N, H*W)`` matrix sampling an image bilinearly at unit vectors ``points``."""
-    h, w = shape
-    _, pixel = _check_geometry(shape, projection, extent)
-    u, v, valid = _sphere_to_plane(points, projection)
-    inside = valid & (np.abs(u) <= w * pixel / 2) & (np.abs(v) <= h * pixel / 2)
-    rows = np.flatnonzero(inside)
-    col = np.clip(u[rows] / pixel + w / 2 - 0.5, 0, w - 1)   # continuous pixel coordinates
-    row = np.clip(h / 2 - 0.5 - v[rows] / pixel, 0, h - 1)
-    c0 = np.minimum(np.floor(col).astype(np.int64), max(w - 2, 0))
-    r0 = np.minimum(np.floor(row).astype(np.int64), max(h - 2, 0))
-    c1, r1 = np.minimum(c0 + 1, w - 1), np.minimum(r0 + 1, h - 1)
-    fc, fr = col - c0, row - r0
-    entries = [((1 - fr) * (1 - fc), r0, c0), ((1 - fr) * fc, r0, c1), (fr * (1 - fc), r1, c0), (fr * fc, r1, c1)]
-    data = np.concatenate([e[0] for e in entries])
-    cols = np.concatenate([e[1] * w + e[2] for e in entries])
-    matrix = sp.csr_matrix((data, (np.tile(rows, 4), cols)), shape=(len(points), h * w))
-    matrix.sum_duplicates()
-    return matrix
-
-
-def _mesh(level: Mesh | int) -> Mesh:
-    if isinstance(level, Mesh):
-        check_level(level.level, "level", low=MIN_LEVEL)
-        return level
-    return icosphere(check_level(level, "level", low=MIN_LEVEL))
-
-
-def _check_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
-    if rotation is None:
-        return None
-    rotation = np.asarray(rotation, dtype=np.float64)
-    if rotation.shape != (3, 3) or not np.all(np.isfinite(rotation)):
-        raise ValueError(f"rotation must be a finite (3, 3) matrix, got shape {rotation.shape}")
-    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
-        raise ValueError("rotation must be a proper rotation matrix (orthogonal, det +1)")
-    return rotation
-
-
-def projection_matrix(shape: tuple[int, int], level: Mesh | int, rotation: np.ndarray | None = None, *,
-                      projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> sp.csr_matrix:
-    """Sparse ``(V, H*W)`` matrix ``P`` with ``P @ image.ravel()`` = :func:`project_image` (float64)."""
-    mesh = _mesh(level)
-    rotation = _check_rotation(rotation)
-    points = mesh.vertices if rotation is None else mesh.vertices @ rotation  # rows: R^T v_i
-    return _bilinear(points, tuple(int(s) for s in shape), projection, extent)
-
-
-def project_image(image: np.ndarray, level: Mesh | int, rotation: np.ndarray | None = None, *,
-                  projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> np.ndarray:
-    """Project a planar image ``(H, W)`` onto the icosphere of ``level`` (>= 2): float32 ``(V,)``.
-
-    See the module docstring for the projection, extent, orientation and
-    sampling conventions. ``rotation`` (``(3, 3)``, optional) rotates the result:
-    ``out[i] = f(R^T v_i)`` with ``f`` the unrotated spherical image.
-    """
-    image = np.asarray(image)
-    if image.ndim != 2:
-        raise ValueError(f"image must be a 2-D array (H, W), got shape {image.shape}")
-    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or not np.all(np.isfinite(image)):
-        raise ValueError("image must hold finite numbers")
-    matrix = projection_matrix(image.shape, level, rotation, projection=projection, extent=extent)
-    return (matrix @ image.astype(np.float64).ravel()).astype(np.float32)
-
-
-def unprojection_matrix(shape: tuple[int, int], level: Mesh | int, *, projection: str = "stereographic",
-                        extent: float = DEFAULT_EXTENT) -> sp.csr_matrix:
-    """Sparse ``(H*W, V)`` matrix resampling a mesh signal back to a planar ``(H, W)`` image.
-
-    The inverse of the projection: each pixel centre is mapped to the sphere by
-    the inverse projection and the signal is interpolated there linearly in its
-    mesh triangle (:func:`meshcnn.geometry.barycentric_interpolation`).
-    """
-    mesh = _mesh(level)
-    h, w = (int(s) for s in shape)
-    _, pixel = _check_geometry((h, w), projection, extent)
-    col, row = np.meshgrid(np.arange(w), np.arange(h))
-    u = (col.ravel() + 0.5 - w / 2) * pixel
-    v = (h / 2 - 0.5 - row.ravel()) * pixel
-    return barycentric_interpolation(mesh, _plane_to_sphere(u, v, projection))
-
-
-def unproject_signal(signal: np.ndarray, level: Mesh | int, shape: tuple[int, int], *,
-                     projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> np.ndarray:
-    """Resample a mesh signal ``(..., V)`` back to planar images ``(..., H, W)`` (float32)."""
-    signal = np.asarray(signal)
-    mesh = _mesh(level)
-    if signal.shape[-1] != mesh.num_vertices:
-        raise ValueError(f"signal has {signal.shape[-1]} values on its last axis, level {mesh.level} "
-                         f"has V={mesh.num_vertices}")
-    matrix = unprojection_matrix(shape, mesh, projection=projection, extent=extent)
-    flat = signal.reshape(-1, mesh.num_vertices).astype(np.float64)
-    return np.asarray(matrix @ flat.T).T.reshape(*signal.shape[:-1], *shape).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------- data
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's ``load_digits``: images ``(1797, 8, 8)`` float32 scaled to ``[0, 1]`` and labels int64."""
     try:
