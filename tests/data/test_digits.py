@@ -1,4 +1,4 @@
-"""Tests of meshcnn.data.digits (spherical digits) and meshcnn.geometry.rotate_signal."""
+"""Tests of meshcnn.data.digits (spherical digits); rotations themselves: tests/geometry/test_rotations.py."""
 from __future__ import annotations
 
 import sys
@@ -11,8 +11,7 @@ import meshcnn
 
 from meshcnn.data import digits as D
 from meshcnn.geometry import icosphere
-from meshcnn.geometry import (barycentric_interpolation, icosahedral_rotations, random_rotation, rotate_signal,
-                               vertex_permutation)
+from meshcnn.geometry import icosahedral_rotations, random_rotation, rotate_signal, vertex_permutation
 
 
 def _rot_z(angle: float) -> np.ndarray:
@@ -109,53 +108,6 @@ def test_rotate_then_rotate_back_is_close_to_identity():
     back = rotate_signal(rotated, level, rotation.T)
     assert np.linalg.norm(back - signal) / np.linalg.norm(signal) < 0.02
     assert np.linalg.norm(rotated - signal) / np.linalg.norm(signal) > 0.5  # it did move
-
-
-def test_rotation_error_shrinks_with_level():
-    rotation = random_rotation(np.random.default_rng(4))
-    errors = []
-    for level in (2, 3, 4):
-        f = np.exp(2 * icosphere(level).vertices @ np.array([0.6, 0.0, 0.8]))
-        exact = np.exp(2 * icosphere(level).vertices @ (rotation @ np.array([0.6, 0.0, 0.8])))
-        errors.append(np.abs(rotate_signal(f, level, rotation) - exact).max())
-    assert errors[0] > 3 * errors[1] > 9 * errors[2]  # O(h^2)
-
-
-# ---------------------------------------------------------------------------- rotate_signal on the mesh
-def test_rotate_signal_is_exact_for_icosahedral_rotations():
-    level = 2
-    signal = np.random.default_rng(5).standard_normal((2, 3, icosphere(level).num_vertices))
-    for rotation in icosahedral_rotations():
-        perm = vertex_permutation(level, rotation)
-        expected = np.empty_like(signal)
-        expected[..., perm] = signal
-        np.testing.assert_allclose(rotate_signal(signal, level, rotation), expected, atol=1e-12)
-        out = rotate_signal(torch.from_numpy(signal), level, rotation)
-        assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
-        np.testing.assert_allclose(out.numpy(), expected, atol=1e-12)
-
-
-def test_rotate_signal_keeps_constants_and_dtype():
-    rotation = random_rotation(np.random.default_rng(6))
-    ones = np.ones(icosphere(3).num_vertices, dtype=np.float32)
-    out = rotate_signal(ones, 3, rotation)
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, 1.0, atol=1e-6)
-    with pytest.raises(ValueError, match="level 3"):
-        rotate_signal(np.ones(10), 3, rotation)
-    with pytest.raises(ValueError, match="rotation"):
-        rotate_signal(ones, 3, np.diag([1.0, 1.0, -1.0]))
-
-
-def test_barycentric_interpolation_weights():
-    mesh = icosphere(2)
-    at_vertices = barycentric_interpolation(mesh, mesh.vertices * 3.0).toarray()
-    np.testing.assert_allclose(at_vertices, np.eye(mesh.num_vertices), atol=1e-12)
-    a, b, c = mesh.vertices[mesh.faces[7]]
-    weights = np.array([0.2, 0.5, 0.3])
-    row = barycentric_interpolation(mesh, (weights @ np.stack([a, b, c]))[None]).toarray()[0]
-    np.testing.assert_allclose(row[mesh.faces[7]], weights, atol=1e-12)
-    assert row.sum() == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------- inverse projection
@@ -345,20 +297,6 @@ def test_train_script_end_to_end(tmp_path):
     assert len(table) == 1 + 3 + 5 + 6 + 1
     # an invariant model is exactly invariant under the icosahedral rotations
     assert all(v == table["identity"] for k, v in table.items() if k.startswith("icosahedral"))
-
-
-def test_rotation_about_axis_and_z():
-    from meshcnn.geometry import rotation_about_axis, rotation_about_z
-
-    r = rotation_about_axis([1.0, 2.0, 2.0], 0.7)
-    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-14)
-    assert np.isclose(np.linalg.det(r), 1.0)
-    np.testing.assert_allclose(r @ np.array([1.0, 2.0, 2.0]), [1.0, 2.0, 2.0], atol=1e-14)  # the axis is fixed
-    assert np.isclose(np.arccos((np.trace(r) - 1) / 2), 0.7)
-    np.testing.assert_allclose(rotation_about_axis([0, 0, 3.0], 0.4), rotation_about_z(0.4), atol=1e-15)
-    np.testing.assert_allclose(rotation_about_z(np.pi / 2) @ [1.0, 0, 0], [0, 1.0, 0], atol=1e-15)  # lon + 90 deg
-    with pytest.raises(ValueError, match="non-zero"):
-        rotation_about_axis([0, 0, 0], 1.0)
 
 
 @pytest.mark.parametrize("mode", ["z", "jitter", "z+jitter"])
