@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ...geometry.mesh import Mesh, check_level, icosphere
-from ...geometry.rotations import barycentric_interpolation
+from ...geometry.mesh import Mesh, as_mesh
+from ...geometry.rotations import barycentric_interpolation, check_rotation
 
 __all__ = ["DEFAULT_EXTENT", "PROJECTIONS", "projection_matrix", "project_image", "unprojection_matrix",
            "unproject_signal"]
@@ -89,21 +89,11 @@ def _bilinear(points: np.ndarray, shape: tuple[int, int], projection: str, exten
 
 
 def _mesh(level: Mesh | int) -> Mesh:
-    if isinstance(level, Mesh):
-        check_level(level.level, "level", low=MIN_LEVEL)
-        return level
-    return icosphere(check_level(level, "level", low=MIN_LEVEL))
+    return as_mesh(level, low=MIN_LEVEL)
 
 
 def _check_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
-    if rotation is None:
-        return None
-    rotation = np.asarray(rotation, dtype=np.float64)
-    if rotation.shape != (3, 3) or not np.all(np.isfinite(rotation)):
-        raise ValueError(f"rotation must be a finite (3, 3) matrix, got shape {rotation.shape}")
-    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
-        raise ValueError("rotation must be a proper rotation matrix (orthogonal, det +1)")
-    return rotation
+    return None if rotation is None else check_rotation(rotation)
 
 
 def projection_matrix(shape: tuple[int, int], level: Mesh | int, rotation: np.ndarray | None = None, *,

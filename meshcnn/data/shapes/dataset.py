@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from ..._progress import progress_bar
 from ...io import save_npz
+from ...geometry.coords import num_vertices_at
 from ...geometry.mesh import _checksum, check_level
 from ...geometry.project import ShapeProjector, latlon_shape
 from ...geometry.rotations import random_rotation
@@ -129,7 +130,7 @@ class ModelNet(Dataset):
         self.latlon = tuple(latlon) if latlon is not None else latlon_shape(self.level)
         if self.grid == "latlon" and (len(self.latlon) != 2 or min(self.latlon) < 1):
             raise ValueError(f"latlon must be (H, W) with positive sizes, got {latlon!r}")
-        self.signal_shape = (6, 10 * 4**self.level + 2) if self.grid == "mesh" else (6, *self.latlon)
+        self.signal_shape = (6, num_vertices_at(self.level)) if self.grid == "mesh" else (6, *self.latlon)
         self._log = log or _log.warning
         self.epoch = 0
         self._memory: dict[tuple[Path, bool], np.ndarray] = {}
