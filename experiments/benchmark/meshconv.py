@@ -9,25 +9,15 @@ machine hits them alike:
 1. ``meshcnn``: :class:`meshcnn.MeshConv`;
 2. ``floor``: ``Conv1d(4*16, 16, kernel_size=1)`` on the same V, the dense work
    that any four-tap convolution must do;
-3. ``original``: the computation of the original UGSCNN code, re-implemented
-   here from the paper's description (:class:`OriginalMeshConv`): three sparse
-   COO products with ``torch.sparse.mm`` (face gradient ``(3F, V)``, Laplacian,
-   face-to-vertex average), per-face east-west/north-south projection and a
-   ``(batch, out, in, V, 4)`` broadcast multiply-sum. It is checked against
-   MeshConv with the same weights (max relative difference printed);
+3. ``original``: the computation of the original UGSCNN code (``original.py``), checked
+   against MeshConv with the same weights (max relative difference printed);
 4. ``torch-harmonics``: ``DiscreteContinuousConvS2(16, 16, kernel_shape=(3,))``
    on the equiangular ``nlat x 2 nlat`` grid with ``nlat x 2 nlat`` closest to V
    ("not installed" when torch-harmonics is missing).
 
-Peak memory of each column is measured per step (input, activations and
-gradients of one forward+backward, not the layer's construction). On CPU each
-(column, level) runs in a fresh subprocess with glibc's mmap threshold pinned
-low, so that every large tensor is its own mapping, returned to the OS when
-freed; the subprocess resets its high-water mark (``/proc/self/clear_refs``)
-just before the step and reports ``VmHWM`` minus the resident size before it.
-A fresh process is needed because a process that already ran other columns
-would reuse their freed pages. On CUDA it is ``torch.cuda.max_memory_allocated``
-minus the allocation before the step.
+Peak memory of each column is measured per step (input, activations and gradients
+of one forward+backward, not the layer's construction), on CPU in a fresh process
+per (column, level): see ``peak_memory.py``.
 
 Also: a SphericalUNet (level 5, width 16, batch 8) training step, and the time
 (and peak memory, on Linux) of generating each icosphere level 0..9 with its
@@ -43,105 +33,39 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import importlib.util
 import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
-import igl
-import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 import meshcnn
-from meshcnn.geometry import operators as ops
 from meshcnn.io import save_json
 
-BATCH, CHANNELS = 8, 16
+
+def _sibling(name: str):
+    """The module ``name``.py next to this file, loaded by its path (also when this file is loaded by path)."""
+    spec = importlib.util.spec_from_file_location(f"meshcnn_benchmark_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_original, _memory = _sibling("original"), _sibling("peak_memory")
+status_kib, reset_peak_rss, peak_step_memory_mib = (_memory.status_kib, _memory.reset_peak_rss,
+                                                    _memory.peak_step_memory_mib)
+OriginalMeshConv, original_chunk = _original.OriginalMeshConv, _original.original_chunk
+BATCH, CHANNELS = _original.BATCH, _original.CHANNELS
 COLUMNS = ("meshcnn", "floor", "original", "torch-harmonics")
-
-
-# ----------------------------------------------------------------------------- column 3: the original method
-def _coo(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
-    m = sp.coo_matrix(matrix)
-    indices = torch.from_numpy(np.stack([m.row, m.col]).astype(np.int64))
-    values = torch.from_numpy(m.data).float()
-    return torch.sparse_coo_tensor(indices, values, m.shape, device=device, check_invariants=False).coalesce()
-
-
-class OriginalMeshConv(nn.Module):
-    r"""The MeshConv of Jiang et al. (ICLR 2019) computed the way the original code does.
-
-    For a signal ``x`` (B, C, V):
-
-    * face gradient ``g = G x`` with libigl's ``(3F, V)`` gradient (one ``torch.sparse.mm``);
-    * per face, ``g_ew = <g, e_ew>`` and ``g_ns = <g, e_ns>`` with the unit east/north
-      vectors at the face centroid (dense elementwise products);
-    * face-to-vertex area-weighted average of ``[g_ew, g_ns]`` (one ``torch.sparse.mm``),
-      times the mean edge length ``h`` (meshcnn's dimension-free scaling);
-    * Laplacian ``L x`` (one ``torch.sparse.mm``);
-    * ``feat = stack([x, Lx, D_ew x, D_ns x], -1)`` (B, C, V, 4) and
-      ``y = sum_{c,t} feat[b, None, c, v, t] * W[None, o, c, None, t]``: the
-      ``(B, O, C, V, 4)`` broadcast multiply-sum; plus the bias.
-
-    ``chunk``: process the batch in pieces of this many samples (to bound the
-    broadcast's memory at large levels); the result is the same.
-    """
-
-    def __init__(self, level: int, weight: torch.Tensor, bias: torch.Tensor, device: torch.device,
-                 chunk: int | None = None) -> None:
-        super().__init__()
-        mesh = meshcnn.icosphere(level)
-        v, f = mesh.vertices, mesh.faces
-        self.grad = _coo(igl.grad(v, f), device)
-        self.laplacian = _coo(mesh.laplacian, device)
-        self.average = _coo(ops.face_to_vertex(v, f), device)
-        east, north = ops.tangent_frames(v, f)  # (F, 3) each
-        # igl.grad stacks all x rows, then y, then z: (3, F, 1) to broadcast over B*C columns
-        self.register_buffer("east", torch.from_numpy(east.T.copy()).float().unsqueeze(-1).to(device))
-        self.register_buffer("north", torch.from_numpy(north.T.copy()).float().unsqueeze(-1).to(device))
-        self.scale = mesh.mean_edge_length
-        self.num_faces = mesh.num_faces
-        self.weight = nn.Parameter(weight.detach().clone().to(device))
-        self.bias = nn.Parameter(bias.detach().clone().to(device))
-        self.chunk = chunk
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, num_vertices = x.shape
-        cols = x.reshape(batch * channels, num_vertices).t()  # (V, B*C)
-        grad_face = torch.sparse.mm(self.grad, cols).view(3, self.num_faces, batch * channels)
-        grad_ew = (grad_face * self.east).sum(0)  # (F, B*C)
-        grad_ns = (grad_face * self.north).sum(0)
-        vert = torch.sparse.mm(self.average, torch.cat([grad_ew, grad_ns], dim=1)) * self.scale  # (V, 2*B*C)
-        lap = torch.sparse.mm(self.laplacian, cols)  # (V, B*C)
-
-        def to_bcv(t: torch.Tensor) -> torch.Tensor:
-            return t.t().reshape(batch, channels, num_vertices)
-
-        vert_ew, vert_ns = vert[:, : batch * channels], vert[:, batch * channels:]
-        feat = torch.stack([x, to_bcv(lap), to_bcv(vert_ew), to_bcv(vert_ns)], dim=-1)  # (B, C, V, 4)
-        out = (feat.unsqueeze(1) * self.weight[None, :, :, None, :]).sum(2).sum(-1)  # (B, O, C, V, 4) -> (B, O, V)
-        return out + self.bias.view(1, -1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.chunk is None or self.chunk >= x.shape[0]:
-            return self._forward(x)
-        return torch.cat([self._forward(part) for part in x.split(self.chunk)], dim=0)
-
-
-def original_chunk(level: int, device: torch.device, max_gb: float) -> int | None:
-    """Batch chunk that keeps the ``(B, O, C, V, 4)`` broadcast under ``max_gb`` (None: whole batch)."""
-    per_sample = CHANNELS * CHANNELS * meshcnn.icosphere(level).num_vertices * 4 * 4  # float32 bytes
-    if per_sample * BATCH <= max_gb * 2**30:
-        return None
-    return max(1, int(max_gb * 2**30 // per_sample))
 
 
 # ----------------------------------------------------------------------------- columns
@@ -237,65 +161,6 @@ def time_interleaved(steps: dict[str, Callable[[], None]], repeats: dict[str, in
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-# ----------------------------------------------------------------------------- memory
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak_rss() -> bool:
-    """Reset the resident high-water mark (Linux >= 4.0); False if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_step_memory_mib(column: Column) -> float:
-    """Peak extra memory (MiB) of allocating the input and running one forward+backward."""
-    x, g = column.inputs()
-    column.step(x, g)  # warm-up: one-time allocations (thread pools, kernels) are not the step's
-    del x, g
-    column.layer.zero_grad(set_to_none=True)
-    gc.collect()
-    if column.device.type == "cuda":
-        torch.cuda.synchronize(column.device)
-        base = torch.cuda.memory_allocated(column.device)
-        torch.cuda.reset_peak_memory_stats(column.device)
-        x, g = column.inputs()
-        column.step(x, g)
-        torch.cuda.synchronize(column.device)
-        return (torch.cuda.max_memory_allocated(column.device) - base) / 2**20
-    if not reset_peak_rss():
-        raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs); run with --no-memory")
-    base = _status_kib("VmRSS")
-    x, g = column.inputs()
-    column.step(x, g)
-    return (_status_kib("VmHWM") - base) / 1024
-
-
-def _subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # every allocation above 64 KiB is its own mmap, unmapped when freed: RSS follows live tensors
-    env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    env["MALLOC_TRIM_THRESHOLD_"] = "65536"
-    return env
-
-
-def run_probe(args: list[str]) -> dict:
-    """Run this script with ``--probe ...`` in a fresh process; return its JSON answer."""
-    cmd = [sys.executable, os.path.abspath(__file__), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env())
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def probe_main(args: argparse.Namespace) -> None:
     kind, name, level = args.probe
     level = int(level)
@@ -305,12 +170,12 @@ def probe_main(args: argparse.Namespace) -> None:
         print(json.dumps({"peak_mib": peak_step_memory_mib(column)}))
     elif kind == "mesh":
         reset_peak_rss()
-        base = _status_kib("VmRSS")
+        base = status_kib("VmRSS")
         t0 = time.perf_counter()
         mesh = meshcnn.Mesh.build(level)
         seconds = time.perf_counter() - t0
         try:
-            peak = (_status_kib("VmHWM") - base) / 1024
+            peak = (status_kib("VmHWM") - base) / 1024
         except (OSError, RuntimeError):
             peak = float("nan")
         print(json.dumps({"seconds": seconds, "peak_mib": peak, "num_vertices": mesh.num_vertices}))
@@ -345,59 +210,43 @@ def unet_step_seconds(device: torch.device, repeats: int, warmup: int, compile_m
     return result
 
 
-def fmt_ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:9.2f}"
-
-
-def main(argv: list[str] | None = None) -> dict | None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--levels", default="3-7", help="conv levels, e.g. 3-7 (default) or 5,7")
-    parser.add_argument("--large", action="store_true", help="also level 8")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs per column (median; default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    parser.add_argument("--original-repeats", type=int, default=3,
-                        help="timed runs of the slow original column (default 3)")
-    parser.add_argument("--ref-max-gb", type=float, default=2.0,
-                        help="split the original's batch so its (B,O,C,V,4) broadcast stays under this (default 2)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
-    parser.add_argument("--mesh-levels", default="0-9", help="mesh generation levels (default 0-9)")
-    parser.add_argument("--skip-large-meshes", action="store_true", help="no mesh generation above level 7")
-    parser.add_argument("--no-unet", action="store_true", help="skip the SphericalUNet training step")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile(SphericalUNet)")
-    parser.add_argument("--orientations", nargs="*", default=[], choices=[o for o in meshcnn.ORIENTATIONS if o != "fixed"],
-                        help="also time MeshConv with these orientations (columns 'meshcnn:<orientation>', "
-                             "timed interleaved with the others; ratio to the default 'fixed' printed per level)")
-    parser.add_argument("--json", default=None, help="write the results as JSON to this path")
-    parser.add_argument("--probe", nargs=3, metavar=("KIND", "NAME", "LEVEL"), help=argparse.SUPPRESS)
+    add = parser.add_argument
+    add("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add("--levels", default="3-7", help="conv levels, e.g. 3-7 (default) or 5,7")
+    add("--large", action="store_true", help="also level 8")
+    add("--repeats", type=int, default=10, help="timed runs per column (median; default 10)")
+    add("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    add("--original-repeats", type=int, default=3, help="timed runs of the slow original column (default 3)")
+    add("--ref-max-gb", type=float, default=2.0,
+        help="split the original's batch so its (B,O,C,V,4) broadcast stays under this (default 2)")
+    add("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    add("--mesh-levels", default="0-9", help="mesh generation levels (default 0-9)")
+    add("--skip-large-meshes", action="store_true", help="no mesh generation above level 7")
+    add("--no-unet", action="store_true", help="skip the SphericalUNet training step")
+    add("--compile", action="store_true", help="also time torch.compile(SphericalUNet)")
+    add("--orientations", nargs="*", default=[], choices=[o for o in meshcnn.ORIENTATIONS if o != "fixed"],
+        help="also time MeshConv with these orientations (columns 'meshcnn:<orientation>', "
+             "timed interleaved with the others; ratio to the default 'fixed' printed per level)")
+    add("--json", default=None, help="write the results as JSON to this path")
+    add("--probe", nargs=3, metavar=("KIND", "NAME", "LEVEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
-        probe_main(args)
-        return None
+        return args
     if not args.device.startswith(("cpu", "cuda")):
         parser.error(f"--device must be cpu or cuda, got {args.device!r}")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
-    if device.type == "cpu" and not args.no_memory and not reset_peak_rss():
+    if args.device.startswith("cpu") and not args.no_memory and not reset_peak_rss():
         parser.error("peak memory needs /proc/self/clear_refs (Linux); pass --no-memory")
+    return args
 
-    levels = meshcnn.geometry.mesh._parse_levels(args.levels)
-    if args.large and 8 not in levels:
-        levels.append(8)
-    mesh_levels = meshcnn.geometry.mesh._parse_levels(args.mesh_levels)
-    if args.skip_large_meshes:
-        mesh_levels = [lvl for lvl in mesh_levels if lvl <= 7]
-    has_th = torch_harmonics_available()
-    columns = [c for c in COLUMNS if c != "torch-harmonics" or has_th]
-    columns += [f"meshcnn:{o}" for o in args.orientations]
 
-    # subprocesses load the meshes from files instead of rebuilding them
-    if not os.environ.get("MESHCNN_MESH_DIR"):
-        os.environ["MESHCNN_MESH_DIR"] = os.path.join(tempfile.gettempdir(), "meshcnn-benchmark-meshes")
-
-    meta = {
+def run_meta(args: argparse.Namespace, device: torch.device, has_th: bool) -> dict:
+    """The machine and settings of this run (printed and stored in the JSON)."""
+    return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
@@ -407,77 +256,102 @@ def main(argv: list[str] | None = None) -> dict | None:
         "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "batch": BATCH, "channels": CHANNELS, "dtype": "float32",
         "repeats": args.repeats, "warmup": args.warmup, "original_repeats": args.original_repeats,
-        "torch_harmonics": _th_version() if has_th else "not installed",
+        "torch_harmonics": (getattr(importlib.import_module("torch_harmonics"), "__version__", "unknown") if has_th
+                            else "not installed"),
     }
+
+
+def column_memory(name: str, level: int, device: torch.device, args: argparse.Namespace) -> float | str:
+    """Peak step memory (MiB) of one column: in this process on CUDA, in a fresh one on CPU."""
+    if device.type == "cuda":
+        return peak_step_memory_mib(Column(name, level, device, args.ref_max_gb))
+    answer = _memory.run_probe(__file__, ["--device", args.device, "--ref-max-gb", str(args.ref_max_gb),
+                        "--probe", "memory", name, str(level)])
+    return answer.get("peak_mib", answer.get("error"))
+
+
+def bench_level(level: int, columns: list[str], args: argparse.Namespace, device: torch.device,
+                has_th: bool) -> dict:
+    """One table row: every column timed interleaved, the original checked against MeshConv."""
+    cols = {name: Column(name, level, device, args.ref_max_gb) for name in columns}
+    data = {name: col.inputs() for name, col in cols.items()}
+    with torch.no_grad():  # same weights => same output: the original against MeshConv
+        x = data["meshcnn"][0].detach()
+        cols["original"].layer.weight.copy_(cols["meshcnn"].layer.weight)
+        cols["original"].layer.bias.copy_(cols["meshcnn"].layer.bias)
+        a, b = cols["meshcnn"].layer(x), cols["original"].layer(x)
+        rel_diff = ((a - b).abs().max() / a.abs().max()).item()
+    steps = {name: (lambda c=cols[name], d=data[name]: c.step(*d)) for name in columns}
+    repeats = {name: (args.original_repeats if name == "original" else args.repeats) for name in columns}
+    seconds = time_interleaved(steps, repeats, args.warmup, device)
+    memory = {} if args.no_memory else {name: column_memory(name, level, device, args) for name in columns}
+    return {
+        "level": level, "num_vertices": meshcnn.icosphere(level).num_vertices,
+        "seconds": seconds, "peak_mib": memory,
+        "details": {name: col.detail for name, col in cols.items() if col.detail},
+        "original_max_rel_diff": rel_diff,
+        "speedup_vs_original": seconds["original"] / seconds["meshcnn"],
+        "ratio_to_floor": seconds["meshcnn"] / seconds["floor"],
+        "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th
+        else "torch-harmonics not installed",
+        "ratio_to_fixed": {o: seconds[f"meshcnn:{o}"] / seconds["meshcnn"] for o in args.orientations},
+    }
+
+
+def report_unet(args: argparse.Namespace, device: torch.device) -> dict:
+    unet = unet_step_seconds(device, max(3, args.repeats // 2), args.warmup, args.compile)
+    line = (f"SphericalUNet(16 -> 8 classes, level 5 -> 0, width 16) training step (cross-entropy, Adam), "
+            f"batch {BATCH}: eager {unet['eager'] * 1e3:.1f} ms")
+    if "compiled" in unet:
+        line += (f", torch.compile {unet['compiled'] * 1e3:.1f} ms "
+                 f"(first step incl. compilation {unet['compiled_first_step_s']:.1f} s)")
+    print(line)
+    return unet
+
+
+def report_meshes(mesh_levels: list[int]) -> list[dict]:
+    meshes = []
+    if mesh_levels:
+        print("mesh generation (Mesh.build, fresh process per level):")
+    for level in mesh_levels:
+        answer = _memory.run_probe(__file__, ["--probe", "mesh", "-", str(level)])
+        answer["level"] = level
+        meshes.append(answer)
+        if "error" in answer:
+            print(f"  level {level}: failed: {answer['error']}")
+        else:
+            print(f"  level {level}: V={answer['num_vertices']:>8d}  {answer['seconds']:8.2f} s  "
+                  f"peak {answer['peak_mib']:8.0f} MiB")
+    return meshes
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse_args(argv)
+    if args.probe:
+        probe_main(args)
+        return None
+    device = torch.device(args.device)
+    levels = meshcnn.geometry.mesh._parse_levels(args.levels) + ([8] if args.large else [])
+    levels = list(dict.fromkeys(levels))
+    mesh_levels = [lvl for lvl in meshcnn.geometry.mesh._parse_levels(args.mesh_levels)
+                   if lvl <= 7 or not args.skip_large_meshes]
+    has_th = torch_harmonics_available()
+    columns = [c for c in COLUMNS if c != "torch-harmonics" or has_th] + [f"meshcnn:{o}" for o in args.orientations]
+    # subprocesses load the meshes from files instead of rebuilding them
+    if not os.environ.get("MESHCNN_MESH_DIR"):
+        os.environ["MESHCNN_MESH_DIR"] = os.path.join(tempfile.gettempdir(), "meshcnn-benchmark-meshes")
+    meta = run_meta(args, device, has_th)
     print(f"# {meta['date_utc']}  torch {meta['torch']}  {meta['device_name']}  threads={meta['threads']}  "
           f"load={meta['load_avg']}")
     print(f"# forward+backward, batch {BATCH}, {CHANNELS}->{CHANNELS} channels, float32, median of "
           f"{args.repeats} (original: {args.original_repeats}) after {args.warmup} warm-up; ms")
-
     rows = []
     for level in levels:
-        mesh = meshcnn.icosphere(level)
-        cols = {name: Column(name, level, device, args.ref_max_gb) for name in columns}
-        data = {name: col.inputs() for name, col in cols.items()}
-        # same weights => same output: the original against MeshConv
-        with torch.no_grad():
-            x = data["meshcnn"][0].detach()
-            cols["original"].layer.weight.copy_(cols["meshcnn"].layer.weight)
-            cols["original"].layer.bias.copy_(cols["meshcnn"].layer.bias)
-            a, b = cols["meshcnn"].layer(x), cols["original"].layer(x)
-            rel_diff = ((a - b).abs().max() / a.abs().max()).item()
-        steps = {name: (lambda c=cols[name], d=data[name]: c.step(*d)) for name in columns}
-        repeats = {name: (args.original_repeats if name == "original" else args.repeats) for name in columns}
-        seconds = time_interleaved(steps, repeats, args.warmup, device)
-        memory = {}
-        if not args.no_memory:
-            for name in columns:
-                if device.type == "cuda":
-                    memory[name] = peak_step_memory_mib(Column(name, level, device, args.ref_max_gb))
-                else:
-                    answer = run_probe(["--device", args.device, "--ref-max-gb", str(args.ref_max_gb),
-                                        "--probe", "memory", name, str(level)])
-                    memory[name] = answer.get("peak_mib", answer.get("error"))
-        row = {
-            "level": level, "num_vertices": mesh.num_vertices,
-            "seconds": seconds, "peak_mib": memory,
-            "details": {name: col.detail for name, col in cols.items() if col.detail},
-            "original_max_rel_diff": rel_diff,
-            "speedup_vs_original": seconds["original"] / seconds["meshcnn"],
-            "ratio_to_floor": seconds["meshcnn"] / seconds["floor"],
-            "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th
-            else "torch-harmonics not installed",
-            "ratio_to_fixed": {o: seconds[f"meshcnn:{o}"] / seconds["meshcnn"] for o in args.orientations},
-        }
-        rows.append(row)
-        del cols, data
+        rows.append(bench_level(level, columns, args, device, has_th))
         gc.collect()
-        _print_row(row, has_th, first=level == levels[0])
-
-    unet = None
-    if not args.no_unet:
-        unet = unet_step_seconds(device, max(3, args.repeats // 2), args.warmup, args.compile)
-        line = (f"SphericalUNet(16 -> 8 classes, level 5 -> 0, width 16) training step (cross-entropy, Adam), "
-                f"batch {BATCH}: eager {unet['eager'] * 1e3:.1f} ms")
-        if "compiled" in unet:
-            line += (f", torch.compile {unet['compiled'] * 1e3:.1f} ms "
-                     f"(first step incl. compilation {unet['compiled_first_step_s']:.1f} s)")
-        print(line)
-
-    meshes = []
-    if mesh_levels:
-        print("mesh generation (Mesh.build, fresh process per level):")
-        for level in mesh_levels:
-            answer = run_probe(["--probe", "mesh", "-", str(level)])
-            answer["level"] = level
-            meshes.append(answer)
-            if "error" in answer:
-                print(f"  level {level}: failed: {answer['error']}")
-            else:
-                print(f"  level {level}: V={answer['num_vertices']:>8d}  {answer['seconds']:8.2f} s  "
-                      f"peak {answer['peak_mib']:8.0f} MiB")
-
-    result = {"meta": meta, "conv": rows, "unet_step_seconds": unet, "mesh_generation": meshes}
+        _print_row(rows[-1], has_th, first=level == levels[0])
+    unet = None if args.no_unet else report_unet(args, device)
+    result = {"meta": meta, "conv": rows, "unet_step_seconds": unet, "mesh_generation": report_meshes(mesh_levels)}
     if args.json:
         save_json(args.json, result)
         print(f"wrote {args.json}")
@@ -492,7 +366,7 @@ def _print_row(row: dict, has_th: bool, first: bool) -> None:
             f"{n[:8]:>8}" for n in names) + " | max rel diff orig"
         print(head)
     line = f"{row['level']:>5} {row['num_vertices']:>8} | " + " ".join(
-        f"{fmt_ms(row['seconds'][n]) if n in row['seconds'] else 'not installed':>16}" for n in names)
+        f"{row['seconds'][n] * 1e3:16.2f}" if n in row['seconds'] else f"{'not installed':>16}" for n in names)
     line += f" | {row['speedup_vs_original']:7.1f}x {row['ratio_to_floor']:7.2f}x"
     if has_th:
         line += f" {row['ratio_to_torch_harmonics']:6.2f}x"
@@ -518,11 +392,6 @@ def _cpu_name() -> str:
         pass
     return platform.processor() or "unknown"
 
-
-def _th_version() -> str:
-    import torch_harmonics
-
-    return getattr(torch_harmonics, "__version__", "unknown")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,7 @@ import scipy.sparse as sp
 import torch
 
 import meshcnn
-import meshcnn.nn.functional as fn
-from meshcnn.nn import csr_from_scipy
+from meshcnn.nn import stack_taps
 from meshcnn.nn.layers import tap_operators
 
 BATCH, CHANNELS = 8, 16
@@ -51,16 +50,20 @@ BATCH, CHANNELS = 8, 16
 # ----------------------------------------------------------------------------- v0
 class _CsrMatmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, op):
-        ctx.op = op
-        return torch.sparse_csr_tensor(op.crow, op.col, op.val, op.shape, check_invariants=False) @ x
+    def forward(ctx, x, matrix, matrix_t):
+        ctx.matrix_t = matrix_t
+        return matrix @ x
 
     @staticmethod
     def backward(ctx, grad):
-        op = ctx.op
-        mat_t = torch.sparse_csr_tensor(op.crow_t, op.col_t, op.val_t, (op.shape[1], op.shape[0]),
-                                        check_invariants=False)
-        return mat_t @ grad.contiguous(), None
+        return ctx.matrix_t @ grad.contiguous(), None, None
+
+
+def _csr(matrix: sp.spmatrix) -> torch.Tensor:
+    m = sp.csr_matrix(matrix, dtype=np.float32)
+    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                   torch.from_numpy(m.indices.astype(np.int64)), torch.from_numpy(m.data), m.shape,
+                                   check_invariants=False)
 
 
 class CsrEinsumConv(torch.nn.Module):
@@ -69,45 +72,85 @@ class CsrEinsumConv(torch.nn.Module):
     def __init__(self, level: int, weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
         mesh = meshcnn.icosphere(level)
-        self.op = csr_from_scipy(sp.vstack(tap_operators(mesh, mesh.num_vertices), format="csr"))
+        stacked = sp.vstack(tap_operators(mesh, mesh.num_vertices), format="csr")
+        self.matrix, self.matrix_t = _csr(stacked), _csr(stacked.T)
         self.weight = torch.nn.Parameter(weight.detach().clone())
         self.bias = torch.nn.Parameter(bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, v = x.shape
         xt = x.permute(2, 0, 1).reshape(v, batch * channels)
-        feats = _CsrMatmul.apply(xt, self.op).view(4, v, batch, channels)
+        feats = _CsrMatmul.apply(xt, self.matrix, self.matrix_t).view(4, v, batch, channels)
         return torch.einsum("tvbc,oct->bov", feats, self.weight) + self.bias.view(1, -1, 1)
 
 
-# ----------------------------------------------------------------------------- v1, v2: swap the sparse kernel
-def csr_kernel(crow, col, val, table):
-    shape = (crow.shape[0] - 1, table.shape[0])
-    return torch.sparse_csr_tensor(crow, col, val, shape, check_invariants=False) @ table
+# ----------------------------------------------------------------------------- v1, v2: the layout with a given kernel
+class CsrKernel:
+    """``S @ table`` (forward) and ``S^T @ grad`` (backward) with ``torch.sparse_csr_tensor @``."""
+
+    def __init__(self, taps: list[sp.spmatrix]) -> None:
+        stacked = stack_taps(taps)  # (V T, V) vertex-major
+        self.matrix, self.matrix_t = _csr(stacked), _csr(stacked.T)
+
+    def forward(self, table: torch.Tensor) -> torch.Tensor:
+        return self.matrix @ table
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return self.matrix_t @ grad
 
 
-def make_gather_kernel(level: int):
-    """Dense 1-ring gather for the stride-1 MeshConv operator and its transpose stack."""
-    mesh = meshcnn.icosphere(level)
-    v = mesh.num_vertices
-    nb = mesh.neighbors
-    ring = np.concatenate([np.arange(v)[:, None], np.where(nb < 0, np.arange(v)[:, None], nb)], axis=1)
-    pad = np.concatenate([np.zeros((v, 1), bool), nb < 0], axis=1)
-    taps = [sp.csr_matrix(t) for t in tap_operators(mesh, v)[1:]]
-    rows = np.repeat(np.arange(v), 7)
-    w_fwd = np.stack([np.asarray(t[rows, ring.ravel()]).reshape(v, 7) for t in taps], axis=1)  # S_t[v, ring]
-    w_bwd = np.stack([np.asarray(t[ring.ravel(), rows]).reshape(v, 7) for t in taps], axis=1)  # S_t[ring, u]
-    w_fwd[np.broadcast_to(pad[:, None], w_fwd.shape)] = 0
-    w_bwd[np.broadcast_to(pad[:, None], w_bwd.shape)] = 0
-    ring_t = torch.from_numpy(ring)
-    weights = {True: torch.from_numpy(w_fwd).float(), False: torch.from_numpy(w_bwd).float()}
-    forward_crow_len = []
+class GatherKernel:
+    """The same products as a dense 1-ring gather: ``(V, 7)`` neighbour indices and ``(V, T, 7)`` weights."""
 
-    def kernel(crow, col, val, table):
-        is_forward = crow.data_ptr() == forward_crow_len[0]
-        return torch.bmm(weights[is_forward], table[ring_t]).view(-1, table.shape[1])
+    def __init__(self, mesh: meshcnn.Mesh, taps: list[sp.spmatrix]) -> None:
+        v = mesh.num_vertices
+        nb = mesh.neighbors
+        ring = np.concatenate([np.arange(v)[:, None], np.where(nb < 0, np.arange(v)[:, None], nb)], axis=1)
+        pad = np.concatenate([np.zeros((v, 1), bool), nb < 0], axis=1)
+        rows = np.repeat(np.arange(v), 7)
+        w_fwd = np.stack([np.asarray(sp.csr_matrix(t)[rows, ring.ravel()]).reshape(v, 7) for t in taps], axis=1)
+        w_bwd = np.stack([np.asarray(sp.csr_matrix(t)[ring.ravel(), rows]).reshape(v, 7) for t in taps], axis=1)
+        w_fwd[np.broadcast_to(pad[:, None], w_fwd.shape)] = 0
+        w_bwd[np.broadcast_to(pad[:, None], w_bwd.shape)] = 0
+        self.ring = torch.from_numpy(ring)
+        self.w_fwd, self.w_bwd = torch.from_numpy(w_fwd).float(), torch.from_numpy(w_bwd).float()
+        self.taps = len(taps)
 
-    return kernel, forward_crow_len
+    def forward(self, table: torch.Tensor) -> torch.Tensor:  # (V, C) -> (V T, C)
+        return torch.bmm(self.w_fwd, table[self.ring]).view(-1, table.shape[1])
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:  # (V T, C) -> (V, C): sum_t S_t^T grad_t
+        g = grad.view(-1, self.taps, grad.shape[1])[self.ring]  # (V, 7, T, C)
+        return torch.einsum("utj,ujtc->uc", self.w_bwd, g)
+
+
+class _KernelMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, table, kernel):
+        ctx.kernel = kernel
+        return kernel.forward(table)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.kernel.backward(grad.contiguous()), None
+
+
+class PerSampleConv(torch.nn.Module):
+    """The shipped layout (per-sample vertex-major tables, identity tap as a GEMM on ``x``, one GEMM
+    with the ``(O, T C)`` weight) with the sparse product done by ``kernel``."""
+
+    def __init__(self, conv: meshcnn.MeshConv, kernel) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(conv.weight.detach().clone())
+        self.bias = torch.nn.Parameter(conv.bias.detach().clone())
+        self.kernel = kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_channels, channels, taps = self.weight.shape
+        w_op = self.weight[..., 1:].transpose(1, 2).reshape(out_channels, (taps - 1) * channels)
+        y = torch.matmul(self.weight[..., 0], x) + self.bias[:, None]
+        feats = [_KernelMatmul.apply(t, self.kernel).view(x.shape[2], -1) for t in x.transpose(1, 2).contiguous()]
+        return y + torch.stack([w_op @ f.t() for f in feats])
 
 
 def main() -> None:
@@ -125,21 +168,10 @@ def main() -> None:
     v = meshcnn.icosphere(level).num_vertices
     conv = meshcnn.MeshConv(CHANNELS, CHANNELS, level)
     v0 = CsrEinsumConv(level, conv.weight, conv.bias)
-    gather, marker = make_gather_kernel(level)
-    marker.append(conv.op_crow.data_ptr())
-    bag = fn._bag_matmul
-
-    def with_kernel(kernel):
-        def run(x):
-            fn._bag_matmul = kernel
-            try:
-                return conv(x)
-            finally:
-                fn._bag_matmul = bag
-        return run
-
-    variants = {"v0-csr-einsum": v0, "v1-csr-per-sample": with_kernel(csr_kernel),
-                "v2-gather-stencil": with_kernel(gather), "current": conv}
+    mesh = meshcnn.icosphere(level)
+    op_taps = tap_operators(mesh, v)[1:]
+    variants = {"v0-csr-einsum": v0, "v1-csr-per-sample": PerSampleConv(conv, CsrKernel(op_taps)),
+                "v2-gather-stencil": PerSampleConv(conv, GatherKernel(mesh, op_taps)), "current": conv}
     if args.compile:
         t0 = time.perf_counter()
         compiled = torch.compile(conv, fullgraph=True)
@@ -150,9 +182,13 @@ def main() -> None:
     x = torch.randn(BATCH, CHANNELS, v, requires_grad=True)
     grad = torch.randn(BATCH, CHANNELS, v)
     ref = conv(x).detach()
-    for name, f in variants.items():
-        diff = ((f(x).detach() - ref).abs().max() / ref.abs().max()).item()
-        assert diff < 1e-5, f"{name} differs from MeshConv by {diff:.2e}"
+    (ref_grad,) = torch.autograd.grad(conv(x), x, grad)
+    for name, f in variants.items():  # same output and input gradient as the layer
+        y = f(x)
+        (x_grad,) = torch.autograd.grad(y, x, grad)
+        for got, want in ((y.detach(), ref), (x_grad, ref_grad)):
+            diff = ((got - want).abs().max() / want.abs().max()).item()
+            assert diff < 1e-5, f"{name} differs from MeshConv by {diff:.2e}"
     wall = {k: [] for k in variants}
     cpu = {k: [] for k in variants}
     for r in range(args.repeats + 1):

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..nn.layers import (MeshConv, MeshConvTranspose, MeshPool, _ambient_device, _restore_derived, check_orientation,
-                     check_signal, hemisphere_flip)
+from ..nn._buffers import ConstantBuffers
+from ..nn.layers import MeshConv, MeshConvTranspose, MeshPool, check_orientation, check_signal, hemisphere_flip
 from ..geometry.mesh import check_level, icosphere, num_vertices_at
 
 __all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE"]
@@ -64,7 +64,7 @@ class ResBlock(nn.Module):
         return torch.relu(y + self.shortcut(x))
 
 
-class SphericalUNet(nn.Module):
+class SphericalUNet(ConstantBuffers):
     r"""U-Net on the icosphere hierarchy, ``(B, in_channels, V_max) -> (B, out_channels, V_max)``.
 
     The encoder goes from ``max_level`` down to ``min_level`` with stride-2
@@ -96,13 +96,10 @@ class SphericalUNet(nn.Module):
         self.flip_channels = tuple(int(c) for c in flip_channels)
         if any(not 0 <= c < in_channels for c in self.flip_channels):
             raise ValueError(f"flip_channels {self.flip_channels} out of range for {in_channels} input channels")
-        self._exact: dict[str, torch.Tensor] = {}  # CPU masters of derived buffers, see layers._restore_derived
         if self.flip_channels:  # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere
             flip = hemisphere_flip(torch.ones(in_channels, num_vertices_at(max_level), dtype=torch.float64,
                                               device="cpu"), max_level, self.flip_channels, mesh_dir=mesh_dir)
-            self._exact["input_sign"] = flip
-            self.register_buffer("input_sign", flip.to(_ambient_device(), torch.get_default_dtype()),
-                                 persistent=False)
+            self.register_constant("input_sign", flip)
         kw = {"orientation": orientation, "mesh_dir": mesh_dir}
 
         def ch(level: int) -> int:
@@ -138,13 +135,8 @@ class SphericalUNet(nn.Module):
             x = merge(torch.cat([up(x), skip], dim=1))
         return self.head(x)
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
-        super()._apply(fn, recurse)
-        _restore_derived(self, self._exact)
-        return self
 
-
-class SphericalResNet(nn.Module):
+class SphericalResNet(ConstantBuffers):
     r"""Residual classifier on the icosphere, ``(B, in_channels, V_level) -> (B, num_classes)`` logits.
 
     A MeshConv stem on ``level``, then ``depth`` stages, each a stride-2
@@ -192,15 +184,8 @@ class SphericalResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         pool_level = level if stride == 1 else level - depth
         areas = torch.as_tensor(icosphere(pool_level, mesh_dir).vertex_areas, dtype=torch.float64, device="cpu")
-        self._exact = {"pool_weight": areas / areas.sum()}  # CPU master, see meshcnn.nn.layers._restore_derived
-        self.register_buffer("pool_weight", self._exact["pool_weight"].to(_ambient_device(), torch.get_default_dtype()),
-                             persistent=False)
+        self.register_constant("pool_weight", areas / areas.sum())
         self.fc = nn.Linear(channels, num_classes)
-
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
-        super()._apply(fn, recurse)
-        _restore_derived(self, self._exact)  # also after .to_empty(): the weights are constants of the level
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.level, "SphericalResNet")

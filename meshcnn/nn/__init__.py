@@ -1,15 +1,21 @@
-"""Neural layers on the icosphere: the MeshConv kernel (:mod:`.functional`) and the
-layers built on it (:mod:`.layers`). Tensors are ``(batch, channels, vertices)``.
+"""Neural layers on the icosphere. Tensors are ``(batch, channels, vertices)``.
+
+* :mod:`.functional`: :func:`mesh_conv`, the mesh convolution as a function;
+* :mod:`._operator`: the tap operator layout (:class:`TapOperator`) and the samples-per-kernel rule;
+* :mod:`._kernels`: the bag-product kernels (CPU, float64); :mod:`._triton_kernels`: the CUDA kernels;
+* :mod:`._ops`: kernel choice, custom operators for :func:`torch.compile`, autograd;
+* :mod:`._reference`: the dense reference formula (public in :mod:`meshcnn.testing`);
+* :mod:`._orientation`: orientations of the directional taps, the hemisphere flip;
+* :mod:`._buffers`: constant (non-persistent) buffers kept exact through ``.to()``;
+* :mod:`.layers`: :class:`MeshConv`, :class:`MeshConvTranspose`, :class:`MeshPool`.
 """
 from .functional import (
-    CSR, csr_from_scipy, stack_taps, TapOperator, tap_operator, sparse_matmul, mesh_conv, mesh_conv_reference,
-    compute_dtypes)
-from .layers import (
-    MeshConv, MeshConvTranspose, MeshPool, check_signal, check_orientation, orientation_taps, hemisphere_flip, TAPS,
-    ORIENTATIONS, INVARIANT_EPS)
+    stack_taps, TapOperator, tap_operator, mesh_conv, mesh_conv_reference, compute_dtypes, block_samples_for)
+from ._orientation import check_orientation, orientation_taps, hemisphere_flip, ORIENTATIONS, INVARIANT_EPS
+from .layers import MeshConv, MeshConvTranspose, MeshPool, check_signal
 
 __all__ = [
-    "CSR", "csr_from_scipy", "stack_taps", "TapOperator", "tap_operator", "sparse_matmul", "mesh_conv",
-    "mesh_conv_reference", "compute_dtypes", "MeshConv", "MeshConvTranspose", "MeshPool", "check_signal",
-    "check_orientation", "orientation_taps", "hemisphere_flip", "TAPS", "ORIENTATIONS", "INVARIANT_EPS",
+    "stack_taps", "TapOperator", "tap_operator", "mesh_conv", "mesh_conv_reference", "compute_dtypes",
+    "block_samples_for", "MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation",
+    "orientation_taps", "hemisphere_flip", "ORIENTATIONS", "INVARIANT_EPS",
 ]

@@ -1,9 +1,9 @@
 r"""Fused gather + GEMM Triton kernels for :func:`meshcnn.nn.mesh_conv` on CUDA.
 
-Private module. :mod:`meshcnn.nn.functional` calls :func:`mesh_conv_forward` and
+Private module. :mod:`meshcnn.nn._ops` calls :func:`mesh_conv_forward` and
 :func:`mesh_conv_backward` in place of its bag-product path when the input is on a
 CUDA device, triton is importable and ``MESHCNN_TRITON`` is not ``0``
-(:func:`meshcnn.nn.functional._use_triton`). Importing this module never imports triton:
+(:func:`meshcnn.nn._ops.use_triton`). Importing this module never imports triton:
 the kernels are built on first use (:func:`_kernels`), so the module imports cleanly
 where triton is absent.
 
@@ -16,14 +16,9 @@ of the transposed taps ``R`` ``(V_in T_op, V_out)`` (row ``u T_op + t`` = column
 
 Layouts
 -------
-ELL table of a CSR matrix with ``n`` rows, at most ``K`` non-zeros per row
-(:func:`ell_table`): ``ell_col`` ``(n, K)`` int32, the column indices of row ``r`` in
-CSR order, padded with ``-1``; ``ell_val`` ``(n, K)`` float32, the values, padded
-with 0. On the icosphere ``K <= 7`` for the convolution taps (the closed 1-ring);
-for other operators (transposed convolutions, backward stacks) ``K`` is whatever the
-largest row holds. The table is built once per operator on its device and cached
-(keyed by the operator's value tensor, weakly).
-
+Operators are read as ELL tables (:func:`~meshcnn.nn._operator.ell_table`): ``ell_col``
+``(n, K)`` int32 column indices in CSR order padded with ``-1``, ``ell_val`` ``(n, K)``
+float32 values padded with 0; ``K <= 7`` for the convolution taps (the closed 1-ring).
 Tables of signals are vertex-major: ``x`` is read as ``(B, V_in, C)`` float32
 (channels contiguous), so one neighbour's ``BLOCK_M`` channels are one contiguous
 load.
@@ -65,10 +60,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import types
 
 import torch
 
-from .functional import _split_weight, _vertex_major
+from ._kernels import bias_grad, weight_grad
+from ._operator import TapOperator, ell_table, split_weight, vertex_major
 
 __all__ = ["available", "usable", "ell_table", "mesh_conv_forward", "mesh_conv_backward"]
 
@@ -109,6 +106,21 @@ def _interpreting() -> bool:
 tl = None  # triton.language, bound by _kernels()
 
 
+def _gather_tile(table, ell_col_ptr, ell_val_ptr, row, row_mask, cols, col_mask, row_len,
+                 K: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """``sum_k e_val[row, k] table[e_col[row, k], cols]`` ``(BLOCK_R, BLOCK_C)`` float32: rows ``row``
+    of an ELL operator times a vertex-major table whose rows hold ``row_len`` values."""
+    f = tl.full((BLOCK_R, BLOCK_C), 0.0, tl.float32)
+    for k in range(K):
+        idx = tl.load(ell_col_ptr + row * K + k, mask=row_mask, other=-1)
+        a = tl.load(ell_val_ptr + row * K + k, mask=row_mask, other=0.0)
+        ok = idx >= 0
+        xv = tl.load(table + idx.to(tl.int64)[:, None] * row_len + cols[None, :],
+                     mask=ok[:, None] & col_mask[None, :], other=0.0)
+        f += a[:, None] * xv
+    return f
+
+
 def _ell_gemm_kernel(
     table_ptr, ell_col_ptr, ell_val_ptr, w_ptr, wid_ptr, bias_ptr, out_ptr,
     n_rows, n_table_rows, n_ident, M, N,
@@ -138,14 +150,8 @@ def _ell_gemm_kernel(
         for m0 in range(0, M, BLOCK_M):
             rm = m0 + tl.arange(0, BLOCK_M)
             m_mask = rm < M
-            f = tl.full((BLOCK_V, BLOCK_M), 0.0, tl.float32)
-            for k in range(K):  # the gather-and-sum: row r of S times the table
-                idx = tl.load(ell_col_ptr + row * K + k, mask=v_mask, other=-1)
-                a = tl.load(ell_val_ptr + row * K + k, mask=v_mask, other=0.0)
-                ok = idx >= 0
-                xv = tl.load(table_b + idx.to(tl.int64)[:, None] * M + rm[None, :],
-                             mask=ok[:, None] & m_mask[None, :], other=0.0)
-                f += a[:, None] * xv
+            f = _gather_tile(table_b, ell_col_ptr, ell_val_ptr, row, v_mask, rm, m_mask, M,  # rows of S times x^T
+                             K=K, BLOCK_R=BLOCK_V, BLOCK_C=BLOCK_M)
             w = tl.load(w_ptr + rn[None, :] * (T * M) + t * M + rm[:, None],
                         mask=m_mask[:, None] & n_mask[None, :], other=0.0)  # (BLOCK_M, BLOCK_N)
             f = f.to(dot_dtype)
@@ -199,14 +205,8 @@ def _ell_weight_grad_kernel(
             ru = tile * BLOCK_U + tl.arange(0, BLOCK_U)
             u_mask = ru < n_rows
             row = ru * T + t
-            h = tl.full((BLOCK_U, BLOCK_O), 0.0, tl.float32)
-            for k in range(K):  # H tile = rows of R times g_b^T
-                idx = tl.load(ell_col_ptr + row * K + k, mask=u_mask, other=-1)
-                a = tl.load(ell_val_ptr + row * K + k, mask=u_mask, other=0.0)
-                ok = idx >= 0
-                gv = tl.load(g_b + idx.to(tl.int64)[:, None] * O + ro[None, :],
-                             mask=ok[:, None] & o_mask[None, :], other=0.0)
-                h += a[:, None] * gv
+            h = _gather_tile(g_b, ell_col_ptr, ell_val_ptr, row, u_mask, ro, o_mask, O,  # H tile: rows of R times g^T
+                             K=K, BLOCK_R=BLOCK_U, BLOCK_C=BLOCK_O)
             xt = tl.load(x_b + ru.to(tl.int64)[None, :] * C + rc[:, None],
                          mask=c_mask[:, None] & u_mask[None, :], other=0.0)  # (BLOCK_C, BLOCK_U)
             xt = xt.to(DOT_DTYPE)
@@ -236,77 +236,35 @@ def _kernels():
         import triton.language as language
 
         globals()["tl"] = language
-        _KERNELS[key] = (triton.jit(_ell_gemm_kernel), triton.jit(_ell_weight_grad_kernel), triton)
+        # each setting's kernels resolve their helper in a namespace of their own
+        namespace = dict(globals())
+        namespace["_gather_tile"] = _jit(triton, _gather_tile, namespace)
+        _KERNELS[key] = (_jit(triton, _ell_gemm_kernel, namespace), _jit(triton, _ell_weight_grad_kernel, namespace),
+                         triton)
     return _KERNELS[key]
 
 
-_TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+def _jit(triton, fn, namespace: dict):
+    """``triton.jit`` of a copy of ``fn`` that resolves its globals in ``namespace``."""
+    copy = types.FunctionType(fn.__code__, namespace, fn.__name__)
+    copy.__annotations__ = dict(fn.__annotations__)  # triton finds the constexpr parameters there
+    return triton.jit(copy)
+
+
+_TL_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
 def _tl_dtype(dtype: torch.dtype):
-    return getattr(tl, {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[_TL_DTYPES[dtype]])
+    return getattr(tl, _TL_DTYPES[dtype])
 
 
 def _precision() -> str:
     return "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
 
 
-def _upcast() -> bool:
-    """Whether the kernels multiply float32 copies of their low-precision operands: only
-    under triton's interpreter, whose ``tl.dot`` reads bfloat16 as integers."""
-    return _interpreting()
-
-
 def _block(n: int, cap: int = 64) -> int:
     """Power-of-two tile size for a dimension of ``n``: at least 16 (``tl.dot``), at most ``cap``."""
     return max(16, min(cap, 1 << max(0, int(n) - 1).bit_length()))
-
-
-# ---------------------------------------------------------------------------------------
-# ELL tables, cached per operator
-# ---------------------------------------------------------------------------------------
-_ELL_CACHE = None  # torch.utils.weak.WeakIdKeyDictionary: value tensor -> (validation key, tables)
-
-
-def _version(t: torch.Tensor) -> int:
-    try:
-        return t._version
-    except RuntimeError:  # inference tensors have no version counter
-        return -1
-
-
-def ell_table(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """ELL form ``(ell_col, ell_val, K)`` of the CSR matrix ``(crow, col, val)``, on its device.
-
-    ``ell_col`` ``(n, K)`` int32 (padding ``-1``) and ``ell_val`` ``(n, K)`` float32
-    (padding 0), ``n = crow.numel() - 1``, ``K`` the largest number of non-zeros in a
-    row (at least 1). Entries keep the CSR order within a row. Built once per operator
-    (one host-device synchronisation, for ``K``) and cached, weakly keyed by ``val``
-    and checked against the storage of all three tensors.
-    """
-    global _ELL_CACHE
-    if _ELL_CACHE is None:
-        from torch.utils.weak import WeakIdKeyDictionary
-
-        _ELL_CACHE = WeakIdKeyDictionary()
-    check = (crow.data_ptr(), col.data_ptr(), val.data_ptr(), crow.numel(), col.numel(), _version(crow),
-             _version(col), _version(val), val.device)
-    hit = _ELL_CACHE.get(val)
-    if hit is not None and hit[0] == check:
-        return hit[1]
-    rows, nnz, device = crow.numel() - 1, col.numel(), crow.device
-    lengths = crow[1:] - crow[:-1]
-    width = max(1, int(lengths.max())) if rows > 0 else 1  # the one synchronisation
-    ell_col = torch.full((rows, width), -1, dtype=torch.int32, device=device)
-    ell_val = torch.zeros((rows, width), dtype=torch.float32, device=device)
-    if nnz:
-        row_of = torch.repeat_interleave(torch.arange(rows, device=device), lengths, output_size=nnz)
-        pos = torch.arange(nnz, device=device) - crow[:-1][row_of]
-        ell_col[row_of, pos] = col.to(torch.int32)
-        ell_val[row_of, pos] = val.to(torch.float32)
-    tables = (ell_col, ell_val, width)
-    _ELL_CACHE[val] = (check, tables)
-    return tables
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,7 +292,7 @@ def _gather_gemm(table: torch.Tensor, ell_col: torch.Tensor, ell_val: torch.Tens
         gemm[grid](table, ell_col, ell_val, w, wid if wid is not None else w, bias if bias is not None else w, out,
                    n_rows, n_table_rows, n_ident, m, n,
                    T=taps, K=width, HAS_ID=wid is not None, HAS_BIAS=bias is not None,
-                   BLOCK_V=BLOCK_V, BLOCK_M=block_m, BLOCK_N=block_n, PRECISION=_precision(), UPCAST=_upcast())
+                   BLOCK_V=BLOCK_V, BLOCK_M=block_m, BLOCK_N=block_n, PRECISION=_precision(), UPCAST=_interpreting())
     return out
 
 
@@ -367,78 +325,70 @@ def _weight_grad(x_table: torch.Tensor, g_table: torch.Tensor, ell_col: torch.Te
         weight_grad[(n_split, taps, co_tiles)](
             x_table, g_table, ell_col, ell_val, part, batch, n_rows, n_g_rows, c, o, n_tiles, n_split,
             T=taps, K=width, BLOCK_U=BLOCK_U, BLOCK_C=block_c, BLOCK_O=block_o, DOT_DTYPE=_tl_dtype(dense_dtype),
-            PRECISION=_precision(), UPCAST=_upcast())
+            PRECISION=_precision(), UPCAST=_interpreting())
     return part.sum(0).permute(2, 1, 0)  # [t, c, o] -> [o, c, t]
 
 
-def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crow: torch.Tensor,
-                      col: torch.Tensor, val: torch.Tensor, num_out: int, identity_tap: bool,
-                      dense_dtype: torch.dtype) -> torch.Tensor:
+def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
+                      identity_tap: bool, dense_dtype: torch.dtype) -> torch.Tensor:
     """Forward pass of :func:`meshcnn.nn.mesh_conv` in one kernel launch.
 
     Parameters
     ----------
-    x : (B, C, V_in), float32, float16 or bfloat16, non-empty
-    weight : (O, C, T)
-    bias : (O,) or None
-    crow, col, val : CSR of the vertex-major stack ``S`` ``(V_out T_op, V_in)``
-    num_out : V_out
+    x : (B, C, V_in) tensor, float32, float16 or bfloat16, non-empty
+    weight : (O, C, T) tensor
+    bias : (O,) tensor or None
+    op : TapOperator
+        Its CSR ``crow, col, val`` of ``S`` ``(V_out T_op, V_in)`` are read.
     identity_tap : bool
         Whether ``weight[..., 0]`` multiplies ``x[..., :V_out]`` (not stored in ``S``).
-    dense_dtype : the dtype of the dense products and the output (float32, float16, bfloat16)
+    dense_dtype : torch.dtype
+        The dtype of the dense products and the output (float32, float16, bfloat16).
 
     Returns
     -------
-    y : (B, O, V_out) in ``dense_dtype``,
+    Tensor
+        ``y`` ``(B, O, V_out)`` in ``dense_dtype``,
         ``y[b, o, v] = bias[o] + sum_{t, c} W[o, c, t] (S_t x[b, c])[v]``.
     """
-    op_taps = weight.shape[2] - int(identity_tap)
-    ell_col, ell_val, width = ell_table(crow, col, val)
-    w_id, w_op, _ = _split_weight(weight, identity_tap, dense_dtype)
-    table = _vertex_major(x, torch.float32)  # (B, V_in, C), one copy
+    ell_col, ell_val, width = ell_table(op.crow, op.col, op.val)
+    w_id, w_op, _ = split_weight(weight, identity_tap, dense_dtype)
+    table = vertex_major(x, torch.float32)  # (B, V_in, C), one copy
     bias32 = bias.to(torch.float32).contiguous() if bias is not None else None
-    return _gather_gemm(table, ell_col, ell_val, width, op_taps, w_op.contiguous(), w_id, bias32, num_out, num_out,
-                        dense_dtype)
+    return _gather_gemm(table, ell_col, ell_val, width, op.taps, w_op.contiguous(), w_id, bias32, op.num_out,
+                        op.num_out, dense_dtype)
 
 
-def mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, crow_t: torch.Tensor,
-                       col_t: torch.Tensor, val_t: torch.Tensor, identity_tap: bool, dense_dtype: torch.dtype,
-                       need_x: bool, need_w: bool, need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator,
+                       identity_tap: bool, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
+                       need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward pass of :func:`meshcnn.nn.mesh_conv`: ``(grad_x, grad_weight, grad_bias)``.
 
-    ``crow_t, col_t, val_t``: CSR of ``R`` ``(V_in T_op, V_out)``. As in
-    :func:`meshcnn.nn.functional._mesh_conv_backward`, a gradient not needed is returned
-    empty; ``grad_x`` has ``x``'s dtype, the others ``weight``'s.
+    Reads the CSR ``crow_t, col_t, val_t`` of ``R`` ``(V_in T_op, V_out)`` from ``op``. As in
+    :func:`meshcnn.nn._kernels.bag_backward`, a gradient not needed is returned empty;
+    ``grad_x`` has ``x``'s dtype, the others ``weight``'s.
 
     ``grad_x[b, c, u] = sum_o W[o, c, 0] g[b, o, u] [u < V_out, identity tap]
     + sum_{t, o} W[o, c, t] (R g_b^T)[u T_op + t, o]`` (one ``_ell_gemm_kernel`` launch);
     ``grad_W[o, c, t] = sum_b (x_b (R g_b^T))[c, (t, o)]`` (``_ell_weight_grad_kernel``); the
     identity tap's weight gradient and the bias gradient are dense reductions in torch.
     """
-    batch, channels, num_in = x.shape
-    num_out = grad.shape[2]
-    op_taps = weight.shape[2] - int(identity_tap)
-    acc_dtype = torch.promote_types(weight.dtype, torch.float32)
+    num_in, num_out = x.shape[2], grad.shape[2]
     grad_x, grad_w, grad_b = x.new_empty(0), weight.new_empty(0), weight.new_empty(0)
     grad = grad.to(dense_dtype)
     if need_b:
-        grad_b = grad.sum(dim=(0, 2), dtype=acc_dtype if acc_dtype != grad.dtype else None).to(weight.dtype)
+        grad_b = bias_grad(grad, weight)
     if not (need_x or need_w):
         return grad_x, grad_w, grad_b
-    ell_col, ell_val, width = ell_table(crow_t, col_t, val_t)
-    w_id, _, w_op_t = _split_weight(weight, identity_tap, dense_dtype)
-    g_table = _vertex_major(grad, torch.float32)  # (B, V_out, O), one copy
+    ell_col, ell_val, width = ell_table(op.crow_t, op.col_t, op.val_t)
+    w_id, _, w_op_t = split_weight(weight, identity_tap, dense_dtype)
+    g_table = vertex_major(grad, torch.float32)  # (B, V_out, O), one copy
     if need_x:
-        grad_x = _gather_gemm(g_table, ell_col, ell_val, width, op_taps, w_op_t.contiguous(),
+        grad_x = _gather_gemm(g_table, ell_col, ell_val, width, op.taps, w_op_t.contiguous(),
                               w_id.t().contiguous() if identity_tap else None, None, num_in, num_out,
                               dense_dtype).to(x.dtype)
     if need_w:
-        x_table = _vertex_major(x, torch.float32)  # (B, V_in, C)
-        grad_w_op = _weight_grad(x_table, g_table, ell_col, ell_val, width, op_taps, dense_dtype)
-        if identity_tap:
-            xd = x[:, :, :num_out].to(dense_dtype)
-            grad_w_id = torch.bmm(grad, xd.transpose(1, 2)).sum(0, dtype=acc_dtype)
-            grad_w = torch.cat([grad_w_id[..., None], grad_w_op.to(acc_dtype)], dim=2).to(weight.dtype).contiguous()
-        else:
-            grad_w = grad_w_op.to(weight.dtype).contiguous()
+        x_table = vertex_major(x, torch.float32)  # (B, V_in, C)
+        grad_w_op = _weight_grad(x_table, g_table, ell_col, ell_val, width, op.taps, dense_dtype)
+        grad_w = weight_grad(grad_w_op, grad, x, weight, identity_tap)
     return grad_x, grad_w, grad_b

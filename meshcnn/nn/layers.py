@@ -13,16 +13,14 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ._buffers import ConstantBuffers, OperatorBuffers
+from ._orientation import (INVARIANT_EPS, ORIENTATIONS, check_orientation, hemisphere_flip, orientation_taps,
+                           tap_operators)  # noqa: F401  (tap_operators: imported from here by scripts)
 from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
-from ..geometry.mesh import Mesh, check_level, icosphere, level_of, num_vertices_at
-from ..geometry.operators import poleward_sign
+from ..geometry.mesh import check_level, icosphere, level_of, num_vertices_at
 
 __all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation", "orientation_taps",
-           "hemisphere_flip", "TAPS", "ORIENTATIONS", "INVARIANT_EPS"]
-
-TAPS = ("identity", "laplacian", "ew", "ns")
-ORIENTATIONS = ("fixed", "poleward", "isotropic", "invariant")
-INVARIANT_EPS = 1e-2
+           "hemisphere_flip", "ORIENTATIONS", "INVARIANT_EPS"]
 
 
 def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) -> None:
@@ -43,93 +41,6 @@ def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) ->
         raise ValueError(
             f"{who}: input is on level {level}, which has V={expected} vertices, but got V={given}{hint}"
         )
-
-
-def check_orientation(orientation: str) -> str:
-    """Return ``orientation`` if it is one of :data:`ORIENTATIONS`, else raise ``ValueError`` listing them."""
-    if not isinstance(orientation, str) or orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {', '.join(map(repr, ORIENTATIONS))}, got {orientation!r}")
-    return orientation
-
-
-def orientation_taps(mesh: Mesh, num_out: int, orientation: str = "fixed") -> list[sp.csr_matrix]:
-    r"""The sparse taps of a MeshConv of ``orientation``, restricted to the first ``num_out`` rows.
-
-    * ``"fixed"``: ``[I, L, D_ew, D_ns]`` (global east and north);
-    * ``"poleward"``: ``[I, L, D_ew, sign(lat) D_ns]`` (:attr:`Mesh.grad_poleward`);
-    * ``"isotropic"``: ``[I, L]``;
-    * ``"invariant"``: ``[I, L, D_1, D_2]``, the vertex gradient on one tangent frame
-      per vertex (:attr:`Mesh.grad_tangent`); the layer only uses it through the frame-free
-      modulus :math:`|D_1 u + i D_2 u|`.
-    """
-    identity = sp.eye(num_out, mesh.num_vertices, format="csr")
-    directional = {"fixed": (mesh.grad_ew, mesh.grad_ns), "poleward": (mesh.grad_ew, mesh.grad_poleward),
-                   "isotropic": (), "invariant": mesh.grad_tangent}[check_orientation(orientation)]
-    return [identity] + [m[:num_out] for m in (mesh.laplacian, *directional)]
-
-
-def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
-    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh`` (orientation ``"fixed"``), first ``num_out`` rows."""
-    return orientation_taps(mesh, num_out, "fixed")
-
-
-def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tuple[int, ...]",
-                    mesh_dir: str | os.PathLike | None = None) -> torch.Tensor:
-    r"""Multiply the northward vector components among ``fields`` by ``sign(latitude)``.
-
-    The input transform that goes with ``orientation="poleward"``: with northward wind
-    components (``V850``, ``VBOT``) replaced by poleward ones, a southern-hemisphere
-    cyclone (clockwise) becomes the mirror image across the equator of a northern one
-    (counter-clockwise) in every channel, and a poleward MeshConv, which is equivariant
-    to that mirror, responds to both alike. Scalars and eastward components are left
-    as they are. The transform is its own inverse away from the equator (where it gives 0).
-
-    Parameters
-    ----------
-    fields : (..., C, V) tensor on the icosphere of ``level``
-    level : int
-    channels : indices of the northward components along the channel axis (``-2``)
-
-    Returns
-    -------
-    A new tensor, ``fields`` with ``fields[..., c, :] * sign(lat)`` for each ``c`` in ``channels``.
-    """
-    level = check_level(level)
-    if not isinstance(fields, torch.Tensor) or fields.dim() < 2 or fields.shape[-1] != num_vertices_at(level):
-        shape = tuple(fields.shape) if isinstance(fields, torch.Tensor) else type(fields).__name__
-        raise ValueError(f"hemisphere_flip: expected a (..., C, {num_vertices_at(level)}) tensor for level {level}, "
-                         f"got {shape}")
-    num_channels = fields.shape[-2]
-    index = [int(c) for c in channels]
-    if any(not -num_channels <= c < num_channels for c in index):
-        raise ValueError(f"hemisphere_flip: channels {index} out of range for {num_channels} channels")
-    sign = torch.as_tensor(poleward_sign(icosphere(level, mesh_dir).vertices), dtype=fields.dtype,
-                           device=fields.device)
-    out = fields.clone()
-    out[..., index, :] = fields[..., index, :] * sign
-    return out
-
-
-def _ambient_device() -> torch.device:
-    """The device factory functions use here: ``meta`` under ``with torch.device("meta"):``."""
-    return torch.empty(0).device
-
-
-def _restore_derived(module: nn.Module, masters: dict[str, torch.Tensor]) -> None:
-    """Set each derived (non-persistent) buffer of ``module`` from its CPU master, on the buffer's device.
-
-    Called after every ``_apply`` (``.to()``, ``.double()``, ``.half()``, ``.to_empty()``):
-    the buffers are constants of the level, so whatever the applied function did to
-    them (cast, move, or allocate uninitialised memory), they end up equal to those
-    of a freshly built layer. Integer buffers keep their dtype; floating ones the
-    applied dtype if it is float32 or float64, else float32 (see :class:`MeshConv`).
-    """
-    for name, master in masters.items():
-        current = getattr(module, name)
-        dtype = master.dtype
-        if master.is_floating_point():
-            dtype = current.dtype if current.dtype in (torch.float32, torch.float64) else torch.float32
-        setattr(module, name, master.to(device=current.device, dtype=dtype))
 
 
 def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
@@ -184,10 +95,13 @@ class _TapConv(nn.Module):
     """Shared machinery: a learned combination of fixed sparse taps, ``(B, C, V_in) -> (B, O, V_out)``.
 
     ``taps`` are the operator taps (without the identity when ``identity_tap``); the
-    weight has one slice per tap, the identity included. With ``orientation="invariant"``
-    the taps are ``[(I,) L, D_1, D_2]`` and the weight ``[identity, laplacian, a, b]``; the
-    kernel then runs with ``3 O`` outputs (see :meth:`_kernel_weight`) and
-    :meth:`forward` folds them into ``O``.
+    weight has one slice per tap, the identity included. The operator is the submodule
+    ``op`` (:class:`~meshcnn.nn._buffers.OperatorBuffers`: non-persistent buffers, exact
+    through ``.to()``/``.double()``/``.half()``/``.to_empty()``). With
+    ``orientation="invariant"`` the taps are ``[(I,) L, D_1, D_2]`` and the weight
+    ``[identity, laplacian, a, b]``; ``op`` then holds ``[(I,) L]`` and ``op_dir`` the
+    pair ``[D_1, D_2]``, run with ``2 O`` outputs (``Re z``, ``Im z``) that
+    :meth:`forward` folds into ``O``.
     """
 
     weight: torch.Tensor
@@ -203,69 +117,22 @@ class _TapConv(nn.Module):
         self.in_level, self.out_level = in_level, out_level
         self.orientation = check_orientation(orientation)
         self.identity_tap = identity_tap
-        self._exact: dict[str, torch.Tensor] = {}
-        self._op_meta: dict[str, tuple[tuple[int, int], int, int]] = {}
-        device = _ambient_device()
-        with torch.device("cpu"):  # the masters (and the shared block indices) live on the CPU
-            if orientation == "invariant":  # [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
-                split = 1 if identity_tap else 2
-                self._install_operator("op", taps[:split], out_channels)
-                self._install_operator("dir", taps[split:], 2 * out_channels)
-            else:
-                self._install_operator("op", taps, out_channels)
-        if device.type != "cpu":  # built under `with torch.device(...)`: the buffers go there too
-            for name in self._exact:
-                setattr(self, name, getattr(self, name).to(device))
+        split = (1 if identity_tap else 2) if orientation == "invariant" else len(taps)
+        self.op = self._operator_buffers(taps[:split], out_channels)
+        # invariant: [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
+        self.op_dir = self._operator_buffers(taps[split:], 2 * out_channels) if split < len(taps) else None
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
 
-    _OPERATOR_FIELDS = ("crow", "col", "val", "crow_t", "col_t", "val_t", "block_crow", "block_col", "block_crow_t",
-                        "block_col_t")
-
-    def _install_operator(self, prefix: str, taps: list[sp.spmatrix], out_channels: int) -> None:
-        """Register the :class:`TapOperator` of ``taps`` as buffers ``{prefix}_{field}``.
-
-        Vertex-major stacking (row ``v * T + t``), the layout :func:`mesh_conv` wants;
-        ``k`` samples per bag kernel from the larger of the forward and backward tables.
-        """
+    def _operator_buffers(self, taps: list[sp.spmatrix], out_channels: int) -> OperatorBuffers:
+        """The float64 :class:`TapOperator` of ``taps`` as buffers; ``k`` samples per bag kernel
+        from the larger of the forward and backward tables."""
         v_out, v_in = taps[0].shape
         block_samples = block_samples_for(max(v_in * self.in_channels, v_out * out_channels))
-        op = tap_operator(taps, torch.float64, block_samples)
-        for field in self._OPERATOR_FIELDS:
-            self._register_operator(f"{prefix}_{field}", getattr(op, field))
-        self._op_meta[prefix] = (op.shape, op.taps, op.block_samples)
-
-    def _tap_operator(self, prefix: str) -> TapOperator:
-        shape, taps, block_samples = self._op_meta[prefix]
-        crow, col, val, crow_t, col_t, val_t, block_crow, block_col, block_crow_t, block_col_t = (
-            getattr(self, f"{prefix}_{field}") for field in self._OPERATOR_FIELDS)
-        return TapOperator(crow, col, val, crow_t, col_t, val_t, shape, taps, block_crow, block_col, block_crow_t,
-                           block_col_t, block_samples)
-
-    def _register_operator(self, name: str, tensor: torch.Tensor) -> None:
-        """Register a non-persistent operator buffer, keeping a CPU master of it (float64 for floats).
-
-        Floating operator values are stored in the default dtype, but every dtype or
-        device change (``.double()``, ``.half()``, ``.to(...)``) re-derives them from the
-        float64 master, so ``.float().double()`` gives exact float64 operators again; and
-        every buffer, indices included, is re-derived after ``.to_empty()`` (meta-device
-        workflows), see :func:`_restore_derived`. On the CPU an integer master is the
-        buffer itself (no copy).
-        """
-        if tensor.is_floating_point():
-            self._exact[name] = tensor.detach().to(torch.float64, copy=True)
-            tensor = tensor.to(torch.get_default_dtype())
-        else:
-            self._exact[name] = tensor  # the same object: block indices stay shared between layers
-        self.register_buffer(name, tensor, persistent=False)
-
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
-        super()._apply(fn, recurse)
-        # operator values never go below float32 (the sparse product runs in float32
-        # for half/bfloat16 input, see meshcnn.nn.functional)
-        _restore_derived(self, self._exact)
-        return self
+        with torch.device("cpu"):  # the masters (and the shared block indices) live on the CPU
+            op = tap_operator(taps, torch.float64, block_samples)
+        return OperatorBuffers(op)  # the buffers on the ambient device
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.weight.shape[1] * self.weight.shape[2])
@@ -278,20 +145,20 @@ class _TapConv(nn.Module):
         """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
         :func:`meshcnn.nn.tap_operator`) and the stack of the transposed taps;
         without the identity tap when :attr:`identity_tap` is set; for ``"invariant"``
-        the isotropic taps only (the directional pair is a second operator)."""
-        return self._tap_operator("op")
+        the isotropic taps only (the directional pair is :attr:`op_dir`)."""
+        return self.op.operator()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_level, type(self).__name__)
         _check_input_dtype(x, self.weight, type(self).__name__)
-        if self.orientation != "invariant":
-            return mesh_conv(x, self.operator, self.weight, self.bias, identity_tap=self.identity_tap)
+        if self.op_dir is None:
+            return mesh_conv(x, self.op.operator(), self.weight, self.bias, identity_tap=self.identity_tap)
         # invariant: y = w_0 x + w_1 L x + b + sqrt(|z|^2 + eps^2) - eps, z = sum_c (a_c + i b_c)(D_1 + i D_2) x_c
         w = self.weight
-        y = mesh_conv(x, self.operator, w[..., :2], self.bias, identity_tap=self.identity_tap)
+        y = mesh_conv(x, self.op.operator(), w[..., :2], self.bias, identity_tap=self.identity_tap)
         a, b = w[..., 2], w[..., 3]
         w_dir = torch.cat([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=0)  # rows: Re z, Im z
-        z = mesh_conv(x, self._tap_operator("dir"), w_dir, None)
+        z = mesh_conv(x, self.op_dir.operator(), w_dir, None)
         return _AddSmoothModulus.apply(y, z)
 
     def get_extra_state(self) -> dict:
@@ -376,8 +243,8 @@ class MeshConv(_TapConv):
     itself. The backward pass applies the precomputed stack of transposed taps.
     Where a sample's table is small (``V_in * in_channels <= 2**18``), chunks of ``k``
     samples share one bag kernel through precomputed int32 block-diagonal indices
-    (:func:`meshcnn.nn.functional.block_samples_for`; at level 5 with 16 channels, ``k = 8``
-    and 7.5 MB of indices per direction, shared by the layers with the same operator).
+    (:func:`meshcnn.nn.block_samples_for`), shared by the layers with the same operator
+    (their size: ``experiments/benchmark/RESULTS.md``, "Moved from docstrings").
 
     Precision: float64 input runs entirely in float64. Under :func:`torch.autocast`
     (bfloat16 on CPU, float16/bfloat16 on CUDA) and for half-precision input, **the
@@ -427,7 +294,7 @@ class MeshConvTranspose(_TapConv):
         super().__init__(in_channels, out_channels, level - 1, level, taps, bias, orientation=orientation)
 
 
-class MeshPool(nn.Module):
+class MeshPool(ConstantBuffers):
     r"""Pooling from ``level`` to ``level - 1``.
 
     Coarse vertex ``i`` (one of the first ``V_{level-1}``) pools over its closed
@@ -449,23 +316,15 @@ class MeshPool(nn.Module):
             raise ValueError(f"mode must be 'mean', 'max' or 'drop', got {mode!r}")
         self.level, self.mode = level, mode
         num_out = num_vertices_at(level - 1)
-        self._exact: dict[str, torch.Tensor] = {}  # CPU masters of the buffers, see _restore_derived
         if mode != "drop":
             neighbors = icosphere(level, mesh_dir).neighbors[:num_out]
             self_index = np.arange(num_out)[:, None]
             ring = np.concatenate([self_index, np.where(neighbors < 0, self_index, neighbors)], axis=1)
             valid = np.concatenate([np.ones((num_out, 1), bool), neighbors >= 0], axis=1)
             # mask and count rather than float weights: exact in every dtype
-            device = _ambient_device()
             for name, value in (("ring", ring), ("ring_valid", valid), ("ring_size", valid.sum(1))):
-                self._exact[name] = torch.from_numpy(value)
-                self.register_buffer(name, self._exact[name].to(device), persistent=False)
+                self.register_constant(name, torch.from_numpy(value))  # the rings are constants of the level
         self.num_out = num_out
-
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
-        super()._apply(fn, recurse)
-        _restore_derived(self, self._exact)  # also after .to_empty(): the rings are constants of the level
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, None, self.level, "MeshPool")

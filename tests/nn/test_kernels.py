@@ -14,30 +14,22 @@ import scipy.sparse as sp
 import torch
 
 import meshcnn
-import meshcnn.nn.functional as fn
+from meshcnn.nn import _kernels, _operator
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
-from meshcnn.nn import (compute_dtypes, mesh_conv, mesh_conv_reference, sparse_matmul, stack_taps,
-                                tap_operator, csr_from_scipy)
-from meshcnn.nn.layers import tap_operators
+from meshcnn.nn import compute_dtypes, mesh_conv, stack_taps, tap_operator
+from meshcnn.testing import layer_taps, mesh_conv_reference
 from meshcnn.models import SphericalUNet
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _layer_and_taps(kind: str, level: int, bias: bool = True):
+    """``(layer, its taps for the reference, V_in)``, the layer in float64."""
     torch.manual_seed(level)
-    m = icosphere(level)
-    if kind == "conv":
-        layer = MeshConv(3, 5, level, bias=bias)
-        taps, v_in = tap_operators(m, m.num_vertices), m.num_vertices
-    elif kind == "stride2":
-        layer = MeshConv(3, 5, level, stride=2, bias=bias)
-        taps, v_in = tap_operators(m, icosphere(level - 1).num_vertices), m.num_vertices
-    else:
-        layer = MeshConvTranspose(3, 5, level, bias=bias)
-        taps = [t @ m.upsample for t in tap_operators(m, m.num_vertices)]
-        v_in = icosphere(level - 1).num_vertices
-    return layer.double(), taps, v_in
+    layer = {"conv": lambda: MeshConv(3, 5, level, bias=bias),
+             "stride2": lambda: MeshConv(3, 5, level, stride=2, bias=bias),
+             "transpose": lambda: MeshConvTranspose(3, 5, level, bias=bias)}[kind]()
+    return layer.double(), layer_taps(layer), icosphere(layer.in_level).num_vertices
 
 
 @pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
@@ -84,7 +76,7 @@ def test_forward_saves_only_its_input_for_backward():
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         layer(x)
-    operator = {t.data_ptr() for t in layer.operator if isinstance(t, torch.Tensor) and t.numel()}
+    operator = {t.data_ptr() for t in layer.operator.tensors() if t.numel()}
     activations = [t for t in saved if t.data_ptr() not in operator]
     assert sum(t.numel() for t in activations) == x.numel() + layer.weight.numel()
 
@@ -92,7 +84,7 @@ def test_forward_saves_only_its_input_for_backward():
 def test_stacked_operator_layout_is_vertex_major():
     """Row v*T + t of S is row v of tap t; row u*T + t of R is column u of tap t."""
     m = icosphere(1)
-    taps = tap_operators(m, m.num_vertices)[1:]
+    taps = layer_taps(MeshConv(1, 1, 1))[1:]
     op = tap_operator(taps, torch.float64)
     dense = lambda crow, col, val, shape: torch.sparse_csr_tensor(crow, col, val, shape).to_dense().numpy()
     v, n = m.num_vertices, len(taps)
@@ -115,17 +107,6 @@ def test_every_tap_row_is_within_the_closed_one_ring():
         assert np.diff(tap.indptr).max() <= 7
         rows = np.repeat(np.arange(m.num_vertices), np.diff(tap.indptr))
         assert np.all((ring[rows] == tap.indices[:, None]).any(axis=1))
-
-
-def test_sparse_matmul_and_its_gradient():
-    mat = sp.random(7, 5, density=0.5, random_state=0, format="csr")
-    op = csr_from_scipy(mat, torch.float64)
-    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    y = sparse_matmul(op, x)
-    np.testing.assert_allclose(y.detach().numpy(), mat @ x.detach().numpy(), rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda x: sparse_matmul(op, x), (x,))
-    with pytest.raises(ValueError, match=r"expected x of shape \(5, k\)"):
-        sparse_matmul(op, torch.randn(4, 3))
 
 
 def test_mesh_conv_checks_operator_against_weight():
@@ -192,12 +173,12 @@ def test_autocast_bfloat16_unet_forward_backward():
 def test_half_module_keeps_float32_operator_values():
     conv = MeshConv(2, 2, 2)
     half = copy.deepcopy(conv).half()
-    assert half.op_val.dtype == torch.float32 and half.weight.dtype == torch.float16
+    assert half.op.val.dtype == torch.float32 and half.weight.dtype == torch.float16
     x = torch.randn(1, 2, icosphere(2).num_vertices)
     y = half(x.half())
     assert y.dtype == torch.float16
     torch.testing.assert_close(y.float(), conv(x), rtol=2e-2, atol=2e-2)
-    assert conv.op_val.dtype == torch.float32  # the original is untouched
+    assert conv.op.val.dtype == torch.float32  # the original is untouched
 
 
 @pytest.mark.parametrize("autocast", [False, True])
@@ -213,12 +194,10 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         x = torch.empty(4, 2, v_in, device="meta")
         dense = torch.bfloat16 if autocast else torch.float32
         assert op.block_samples == 8  # the block path: indices into the (B V, C) table
-        y = fn._mesh_conv_forward(x, layer.weight, layer.bias, op.crow, op.col, op.val, op.block_crow, op.block_col,
-                                  op.block_samples, v_out, layer.identity_tap, torch.float32, dense)
+        y = _kernels.bag_forward(x, layer.weight, layer.bias, op, layer.identity_tap, torch.float32, dense)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
-        grads = fn._mesh_conv_backward(torch.empty_like(y), x, layer.weight, op.crow_t, op.col_t, op.val_t,
-                                       op.block_crow_t, op.block_col_t, op.block_samples, layer.identity_tap,
-                                       torch.float32, dense, True, True, True)
+        grads = _kernels.bag_backward(torch.empty_like(y), x, layer.weight, op, layer.identity_tap, torch.float32,
+                                      dense, True, True, True)
         assert [g.shape for g in grads] == [x.shape, layer.weight.shape, layer.bias.shape]
         assert all(g.device.type == "meta" for g in grads)
         assert grads[0].dtype == torch.float32 and grads[1].dtype == layer.weight.dtype
@@ -232,11 +211,11 @@ def test_custom_operators_pass_opcheck(kind):
     op = layer.operator
     v_out = icosphere(layer.out_level).num_vertices
     x = torch.randn(2, 3, v_in, requires_grad=True)
-    args = (x, layer.weight, layer.bias, *op[:6], *op[8:], v_out, layer.identity_tap, torch.float32, torch.float32)
+    args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), layer.identity_tap, torch.float32, torch.float32)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
     grad = torch.randn_like(torch.ops.meshcnn.mesh_conv.default(*args))
-    back = (grad, x.detach(), layer.weight.detach(), op.crow_t, op.col_t, op.val_t, op.block_crow_t, op.block_col_t,
-            op.block_samples, layer.identity_tap, torch.float32, torch.float32, True, True, True)
+    back = (grad, x.detach(), layer.weight.detach(), op.tensors(), op.sizes(), layer.identity_tap, torch.float32,
+            torch.float32, True, True, True)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
 
 
@@ -351,7 +330,7 @@ def test_block_path_gradcheck():
 
 def test_one_cpu_thread_takes_cache_sized_chunks():
     """With one thread the chunk's table stays within 2**18 values; results are unchanged."""
-    from meshcnn.nn.functional import _samples_per_kernel
+    _samples_per_kernel = _operator.samples_per_kernel
 
     cpu, threads = torch.device("cpu"), torch.get_num_threads()
     layer, taps, v_in = _layer_and_taps("conv", 2)
@@ -371,25 +350,17 @@ def test_one_cpu_thread_takes_cache_sized_chunks():
     assert (y1 - ref).abs().max().item() <= 1e-10 * ref.abs().max().item()
 
 
-def test_block_indices_are_shared_between_layers_and_freed_with_them():
-    import gc
-    from meshcnn.nn import functional
-
+def test_block_indices_are_shared_between_layers():
     a, b = MeshConv(4, 4, 3), MeshConv(4, 4, 3)
     c = MeshConv(4, 4, 3, stride=2)
-    assert a.op_block_col is b.op_block_col and a.op_block_crow_t is b.op_block_crow_t
-    assert c.op_block_col is not a.op_block_col
+    assert a.op.block_col is b.op.block_col and a.op.block_crow_t is b.op.block_crow_t
+    assert c.op.block_col is not a.op.block_col
     b.load_state_dict(a.state_dict())
     torch.testing.assert_close(a(torch.ones(2, 4, 642)), b(torch.ones(2, 4, 642)))
-    before = len(functional._BLOCK_INDICES)
-    del a, b
-    gc.collect()
-    assert len(functional._BLOCK_INDICES) == before - 4  # offsets and index, forward and backward
-
 
 def test_block_samples_for():
     """k samples per bag kernel: the batch's tables stay within 2**21 values."""
-    from meshcnn.nn.functional import BLOCK_MAX_ELEMENTS, block_samples_for
+    from meshcnn.nn._operator import BLOCK_MAX_ELEMENTS, block_samples_for
 
     assert BLOCK_MAX_ELEMENTS == 2**21
     assert block_samples_for(10242 * 16) == 8  # level 5, 16 channels

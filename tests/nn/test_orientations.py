@@ -2,6 +2,7 @@
 invariance, gradients, compile, state dicts, and the hemisphere flip."""
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 import meshcnn
@@ -10,19 +11,7 @@ from meshcnn.nn import INVARIANT_EPS, orientation_taps
 from meshcnn.models import SphericalResNet, SphericalUNet
 from meshcnn.geometry import tangent_gradient
 from meshcnn.geometry import icosahedral_rotations, vertex_permutation
-
-
-def _reference(x: np.ndarray, weight: np.ndarray, bias, taps, orientation: str) -> np.ndarray:
-    """The layer's formula with one dense product per tap (taps from :func:`orientation_taps`)."""
-    sx = [np.einsum("vw,bcw->bcv", t.toarray(), x) for t in taps]
-    if orientation != "invariant":
-        out = sum(np.einsum("oc,bcv->bov", weight[..., t], sx[t]) for t in range(len(taps)))
-    else:
-        a = weight[..., 2] + 1j * weight[..., 3]
-        z = np.einsum("oc,bcv->bov", a, sx[2] + 1j * sx[3])
-        out = (np.einsum("oc,bcv->bov", weight[..., 0], sx[0]) + np.einsum("oc,bcv->bov", weight[..., 1], sx[1])
-               + np.sqrt(np.abs(z) ** 2 + INVARIANT_EPS**2) - INVARIANT_EPS)
-    return out if bias is None else out + bias[None, :, None]
+from meshcnn.testing import assert_equivariant, equivariance_error, mesh_conv_reference, move_signal
 
 
 def _layer(orientation: str, level: int = 2, cin: int = 3, cout: int = 4, **kwargs) -> MeshConv:
@@ -32,13 +21,6 @@ def _layer(orientation: str, level: int = 2, cin: int = 3, cout: int = 4, **kwar
         layer.weight.normal_()
         layer.bias.normal_()
     return layer
-
-
-def _permute(x: torch.Tensor, perm: np.ndarray) -> torch.Tensor:
-    """The signal moved by the symmetry whose vertex permutation is ``perm``: ``out[perm] = x``."""
-    out = torch.empty_like(x)
-    out[..., torch.from_numpy(perm)] = x
-    return out
 
 
 def _mirror_permutation(level: int) -> np.ndarray:
@@ -69,7 +51,7 @@ def test_meshconv_equals_dense_reference(orientation, stride):
     x = torch.randn(2, 3, icosphere(level).num_vertices, dtype=torch.float64)
     num_out = icosphere(level - stride + 1).num_vertices
     taps = orientation_taps(icosphere(level), num_out, orientation)
-    ref = _reference(x.numpy(), layer.weight.detach().numpy(), layer.bias.detach().numpy(), taps, orientation)
+    ref = mesh_conv_reference(x, taps, layer.weight, layer.bias, orientation).detach().numpy()
     y = layer(x).detach().numpy()
     np.testing.assert_allclose(y, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
 
@@ -81,7 +63,7 @@ def test_transpose_equals_dense_reference(orientation):
     mesh = icosphere(2)
     x = torch.randn(2, 3, icosphere(1).num_vertices, dtype=torch.float64)
     taps = [t @ mesh.upsample for t in orientation_taps(mesh, mesh.num_vertices, orientation)]
-    ref = _reference(x.numpy(), layer.weight.detach().numpy(), layer.bias.detach().numpy(), taps, orientation)
+    ref = mesh_conv_reference(x, taps, layer.weight, layer.bias, orientation).detach().numpy()
     np.testing.assert_allclose(layer(x).detach().numpy(), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
 
 
@@ -93,10 +75,8 @@ def test_fixed_is_the_default_and_numerically_unchanged():
     fixed.load_state_dict(default.state_dict())
     m = icosphere(level)
     x = torch.randn(2, 3, m.num_vertices, dtype=torch.float64)
-    w = default.weight.detach().numpy()
-    ref = sum(np.einsum("oc,bcv->bov", w[..., t + 1], np.einsum("vw,bcw->bcv", op.toarray(), x.numpy()))
-              for t, op in enumerate((m.laplacian, m.grad_ew, m.grad_ns)))
-    ref = ref + np.einsum("oc,bcv->bov", w[..., 0], x.numpy()) + default.bias.detach().numpy()[None, :, None]
+    taps = [sp.eye(m.num_vertices, format="csr"), m.laplacian, m.grad_ew, m.grad_ns]
+    ref = mesh_conv_reference(x, taps, default.weight, default.bias).detach().numpy()
     assert default.orientation == "fixed"
     assert torch.equal(default(x), fixed(x))
     np.testing.assert_allclose(default(x).detach().numpy(), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
@@ -114,8 +94,7 @@ def test_icosahedral_rotations(orientation, exact):
     y = layer(x)
     errors, polar = [], []
     for rotation in icosahedral_rotations()[1:]:
-        perm = vertex_permutation(level, rotation)
-        err = float((layer(_permute(x, perm)) - _permute(y, perm)).norm() / y.norm())
+        err = equivariance_error(layer, x, rotation)
         (polar if np.isclose(rotation[2, 2], 1.0) else errors).append(err)
     assert max(polar) < 1e-13
     if exact:
@@ -133,8 +112,7 @@ def test_equatorial_mirror(orientation, exact):
     layer = _layer(orientation, level)
     perm = _mirror_permutation(level)
     x = torch.randn(2, 3, icosphere(level).num_vertices, dtype=torch.float64)
-    y = layer(x)
-    err = float((layer(_permute(x, perm)) - _permute(y, perm)).norm() / y.norm())
+    err = equivariance_error(layer, x, perm)
     assert (err < 1e-13) if exact else (err > 1e-3)
 
 
@@ -163,14 +141,12 @@ def test_invariant_does_not_depend_on_the_tangent_frames(level):
         x = torch.randn(2, 3, m.num_vertices, dtype=torch.float64)
         y = layer(x)
         num_out = icosphere(level - stride + 1).num_vertices
-        layer._install_operator("dir", [t[:num_out] for t in turned], 2 * layer.out_channels)
-        layer.double()
+        layer.op_dir = layer._operator_buffers([t[:num_out] for t in turned], 2 * layer.out_channels).double()
         torch.testing.assert_close(layer(x), y, rtol=0, atol=1e-12)
     up = MeshConvTranspose(3, 4, level, orientation="invariant").double()
     x = torch.randn(2, 3, icosphere(level - 1).num_vertices, dtype=torch.float64)
     y = up(x)
-    up._install_operator("dir", [t @ m.upsample for t in turned], 2 * up.out_channels)
-    up.double()
+    up.op_dir = up._operator_buffers([t @ m.upsample for t in turned], 2 * up.out_channels).double()
     torch.testing.assert_close(up(x), y, rtol=0, atol=1e-12)
 
 
@@ -268,9 +244,8 @@ def test_resnet_is_invariant_to_icosahedral_rotations(orientation):
     torch.manual_seed(0)
     model = SphericalResNet(2, 5, level=3, width=4, depth=2, orientation=orientation).double().eval()
     x = torch.randn(3, 2, icosphere(3).num_vertices, dtype=torch.float64)
-    y = model(x)
     for rotation in icosahedral_rotations()[1::7]:
-        torch.testing.assert_close(model(_permute(x, vertex_permutation(3, rotation))), y, rtol=0, atol=1e-12)
+        assert_equivariant(model, x, rotation, tol=1e-12, invariant=True)
 
 
 def test_hemisphere_flip_makes_mirrored_vector_fields_mirrored_scalars():
@@ -282,15 +257,15 @@ def test_hemisphere_flip_makes_mirrored_vector_fields_mirrored_scalars():
     perm = _mirror_permutation(level)
     rng = np.random.default_rng(0)
     f = torch.from_numpy(rng.standard_normal((2, 3, m.num_vertices)))  # channels: scalar, eastward, northward
-    mirrored = _permute(f, perm)
+    mirrored = move_signal(f, perm)
     mirrored[:, 2] = -mirrored[:, 2]  # a vector field's northward component changes sign under the mirror
     flipped, flipped_mirror = hemisphere_flip(f, level, [2]), hemisphere_flip(mirrored, level, [2])
-    torch.testing.assert_close(flipped_mirror, _permute(flipped, perm), rtol=0, atol=0)
+    torch.testing.assert_close(flipped_mirror, move_signal(flipped, perm), rtol=0, atol=0)
     torch.testing.assert_close(flipped[:, :2], f[:, :2], rtol=0, atol=0)
     sign = np.sign(np.where(np.abs(m.vertices[:, 2]) < 1e-12, 0, m.vertices[:, 2]))
     np.testing.assert_array_equal(flipped[:, 2].numpy(), f[:, 2].numpy() * sign)
     layer = _layer("poleward", level)
-    torch.testing.assert_close(layer(flipped_mirror), _permute(layer(flipped), perm), rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer(flipped_mirror), move_signal(layer(flipped), perm), rtol=0, atol=1e-12)
 
 
 def test_hemisphere_flip_bad_input():

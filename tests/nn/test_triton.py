@@ -18,10 +18,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import meshcnn.nn.functional as fn
+from meshcnn.nn import _kernels, _ops
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
-from meshcnn.nn import mesh_conv, mesh_conv_reference, tap_operator
-from meshcnn.nn.layers import tap_operators
+from meshcnn.nn import mesh_conv, tap_operator
+from meshcnn.testing import layer_taps, mesh_conv_reference
 from meshcnn.models import SphericalUNet
 
 triton = pytest.importorskip("triton")
@@ -49,27 +49,19 @@ def dispatch_on_cpu(monkeypatch, interpreter):
         calls.append(ok)
         return ok
 
-    monkeypatch.setattr(fn, "_use_triton", use_triton)
+    monkeypatch.setattr(_ops, "use_triton", use_triton)
     return calls
 
 
 def _case(kind: str, level: int, cin: int = 3, cout: int = 5):
     """``(layer, dense taps of the reference, V_in)``, the layer in float32 with random parameters."""
     torch.manual_seed(level + 7 * len(kind))
-    m = icosphere(level)
-    if kind == "conv":
-        layer, taps, v_in = MeshConv(cin, cout, level), tap_operators(m, m.num_vertices), m.num_vertices
-    elif kind == "stride2":
-        layer = MeshConv(cin, cout, level, stride=2)
-        taps, v_in = tap_operators(m, icosphere(level - 1).num_vertices), m.num_vertices
-    else:
-        layer = MeshConvTranspose(cin, cout, level)
-        taps = [t @ m.upsample for t in tap_operators(m, m.num_vertices)]
-        v_in = icosphere(level - 1).num_vertices
+    layer = {"conv": lambda: MeshConv(cin, cout, level), "stride2": lambda: MeshConv(cin, cout, level, stride=2),
+             "transpose": lambda: MeshConvTranspose(cin, cout, level)}[kind]()
     with torch.no_grad():
         layer.weight.normal_()
         layer.bias.normal_()
-    return layer, taps, v_in
+    return layer, layer_taps(layer), icosphere(layer.in_level).num_vertices
 
 
 def _reference_with_grads(x, taps, weight, bias, g):
@@ -93,7 +85,7 @@ def _assert_rel(got, want, rtol, what=""):
 # --------------------------------------------------------------------------------------------
 def test_ell_table_matches_csr_and_is_cached():
     m = icosphere(2)
-    for taps in (tap_operators(m, m.num_vertices)[1:], [t @ m.upsample for t in tap_operators(m, m.num_vertices)]):
+    for taps in (layer_taps(MeshConv(1, 1, 2))[1:], layer_taps(MeshConvTranspose(1, 1, 2))):
         op = tap_operator(taps, torch.float32)
         for crow, col, val in ((op.crow, op.col, op.val), (op.crow_t, op.col_t, op.val_t)):
             ell_col, ell_val, width = tk.ell_table(crow, col, val)
@@ -110,16 +102,16 @@ def test_ell_table_matches_csr_and_is_cached():
             assert tk.ell_table(crow, col, val)[0] is ell_col  # built once per operator
             assert tk.ell_table(crow, col, val.clone())[0] is not ell_col  # new values, new table
     # the convolution taps of the icosphere have at most 7 non-zeros per row (the closed 1-ring)
-    conv = tap_operator(tap_operators(m, m.num_vertices)[1:])
+    conv = tap_operator(layer_taps(MeshConv(1, 1, 2))[1:])
     assert tk.ell_table(conv.crow, conv.col, conv.val)[2] <= 7
 
 
 def test_module_imports_without_triton():
     code = ("import sys; sys.modules['triton'] = None; sys.modules['triton.language'] = None\n"
-            "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn.functional as fn\n"
+            "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn._ops as ops\n"
             "assert not tk.available() and not tk.usable(torch.device('cpu'), torch.float32)\n"
             "x = torch.randn(2, 3, 42); layer = meshcnn.MeshConv(3, 4, 1)\n"
-            "assert not fn._use_triton(x, torch.float32, torch.float32)\n"
+            "assert not ops.use_triton(x, torch.float32, torch.float32)\n"
             "layer(x).sum().backward(); print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -131,7 +123,7 @@ def test_cpu_tensors_never_take_the_triton_path(monkeypatch):
     for device in ("cpu", "meta"):
         x = torch.empty(2, 3, 42, device=device)
         for dense in (torch.float32, torch.bfloat16):
-            assert not fn._use_triton(x, torch.float32, dense)
+            assert not _ops.use_triton(x, torch.float32, dense)
     monkeypatch.setattr(tk, "mesh_conv_forward", None)  # would fail if called
     monkeypatch.setattr(tk, "mesh_conv_backward", None)
     layer = MeshConv(3, 4, 1)
@@ -147,24 +139,21 @@ def test_kernels_equal_reference(interpreter, kind, level):
     """Forward and all three gradients of the kernels, float32, against the float64 formula."""
     layer, taps, v_in = _case(kind, level)
     op = layer.operator
-    num_out = op.shape[0] // op.taps
     x = torch.randn(2, 3, v_in)
     w, b = layer.weight.detach(), layer.bias.detach()
-    y = tk.mesh_conv_forward(x, w, b, op.crow, op.col, op.val, num_out, layer.identity_tap, torch.float32)
+    y = tk.mesh_conv_forward(x, w, b, op, layer.identity_tap, torch.float32)
     g = torch.randn(y.shape)
     y_ref, (dx_ref, dw_ref, db_ref) = _reference_with_grads(x, taps, w, b, g)
     assert y.dtype == torch.float32 and y.shape == y_ref.shape
     _assert_rel(y, y_ref, 2e-6, "y")
-    dx, dw, db = tk.mesh_conv_backward(g, x, w, op.crow_t, op.col_t, op.val_t, layer.identity_tap, torch.float32,
-                                       True, True, True)
+    dx, dw, db = tk.mesh_conv_backward(g, x, w, op, layer.identity_tap, torch.float32, True, True, True)
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
     _assert_rel(dx, dx_ref, 2e-6, "grad x")
     _assert_rel(dw, dw_ref, 2e-6, "grad W")
     _assert_rel(db, db_ref, 2e-6, "grad b")
     # only what is asked for
     for need in ((True, False, False), (False, True, False), (False, False, True)):
-        got = tk.mesh_conv_backward(g, x, w, op.crow_t, op.col_t, op.val_t, layer.identity_tap, torch.float32,
-                                    *need)
+        got = tk.mesh_conv_backward(g, x, w, op, layer.identity_tap, torch.float32, *need)
         for flag, a, ref in zip(need, got, (dx, dw, db)):
             assert torch.equal(a, ref) if flag else a.numel() == 0
 
@@ -177,7 +166,7 @@ def test_mesh_conv_taps_through_dispatch(dispatch_on_cpu, op_taps, identity_tap,
     level = 1
     m = icosphere(level)
     num_out = m.num_vertices if stride == 1 else icosphere(level - 1).num_vertices
-    taps = tap_operators(m, num_out)
+    taps = layer_taps(MeshConv(1, 1, level, stride=stride))
     used = taps[:op_taps + 1] if identity_tap else taps[1:op_taps + 1]
     op = tap_operator(used[int(identity_tap):], torch.float32)
     torch.manual_seed(op_taps)
@@ -212,10 +201,7 @@ def test_low_precision_dense_products(dispatch_on_cpu, dtype):
     layer, taps, v_in = _case("stride2", 2)
     op = layer.operator
     x = torch.randn(2, 3, v_in, requires_grad=True)
-    args = (layer.weight, layer.bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, op.block_crow,
-            op.block_col, op.block_crow_t, op.block_col_t, op.block_samples, op.shape[0] // op.taps, True,
-            torch.float32, dtype)
-    y = fn._MeshConvFunction.apply(x, *args)
+    y = _ops.MeshConvFunction.apply(x, layer.weight, layer.bias, op, True, torch.float32, dtype)
     assert y.dtype == dtype and all(dispatch_on_cpu)
     g = torch.randn(y.shape)
     y_ref, grads_ref = _reference_with_grads(x, taps, layer.weight, layer.bias, g)
@@ -225,9 +211,8 @@ def test_low_precision_dense_products(dispatch_on_cpu, dtype):
     for got, want in zip(grads, grads_ref):
         _assert_rel(got, want, 2e-2, "grad")
     # the bag path with the same dtypes
-    bag_y = fn._mesh_conv_forward(x.detach(), layer.weight.detach(), layer.bias.detach(), op.crow, op.col, op.val,
-                                  op.block_crow, op.block_col, op.block_samples, op.shape[0] // op.taps, True,
-                                  torch.float32, torch.float32)
+    bag_y = _kernels.bag_forward(x.detach(), layer.weight.detach(), layer.bias.detach(), op, True, torch.float32,
+                                 torch.float32)
     _assert_rel(y, bag_y, 2e-2, "y vs bag path")
 
 
@@ -247,10 +232,8 @@ def test_opcheck_custom_operator(dispatch_on_cpu):
     layer, _, v_in = _case("stride2", 1)
     op = layer.operator
     x = torch.randn(2, 3, v_in, requires_grad=True)
-    args = (x, layer.weight, layer.bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, op.block_crow,
-            op.block_col, op.block_crow_t, op.block_col_t, op.block_samples, op.shape[0] // op.taps, True,
-            torch.float32, torch.float32)
-    torch.library.opcheck(fn._mesh_conv_op, args)
+    args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), True, torch.float32, torch.float32)
+    torch.library.opcheck(_ops.mesh_conv_op, args)
     assert any(dispatch_on_cpu)
 
 
@@ -329,7 +312,7 @@ def test_cuda_kernels_equal_float64_reference(compiled_kernels, kind, level):
     layer, taps, v_in = _case(kind, level, cin=16, cout=16)
     layer = layer.cuda()
     x = torch.randn(4, 16, v_in, device="cuda", requires_grad=True)
-    assert fn._use_triton(x, torch.float32, torch.float32, layer.weight)
+    assert _ops.use_triton(x, torch.float32, torch.float32, layer.weight)
     y = layer(x)
     g = torch.randn(y.shape, device="cuda")
     y_ref, grads_ref = _reference_with_grads(x.cpu(), taps, layer.weight.cpu(), layer.bias.cpu(), g.cpu())
@@ -345,7 +328,7 @@ def test_cuda_switch_off_gives_the_bag_path(compiled_kernels, monkeypatch):
     x = torch.randn(2, 8, v_in, device="cuda")
     y = layer(x)
     monkeypatch.setenv("MESHCNN_TRITON", "0")
-    assert not fn._use_triton(x, torch.float32, torch.float32, layer.weight)
+    assert not _ops.use_triton(x, torch.float32, torch.float32, layer.weight)
     torch.testing.assert_close(layer(x), y, rtol=1e-5, atol=1e-5)
 
 
@@ -356,10 +339,8 @@ def test_cuda_opcheck(compiled_kernels):
     op = layer.operator
     x = torch.randn(2, 3, v_in, device="cuda", requires_grad=True)
     for dense in (torch.float32, torch.bfloat16):
-        args = (x, layer.weight, layer.bias, op.crow, op.col, op.val, op.crow_t, op.col_t, op.val_t, op.block_crow,
-                op.block_col, op.block_crow_t, op.block_col_t, op.block_samples, op.shape[0] // op.taps, True,
-                torch.float32, dense)
-        torch.library.opcheck(fn._mesh_conv_op, args)
+        args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), True, torch.float32, dense)
+        torch.library.opcheck(_ops.mesh_conv_op, args)
 
 
 @needs_cuda

@@ -1,0 +1,115 @@
+"""Test helpers for code built on meshcnn: the dense MeshConv reference and an equivariance check.
+
+* :func:`mesh_conv_reference`: the mesh convolution written as its formula, one dense
+  product per tap, for every orientation, stride and transposed convolution
+  (:func:`layer_taps` gives a layer's taps);
+* :func:`assert_equivariant`: ``f(g x) == g f(x)`` (or ``f(x)``) for a rotation or a
+  reflection ``g`` of the icosphere, acting on signals as a vertex permutation.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .geometry.mesh import icosphere, level_of, num_vertices_at
+from .geometry.rotations import vertex_permutation
+from .nn._orientation import orientation_taps
+from .nn._reference import mesh_conv_reference
+from .nn.layers import MeshConvTranspose
+
+__all__ = ["mesh_conv_reference", "layer_taps", "reference_output", "move_signal", "equivariance_error",
+           "assert_equivariant"]
+
+
+def layer_taps(layer: torch.nn.Module) -> list[sp.csr_matrix]:
+    """The taps ``O_t`` of a :class:`~meshcnn.MeshConv` or :class:`~meshcnn.MeshConvTranspose`.
+
+    Parameters
+    ----------
+    layer : MeshConv or MeshConvTranspose
+
+    Returns
+    -------
+    list of scipy.sparse.csr_matrix, each ``(V_out, V_in)``
+        :func:`~meshcnn.nn.orientation_taps` of the layer's level and orientation, identity
+        included: rows restricted to the coarse vertices for stride 2, composed with
+        :attr:`Mesh.upsample <meshcnn.Mesh.upsample>` for a transposed convolution.
+    """
+    mesh = icosphere(layer.level)
+    if isinstance(layer, MeshConvTranspose):
+        return [sp.csr_matrix(t @ mesh.upsample) for t in orientation_taps(mesh, mesh.num_vertices, layer.orientation)]
+    return orientation_taps(mesh, num_vertices_at(layer.out_level), layer.orientation)
+
+
+def reference_output(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """:func:`mesh_conv_reference` with the taps, weight, bias and orientation of ``layer``, in ``x``'s dtype."""
+    bias = None if layer.bias is None else layer.bias.to(x.dtype)
+    return mesh_conv_reference(x, layer_taps(layer), layer.weight.to(x.dtype), bias, layer.orientation)
+
+
+def move_signal(x: torch.Tensor, transform: np.ndarray) -> torch.Tensor:
+    """The signal ``x`` ``(..., V)`` moved by ``transform``: ``out[..., perm] = x``.
+
+    Parameters
+    ----------
+    x : (..., V) tensor on the icosphere of some level
+    transform : (3, 3) array or (V,) integer array
+        An orthogonal matrix that maps the icosphere onto itself (a rotation or a
+        reflection), or its vertex permutation ``perm`` on this level
+        (:func:`~meshcnn.geometry.vertex_permutation`: vertex ``i`` goes to ``perm[i]``).
+
+    Returns
+    -------
+    Tensor
+        A new tensor of ``x``'s shape.
+    """
+    transform = np.asarray(transform)
+    if transform.shape == (3, 3):
+        level = level_of(x.shape[-1])
+        if level is None:
+            raise ValueError(f"move_signal: V={x.shape[-1]} is no icosphere level's vertex count")
+        transform = vertex_permutation(level, transform)
+    if transform.shape != (x.shape[-1],):
+        raise ValueError(f"move_signal: a permutation of {transform.shape[0]} vertices for V={x.shape[-1]}")
+    out = torch.empty_like(x)
+    out[..., torch.from_numpy(transform).to(x.device)] = x
+    return out
+
+
+def equivariance_error(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, transform: np.ndarray,
+                       invariant: bool = False) -> float:
+    """``|f(g x) - g f(x)| / |f(x)|`` (Frobenius norms); with ``invariant``, ``|f(g x) - f(x)| / |f(x)|``.
+
+    ``transform`` as in :func:`move_signal`; a permutation only where input and output
+    live on the same level (a matrix otherwise).
+    """
+    with torch.no_grad():
+        y = fn(x)
+        moved = fn(move_signal(x, transform))
+        want = y if invariant else move_signal(y, transform)
+    return float((moved - want).norm() / want.norm())
+
+
+def assert_equivariant(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, transform: np.ndarray, *,
+                       tol: float = 1e-12, invariant: bool = False) -> None:
+    """Raise ``AssertionError`` unless :func:`equivariance_error` is at most ``tol``.
+
+    Parameters
+    ----------
+    fn : callable
+        ``(B, C, V_in) -> (B, O, V_out)`` (or any output, with ``invariant=True``).
+    x : (B, C, V_in) tensor
+    transform : (3, 3) array or (V_in,) integer array
+        See :func:`move_signal`.
+    tol : float
+        Largest relative error accepted.
+    invariant : bool
+        Compare ``f(g x)`` with ``f(x)`` instead of ``g f(x)``.
+    """
+    err = equivariance_error(fn, x, transform, invariant)
+    if not err <= tol:
+        kind = "invariant" if invariant else "equivariant"
+        raise AssertionError(f"not {kind}: relative error {err:.3e} > {tol:.1e}")
