@@ -25,7 +25,7 @@ import torch
 __all__ = ["THREADS", "run_options", "seed_option", "level_option", "training_options", "orientation_option",
            "apply_threads", "option_names", "HELP_FORMATTER"]
 
-THREADS = 0  # torch's default (all cores); 1 is much faster on cores shared with other jobs
+THREADS = 1  # the recorded experiments' setting, fastest on shared cores; 0 is torch's default (all cores)
 HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
@@ -38,23 +38,25 @@ def option_names(names: Iterable[str]) -> str:
     return ", ".join("--" + n.replace("_", "-") for n in names)
 
 
-def run_options(*, resume: bool = True, workers: bool = True, resume_may_change: Iterable[str] = (),
-                resume_help: str | None = None) -> argparse.ArgumentParser:
-    """``--device``, ``--threads``, ``--num-workers`` (with ``workers``), ``--resume`` (with ``resume``), ``--no-progress``.
+def run_options(*, resume: bool = True, workers: bool = True, device: bool = True,
+                resume_may_change: Iterable[str] = (), resume_help: str | None = None) -> argparse.ArgumentParser:
+    """``--device``, ``--threads``, ``--num-workers``, ``--resume``, ``--no-progress``.
 
     Parameters
     ----------
-    resume, workers : bool
-        Whether the script has ``--resume`` / ``--num-workers``.
+    resume, workers, device : bool
+        Whether the script has ``--resume`` / ``--num-workers`` / ``--device``.
     resume_may_change : iterable of str
         The settings that may differ on ``--resume`` (named in its help).
     resume_help : str, optional
         The help of ``--resume`` (default: continue the runs, refused on other settings).
     """
     p = _parent()
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    if device:
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=THREADS,
-                   help="torch intra-op CPU threads (0: torch's default; 1 is much faster on shared cores)")
+                   help="torch intra-op CPU threads (0: torch's default, all cores; 1 is much faster on shared "
+                        "cores)")
     if workers:
         p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     if resume:
@@ -87,12 +89,13 @@ def level_option(default: int = 5, help: str = "icosphere level of the data (the
     return p
 
 
-def training_options(*, epochs: int = 8, batch_size: int = 32, lr: float | None = 3e-3,
+def training_options(*, epochs: int = 8, batch_size: int | None = 32, lr: float | None = 3e-3,
                      lr_help: str = "Adam learning rate") -> argparse.ArgumentParser:
-    """``--epochs``, ``--batch-size`` and (unless ``lr`` is ``None``) ``--lr``."""
+    """``--epochs`` and, unless given as ``None``, ``--batch-size`` and ``--lr``."""
     p = _parent()
     p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=batch_size, help="samples per step (per process)")
+    if batch_size is not None:
+        p.add_argument("--batch-size", type=int, default=batch_size, help="samples per step (per process)")
     if lr is not None:
         p.add_argument("--lr", type=float, default=lr, help=lr_help)
     return p

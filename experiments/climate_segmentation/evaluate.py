@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from meshcnn.cli import HELP_FORMATTER, apply_threads, run_options
 from meshcnn.tasks import segmentation
 from meshcnn.data import climate
 from meshcnn.io import save_json
@@ -32,7 +33,8 @@ MAP_FIELDS = {"TMQ": (1.0, "kg/m2", "viridis"), "PSL": (0.01, "hPa", "RdBu_r"), 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=[run_options(resume=False, workers=False)])
     p.add_argument("--run", required=True, help="run folder with checkpoint.pt")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--data", default=None, help="folder the split's files are in now (if they moved since training)")
@@ -42,10 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="write the metrics only (no confusion-matrix plot or maps; no matplotlib needed)")
     p.add_argument("--projection", choices=("mollweide", "equirectangular"), default="mollweide")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op CPU threads (0: torch's default)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip invalid files instead of failing")
-    p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 
@@ -72,8 +71,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     t0 = time.perf_counter()
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "eval"

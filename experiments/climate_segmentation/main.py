@@ -22,33 +22,28 @@ import time
 from pathlib import Path
 
 from meshcnn.io import save_json
-from meshcnn.nn import ORIENTATIONS
+from meshcnn.cli import (HELP_FORMATTER, level_option, orientation_option, run_options, seed_option,
+                         training_options)
 
 HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parents = [seed_option(help="data and training seed"), level_option(5),
+               orientation_option(help="MeshConv orientation of the spherical U-Net (poleward also flips V850/VBOT)"),
+               training_options(epochs=15, batch_size=4, lr=None),
+               run_options(workers=False, resume_help="continue an interrupted run in OUT")]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=parents)
     p.add_argument("--out", default="runs/main", help="run folder")
     p.add_argument("--num", type=int, default=100, help="synthetic time steps (files)")
     p.add_argument("--nlat", type=int, default=96, help="synthetic grid latitudes")
     p.add_argument("--nlon", type=int, default=144, help="synthetic grid longitudes")
-    p.add_argument("--seed", type=int, default=0, help="data and training seed")
     p.add_argument("--model", choices=("spherical", "planar"), default="spherical")
-    p.add_argument("--level", type=int, default=5)
     p.add_argument("--width", type=int, default=8)
-    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed",
-                   help="MeshConv orientation of the spherical U-Net (poleward also flips V850/VBOT)")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr-step", type=int, default=5)
     p.add_argument("--class-weight-power", type=float, default=0.5)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads per process; 1 is the robust choice on shared cores (0: torch's default)")
     p.add_argument("--num-maps", type=int, default=3, help="test samples drawn as PNG maps")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
-    p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from meshcnn.data.climate.synth import ensure_synthetic
 from meshcnn.io import save_json
-from meshcnn.nn import ORIENTATIONS
+from meshcnn.cli import (HELP_FORMATTER, level_option, orientation_option, run_options, seed_option,
+                         training_options)
 from meshcnn.metrics import mean_std
 
 HERE = Path(__file__).resolve().parent
@@ -32,21 +33,19 @@ COLUMNS = (("TC IoU, north", ("iou_by_hemisphere", "north", "iou", "tropical_cyc
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parents = [orientation_option(many=True, default=["fixed", "poleward", "invariant"]),
+               seed_option(many=True, default=[0, 1, 2], help="training seeds (the data seed is 0)"),
+               level_option(5), training_options(epochs=15, batch_size=None, lr=None),
+               run_options(resume=False, workers=False, device=False)]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=parents)
     p.add_argument("--out", type=Path, default=Path("runs/climate_orientation"))
-    p.add_argument("--orientation", nargs="+", choices=ORIENTATIONS, default=["fixed", "poleward", "invariant"])
-    p.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2], help="training seeds (the data seed is 0)")
     p.add_argument("--num", type=int, default=100, help="synthetic time steps (files)")
     p.add_argument("--nlat", type=int, default=96)
     p.add_argument("--nlon", type=int, default=144)
-    p.add_argument("--level", type=int, default=5)
     p.add_argument("--width", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--lr-step", type=int, default=5)
     p.add_argument("--class-weight-power", type=float, default=0.5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 

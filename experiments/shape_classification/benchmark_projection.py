@@ -24,14 +24,15 @@ import numpy as np
 
 from meshcnn.data.shapes import ModelNet, read_off
 from meshcnn.geometry import icosphere
-from meshcnn.geometry.project import ENGINES, ShapeProjector, project_mesh, random_rotation, ray_engine
+from meshcnn.cli import HELP_FORMATTER, level_option
+from meshcnn.geometry import random_rotation
+from meshcnn.geometry.project import ENGINES, ShapeProjector, project_mesh, ray_engine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=[level_option(5)])
     p.add_argument("--data", type=Path, default=Path("data/synthshapes"))
-    p.add_argument("--level", type=int, default=5)
     p.add_argument("--per-class", type=int, default=4, help="shapes per class (train split)")
     p.add_argument("--engines", nargs="+", choices=ENGINES, default=None,
                    help="default: the run-time choice only")

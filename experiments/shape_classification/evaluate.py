@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from meshcnn.tasks import build_classifier
+from meshcnn.cli import HELP_FORMATTER, apply_threads, run_options
+from meshcnn.tasks import build_model, model_config
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
 from meshcnn.metrics import confusion_matrix
@@ -27,8 +27,8 @@ from meshcnn.train import load_checkpoint, predict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=[run_options(resume=False)])
     p.add_argument("--run-dir", type=Path, required=True, help="folder with checkpoint.pt")
     p.add_argument("--data", type=Path, default=None, help="ModelNet-layout root (default: the training one)")
     p.add_argument("--split", choices=("train", "test"), default="test")
@@ -38,10 +38,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-bad", action="store_true")
     p.add_argument("--mesh-dir", type=Path, default=None)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0: torch's default; 1 is much faster on a machine shared with other jobs)")
-    p.add_argument("--num-workers", type=int, default=0)
     return p.parse_args(argv)
 
 
@@ -51,8 +47,7 @@ def _optional_path(text: str | None) -> Path | None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     ckpt = load_checkpoint(args.run_dir)
     extra = ckpt["extra"]
     if "config" not in extra or "classes" not in extra:
@@ -64,16 +59,18 @@ def main(argv: list[str] | None = None) -> dict:
     cache_dir = args.cache_dir or _optional_path(train_args.get("cache_dir"))
     seed = args.seed if args.seed is not None else int(ckpt.get("seed", 0)) + 1
     latlon = tuple(int(n) for n in extra.get("latlon", ())) or None
-    dataset = ModelNet(data, args.split, int(extra["config"]["level"]), rotate=args.rotate,
+    config = model_config(extra["config"])
+    dataset = ModelNet(data, args.split, config.level, rotate=args.rotate,
                        cache_rotations=1 if args.rotate else None, cache_dir=cache_dir, skip_bad=args.skip_bad,
                        grid=extra.get("grid", "mesh"), latlon=latlon, seed=seed, log=print)
     classes = list(extra["classes"])
     if dataset.classes != classes:
         raise ValueError(f"{data}: classes {dataset.classes} differ from the model's {classes}")
 
-    model = build_classifier(extra["config"], args.mesh_dir)
+    model = build_model(config, args.mesh_dir)
     model.load_state_dict(ckpt["model"])
-    outputs, targets = predict(model, dataset, batch_size=args.batch_size, device=args.device, progress=True,
+    outputs, targets = predict(model, dataset, batch_size=args.batch_size, device=args.device,
+                               progress=not args.no_progress,
                                num_workers=args.num_workers)
     pred = outputs.argmax(dim=1).numpy()
     target = targets.numpy()

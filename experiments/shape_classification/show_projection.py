@@ -16,19 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+from meshcnn.cli import HELP_FORMATTER, level_option, seed_option
 from meshcnn.data.shapes import ModelNet, read_off
 from meshcnn.plot import plot_mesh_signal, save_figure
 from meshcnn.geometry import CHANNELS, MISS_DISTANCE, ShapeProjector, random_rotation
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=[level_option(4), seed_option(help="for the rotation")])
     p.add_argument("--data", type=Path, default=Path("data/synthshapes"))
     p.add_argument("--split", choices=("train", "test"), default="train")
-    p.add_argument("--level", type=int, default=4)
     p.add_argument("--classes", nargs="+", default=None, help="class names (default: up to 6 of them)")
-    p.add_argument("--seed", type=int, default=0, help="for the rotation")
     p.add_argument("--out", type=Path, default=Path("runs/shape_projections.png"))
     return p.parse_args(argv)
 

@@ -29,11 +29,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from meshcnn.tasks import KINDS, accuracy_evaluator, build_classifier, classifier_config, count_parameters
+from meshcnn.cli import (HELP_FORMATTER, apply_threads, level_option, orientation_option, run_options, seed_option,
+                         training_options)
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
-from meshcnn.nn import ORIENTATIONS
 from meshcnn.models import DOWNSAMPLE
+from meshcnn.tasks import MODEL_KINDS, ClassifierConfig, accuracy_evaluator, build_model, count_parameters
 from meshcnn.geometry import ray_engine
 from meshcnn.train import check_resume_settings, fit, init_distributed, seed_everything
 
@@ -44,22 +45,20 @@ RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parents = [level_option(4, "icosphere level of the projection (lat-lon grid of about as many points for "
+                               "--model planar)"),
+               orientation_option(help="MeshConv orientation of the spherical model (meshcnn.ORIENTATIONS)"),
+               training_options(epochs=15, batch_size=16, lr=2e-3, lr_help="Adam learning rate, cosine decay to 0"),
+               seed_option(), run_options(resume_may_change=RESUME_MAY_CHANGE)]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=parents)
     p.add_argument("--data", type=Path, required=True, help="ModelNet-layout root folder")
     p.add_argument("--run-dir", type=Path, required=True, help="checkpoint.pt, metrics.json, config.json go here")
-    p.add_argument("--model", choices=KINDS, default="spherical")
-    p.add_argument("--level", type=int, default=4, help="icosphere level of the projection (lat-lon grid of "
-                   "about as many points for --model planar)")
+    p.add_argument("--model", choices=MODEL_KINDS, default="spherical")
     p.add_argument("--width", type=int, default=16, help="channels after the stem")
     p.add_argument("--depth", type=int, default=3, help="number of stride-2 stages")
-    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed",
-                   help="MeshConv orientation of the spherical model (meshcnn.ORIENTATIONS)")
     p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride",
                    help="stride-2 blocks of the spherical model: strided MeshConv, or MeshConv + 1-ring mean pool")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=16, help="per process")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine decay to 0")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--rotate-train", action="store_true", help="train on random SO(3) rotations (fresh per epoch)")
     p.add_argument("--rotate-test", action="store_true", help="test on random SO(3) rotations (one per shape)")
@@ -72,15 +71,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable or degenerate OFF files")
     p.add_argument("--triangulate", action="store_true", help="fan-triangulate polygon faces instead of failing")
     p.add_argument("--mesh-dir", type=Path, default=None, help="folder of icosphere files (python -m meshcnn.geometry)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation, shuffling and rotations")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0: torch's default; 1 is much faster on a machine shared with other jobs)")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (projection runs in them)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from RUN_DIR/checkpoint.pt; refused if a setting differs from the run's except "
-                        + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE))
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.cache_rotations is not None and not args.rotate_train:
         p.error("--cache-rotations needs --rotate-train")
@@ -112,8 +102,7 @@ def check_resume(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     rank, world_size = init_distributed(args.device)
     progress = not args.no_progress and rank == 0
     check_resume(args)
@@ -125,15 +114,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if world_size > 1:
         dist.barrier()
 
-    config = classifier_config(args.model, 6, train_set.num_classes, args.level, args.width, args.depth,
-                               args.orientation, args.downsample)
+    config = ClassifierConfig(args.model, 6, train_set.num_classes, args.level, args.width, args.depth,
+                              args.orientation, args.downsample)
     seed_everything(args.seed)
-    model = build_classifier(config, args.mesh_dir)
+    model = build_model(config, args.mesh_dir)
     if rank == 0:
         print(f"{type(model).__name__}: {count_parameters(model):,} parameters; {world_size} process(es)")
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    extra = {"config": config, "classes": train_set.classes, "grid": train_set.grid,
+    extra = {"config": config.to_dict(), "classes": train_set.classes, "grid": train_set.grid,
              "latlon": list(train_set.latlon), "args": {k: str(v) for k, v in vars(args).items()}}
     if rank == 0:
         save_json(args.run_dir / "config.json", extra)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from meshcnn.cli import HELP_FORMATTER, seed_option
 from meshcnn.io import save_json
 from meshcnn.nn import ORIENTATIONS, MeshConv
 from meshcnn.geometry import icosphere
@@ -48,14 +49,13 @@ Rotate = Callable[[torch.Tensor], torch.Tensor]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Equivariance error of MeshConv layers under rotations.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HELP_FORMATTER, parents=[seed_option()])
     p.add_argument("--levels", type=int, nargs="+", default=[3, 4, 5])
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--rotations", type=int, default=8, help="random rotations per interpolated family")
     p.add_argument("--input", choices=("smooth", "noise"), default="smooth",
                    help="smooth: sums of random von Mises-Fisher bumps; noise: i.i.d. Gaussian per vertex")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--orientations", nargs="+", choices=ORIENTATIONS, default=list(ORIENTATIONS))
     p.add_argument("--out", type=Path, default=None, help="also write the numbers to this JSON file")
     return p.parse_args(argv)

@@ -21,20 +21,18 @@ import torch
 
 from meshcnn.data.digits import SphericalDigits, projection_matrix
 from meshcnn.io import save_json
-from meshcnn.nn import ORIENTATIONS
+from meshcnn.cli import HELP_FORMATTER, level_option, orientation_option
 from meshcnn.models import DOWNSAMPLE, SphericalResNet
 from meshcnn.geometry import icosahedral_rotations, random_rotation, rotation_about_axis, rotation_about_z
 from meshcnn.train import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=[level_option(3), orientation_option()])
     p.add_argument("--checkpoint", type=Path, required=True, help="a run folder of train.py (or its checkpoint.pt)")
-    p.add_argument("--level", type=int, default=3)
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--orientation", choices=ORIENTATIONS, default="fixed")
     p.add_argument("--downsample", choices=DOWNSAMPLE, default="stride")
     p.add_argument("--random", type=int, default=4, help="uniform random rotations (each applied to all digits)")
     p.add_argument("--out", type=Path, default=None)
