@@ -3,10 +3,12 @@ r"""Area-weighted segmentation metrics on the sphere.
 Every function takes numpy arrays or torch tensors and returns numpy arrays or
 Python floats. Shapes: predicted and true labels ``(V,)`` or ``(N, V)`` (int),
 class scores ``(C, V)`` or ``(N, C, V)``. ``weights`` is broadcast against the
-labels; on a mesh pass the vertex areas ``mesh.vertex_areas`` ``(V,)`` so that
-each vertex counts by the area it represents (an unweighted metric over-counts
-the poles of a lat-lon grid, not of an icosphere, but the icosphere's cells
-still differ in area by up to ~20 %).
+labels. Pass the cell weights of the grid the labels live on, the one convention of
+:mod:`meshcnn.grids.base`: ``IcosphereGrid(level).cell_weights`` (the vertex areas
+``mesh.vertex_areas``, normalised) on a mesh, ``LatLonGrid(lat, lon).cell_weights``
+(exact cell areas) on a lat-lon grid, so that each point counts by the area it
+represents (an unweighted metric over-counts the poles of a lat-lon grid; the
+icosphere's cells differ in area too, less). Only ratios of weights matter.
 
 Conventions: the confusion matrix has true classes in rows and predicted
 classes in columns, entries are summed weights. A per-class metric that is
@@ -197,7 +199,8 @@ def segmentation_report(
     scores : ``(N, C, V)`` or ``(C, V)`` class probabilities, or ``None`` (then no AP).
     target : ``(N, V)`` or ``(V,)`` true labels.
     num_classes : defaults to the class axis of ``scores``.
-    weights : vertex areas ``(V,)`` (or anything broadcasting to ``target``).
+    weights : the grid's ``cell_weights`` (:mod:`meshcnn.grids.base`), e.g. vertex areas ``(V,)``
+        (or anything broadcasting to ``target``).
     lat : vertex latitudes ``(V,)`` in **radians** (``mesh.lat``); adds ``iou_by_band`` for
         the bands of :data:`LAT_BANDS` (tropics, mid-latitudes, polar), and
         ``iou_by_hemisphere`` (``north``: latitude > 0, ``south``: < 0; the equator in neither).
@@ -246,31 +249,29 @@ def segmentation_report(
         report["ap"] = {n: _nan_to_none(v) for n, v in zip(names, aps)}
         report["mean_ap"] = _nanmean(aps)
     if lat is not None:
-        lat_deg = np.rad2deg(_numpy(lat, "lat").astype(np.float64))
-        if lat_deg.shape != target_np.shape[-1:]:
-            raise ValueError(f"lat of shape {lat_deg.shape} must be (V,) = {target_np.shape[-1:]}")
-        if np.abs(lat_deg).max() > 90.0 + 1e-6:
-            raise ValueError("lat must be in radians (|lat| <= pi/2); got values that look like degrees")
-        bands = {}
-        for band, (lo, hi) in LAT_BANDS.items():
-            a = np.abs(lat_deg)
-            mask = (a >= lo) & ((a < hi) if hi < 90.0 else (a <= hi))
-            bw = w * mask
-            band_ious = _iou_from_cm(confusion_matrix(pred_np, target_np, num_classes, bw))
-            bands[band] = {
-                "mean_iou": _nanmean(band_ious),
-                "iou": {n: _nan_to_none(v) for n, v in zip(names, band_ious)},
-                "area_fraction": float(bw.sum() / w.sum()) if w.sum() > 0 else None,
-            }
-        report["iou_by_band"] = bands
-        hemispheres = {}
-        for name, mask in (("north", lat_deg > 0), ("south", lat_deg < 0)):
-            hw = w * mask
-            ious = _iou_from_cm(confusion_matrix(pred_np, target_np, num_classes, hw))
-            hemispheres[name] = {"mean_iou": _nanmean(ious), "iou": {n: _nan_to_none(v) for n, v in zip(names, ious)},
-                                 "area_fraction": float(hw.sum() / w.sum()) if w.sum() > 0 else None}
-        report["iou_by_hemisphere"] = hemispheres
+        report.update(_iou_by_latitude(pred_np, target_np, num_classes, w, lat, names))
     return report
+
+
+def _iou_by_latitude(pred: np.ndarray, target: np.ndarray, num_classes: int, w: np.ndarray, lat: Any,
+                     names: list[str]) -> dict[str, Any]:
+    """``iou_by_band`` (:data:`LAT_BANDS`) and ``iou_by_hemisphere`` of :func:`segmentation_report`."""
+    lat_deg = np.rad2deg(_numpy(lat, "lat").astype(np.float64))
+    if lat_deg.shape != target.shape[-1:]:
+        raise ValueError(f"lat of shape {lat_deg.shape} must be (V,) = {target.shape[-1:]}")
+    if np.abs(lat_deg).max() > 90.0 + 1e-6:
+        raise ValueError("lat must be in radians (|lat| <= pi/2); got values that look like degrees")
+
+    def region(mask: np.ndarray) -> dict[str, Any]:
+        rw = w * mask
+        ious = _iou_from_cm(confusion_matrix(pred, target, num_classes, rw))
+        return {"mean_iou": _nanmean(ious), "iou": {n: _nan_to_none(v) for n, v in zip(names, ious)},
+                "area_fraction": float(rw.sum() / w.sum()) if w.sum() > 0 else None}
+
+    a = np.abs(lat_deg)
+    bands = {band: region((a >= lo) & ((a < hi) if hi < 90.0 else (a <= hi))) for band, (lo, hi) in LAT_BANDS.items()}
+    return {"iou_by_band": bands,
+            "iou_by_hemisphere": {"north": region(lat_deg > 0), "south": region(lat_deg < 0)}}
 
 
 def mean_std(values: Sequence[float], digits: int = 3) -> str:

@@ -138,11 +138,7 @@ def plot_mesh_signal(
         x, y = np.rad2deg(x), np.rad2deg(y)
     tri = Triangulation(x, y, triangles)
     if categorical:
-        labels = np.asarray(values).astype(np.int64)
-        corners = labels[source[triangles]]  # (T, 3)
-        # majority label of the corners (first corner on a three-way tie)
-        face_label = np.where(corners[:, 1] == corners[:, 2], corners[:, 1], corners[:, 0])
-        n = int(max(labels.max(initial=0) + 1, len(class_names) if class_names else 0))
+        face_label, n = _face_labels(values, source[triangles], class_names)
         colors = list(CLASS_COLORS) * (n // len(CLASS_COLORS) + 1)
         cmap = ListedColormap(colors[:n]) if cmap is None else mpl.colormaps.get_cmap(cmap).resampled(n)
         norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
@@ -154,17 +150,7 @@ def plot_mesh_signal(
         mappable = ax.tripcolor(
             tri, vals[source], shading="gouraud", cmap=cmap or "viridis", vmin=vmin, vmax=vmax
         )
-    if projection == "equirectangular":
-        ax.set_xlim(-180, 180)
-        ax.set_ylim(-90, 90)
-        ax.set_aspect("equal")
-        ax.set_xticks(np.arange(-180, 181, 60))
-        ax.set_yticks(np.arange(-90, 91, 30))
-        ax.set_xlabel("longitude (deg)")
-        ax.set_ylabel("latitude (deg)")
-    else:
-        ax.set_xticklabels([])
-        ax.grid(True, linewidth=0.3, alpha=0.5)
+    _decorate_map(ax, projection)
     if title:
         ax.set_title(title)
     if colorbar:
@@ -176,6 +162,31 @@ def plot_mesh_signal(
         if label:
             cb.set_label(label)
     return ax
+
+
+def _face_labels(values: np.ndarray, corners: np.ndarray,
+                 class_names: Sequence[str] | None) -> tuple[np.ndarray, int]:
+    """Label of each drawn triangle (majority of its corners ``(T, 3)``, the first corner on a three-way
+    tie) and the number of classes to colour."""
+    labels = np.asarray(values).astype(np.int64)
+    corner_labels = labels[corners]
+    face_label = np.where(corner_labels[:, 1] == corner_labels[:, 2], corner_labels[:, 1], corner_labels[:, 0])
+    return face_label, int(max(labels.max(initial=0) + 1, len(class_names) if class_names else 0))
+
+
+def _decorate_map(ax: Any, projection: str) -> None:
+    """Axis limits, ticks and labels (equirectangular, degrees) or a light graticule (mollweide)."""
+    if projection == "equirectangular":
+        ax.set_xlim(-180, 180)
+        ax.set_ylim(-90, 90)
+        ax.set_aspect("equal")
+        ax.set_xticks(np.arange(-180, 181, 60))
+        ax.set_yticks(np.arange(-90, 91, 30))
+        ax.set_xlabel("longitude (deg)")
+        ax.set_ylabel("latitude (deg)")
+    else:
+        ax.set_xticklabels([])
+        ax.grid(True, linewidth=0.3, alpha=0.5)
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:

@@ -22,6 +22,7 @@ import os
 import time
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,22 +203,22 @@ class Mesh:
     # ------------------------------------------------------------------ build / save / load
     @classmethod
     def build(cls, level: int) -> "Mesh":
-        """Generate the mesh and compute its operators from scratch."""
+        """Generate the mesh and compute its operators from scratch.
+
+        The operators are independent pure functions of ``(vertices, faces)``; the
+        Laplacian and the vertex areas are computed in worker threads (libigl, numpy and
+        scipy release the GIL) while the derivatives are built, with the same results.
+        """
         level = check_level(level)
         vertices, faces, parents = _geometry(level)
-        h = ops.mean_edge_length(vertices, faces)
-        grad_ew, grad_ns = ops.directional_derivatives(vertices, faces, scale=h)
-        return cls(
-            level=level,
-            vertices=vertices,
-            faces=faces,
-            parent_edges=parents,
-            vertex_areas=ops.vertex_areas(vertices, faces),
-            laplacian=ops.cotangent_laplacian(vertices, faces),
-            grad_ew=grad_ew,
-            grad_ns=grad_ns,
-            mean_edge_length=h,
-        )
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            laplacian = pool.submit(ops.cotangent_laplacian, vertices, faces)
+            areas = pool.submit(ops.vertex_areas, vertices, faces)
+            h = ops.mean_edge_length(vertices, faces)
+            grad_ew, grad_ns = ops.directional_derivatives(vertices, faces, scale=h)
+            return cls(level=level, vertices=vertices, faces=faces, parent_edges=parents,
+                       vertex_areas=areas.result(), laplacian=laplacian.result(), grad_ew=grad_ew, grad_ns=grad_ns,
+                       mean_edge_length=h)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {

@@ -35,6 +35,24 @@ def _find_dim(obj, names: tuple[str, ...], given: str | None, what: str) -> str:
     raise ValueError(f"no {what} dimension found among {tuple(obj.dims)} (looked for {names}); pass {what}_name=")
 
 
+def _regrid_dataset(xr: Any, obj: Any, level: int, method: str, lat_name: str | None, lon_name: str | None,
+                    skipna: bool, na_thresh: float) -> Any:
+    """:func:`regrid_dataarray` of a Dataset: variables on the grid regridded, grid-free ones kept."""
+    lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
+    lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
+    out = {}
+    for name, var in obj.data_vars.items():
+        has = (lat_dim in var.dims, lon_dim in var.dims)
+        if all(has):
+            out[name] = regrid_dataarray(var, level, method, lat_name=lat_dim, lon_name=lon_dim,
+                                         skipna=skipna, na_thresh=na_thresh)
+        elif not any(has):
+            out[name] = var
+    ds = xr.Dataset(out, attrs=dict(obj.attrs))
+    ds.attrs.update(mesh_level=level, regrid_method=method)
+    return ds
+
+
 def regrid_dataarray(
     obj: Any,
     level: int,
@@ -63,19 +81,7 @@ def regrid_dataarray(
     level = check_level(level)
     _check_method(method)
     if isinstance(obj, xr.Dataset):
-        lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
-        lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
-        out = {}
-        for name, var in obj.data_vars.items():
-            has = (lat_dim in var.dims, lon_dim in var.dims)
-            if all(has):
-                out[name] = regrid_dataarray(var, level, method, lat_name=lat_dim, lon_name=lon_dim,
-                                             skipna=skipna, na_thresh=na_thresh)
-            elif not any(has):
-                out[name] = var
-        ds = xr.Dataset(out, attrs=dict(obj.attrs))
-        ds.attrs.update(mesh_level=level, regrid_method=method)
-        return ds
+        return _regrid_dataset(xr, obj, level, method, lat_name, lon_name, skipna, na_thresh)
     if not isinstance(obj, xr.DataArray):
         raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
     lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")

@@ -104,6 +104,35 @@ def _squeeze_time(path: str | os.PathLike, name: str, array: np.ndarray, shape: 
     return array
 
 
+def _read_field(path: str | os.PathLike, ds: Any, name: str, shape: tuple[int, int],
+                default_fillvals: dict[str, Any]) -> np.ndarray:
+    """One field ``(nlat, nlon)`` float32, refused if it holds fill values, NaN or Inf."""
+    var = ds[name]
+    values = _squeeze_time(path, name, var[:], shape).astype(np.float32)
+    for attr in ("_FillValue", "missing_value", None):  # None: netCDF's default fill value
+        fill = getattr(var, attr, None) if attr else default_fillvals.get(var.dtype.str[1:])
+        fill = np.ravel(np.asarray(fill, dtype=np.float64)) if fill is not None else ()
+        if any(np.any(values == np.float32(f)) for f in fill if np.isfinite(f)):
+            raise ClimateFileError(path, f"variable {name!r} contains missing values "
+                                         f"({attr or 'netCDF default fill value'}={fill[0]:g})")
+    if not np.all(np.isfinite(values)):
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise ClimateFileError(path, f"variable {name!r} contains NaN or Inf ({bad} points)")
+    return values
+
+
+def _read_labels(path: str | os.PathLike, ds: Any, shape: tuple[int, int]) -> np.ndarray:
+    """The ``LABELS`` map ``(nlat, nlon)`` int64, refused unless every value is a class."""
+    raw = _squeeze_time(path, "LABELS", ds["LABELS"][:], shape)
+    if not np.all(np.isfinite(raw)):
+        raise ClimateFileError(path, "variable 'LABELS' contains NaN or Inf")
+    bad = ~np.isin(raw, np.arange(NUM_CLASSES))
+    if np.any(bad):
+        values = np.unique(raw[bad])[:5]
+        raise ClimateFileError(path, f"variable 'LABELS' has values outside {{0, 1, 2}}: {values.tolist()}")
+    return raw.astype(np.int64)
+
+
 def read_latlon(path: str | os.PathLike, *, labels: bool = True
                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Read and validate one ClimateNet netCDF file on its own grid.
@@ -149,29 +178,8 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
         shape = (len(lat), len(lon))
         fields = np.empty((len(VARIABLES),) + shape, dtype=np.float32)
         for c, name in enumerate(VARIABLES):
-            var = ds[name]
-            values = _squeeze_time(path, name, var[:], shape).astype(np.float32)
-            for attr in ("_FillValue", "missing_value", None):  # None: netCDF's default fill value
-                fill = getattr(var, attr, None) if attr else netCDF4.default_fillvals.get(var.dtype.str[1:])
-                fill = np.ravel(np.asarray(fill, dtype=np.float64)) if fill is not None else ()
-                if any(np.any(values == np.float32(f)) for f in fill if np.isfinite(f)):
-                    raise ClimateFileError(path, f"variable {name!r} contains missing values "
-                                                 f"({attr or 'netCDF default fill value'}={fill[0]:g})")
-            if not np.all(np.isfinite(values)):
-                bad = int(np.count_nonzero(~np.isfinite(values)))
-                raise ClimateFileError(path, f"variable {name!r} contains NaN or Inf ({bad} points)")
-            fields[c] = values
-        label_map = None
-        if labels:
-            raw = _squeeze_time(path, "LABELS", ds["LABELS"][:], shape)
-            if not np.all(np.isfinite(raw)):
-                raise ClimateFileError(path, "variable 'LABELS' contains NaN or Inf")
-            bad = ~np.isin(raw, np.arange(NUM_CLASSES))
-            if np.any(bad):
-                values = np.unique(raw[bad])[:5]
-                raise ClimateFileError(
-                    path, f"variable 'LABELS' has values outside {{0, 1, 2}}: {values.tolist()}")
-            label_map = raw.astype(np.int64)
+            fields[c] = _read_field(path, ds, name, shape, netCDF4.default_fillvals)
+        label_map = _read_labels(path, ds, shape) if labels else None
     except ClimateFileError:
         raise
     except (OSError, RuntimeError, IndexError, KeyError, ValueError, TypeError, UnicodeError, OverflowError,

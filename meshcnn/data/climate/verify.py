@@ -66,6 +66,34 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def _read_summary(folder: Path) -> dict[str, Any]:
+    """``folder/synth.json``, checked to describe every file and its events."""
+    summary_path = folder / "synth.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: not found; verify measures a set written by "
+                                f"'python -m meshcnn.data.climate synth --out {folder}'")
+    try:
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        for record in summary["files"]:
+            record["file"], record["tropical_cyclones"], record["atmospheric_rivers"]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClimateFileError(summary_path, f"unreadable synthetic-set description ({type(exc).__name__}: {exc})"
+                               ) from exc
+    return summary
+
+
+def _measure_cyclone(grid: LatLonGrid, tc: dict[str, Any], zeta: np.ndarray, t500: np.ndarray,
+                     psl: np.ndarray) -> tuple[float, float, float]:
+    """Mean core vorticity (1/s), warm core (K) and pressure drop (hPa) of one recorded cyclone."""
+    r = grid.distance_km(latlon_to_xyz(np.deg2rad(tc["lat"]), np.deg2rad(tc["lon"])))
+    # the core: within 300 km, or the nearest grid point(s) on a grid coarser than that
+    core, ring = r <= max(300.0, float(r.min())), (r > 1500) & (r < 2000)
+    warm = float(t500[r < 150].mean() - t500[ring].mean()) if np.any(r < 150) and np.any(ring) else float("nan")
+    drop = float(psl[ring].mean() - psl[core].min()) / 100 if np.any(ring) else float("nan")
+    return float(zeta[core].mean()), warm, drop
+
+
 def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     r"""Measure, from the files themselves, that a synthetic set has the intended physics.
 
@@ -93,18 +121,7 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
     ``synth.json``; :class:`ClimateFileError` for a malformed one or a bad file.
     """
     folder = Path(folder)
-    summary_path = folder / "synth.json"
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path}: not found; verify measures a set written by "
-                                f"'python -m meshcnn.data.climate synth --out {folder}'")
-    try:
-        with open(summary_path, encoding="utf-8") as f:
-            summary = json.load(f)
-        for record in summary["files"]:
-            record["file"], record["tropical_cyclones"], record["atmospheric_rivers"]  # noqa: B018
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ClimateFileError(summary_path, f"unreadable synthetic-set description ({type(exc).__name__}: {exc})"
-                               ) from exc
+    summary = _read_summary(folder)
     area_counts = np.zeros(NUM_CLASSES)
     vort = {"N": [], "S": []}
     warm, drop, tc_lats = [], [], []
@@ -121,15 +138,12 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
         dvdx, _ = _ddx_ddy(v, grid)
         _, dudy = _ddx_ddy(u, grid)
         zeta = dvdx - dudy
+        t500, psl = fields[VARIABLES.index("T500")], fields[VARIABLES.index("PSL")]
         for tc in record["tropical_cyclones"]:
-            r = grid.distance_km(latlon_to_xyz(np.deg2rad(tc["lat"]), np.deg2rad(tc["lon"])))
-            # the core: within 300 km, or the nearest grid point(s) on a grid coarser than that
-            core, ring = r <= max(300.0, float(r.min())), (r > 1500) & (r < 2000)
-            vort[tc["hemisphere"]].append(float(zeta[core].mean()))
-            t500, psl = fields[VARIABLES.index("T500")], fields[VARIABLES.index("PSL")]
-            warm.append(float(t500[r < 150].mean() - t500[ring].mean())
-                        if np.any(r < 150) and np.any(ring) else float("nan"))
-            drop.append(float(psl[ring].mean() - psl[core].min()) / 100 if np.any(ring) else float("nan"))
+            zeta_core, warm_core, pressure_drop = _measure_cyclone(grid, tc, zeta, t500, psl)
+            vort[tc["hemisphere"]].append(zeta_core)
+            warm.append(warm_core)
+            drop.append(pressure_drop)
             tc_lats.append(abs(tc["lat"]))
         tmq = fields[VARIABLES.index("TMQ")]
         band = (np.abs(grid.lat)[:, None] > 20) & (np.abs(grid.lat)[:, None] < 60) & np.ones(len(lon), bool)
@@ -138,6 +152,13 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
             ar_shapes += _region_shapes(labels == 2, grid)
         if np.any(band & (labels == 0)):
             tmq_bg.append(float(tmq[band & (labels == 0)].mean()))
+    return _report(summary, area_counts, vort, warm, drop, tc_lats, tmq_ar, tmq_bg, ar_shapes)
+
+
+def _report(summary: dict[str, Any], area_counts: np.ndarray, vort: dict[str, list[float]], warm: list[float],
+            drop: list[float], tc_lats: list[float], tmq_ar: list[float], tmq_bg: list[float],
+            ar_shapes: list[tuple[float, float]]) -> dict[str, Any]:
+    """The dictionary :func:`verify_synthetic` returns, from its measurements."""
     ars = [a for r in summary["files"] for a in r["atmospheric_rivers"]]
     signs = [z > 0 for z in vort["N"]] + [z < 0 for z in vort["S"]]
     return {
