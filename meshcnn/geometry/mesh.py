@@ -323,7 +323,7 @@ def icosphere(level: int, mesh_dir: str | os.PathLike | None = None) -> Mesh:
     folder of files written by ``python -m meshcnn.geometry``. A file that is missing,
     truncated, of another format version or fails its checksum is recomputed
     (with a warning) and rewritten. Without a folder the mesh is computed in
-    memory (level 7 takes a few seconds).
+    memory (costly at the highest levels; timings in experiments/benchmark/RESULTS.md).
     """
     level = check_level(level)
     if mesh_dir is None:

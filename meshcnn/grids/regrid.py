@@ -206,8 +206,9 @@ def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: 
         if missing.any():
             return _apply_skipna(weights, flat, missing, na_thresh).reshape(*lead, n_out)
     if flat.shape[0] <= 64:
-        # one sparse mat-vec per field: no transposed copy of the fields (3-4x faster for a
-        # 768 x 1152 grid); each output is the same sum in the same order as the mat-mat product
+        # one sparse mat-vec per field: no transposed copy of the fields (timing: experiments/benchmark/
+        # RESULTS.md, "Moved from docstrings: geometry and grids"); each output is the same sum in the
+        # same order as the mat-mat product
         out = np.empty((flat.shape[0], n_out), dtype=dtype)
         for i, row in enumerate(flat):
             out[i] = weights @ row
