@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
-import zipfile
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -14,11 +12,11 @@ import torch
 from torch.utils.data import Dataset
 
 from ..._progress import progress_bar
-from ...io import save_npz
 from ...geometry.coords import num_vertices_at
-from ...geometry.mesh import _checksum, check_level
+from ...geometry.mesh import check_level
 from ...geometry.project import ShapeProjector, latlon_shape
 from ...geometry.rotations import random_rotation
+from .cache import ProjectionStore
 from .off import read_off
 
 __all__ = ["find_classes", "ModelNet", "PROJECTION_VERSION", "SPLITS", "GRIDS"]
@@ -98,13 +96,9 @@ class ModelNet(Dataset):
     hence the same rotations.
 
     Caching: unrotated projections (and rotation banks) are stored per file as
-    ``cache_dir/<variant>/<class>/<split>/<name>.npz`` (atomic writes; arrays
-    ``signal`` and ``checksum``, the SHA-256 of the signal), where ``<variant>``
-    names the projection version, the grid and the rotation bank; a cache file
-    older than its OFF file is recomputed, and one that is unreadable or fails its
-    checksum is recomputed with a warning naming it. Without
-    ``cache_dir`` they are kept in memory (per process: DataLoader workers do not
-    share it). :meth:`precompute` fills the cache up front.
+    ``cache_dir/<variant>/<class>/<split>/<name>.npz``, or kept in memory without
+    ``cache_dir`` (per process: DataLoader workers do not share it); see
+    :class:`~meshcnn.data.shapes.cache.ProjectionStore`. :meth:`precompute` fills the cache up front.
 
     Bad files: by default reading one raises ``ValueError`` naming it when its
     item is first loaded. With ``skip_bad=True`` every file without a cache entry
@@ -125,6 +119,7 @@ class ModelNet(Dataset):
         self.root = Path(root)
         self.split, self.level, self.rotate = split, check_level(level), bool(rotate)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._store = ProjectionStore(self.root, self.cache_dir)
         self.cache_rotations, self.grid, self.seed = cache_rotations, _GRID_ALIASES.get(grid, grid), int(seed)
         self.triangulate, self.engine = triangulate, engine
         self.latlon = tuple(latlon) if latlon is not None else latlon_shape(self.level)
@@ -133,7 +128,6 @@ class ModelNet(Dataset):
         self.signal_shape = (6, num_vertices_at(self.level)) if self.grid == "mesh" else (6, *self.latlon)
         self._log = log or _log.warning
         self.epoch = 0
-        self._memory: dict[tuple[Path, bool], np.ndarray] = {}
         self.mesh_cache = mesh_cache
         self._projectors: dict[Path, ShapeProjector] = {}
         self.classes = find_classes(self.root)
@@ -224,35 +218,12 @@ class ModelNet(Dataset):
         name = f"v{PROJECTION_VERSION}_{grid}"
         return f"{name}_rot{self.cache_rotations}_seed{self.seed}" if bank else name
 
-    def _cache_path(self, path: Path, bank: bool) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        return self.cache_dir / self._variant(bank) / Path(self._relpath(path)).with_suffix(".npz")
-
     def _expected_shape(self, bank: bool) -> tuple[int, ...]:
         return ((self.cache_rotations,) if bank else ()) + self.signal_shape
 
     def _cached(self, path: Path, bank: bool | None = None) -> np.ndarray | None:
         bank = self.rotate and self.cache_rotations is not None if bank is None else bank
-        cache = self._cache_path(path, bank)
-        if cache is None:
-            return self._memory.get((path, bank))
-        if not cache.is_file() or cache.stat().st_mtime < path.stat().st_mtime:
-            return None
-        try:
-            with np.load(cache, allow_pickle=False) as f:
-                signal, checksum = f["signal"], f["checksum"]
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-            warnings.warn(f"{cache}: unreadable projection cache ({err}); recomputing", stacklevel=3)
-            return None
-        if checksum.shape != () or str(checksum) != _checksum({"signal": signal}):
-            warnings.warn(f"{cache}: projection cache fails its checksum (corrupt); recomputing", stacklevel=3)
-            return None
-        if signal.shape != self._expected_shape(bank) or signal.dtype != np.float32 or not np.isfinite(signal).all():
-            warnings.warn(f"{cache}: projection cache has shape {signal.shape} {signal.dtype}, expected "
-                          f"{self._expected_shape(bank)} float32; recomputing", stacklevel=3)
-            return None
-        return signal
+        return self._store.load(path, self._variant(bank), self._expected_shape(bank))
 
     def _projector(self, path: Path, keep: bool = False) -> ShapeProjector:
         """The shape at ``path`` ready to project; with ``keep``, held in an LRU of ``mesh_cache`` shapes."""
@@ -281,9 +252,5 @@ class ModelNet(Dataset):
                                for k in range(self.cache_rotations)])
         else:
             signal = self._project(projector, None)
-        cache = self._cache_path(path, bank)
-        if cache is None:
-            self._memory[(path, bank)] = signal
-        else:
-            save_npz(cache, signal=signal, checksum=np.array(_checksum({"signal": signal})))
+        self._store.save(path, self._variant(bank), signal)
         return signal
