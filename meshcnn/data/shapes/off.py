@@ -46,27 +46,7 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such OFF file")
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (some Windows tools write one)
-        raw = raw[3:]
-    text = raw.decode("latin-1")
-    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
-    header = _OFF_HEADER.match(lines[0]) if lines else None
-    if header is None:
-        first = lines[0][:40] if lines else "<empty file>"
-        hint = " (4OFF/nOFF, homogeneous or n-dimensional vertices, are not supported)" \
-            if lines and re.match(r"(?i)(st)?c?n?(4|n)off", lines[0]) else ""
-        raise ValueError(f"{path}: not an OFF file (first line {first!r}){hint}")
-    rest = lines[0][header.end():].strip()
-    count_line, body = (rest, lines[1:]) if rest else ((lines[1] if len(lines) > 1 else ""), lines[2:])
-    try:
-        counts = [int(c) for c in count_line.split()]
-    except ValueError:
-        counts = []
-    if len(counts) < 2 or min(counts[:2]) < 0:
-        raise ValueError(f"{path}: malformed OFF header, expected 'nv nf ne', got {count_line!r}")
-    nv, nf = counts[:2]
+    nv, nf, body = _read_header(path)
 
     vertices = faces = None
     try:
@@ -89,6 +69,32 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
     if validate:
         check_mesh(mesh, str(path))
     return mesh
+
+
+def _read_header(path: Path) -> tuple[int, int, list[str]]:
+    """``(nv, nf, data lines)`` of an OFF file: comments and blank lines dropped; ``ValueError`` for a bad header."""
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (some Windows tools write one)
+        raw = raw[3:]
+    text = raw.decode("latin-1")
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    header = _OFF_HEADER.match(lines[0]) if lines else None
+    if header is None:
+        first = lines[0][:40] if lines else "<empty file>"
+        hint = " (4OFF/nOFF, homogeneous or n-dimensional vertices, are not supported)" \
+            if lines and re.match(r"(?i)(st)?c?n?(4|n)off", lines[0]) else ""
+        raise ValueError(f"{path}: not an OFF file (first line {first!r}){hint}")
+    rest = lines[0][header.end():].strip()
+    count_line, body = (rest, lines[1:]) if rest else ((lines[1] if len(lines) > 1 else ""), lines[2:])
+    try:
+        counts = [int(c) for c in count_line.split()]
+    except ValueError:
+        counts = []
+    if len(counts) < 2 or min(counts[:2]) < 0:
+        raise ValueError(f"{path}: malformed OFF header, expected 'nv nf ne', got {count_line!r}")
+    nv, nf = counts[:2]
+    return nv, nf, body
 
 
 def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
