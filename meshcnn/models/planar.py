@@ -15,7 +15,16 @@ __all__ = ["LonConv2d", "PlanarCNN", "PlanarUNet"]
 
 
 class LonConv2d(nn.Conv2d):
-    """3x3 ``Conv2d`` with periodic padding in longitude (last axis) and zero padding in latitude."""
+    """3x3 ``Conv2d`` with periodic padding in longitude (last axis) and zero padding in latitude.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    stride : int
+    circular : bool
+        Periodic padding in longitude; zeros when False.
+    bias : bool
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, circular: bool = True,
                  bias: bool = False) -> None:
@@ -36,6 +45,16 @@ class PlanarCNN(nn.Module):
 
     A stem convolution, then ``depth`` stages of a stride-2 and a stride-1
     3x3 convolution (channels doubling), global average pooling and a linear layer.
+
+    Parameters
+    ----------
+    in_channels, num_classes : int
+    width : int
+        Channels of the stem; stage ``i`` has ``width * 2**(i + 1)``.
+    depth : int
+        Stride-2 stages.
+    circular : bool
+        Periodic padding in longitude (:class:`LonConv2d`).
     """
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 16, depth: int = 3,
@@ -62,6 +81,16 @@ class PlanarUNet(nn.Module):
     ``depth`` stride-2 downsamplings with channels ``width * 2**i``; the decoder
     upsamples bilinearly to the skip connection's size, concatenates and
     convolves. 1x1 convolution head.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    width : int
+        Channels at full resolution.
+    depth : int
+        Stride-2 downsamplings.
+    circular : bool
+        Periodic padding in longitude (:class:`LonConv2d`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, width: int = 8, depth: int = 4,

@@ -31,6 +31,18 @@ class ResBlock(nn.Module):
     cost of that convolution, less aliasing, so features move more smoothly with the
     signal under rotations that are not symmetries of the mesh. The shortcut has a 1x1
     convolution when the channel count changes.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    level : int
+        Level of the input.
+    stride : 1 or 2
+        2: the output lives on ``level - 1``.
+    orientation : one of :data:`meshcnn.ORIENTATIONS`
+    downsample : ``"stride"`` or ``"pool"``
+    mesh_dir : path, optional
+        Where meshes are cached.
     """
 
     def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1,
@@ -78,6 +90,19 @@ class SphericalUNet(ConstantBuffers):
     meridional winds), multiplied by ``sign(latitude)`` on the way in
     (:func:`meshcnn.hemisphere_flip`), the input transform that goes with
     ``orientation="poleward"``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    max_level, min_level : int
+        Levels of the input (and output) and of the bottleneck, ``min_level < max_level``.
+    width : int
+        Channels on ``max_level``.
+    orientation : one of :data:`meshcnn.ORIENTATIONS`
+    flip_channels : sequence of int
+        Input channels multiplied by ``sign(latitude)``.
+    mesh_dir : path, optional
+        Where meshes are cached.
     """
 
     def __init__(self, in_channels: int, out_channels: int, max_level: int = 5, min_level: int = 0,
@@ -154,6 +179,20 @@ class SphericalResNet(ConstantBuffers):
     average over a fine level is the integral of well-resolved features, which is what
     makes the ``"isotropic"`` and ``"invariant"`` classifiers invariant in practice
     (see ``experiments/spherical_digits/README.md``).
+
+    Parameters
+    ----------
+    in_channels, num_classes : int
+    level : int
+        Level of the input.
+    width : int
+        Channels of the stem; doubled by every stage.
+    depth : int
+        Stages, ``0 <= depth <= level``.
+    orientation : one of :data:`meshcnn.ORIENTATIONS`
+    downsample : one of :data:`DOWNSAMPLE`
+    mesh_dir : path, optional
+        Where meshes are cached.
     """
 
     def __init__(self, in_channels: int, num_classes: int, level: int = 5, width: int = 16, depth: int = 3,

@@ -58,6 +58,7 @@ def _overfit(model, x, y, steps=300):
     return losses
 
 
+@pytest.mark.slow  # end to end: a training run
 def test_unet_overfits_a_tiny_batch():
     torch.manual_seed(0)
     model = SphericalUNet(2, 3, max_level=2, min_level=0, width=8)
@@ -67,6 +68,7 @@ def test_unet_overfits_a_tiny_batch():
     assert min(losses) < losses[0] / 10, (losses[0], min(losses))
 
 
+@pytest.mark.slow  # end to end: a training run
 def test_resnet_overfits_a_tiny_batch():
     torch.manual_seed(0)
     model = SphericalResNet(1, 4, level=2, width=8, depth=2)

@@ -2,8 +2,8 @@
 torch.compile, autocast, device-generic code (the CUDA path's logic, checked on CPU/meta),
 and the benchmark script end to end on tiny levels."""
 import copy
+import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -263,19 +263,29 @@ def test_torch_compile_inductor_meshconv():
     torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_benchmark_script_runs_and_original_matches(tmp_path):
+def _load_script(name: str):
+    """``experiments/benchmark/<name>.py`` as a module (its ``main`` runs in this process)."""
+    path = ROOT / "experiments" / "benchmark" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"test_benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs_and_original_matches(tmp_path, monkeypatch, capsys, one_thread):
     """experiments/benchmark/meshconv.py end to end on tiny levels: the table, the JSON,
-    the original UGSCNN computation equal to MeshConv, memory probes, mesh timing."""
+    the original UGSCNN computation equal to MeshConv, the memory probe (a fresh process),
+    mesh timing (a fresh process)."""
     out = tmp_path / "bench.json"
-    script = str(ROOT / "experiments" / "benchmark" / "meshconv.py")
-    cmd = [sys.executable, script, "--levels", "2", "--repeats", "1", "--warmup", "0", "--original-repeats", "1",
-           "--mesh-levels", "1", "--no-unet", "--no-memory", "--json", str(out)]
-    env = {**os.environ, "MESHCNN_MESH_DIR": str(tmp_path / "meshes")}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    monkeypatch.setenv("MESHCNN_MESH_DIR", str(tmp_path / "meshes"))
+    bench = _load_script("meshconv")
+    bench.main(["--levels", "2", "--repeats", "1", "--warmup", "0", "--original-repeats", "1",
+                "--mesh-levels", "1", "--no-unet", "--no-memory", "--json", str(out)])
+    stdout = capsys.readouterr().out
     # the per-column memory probe (normally one fresh process per column and level)
-    probe = subprocess.run([sys.executable, script, "--probe", "memory", "meshcnn", "2"], capture_output=True,
-                           text=True, timeout=300, env=env)
+    probe = subprocess.run([sys.executable, bench.__file__, "--probe", "memory", "meshcnn", "2"],
+                           capture_output=True, text=True, timeout=300)
     assert probe.returncode == 0, probe.stderr[-2000:]
     peak = json.loads(probe.stdout.strip().splitlines()[-1])["peak_mib"]
     assert 0 <= peak < 1000
@@ -286,17 +296,16 @@ def test_benchmark_script_runs_and_original_matches(tmp_path):
     assert set(row["seconds"]) >= {"meshcnn", "floor", "original"}
     assert all(v > 0 for v in row["seconds"].values())
     assert result["mesh_generation"][0]["num_vertices"] == 42
-    assert "level" in done.stdout and "orig/mc" in done.stdout
+    assert "level" in stdout and "orig/mc" in stdout
 
 
-def test_monitor_script_runs(tmp_path):
+@pytest.mark.slow
+def test_monitor_script_runs(tmp_path, monkeypatch, capsys, one_thread):
     """experiments/benchmark/monitor.py: windows of interleaved steps and a summary."""
-    script = str(ROOT / "experiments" / "benchmark" / "monitor.py")
-    env = {**os.environ, "MESHCNN_MESH_DIR": str(tmp_path / "meshes")}
-    done = subprocess.run([sys.executable, script, "--level", "1", "--seconds", "0.2", "--window", "2"],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "per-sample" in done.stdout and "windows; median of the window medians" in done.stdout
+    monkeypatch.setenv("MESHCNN_MESH_DIR", str(tmp_path / "meshes"))
+    _load_script("monitor").main(["--level", "1", "--seconds", "0.2", "--window", "2"])
+    stdout = capsys.readouterr().out
+    assert "per-sample" in stdout and "windows; median of the window medians" in stdout
 
 
 @pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])

@@ -106,6 +106,7 @@ def test_ell_table_matches_csr_and_is_cached():
     assert tk.ell_table(conv.crow, conv.col, conv.val)[2] <= 7
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_module_imports_without_triton():
     code = ("import sys; sys.modules['triton'] = None; sys.modules['triton.language'] = None\n"
             "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn._ops as ops\n"
