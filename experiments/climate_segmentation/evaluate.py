@@ -69,6 +69,30 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def draw_plots(report: dict[str, Any], probs: torch.Tensor, targets: torch.Tensor, targets_set, config: dict[str, Any],
+               args: argparse.Namespace, out: Path) -> list[str]:
+    """The confusion matrix and maps of the samples with the most labelled area; returns the maps' paths."""
+    from meshcnn.plot import plot_confusion_matrix, plot_fields_labels_predictions
+
+    plot_confusion_matrix(report["confusion_matrix"], climate.CLASSES, out / "confusion_matrix.png",
+                          title=f"{config['kind']} U-Net, {args.split} split (area-weighted, row-normalized)")
+    # draw the samples with the most labelled area (TC counted 5x: they are small)
+    pred = probs.argmax(1)
+    interest = [(targets[i] == 1).sum().item() * 5 + (targets[i] == 2).sum().item() for i in range(len(targets))]
+    maps = []
+    for i in sorted(np.argsort(interest)[::-1][: max(args.num_maps, 0)].tolist()):
+        data, _ = targets_set.raw(i)
+        shown = {f"{name} ({unit})": data[climate.VARIABLES.index(name)] * scale
+                 for name, (scale, unit, _) in MAP_FIELDS.items()}
+        cmaps = {f"{name} ({unit})": cmap for name, (_, unit, cmap) in MAP_FIELDS.items()}
+        path = plot_fields_labels_predictions(
+            shown, targets[i].numpy(), pred[i].numpy(), int(config["level"]), out / "maps" / f"sample_{i}.png",
+            class_names=("background", "tropical cyclone", "atmospheric river"), projection=args.projection,
+            title=f"{Path(targets_set.files[i]).name}: {config['kind']} U-Net", cmaps=cmaps)
+        maps.append(str(path))
+    return maps
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     apply_threads(args.threads)
@@ -115,28 +139,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "(or pass --no-plots)")
         return report
 
-    from meshcnn.plot import plot_confusion_matrix, plot_fields_labels_predictions
-
-    plot_confusion_matrix(report["confusion_matrix"], climate.CLASSES, out / "confusion_matrix.png",
-                          title=f"{config['kind']} U-Net, {args.split} split (area-weighted, row-normalized)")
-    # draw the samples with the most labelled area (TC counted 5x: they are small)
-    pred = probs.argmax(1)
-    interest = [(targets[i] == 1).sum().item() * 5 + (targets[i] == 2).sum().item() for i in range(len(targets))]
-    maps = []
-    for i in sorted(np.argsort(interest)[::-1][: max(args.num_maps, 0)].tolist()):
-        data, _ = targets_set.raw(i)
-        shown = {f"{name} ({unit})": data[climate.VARIABLES.index(name)] * scale
-                 for name, (scale, unit, _) in MAP_FIELDS.items()}
-        cmaps = {f"{name} ({unit})": cmap for name, (_, unit, cmap) in MAP_FIELDS.items()}
-        path = plot_fields_labels_predictions(
-            shown, targets[i].numpy(), pred[i].numpy(), level, out / "maps" / f"sample_{i}.png",
-            class_names=("background", "tropical cyclone", "atmospheric river"), projection=args.projection,
-            title=f"{Path(targets_set.files[i]).name}: {config['kind']} U-Net", cmaps=cmaps)
-        maps.append(str(path))
-    report["maps"] = maps
+    report["maps"] = draw_plots(report, probs, targets, targets_set, config, args, out)
     report["time_s"] = time.perf_counter() - t0
     save_json(out / "test_metrics.json", report)
-    print(f"wrote {out / 'confusion_matrix.png'} and {len(maps)} maps in {out / 'maps'}")
+    print(f"wrote {out / 'confusion_matrix.png'} and {len(report['maps'])} maps in {out / 'maps'}")
     return report
 
 

@@ -130,6 +130,38 @@ def parameter_checksum(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def load_datasets(args: argparse.Namespace, splits: dict[str, list[Path]], say, progress: bool):
+    """The training and validation sets on the model's grid, and (planar model) the validation labels on the mesh."""
+    grid = "latlon" if args.model == "planar" else "mesh"
+    common = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad, log=say, progress=progress)
+    train_set = climate.ClimateNetDataset(splits["train"], args.level, grid=grid, **common)
+    val_set = climate.ClimateNetDataset(splits["val"], args.level, grid=grid, **common) if splits["val"] else None
+    if len(train_set) == 0:
+        raise ValueError("no usable training files (all skipped as bad)")
+    val_targets = None
+    if val_set is not None and grid == "latlon":  # planar predictions are scored on the mesh labels
+        val_targets = climate.ClimateNetDataset(val_set.files, args.level, grid="mesh", cache_dir=args.cache_dir)
+    say(f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
+        f"{args.model} model on {'level ' + str(args.level) if grid == 'mesh' else 'the lat-lon grid'}")
+    return train_set, val_set, val_targets
+
+
+def new_model_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The stored config of a new run's model; a planar U-Net gets the spherical one's parameter count."""
+    flip = args.hemisphere_flip == "on" or (args.hemisphere_flip == "auto" and args.orientation == "poleward")
+    spherical = SegmenterConfig(
+        "spherical", len(climate.VARIABLES), climate.NUM_CLASSES, args.level, args.min_level, args.width,
+        args.orientation, [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [])
+    if args.model != "planar":
+        return spherical.to_dict()
+    spherical_params = count_parameters(build_model(spherical))
+    width = args.planar_width or segmentation.matching_planar_width(
+        spherical_params, spherical.in_channels, spherical.num_classes, args.planar_depth)
+    planar = SegmenterConfig("planar", spherical.in_channels, spherical.num_classes, args.level,
+                             planar_width=width, planar_depth=args.planar_depth)
+    return {**planar.to_dict(), "spherical_reference_params": spherical_params}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     apply_threads(args.threads)
@@ -141,37 +173,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     resumed = check_resume_settings(out, args, may_change=RESUME_MAY_CHANGE, log=say) if args.resume else None
 
     splits = resolve_splits(args)
-    grid = "latlon" if args.model == "planar" else "mesh"
-    common = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad, log=say, progress=not args.no_progress and rank == 0)
-    train_set = climate.ClimateNetDataset(splits["train"], args.level, grid=grid, **common)
-    val_set = climate.ClimateNetDataset(splits["val"], args.level, grid=grid, **common) if splits["val"] else None
-    if len(train_set) == 0:
-        raise ValueError("no usable training files (all skipped as bad)")
-    val_targets = None
-    if val_set is not None and grid == "latlon":  # planar predictions are scored on the mesh labels
-        val_targets = climate.ClimateNetDataset(val_set.files, args.level, grid="mesh", cache_dir=args.cache_dir)
-    say(f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
-        f"{args.model} model on {'level ' + str(args.level) if grid == 'mesh' else 'the lat-lon grid'}")
-
-    if resumed is not None:
-        extra = resumed   # reuse the run's stats and config exactly
-        stats, config = extra["stats"], extra["config"]
-        weights = torch.as_tensor(extra["class_weights"], dtype=torch.float32)
+    train_set, val_set, val_targets = load_datasets(args, splits, say, progress=not args.no_progress and rank == 0)
+    if resumed is not None:  # reuse the run's stats and config exactly
+        stats, config = resumed["stats"], resumed["config"]
+        weights = torch.as_tensor(resumed["class_weights"], dtype=torch.float32)
     else:
         stats = climate.compute_stats(train_set, progress=not args.no_progress and rank == 0)
         weights = climate.class_weights(stats["class_fraction"], args.class_weight_power)
-        flip = args.hemisphere_flip == "on" or (args.hemisphere_flip == "auto" and args.orientation == "poleward")
-        spherical = SegmenterConfig(
-            "spherical", len(climate.VARIABLES), climate.NUM_CLASSES, args.level, args.min_level, args.width,
-            args.orientation, [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [])
-        config = spherical.to_dict()
-        spherical_params = count_parameters(build_model(spherical))
-        if args.model == "planar":
-            width = args.planar_width or segmentation.matching_planar_width(
-                spherical_params, spherical.in_channels, spherical.num_classes, args.planar_depth)
-            planar = SegmenterConfig("planar", spherical.in_channels, spherical.num_classes, args.level,
-                                     planar_width=width, planar_depth=args.planar_depth)
-            config = {**planar.to_dict(), "spherical_reference_params": spherical_params}
+        config = new_model_config(args)
     for ds in (train_set, val_set):
         if ds is not None:
             ds.set_stats(stats)
