@@ -9,7 +9,7 @@
 3. evaluates it on the test split with ``evaluate.py`` (``OUT/eval``: metrics,
    confusion matrix, PNG maps) and prints test IoU/AP.
 
-The defaults are sized to finish in under 10 minutes on 2 CPU cores; every
+The defaults are sized for a laptop-class CPU (run times in the README); every
 step's time goes to ``OUT/summary.json``.
 """
 from __future__ import annotations

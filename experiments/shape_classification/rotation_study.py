@@ -11,7 +11,7 @@ equiangular lat-lon grid with about as many points
 (:func:`meshcnn.geometry.latlon_shape`). Every training run goes through
 :func:`meshcnn.train.fit` (checkpoints, ``--resume``).
 
-Example (the synthetic shape set; about 15 minutes on 2 CPU cores)::
+Example (the synthetic shape set; run times in the README)::
 
     python -m meshcnn.data.shapes synth --out data/synthshapes --per-class 60 --seed 0
     python experiments/shape_classification/rotation_study.py --data data/synthshapes \\

@@ -85,8 +85,8 @@ class ModelNet(Dataset):
     turned by a uniform random rotation; a fresh one is drawn for every epoch
     (:meth:`set_epoch`, which :func:`meshcnn.train.fit` calls), from a generator
     seeded by ``(seed, epoch, file)``, so runs are reproducible and items that
-    are read twice in one epoch agree. Each such item is projected anew (a few ms
-    at level 4). With ``cache_rotations=N`` every file instead gets a fixed bank
+    are read twice in one epoch agree. Each such item is projected anew (ray
+    casts per item: see the projection benchmark). With ``cache_rotations=N`` every file instead gets a fixed bank
     of ``N`` rotations, projected once and cached; each epoch picks one of them.
     ``mesh_cache=K`` keeps the last ``K`` shapes read (normalized, with their
     convex hulls and ray-acceleration structures: :class:`meshcnn.geometry.ShapeProjector`)
