@@ -6,6 +6,8 @@ vectors, ``p' = R p``. Rotating a signal ``f`` by ``R`` gives
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -47,10 +49,19 @@ def check_rotation(rotation: np.ndarray, name: str = "rotation", *, proper: bool
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A rotation drawn uniformly (Haar measure) from SO(3), ``(3, 3)`` float64.
+    """A rotation drawn uniformly (Haar measure) from SO(3).
 
     A normalized 4-D Gaussian vector is a uniform unit quaternion, and unit
     quaternions cover SO(3) twice, uniformly.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Four standard normal draws are taken from it.
+
+    Returns
+    -------
+    ndarray, shape ``(3, 3)``, float64
     """
     w, x, y, z = (q := rng.standard_normal(4)) / np.linalg.norm(q)
     return np.array([
@@ -61,9 +72,23 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
-    r"""The rotation ``(3, 3)`` by ``angle`` (radians, right-handed) about ``axis`` (any non-zero 3-vector):
-    Rodrigues' formula :math:`I + \sin\theta\, K + (1 - \cos\theta) K^2`, ``K`` the cross-product matrix
-    of the unit axis."""
+    r"""The rotation by ``angle`` about ``axis``: Rodrigues' formula.
+
+    .. math:: R = I + \sin\theta\, K + (1 - \cos\theta) K^2,
+
+    ``K`` the cross-product matrix of the unit axis.
+
+    Parameters
+    ----------
+    axis : array_like, shape ``(3,)``
+        Any non-zero vector (normalised here).
+    angle : float
+        Radians, right-handed about ``axis``.
+
+    Returns
+    -------
+    ndarray, shape ``(3, 3)``, float64
+    """
     axis = np.asarray(axis, dtype=np.float64)
     norm = np.linalg.norm(axis)
     if axis.shape != (3,) or not norm > 0:
@@ -74,8 +99,17 @@ def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 def rotation_about_z(angle: float) -> np.ndarray:
-    """The rotation ``(3, 3)`` by ``angle`` (radians, counter-clockwise seen from above the north pole)
-    about the polar axis: longitudes grow by ``angle``."""
+    """The rotation about the polar axis by which longitudes grow by ``angle``.
+
+    Parameters
+    ----------
+    angle : float
+        Radians, counter-clockwise seen from above the north pole.
+
+    Returns
+    -------
+    ndarray, shape ``(3, 3)``, float64
+    """
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
@@ -94,22 +128,41 @@ def _icosahedral_rotations() -> np.ndarray:
 
 
 def icosahedral_rotations() -> np.ndarray:
-    """The 60 rotations ``(60, 3, 3)`` that map the icosahedron (hence every icosphere level) onto itself.
+    """The 60 rotations that map the icosahedron (hence every icosphere level) onto itself.
 
     Each is fixed by where it sends vertex 0 (12 choices) and one of its
-    neighbours (5 choices). The first one is the identity.
+    neighbours (5 choices).
+
+    Returns
+    -------
+    ndarray, shape ``(60, 3, 3)``, float64
+        The first one is the identity.
     """
     return _icosahedral_rotations()
 
 
 def vertex_permutation(mesh: Mesh | int, rotation: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Permutation ``perm`` ``(V,)`` with ``vertices[perm] == vertices @ rotation.T``.
+    """The permutation of the vertices by a symmetry of the mesh.
 
-    ``rotation`` may also be a reflection (orthogonal, ``det = -1``) that maps the mesh onto itself.
+    Parameters
+    ----------
+    mesh : Mesh or int
+    rotation : array_like, shape ``(3, 3)``
+        A rotation, or a reflection (orthogonal, ``det = -1``), that maps the mesh onto itself.
+    tol : float
+        Largest distance between a mapped vertex and the vertex it lands on.
 
-    So ``perm[i]`` is the vertex at ``R v_i``, and the rotated signal is
-    ``(R f)[perm] = f``, i.e. ``rotated = empty_like(f); rotated[..., perm] = f``.
-    Raises ``ValueError`` if ``rotation`` does not map the mesh onto itself.
+    Returns
+    -------
+    perm : ndarray, shape ``(V,)``, int64
+        ``vertices[perm] == vertices @ rotation.T``: ``perm[i]`` is the vertex at ``R v_i``,
+        and the rotated signal is ``(R f)[perm] = f``, i.e.
+        ``rotated = empty_like(f); rotated[..., perm] = f``.
+
+    Raises
+    ------
+    ValueError
+        If ``rotation`` does not map the mesh onto itself.
     """
     mesh = as_mesh(mesh)
     rotation = check_rotation(rotation, proper=False)
@@ -120,29 +173,51 @@ def vertex_permutation(mesh: Mesh | int, rotation: np.ndarray, tol: float = 1e-9
 
 
 def rotation_matrix_on_mesh(mesh: Mesh | int, rotation: np.ndarray) -> sp.csr_matrix:
-    r"""Sparse ``(V, V)`` operator ``P_R`` with ``(P_R f)_i \approx f(R^T v_i)``: the signal rotated by ``R``.
+    r"""The operator that rotates a vertex signal by ``R``.
 
     Built with :func:`barycentric_interpolation` at the points ``R^T v_i``. For a
     rotation of the icosahedral group it is the permutation of
     :func:`vertex_permutation` (up to round-off); otherwise it is linear
     interpolation, which smooths the signal slightly (error ``O(h^2)`` for a
     smooth signal, ``h`` the edge length).
+
+    Parameters
+    ----------
+    mesh : Mesh or int
+    rotation : array_like, shape ``(3, 3)``
+        A proper rotation (:func:`check_rotation`).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape ``(V, V)``
+        ``P_R`` with :math:`(P_R f)_i \approx f(R^T v_i)`.
     """
     mesh = as_mesh(mesh)
     rotation = check_rotation(rotation)
     return barycentric_interpolation(mesh, mesh.vertices @ rotation)  # row i: R^T v_i
 
 
-def rotate_signal(signal, level: Mesh | int, rotation: np.ndarray):
-    r"""Rotate a vertex signal by ``R``: ``out[..., i] = f(R^T v_i)``, re-interpolated on the mesh.
+def rotate_signal(signal: Any, level: Mesh | int, rotation: np.ndarray) -> Any:
+    r"""Rotate a vertex signal by ``R``, re-interpolated on the mesh.
 
-    ``signal`` is a NumPy array or torch tensor ``(..., V)`` (e.g. ``(B, C, V)``);
-    the result has the same type, shape and dtype (and, for a tensor, device;
-    gradients flow through it). ``f(R^T v_i)`` is evaluated by linear interpolation
-    in the mesh triangle containing ``R^T v_i`` (:func:`barycentric_interpolation`),
-    so for the 60 rotations of :func:`icosahedral_rotations` the result is exactly
-    the vertex permutation, and for other rotations it is an ``O(h^2)`` approximation.
+    ``f(R^T v_i)`` is evaluated by linear interpolation in the mesh triangle
+    containing ``R^T v_i`` (:func:`barycentric_interpolation`), so for the 60
+    rotations of :func:`icosahedral_rotations` the result is exactly the vertex
+    permutation, and for other rotations it is an ``O(h^2)`` approximation.
     Convention as in this module: :math:`(R f)(p) = f(R^{-1} p)`.
+
+    Parameters
+    ----------
+    signal : ndarray or torch.Tensor, shape ``(..., V)``
+        E.g. ``(B, C, V)``.
+    level : Mesh or int
+    rotation : array_like, shape ``(3, 3)``
+
+    Returns
+    -------
+    ndarray or torch.Tensor, shape ``(..., V)``
+        ``out[..., i] = f(R^T v_i)``, of the type, dtype (and, for a tensor, device) of
+        ``signal``; gradients flow through it.
     """
     mesh = as_mesh(level)
     v = mesh.num_vertices

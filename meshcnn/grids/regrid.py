@@ -83,13 +83,22 @@ def latlon_grid(lat: Any, lon: Any) -> LatLonGrid:
 
 
 def latlon_to_mesh(lat: Any, lon: Any, level: int, method: str = "bilinear") -> sp.csr_matrix:
-    """Sparse matrix ``(V, nlat * nlon)`` taking a flattened lat-lon field to the icosphere of ``level``.
+    """The regridding matrix from a lat-lon grid to the icosphere of ``level``.
 
-    ``lat`` ``(nlat,)`` and ``lon`` ``(nlon,)`` are the file's coordinates in degrees; the
-    field is flattened as ``index = i_lat * nlon + i_lon`` in file order. Each row sums to 1.
-    ``method``: ``"bilinear"``, ``"nearest"`` or ``"conservative"`` (see the module doc).
-    Cached per (grid, level, method); a fresh copy is returned each call. The copy
-    carries ``grid_shape = (nlat, nlon)``, which :func:`apply` checks a 2-D field against.
+    Parameters
+    ----------
+    lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
+        The file's coordinates, degrees (:class:`~meshcnn.grids.LatLonGrid`).
+    level : int
+    method : {"bilinear", "nearest", "conservative"}
+        See the module docstring.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape ``(V, nlat * nlon)``
+        Columns in file order, ``index = i_lat * nlon + i_lon``; each row sums to 1.
+        Cached per (grid, level, method); a fresh copy is returned each call, carrying
+        ``grid_shape = (nlat, nlon)``, which :func:`apply` checks a 2-D field against.
     """
     level = check_level(level)
     out = _latlon_to_mesh(_coordinates(lat), _coordinates(lon), level, _check_method(method))
@@ -98,10 +107,19 @@ def latlon_to_mesh(lat: Any, lon: Any, level: int, method: str = "bilinear") -> 
 
 
 def mesh_to_latlon(level: int, lat: Any, lon: Any, method: str = "bilinear") -> sp.csr_matrix:
-    """Sparse matrix ``(nlat * nlon, V)`` taking a field on the icosphere of ``level`` to a lat-lon grid.
+    """The regridding matrix from the icosphere of ``level`` to a lat-lon grid.
 
-    Same grid conventions as :func:`latlon_to_mesh`; rows are in file order
-    (``i_lat * nlon + i_lon``). Each row sums to 1.
+    Parameters
+    ----------
+    level : int
+    lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
+        Degrees, as in :func:`latlon_to_mesh`.
+    method : {"bilinear", "nearest", "conservative"}
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape ``(nlat * nlon, V)``
+        Rows in file order (``i_lat * nlon + i_lon``); each row sums to 1; carries ``grid_shape``.
     """
     level = check_level(level)
     out = _mesh_to_latlon(_coordinates(lat), _coordinates(lon), level, _check_method(method))
@@ -110,12 +128,21 @@ def mesh_to_latlon(level: int, lat: Any, lon: Any, method: str = "bilinear") -> 
 
 
 def grid_cell_areas(lat: Any, lon: Any) -> np.ndarray:
-    """Spherical areas (steradians) of the grid cells ``(nlat, nlon)`` in file order.
+    """Spherical areas of the grid cells (:meth:`LatLonGrid.cell_areas`).
 
-    :meth:`LatLonGrid.cell_areas`: cells are bounded by the midpoints between
-    coordinates and by the poles, so the areas sum to :math:`4\\pi`; a duplicated
-    periodic column (e.g. 360 next to 0) gets area 0. These are the weights
-    conservative regridding preserves.
+    Cells are bounded by the midpoints between coordinates and by the poles, so the
+    areas sum to :math:`4\\pi`; a duplicated periodic column (e.g. 360 next to 0) gets
+    area 0. These are the weights conservative regridding preserves.
+
+    Parameters
+    ----------
+    lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
+        Degrees.
+
+    Returns
+    -------
+    ndarray, shape ``(nlat, nlon)``
+        Steradians, file order.
     """
     return latlon_grid(lat, lon).cell_areas()
 
