@@ -4,7 +4,9 @@ Every file this library writes (mesh caches, checkpoints, projection caches,
 metrics) goes through :func:`atomic_write`: the content is written to a
 temporary file in the destination folder, flushed to disk, and renamed over the
 destination. A crash at any moment leaves either the old file or the new one,
-never a truncated mix.
+never a truncated mix. Files written by another library from a path (netCDF
+outputs) take the same steps by hand: :func:`temporary_beside`, then
+:func:`publish` or :func:`discard`.
 """
 from __future__ import annotations
 
@@ -18,28 +20,62 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_npz", "save_npy", "save_json", "save_torch", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "save_npz", "save_npy", "save_json", "save_torch", "remove_stale_temporaries",
+           "temporary_beside", "publish", "discard"]
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; rename it to ``path`` on success.
+def temporary_beside(path: str | os.PathLike) -> Path:
+    """Create an empty temporary file beside ``path`` (``.<name>.<random>.tmp``) and return its path.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    It has the usual permissions (``0o666`` less the umask). Make it ``path`` with
+    :func:`publish`, or remove it with :func:`discard`; a process killed before either
+    leaves it for :func:`remove_stale_temporaries`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+    return Path(tmp)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Flush the closed temporary file ``tmp`` to disk and rename it over ``path``."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def discard(tmp: str | os.PathLike) -> None:
+    """Remove the temporary file ``tmp`` if it is there."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, newline: str | None = None) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it to ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : path-like
+        The destination.
+    mode : str
+        ``"wb"`` or ``"w"`` (any writing mode of :func:`open`).
+    newline : str, optional
+        As for :func:`open` in text mode (``""`` for the :mod:`csv` module).
+    """
+    tmp = temporary_beside(path)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode, newline=newline) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        discard(tmp)
         raise
 
 

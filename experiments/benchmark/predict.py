@@ -1,4 +1,4 @@
-"""Throughput of ``meshcnn predict`` on full-size ClimateNet files (768 x 1152) at level 5 on the CPU.
+"""Throughput of ``meshcnn predict`` on full-size ClimateNet files (768 x 1152) at level 5.
 
     python experiments/benchmark/predict.py --out /tmp/bench_predict --num 8 --threads 1 --workers 0 1 --uncompressed
 
@@ -14,6 +14,8 @@
    includes finding the events. ``--uncompressed`` also times uncompressed copies
    (the synthetic files are zlib-compressed with checksums; reading them is mostly
    decompression).
+
+Results: ``experiments/benchmark/RESULTS.md``, "meshcnn predict throughput".
 """
 from __future__ import annotations
 
@@ -23,29 +25,31 @@ import io
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from meshcnn.cli import HELP_FORMATTER, apply_threads, level_option, run_options
+from meshcnn.data.climate import ensure_synthetic
+from meshcnn.grids import regrid
+from meshcnn.predict import STAGES, predict_files, read_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
+                                parents=[run_options(resume=False, workers=False), level_option(default=5)])
     p.add_argument("--out", default="/tmp/bench_predict", help="work folder (data, run, outputs)")
     p.add_argument("--num", type=int, default=8, help="files to predict")
     p.add_argument("--nlat", type=int, default=768)
     p.add_argument("--nlon", type=int, default=1152)
-    p.add_argument("--level", type=int, default=5)
     p.add_argument("--checkpoint", default=None, help="a level-LEVEL checkpoint (default: train a 1-epoch one)")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="DataLoader workers to time")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="time steps per forward pass")
     p.add_argument("--events", action="store_true", help="also write the events CSV")
     p.add_argument("--uncompressed", action="store_true",
                    help="also time uncompressed copies of the files (the synthetic ones are zlib-compressed)")
@@ -53,14 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def make_checkpoint(work: Path, level: int) -> Path:
+    """A level-``level`` width-8 checkpoint trained for one epoch on six small synthetic files (made once)."""
     run = work / "run"
     if (run / "checkpoint.pt").is_file():
         return run / "checkpoint.pt"
-    from meshcnn.data.climate import generate_synthetic
-
     small = work / "small"
-    if not (small / "synth.json").is_file():
-        generate_synthetic(small, num=6, nlat=48, nlon=72, seed=0, progress=False, overwrite=True)
+    ensure_synthetic(small, num=6, nlat=48, nlon=72, seed=0, progress=False)
     subprocess.run([sys.executable, str(ROOT / "experiments" / "climate_segmentation" / "train.py"), "--data",
                     str(small), "--out", str(run), "--level", str(level), "--width", "8", "--epochs", "1",
                     "--batch-size", "2", "--threads", "1", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
@@ -90,62 +92,59 @@ def uncompressed_copies(files: list[Path], out: Path) -> list[Path]:
     return copies
 
 
+def time_setup(path: Path, level: int) -> dict[str, float]:
+    """Seconds to build (and cache) the regridding matrices of the file's grid, each way."""
+    first = read_fields(path, ["TMQ"])
+    t0 = time.perf_counter()
+    regrid.latlon_to_mesh(first["lat"], first["lon"], level, "bilinear")
+    t1 = time.perf_counter()
+    regrid.mesh_to_latlon(level, first["lat"], first["lon"], "bilinear")
+    return {"latlon_to_mesh_s": t1 - t0, "mesh_to_latlon_s": time.perf_counter() - t1}
+
+
+def time_predict(inputs: list[Path], checkpoint: Path, work: Path, label: str, workers: int,
+                 args: argparse.Namespace) -> dict:
+    """One table row: :func:`predict_files` over ``inputs`` with ``workers`` DataLoader workers."""
+    out = work / f"pred_{label}_w{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    with contextlib.redirect_stderr(io.StringIO()):
+        result = predict_files(inputs, checkpoint, out, num_workers=workers, batch_size=args.batch_size,
+                               device=args.device, progress=False,
+                               events=(work / f"events_{label}_w{workers}.csv") if args.events else None)
+    n = result["written"]
+    per = {s: result["seconds"][s] / n for s in STAGES}
+    largest = max(per, key=per.get)
+    print(f"| {label} | {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
+          + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
+    return {"compression": label, "workers": workers, "files_per_s": result["files_per_s"],
+            "wall_s": result["wall_s"], "per_file_s": per, "largest": largest}
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from meshcnn.grids import regrid
-    from meshcnn.data.climate import generate_synthetic
-    from meshcnn.predict import STAGES, predict_files, read_fields
-
+    apply_threads(args.threads)
     work = Path(args.out)
     data = work / f"data_{args.nlat}x{args.nlon}"
-    summary = data / "synth.json"
-    have = json.loads(summary.read_text()) if summary.is_file() else {}
     t0 = time.perf_counter()
-    if have.get("num") != args.num or have.get("nlat") != args.nlat or have.get("nlon") != args.nlon:
-        generate_synthetic(data, num=args.num, nlat=args.nlat, nlon=args.nlon, seed=0, progress=False,
-                           overwrite=True)
+    if ensure_synthetic(data, num=args.num, nlat=args.nlat, nlon=args.nlon, seed=0, progress=False):
         print(f"wrote {args.num} files {args.nlat} x {args.nlon} in {time.perf_counter() - t0:.0f} s")
     files = sorted(data.glob("*.nc"))
     checkpoint = Path(args.checkpoint) if args.checkpoint else make_checkpoint(work, args.level)
-
-    first = read_fields(files[0], ["TMQ"])
-    t0 = time.perf_counter()
-    regrid.latlon_to_mesh(first["lat"], first["lon"], args.level, "bilinear")
-    t1 = time.perf_counter()
-    regrid.mesh_to_latlon(args.level, first["lat"], first["lon"], "bilinear")
-    t2 = time.perf_counter()
-    setup = {"latlon_to_mesh_s": t1 - t0, "mesh_to_latlon_s": t2 - t1}
+    setup = time_setup(files[0], args.level)
     size_mb = sum(f.stat().st_size for f in files) / len(files) / 2**20
     print(f"{len(files)} files {args.nlat} x {args.nlon} ({size_mb:.0f} MB each, 16 fields), level {args.level}, "
           f"torch threads {args.threads}, batch size {args.batch_size}; {os.cpu_count()} CPU cores, "
           f"load average {os.getloadavg()[0]:.1f}, {platform.processor() or platform.machine()}")
     print(f"setup (once per grid, cached): lat-lon -> mesh matrix {setup['latlon_to_mesh_s']:.1f} s, "
           f"mesh -> lat-lon matrix {setup['mesh_to_latlon_s']:.1f} s")
-    header = f"| file compression | workers | files/s | s/file (wall) | " + " | ".join(f"{s} (s/file)" for s in STAGES) + " | largest |"
-    print(header)
+    print("| file compression | workers | files/s | s/file (wall) | "
+          + " | ".join(f"{s} (s/file)" for s in STAGES) + " | largest |")
     print("|" + "---|" * (len(STAGES) + 5))
-    rows = []
     sets = [("zlib", files)]
     if args.uncompressed:
         sets.append(("none", uncompressed_copies(files, work / f"uncompressed_{args.nlat}x{args.nlon}")))
-    for compression, inputs in sets:
-        for workers in args.workers:
-            out = work / f"pred_{compression}_w{workers}"
-            shutil.rmtree(out, ignore_errors=True)
-            with contextlib.redirect_stderr(io.StringIO()):
-                result = predict_files(inputs, checkpoint, out, num_workers=workers, batch_size=args.batch_size,
-                                       events=(work / f"events_{compression}_w{workers}.csv") if args.events
-                                       else None, progress=False)
-            n = result["written"]
-            per = {s: result["seconds"][s] / n for s in STAGES}
-            largest = max(per, key=per.get)
-            print(f"| {compression} | {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
-                  + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
-            rows.append({"compression": compression, "workers": workers, "files_per_s": result["files_per_s"],
-                         "wall_s": result["wall_s"], "per_file_s": per, "largest": largest})
-    import resource
-
+    rows = [time_predict(inputs, checkpoint, work, label, workers, args)
+            for label, inputs in sets for workers in args.workers]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the main process {peak:.0f} MiB; load average at the end {os.getloadavg()[0]:.1f}")
     report = {"args": vars(args), "setup": setup, "rows": rows, "load_average": os.getloadavg(), "peak_rss_mib": peak}

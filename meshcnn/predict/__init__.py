@@ -1,8 +1,14 @@
-"""The climate workflow after training: prediction on new model output (:mod:`.runner`)
-and tracked events (:mod:`.events`). Command line: ``python -m meshcnn predict``.
+"""The climate workflow after training: ``meshcnn predict`` on new model output and
+tracked events. Command line: ``python -m meshcnn predict`` / ``meshcnn events summary``.
+
+:mod:`.runner` (:func:`predict_files`, the file loop) runs the stages of :mod:`.stages`
+(read and regrid in ``DataLoader`` workers, model, regrid back) with the model of
+:mod:`.predictor`, reading with :mod:`.inputs` and writing with :mod:`.output`;
+:mod:`.events` finds connected events on the mesh and summarises an events CSV.
 """
-from .runner import (
-    PredictError, Predictor, load_predictor, find_inputs, predict_files, read_fields, file_sha256, STAGES)
+from .predictor import PredictError, Predictor, load_predictor, file_sha256
+from .inputs import find_inputs, read_fields
+from .runner import predict_files, STAGES
 from .events import (
     EARTH_RADIUS_KM, EVENT_FIELDS, EVENT_COLUMNS, LAT_BANDS, find_events, frequency_path, read_events, summarize)
 

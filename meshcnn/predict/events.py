@@ -35,16 +35,16 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ..geometry.coords import EARTH_RADIUS_KM, xyz_to_latlon
+from ..geometry.mesh import Mesh, as_mesh
+from ..grids import mesh_cell_areas
 from ..io import atomic_write, save_npz
-from ..geometry.mesh import Mesh, icosphere
 
 __all__ = [
     "EARTH_RADIUS_KM", "EVENT_FIELDS", "EVENT_COLUMNS", "LAT_BANDS", "find_events", "frequency_path",
     "read_events", "summarize",
 ]
 
-#: Mean Earth radius, km.
-EARTH_RADIUS_KM = 6371.0
 #: Per class name: (field, reduction, column) of the extreme recorded inside each event.
 EVENT_FIELDS: dict[str, tuple[str, str, str]] = {
     "tropical_cyclone": ("PSL", "min", "min_psl"),
@@ -61,8 +61,48 @@ LAT_BANDS: dict[str, tuple[float, float]] = {
 }
 
 
-def _mesh(mesh: Mesh | int) -> Mesh:
-    return mesh if isinstance(mesh, Mesh) else icosphere(mesh)
+def _components(inside: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
+    """The connected components of the vertices where ``inside``, along the mesh ``edges`` ``(E, 2)``.
+
+    Returns
+    -------
+    list of np.ndarray
+        int64 vertex indices of each component, ascending, in component order.
+    """
+    vid = np.nonzero(inside)[0]
+    local = np.full(len(inside), -1, dtype=np.int64)
+    local[vid] = np.arange(len(vid))
+    keep = inside[edges[:, 0]] & inside[edges[:, 1]]
+    e = local[edges[keep]]
+    graph = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(vid), len(vid)))
+    n, comp = connected_components(graph, directed=False)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.searchsorted(comp[order], np.arange(n + 1))
+    return [vid[order[bounds[c]:bounds[c + 1]]] for c in range(n)]
+
+
+def _centroid(mesh: Mesh, verts: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Spherical centroid ``(lat, lon)`` in degrees: the normalised weighted mean of the unit vectors.
+
+    NaN for a band around the whole sphere (a mean vector of zero length: no meaningful centroid).
+    """
+    centre = (weights[:, None] * mesh.vertices[verts]).sum(0)
+    norm = np.linalg.norm(centre)
+    if norm <= 1e-12:
+        return float("nan"), float("nan")
+    lat, lon = xyz_to_latlon(centre / norm)
+    return float(np.rad2deg(lat)), float(np.rad2deg(lon))
+
+
+def _extreme(name: str, verts: np.ndarray, fields: Mapping[str, np.ndarray]) -> tuple[str, float | None] | None:
+    """``(column, value)`` of the class's :data:`EVENT_FIELDS` extreme over ``verts``; ``None`` without the field."""
+    spec = EVENT_FIELDS.get(name)
+    if spec is None or spec[0] not in fields:
+        return None
+    values = np.asarray(fields[spec[0]]).reshape(-1)[verts]
+    if not np.any(np.isfinite(values)):
+        return spec[2], None
+    return spec[2], float(np.nanmin(values) if spec[1] == "min" else np.nanmax(values))
 
 
 def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str], *,
@@ -71,28 +111,31 @@ def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str]
 
     Parameters
     ----------
-    labels : int ``(V,)`` class per vertex of ``mesh``
-    mesh : the icosphere (or its level)
-    class_names : name of each class index
-    fields : optional ``{name: (V,)}`` in file units, e.g. ``PSL`` and ``TMQ``, for the
-        per-class extremes of :data:`EVENT_FIELDS`
-    skip : class indices that are not events (the background)
+    labels : np.ndarray
+        int ``(V,)`` class per vertex of ``mesh``.
+    mesh : Mesh or int
+        The icosphere (or its level).
+    class_names : sequence of str
+        Name of each class index.
+    fields : Mapping, optional
+        ``{name: (V,)}`` in file units, e.g. ``PSL`` and ``TMQ``, for the per-class
+        extremes of :data:`EVENT_FIELDS`.
+    skip : sequence of int
+        Class indices that are not events (the background).
 
     Returns
     -------
-    One dict per event, ordered by class then by decreasing area, with keys
-    ``class``, ``class_index``, ``event`` (0-based per class), ``area_km2``,
-    ``centroid_lat``, ``centroid_lon``, ``num_vertices``, ``min_psl``, ``max_tmq``
-    (``None`` where not applicable) and ``vertices`` (int64 indices).
+    list of dict
+        One dict per event, ordered by class then by decreasing area, with keys
+        ``class``, ``class_index``, ``event`` (0-based per class), ``area_km2``,
+        ``centroid_lat``, ``centroid_lon``, ``num_vertices``, ``min_psl``, ``max_tmq``
+        (``None`` where not applicable) and ``vertices`` (int64 indices).
     """
-    mesh = _mesh(mesh)
+    mesh = as_mesh(mesh)
     labels = np.asarray(labels).reshape(-1)
     if labels.shape != (mesh.num_vertices,):
         raise ValueError(f"labels must have shape ({mesh.num_vertices},) for level {mesh.level}, got {labels.shape}")
-    from ..grids.regrid import mesh_cell_areas
-
     areas = mesh_cell_areas(mesh) * EARTH_RADIUS_KM**2
-    edges = mesh.edges
     fields = dict(fields or {})
     events: list[dict[str, Any]] = []
     for k in np.unique(labels):
@@ -100,38 +143,18 @@ def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str]
         if k in skip:
             continue
         name = class_names[k] if k < len(class_names) else str(k)
-        inside = labels == k
-        vid = np.nonzero(inside)[0]
-        local = np.full(mesh.num_vertices, -1, dtype=np.int64)
-        local[vid] = np.arange(len(vid))
-        keep = inside[edges[:, 0]] & inside[edges[:, 1]]
-        e = local[edges[keep]]
-        graph = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(vid), len(vid)))
-        n, comp = connected_components(graph, directed=False)
-        order = np.argsort(comp, kind="stable")
-        bounds = np.searchsorted(comp[order], np.arange(n + 1))
         found = []
-        for c in range(n):
-            verts = vid[order[bounds[c]:bounds[c + 1]]]
+        for verts in _components(labels == k, mesh.edges):
             w = areas[verts]
-            centre = (w[:, None] * mesh.vertices[verts]).sum(0)
-            norm = np.linalg.norm(centre)
-            if norm > 1e-12:
-                centre = centre / norm
-                clat = float(np.rad2deg(np.arcsin(np.clip(centre[2], -1.0, 1.0))))
-                clon = float(np.rad2deg(np.arctan2(centre[1], centre[0])))
-            else:  # a band around the whole sphere: no meaningful centroid
-                clat, clon = float("nan"), float("nan")
+            clat, clon = _centroid(mesh, verts, w)
             row: dict[str, Any] = {
                 "class": name, "class_index": k, "area_km2": float(w.sum()), "centroid_lat": clat,
                 "centroid_lon": clon, "num_vertices": int(len(verts)), "min_psl": None, "max_tmq": None,
                 "vertices": verts,
             }
-            spec = EVENT_FIELDS.get(name)
-            if spec is not None and spec[0] in fields:
-                values = np.asarray(fields[spec[0]]).reshape(-1)[verts]
-                row[spec[2]] = float(np.nanmin(values) if spec[1] == "min" else np.nanmax(values)) \
-                    if np.any(np.isfinite(values)) else None
+            extreme = _extreme(name, verts, fields)
+            if extreme is not None:
+                row[extreme[0]] = extreme[1]
             found.append(row)
         found.sort(key=lambda r: -r["area_km2"])
         for i, row in enumerate(found):
@@ -176,46 +199,24 @@ def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _band(lat: float) -> str | None:
+    """The :data:`LAT_BANDS` name of a latitude (degrees), by its absolute value."""
     for name, (lo, hi) in LAT_BANDS.items():
         if lo <= abs(lat) < hi:
             return name
     return None
 
 
-def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projection: str = "mollweide",
-              frequency: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Counts by class, hemisphere and latitude band, and a frequency map per class.
+def _read_frequency(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a ``.frequency.npz`` file, or ``None`` when there is none."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
 
-    Parameters
-    ----------
-    events_csv : the CSV of ``meshcnn predict --events``
-    out : output folder: ``counts.csv`` (class, hemisphere, band, events, events per
-        time step, mean area), ``counts.md`` (the same as Markdown tables) and
-        ``frequency_<class>.png`` (fraction of time steps each place is inside an
-        event of the class) when the frequency file exists
-    projection : map projection of :func:`meshcnn.plot.plot_mesh_signal`
-    frequency : the ``.frequency.npz`` file (default: beside the CSV)
 
-    Returns
-    -------
-    ``{"counts": rows, "maps": [paths], "num_steps": int or None, "num_events": int}``
-    """
-    rows = read_events(events_csv)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    freq_file = Path(frequency) if frequency is not None else frequency_path(events_csv)
-    freq = None
-    if freq_file.is_file():
-        with np.load(freq_file, allow_pickle=False) as f:
-            freq = {k: f[k] for k in f.files}
-    num_steps = int(freq["num_steps"]) if freq is not None else None
-    classes = [str(c) for c in freq["class_names"][1:]] if freq is not None else sorted({r["class"] for r in rows})
-    for c in sorted({r["class"] for r in rows}):
-        if c not in classes:
-            classes.append(c)
-
+def _count_table(rows: list[dict[str, Any]], classes: list[str], num_steps: int | None) -> list[dict[str, Any]]:
+    """Per class, hemisphere (``global``, ``north``, ``south``) and band (``all`` and :data:`LAT_BANDS`):
+    events, events per time step and mean area."""
     table = []
     for name in classes:
         mine = [r for r in rows if r["class"] == name]
@@ -234,18 +235,27 @@ def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projecti
                 "events_per_step": (len(sel) / num_steps) if num_steps else None,
                 "mean_area_km2": float(np.mean([r["area_km2"] for r in sel])) if sel else None,
             })
+    return table
+
+
+def _write_counts_csv(path: Path, table: list[dict[str, Any]]) -> None:
+    """The count table as CSV (floats to 6 significant digits, ``None`` as empty)."""
     cols = ("class", "hemisphere", "lat_band", "events", "events_per_step", "mean_area_km2")
-    with atomic_write(out / "counts.csv", "w") as f:
+    with atomic_write(path, "w") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in table:
             w.writerow(["" if r[c] is None else (f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]) for c in cols])
 
+
+def _counts_markdown(title: str, table: list[dict[str, Any]], classes: list[str], num_events: int,
+                     num_steps: int | None) -> str:
+    """The count table as one Markdown table per class (rows: hemispheres; columns: bands)."""
     def fmt(x: Any, digits: str = ".3g") -> str:
         return "" if x is None else format(x, digits) if isinstance(x, float) else str(x)
 
-    lines = [f"# Event counts from `{Path(events_csv).name}`", "",
-             f"{len(rows)} events" + (f" in {num_steps} time steps" if num_steps else "") + ". "
+    lines = [f"# Event counts from `{title}`", "",
+             f"{num_events} events" + (f" in {num_steps} time steps" if num_steps else "") + ". "
              "Hemisphere and latitude band (|latitude| in degrees) of each event's centroid.", ""]
     for name in classes:
         lines += [f"## {name}", "", "| hemisphere | " + " | ".join(["all", *LAT_BANDS]) + " | mean area (km^2) |",
@@ -255,22 +265,65 @@ def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projecti
             cells = [fmt(sel["all"]["events"])] + [fmt(sel[b]["events"]) if b in sel else "" for b in LAT_BANDS]
             lines.append(f"| {hemi} | " + " | ".join(cells) + f" | {fmt(sel['all']['mean_area_km2'], '.4g')} |")
         lines.append("")
-    with atomic_write(out / "counts.md", "w") as f:
-        f.write("\n".join(lines))
+    return "\n".join(lines)
 
+
+def _frequency_maps(freq: dict[str, np.ndarray], out: Path, projection: str) -> list[str]:
+    """One PNG per event class: the fraction of time steps each place is inside an event of it."""
+    from ..plot import plot_mesh_signal, save_figure
+
+    num_steps = int(freq["num_steps"])
+    level = int(freq["level"])
     maps = []
-    if freq is not None:
-        from ..plot import save_figure, plot_mesh_signal
+    for k, name in enumerate(str(n) for n in freq["class_names"]):
+        if k == 0:
+            continue
+        fraction = freq["counts"][k] / max(num_steps, 1)
+        ax = plot_mesh_signal(fraction, level, projection=projection, cmap="magma_r", vmin=0.0,
+                              vmax=max(float(fraction.max()), 1e-6),
+                              title=f"{name.replace('_', ' ')}: fraction of {num_steps} time steps inside an event",
+                              label="frequency")
+        maps.append(str(save_figure(ax.figure, out / f"frequency_{name}.png")))
+    return maps
 
-        level = int(freq["level"])
-        names = [str(n) for n in freq["class_names"]]
-        for k, name in enumerate(names):
-            if k == 0:
-                continue
-            fraction = freq["counts"][k] / max(num_steps, 1)
-            ax = plot_mesh_signal(fraction, level, projection=projection, cmap="magma_r", vmin=0.0,
-                                  vmax=max(float(fraction.max()), 1e-6),
-                                  title=f"{name.replace('_', ' ')}: fraction of {num_steps} time steps inside an event",
-                                  label="frequency")
-            maps.append(str(save_figure(ax.figure, out / f"frequency_{name}.png")))
+
+def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projection: str = "mollweide",
+              frequency: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Counts by class, hemisphere and latitude band, and a frequency map per class.
+
+    Parameters
+    ----------
+    events_csv : path-like
+        The CSV of ``meshcnn predict --events``.
+    out : path-like
+        Output folder: ``counts.csv`` (class, hemisphere, band, events, events per
+        time step, mean area), ``counts.md`` (the same as Markdown tables) and
+        ``frequency_<class>.png`` (fraction of time steps each place is inside an
+        event of the class) when the frequency file exists.
+    projection : str
+        Map projection of :func:`meshcnn.plot.plot_mesh_signal`.
+    frequency : path-like, optional
+        The ``.frequency.npz`` file (default: beside the CSV).
+
+    Returns
+    -------
+    dict
+        ``{"counts": rows, "maps": [paths], "num_steps": int or None, "num_events": int}``
+    """
+    rows = read_events(events_csv)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    freq = _read_frequency(Path(frequency) if frequency is not None else frequency_path(events_csv))
+    num_steps = int(freq["num_steps"]) if freq is not None else None
+    classes = [str(c) for c in freq["class_names"][1:]] if freq is not None else sorted({r["class"] for r in rows})
+    for c in sorted({r["class"] for r in rows}):
+        if c not in classes:
+            classes.append(c)
+    table = _count_table(rows, classes, num_steps)
+    _write_counts_csv(out / "counts.csv", table)
+    with atomic_write(out / "counts.md", "w") as f:
+        f.write(_counts_markdown(Path(events_csv).name, table, classes, len(rows), num_steps))
+    maps = _frequency_maps(freq, out, projection) if freq is not None else []
     return {"counts": table, "maps": maps, "num_steps": num_steps, "num_events": len(rows)}

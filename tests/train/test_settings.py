@@ -1,7 +1,9 @@
-"""--resume with other settings than the run's is refused, naming each difference (issue 13, item 2):
-the climate, shapes (train and rotation study) and digits scripts, through meshcnn.train.check_resume_settings."""
+"""--resume with other settings than the run's is refused, naming each difference (meshcnn.train.settings):
+the function itself, and the climate, shapes (train and rotation study) and digits scripts that call it
+(end to end, marked slow)."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import runpy
@@ -9,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from meshcnn.train import ResumeSettingsError, load_checkpoint
+from meshcnn.train import ResumeSettingsError, check_resume_settings, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +39,31 @@ def tiny_mnist(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def test_check_resume_settings_names_each_difference(tmp_path, train_tiny):
+    stored = {"level": "2", "width": 4, "lr": 0.01, "split": [0.7, 0.15, 0.15], "epochs": 3, "resume": False,
+              "device": "cpu"}
+    assert check_resume_settings(tmp_path, argparse.Namespace(level=3)) is None  # no checkpoint: fresh start
+    train_tiny(tmp_path, 1, extra_state={"args": stored, "stats": [1.0]})
+    same = argparse.Namespace(level=2, width=4, lr=0.01, split=(0.7, 0.15, 0.15), epochs=5, resume=True,
+                              device="cuda")
+    assert check_resume_settings(tmp_path, same, may_change=("epochs", "device"))["stats"] == [1.0]
+    other = argparse.Namespace(level=3, width=8, lr=0.5, split=(0.7, 0.15, 0.15), epochs=5, resume=True,
+                               device="cpu")
+    with pytest.raises(ResumeSettingsError) as info:
+        check_resume_settings(tmp_path / "checkpoint.pt", other, may_change=("device",))
+    message = str(info.value)
+    assert str(tmp_path / "checkpoint.pt") in message
+    for line in ("--level: the run has 2, now 3", "--width: the run has 4, now 8", "--lr: the run has 0.01, now 0.5",
+                 "--epochs: the run has 3, now 5"):
+        assert line in message
+    assert "--split" not in message and "may change on resume: --device, --resume" in message
+    notes = []
+    check_resume_settings(tmp_path, {**vars(same), "orientation": "fixed"}, may_change=("epochs", "device"),
+                          log=notes.append)
+    assert notes and "--orientation" in notes[0]
+
+
+@pytest.mark.slow
 def test_climate_resume_with_other_settings_is_refused(tmp_path):
     from meshcnn.data import climate
 
@@ -65,6 +91,7 @@ def _help(main) -> str:
     return " ".join(out.getvalue().split())
 
 
+@pytest.mark.slow
 def test_digits_resume_with_another_level_is_refused_before_training(tmp_path):
     main = _main("spherical_digits/train.py")
     common = ["--mnist", str(tiny_mnist(tmp_path / "mnist.npz")), "--epochs", "1", "--width", "2", "--depth", "1",
@@ -84,6 +111,7 @@ def test_digits_resume_with_another_level_is_refused_before_training(tmp_path):
     assert "--threads" in _help(main)
 
 
+@pytest.mark.slow
 def test_shape_scripts_resume_with_other_settings_is_refused(tmp_path):
     from meshcnn.data.shapes import make_synthetic
 

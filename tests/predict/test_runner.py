@@ -1,9 +1,9 @@
-"""meshcnn predict / events: end to end on a tiny trained checkpoint and synthetic ClimateNet files."""
+"""meshcnn predict end to end (meshcnn.predict.runner and the ``meshcnn predict`` command) on a tiny trained
+checkpoint and synthetic ClimateNet files."""
 from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import os
 import shutil
@@ -23,7 +23,7 @@ xr = pytest.importorskip("xarray")
 from meshcnn import __version__
 from meshcnn.grids import regrid  # noqa: E402
 from meshcnn.data import climate as C  # noqa: E402
-from meshcnn.predict import find_events, frequency_path, summarize  # noqa: E402
+from meshcnn.predict import frequency_path  # noqa: E402
 from meshcnn.geometry import icosphere  # noqa: E402
 from meshcnn.predict import PredictError, file_sha256, predict_files  # noqa: E402
 
@@ -32,23 +32,6 @@ LEVEL = 2
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Six synthetic 48 x 72 files and a spherical U-Net trained on them for one epoch at level 2."""
-    root = tmp_path_factory.mktemp("predict")
-    data = root / "data"
-    C.generate_synthetic(data, num=6, nlat=48, nlon=72, seed=0, progress=False)
-    spec = importlib.util.spec_from_file_location(
-        "climate_train_for_predict", ROOT / "experiments" / "climate_segmentation" / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    with contextlib.redirect_stdout(io.StringIO()):
-        train.main(["--data", str(data), "--out", str(root / "run"), "--level", str(LEVEL), "--width", "4",
-                    "--epochs", "1", "--batch-size", "2", "--no-progress", "--threads", "1"])
-    files = sorted(data.glob("*.nc"))
-    return {"root": root, "data": data, "files": files, "checkpoint": root / "run" / "checkpoint.pt"}
 
 
 def predict(run, inputs, out, **kw):
@@ -60,7 +43,6 @@ def open_nc(path):
     return xr.open_dataset(path, decode_times=False)
 
 
-# --------------------------------------------------------------------------- end to end
 def test_labels_follow_the_mesh_predictions(run, tmp_path):
     out = tmp_path / "out"
     result = predict(run, [run["data"]], out, events=tmp_path / "events.csv", probabilities=True)
@@ -202,56 +184,6 @@ def test_grid_conventions_time_axes_and_cli(run, tmp_path):
         assert (tmp_path / "summary" / name).is_file()
 
 
-# --------------------------------------------------------------------------------- events
-def _cap(mesh, lat0, lon0, radius_deg):
-    c = np.array([np.cos(np.deg2rad(lat0)) * np.cos(np.deg2rad(lon0)),
-                  np.cos(np.deg2rad(lat0)) * np.sin(np.deg2rad(lon0)), np.sin(np.deg2rad(lat0))])
-    return mesh.vertices @ c > np.cos(np.deg2rad(radius_deg))
-
-
-def test_events_across_the_dateline_and_over_the_pole_are_counted_once():
-    mesh = icosphere(4)
-    labels = np.zeros(mesh.num_vertices, dtype=np.int64)
-    labels[_cap(mesh, 10.0, 180.0, 8.0)] = 1  # a cyclone on the dateline
-    labels[_cap(mesh, -20.0, 60.0, 5.0)] = 1  # and another one
-    labels[_cap(mesh, 90.0, 0.0, 15.0)] = 2  # a band over the north pole
-    psl = np.full(mesh.num_vertices, 101000.0)
-    psl[np.argmax(mesh.vertices @ np.array([-np.cos(np.deg2rad(10)), 0.0, np.sin(np.deg2rad(10))]))] = 95000.0
-    events = find_events(labels, mesh, C.CLASSES, fields={"PSL": psl, "TMQ": np.linspace(0, 1, mesh.num_vertices)})
-    tcs = [e for e in events if e["class"] == "tropical_cyclone"]
-    ars = [e for e in events if e["class"] == "atmospheric_river"]
-    assert len(tcs) == 2 and len(ars) == 1
-    dateline = tcs[0]  # the larger one
-    # the spherical centroid (a naive mean of the longitudes, -180 and 180, would give 0)
-    assert abs(dateline["centroid_lat"] - 10.0) < 1.5 and abs(abs(dateline["centroid_lon"]) - 180.0) < 1.5
-    assert dateline["min_psl"] == 95000.0 and tcs[1]["min_psl"] == 101000.0 and dateline["max_tmq"] is None
-    assert ars[0]["centroid_lat"] > 89.0 and ars[0]["max_tmq"] is not None
-    r = 6371.0
-    cap_area = 2 * np.pi * r**2 * (1 - np.cos(np.deg2rad(15.0)))
-    assert abs(ars[0]["area_km2"] / cap_area - 1) < 0.1
-    assert dateline["num_vertices"] == int(_cap(mesh, 10.0, 180.0, 8.0).sum())
-
-
-def test_summary_counts_by_hemisphere_and_band(tmp_path):
-    rows = [("a.nc", 0, "tropical_cyclone", 12.0), ("a.nc", 0, "tropical_cyclone", -20.0),
-            ("a.nc", 0, "atmospheric_river", 40.0), ("b.nc", 0, "atmospheric_river", 41.0)]
-    path = tmp_path / "ev.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["file", "time_index", "time", "class", "event", "area_km2", "centroid_lat", "centroid_lon",
-                    "num_vertices", "min_psl", "max_tmq"])
-        for f, t, k, lat in rows:
-            w.writerow([f, t, "", k, 0, 1e5, lat, 0.0, 3, "", ""])
-    result = summarize(path, tmp_path / "s")
-    table = {(r["class"], r["hemisphere"], r["lat_band"]): r["events"] for r in result["counts"]}
-    assert table[("tropical_cyclone", "north", "0-15")] == 1 and table[("tropical_cyclone", "south", "15-30")] == 1
-    assert table[("atmospheric_river", "north", "30-45")] == 2 and table[("atmospheric_river", "global", "all")] == 2
-    assert result["maps"] == [] and (tmp_path / "s" / "counts.md").is_file()
-    from meshcnn.__main__ import main
-
-    assert main(["events", "summary", str(path), "--out", str(tmp_path / "s2")]) == 0  # console-script exit status
-
-
 # --------------------------------------------------------------------------------- resume
 @pytest.mark.slow
 def test_resume_after_a_kill(run, tmp_path, monkeypatch):
@@ -307,10 +239,6 @@ def test_resume_after_a_kill(run, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ bad input
-def _bad(run, tmp_path, name, **kw):
-    return _variant(run["files"][0], tmp_path / "bad" / name, **kw)
-
-
 def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     good = run["files"][0]
     out = tmp_path / "out"
@@ -356,30 +284,6 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
         ds.sel(lat=slice(-30.0, 60.0)).to_netcdf(tmp_path / "bad" / "regional.nc")
     msg = fails([tmp_path / "bad" / "regional.nc"], "regional.nc.*global")
     assert not (out / "regional.nc").exists()
-
-    # checkpoints that are not meshcnn segmentation checkpoints
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(PredictError, match="junk.pt.*not a meshcnn segmentation checkpoint"):
-        predict_files([good], tmp_path / "junk.pt", out, progress=False)
-    def resave(ckpt, path):  # a valid checkpoint file (with its checksum, where the format has one)
-        from meshcnn import train as T
-
-        if "checksum" in ckpt and hasattr(T, "checkpoint_checksum"):
-            ckpt["checksum"] = T.checkpoint_checksum(ckpt)
-        torch.save(ckpt, path)
-        T.load_checkpoint(path)  # loads: what fails below is predict's own check
-
-    ckpt = torch.load(run["checkpoint"], weights_only=True)
-    ckpt["extra"] = {"note": "a classification run"}
-    resave(ckpt, tmp_path / "other.pt")
-    with pytest.raises(PredictError, match="other.pt.*not a meshcnn segmentation checkpoint"):
-        predict_files([good], tmp_path / "other.pt", out, progress=False)
-    ckpt = torch.load(run["checkpoint"], weights_only=True)
-    ckpt["extra"]["config"]["kind"] = "planar"
-    resave(ckpt, tmp_path / "planar.pt")
-    with pytest.raises(PredictError, match="planar.pt.*spherical U-Nets only"):
-        predict_files([good], tmp_path / "planar.pt", out, progress=False)
-    assert not (out / good.name).exists()
 
     # an output folder that is an existing file
     (tmp_path / "file_out").write_text("x")

@@ -1,0 +1,206 @@
+"""The stages of ``meshcnn predict`` applied to one chunk of time steps of one file.
+
+1. *read* and 2. *regrid* (in a ``DataLoader`` worker, :class:`ChunkDataset`): the
+   fields of the chunk (:func:`meshcnn.predict.read_fields`), bilinear to the
+   icosphere (:mod:`meshcnn.grids.regrid`; with ``allow_nan`` missing values are
+   skipped, ``skipna=True``, and vertices left without valid data get the training
+   mean), then normalised;
+3. *model* (:func:`mesh_probabilities`): softmax class probabilities on the mesh;
+4. *regrid back* (:func:`grid_labels`): the probabilities interpolated to the file's
+   grid (barycentric in the mesh triangles), then the argmax gives the labels, so
+   labels follow the model's decision boundaries at the grid's resolution;
+5. the events of each time step (:func:`chunk_events`), found with the *write* stage.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import Dataset
+
+from .._cache import memoize
+from ..data.climate import ClimateFileError
+from ..geometry.mesh import Mesh
+from ..grids import regrid
+from .events import find_events
+from .inputs import LAT_NAMES, LON_NAMES, read_fields
+from .predictor import Predictor
+
+#: Variables whose regridded values (file units) are kept for the events' extremes.
+EXTREME_VARIABLES = ("PSL", "TMQ")
+
+
+class ChunkDataset(Dataset):
+    """One item per chunk of time steps of an input file: read, validated, regridded to the
+    mesh and normalised (in a worker).
+
+    Parameters
+    ----------
+    files : sequence of Path
+        The input files.
+    chunks : sequence of tuple of int
+        ``(file index, t0, t1)``: the time steps ``[t0, t1)`` of one file.
+    predictor : Predictor
+        Gives the level, the variables and the normalisation statistics.
+    allow_nan : bool
+        Accept missing values (see :func:`meshcnn.predict.read_fields`).
+
+    Notes
+    -----
+    An item is the dict of :func:`meshcnn.predict.read_fields` without ``fields``,
+    plus ``file``, ``t0``, ``t1``, ``x`` (float32 tensor ``(T, C, V)``, normalised),
+    ``raw`` (``{"PSL", "TMQ"}``: ``(T, V)`` in file units, those of the variables
+    present) and the seconds ``t_read`` and ``t_regrid``. Errors are returned, not
+    raised, as ``{"file", "t0", "t1", "error"}`` so the main process decides whether
+    to stop or skip.
+    """
+
+    def __init__(self, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
+                 allow_nan: bool) -> None:
+        self.files = list(files)
+        self.chunks = list(chunks)
+        self.level = predictor.level
+        self.variables = predictor.variables
+        self.mean, self.std = predictor.mean, predictor.std
+        self.allow_nan = allow_nan
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        file_index, t0, t1 = self.chunks[index]
+        path = self.files[file_index]
+        base = {"file": file_index, "t0": t0, "t1": t1}
+        try:
+            start = time.perf_counter()
+            item = read_fields(path, self.variables, allow_nan=self.allow_nan, steps=(t0, t1))
+            t_read = time.perf_counter()
+            x, raw = self._to_mesh(path, item)
+            item.update(base, x=x, raw=raw, t_read=t_read - start, t_regrid=time.perf_counter() - t_read)
+            return item
+        except (ClimateFileError, FileNotFoundError) as exc:
+            return {**base, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - anything else a broken file may raise
+            return {**base, "error": f"{path}: {type(exc).__name__}: {exc}"}
+
+    def _to_mesh(self, path: Path, item: dict[str, Any]) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """Pop ``item["fields"]``; return the normalised mesh fields and the raw ones of :data:`EXTREME_VARIABLES`."""
+        try:
+            matrix = regrid.latlon_to_mesh(item["lat"], item["lon"], self.level, "bilinear")
+        except ValueError as exc:
+            raise ClimateFileError(path, f"grid not usable: {exc}") from exc
+        fields = item.pop("fields")
+        mesh = regrid.apply(matrix, fields, skipna=self.allow_nan, na_thresh=0.5)  # (T, C, V) float32
+        del fields
+        raw = {name: mesh[:, self.variables.index(name)].copy() for name in EXTREME_VARIABLES
+               if name in self.variables}
+        x = (mesh - self.mean[None, :, None]) / self.std[None, :, None]
+        np.nan_to_num(x, copy=False, nan=0.0)  # with allow_nan: vertices without valid data -> training mean
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), raw
+
+
+def identity(item: Any) -> Any:
+    """The ``DataLoader`` collate function of :class:`ChunkDataset` (items are not batched)."""
+    return item
+
+
+def prebuild_matrices(files: Sequence[Path], level: int) -> None:
+    """Build (and cache) the regridding matrices of the first file's grid in this process.
+
+    ``DataLoader`` workers are forked from it, so they inherit the cache instead of each
+    building the matrices again (their cost: ``experiments/benchmark/RESULTS.md``, "Moved
+    from docstrings: training and prediction"). Errors are left for the file's own turn, where they
+    are reported with its name.
+    """
+    import netCDF4
+
+    for path in files:
+        try:
+            with netCDF4.Dataset(path, "r") as ds:
+                lat_name = next(n for n in LAT_NAMES if n in ds.variables)
+                lon_name = next(n for n in LON_NAMES if n in ds.variables)
+                lat, lon = np.asarray(ds[lat_name][:], dtype=np.float64), np.asarray(ds[lon_name][:], dtype=np.float64)
+            regrid.latlon_to_mesh(lat, lon, level, "bilinear")
+            regrid.mesh_to_latlon(level, lat, lon, "bilinear")
+        except Exception:  # noqa: BLE001 - reported later, naming the file
+            pass
+
+
+@torch.no_grad()
+def mesh_probabilities(model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: str) -> np.ndarray:
+    """Softmax class probabilities ``(T, K, V)`` float32 of the normalised fields ``x`` ``(T, C, V)``.
+
+    The model runs on ``device``, ``batch_size`` time steps at a time.
+    """
+    return torch.cat([torch.softmax(model(x[j:j + batch_size].to(device)).float(), 1).cpu()
+                      for j in range(0, x.shape[0], batch_size)]).numpy()
+
+
+@memoize(maxsize=1, copy=False)  # one grid at a time; the matrix is only read (never written) by grid_labels
+def _back_matrix(level: int, lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
+    """The float32 bilinear mesh -> grid matrix ``(nlat * nlon, V)``, with its ``grid_shape``."""
+    matrix = regrid.mesh_to_latlon(level, lat, lon, "bilinear").astype(np.float32)
+    matrix.grid_shape = (len(lat), len(lon))
+    return matrix
+
+
+def argmax_classes(probs: np.ndarray) -> np.ndarray:
+    """``argmax`` over axis 1 of ``(T, K, N)`` as int8, the first maximum on ties.
+
+    One pass per class instead of ``numpy.argmax`` along a middle axis (the speed-up is
+    in ``experiments/benchmark/RESULTS.md``, "Moved from docstrings: training and prediction").
+    """
+    best = probs[:, 0].copy()
+    labels = np.zeros(best.shape, dtype=np.int8)
+    for k in range(1, probs.shape[1]):
+        better = probs[:, k] > best
+        labels[better] = k
+        np.maximum(best, probs[:, k], out=best)
+    return labels
+
+
+def grid_labels(probs: np.ndarray, level: int, lat: np.ndarray, lon: np.ndarray,
+                probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mesh probabilities ``(T, K, V)`` on the file's grid: labels and (when asked) probabilities.
+
+    Returns
+    -------
+    tuple
+        ``labels`` int8 ``(T, nlat, nlon)``, the argmax of the interpolated probabilities,
+        and those probabilities ``(T, K, nlat, nlon)`` float32 with ``probabilities``, else ``None``.
+    """
+    grid_probs = regrid.apply(_back_matrix(level, lat, lon), probs)  # (T, K, nlat * nlon) float32
+    shape = (probs.shape[0], len(lat), len(lon))
+    labels = argmax_classes(grid_probs).reshape(shape)
+    if not probabilities:
+        return labels, None
+    return labels, grid_probs.reshape(shape[:1] + (probs.shape[1],) + shape[1:])
+
+
+def chunk_events(mesh_labels: np.ndarray, mesh: Mesh, class_names: Sequence[str], raw: dict[str, np.ndarray],
+                 t0: int) -> list[dict[str, Any]]:
+    """The events (:func:`meshcnn.predict.find_events`) of each time step of a chunk starting at step ``t0``.
+
+    Parameters
+    ----------
+    mesh_labels : np.ndarray
+        ``(T, V)`` class per vertex.
+    mesh : Mesh
+    class_names : sequence of str
+    raw : dict
+        ``{name: (T, V)}`` fields in file units, for the events' extremes.
+    t0 : int
+        Time index of the chunk's first step in its file; each event gets ``time_index``.
+    """
+    events = []
+    for t in range(mesh_labels.shape[0]):
+        found = find_events(mesh_labels[t], mesh, class_names, fields={k: v[t] for k, v in raw.items()})
+        for e in found:
+            e["time_index"] = t0 + t
+        events.extend(found)
+    return events

@@ -1,0 +1,128 @@
+"""Data parallel training under ``torchrun``.
+
+Call :func:`init_distributed` first; :func:`meshcnn.train.fit` then wraps the model in
+``DistributedDataParallel`` (:func:`data_parallel`), shards the data with a
+``DistributedSampler`` and lets only rank 0 evaluate and write files. Outside
+``torchrun`` every helper here is a no-op for one process.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset, DistributedSampler
+
+__all__ = ["init_distributed", "constant_buffer_names"]
+
+
+def init_distributed(device: str | torch.device = "cpu") -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Uses the ``gloo`` backend for CPU training and ``nccl`` for CUDA, and pins each
+    CUDA process to ``cuda:LOCAL_RANK``. Outside ``torchrun`` (``WORLD_SIZE`` unset
+    or 1) it does nothing.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The training device; its type chooses the backend.
+
+    Returns
+    -------
+    tuple of int
+        ``(rank, world_size)``; ``(0, 1)`` when not distributed.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def rank_and_world_size() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; a bare ``"cuda"`` under ``torchrun`` is this process's GPU."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and rank_and_world_size()[1] > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def constant_buffer_names(model: nn.Module) -> list[str]:
+    """Fully qualified names of ``model``'s non-persistent buffers.
+
+    In this library those are derived constants (the meshes' sparse operators and
+    their block indices, pooling rings, area weights), rebuilt the same on every
+    rank, so distributed training need not broadcast them (their size is in
+    ``experiments/benchmark/RESULTS.md``, "Moved from docstrings: training and prediction").
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Returns
+    -------
+    list of str
+        Names as in ``model.named_buffers()``.
+    """
+    return [f"{prefix}.{name}" if prefix else name for prefix, module in model.named_modules()
+            for name in module._non_persistent_buffers_set if module._buffers.get(name) is not None]
+
+
+def data_parallel(model: nn.Module, train_set: Dataset, device: torch.device,
+                  seed: int) -> tuple[nn.Module, DistributedSampler | None]:
+    """The module to train and the sampler that shards ``train_set`` across the processes.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Already on ``device``.
+    train_set : Dataset
+    device : torch.device
+    seed : int
+        Seeds the sampler's shuffling (with the epoch, see ``DistributedSampler.set_epoch``).
+
+    Returns
+    -------
+    tuple
+        ``(model, None)`` in one process; else ``(DistributedDataParallel(model),
+        DistributedSampler)``, the constant buffers left out of DDP's broadcasts.
+    """
+    rank, world_size = rank_and_world_size()
+    if world_size <= 1:
+        return model, None
+    # constant buffers are built identically on every rank: not broadcast at every step
+    nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        model, constant_buffer_names(model))
+    wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return wrapped, DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+
+
+def all_reduce_sum(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Sum scalar tensors over the processes (returned unchanged in one process)."""
+    if rank_and_world_size()[1] <= 1:
+        return values
+    totals = torch.stack(values)
+    dist.all_reduce(totals)
+    return tuple(totals.unbind())
+
+
+def barrier() -> None:
+    """Wait for every process (nothing in one process)."""
+    if rank_and_world_size()[1] > 1:
+        dist.barrier()
