@@ -329,3 +329,18 @@ def test_damaged_vertex_lines_are_errors_not_other_numbers(tmp_path, vertex_line
     path.write_bytes(("OFF\n4 4 0\n" + vertex_lines + TETRA_F).encode())
     with pytest.raises(ValueError, match=r"short\.off: (vertex 1: expected 3 numbers|truncated)"):
         read_off(path)
+
+
+def test_projection_options_or_keywords(synth_root):
+    from meshcnn.data.shapes import ProjectionOptions
+
+    by_keywords = ModelNet(synth_root, "test", 2, grid="latlon", latlon=(9, 18))
+    by_options = ModelNet(synth_root, "test", 2, options=ProjectionOptions(grid="latlon", latlon=(9, 18)))
+    assert by_keywords.options == by_options.options and by_keywords.signal_shape == (6, 9, 18)
+    np.testing.assert_array_equal(by_keywords[0][0].numpy(), by_options[0][0].numpy())
+    assert ModelNet(synth_root, "test", 2, grid="ico").grid == "mesh"  # the older name of the mesh grid
+    assert ModelNet(synth_root, "test", 2, options=ProjectionOptions(mesh_cache=3), mesh_cache=5).mesh_cache == 5
+    with pytest.raises(TypeError, match="gird"):
+        ModelNet(synth_root, "test", 2, gird="mesh")
+    with pytest.raises(ValueError, match="grid"):
+        ProjectionOptions(grid="healpix")

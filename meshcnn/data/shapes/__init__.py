@@ -28,7 +28,7 @@ and vertex noise, so that neighbouring classes (box/pyramid, cone/pyramid,
 capsule/ellipsoid, table/stool, ...) overlap.
 """
 from .off import read_off, write_off
-from .dataset import find_classes, ModelNet, PROJECTION_VERSION
+from .dataset import find_classes, ModelNet, ProjectionOptions, PROJECTION_VERSION
 from .synthetic import SYNTH_CLASSES, synth_shape, make_synthetic
 from .cli import main
 
@@ -37,6 +37,7 @@ __all__ = [
     "write_off",
     "find_classes",
     "ModelNet",
+    "ProjectionOptions",
     "SYNTH_CLASSES",
     "synth_shape",
     "make_synthetic",

@@ -1,11 +1,13 @@
 """The :class:`ModelNet` dataset: ModelNet-layout shapes as spherical projections, with a projection cache."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import zlib
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ from ...geometry.rotations import random_rotation
 from .cache import ProjectionStore
 from .off import read_off
 
-__all__ = ["find_classes", "ModelNet", "PROJECTION_VERSION", "SPLITS", "GRIDS"]
+__all__ = ["find_classes", "ModelNet", "ProjectionOptions", "PROJECTION_VERSION", "SPLITS", "GRIDS"]
 
 
 SPLITS = ("train", "test")
@@ -40,19 +42,49 @@ def find_classes(root: str | os.PathLike) -> list[str]:
     return classes
 
 
-def _check_arguments(split: str, grid: str, rotate: bool, cache_rotations: int | None, mesh_cache: int) -> None:
-    """``ValueError`` for an unknown split or grid, a bad rotation bank or mesh cache size."""
+@dataclass(frozen=True)
+class ProjectionOptions:
+    """How :class:`ModelNet` reads and projects its shapes.
+
+    Parameters
+    ----------
+    grid : {"mesh", "latlon"}
+        Project onto the icosphere's vertices, or onto an equiangular lat-lon grid
+        (for planar baselines); ``"ico"`` is accepted as an older name of ``"mesh"``.
+    latlon : (H, W), optional
+        The lat-lon grid's size (default :func:`meshcnn.geometry.latlon_shape` of the level).
+    triangulate : bool
+        Fan-triangulate polygon faces instead of refusing them (:func:`read_off`).
+    engine : str, optional
+        The ray engine of :class:`meshcnn.geometry.ShapeProjector` (default: the fastest installed).
+    mesh_cache : int
+        Keep the last ``mesh_cache`` shapes read (with their ray structures) in memory.
+    """
+
+    grid: str = "mesh"
+    latlon: tuple[int, int] | None = None
+    triangulate: bool = False
+    engine: str | None = None
+    mesh_cache: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", _GRID_ALIASES.get(self.grid, self.grid))
+        if self.grid not in GRIDS:
+            raise ValueError(f"grid must be one of {GRIDS}, got {self.grid!r}")
+        mesh_cache = self.mesh_cache
+        if isinstance(mesh_cache, bool) or not isinstance(mesh_cache, int) or mesh_cache < 0:
+            raise ValueError(f"mesh_cache must be a non-negative integer, got {mesh_cache!r}")
+
+
+def _check_arguments(split: str, rotate: bool, cache_rotations: int | None) -> None:
+    """``ValueError`` for an unknown split or a bad rotation bank."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if _GRID_ALIASES.get(grid, grid) not in GRIDS:
-        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
     if cache_rotations is not None:
         if isinstance(cache_rotations, bool) or not isinstance(cache_rotations, int) or cache_rotations < 1:
             raise ValueError(f"cache_rotations must be a positive integer or None, got {cache_rotations!r}")
         if not rotate:
             raise ValueError("cache_rotations needs rotate=True")
-    if isinstance(mesh_cache, bool) or not isinstance(mesh_cache, int) or mesh_cache < 0:
-        raise ValueError(f"mesh_cache must be a non-negative integer, got {mesh_cache!r}")
 
 
 def _list_split(root: Path, classes: list[str], split: str) -> tuple[list[Path], list[int]]:
@@ -106,29 +138,33 @@ class ModelNet(Dataset):
     left out (:attr:`skipped` lists ``(path, reason)``). An empty class folder is
     always an error.
 
+    Projection settings (``grid``, ``latlon``, ``triangulate``, ``engine``,
+    ``mesh_cache``) come as a :class:`ProjectionOptions` (``options=``) or as
+    keywords of the same names, which override it.
+
     Attributes: ``classes`` (sorted folder names), ``files`` (paths),
-    ``targets`` (class indices), ``signal_shape``.
+    ``targets`` (class indices), ``signal_shape``, and the projection settings.
     """
 
     def __init__(self, root: str | os.PathLike, split: str, level: int, rotate: bool = False,
                  cache_dir: str | os.PathLike | None = None, cache_rotations: int | None = None,
-                 skip_bad: bool = False, *, grid: str = "mesh", latlon: tuple[int, int] | None = None,
-                 seed: int = 0, triangulate: bool = False, engine: str | None = None, mesh_cache: int = 0,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> None:
-        _check_arguments(split, grid, rotate, cache_rotations, mesh_cache)
+                 skip_bad: bool = False, *, seed: int = 0, options: ProjectionOptions | None = None,
+                 progress: bool = True, log: Callable[[str], None] | None = None, **projection: Any) -> None:
+        options = dataclasses.replace(options or ProjectionOptions(), **projection)
+        _check_arguments(split, rotate, cache_rotations)
         self.root = Path(root)
         self.split, self.level, self.rotate = split, check_level(level), bool(rotate)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._store = ProjectionStore(self.root, self.cache_dir)
-        self.cache_rotations, self.grid, self.seed = cache_rotations, _GRID_ALIASES.get(grid, grid), int(seed)
-        self.triangulate, self.engine = triangulate, engine
-        self.latlon = tuple(latlon) if latlon is not None else latlon_shape(self.level)
+        self.cache_rotations, self.seed, self.options = cache_rotations, int(seed), options
+        self.grid, self.triangulate, self.engine = options.grid, options.triangulate, options.engine
+        self.latlon = tuple(options.latlon) if options.latlon is not None else latlon_shape(self.level)
         if self.grid == "latlon" and (len(self.latlon) != 2 or min(self.latlon) < 1):
-            raise ValueError(f"latlon must be (H, W) with positive sizes, got {latlon!r}")
+            raise ValueError(f"latlon must be (H, W) with positive sizes, got {options.latlon!r}")
         self.signal_shape = (6, num_vertices_at(self.level)) if self.grid == "mesh" else (6, *self.latlon)
         self._log = log or _log.warning
         self.epoch = 0
-        self.mesh_cache = mesh_cache
+        self.mesh_cache = options.mesh_cache
         self._projectors: dict[Path, ShapeProjector] = {}
         self.classes = find_classes(self.root)
         files, targets = _list_split(self.root, self.classes, split)
