@@ -1,8 +1,8 @@
 """Fault injection: training runs SIGKILLed at random points and resumed end bit-identical to
 uninterrupted ones, and leave no temporary files (issue 13).
 
-For each of the climate, shapes and digits training scripts, at tiny settings, a driver process
-(one per script, so torch is imported once) forks
+For each of the climate, shapes and digits training scripts, at tiny settings, one driver process
+(for the three scripts, so torch is imported once) forks
 
 1. an uninterrupted reference run (in the driver itself, warming imports and caches for the forks);
 2. runs with ``--resume`` that are SIGKILLed (no cleanup of any kind runs) at seeded random points:
@@ -148,11 +148,9 @@ def _tmp_files(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob(".*.tmp"))
 
 
-def driver(script: str, argv_json: str, run_flag: str, work: str, seed: int) -> None:
-    """Reference run, killed runs, final resume; prints one JSON line with what happened."""
-    torch.set_num_threads(1)  # before any torch op: forked children then never meet a stale thread pool
+def _drive(script: str, argv: list[str], run_flag: str, work: Path, seed: int) -> dict:
+    """One script: reference run, killed runs, final resume; returns what happened."""
     main = runpy.run_path(str(ROOT / "experiments" / script))["main"]
-    argv, work = json.loads(argv_json), Path(work)
     rng = random.Random(seed)
     reference, resumed = work / "reference", work / "resumed"
     log = work / "log.txt"
@@ -184,15 +182,28 @@ def driver(script: str, argv_json: str, run_flag: str, work: str, seed: int) -> 
     status, _, _ = _fork_run(main, argv + [run_flag, str(resumed), "--resume"], None, log)
     if status != 0:
         raise SystemExit(f"final resume failed:\n{log.read_text()[-3000:]}")
-    print(json.dumps({"outcomes": outcomes, "train_time": train_time}))
+    return {"outcomes": outcomes, "train_time": train_time}
 
 
-def _run_driver(script: str, argv: list[str], run_flag: str, work: Path) -> dict:
+def driver(jobs_json: str, work: str, seed: int) -> None:
+    """Every job (``{name: {script, argv, run_flag}}``) in this process, one after the other, so torch is
+    imported once; prints one JSON line ``{name: report or {"error": ...}}``."""
+    torch.set_num_threads(1)  # before any torch op: forked children then never meet a stale thread pool
+    report = {}
+    for name, job in json.loads(jobs_json).items():
+        try:
+            report[name] = _drive(job["script"], job["argv"], job["run_flag"], Path(work) / name, seed)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too: reported, and the other jobs still run
+            report[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(report))
+
+
+def _run_driver(jobs: dict, work: Path) -> dict:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_fault_injection as t; "
-            "t.driver(*sys.argv[2:6], int(sys.argv[6]))")
+            "t.driver(sys.argv[2], sys.argv[3], int(sys.argv[4]))")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), script, json.dumps(argv), run_flag,
-                           str(work), str(SEED)], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(jobs), str(work),
+                           str(SEED)], capture_output=True, text=True, timeout=180 * len(jobs), env=env, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -222,36 +233,58 @@ def _check(work: Path, report: dict, runs: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ tests
-
-
-def test_climate_killed_and_resumed_equals_uninterrupted(tmp_path):
+def _climate_job(work: Path) -> dict:
     from meshcnn.data import climate
 
-    data = tmp_path / "data"
-    climate.generate_synthetic(data, num=6, nlat=19, nlon=24, seed=0, progress=False)
-    argv = ["--data", str(data), "--level", "2", "--width", "4", "--batch-size", "2", "--lr-step", "1",
+    climate.generate_synthetic(work / "data", num=6, nlat=19, nlon=24, seed=0, progress=False)
+    argv = ["--data", str(work / "data"), "--level", "2", "--width", "4", "--batch-size", "2", "--lr-step", "1",
             "--epochs", "3", "--no-progress", "--threads", "1"]
-    report = _run_driver("climate_segmentation/train.py", argv, "--out", tmp_path)
-    _check(tmp_path, report, ["."])
+    return {"script": "climate_segmentation/train.py", "argv": argv, "run_flag": "--out"}
 
 
-def test_shapes_killed_and_resumed_equals_uninterrupted(tmp_path):
+def _shapes_job(work: Path) -> dict:
     from meshcnn.data.shapes import make_synthetic
 
-    root = tmp_path / "data"
-    make_synthetic(root, per_class=3, seed=0, test_fraction=0.34, classes=["torus", "box", "chair"], progress=False)
-    argv = ["--data", str(root), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "3", "--batch-size", "2",
-            "--rotate-train", "--no-progress", "--threads", "1"]
-    report = _run_driver("shape_classification/train.py", argv, "--run-dir", tmp_path)
-    _check(tmp_path, report, ["."])
+    make_synthetic(work / "data", per_class=3, seed=0, test_fraction=0.34, classes=["torus", "box", "chair"],
+                   progress=False)
+    argv = ["--data", str(work / "data"), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "3",
+            "--batch-size", "2", "--rotate-train", "--no-progress", "--threads", "1"]
+    return {"script": "shape_classification/train.py", "argv": argv, "run_flag": "--run-dir"}
 
 
-def test_digits_killed_and_resumed_equals_uninterrupted(tmp_path):
+def _digits_job(work: Path) -> dict:
     rng = np.random.default_rng(0)
-    mnist = tmp_path / "mnist.npz"
+    mnist = work / "mnist.npz"
+    work.mkdir(parents=True, exist_ok=True)
     np.savez(mnist, x_train=rng.integers(0, 256, (24, 8, 8)).astype(np.uint8), y_train=np.arange(24) % 10,
              x_test=rng.integers(0, 256, (8, 8, 8)).astype(np.uint8), y_test=np.arange(8) % 10)
     argv = ["--mnist", str(mnist), "--level", "2", "--width", "2", "--depth", "1", "--settings", "N/N", "R/R",
             "--models", "sphere", "--epochs", "3", "--batch-size", "8", "--no-progress", "--threads", "1"]
-    report = _run_driver("spherical_digits/train.py", argv, "--run-dir", tmp_path)
-    _check(tmp_path, report, ["sphere-fixed_N_s0", "sphere-fixed_R_s0"])
+    return {"script": "spherical_digits/train.py", "argv": argv, "run_flag": "--run-dir"}
+
+
+@pytest.fixture(scope="module")
+def fault_runs(tmp_path_factory):
+    """The three scripts' runs, killed and resumed, in one driver process (one torch import, not three)."""
+    work = tmp_path_factory.mktemp("faults")
+    jobs = {"climate": _climate_job(work / "climate"), "shapes": _shapes_job(work / "shapes"),
+            "digits": _digits_job(work / "digits")}
+    return work, _run_driver(jobs, work)
+
+
+def _check_job(fault_runs, name: str, runs: list[str]) -> None:
+    work, report = fault_runs
+    assert "error" not in report[name], report[name].get("error")
+    _check(work / name, report[name], runs)
+
+
+def test_climate_killed_and_resumed_equals_uninterrupted(fault_runs):
+    _check_job(fault_runs, "climate", ["."])
+
+
+def test_shapes_killed_and_resumed_equals_uninterrupted(fault_runs):
+    _check_job(fault_runs, "shapes", ["."])
+
+
+def test_digits_killed_and_resumed_equals_uninterrupted(fault_runs):
+    _check_job(fault_runs, "digits", ["sphere-fixed_N_s0", "sphere-fixed_R_s0"])
