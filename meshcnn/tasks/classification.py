@@ -27,11 +27,24 @@ KINDS = MODEL_KINDS  # the registry's name, kept for older code
 
 def classifier_config(kind: str, in_channels: int, num_classes: int, level: int, width: int = 16,
                       depth: int = 3, orientation: str = "fixed", downsample: str = "stride") -> dict[str, Any]:
-    """The stored (dict) form of a :class:`~meshcnn.tasks.ClassifierConfig` (``ValueError`` for an unknown ``kind``).
+    """The stored (dict) form of a :class:`~meshcnn.tasks.ClassifierConfig`.
 
-    ``orientation`` and ``downsample`` apply to the spherical model (see
-    :class:`meshcnn.models.SphericalResNet`); configs stored without them mean
-    ``"fixed"`` and ``"stride"``.
+    Parameters
+    ----------
+    kind, in_channels, num_classes, level, width, depth, orientation, downsample
+        The fields of :class:`~meshcnn.tasks.ClassifierConfig`; ``orientation`` and
+        ``downsample`` apply to the spherical model (configs stored without them mean
+        ``"fixed"`` and ``"stride"``).
+
+    Returns
+    -------
+    dict
+        :meth:`ClassifierConfig.to_dict`, for :func:`build_classifier` or a checkpoint.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, orientation or downsampling.
     """
     return ClassifierConfig(kind, int(in_channels), int(num_classes), int(level), int(width), int(depth),
                             orientation, downsample).to_dict()
@@ -42,14 +55,42 @@ build_classifier = build_model  # one factory for every task: the config says wh
 
 def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32,
              num_workers: int = 0) -> float:
-    """Fraction of ``dataset`` items whose arg-max logit is the target (model in eval mode)."""
+    """Fraction of ``dataset`` items whose arg-max logit is the target (model in eval mode).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A classifier ``(B, ...) -> (B, num_classes)`` logits.
+    dataset : Dataset
+        Items ``(input, class index)``.
+    device, batch_size, num_workers
+        How :func:`meshcnn.train.predict` runs.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``.
+    """
     outputs, targets = predict(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers)
     return float((outputs.argmax(dim=1) == targets).double().mean())
 
 
 def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
                        ) -> Callable[[nn.Module, Dataset, torch.device], dict[str, float]]:
-    """An ``evaluate`` callback for :func:`meshcnn.train.fit` returning ``{name: accuracy}``."""
+    """An ``evaluate`` callback for :func:`meshcnn.train.fit`.
+
+    Parameters
+    ----------
+    batch_size : int
+        Prediction batch size.
+    name : str
+        The metric's name in the epoch records.
+
+    Returns
+    -------
+    callable
+        ``(model, dataset, device) -> {name: accuracy}`` (see :func:`accuracy`).
+    """
 
     def evaluate(model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
         return {name: accuracy(model, dataset, device, batch_size)}
@@ -64,9 +105,29 @@ def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Da
     """Train a classifier with :func:`meshcnn.train.fit` and report its accuracy on several test sets.
 
     The recipe of the rotation studies: cross-entropy, Adam with cosine learning-rate
-    decay over ``epochs``. Returns one row per test set: ``setting`` (its key in
-    ``test_sets``), ``accuracy`` (fraction), ``params``, ``train_time_s`` (sum of the
-    epochs' times), ``epochs`` and ``final_train_loss``.
+    decay over ``epochs``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier, freshly built (or to be resumed from ``run_dir``).
+    train_set : Dataset
+        Items ``(input, class index)``.
+    test_sets : dict of str to Dataset
+        The sets to test on, by setting name (e.g. ``"N/R"``).
+    run_dir : path-like
+        The run's folder (``checkpoint.pt``, ``metrics.json``).
+    epochs, batch_size, lr, weight_decay
+        The recipe; testing uses batches of ``4 * batch_size``.
+    device, seed, resume, num_workers, progress, extra_state
+        As for :func:`meshcnn.train.fit`; a finished run resumed is only tested.
+
+    Returns
+    -------
+    list of dict
+        One row per test set: ``setting`` (its key in ``test_sets``), ``accuracy``
+        (fraction), ``params``, ``train_time_s`` (sum of the epochs' times, seconds),
+        ``epochs`` and ``final_train_loss``.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -82,9 +143,21 @@ def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Da
 
 
 def summarize_rows(rows: list[dict[str, Any]], settings: tuple[str, ...] | list[str]) -> list[str]:
-    """A markdown table of ``rows`` (each with ``model``, ``setting``, ``seed``, ``accuracy``, ``params``):
-    one line per model, the mean and standard deviation over seeds of each setting's accuracy (in %),
-    the number of seeds and the parameter count."""
+    """A markdown table of accuracies: one line per model, mean ± standard deviation over seeds.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Each with ``model``, ``setting``, ``seed``, ``accuracy`` (fraction) and ``params``.
+    settings : sequence of str
+        The columns, in order.
+
+    Returns
+    -------
+    list of str
+        The table's lines: model, parameter count, each setting's accuracy in % (mean ±
+        std over seeds, :func:`meshcnn.metrics.mean_std`) and the number of seeds.
+    """
     models = list(dict.fromkeys(r["model"] for r in rows))
     lines = ["| model | parameters | " + " | ".join(settings) + " | seeds |",
              "|---|---|" + "---|" * len(settings) + "---|"]

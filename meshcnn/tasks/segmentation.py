@@ -1,4 +1,4 @@
-r"""Per-vertex segmentation on the icosphere: model factory, mesh predictions, metrics by latitude band.
+r"""Per-vertex segmentation on the icosphere: mesh predictions, metrics by latitude band.
 
 Shared by the climate segmentation experiment's ``train.py``, ``evaluate.py`` and
 ``main.py``. Two model kinds segment the same data (:class:`meshcnn.tasks.SegmenterConfig`,
@@ -32,7 +32,20 @@ __all__ = ["matching_planar_width", "mesh_probabilities", "segmentation_report",
 
 
 def matching_planar_width(target: int, in_channels: int, num_classes: int, depth: int) -> int:
-    """The :class:`~meshcnn.models.PlanarUNet` ``width`` whose parameter count is closest to ``target``."""
+    """The :class:`~meshcnn.models.PlanarUNet` ``width`` whose parameter count is closest to ``target``.
+
+    Parameters
+    ----------
+    target : int
+        The parameter count to match (e.g. the spherical U-Net's).
+    in_channels, num_classes, depth : int
+        The planar U-Net's other settings.
+
+    Returns
+    -------
+    int
+        Between 1 and 128 (:func:`meshcnn.tasks.matched_width`).
+    """
     from ..models.planar import PlanarUNet
 
     return matched_width(lambda width: PlanarUNet(in_channels, num_classes, width, depth), target, max_width=128)
@@ -43,10 +56,25 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: int, *, latlon
                        device: str | torch.device = "cpu", batch_size: int = 4, progress: bool = False) -> torch.Tensor:
     """Softmax class probabilities on the vertices of ``level``, ``(N, K, V)`` float32 on the CPU.
 
-    For a planar model give ``latlon=(lat, lon)`` (degrees, the grid of the dataset's
-    images, rows in image order): its ``(N, K, H, W)`` probabilities are interpolated
-    bilinearly to the mesh vertices. Each vertex's probabilities still sum to 1
-    (the interpolation rows sum to 1).
+    Parameters
+    ----------
+    model : nn.Module
+        A spherical ``(B, C, V) -> (B, K, V)`` or planar ``(B, C, H, W) -> (B, K, H, W)`` segmenter.
+    dataset : Dataset
+        Its inputs.
+    level : int
+        The icosphere level of the vertices.
+    latlon : (lat, lon), optional
+        For a planar model: degrees, the grid of the dataset's images, rows in image
+        order. Its probabilities are interpolated bilinearly to the mesh vertices; each
+        vertex's probabilities still sum to 1 (the interpolation rows sum to 1).
+    device, batch_size, progress
+        How :func:`meshcnn.train.predict` runs.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, K, V)`` float32 on the CPU.
     """
     from ..grids.regrid import apply, latlon_to_mesh
     from ..train.loop import predict
@@ -70,10 +98,25 @@ def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: int, 
                         bands: bool = True) -> dict[str, Any]:
     """Area-weighted metrics of mesh predictions (:func:`meshcnn.metrics.segmentation_report`).
 
-    ``probs`` ``(N, K, V)`` class probabilities on the vertices of ``level``,
-    ``targets`` ``(N, V)`` labels. Every vertex counts by its area
-    (:attr:`meshcnn.Mesh.vertex_areas`); with ``bands`` the report has the IoU per
-    latitude band (:data:`meshcnn.metrics.LAT_BANDS`).
+    Every vertex counts by its area (:attr:`meshcnn.Mesh.vertex_areas`).
+
+    Parameters
+    ----------
+    probs : torch.Tensor
+        ``(N, K, V)`` class probabilities on the vertices of ``level``.
+    targets : torch.Tensor
+        ``(N, V)`` labels.
+    level : int
+        The icosphere level.
+    class_names : sequence of str
+        ``K`` names.
+    bands : bool
+        Also the IoU per latitude band (:data:`meshcnn.metrics.LAT_BANDS`).
+
+    Returns
+    -------
+    dict
+        The report of :func:`meshcnn.metrics.segmentation_report`.
     """
     k = len(class_names)
     if probs.dim() != 3 or probs.shape[1] != k or tuple(targets.shape) != (probs.shape[0], probs.shape[2]):
@@ -84,7 +127,20 @@ def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: int, 
 
 
 def flat_metrics(report: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
-    """One-level ``{name: float}`` view of a report for per-epoch logs (NaN where undefined)."""
+    """One-level ``{name: float}`` view of a report for per-epoch logs.
+
+    Parameters
+    ----------
+    report : dict
+        A :func:`segmentation_report`.
+    prefix : str
+        Put before every name.
+
+    Returns
+    -------
+    dict of str to float
+        Mean IoU and AP, and each class's IoU (and AP); NaN where undefined.
+    """
     def num(x: Any) -> float:
         return float("nan") if x is None else float(x)
 
