@@ -138,12 +138,40 @@ class ModelNet(Dataset):
     left out (:attr:`skipped` lists ``(path, reason)``). An empty class folder is
     always an error.
 
-    Projection settings (``grid``, ``latlon``, ``triangulate``, ``engine``,
-    ``mesh_cache``) come as a :class:`ProjectionOptions` (``options=``) or as
-    keywords of the same names, which override it.
+    Parameters
+    ----------
+    root : path-like
+        The ModelNet-layout folder ``ROOT/<class>/<split>/*.off``.
+    split : {"train", "test"}
+    level : int
+        Icosphere level of the projection (and size of the default lat-lon grid).
+    rotate : bool
+        Project each shape turned by a random rotation (see above).
+    cache_dir : path-like, optional
+        Where projections are cached (default: in memory).
+    cache_rotations : int, optional
+        A fixed bank of this many rotations per file instead of fresh ones (needs ``rotate``).
+    skip_bad : bool
+        Leave out unreadable or degenerate files (see above).
+    seed : int
+        Seed of the rotations.
+    options : ProjectionOptions, optional
+        The projection settings; the keywords ``grid``, ``latlon``, ``triangulate``,
+        ``engine`` and ``mesh_cache`` override its fields.
+    progress : bool
+        Progress bar while checking files.
+    log : callable, optional
+        Told about skipped files (default: a ``logging`` warning).
 
-    Attributes: ``classes`` (sorted folder names), ``files`` (paths),
-    ``targets`` (class indices), ``signal_shape``, and the projection settings.
+    Attributes
+    ----------
+    classes : list of str
+        Sorted class folder names.
+    files : list of Path
+    targets : list of int
+        Class indices.
+    signal_shape : tuple of int
+        ``(6, V)`` or ``(6, H, W)``.
     """
 
     def __init__(self, root: str | os.PathLike, split: str, level: int, rotate: bool = False,

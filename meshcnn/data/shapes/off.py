@@ -34,12 +34,29 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
     skipped; numbers after the three coordinates of a vertex or the indices of a
     face (colours) are ignored.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError``, naming
-    the file, for: a missing or malformed header, too few or non-numeric
-    entries, faces with fewer than 3 corners, polygons (unless
-    ``triangulate=True``), face indices out of range, and, with ``validate``,
-    degenerate meshes (NaN vertices, zero volume; see
-    :func:`meshcnn.geometry.check_mesh`).
+    Parameters
+    ----------
+    path : path-like
+        The OFF file.
+    triangulate : bool
+        Fan-triangulate polygons with more than three corners instead of refusing them.
+    validate : bool
+        Refuse degenerate meshes (:func:`meshcnn.geometry.check_mesh`).
+
+    Returns
+    -------
+    trimesh.Trimesh
+        Vertices ``(nv, 3)`` float64 and triangles ``(nf, 3)`` as in the file.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing file.
+    ValueError
+        Naming the file, for: a missing or malformed header, too few or non-numeric
+        entries, faces with fewer than 3 corners, polygons (unless ``triangulate``),
+        face indices out of range, and, with ``validate``, degenerate meshes (NaN
+        vertices, zero volume).
     """
     import trimesh
 
