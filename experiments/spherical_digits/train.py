@@ -39,7 +39,6 @@ from meshcnn.tasks import (SETTINGS, ClassifierConfig, RotationStudy, StudyVaria
                            matched_width, run_rotation_study)
 
 VARIANTS = ("sphere", "planar", "planar-unprojected")  # the spherical model, and planar CNNs on two inputs
-MODELS = VARIANTS  # older name
 # settings that may differ on --resume: how it runs, and which runs (each run's seed, model and
 # orientation are in its folder name); not --epochs, since the cosine schedule spans them
 RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads", "run_dir", "plot", "seed",
