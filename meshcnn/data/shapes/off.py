@@ -5,6 +5,14 @@ real ModelNet files (``OFF490 518 0`` on one line). Polygons with more than thre
 corners are an error by default (the ModelNet files are all triangles, so a
 polygon usually means a different kind of file); ``triangulate=True``
 fan-triangulates them instead (exact for convex polygons).
+
+Accepted headers: ``OFF`` alone on its line with the counts ``nv nf ne`` on
+the next, ``OFF nv nf ne`` and the ModelNet quirk ``OFFnv nf ne``; also the
+Geomview variants ``COFF``, ``NOFF``, ``CNOFF`` and ``STOFF`` (vertex colours,
+normals, texture coordinates: read and ignored), in any letter case, and a
+UTF-8 byte-order mark before the header. ``#`` comments and blank lines are
+skipped; numbers after the three coordinates of a vertex or the indices of a
+face (colours) are ignored.
 """
 from __future__ import annotations
 
@@ -26,13 +34,7 @@ _OFF_HEADER = re.compile(r"(?i)(st)?c?n?off(?![a-z])")
 def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool = True):
     """Read an OFF file into a :class:`trimesh.Trimesh` (not processed: vertices and faces as in the file).
 
-    Accepted headers: ``OFF`` alone on its line with the counts ``nv nf ne`` on
-    the next, ``OFF nv nf ne`` and the ModelNet quirk ``OFFnv nf ne``; also the
-    Geomview variants ``COFF``, ``NOFF``, ``CNOFF`` and ``STOFF`` (vertex colours,
-    normals, texture coordinates: read and ignored), in any letter case, and a
-    UTF-8 byte-order mark before the header. ``#`` comments and blank lines are
-    skipped; numbers after the three coordinates of a vertex or the indices of a
-    face (colours) are ignored.
+    The headers and lines accepted are those of the module description.
 
     Parameters
     ----------
