@@ -223,7 +223,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         names, or (without ``skip_bad``) a bad input file; the message names the file.
         Outputs of the files before it are complete; nothing is written for it.
     """
-    # over 60 lines only by its docstring (12 parameters); the steps are the functions above and below
+    # over 60 lines only by its docstring (13 parameters); the steps are the functions above and below
     say = log_fn or log.info
     out = Path(out)
     _check_destinations(out, events, batch_size, num_workers)
