@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import importlib.util
 import statistics
 import time
@@ -27,6 +28,7 @@ import torch
 
 import meshcnn
 from meshcnn.cli import level_option
+from meshcnn.nn._buffers import OperatorBuffers  # a layer with another samples-per-kernel rule
 
 
 def _load_benchmark() -> ModuleType:
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     torch.manual_seed(0)
     device = torch.device("cpu")
     conv = meshcnn.MeshConv(CHANNELS, CHANNELS, args.level)
-    per_sample = copy.deepcopy(conv)
-    per_sample._block_samples = 1  # one bag kernel per sample: the pre-section-J code path
+    per_sample = copy.deepcopy(conv)  # one bag kernel per sample: the pre-section-J code path
+    per_sample.op = OperatorBuffers(dataclasses.replace(conv.operator, block_samples=1))
     x = torch.randn(BATCH, CHANNELS, meshcnn.icosphere(args.level).num_vertices, requires_grad=True)
     grad = torch.randn_like(x)
 
