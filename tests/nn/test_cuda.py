@@ -4,17 +4,21 @@ forward or backward. Skipped where no GPU is present (CI); run on a GPU machine 
 import pytest
 import torch
 
-from meshcnn import MeshConv, MeshConvTranspose, MeshPool, icosphere
+from meshcnn import ORIENTATIONS, MeshConv, MeshConvTranspose, MeshPool, icosphere
 from meshcnn.models import SphericalResNet, SphericalUNet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.parametrize("make,in_level", [
-    (lambda: MeshConv(3, 5, 4), 4), (lambda: MeshConv(3, 5, 4, stride=2), 4),
-    (lambda: MeshConvTranspose(3, 5, 4), 3), (lambda: MeshPool(4, "mean"), 4), (lambda: MeshPool(4, "max"), 4),
-])
+_LAYERS = [(lambda: MeshConv(3, 5, 4), 4), (lambda: MeshConv(3, 5, 4, stride=2), 4),
+           (lambda: MeshConvTranspose(3, 5, 4), 3), (lambda: MeshPool(4, "mean"), 4), (lambda: MeshPool(4, "max"), 4)]
+_LAYERS += [(lambda o=orientation, s=stride: MeshConv(3, 5, 4, stride=s, orientation=o), 4)
+            for orientation in ORIENTATIONS if orientation != "fixed" for stride in (1, 2)]
+
+
+@pytest.mark.parametrize("make,in_level", _LAYERS)
 def test_cuda_matches_cpu_in_float64(make, in_level):
+    """Every layer kind and orientation: forward, input and parameter gradients as on the CPU."""
     torch.manual_seed(0)
     cpu = make().double()
     gpu = make().double().to("cuda")
@@ -57,26 +61,6 @@ def test_autocast_training_step(dtype):
     with torch.no_grad():
         reference = model.float()(x)
     torch.testing.assert_close(logits.float(), reference, rtol=0.05, atol=0.05)
-
-
-@pytest.mark.parametrize("orientation", ["poleward", "isotropic", "invariant"])
-@pytest.mark.parametrize("stride", [1, 2])
-def test_cuda_orientations_match_cpu_in_float64(orientation, stride):
-    from meshcnn import ORIENTATIONS  # noqa: F401  (the options under test)
-
-    torch.manual_seed(0)
-    cpu = MeshConv(3, 5, 4, stride=stride, orientation=orientation).double()
-    gpu = MeshConv(3, 5, 4, stride=stride, orientation=orientation).double().to("cuda")
-    gpu.load_state_dict(cpu.state_dict())
-    x = torch.randn(4, 3, icosphere(4).num_vertices, dtype=torch.float64, requires_grad=True)
-    xg = x.detach().cuda().requires_grad_()
-    y, yg = cpu(x), gpu(xg)
-    torch.testing.assert_close(yg.cpu(), y, rtol=0, atol=1e-10)
-    g = torch.randn_like(y)
-    y.backward(g)
-    yg.backward(g.cuda())
-    torch.testing.assert_close(xg.grad.cpu(), x.grad, rtol=0, atol=1e-10)
-    torch.testing.assert_close(gpu.weight.grad.cpu(), cpu.weight.grad, rtol=0, atol=1e-9)
 
 
 def test_triton_path_matches_bag_path_training_step(monkeypatch):
