@@ -58,19 +58,19 @@ TF32 (as for ``torch.matmul``). float64 input never comes here.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import types
 
 import torch
 
+from .._cache import memoize
 from ._kernels import bias_grad, weight_grad
 from ._operator import TapOperator, ell_table, split_weight, vertex_major
 
 __all__ = ["available", "usable", "ell_table", "mesh_conv_forward", "mesh_conv_backward"]
 
 
-@functools.lru_cache(maxsize=None)
+@memoize(maxsize=1, copy=False)
 def available() -> bool:
     """Whether triton can be imported (checked once)."""
     try:
