@@ -43,18 +43,45 @@ def cotangent_laplacian(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matri
     :math:`(L u)_i = \tfrac12 \sum_{j \in N(i)} (\cot\alpha_{ij} + \cot\beta_{ij}) (u_j - u_i)`.
     It is dimension-free (cotangents are ratios of lengths); ``M^{-1} L``, with
     ``M`` the lumped vertex areas, approximates the Laplace-Beltrami operator.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(V, V)``.
     """
     return sp.csr_matrix(igl.cotmatrix(vertices, faces))
 
 
 def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Mixed-Voronoi lumped areas ``(V,)``; they sum to the polyhedron's area."""
+    """Mixed-Voronoi lumped areas ``(V,)``; they sum to the polyhedron's area.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+
+    Returns
+    -------
+    (V,) float64 array
+    """
     mass = igl.massmatrix(vertices, faces, igl.MASSMATRIX_TYPE_VORONOI)
     return np.asarray(mass.diagonal(), dtype=np.float64)
 
 
 def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Areas of the flat triangles, ``(F,)``."""
+    """Areas of the flat triangles, ``(F,)``.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+
+    Returns
+    -------
+    (F,) float64 array
+    """
     return 0.5 * np.asarray(igl.doublearea(vertices, faces)).reshape(-1)
 
 
@@ -66,6 +93,19 @@ def tangent_frames(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray,
     :math:`e_{ns} = n \times e_{ew}` points north. Undefined only if a centroid
     lies on the polar axis, which cannot happen on an icosphere with a vertex
     at each pole.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+
+    Returns
+    -------
+    east, north : (F, 3) float64 arrays
+
+    Raises
+    ------
+    ValueError
+        If a face centroid lies on the polar axis.
     """
     centroid = vertices[faces].mean(axis=1)
     normal = centroid / np.linalg.norm(centroid, axis=1, keepdims=True)
@@ -82,6 +122,15 @@ def face_to_vertex(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:
     r"""Area-weighted face-to-vertex average ``A`` (``(V, F)``).
 
     :math:`(A g)_i = \sum_{f \ni i} |f|\, g_f / \sum_{f \ni i} |f|`; rows sum to 1.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(V, F)``.
     """
     num_vertices, num_faces = len(vertices), len(faces)
     area = face_areas(vertices, faces)
@@ -103,6 +152,17 @@ def directional_derivatives(
     ``scale`` a length ``h`` the result is dimension-free
     (:math:`D u \approx h\, \partial u / \partial s`, ``s`` arc length on the unit sphere).
     Each row only touches the vertex's 1-ring.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+    scale : float
+        Multiplies both operators (default 1).
+
+    Returns
+    -------
+    D_ew, D_ns : scipy.sparse.csr_matrix
+        ``(V, V)`` each.
     """
     east, north = tangent_frames(vertices, faces)
     average = face_to_vertex(vertices, faces)
@@ -198,6 +258,19 @@ def tangent_gradient(vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0
     not depend on the frame. Unlike :func:`directional_derivatives`, which projects
     each face's gradient on that face's own east/north before averaging, the frame
     here is one per vertex, which is what makes this exact.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+    scale : float
+        ``s`` above (default 1).
+    frame_angle : (V,) array or None
+        :math:`\theta_v` in radians, counter-clockwise seen from outside; ``None`` is 0.
+
+    Returns
+    -------
+    D_1, D_2 : scipy.sparse.csr_matrix
+        ``(V, V)`` each.
     """
     num_faces = len(faces)
     grad = sp.csr_matrix(igl.grad(vertices, faces))
@@ -218,7 +291,18 @@ def tangent_gradient(vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0
 
 
 def poleward_sign(vertices: np.ndarray, tol: float = 1e-12) -> np.ndarray:
-    """``sign(latitude)`` of each vertex, ``(V,)`` float64: +1 north, -1 south, 0 within ``tol`` of the equator."""
+    """``sign(latitude)`` of each vertex: +1 north, -1 south, 0 within ``tol`` of the equator.
+
+    Parameters
+    ----------
+    vertices : (V, 3) array
+    tol : float
+        Half-width in ``z`` of the band counted as the equator (default 1e-12).
+
+    Returns
+    -------
+    (V,) float64 array
+    """
     z = vertices[:, 2]
     return np.where(np.abs(z) <= tol, 0.0, np.sign(z))
 
@@ -234,7 +318,16 @@ def edges(faces: np.ndarray) -> np.ndarray:
 
 
 def mean_edge_length(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """Mean Euclidean (chord) length of the mesh's edges."""
+    """Mean Euclidean (chord) length of the mesh's edges.
+
+    Parameters
+    ----------
+    vertices, faces : (V, 3) float64 and (F, 3) int64 arrays
+
+    Returns
+    -------
+    float
+    """
     e = edges(faces)
     return float(np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1).mean())
 
@@ -245,6 +338,18 @@ def upsample_matrix(parent_edges: np.ndarray, num_coarse: int) -> sp.csr_matrix:
     Coarse vertices keep their value (identity on the first ``V_coarse`` rows);
     vertex ``V_coarse + k`` takes the mean of the two ends ``parent_edges[k]``
     of the edge it splits.
+
+    Parameters
+    ----------
+    parent_edges : (V_fine - V_coarse, 2) int array
+        The edge each new vertex splits, in the order of the new vertices.
+    num_coarse : int
+        ``V_coarse``.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(V_fine, V_coarse)``.
     """
     num_new = len(parent_edges)
     rows = np.concatenate([np.arange(num_coarse), np.repeat(np.arange(num_new) + num_coarse, 2)])
@@ -255,7 +360,25 @@ def upsample_matrix(parent_edges: np.ndarray, num_coarse: int) -> sp.csr_matrix:
 
 def one_ring(faces: np.ndarray, num_vertices: int, max_degree: int = 6) -> np.ndarray:
     """Neighbour table ``(V, max_degree)``: each row lists the vertex's neighbours
-    in increasing order, padded with ``-1``."""
+    in increasing order, padded with ``-1``.
+
+    Parameters
+    ----------
+    faces : (F, 3) int array
+    num_vertices : int
+        ``V``.
+    max_degree : int
+        Columns of the table (default 6).
+
+    Returns
+    -------
+    (V, max_degree) int64 array
+
+    Raises
+    ------
+    ValueError
+        If a vertex has more than ``max_degree`` neighbours.
+    """
     e = edges(faces)
     both = np.concatenate([e, e[:, ::-1]])
     order = np.lexsort((both[:, 1], both[:, 0]))
