@@ -27,9 +27,25 @@ __all__: list[str] = []
 
 
 def use_triton(x: torch.Tensor, sparse_dtype: torch.dtype, dense_dtype: torch.dtype, *tensors: torch.Tensor) -> bool:
-    """Whether this pass runs the Triton kernels: ``x`` on a CUDA device, float32 sparse products
-    (not float64), no empty tensor, triton importable and usable there, and the environment
-    variable ``MESHCNN_TRITON`` not ``0``. Any other case (the CPU always) takes the bag products."""
+    """Whether this pass runs the Triton kernels.
+
+    True for ``x`` on a CUDA device, float32 sparse products (not float64), no empty
+    tensor, triton importable and usable there, and the environment variable
+    ``MESHCNN_TRITON`` not ``0``. Any other case (the CPU always) takes the bag products.
+
+    Parameters
+    ----------
+    x : Tensor
+        The pass's input (forward) signal.
+    sparse_dtype, dense_dtype : torch.dtype
+        The dtypes of :func:`~meshcnn.nn._kernels.compute_dtypes`.
+    *tensors : Tensor
+        Further operands of the pass; any empty one rules Triton out.
+
+    Returns
+    -------
+    bool
+    """
     if x.device.type != "cuda" or sparse_dtype != torch.float32 or x.numel() == 0:
         return False
     if any(t.numel() == 0 for t in tensors) or os.environ.get("MESHCNN_TRITON", "1") == "0":
@@ -40,7 +56,27 @@ def use_triton(x: torch.Tensor, sparse_dtype: torch.dtype, dense_dtype: torch.dt
 
 def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator, identity_tap: bool,
             sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
-    """``y`` ``(B, O, V_out)`` in ``dense_dtype``, by the Triton kernel on CUDA, else the bag products."""
+    """Forward pass: the Triton kernel on CUDA (:func:`use_triton`), else the bag products.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, C, V_in)``.
+    weight : Tensor
+        ``W`` ``(O, C, T)``.
+    bias : Tensor or None
+        ``(O,)``.
+    op : TapOperator
+    identity_tap : bool
+        Whether tap 0 of ``weight`` is the identity (``W_0 x`` on the first ``V_out`` vertices).
+    sparse_dtype, dense_dtype : torch.dtype
+        The dtypes of :func:`~meshcnn.nn._kernels.compute_dtypes`.
+
+    Returns
+    -------
+    Tensor
+        ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
+    """
     if use_triton(x, sparse_dtype, dense_dtype, weight):
         from . import _triton_kernels
         with no_autocast(x.device.type):
@@ -51,7 +87,22 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op
 def backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator, identity_tap: bool,
              sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
              need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty."""
+    """Backward pass: the Triton kernels on CUDA (:func:`use_triton`), else the bag products.
+
+    Parameters
+    ----------
+    grad : Tensor
+        ``g`` ``(B, O, V_out)``, the gradient of the output.
+    x, weight, op, identity_tap, sparse_dtype, dense_dtype
+        As in :func:`forward`.
+    need_x, need_w, need_b : bool
+        Which gradients to compute.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
+    """
     if use_triton(x, sparse_dtype, dense_dtype, weight, grad):
         from . import _triton_kernels
         with no_autocast(grad.device.type):
@@ -64,7 +115,22 @@ def backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapO
 def mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, operator: list[torch.Tensor],
                  sizes: list[int], identity_tap: bool, sparse_dtype: torch.dtype,
                  dense_dtype: torch.dtype) -> torch.Tensor:
-    """:func:`forward`, with the operator as ``TapOperator.tensors()``, ``TapOperator.sizes()``."""
+    """:func:`forward` as the custom operator ``meshcnn::mesh_conv``.
+
+    Parameters
+    ----------
+    x, weight, bias, identity_tap, sparse_dtype, dense_dtype
+        As in :func:`forward`.
+    operator : list of Tensor
+        ``TapOperator.tensors()``.
+    sizes : list of int
+        ``TapOperator.sizes()``.
+
+    Returns
+    -------
+    Tensor
+        ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
+    """
     return forward(x, weight, bias, TapOperator.from_tensors(operator, sizes), identity_tap, sparse_dtype,
                    dense_dtype)
 
@@ -79,7 +145,20 @@ def _(x, weight, bias, operator, sizes, identity_tap, sparse_dtype, dense_dtype)
 def mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, operator: list[torch.Tensor],
                           sizes: list[int], identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype,
                           need_x: bool, need_w: bool, need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`backward`, with the operator as in :func:`mesh_conv_op`."""
+    """:func:`backward` as the custom operator ``meshcnn::mesh_conv_backward``.
+
+    Parameters
+    ----------
+    grad, x, weight, identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b
+        As in :func:`backward`.
+    operator, sizes
+        The operator as in :func:`mesh_conv_op`.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
+    """
     return backward(grad, x, weight, TapOperator.from_tensors(operator, sizes), identity_tap, sparse_dtype,
                     dense_dtype, need_x, need_w, need_b)
 
@@ -131,6 +210,18 @@ class MeshConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype):  # noqa: D401
+        """Run :func:`forward` and save what the backward needs.
+
+        Parameters
+        ----------
+        x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype
+            As in :func:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
+        """
         # ctx in forward: a separate setup_context costs an inspect.signature per call
         out = forward(x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype)
         _save(ctx, x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype)
@@ -143,7 +234,18 @@ class MeshConvFunction(torch.autograd.Function):
 
 def run_mesh_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
                   identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
-    """The differentiable pass: the custom operator under :func:`torch.compile`, else the Function."""
+    """The differentiable pass: the custom operator under :func:`torch.compile`, else the Function.
+
+    Parameters
+    ----------
+    x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype
+        As in :func:`forward`.
+
+    Returns
+    -------
+    Tensor
+        ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
+    """
     if torch.compiler.is_compiling():
         return mesh_conv_op(x, weight, bias, op.tensors(), op.sizes(), identity_tap, sparse_dtype, dense_dtype)
     return MeshConvFunction.apply(x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype)
