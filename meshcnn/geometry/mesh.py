@@ -42,7 +42,17 @@ FORMAT_VERSION = 1
 
 
 def check_level(level: int, name: str = "level", low: int = 0) -> int:
-    """Return ``level`` as an int, or raise ``ValueError`` if it is not in ``low..MAX_LEVEL``."""
+    """Return ``level`` as an int, or raise ``ValueError`` if it is not in ``low..MAX_LEVEL``.
+
+    Parameters
+    ----------
+    level : int
+        Booleans are refused.
+    name : str
+        Name of the value in the error message (default ``"level"``).
+    low : int
+        Smallest level accepted (default 0).
+    """
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= level <= MAX_LEVEL:
         raise ValueError(f"{name} must be an integer in {low}..{MAX_LEVEL}, got {level!r}")
     return int(level)
@@ -291,7 +301,13 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def mesh_file(mesh_dir: str | os.PathLike, level: int) -> Path:
-    """Path of the cached file for ``level`` inside ``mesh_dir``."""
+    """Path of the cached file for ``level`` inside ``mesh_dir``.
+
+    Parameters
+    ----------
+    mesh_dir : str or path-like
+    level : int
+    """
     return Path(mesh_dir) / f"icosphere_{level}.npz"
 
 
@@ -324,6 +340,13 @@ def icosphere(level: int, mesh_dir: str | os.PathLike | None = None) -> Mesh:
     truncated, of another format version or fails its checksum is recomputed
     (with a warning) and rewritten. Without a folder the mesh is computed in
     memory (costly at the highest levels; timings in experiments/benchmark/RESULTS.md).
+
+    Parameters
+    ----------
+    level : int
+        0..9 (``ValueError`` otherwise).
+    mesh_dir : str or path-like, optional
+        The folder of mesh files; default ``MESHCNN_MESH_DIR``, else none.
     """
     level = check_level(level)
     if mesh_dir is None:

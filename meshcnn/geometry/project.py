@@ -145,6 +145,12 @@ def check_mesh(mesh, name: str | None = None) -> None:
     Rejected: no faces; non-finite vertices; face indices out of range; zero
     total area; all vertices on one plane or line (zero volume: the centred
     vertices have rank < 3, relative tolerance 1e-9).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+    name : str, optional
+        Name in the error messages; default: the mesh's file path or name, else ``"mesh"``.
     """
     name = name or _name(mesh)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
@@ -182,6 +188,14 @@ def normalize_mesh(mesh, rotation: np.ndarray | None = None, normalize: bool = T
     must already lie in the closed unit ball (``ValueError`` otherwise).
     Zero-area faces are dropped (they have no normal). Checks the mesh with
     :func:`check_mesh` first.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+    rotation : (3, 3) array or None
+        Applied after normalizing, :math:`p' = R p`.
+    normalize : bool
+        Centre and scale (default ``True``).
     """
     import trimesh
 
@@ -277,17 +291,42 @@ class ShapeProjector:
                                _cast(self.hull, self._intersectors[1], directions)]).astype(np.float32)
 
     def icosphere(self, level: int, rotation: np.ndarray | None = None) -> np.ndarray:
-        """float32 ``(6, V)`` on the vertices of ``icosphere(level)`` (as :func:`project_mesh`)."""
+        """float32 ``(6, V)`` on the vertices of ``icosphere(level)`` (as :func:`project_mesh`).
+
+        Parameters
+        ----------
+        level : int
+        rotation : (3, 3) array or None
+        """
         return self(icosphere(check_level(level)).vertices, rotation)
 
     def latlon(self, height: int, width: int, rotation: np.ndarray | None = None) -> np.ndarray:
-        """float32 ``(6, H, W)`` on an equiangular grid (as :func:`project_latlon`)."""
+        """float32 ``(6, H, W)`` on an equiangular grid (as :func:`project_latlon`).
+
+        Parameters
+        ----------
+        height, width : int
+        rotation : (3, 3) array or None
+        """
         return self(latlon_directions(height, width).reshape(-1, 3), rotation).reshape(6, height, width)
 
 
 def project_directions(mesh, directions: np.ndarray, rotation: np.ndarray | None = None, *,
                        normalize: bool = True, engine: str | None = None) -> np.ndarray:
-    """Project ``mesh`` along unit ``directions`` ``(N, 3)``: float32 ``(6, N)`` (see the module doc)."""
+    """Project ``mesh`` along unit ``directions`` ``(N, 3)``: float32 ``(6, N)`` (see the module doc).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+    directions : (N, 3) array
+        Unit vectors (``ValueError`` otherwise).
+    rotation : (3, 3) array or None
+        Turns the normalized shape first, :math:`p' = R p`.
+    normalize : bool
+        Centre and scale into the unit ball (:func:`normalize_mesh`; default ``True``).
+    engine : ``"embree"``, ``"triangle"`` or None
+        The ray engine (:func:`ray_engine`; default: embree when available).
+    """
     directions = _check_directions(directions)
     rotation = _check_rotation(rotation)
     return ShapeProjector(mesh, normalize, engine)(directions, rotation)
@@ -302,6 +341,14 @@ def project_mesh(mesh, level: int, rotation: np.ndarray | None = None, *, normal
     0 for the angles. ``rotation`` ``(3, 3)`` turns the normalized shape first
     (:math:`p' = Rp`). ``ValueError`` naming the mesh's file for a degenerate
     mesh (see :func:`check_mesh`).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+    level : int
+        Icosphere level.
+    rotation, normalize, engine
+        As in :func:`project_directions`.
     """
     level = check_level(level)
     return project_directions(mesh, icosphere(level).vertices, rotation, normalize=normalize, engine=engine)
@@ -320,6 +367,11 @@ def latlon_directions(height: int, width: int) -> np.ndarray:
     Row ``i`` is at latitude ``pi/2 - (i + 1/2) pi / H`` (north first), column
     ``j`` at longitude ``-pi + (j + 1/2) 2 pi / W``; ``z`` is north, as for
     :attr:`meshcnn.geometry.Mesh.lat`.
+
+    Parameters
+    ----------
+    height, width : int
+        ``H`` and ``W``, at least 1 (``ValueError`` otherwise).
     """
     if height < 1 or width < 1:
         raise ValueError(f"grid must be at least 1 x 1, got {height} x {width}")
@@ -333,6 +385,14 @@ def project_latlon(mesh, height: int, width: int, rotation: np.ndarray | None = 
     """The same projection sampled on an equiangular lat-lon grid: float32 ``(6, H, W)``.
 
     This is what a planar 2-D CNN baseline sees (see :func:`latlon_directions`).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+    height, width : int
+        ``H`` and ``W``.
+    rotation, normalize, engine
+        As in :func:`project_directions`.
     """
     directions = latlon_directions(height, width).reshape(-1, 3)
     return project_directions(mesh, directions, rotation, normalize=normalize,
