@@ -73,7 +73,13 @@ def _matrix(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarra
 
 
 def bilinear_to_mesh(grid: LatLonGrid, mesh: Mesh) -> sp.csr_matrix:
-    """``(V, nlat * nlon)`` bilinear interpolation from the canonical grid to the vertices."""
+    """``(V, nlat * nlon)`` bilinear interpolation from the canonical grid to the vertices.
+
+    Parameters
+    ----------
+    grid : LatLonGrid
+    mesh : Mesh
+    """
     lat = np.rad2deg(mesh.lat)
     lon = np.mod(np.rad2deg(mesh.lon), 360.0)
     lon = np.where(lon >= 360.0, 0.0, lon)
@@ -103,19 +109,37 @@ def bilinear_to_mesh(grid: LatLonGrid, mesh: Mesh) -> sp.csr_matrix:
 
 
 def barycentric_to_grid(grid: LatLonGrid, mesh: Mesh) -> sp.csr_matrix:
-    """``(nlat * nlon, V)`` linear interpolation in the mesh triangle containing each canonical grid point."""
+    """``(nlat * nlon, V)`` linear interpolation in the mesh triangle containing each canonical grid point.
+
+    Parameters
+    ----------
+    grid : LatLonGrid
+    mesh : Mesh
+    """
     return barycentric_interpolation(mesh, grid.canonical_points(), normalize=False)
 
 
 def nearest_to_mesh(grid: LatLonGrid, mesh: Mesh) -> sp.csr_matrix:
-    """``(V, nlat * nlon)`` selection of the canonical grid point nearest to each vertex."""
+    """``(V, nlat * nlon)`` selection of the canonical grid point nearest to each vertex.
+
+    Parameters
+    ----------
+    grid : LatLonGrid
+    mesh : Mesh
+    """
     _, nearest = cKDTree(grid.canonical_points()).query(mesh.vertices)
     v = mesh.num_vertices
     return sp.csr_matrix((np.ones(v), (np.arange(v), nearest)), shape=(v, int(np.prod(grid.canonical_shape))))
 
 
 def nearest_to_grid(grid: LatLonGrid, mesh: Mesh) -> sp.csr_matrix:
-    """``(nlat * nlon, V)`` selection of the vertex nearest to each canonical grid point."""
+    """``(nlat * nlon, V)`` selection of the vertex nearest to each canonical grid point.
+
+    Parameters
+    ----------
+    grid : LatLonGrid
+    mesh : Mesh
+    """
     points = grid.canonical_points()
     _, nearest = nearest_vertex(mesh, points)
     n = len(points)

@@ -76,6 +76,32 @@ def regrid_dataarray(
     ``skipna=True`` regrids fields with missing values (NaN, e.g. a land-masked
     sea-surface temperature) from their valid points only; vertices whose valid
     inputs carry less than ``na_thresh`` of the weight are NaN (see :func:`apply`).
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+    level : int
+        Icosphere level.
+    method : {"bilinear", "nearest", "conservative"}
+        Default ``"bilinear"``.
+    lat_name, lon_name : str, optional
+        The grid dimensions; default: found among the usual names.
+    skipna : bool
+        Regrid from the valid points only (default ``False``).
+    na_thresh : float
+        Smallest valid weight fraction for a non-NaN output (default 0.5).
+
+    Returns
+    -------
+    xarray.DataArray or xarray.Dataset
+        With a ``vertex`` dimension in place of the grid dimensions.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is neither a DataArray nor a Dataset.
+    ValueError
+        If the coordinates are 2-D (a curvilinear grid) or a grid dimension has no coordinate.
     """
     xr = _import_xarray()
     level = check_level(level)
@@ -131,6 +157,31 @@ def mesh_dataarray_to_latlon(
     ``lon_name`` with the given coordinates (degrees, in the given order); the other
     dimensions, their coordinates and the attributes are kept (``mesh_level`` and
     ``regrid_method`` are updated). ``skipna``/``na_thresh`` as in :func:`apply`.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray
+    lat, lon : array_like
+        Target coordinates, degrees.
+    method : {"bilinear", "nearest", "conservative"}
+        Default ``"bilinear"``.
+    vertex_name : str
+        The mesh dimension (default ``"vertex"``).
+    lat_name, lon_name : str
+        The new dimensions (default ``"lat"``, ``"lon"``).
+    skipna : bool
+    na_thresh : float
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is not a DataArray.
+    ValueError
+        If it has no ``vertex_name`` dimension or its length is not an icosphere level's ``V``.
     """
     xr = _import_xarray()
     _check_method(method)

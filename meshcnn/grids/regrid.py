@@ -78,7 +78,17 @@ def _check_method(method: str) -> str:
 
 @memoize(maxsize=16, copy=False)  # a LatLonGrid is not modified after construction
 def latlon_grid(lat: Any, lon: Any) -> LatLonGrid:
-    """The validated :class:`LatLonGrid` of coordinates ``lat``, ``lon`` (degrees), cached."""
+    """The validated :class:`LatLonGrid` of coordinates ``lat``, ``lon`` (degrees), cached.
+
+    Parameters
+    ----------
+    lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
+        Degrees.
+
+    Returns
+    -------
+    LatLonGrid
+    """
     return LatLonGrid(_coordinates(lat), _coordinates(lon))
 
 
