@@ -87,8 +87,19 @@ def confusion_matrix(pred: Any, target: Any, num_classes: int, weights: Any = No
     """Weighted confusion matrix ``(C, C)`` float64: ``cm[t, p]`` = summed weight of vertices
     with true class ``t`` predicted as ``p``.
 
-    ``pred`` and ``target``: integer labels of the same shape; ``weights`` broadcast to it
-    (e.g. vertex areas ``(V,)`` for labels ``(N, V)``).
+    Parameters
+    ----------
+    pred, target : array_like or tensor of int
+        Predicted and true labels in ``0..C-1``, of the same shape (``ValueError`` otherwise).
+    num_classes : int
+        ``C``, positive.
+    weights : array_like, optional
+        Broadcast to the labels' shape (e.g. vertex areas ``(V,)`` for labels ``(N, V)``);
+        default: all 1.
+
+    Returns
+    -------
+    (C, C) float64 array
     """
     num_classes = _check_num_classes(num_classes)
     pred = _labels(pred, "pred", num_classes)
@@ -118,13 +129,24 @@ def iou(pred: Any, target: Any, num_classes: int, weights: Any = None) -> np.nda
     r"""Per-class intersection over union ``(C,)``: :math:`TP / (TP + FP + FN)`, each term a sum of weights.
 
     NaN for a class absent from both ``pred`` and ``target``.
+
+    Parameters
+    ----------
+    pred, target, num_classes, weights
+        As in :func:`confusion_matrix`.
     """
     return _iou_from_cm(confusion_matrix(pred, target, num_classes, weights))
 
 
 def per_class_accuracy(pred: Any, target: Any, num_classes: int, weights: Any = None) -> np.ndarray:
     r"""Per-class accuracy (recall) ``(C,)``: :math:`TP / (TP + FN)`, the weighted fraction of each
-    true class predicted correctly. NaN for a class absent from ``target``."""
+    true class predicted correctly. NaN for a class absent from ``target``.
+
+    Parameters
+    ----------
+    pred, target, num_classes, weights
+        As in :func:`confusion_matrix`.
+    """
     return _accuracy_from_cm(confusion_matrix(pred, target, num_classes, weights))
 
 
@@ -150,9 +172,26 @@ def average_precision(scores: Any, target: Any, num_classes: int, weights: Any =
     :math:`AP_k = \sum_n (R_n - R_{n-1}) P_n` over decreasing score thresholds of class
     ``k``, with weighted precision :math:`P_n` and recall :math:`R_n` (ties form one
     threshold) -- the definition of sklearn's ``average_precision_score`` with
-    ``sample_weight``. ``scores``: ``(C, V)`` or ``(N, C, V)`` per-class probabilities
-    (or any score increasing with confidence); ``target``: ``(V,)`` or ``(N, V)``.
-    NaN for a class with no positive weight.
+    ``sample_weight``. NaN for a class with no positive weight.
+
+    Parameters
+    ----------
+    scores : ``(C, V)`` or ``(N, C, V)`` array_like or tensor
+        Per-class probabilities (or any score increasing with confidence); finite.
+    target : ``(V,)`` or ``(N, V)`` array_like or tensor of int
+    num_classes : int
+        ``C``; must match the class axis of ``scores``.
+    weights : array_like, optional
+        Broadcast to ``target`` (e.g. vertex areas); default: all 1.
+
+    Returns
+    -------
+    (C,) float64 array
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or ``scores`` contain NaN or Inf.
     """
     num_classes = _check_num_classes(num_classes)
     scores = _numpy(scores, "scores").astype(np.float64)
@@ -275,8 +314,20 @@ def _iou_by_latitude(pred: np.ndarray, target: np.ndarray, num_classes: int, w: 
 
 
 def mean_std(values: Sequence[float], digits: int = 3) -> str:
-    """``"mean ± std"`` of ``values`` (sample standard deviation) with ``digits`` decimals; the value alone
-    for one value, ``"-"`` for none. For tables of results over seeds."""
+    """``"mean ± std"`` of ``values`` (sample standard deviation) with ``digits`` decimals.
+
+    The value alone for one value, ``"-"`` for none. For tables of results over seeds.
+
+    Parameters
+    ----------
+    values : sequence of float
+    digits : int
+        Decimals (default 3).
+
+    Returns
+    -------
+    str
+    """
     values = [float(v) for v in values]
     if not values:
         return "-"
