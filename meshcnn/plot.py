@@ -117,11 +117,40 @@ def plot_mesh_signal(
 ) -> Any:
     """Draw a vertex signal ``values (V,)`` of the icosphere ``mesh`` (a :class:`Mesh` or a level) on a map.
 
-    ``projection``: ``"mollweide"`` (matplotlib's geo axes, radians) or
-    ``"equirectangular"`` (plain axes, degrees). With ``ax=None`` a new
-    :class:`~matplotlib.figure.Figure` is made (reach it via ``ax.figure``).
-    ``categorical=True`` draws integer labels with one colour per class
-    (``class_names`` label the colour bar). Returns the axes.
+    Parameters
+    ----------
+    values : (V,) array_like or tensor
+        Finite values, or integer labels with ``categorical=True``.
+    mesh : Mesh or int
+        The icosphere, or its level.
+    ax : matplotlib axes, optional
+        With ``None`` a new :class:`~matplotlib.figure.Figure` is made (reach it via ``ax.figure``).
+    projection : {"mollweide", "equirectangular"}
+        ``"mollweide"`` (matplotlib's geo axes, radians, the default) or
+        ``"equirectangular"`` (plain axes, degrees).
+    cmap : colormap or str, optional
+        Default ``"viridis"``, or one colour per class when categorical.
+    title : str, optional
+    categorical : bool
+        Draw integer labels with one colour per class (default ``False``).
+    vmin, vmax : float, optional
+        Colour limits of a continuous signal.
+    colorbar : bool
+        Add a colour bar (default ``True``).
+    class_names : sequence of str, optional
+        Label the colour bar of a categorical plot.
+    label : str, optional
+        Colour-bar label.
+
+    Returns
+    -------
+    matplotlib axes
+        The axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        For an unknown projection, or continuous values with NaN or Inf.
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; choose one of {PROJECTIONS}")
@@ -190,7 +219,19 @@ def _decorate_map(ax: Any, projection: str) -> None:
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``path`` as PNG atomically; returns the path."""
+    """Write ``fig`` to ``path`` as PNG atomically; returns the path.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or path-like
+    dpi : int
+        Resolution (default 120).
+
+    Returns
+    -------
+    pathlib.Path
+    """
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
@@ -212,8 +253,29 @@ def plot_fields_labels_predictions(
 ) -> Path:
     """One figure for one sample: a panel per field, the ground truth and the prediction; PNG at ``path``.
 
-    ``fields``: ``(V,)``, ``(K, V)`` or a mapping ``name -> (V,)``; ``labels`` and
-    ``prediction``: integer ``(V,)``. Returns the written path.
+    Parameters
+    ----------
+    fields : ``(V,)``, ``(K, V)`` array_like or tensor, or a mapping ``name -> (V,)``
+    labels, prediction : integer ``(V,)``
+    mesh : Mesh or int
+        The icosphere, or its level.
+    path : str or path-like
+    field_names : sequence of str, optional
+        Panel titles of array ``fields``; default ``"field 0"``, ``"field 1"``, ...
+    class_names : sequence of str, optional
+        Default: background, tropical cyclone, atmospheric river.
+    projection : {"mollweide", "equirectangular"}
+    title : str, optional
+        Figure title.
+    cmaps : mapping of str to str, optional
+        Colour map per field name.
+    dpi : int
+        Resolution (default 110).
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
     """
     mesh = as_mesh(mesh)
     if isinstance(fields, Mapping):
@@ -263,8 +325,25 @@ def plot_confusion_matrix(
 ) -> Path:
     """Confusion matrix (true classes in rows, predicted in columns) as an annotated PNG at ``path``.
 
-    ``normalize=True`` divides each row by its sum (so rows are the per-class
-    recall distribution); rows with no weight stay 0. Returns the written path.
+    Parameters
+    ----------
+    cm : (C, C) array_like or tensor
+    class_names : sequence of str
+        ``C`` names (``ValueError`` if ``cm`` is not ``(C, C)``).
+    path : str or path-like
+    normalize : bool
+        ``True`` (default) divides each row by its sum (so rows are the per-class
+        recall distribution); rows with no weight stay 0.
+    title : str, optional
+    cmap : str
+        Default ``"Blues"``.
+    dpi : int
+        Resolution (default 120).
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
     """
     cm = np.asarray(cm.detach().cpu().numpy() if hasattr(cm, "detach") else cm, dtype=np.float64)
     n = len(class_names)
