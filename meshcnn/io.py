@@ -40,7 +40,15 @@ def temporary_beside(path: str | os.PathLike) -> Path:
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Flush the closed temporary file ``tmp`` to disk and rename it over ``path``."""
+    """Flush the closed temporary file ``tmp`` to disk and rename it over ``path``.
+
+    Parameters
+    ----------
+    tmp : str or path-like
+        From :func:`temporary_beside`, closed.
+    path : str or path-like
+        The destination, replaced if it exists.
+    """
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -110,20 +118,40 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Atomically write a ``.npy`` file (no pickled objects)."""
+    """Atomically write a ``.npy`` file (no pickled objects).
+
+    Parameters
+    ----------
+    path : str or path-like
+    array : array_like
+    """
     with atomic_write(path) as f:
         np.save(f, np.asarray(array), allow_pickle=False)
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
+    """Atomically write ``obj`` as indented JSON.
+
+    Parameters
+    ----------
+    path : str or path-like
+    obj : JSON-serializable object
+        Written with sorted keys and a final newline.
+    """
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically ``torch.save`` an object (load it back with ``weights_only=True``)."""
+    """Atomically ``torch.save`` an object (load it back with ``weights_only=True``).
+
+    Parameters
+    ----------
+    path : str or path-like
+    obj : object
+        Anything :func:`torch.save` takes.
+    """
     import torch
 
     with atomic_write(path) as f:
