@@ -92,6 +92,18 @@ def digits_split(labels: np.ndarray, test_fraction: float = TEST_FRACTION,
     For each class in ascending order, its indices are permuted by one
     ``np.random.default_rng(seed)`` and the first ``round(test_fraction * n_class)``
     go to the test set.
+
+    Parameters
+    ----------
+    labels : (N,) array
+    test_fraction : float
+        In ``(0, 1)`` (``ValueError`` otherwise); default :data:`TEST_FRACTION`.
+    seed : int
+        Default :data:`SPLIT_SEED`.
+
+    Returns
+    -------
+    train_idx, test_idx : int arrays
     """
     labels = np.asarray(labels)
     if not 0 < test_fraction < 1:

@@ -98,7 +98,19 @@ def _check_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
 
 def projection_matrix(shape: tuple[int, int], level: Mesh | int, rotation: np.ndarray | None = None, *,
                       projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> sp.csr_matrix:
-    """Sparse ``(V, H*W)`` matrix ``P`` with ``P @ image.ravel()`` = :func:`project_image` (float64)."""
+    """Sparse ``(V, H*W)`` matrix ``P`` with ``P @ image.ravel()`` = :func:`project_image` (float64).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape ``(H, W)``.
+    level, rotation, projection, extent
+        As in :func:`project_image`.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+    """
     mesh = _mesh(level)
     rotation = _check_rotation(rotation)
     points = mesh.vertices if rotation is None else mesh.vertices @ rotation  # rows: R^T v_i
@@ -110,8 +122,24 @@ def project_image(image: np.ndarray, level: Mesh | int, rotation: np.ndarray | N
     """Project a planar image ``(H, W)`` onto the icosphere of ``level`` (>= 2): float32 ``(V,)``.
 
     See the module docstring for the projection, extent, orientation and
-    sampling conventions. ``rotation`` (``(3, 3)``, optional) rotates the result:
-    ``out[i] = f(R^T v_i)`` with ``f`` the unrotated spherical image.
+    sampling conventions.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        Finite numbers (``ValueError`` otherwise).
+    level : Mesh or int
+        The icosphere, or its level (>= 2).
+    rotation : (3, 3) array, optional
+        Rotates the result: ``out[i] = f(R^T v_i)`` with ``f`` the unrotated spherical image.
+    projection : {"stereographic", "gnomonic"}
+        The planar projection (default ``"stereographic"``; see the module docstring).
+    extent : float
+        Angular extent of the image (default :data:`DEFAULT_EXTENT`; see the module docstring).
+
+    Returns
+    -------
+    (V,) float32 array
     """
     image = np.asarray(image)
     if image.ndim != 2:
@@ -129,6 +157,21 @@ def unprojection_matrix(shape: tuple[int, int], level: Mesh | int, *, projection
     The inverse of the projection: each pixel centre is mapped to the sphere by
     the inverse projection and the signal is interpolated there linearly in its
     mesh triangle (:func:`meshcnn.geometry.barycentric_interpolation`).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape ``(H, W)``.
+    level : Mesh or int
+        The icosphere, or its level (>= 2).
+    projection : {"stereographic", "gnomonic"}
+        The planar projection (default ``"stereographic"``; see the module docstring).
+    extent : float
+        Angular extent of the image (default :data:`DEFAULT_EXTENT`; see the module docstring).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
     """
     mesh = _mesh(level)
     h, w = (int(s) for s in shape)
@@ -141,7 +184,23 @@ def unprojection_matrix(shape: tuple[int, int], level: Mesh | int, *, projection
 
 def unproject_signal(signal: np.ndarray, level: Mesh | int, shape: tuple[int, int], *,
                      projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> np.ndarray:
-    """Resample a mesh signal ``(..., V)`` back to planar images ``(..., H, W)`` (float32)."""
+    """Resample a mesh signal ``(..., V)`` back to planar images ``(..., H, W)`` (float32).
+
+    Parameters
+    ----------
+    signal : (..., V) array
+        ``V`` of the level (``ValueError`` otherwise).
+    level : Mesh or int
+        The icosphere, or its level (>= 2).
+    shape : (int, int)
+        Image shape ``(H, W)``.
+    projection, extent
+        As in :func:`unprojection_matrix`.
+
+    Returns
+    -------
+    (..., H, W) float32 array
+    """
     signal = np.asarray(signal)
     mesh = _mesh(level)
     if signal.shape[-1] != mesh.num_vertices:
