@@ -45,7 +45,19 @@ def layer_taps(layer: torch.nn.Module) -> list[sp.csr_matrix]:
 
 
 def reference_output(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """:func:`mesh_conv_reference` with the taps, weight, bias and orientation of ``layer``, in ``x``'s dtype."""
+    """:func:`mesh_conv_reference` with the taps, weight, bias and orientation of ``layer``.
+
+    Parameters
+    ----------
+    layer : torch.nn.Module
+        A MeshConv layer (:func:`layer_taps` gives its taps).
+    x : (B, C, V_in) tensor
+
+    Returns
+    -------
+    Tensor
+        The reference output, computed in ``x``'s dtype.
+    """
     bias = None if layer.bias is None else layer.bias.to(x.dtype)
     return mesh_conv_reference(x, layer_taps(layer), layer.weight.to(x.dtype), bias, layer.orientation)
 
@@ -83,8 +95,21 @@ def equivariance_error(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
                        invariant: bool = False) -> float:
     """``|f(g x) - g f(x)| / |f(x)|`` (Frobenius norms); with ``invariant``, ``|f(g x) - f(x)| / |f(x)|``.
 
-    ``transform`` as in :func:`move_signal`; a permutation only where input and output
-    live on the same level (a matrix otherwise).
+    Parameters
+    ----------
+    fn : callable
+        ``f``, ``(B, C, V_in) -> (B, O, V_out)`` (or any output, with ``invariant=True``).
+    x : (B, C, V_in) tensor
+    transform : (3, 3) array or (V_in,) integer array
+        ``g``, as in :func:`move_signal`; a permutation only where input and output
+        live on the same level (a matrix otherwise).
+    invariant : bool, default False
+        Compare ``f(g x)`` with ``f(x)`` instead of ``g f(x)``.
+
+    Returns
+    -------
+    float
+        The relative error, computed without gradients.
     """
     with torch.no_grad():
         y = fn(x)

@@ -31,8 +31,16 @@ class ConstantBuffers(nn.Module):
     """
 
     def register_constant(self, name: str, tensor: torch.Tensor) -> None:
-        """Register ``tensor`` as the non-persistent buffer ``name``, on the ambient device, floats in
-        the default dtype."""
+        """Register ``tensor`` as the non-persistent buffer ``name``, with a CPU master.
+
+        Parameters
+        ----------
+        name : str
+            The buffer's name.
+        tensor : Tensor
+            Its value; registered on the ambient device (:func:`ambient_device`),
+            floats in the default dtype.
+        """
         masters = self.__dict__.setdefault("_constant_masters", {})
         if tensor.is_floating_point():
             masters[name] = tensor.detach().to("cpu", torch.float64, copy=True)

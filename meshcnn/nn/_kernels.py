@@ -60,7 +60,21 @@ def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
 
 
 def bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """``S @ table`` for CSR ``S`` and a contiguous 2-D ``table``, as a weighted embedding bag."""
+    """``S @ table`` for CSR ``S`` and a contiguous 2-D ``table``, as a weighted embedding bag.
+
+    Parameters
+    ----------
+    crow, col, val : Tensor
+        CSR row pointers (bag offsets), column indices (bag members) and values
+        (per-sample weights) of ``S`` ``(rows, V_in)``.
+    table : Tensor
+        ``(V_in, C)``, contiguous.
+
+    Returns
+    -------
+    Tensor
+        ``(rows, C)``.
+    """
     return F.embedding_bag(col, table, crow, mode="sum", per_sample_weights=val, include_last_offset=True)
 
 
@@ -70,7 +84,20 @@ def bag_matmul_samples(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor,
 
     The ``b`` tables are read as one ``(b V_in, C)`` table and ``S`` as ``diag(S, ..., S)``,
     whose first ``b`` blocks are a prefix of the precomputed ``block_crow, block_col``.
-    Returns ``(b, rows, C)``.
+
+    Parameters
+    ----------
+    crow, col, val : Tensor
+        CSR of ``S`` ``(rows, V_in)``, as in :func:`bag_matmul`.
+    block_crow, block_col : Tensor
+        int32 row offsets and column indices of ``diag(S, ..., S)`` (at least ``b`` copies).
+    tables : Tensor
+        ``(b, V_in, C)``, contiguous.
+
+    Returns
+    -------
+    Tensor
+        ``(b, rows, C)``.
     """
     b, v_in, c = tables.shape
     if b == 1:
@@ -97,7 +124,27 @@ def _output_start(x: torch.Tensor, w_id: torch.Tensor | None, bias: torch.Tensor
 
 def bag_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
                 identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
-    """Forward pass: ``y (B, O, V_out)``. The features ``F_b`` are used at once and not kept."""
+    """Forward pass by the bag products. The features ``F_b`` are used at once and not kept.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, C, V_in)``.
+    weight : Tensor
+        ``W`` ``(O, C, T)``.
+    bias : Tensor or None
+        ``(O,)``.
+    op : TapOperator
+    identity_tap : bool
+        Whether tap 0 of ``weight`` is the identity (``W_0 x`` on the first ``V_out`` vertices).
+    sparse_dtype, dense_dtype : torch.dtype
+        The dtypes of :func:`compute_dtypes`.
+
+    Returns
+    -------
+    Tensor
+        ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
+    """
     batch, channels, _ = x.shape
     out_channels = weight.shape[0]
     num_out = op.num_out
@@ -130,15 +177,48 @@ def _identity_input_grad(grad: torch.Tensor, w_id: torch.Tensor | None, x_shape:
 
 
 def bias_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``grad b_o = sum_{b, v} g[b, o, v]``, accumulated in at least float32, in ``weight``'s dtype."""
+    """``grad b_o = sum_{b, v} g[b, o, v]``, accumulated in at least float32.
+
+    Parameters
+    ----------
+    grad : Tensor
+        ``g`` ``(B, O, V_out)``.
+    weight : Tensor
+        ``(O, C, T)``; gives the result's dtype.
+
+    Returns
+    -------
+    Tensor
+        ``(O,)`` in ``weight``'s dtype.
+    """
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)
     return grad.sum(dim=(0, 2), dtype=acc_dtype if acc_dtype != grad.dtype else None).to(weight.dtype)
 
 
 def weight_grad(grad_w_op: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
                 identity_tap: bool) -> torch.Tensor:
-    """``grad W`` ``(O, C, T)`` in ``weight``'s dtype from the operator taps' ``grad_w_op`` ``(O, C, T_op)``
-    and, with an identity tap, ``grad W[..., 0] = sum_b g_b x_b[:, :V_out]^T`` (``g`` in the dense dtype)."""
+    """``grad W`` from the operator taps' gradient and, with an identity tap, the identity tap's.
+
+    With an identity tap, ``grad W[..., 0] = sum_b g_b x_b[:, :V_out]^T``.
+
+    Parameters
+    ----------
+    grad_w_op : Tensor
+        ``(O, C, T_op)``, the gradient of the operator taps.
+    grad : Tensor
+        ``g`` ``(B, O, V_out)`` in the dense dtype.
+    x : Tensor
+        ``(B, C, V_in)``.
+    weight : Tensor
+        ``W`` ``(O, C, T)``; gives the result's dtype.
+    identity_tap : bool
+        Whether tap 0 of ``weight`` is the identity.
+
+    Returns
+    -------
+    Tensor
+        ``grad W`` ``(O, C, T)`` in ``weight``'s dtype.
+    """
     if not identity_tap:
         return grad_w_op.to(weight.dtype).contiguous()
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)
@@ -150,7 +230,22 @@ def weight_grad(grad_w_op: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, we
 def bag_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator, identity_tap: bool,
                  sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
                  need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward pass: ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty."""
+    """Backward pass by the bag products.
+
+    Parameters
+    ----------
+    grad : Tensor
+        ``g`` ``(B, O, V_out)``, the gradient of the output.
+    x, weight, op, identity_tap, sparse_dtype, dense_dtype
+        As in :func:`bag_forward`.
+    need_x, need_w, need_b : bool
+        Which gradients to compute.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
+    """
     batch, channels, num_in = x.shape
     out_channels = weight.shape[0]
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)

@@ -93,7 +93,19 @@ class TapOperator:
 
     @classmethod
     def from_tensors(cls, tensors: Sequence[torch.Tensor], sizes: Sequence[int]) -> TapOperator:
-        """The operator whose :meth:`tensors` and :meth:`sizes` are ``tensors`` and ``sizes``."""
+        """The operator whose :meth:`tensors` and :meth:`sizes` are ``tensors`` and ``sizes``.
+
+        Parameters
+        ----------
+        tensors : sequence of Tensor
+            The ten tensors, in the order of ``TENSOR_FIELDS``.
+        sizes : sequence of int
+            ``[V_out T, V_in, T, k]``.
+
+        Returns
+        -------
+        TapOperator
+        """
         rows, cols, taps, block_samples = sizes
         return cls(*tensors, (rows, cols), taps, block_samples)
 
@@ -124,11 +136,29 @@ def block_samples_for(table_elements: int) -> int:
 
 
 def samples_per_kernel(device: torch.device, batch: int, block_samples: int, table_elements: int) -> int:
-    """Samples per bag kernel in one call: the operator's ``k``, but on a CPU running one
-    thread only as many as keep the chunk's table within ``ONE_THREAD_MAX_ELEMENTS``
-    (``2**18``) values, since with one thread there is no cross-core traffic to avoid and
-    one sample's features stay in cache (measurements: ``experiments/benchmark/RESULTS.md``,
-    "Moved from docstrings"). At least 1, also for an empty batch."""
+    """Samples per bag kernel in one call.
+
+    The operator's ``k``, but on a CPU running one thread only as many as keep the
+    chunk's table within ``ONE_THREAD_MAX_ELEMENTS`` (``2**18``) values, since with one
+    thread there is no cross-core traffic to avoid and one sample's features stay in
+    cache (measurements: ``experiments/benchmark/RESULTS.md``, "Moved from docstrings").
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the pass runs.
+    batch : int
+        ``B``, samples in the batch.
+    block_samples : int
+        The operator's ``k``.
+    table_elements : int
+        Values in one sample's table, ``V C``.
+
+    Returns
+    -------
+    int
+        At least 1, also for an empty batch.
+    """
     if device.type == "cpu" and torch.get_num_threads() == 1:
         block_samples = min(block_samples, max(1, ONE_THREAD_MAX_ELEMENTS // max(1, table_elements)))
     return max(1, min(batch, block_samples))
@@ -209,17 +239,44 @@ def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32, bl
 
 
 def vertex_major(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` ``(B, C, V)`` as a contiguous ``(B, V, C)`` table of ``dtype`` (one copy)."""
+    """``x`` as a contiguous vertex-major table (one copy).
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, C, V)``.
+    dtype : torch.dtype
+        dtype of the table.
+
+    Returns
+    -------
+    Tensor
+        ``(B, V, C)`` of ``dtype``.
+    """
     out = torch.empty((x.shape[0], x.shape[2], x.shape[1]), dtype=dtype, device=x.device)
     return out.copy_(x.transpose(1, 2))
 
 
 def split_weight(weight: torch.Tensor, identity_tap: bool,
                  dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """``(W_id (O, C) or None, W' (O, T C), W'' (C, T O))`` in ``dtype``.
+    """The weight as the GEMM operands of the kernels.
 
     ``W'[o, (t, c)] = W''[c, (t, o)] = W[o, c, t]`` over the operator taps (after the
     identity tap when ``identity_tap``).
+
+    Parameters
+    ----------
+    weight : Tensor
+        ``W`` ``(O, C, T)``.
+    identity_tap : bool
+        Whether tap 0 is the identity tap.
+    dtype : torch.dtype
+        dtype of the operands.
+
+    Returns
+    -------
+    tuple
+        ``(W_id (O, C) or None, W' (O, T C), W'' (C, T O))`` in ``dtype``.
     """
     out_channels, channels, _ = weight.shape
     w = weight.to(dtype)
@@ -245,13 +302,23 @@ def _version(t: torch.Tensor) -> int:
 
 
 def ell_table(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """ELL form ``(ell_col, ell_val, K)`` of the CSR matrix ``(crow, col, val)``, on its device.
+    """ELL form of the CSR matrix ``(crow, col, val)``, on its device.
 
-    ``ell_col`` ``(n, K)`` int32 (padding ``-1``) and ``ell_val`` ``(n, K)`` float32
-    (padding 0), ``n = crow.numel() - 1``, ``K`` the largest number of non-zeros in a
-    row (at least 1). Entries keep the CSR order within a row. Built once per operator
-    (one host-device synchronisation, for ``K``) and cached, weakly keyed by ``val``
-    and checked against the storage of all three tensors.
+    Entries keep the CSR order within a row. Built once per operator (one host-device
+    synchronisation, for ``K``) and cached, weakly keyed by ``val`` and checked against
+    the storage of all three tensors.
+
+    Parameters
+    ----------
+    crow, col, val : Tensor
+        CSR row pointers, column indices and values.
+
+    Returns
+    -------
+    tuple
+        ``(ell_col, ell_val, K)``: ``ell_col`` ``(n, K)`` int32 (padding ``-1``) and
+        ``ell_val`` ``(n, K)`` float32 (padding 0), ``n = crow.numel() - 1``, ``K`` the
+        largest number of non-zeros in a row (at least 1).
     """
     global _ELL_CACHE
     if _ELL_CACHE is None:

@@ -52,7 +52,18 @@ def orientation_taps(mesh: Mesh, num_out: int, orientation: str = "fixed") -> li
 
 
 def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
-    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh`` (orientation ``"fixed"``), first ``num_out`` rows."""
+    """The four taps ``[I, L, D_ew, D_ns]`` of ``mesh`` (orientation ``"fixed"``).
+
+    Parameters
+    ----------
+    mesh : Mesh
+    num_out : int
+        Output vertices: the taps keep their first ``num_out`` rows.
+
+    Returns
+    -------
+    list of scipy.sparse.csr_matrix, each ``(num_out, V)``
+    """
     return orientation_taps(mesh, num_out, "fixed")
 
 

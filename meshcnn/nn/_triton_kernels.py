@@ -1,59 +1,47 @@
 r"""Fused gather + GEMM Triton kernels for :func:`meshcnn.nn.mesh_conv` on CUDA.
 
-Private module. :mod:`meshcnn.nn._ops` calls :func:`mesh_conv_forward` and
-:func:`mesh_conv_backward` in place of its bag-product path when the input is on a
-CUDA device, triton is importable and ``MESHCNN_TRITON`` is not ``0``
-(:func:`meshcnn.nn._ops.use_triton`). Importing this module never imports triton:
-the kernels are built on first use (:func:`_kernels`), so the module imports cleanly
-where triton is absent.
+Private module. :mod:`meshcnn.nn._ops` calls :func:`mesh_conv_forward` and :func:`mesh_conv_backward` in place of
+its bag-product path when the input is on a CUDA device, triton is importable and ``MESHCNN_TRITON`` is not ``0``
+(:func:`meshcnn.nn._ops.use_triton`). Importing this module never imports triton: the kernels are built on first use
+(:func:`_kernels`), so the module imports cleanly where triton is absent.
 
-Notation (as in :mod:`meshcnn.nn.functional`): ``x`` ``(B, C, V_in)``, weight ``W``
-``(O, C, T)`` (with ``identity_tap``, ``W[..., 0]`` is the identity tap and the
-operator holds ``T_op = T - 1`` taps), the vertex-major tap stack ``S``
-``(V_out T_op, V_in)`` (row ``v T_op + t`` = row ``v`` of tap ``t``) and the stack
-of the transposed taps ``R`` ``(V_in T_op, V_out)`` (row ``u T_op + t`` = column
-``u`` of tap ``t``).
+Notation (as in :mod:`meshcnn.nn.functional`): ``x`` ``(B, C, V_in)``, weight ``W`` ``(O, C, T)`` (with
+``identity_tap``, ``W[..., 0]`` is the identity tap and the operator holds ``T_op = T - 1`` taps), the vertex-major
+tap stack ``S`` ``(V_out T_op, V_in)`` (row ``v T_op + t`` = row ``v`` of tap ``t``) and the stack of the transposed
+taps ``R`` ``(V_in T_op, V_out)`` (row ``u T_op + t`` = column ``u`` of tap ``t``).
 
-Layouts
--------
-Operators are read as ELL tables (:func:`~meshcnn.nn._operator.ell_table`): ``ell_col``
-``(n, K)`` int32 column indices in CSR order padded with ``-1``, ``ell_val`` ``(n, K)``
-float32 values padded with 0; ``K <= 7`` for the convolution taps (the closed 1-ring).
-Tables of signals are vertex-major: ``x`` is read as ``(B, V_in, C)`` float32
-(channels contiguous), so one neighbour's ``BLOCK_M`` channels are one contiguous
-load.
+Layouts. Operators are read as ELL tables (:func:`~meshcnn.nn._operator.ell_table`): ``ell_col`` ``(n, K)`` int32
+column indices in CSR order padded with ``-1``, ``ell_val`` ``(n, K)`` float32 values padded with 0; ``K <= 7`` for
+the convolution taps (the closed 1-ring). Tables of signals are vertex-major: ``x`` is read as ``(B, V_in, C)``
+float32 (channels contiguous), so one neighbour's ``BLOCK_M`` channels are one contiguous load.
 
-Kernels
--------
-``_ell_gemm_kernel`` (forward and input gradient): for one sample ``b``, a tile of
-``BLOCK_V`` output rows ``v`` and ``BLOCK_N`` output channels ``n``,
+Kernels. ``_ell_gemm_kernel`` (forward and input gradient): for one sample ``b``, a tile of ``BLOCK_V`` output rows
+``v`` and ``BLOCK_N`` output channels ``n``,
 
 .. math:: Y_{b,n,v} = \beta_n + [v < V_{id}] \sum_m A_{n,m} X_{b,v,m}
           + \sum_t \sum_m W_{n,(t,m)} \sum_{k<K} e^{val}_{vT+t,k}\, X_{b,e^{col}_{vT+t,k},m}.
 
-The gathered tile (the sparse product) is summed in float32 in registers, cast to
-the dense dtype and multiplied by the weight tile with ``tl.dot`` (float32
-accumulator); nothing but ``Y`` is written. Forward: ``X = x^T``, ``e = ELL(S)``,
-``W = W'`` ``(O, T_op C)``, ``A = W_0`` ``(O, C)``, ``V_id = V_out``. Input
-gradient: ``X = g^T`` ``(B, V_out, O)``, ``e = ELL(R)``, ``W = W''`` ``(C, T_op O)``
-(``W''[c, (t, o)] = W[o, c, t]``), ``A = W_0^T``, ``V_id = V_out``, no bias.
+The gathered tile (the sparse product) is summed in float32 in registers, cast to the dense dtype and multiplied by
+the weight tile with ``tl.dot`` (float32 accumulator); nothing but ``Y`` is written. Forward: ``X = x^T``,
+``e = ELL(S)``, ``W = W'`` ``(O, T_op C)``, ``A = W_0`` ``(O, C)``, ``V_id = V_out``. Input gradient: ``X = g^T``
+``(B, V_out, O)``, ``e = ELL(R)``, ``W = W''`` ``(C, T_op O)`` (``W''[c, (t, o)] = W[o, c, t]``), ``A = W_0^T``,
+``V_id = V_out``, no bias.
 
-``_ell_weight_grad_kernel`` (weight gradient of the operator taps): program
-``(s, t, j)`` sums, over all samples and the vertex tiles ``s, s + P, s + 2P, ...``,
+``_ell_weight_grad_kernel`` (weight gradient of the operator taps): program ``(s, t, j)`` sums, over all samples and
+the vertex tiles ``s, s + P, s + 2P, ...``,
 
 .. math:: P^{(s)}_{t,c,o} = \sum_b \sum_u x_{b,c,u}\, H_{b,u,t,o}, \qquad
           H_{b,u,t,o} = \sum_{k<K} e^{val}_{uT+t,k}\, g_{b,o,e^{col}_{uT+t,k}},
 
-with ``e = ELL(R)``, so ``H_b = R g_b^T`` is formed tile by tile in registers and
-never stored; the ``P`` partial sums ``(P, T_op, C, O)`` (float32) are added up
-afterwards (deterministic, no atomics), ``grad W[o, c, t] = sum_s P^{(s)}_{t,c,o}``.
+with ``e = ELL(R)``, so ``H_b = R g_b^T`` is formed tile by tile in registers and never stored; the ``P`` partial
+sums ``(P, T_op, C, O)`` (float32) are added up afterwards (deterministic, no atomics),
+``grad W[o, c, t] = sum_s P^{(s)}_{t,c,o}``.
 
-Precision, as the module docstring of :mod:`meshcnn.nn.functional` requires: the
-gathers (sparse part) are summed in float32 from float32 tables and float32
-operator values; the dense products take operands in the dense dtype (float32, or
-bfloat16/float16 under autocast) and accumulate in float32. Float32 dot products
-are exact IEEE products unless ``torch.get_float32_matmul_precision()`` allows
-TF32 (as for ``torch.matmul``). float64 input never comes here.
+Precision, as the module docstring of :mod:`meshcnn.nn.functional` requires: the gathers (sparse part) are summed in
+float32 from float32 tables and float32 operator values; the dense products take operands in the dense dtype
+(float32, or bfloat16/float16 under autocast) and accumulate in float32. Float32 dot products are exact IEEE
+products unless ``torch.get_float32_matmul_precision()`` allows TF32 (as for ``torch.matmul``). float64 input never
+comes here.
 """
 from __future__ import annotations
 
@@ -82,9 +70,19 @@ def available() -> bool:
 
 
 def usable(device: torch.device, dense_dtype: torch.dtype) -> bool:
-    """Whether the kernels can run on ``device`` with dense products in ``dense_dtype``: triton
-    importable, a float32, float16 or bfloat16 dense dtype, and for bfloat16 a GPU of compute
-    capability 8.0 or later (NVIDIA; ROCm devices are left to triton)."""
+    """Whether the kernels can run on ``device`` with dense products in ``dense_dtype``.
+
+    Parameters
+    ----------
+    device : torch.device
+    dense_dtype : torch.dtype
+
+    Returns
+    -------
+    bool
+        True for triton importable, a float32, float16 or bfloat16 dense dtype, and for bfloat16
+        a GPU of compute capability 8.0 or later (NVIDIA; ROCm devices are left to triton).
+    """
     if dense_dtype not in _TL_DTYPES or not available():
         return False
     if dense_dtype == torch.bfloat16 and device.type == "cuda" and torch.version.hip is None:
@@ -130,10 +128,9 @@ def _ell_gemm_kernel(
 ):
     """``out[b, n, v]`` for a ``(BLOCK_V, BLOCK_N)`` tile, see the module docstring.
 
-    table ``(B, n_table_rows, M)`` float32; ell ``(n_rows T, K)``; w ``(N, T M)`` and
-    wid ``(N, M)`` in the dense dtype; bias ``(N,)`` float32; out ``(B, N, n_rows)``.
-    ``UPCAST``: operands rounded to the dense dtype are multiplied as float32 (the same
-    products; for triton's interpreter, whose ``tl.dot`` cannot take bfloat16).
+    table ``(B, n_table_rows, M)`` float32; ell ``(n_rows T, K)``; w ``(N, T M)`` and wid ``(N, M)`` in the dense
+    dtype; bias ``(N,)`` float32; out ``(B, N, n_rows)``. ``UPCAST``: operands rounded to the dense dtype are
+    multiplied as float32 (the same products; for triton's interpreter, whose ``tl.dot`` cannot take bfloat16).
     """
     pid_v = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -302,9 +299,9 @@ def _on_device(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def _num_programs(device: torch.device) -> int:
-    """How many programs the weight-gradient kernel spreads its vertex tiles over: 8 per SM on
-    CUDA (its gathers wait on memory, so several programs per SM hide the latency), 4 elsewhere
-    (the interpreter). Not tuned on hardware yet."""
+    """How many programs the weight-gradient kernel spreads its vertex tiles over: 8 per SM on CUDA (its gathers
+    wait on memory, so several programs per SM hide the latency), 4 elsewhere (the interpreter). Not tuned on
+    hardware yet."""
     if device.type == "cuda":
         return 8 * torch.cuda.get_device_properties(device).multi_processor_count
     return 4
@@ -348,8 +345,7 @@ def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     Returns
     -------
     Tensor
-        ``y`` ``(B, O, V_out)`` in ``dense_dtype``,
-        ``y[b, o, v] = bias[o] + sum_{t, c} W[o, c, t] (S_t x[b, c])[v]``.
+        ``y`` ``(B, O, V_out)`` in ``dense_dtype``, ``y[b, o, v] = bias[o] + sum_{t, c} W[o, c, t] (S_t x[b, c])[v]``.
     """
     ell_col, ell_val, width = ell_table(op.crow, op.col, op.val)
     w_id, w_op, _ = split_weight(weight, identity_tap, dense_dtype)
@@ -362,16 +358,26 @@ def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 def mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator,
                        identity_tap: bool, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
                        need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward pass of :func:`meshcnn.nn.mesh_conv`: ``(grad_x, grad_weight, grad_bias)``.
-
-    Reads the CSR ``crow_t, col_t, val_t`` of ``R`` ``(V_in T_op, V_out)`` from ``op``. As in
-    :func:`meshcnn.nn._kernels.bag_backward`, a gradient not needed is returned empty;
-    ``grad_x`` has ``x``'s dtype, the others ``weight``'s.
+    """Backward pass of :func:`meshcnn.nn.mesh_conv`.
 
     ``grad_x[b, c, u] = sum_o W[o, c, 0] g[b, o, u] [u < V_out, identity tap]
     + sum_{t, o} W[o, c, t] (R g_b^T)[u T_op + t, o]`` (one ``_ell_gemm_kernel`` launch);
-    ``grad_W[o, c, t] = sum_b (x_b (R g_b^T))[c, (t, o)]`` (``_ell_weight_grad_kernel``); the
-    identity tap's weight gradient and the bias gradient are dense reductions in torch.
+    ``grad_W[o, c, t] = sum_b (x_b (R g_b^T))[c, (t, o)]`` (``_ell_weight_grad_kernel``); the identity tap's
+    weight gradient and the bias gradient are dense reductions in torch.
+
+    Parameters
+    ----------
+    grad : (B, O, V_out) tensor
+    x, weight, op, identity_tap, dense_dtype
+        As in :func:`mesh_conv_forward`; of ``op`` the CSR ``crow_t, col_t, val_t`` of ``R`` are read.
+    need_x, need_w, need_b : bool
+        Which gradients to compute.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(grad_x, grad_weight, grad_bias)``, ``grad_x`` in ``x``'s dtype, the others in ``weight``'s; as in
+        :func:`meshcnn.nn._kernels.bag_backward`, a gradient not needed is returned empty.
     """
     num_in, num_out = x.shape[2], grad.shape[2]
     grad_x, grad_w, grad_b = x.new_empty(0), weight.new_empty(0), weight.new_empty(0)

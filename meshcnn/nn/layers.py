@@ -24,7 +24,25 @@ __all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_o
 
 
 def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V_level)`` tensor."""
+    """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V_level)`` tensor.
+
+    Parameters
+    ----------
+    x : Tensor
+        The signal to check.
+    channels : int or None
+        Expected channels; None accepts any number.
+    level : int
+        Icosphere level whose vertex count ``V_level`` ``x`` must have.
+    who : str
+        Name that starts the error message.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a tensor, not 3-D, not floating, has another channel count, or
+        another vertex count (the message names the level of that count, if any).
+    """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{who}: expected a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 3:
@@ -74,6 +92,20 @@ class _AddSmoothModulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # noqa: D401
+        """Add the smoothed modulus of ``z`` to ``y``.
+
+        Parameters
+        ----------
+        y : Tensor
+            ``(B, O, V)``.
+        z : Tensor
+            ``[re; im]`` ``(B, 2 O, V)``.
+
+        Returns
+        -------
+        Tensor
+            ``y + sqrt(re^2 + im^2 + eps^2) - eps`` ``(B, O, V)``.
+        """
         o = y.shape[1]
         re, im = z[:, :o], z[:, o:]
         r = torch.addcmul(torch.addcmul(torch.full_like(re, INVARIANT_EPS**2), re, re), im, im).sqrt_()
