@@ -83,7 +83,20 @@ def seed_option(*, many: bool = False, default: int | list[int] | None = 0,
 
 def level_option(default: int = 5, help: str = "icosphere level of the data (the mesh has 10 * 4**level + 2 "
                                                 "vertices)") -> argparse.ArgumentParser:
-    """``--level``: the icosphere level."""
+    """``--level``: the icosphere level.
+
+    Parameters
+    ----------
+    default : int, default 5
+        Default level.
+    help : str
+        Help text of the option.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parent parser holding the one option.
+    """
     p = _parent()
     p.add_argument("--level", type=int, default=default, help=help)
     return p

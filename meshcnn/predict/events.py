@@ -171,7 +171,21 @@ def frequency_path(events_csv: str | os.PathLike) -> Path:
 
 def save_frequency(path: str | os.PathLike, counts: np.ndarray, num_steps: int, level: int,
                    class_names: Sequence[str]) -> None:
-    """Write the event counts ``(K, V)`` (time steps each vertex is inside an event of each class)."""
+    """Write the per-vertex event counts to an ``.npz`` file.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write (see :func:`frequency_path`).
+    counts : (K, V) array
+        Time steps each vertex is inside an event of each class; stored as int64.
+    num_steps : int
+        Time steps counted.
+    level : int
+        Icosphere level of the vertices.
+    class_names : sequence of str
+        The ``K`` class names.
+    """
     save_npz(path, counts=np.asarray(counts, dtype=np.int64), num_steps=np.asarray(num_steps, dtype=np.int64),
              level=np.asarray(level, dtype=np.int64), class_names=np.asarray(list(class_names), dtype="U64"))
 
@@ -252,6 +266,19 @@ def _counts_markdown(title: str, table: list[dict[str, Any]], classes: list[str]
                      num_steps: int | None) -> str:
     """The count table as one Markdown table per class (rows: hemispheres; columns: bands)."""
     def fmt(x: Any, digits: str = ".3g") -> str:
+        """A table cell.
+
+        Parameters
+        ----------
+        x : Any
+            The value; ``None`` gives ``""``.
+        digits : str, default ".3g"
+            Format spec for a float.
+
+        Returns
+        -------
+        str
+        """
         return "" if x is None else format(x, digits) if isinstance(x, float) else str(x)
 
     lines = [f"# Event counts from `{title}`", "",

@@ -63,7 +63,28 @@ def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def find_name(ds: Any, names: Sequence[str], path: Path, what: str) -> str:
-    """The first of ``names`` that is a variable of the open dataset ``ds``; a :class:`ClimateFileError` if none."""
+    """The first of ``names`` that is a variable of the open dataset ``ds``.
+
+    Parameters
+    ----------
+    ds : netCDF4.Dataset
+        The open dataset.
+    names : sequence of str
+        Candidate variable names, in order of preference.
+    path : Path
+        The dataset's file, for the error message.
+    what : str
+        What the variable is (e.g. ``"latitude"``), for the error message.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ClimateFileError
+        If none of ``names`` is a variable of ``ds``.
+    """
     for n in names:
         if n in ds.variables:
             return n
@@ -241,7 +262,23 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
 
 
 def time_strings(source: Path, time_name: str | None, steps: int) -> list[str]:
-    """ISO dates of the file's time axis when it has CF units, else the raw values, else ``""`` (``steps`` of them)."""
+    """The file's time steps as text.
+
+    Parameters
+    ----------
+    source : Path
+        The netCDF file.
+    time_name : str or None
+        Its time variable; None for a file without one.
+    steps : int
+        How many ``""`` to return when there are no times to read.
+
+    Returns
+    -------
+    list of str
+        ISO dates of the file's time axis when it has CF units, else the raw values, else
+        ``""`` (``steps`` of them: no time variable, or the file cannot be read).
+    """
     if time_name is None:
         return [""] * steps
     import netCDF4

@@ -41,6 +41,18 @@ def output_complete(path: Path, sha256: str) -> bool:
     """Whether ``path`` is a complete output written with the checkpoint of SHA-256 ``sha256``.
 
     Outputs are renamed into place only when done, so any such file is complete.
+
+    Parameters
+    ----------
+    path : Path
+        A possible output file.
+    sha256 : str
+        SHA-256 of the checkpoint in use.
+
+    Returns
+    -------
+    bool
+        False also for a missing or unreadable file.
     """
     if not path.is_file():
         return False
@@ -160,8 +172,19 @@ class OutputWriter:
 
     def write(self, t0: int, labels: np.ndarray, probs: np.ndarray | None, mesh_labels: np.ndarray,
               events: list[dict[str, Any]]) -> None:
-        """Write time steps ``[t0, t0 + T)``: ``labels (T, nlat, nlon)``, ``probs (T, K, nlat, nlon)``,
-        ``mesh_labels (T, V)``, and keep their events for :meth:`finish`."""
+        """Write time steps ``[t0, t0 + T)`` and keep their events for :meth:`finish`.
+
+        Parameters
+        ----------
+        t0 : int
+            Index of the first time step.
+        labels : (T, nlat, nlon) array
+        probs : (T, K, nlat, nlon) array or None
+            Written only when the file has probabilities.
+        mesh_labels : (T, V) array
+        events : list of dict
+            The events of these time steps.
+        """
         t1 = t0 + labels.shape[0]
         if self.has_time:
             self.labels[t0:t1] = labels
@@ -269,6 +292,21 @@ def _csv_value(x: Any) -> str:
 
 
 def events_csv_row(file_name: str, event: dict[str, Any], time: str) -> list[str | int]:
-    """One row of the events CSV (:data:`meshcnn.predict.EVENT_COLUMNS`) for ``event`` of ``file_name``."""
+    """One row of the events CSV (:data:`meshcnn.predict.EVENT_COLUMNS`) for ``event`` of ``file_name``.
+
+    Parameters
+    ----------
+    file_name : str
+        The input file's name.
+    event : dict
+        One event, with the keys of the columns.
+    time : str
+        The event's time step as text.
+
+    Returns
+    -------
+    list
+        The cells; floats to 6 significant digits, ``""`` for ``None``.
+    """
     return [file_name, event["time_index"], time, event["class"], event["event"],
             *(_csv_value(event[c]) for c in EVENT_COLUMNS[5:])]

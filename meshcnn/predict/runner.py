@@ -60,7 +60,19 @@ class _Tally:
 
     def record(self, source: Path, mesh_labels: np.ndarray, file_events: list[dict[str, Any]],
                times: list[str]) -> None:
-        """Count a file's time steps, events and per-vertex classes; write its events' CSV rows."""
+        """Count a file's time steps, events and per-vertex classes; write its events' CSV rows.
+
+        Parameters
+        ----------
+        source : Path
+            The input file (its name goes into the CSV rows).
+        mesh_labels : (T, V) array
+            Predicted class per time step and vertex.
+        file_events : list of dict
+            The file's events.
+        times : list of str
+            The file's time steps as text, indexed by an event's ``time_index``.
+        """
         self.result["time_steps"] += mesh_labels.shape[0]
         self.result["events"] += len(file_events)
         for t in range(mesh_labels.shape[0]):
@@ -70,7 +82,20 @@ class _Tally:
                 self.writer.writerow(events_csv_row(source.name, e, times[e["time_index"]]))
 
     def bad(self, source: Path, message: str) -> None:
-        """A file that cannot be used: stop with a :class:`PredictError`, or (``skip_bad``) log and count it."""
+        """A file that cannot be used: stop, or (``skip_bad``) log and count it.
+
+        Parameters
+        ----------
+        source : Path
+            The file.
+        message : str
+            Why it cannot be used.
+
+        Raises
+        ------
+        PredictError
+            With ``message``, unless ``skip_bad``.
+        """
         if not self.skip_bad:
             raise PredictError(message)
         self.result["bad"].append((str(source), message))

@@ -116,6 +116,13 @@ def prebuild_matrices(files: Sequence[Path], level: int) -> None:
     building the matrices again (their cost: ``experiments/benchmark/RESULTS.md``, "Moved
     from docstrings: training and prediction"). Errors are left for the file's own turn, where they
     are reported with its name.
+
+    Parameters
+    ----------
+    files : sequence of Path
+        The input files.
+    level : int
+        Icosphere level of the mesh.
     """
     import netCDF4
 
@@ -133,9 +140,23 @@ def prebuild_matrices(files: Sequence[Path], level: int) -> None:
 
 @torch.no_grad()
 def mesh_probabilities(model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: str) -> np.ndarray:
-    """Softmax class probabilities ``(T, K, V)`` float32 of the normalised fields ``x`` ``(T, C, V)``.
+    """Softmax class probabilities of the normalised fields ``x``.
 
-    The model runs on ``device``, ``batch_size`` time steps at a time.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier, already on ``device``.
+    x : (T, C, V) tensor
+        Normalised fields, one time step per row.
+    batch_size : int
+        Time steps per model call.
+    device : str
+        Where the model runs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, K, V)`` float32, on the CPU.
     """
     return torch.cat([torch.softmax(model(x[j:j + batch_size].to(device)).float(), 1).cpu()
                       for j in range(0, x.shape[0], batch_size)]).numpy()
@@ -167,6 +188,18 @@ def argmax_classes(probs: np.ndarray) -> np.ndarray:
 def grid_labels(probs: np.ndarray, level: int, lat: np.ndarray, lon: np.ndarray,
                 probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Mesh probabilities ``(T, K, V)`` on the file's grid: labels and (when asked) probabilities.
+
+    Parameters
+    ----------
+    probs : (T, K, V) array
+        Class probabilities on the mesh, float32.
+    level : int
+        Icosphere level of the mesh.
+    lat, lon : array
+        The grid's latitudes ``(nlat,)`` and longitudes ``(nlon,)``; the mesh -> grid
+        matrix is bilinear and cached for one grid at a time.
+    probabilities : bool
+        Whether to return the interpolated probabilities too.
 
     Returns
     -------

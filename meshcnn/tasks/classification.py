@@ -93,6 +93,19 @@ def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
     """
 
     def evaluate(model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
+        """The accuracy of ``model`` on ``dataset``.
+
+        Parameters
+        ----------
+        model : nn.Module
+        dataset : Dataset
+        device : torch.device
+
+        Returns
+        -------
+        dict of str to float
+            ``{name: accuracy}``.
+        """
         return {name: accuracy(model, dataset, device, batch_size)}
 
     return evaluate

@@ -121,12 +121,35 @@ class RotationStudy:
 
 
 def run_folder(run_dir: str | os.PathLike, tag: str, train_mode: str, seed: int) -> Path:
-    """``<run_dir>/<tag>_<N|R>_s<seed>``: one training run's checkpoint and metrics."""
+    """The folder of one training run's checkpoint and metrics.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        The study's folder.
+    tag : str
+        The variant's tag.
+    train_mode : str
+        ``"N"`` or ``"R"``.
+    seed : int
+
+    Returns
+    -------
+    Path
+        ``<run_dir>/<tag>_<N|R>_s<seed>``.
+    """
     return Path(run_dir) / f"{tag}_{train_mode}_s{seed}"
 
 
 def check_study_resume(study: RotationStudy, variants: Sequence[StudyVariant]) -> None:
     """Before any training: every run to continue was made with the study's settings.
+
+    Parameters
+    ----------
+    study : RotationStudy
+        Its settings (``args``; nothing is checked when None), seeds, train modes and run folder.
+    variants : sequence of StudyVariant
+        The variants whose runs are checked.
 
     Raises
     ------
