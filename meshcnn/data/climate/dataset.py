@@ -211,9 +211,27 @@ def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], leve
     or exact cell areas on a lat-lon grid), pooled over all samples:
     :math:`\mu_c = \sum_{s,v} a_v x_{s,c,v} / (S \sum_v a_v)`,
     :math:`\sigma_c^2 = \sum_{s,v} a_v (x_{s,c,v} - \mu_c)^2 / (S \sum_v a_v)`.
-    Returns a JSON-able dict ``{"mean": [16], "std": [16], "class_fraction": [3],
-    "variables": [...], "num_samples": S}``. A channel with zero variance gets
-    ``std = 1`` (so normalizing only centres it).
+    A channel with zero variance gets ``std = 1`` (so normalizing only centres it).
+
+    Parameters
+    ----------
+    dataset : ClimateNetDataset or sequence of paths
+        The samples; files are read as a :class:`ClimateNetDataset` of ``level``.
+    level : int, optional
+        Icosphere level for a sequence of files (default 5).
+    progress : bool
+        Show a progress bar (default ``True``).
+
+    Returns
+    -------
+    dict
+        JSON-able: ``{"mean": [16], "std": [16], "class_fraction": [3],
+        "variables": [...], "classes": [...], "num_samples": S}``.
+
+    Raises
+    ------
+    ValueError
+        If the dataset is empty.
     """
     if not isinstance(dataset, ClimateNetDataset):
         dataset = ClimateNetDataset(dataset, 5 if level is None else level)
@@ -256,6 +274,17 @@ def class_weights(class_fraction: Sequence[float], power: float = 1.0) -> torch.
 
     ``power=1`` is inverse frequency (UGSCNN's choice), ``0.5`` its square root, ``0`` unweighted.
     A class absent from the training split gets weight 0 (it cannot be learned anyway).
+
+    Parameters
+    ----------
+    class_fraction : sequence of float
+        Area fraction :math:`f_k` of each class (as :func:`compute_stats` returns).
+    power : float
+        :math:`p` (default 1).
+
+    Returns
+    -------
+    (C,) float32 tensor
     """
     f = np.asarray(class_fraction, dtype=np.float64)
     w = np.where(f > 0, np.maximum(f, 1e-12) ** -power, 0.0)

@@ -79,6 +79,22 @@ def split_files(files: Sequence[str | os.PathLike], fractions: Sequence[float] =
     it into consecutive blocks, which avoids leaking neighbouring, correlated time
     steps between splits. Every split with a positive fraction gets at least one
     file when there are enough files.
+
+    Parameters
+    ----------
+    files : sequence of str or path-like
+    fractions : three floats
+        ``(train, val, test)``, non-negative with a positive sum (normalized); default
+        ``(0.7, 0.15, 0.15)``.
+    seed : int
+        Default 0.
+    contiguous : bool
+        Default ``False``.
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "val": [...], "test": [...]}``, lists of paths sorted by name.
     """
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.shape != (3,) or np.any(fractions < 0) or fractions.sum() <= 0:
@@ -99,7 +115,15 @@ def split_files(files: Sequence[str | os.PathLike], fractions: Sequence[float] =
 
 
 def write_split_lists(splits: dict[str, Sequence[str | os.PathLike]], folder: str | os.PathLike) -> None:
-    """Write UGSCNN-style ``{train,val,test}_split.txt`` (file names relative to ``folder``)."""
+    """Write UGSCNN-style ``{train,val,test}_split.txt`` (file names relative to ``folder``).
+
+    Parameters
+    ----------
+    splits : dict of str to sequence of paths
+        As :func:`split_files` returns; one list file per key.
+    folder : str or path-like
+        Where the lists are written.
+    """
     folder = Path(folder)
     for name, files in splits.items():
         lines = [os.path.relpath(Path(f).resolve(), folder.resolve()) for f in files]
@@ -108,8 +132,23 @@ def write_split_lists(splits: dict[str, Sequence[str | os.PathLike]], folder: st
 
 
 def read_split_list(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Read a UGSCNN split list (one file name per line, relative to ``data_dir``,
-    default: the list's folder). Missing listed files raise ``FileNotFoundError`` naming them."""
+    """Read a UGSCNN split list (one file name per line).
+
+    Parameters
+    ----------
+    path : str or path-like
+    data_dir : str or path-like, optional
+        What the names are relative to; default: the list's folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the list or a listed file is missing (naming them).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such split list")

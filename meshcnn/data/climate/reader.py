@@ -198,6 +198,21 @@ def regrid_sample(fields: np.ndarray, labels: np.ndarray | None, lat: np.ndarray
     """Lat-lon sample -> mesh sample: fields bilinear ``(16, V)`` float32, labels nearest ``(V,)`` int64.
 
     Uses the cached sparse matrices of :func:`meshcnn.grids.latlon_to_mesh` (one product per sample).
+
+    Parameters
+    ----------
+    fields : (16, nlat, nlon) array
+    labels : (nlat, nlon) int array or None
+    lat, lon : 1-D arrays
+        The grid's coordinates, degrees.
+    level : int
+        Icosphere level.
+
+    Returns
+    -------
+    data : (16, V) float32 array
+    labels : (V,) int64 array or None
+        ``None`` when ``labels`` is.
     """
     level = check_level(level)
     data = regrid.apply(regrid.latlon_to_mesh(lat, lon, level, "bilinear"), fields.astype(np.float64))
@@ -211,9 +226,20 @@ def read_climatenet(path: str | os.PathLike, level: int) -> tuple[np.ndarray, np
     """Read a ClimateNet netCDF file onto the icosphere of ``level``.
 
     Fields are interpolated bilinearly, labels by nearest neighbour
-    (:mod:`meshcnn.grids.regrid`). Returns ``data`` float32 ``(16, V)`` in
-    :data:`VARIABLES` order and file units (un-normalized) and ``labels``
-    int64 ``(V,)`` in {0, 1, 2}. Errors as in :func:`read_latlon`.
+    (:mod:`meshcnn.grids.regrid`). Errors as in :func:`read_latlon`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    level : int
+        Icosphere level.
+
+    Returns
+    -------
+    data : (16, V) float32 array
+        In :data:`VARIABLES` order and file units (un-normalized).
+    labels : (V,) int64 array
+        In {0, 1, 2}.
     """
     level = check_level(level)
     fields, labels, lat, lon = read_latlon(path)
@@ -224,8 +250,26 @@ def read_climatenet(path: str | os.PathLike, level: int) -> tuple[np.ndarray, np
 def read_ugscnn(path: str | os.PathLike, level: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Read one UGSCNN preprocessed sample: ``data`` (16, V) float32 and one-hot ``labels`` (3, V).
 
-    Returns ``(data float32 (16, V), labels int64 (V,))`` like :func:`read_climatenet`.
-    UGSCNN's files are on level 5; ``level`` must match the file's vertex count.
+    UGSCNN's files are on level 5.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz`` file with arrays ``data`` and ``labels``.
+    level : int
+        Must match the file's vertex count (default 5).
+
+    Returns
+    -------
+    data : (16, V) float32 array
+    labels : (V,) int64 array
+        Like :func:`read_climatenet`.
+
+    Raises
+    ------
+    ClimateFileError
+        If the file is missing or unreadable, an array is missing or of the wrong shape,
+        ``data`` holds NaN or Inf, or ``labels`` is not one-hot over 3 classes.
     """
     path = _existing_file(path, "UGSCNN sample file")
     try:
@@ -252,7 +296,15 @@ def read_ugscnn(path: str | os.PathLike, level: int = 5) -> tuple[np.ndarray, np
 
 
 def write_ugscnn(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray) -> None:
-    """Write a sample in the UGSCNN format (``data`` float32 (16, V), ``labels`` one-hot (3, V))."""
+    """Write a sample in the UGSCNN format (``data`` float32 (16, V), ``labels`` one-hot (3, V)).
+
+    Parameters
+    ----------
+    path : str or path-like
+    data : (16, V) array
+    labels : (V,) int array
+        Class indices in {0, 1, 2}, written one-hot.
+    """
     onehot = np.zeros((NUM_CLASSES, len(labels)), dtype=np.float32)
     onehot[labels, np.arange(len(labels))] = 1
     save_npz(path, data=np.asarray(data, dtype=np.float32), labels=onehot)

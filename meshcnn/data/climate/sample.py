@@ -36,8 +36,21 @@ def synthesize_sample(seed: int, index: int, lat: np.ndarray, lon: np.ndarray,
     and eastward along a gently curving path, some into polar latitudes, with a
     low-level jet along the axis. The label is the filament's tapered core.
 
-    Returns ``fields`` (name -> float32 ``(nlat, nlon)``), ``labels`` int64
-    ``(nlat, nlon)`` and ``events`` (JSON-able description of the TCs and ARs).
+    Parameters
+    ----------
+    seed, index : int
+        The sample's identity; the result depends only on them and the grid.
+    lat, lon : 1-D arrays
+        The grid, degrees.
+    date : datetime.date, optional
+        Sets the season; default: ``index * 2`` days after 2000-01-01.
+
+    Returns
+    -------
+    fields : dict of str to (nlat, nlon) float32 array
+    labels : (nlat, nlon) int64 array
+    events : dict
+        JSON-able description of the TCs and ARs.
     """
     rng = np.random.default_rng([seed, index])
     grid = LatLonGrid(lat, lon)

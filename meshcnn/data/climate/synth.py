@@ -39,6 +39,20 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     trailer after the HDF5 data holds the SHA-256 of the file (other netCDF readers
     ignore it) and every variable has an HDF5 Fletcher-32 checksum, so a damaged file
     fails to read (:class:`ClimateFileError`) instead of giving wrong values.
+
+    Parameters
+    ----------
+    path : str or path-like
+    fields : dict of str to (lat, lon) array
+        One field per name of :data:`VARIABLES`.
+    labels : (lat, lon) int array
+        0 background, 1 tropical cyclone, 2 atmospheric river.
+    lat, lon : 1-D arrays
+        Degrees.
+    date : datetime.date, optional
+        The time step; default: 2000-01-01 (``time`` 0).
+    attrs : dict, optional
+        Global attributes of the file.
     """
     netCDF4 = _netcdf4()
 
@@ -70,7 +84,18 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
 
 
 def default_grid(nlat: int, nlon: int) -> tuple[np.ndarray, np.ndarray]:
-    """ClimateNet's grid layout: ``nlat`` latitudes from -90 to 90 inclusive, ``nlon`` longitudes from 0."""
+    """ClimateNet's grid layout: ``nlat`` latitudes from -90 to 90 inclusive, ``nlon`` longitudes from 0.
+
+    Parameters
+    ----------
+    nlat, nlon : int
+        At least 3 and 4 (``ValueError`` otherwise).
+
+    Returns
+    -------
+    lat, lon : 1-D float64 arrays
+        Degrees; longitudes ``k * 360 / nlon``.
+    """
     if nlat < 3 or nlon < 4:
         raise ValueError(f"grid too small: nlat={nlat}, nlon={nlon} (need nlat >= 3, nlon >= 4)")
     return np.linspace(-90.0, 90.0, nlat), np.arange(nlon) * (360.0 / nlon)
@@ -113,6 +138,28 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
     ``out`` must be empty or new (``FileExistsError`` otherwise), so that no stale
     files mix with the new set; ``overwrite=True`` first removes exactly the files a
     previous call wrote there (:func:`remove_synthetic`, from its ``synth.json``).
+
+    Parameters
+    ----------
+    out : str or path-like
+        The output folder.
+    num : int
+        Number of files, positive (default 200).
+    nlat, nlon : int
+        Grid size (:func:`default_grid`; default 192 x 288).
+    seed : int
+        Default 0.
+    progress : bool
+        Show a progress bar (default ``True``).
+    workers : int
+        Processes writing files (default 1).
+    overwrite : bool
+        Default ``False``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in index order.
     """
     if num < 1:
         raise ValueError(f"num must be positive, got {num}")
@@ -152,7 +199,17 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
 def ensure_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, nlon: int = 288, seed: int = 0,
                      progress: bool = True, workers: int = 1) -> bool:
     """:func:`generate_synthetic` unless ``out/synth.json`` already describes a set of these
-    ``num, nlat, nlon, seed``; returns whether it wrote the set."""
+    ``num, nlat, nlon, seed``; returns whether it wrote the set.
+
+    Parameters
+    ----------
+    out, num, nlat, nlon, seed, progress, workers
+        As in :func:`generate_synthetic` (an existing set is overwritten).
+
+    Returns
+    -------
+    bool
+    """
     wanted = {"seed": seed, "num": num, "nlat": nlat, "nlon": nlon}
     summary = Path(out) / "synth.json"
     if summary.is_file():

@@ -117,8 +117,26 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
 
     Any grid :func:`generate_synthetic` accepts works: on a grid coarser than the
     300 km TC core the nearest grid point stands for the core, and a measure that
-    has no points to measure on is NaN. ``FileNotFoundError`` (naming it) without
-    ``synth.json``; :class:`ClimateFileError` for a malformed one or a bad file.
+    has no points to measure on is NaN.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A set written by :func:`generate_synthetic`.
+    progress : bool
+        Show a progress bar (default ``True``).
+
+    Returns
+    -------
+    dict
+        The measures above.
+
+    Raises
+    ------
+    FileNotFoundError
+        Without ``synth.json`` (naming it).
+    ClimateFileError
+        For a malformed ``synth.json`` or a bad file.
     """
     folder = Path(folder)
     summary = _read_summary(folder)
