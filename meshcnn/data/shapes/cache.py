@@ -40,13 +40,31 @@ class ProjectionStore:
         self._memory: dict[tuple[Path, str], np.ndarray] = {}
 
     def path(self, file: Path, variant: str) -> Path | None:
-        """The cache file of ``file``'s ``variant`` (``None`` without a cache folder)."""
+        """The cache file of ``file``'s ``variant`` (``None`` without a cache folder).
+
+        Parameters
+        ----------
+        file : pathlib.Path
+            A shape file under ``root``.
+        variant : str
+            Projection version, grid and rotation bank.
+        """
         if self.cache_dir is None:
             return None
         return self.cache_dir / variant / file.relative_to(self.root).with_suffix(".npz")
 
     def load(self, file: Path, variant: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        """The stored float32 projection of ``file``, or ``None`` if missing, stale or invalid (with a warning)."""
+        """The stored float32 projection of ``file``, or ``None`` if missing, stale or invalid (with a warning).
+
+        Parameters
+        ----------
+        file : pathlib.Path
+            A shape file under ``root``.
+        variant : str
+            Projection version, grid and rotation bank.
+        shape : tuple of int
+            The expected shape.
+        """
         cache = self.path(file, variant)
         if cache is None:
             return self._memory.get((file, variant))
@@ -68,7 +86,16 @@ class ProjectionStore:
         return signal
 
     def save(self, file: Path, variant: str, signal: np.ndarray) -> None:
-        """Store ``signal`` as ``file``'s ``variant`` (atomically, with its checksum)."""
+        """Store ``signal`` as ``file``'s ``variant`` (atomically, with its checksum).
+
+        Parameters
+        ----------
+        file : pathlib.Path
+            A shape file under ``root``.
+        variant : str
+            Projection version, grid and rotation bank.
+        signal : float32 array
+        """
         cache = self.path(file, variant)
         if cache is None:
             self._memory[(file, variant)] = signal

@@ -232,7 +232,14 @@ class ModelNet(Dataset):
         self.epoch = int(epoch)
 
     def rotation(self, index: int, epoch: int | None = None) -> np.ndarray | None:
-        """The ``(3, 3)`` rotation applied to item ``index`` in ``epoch`` (default: current); ``None`` if not rotating."""
+        """The ``(3, 3)`` rotation applied to item ``index`` in ``epoch``; ``None`` if not rotating.
+
+        Parameters
+        ----------
+        index : int
+        epoch : int, optional
+            Default: the current epoch (:meth:`set_epoch`).
+        """
         if not self.rotate:
             return None
         epoch = self.epoch if epoch is None else int(epoch)

@@ -148,9 +148,19 @@ def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
 
 
 def write_off(path: str | os.PathLike, mesh, header_quirk: bool = False) -> None:
-    """Write a triangle mesh as OFF, atomically. ``header_quirk=True`` writes ``OFFnv nf 0`` on one line
-    (as some real ModelNet files do). Coordinates are written with 6 decimals, or with 9 significant
-    digits where 6 decimals would lose more than 1e-4 of the shape's size (a shape in tiny units)."""
+    """Write a triangle mesh as OFF, atomically.
+
+    Coordinates are written with 6 decimals, or with 9 significant digits where 6 decimals
+    would lose more than 1e-4 of the shape's size (a shape in tiny units).
+
+    Parameters
+    ----------
+    path : str or path-like
+    mesh : trimesh.Trimesh
+        Or anything with ``vertices`` ``(V, 3)`` and ``faces`` ``(F, 3)``.
+    header_quirk : bool
+        Write ``OFFnv nf 0`` on one line (as some real ModelNet files do); default ``False``.
+    """
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
     buf = io.StringIO()

@@ -204,6 +204,22 @@ def synth_shape(name: str, rng: np.random.Generator, noise: tuple[float, float] 
     in ``[-yaw, yaw]`` radians, subdivision to edges under 1/20 of the size and
     Gaussian vertex noise with a standard deviation drawn from ``noise``
     (fraction of the bounding-box diagonal).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`SYNTH_CLASSES` (``ValueError`` otherwise).
+    rng : numpy.random.Generator
+    noise : (float, float)
+        Range of the noise's standard deviation (default ``(0.002, 0.012)``).
+    scale : (float, float)
+        Range of the per-axis scale factors (default ``(0.75, 1.33)``).
+    yaw : float
+        Largest rotation about ``z``, radians (default ``pi / 6``).
+
+    Returns
+    -------
+    trimesh.Trimesh
     """
     import trimesh
 
@@ -230,6 +246,33 @@ def make_synthetic(out: str | os.PathLike, per_class: int = 60, seed: int = 0, t
     splits, like ModelNet. A ``quirk_fraction`` of the files get the one-line
     ``OFFnv nf ne`` header. Shape ``i`` of class ``c`` is drawn from a generator
     seeded by ``(seed, c, i)``, so the set is reproducible.
+
+    Parameters
+    ----------
+    out : str or path-like
+        The dataset root.
+    per_class : int
+        At least 2 (default 60).
+    seed : int
+        Default 0.
+    test_fraction : float
+        In ``(0, 1)`` (default 0.2); each split gets at least one shape per class.
+    classes : sequence of str, optional
+        Default :data:`SYNTH_CLASSES`.
+    quirk_fraction : float
+        Default 0.1.
+    progress : bool
+        Show a progress bar (default ``True``).
+
+    Returns
+    -------
+    dict
+        Classes, shapes per class and split, seed and quirk fraction.
+
+    Raises
+    ------
+    ValueError
+        For ``per_class`` below 2 or ``test_fraction`` outside ``(0, 1)``.
     """
     classes = tuple(classes) if classes is not None else SYNTH_CLASSES
     if per_class < 2:
