@@ -23,6 +23,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,11 +38,7 @@ def cache_key(value: Any) -> Hashable:
     """The hashable key of one argument (see the module docstring for the rule)."""
     if isinstance(value, np.ndarray):
         return _array_key("ndarray", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        torch = None
-    if torch is not None and isinstance(value, torch.Tensor):
+    if isinstance(value, torch.Tensor):
         host = value.detach().to("cpu").contiguous().reshape(-1)
         return _array_key("tensor", str(value.dtype), tuple(value.shape), host.view(torch.uint8).numpy().tobytes()
                           ) + (str(value.device),)
@@ -63,10 +60,6 @@ def copy_result(value: Any) -> Any:
         return {k: copy_result(v) for k, v in value.items()}
     if hasattr(value, "tocsr") and hasattr(value, "copy"):  # scipy.sparse
         return value.copy()
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return value
     if isinstance(value, torch.Tensor):
         return value.clone()
     return value

@@ -157,6 +157,11 @@ def grid_cell_areas(lat: Any, lon: Any) -> np.ndarray:
     return latlon_grid(lat, lon).cell_areas()
 
 
+def _row_normalized(weights: sp.spmatrix) -> sp.spmatrix:
+    """``diag(1 / row sums) @ weights``: the conservative overlap as an averaging matrix."""
+    return sp.diags(1.0 / np.asarray(weights.sum(axis=1)).ravel()) @ weights
+
+
 @memoize(maxsize=32)
 def _latlon_to_mesh(lat: np.ndarray, lon: np.ndarray, level: int, method: str) -> sp.csr_matrix:
     grid = latlon_grid(lat, lon)
@@ -167,7 +172,7 @@ def _latlon_to_mesh(lat: np.ndarray, lon: np.ndarray, level: int, method: str) -
         canon = _interp.nearest_to_mesh(grid, mesh)
     else:
         overlap = conservative_overlap(lat, lon, level)
-        canon = sp.diags(1.0 / np.asarray(overlap.sum(axis=1)).ravel()) @ overlap
+        canon = _row_normalized(overlap)
     # canonical columns -> file columns (a duplicated periodic column gets no weight)
     coo = sp.coo_matrix(canon)
     cols = grid.file_of_canonical()[coo.col]
@@ -185,8 +190,7 @@ def _mesh_to_latlon(lat: np.ndarray, lon: np.ndarray, level: int, method: str) -
     elif method == "nearest":
         canon = _interp.nearest_to_grid(grid, mesh)
     else:
-        overlap_t = sp.csr_matrix(conservative_overlap(lat, lon, level).T)
-        canon = sp.diags(1.0 / np.asarray(overlap_t.sum(axis=1)).ravel()) @ overlap_t
+        canon = _row_normalized(sp.csr_matrix(conservative_overlap(lat, lon, level).T))
     out = sp.csr_matrix(canon)[grid.canonical_of_file()]
     out.sum_duplicates()
     return sp.csr_matrix(out)
