@@ -23,12 +23,6 @@ class _Silent:
     def update(self, n: float = 1) -> None:
         pass
 
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def write(self, text: str) -> None:
-        print(text)
-
     def close(self) -> None:
         pass
 
@@ -48,8 +42,7 @@ def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, **kw
         What to iterate; ``None`` for a bar advanced by ``update`` (pass ``total=``).
     enabled : bool
         Show the bar. When false no tqdm object (and no tqdm thread or lock) is made;
-        the stand-in iterates ``iterable`` and ignores ``update``, ``set_postfix`` and
-        ``close``.
+        the stand-in iterates ``iterable`` and ignores ``update`` and ``close``.
     **kwargs
         Passed to tqdm (``desc``, ``total``, ``unit``, ``leave``, ...).
     """
