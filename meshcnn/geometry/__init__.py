@@ -5,7 +5,7 @@ rotations (:mod:`.rotations`) and the projection of 3D shapes onto the sphere (:
 Pure numpy/scipy/libigl: everything above (grids, nn, data) builds on it, nothing here
 imports from them. Command line: ``python -m meshcnn.geometry --levels 0-7 --out meshes/``.
 """
-from .coords import EARTH_RADIUS_KM, num_vertices_at, latlon_to_xyz, xyz_to_latlon
+from .coords import EARTH_RADIUS_KM, num_vertices_at, latlon_to_xyz, xyz_to_latlon, east_north
 from .mesh import Mesh, icosphere, as_mesh, MAX_LEVEL, FORMAT_VERSION, level_of, check_level
 from .operators import (
     cotangent_laplacian, vertex_areas, face_areas, tangent_frames, face_to_vertex, directional_derivatives,
@@ -19,7 +19,7 @@ from .project import (
     check_mesh, ray_engine, CHANNELS, MISS_DISTANCE)
 
 __all__ = [
-    "EARTH_RADIUS_KM", "num_vertices_at", "latlon_to_xyz", "xyz_to_latlon",
+    "EARTH_RADIUS_KM", "num_vertices_at", "latlon_to_xyz", "xyz_to_latlon", "east_north",
     "Mesh", "icosphere", "as_mesh", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level", "cotangent_laplacian",
     "vertex_areas", "face_areas", "tangent_frames", "face_to_vertex", "directional_derivatives", "vertex_frames",
     "tangent_gradient", "poleward_sign", "edges", "mean_edge_length", "upsample_matrix", "one_ring",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EARTH_RADIUS_KM", "num_vertices_at", "latlon_to_xyz", "xyz_to_latlon"]
+__all__ = ["EARTH_RADIUS_KM", "num_vertices_at", "latlon_to_xyz", "xyz_to_latlon", "east_north"]
 
 #: Mean Earth radius, km (distances and areas on the unit sphere are scaled by it).
 EARTH_RADIUS_KM = 6371.0
@@ -71,3 +71,35 @@ def xyz_to_latlon(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     xyz = np.asarray(xyz)
     return np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0)), np.arctan2(xyz[..., 1], xyz[..., 0])
+
+
+def east_north(xyz: np.ndarray, tol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    r"""Unit east and north vectors at points, seen from the sphere's centre.
+
+    With :math:`n = p / |p|` and :math:`\hat z` the north pole,
+    :math:`e = \hat z \times n / |\hat z \times n|` points east and :math:`n \times e`
+    north; :math:`(e, n \times e, n)` is right-handed. On the polar axis, where
+    :math:`|\hat z \times n| = \cos(\mathrm{lat})` is below ``tol``, both are undefined
+    and returned as NaN.
+
+    Parameters
+    ----------
+    xyz : ndarray, shape ``S + (3,)``
+        Points, not necessarily of unit length (zero is not allowed).
+    tol : float
+        Smallest :math:`\cos(\mathrm{lat})` with a defined frame (default 1e-12).
+
+    Returns
+    -------
+    east, north : ndarray, shape ``S + (3,)``, float64
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    r = np.sqrt(x * x + y * y + z * z)
+    nx, ny, nz = x / r, y / r, z / r
+    rho = np.sqrt(ny * ny + nx * nx)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ex, ey = np.where(rho < tol, np.nan, -ny / rho), np.where(rho < tol, np.nan, nx / rho)
+    east = np.stack([ex, ey, np.where(rho < tol, np.nan, 0.0)], axis=-1)
+    north = np.stack([-nz * ey, nz * ex, nx * ey - ny * ex], axis=-1)
+    return east, north

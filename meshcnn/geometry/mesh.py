@@ -22,7 +22,6 @@ import os
 import time
 import warnings
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import operators as ops
+from ._assembly import icosphere_operators
 from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
 from .._cache import memoize
 from .._progress import progress_bar
@@ -215,20 +215,15 @@ class Mesh:
     def build(cls, level: int) -> "Mesh":
         """Generate the mesh and compute its operators from scratch.
 
-        The operators are independent pure functions of ``(vertices, faces)``; the
-        Laplacian and the vertex areas are computed in worker threads (libigl, numpy and
-        scipy release the GIL) while the derivatives are built, with the same results.
+        The operators are assembled face by face (:func:`~meshcnn.geometry._assembly.icosphere_operators`);
+        they equal those of the general functions of :mod:`meshcnn.geometry.operators` to rounding.
         """
         level = check_level(level)
         vertices, faces, parents = _geometry(level)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            laplacian = pool.submit(ops.cotangent_laplacian, vertices, faces)
-            areas = pool.submit(ops.vertex_areas, vertices, faces)
-            h = ops.mean_edge_length(vertices, faces)
-            grad_ew, grad_ns = ops.directional_derivatives(vertices, faces, scale=h)
-            return cls(level=level, vertices=vertices, faces=faces, parent_edges=parents,
-                       vertex_areas=areas.result(), laplacian=laplacian.result(), grad_ew=grad_ew, grad_ns=grad_ns,
-                       mean_edge_length=h)
+        built = icosphere_operators(vertices, faces)
+        return cls(level=level, vertices=vertices, faces=faces, parent_edges=parents,
+                   vertex_areas=built.vertex_areas, laplacian=built.laplacian, grad_ew=built.grad_ew,
+                   grad_ns=built.grad_ns, mean_edge_length=built.mean_edge_length)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {

@@ -20,6 +20,8 @@ import igl
 import numpy as np
 import scipy.sparse as sp
 
+from .coords import east_north
+
 __all__ = [
     "cotangent_laplacian",
     "vertex_areas",
@@ -107,14 +109,10 @@ def tangent_frames(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray,
     ValueError
         If a face centroid lies on the polar axis.
     """
-    centroid = vertices[faces].mean(axis=1)
-    normal = centroid / np.linalg.norm(centroid, axis=1, keepdims=True)
-    east = np.cross(np.array([0.0, 0.0, 1.0]), normal)
-    norm = np.linalg.norm(east, axis=1, keepdims=True)
-    if np.any(norm < 1e-12):
+    centroid = np.stack([vertices[:, k].take(faces).sum(axis=1) / 3.0 for k in range(3)], axis=-1)
+    east, north = east_north(centroid)
+    if np.isnan(east[:, 0]).any():
         raise ValueError("a face centroid lies on the polar axis; east/north are undefined there")
-    east /= norm
-    north = np.cross(normal, east)
     return east, north
 
 
@@ -229,14 +227,11 @@ def vertex_frames(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     :math:`e_1 = \hat x` and :math:`e_2 = n \times \hat x`. Every frame is right-handed
     seen from outside: :math:`e_1 \times e_2 = n`.
     """
-    normal = vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
-    east = np.cross(np.array([0.0, 0.0, 1.0]), normal)
-    norm = np.linalg.norm(east, axis=1, keepdims=True)
-    polar = norm[:, 0] < 1e-12
+    east, north = east_north(vertices)
+    polar = np.isnan(east[:, 0])
     east[polar] = [1.0, 0.0, 0.0]
-    norm[polar] = 1.0
-    east /= norm
-    return east, np.cross(normal, east)
+    north[polar] = np.cross(vertices[polar] / np.linalg.norm(vertices[polar], axis=1, keepdims=True), east[polar])
+    return east, north
 
 
 def tangent_gradient(vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0,
