@@ -165,19 +165,24 @@ def plot_mesh_signal(
     x, y, triangles, source = mesh_triangulation(mesh)
     if projection == "equirectangular":
         x, y = np.rad2deg(x), np.rad2deg(y)
+        transform = ax.transData
+    else:  # project every point once, here: matplotlib would transform each triangle as a curved path
+        x, y = ax.transProjection.transform(np.column_stack([x, y])).T
+        transform = ax.transAffine + ax.transAxes
     tri = Triangulation(x, y, triangles)
     if categorical:
         face_label, n = _face_labels(values, source[triangles], class_names)
         colors = list(CLASS_COLORS) * (n // len(CLASS_COLORS) + 1)
         cmap = ListedColormap(colors[:n]) if cmap is None else mpl.colormaps.get_cmap(cmap).resampled(n)
         norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
-        mappable = ax.tripcolor(tri, facecolors=face_label.astype(float), cmap=cmap, norm=norm, edgecolors="none")
+        mappable = ax.tripcolor(tri, facecolors=face_label.astype(float), cmap=cmap, norm=norm, edgecolors="none",
+                                transform=transform)
     else:
         vals = np.asarray(values, dtype=np.float64)
         if not np.all(np.isfinite(vals)):
             raise ValueError("values contain NaN or Inf")
         mappable = ax.tripcolor(
-            tri, vals[source], shading="gouraud", cmap=cmap or "viridis", vmin=vmin, vmax=vmax
+            tri, vals[source], shading="gouraud", cmap=cmap or "viridis", vmin=vmin, vmax=vmax, transform=transform
         )
     _decorate_map(ax, projection)
     if title:

@@ -4,8 +4,10 @@ Every operator of :class:`~meshcnn.geometry.Mesh` couples a vertex to itself and
 1-ring, and each is a sum of per-face contributions. On a closed mesh this module finds,
 once, where each face's nine (row, column) pairs
 ``(v_c, v_c), (v_c, v_{c+1}), (v_{c+1}, v_c)`` (``c = 0, 1, 2``, indices mod 3) sit in the
-CSR data array of that pattern; each operator is then one weighted ``bincount`` of per-face
-values, with no sparse products, sorts of matrix entries or sums of duplicates.
+CSR data array of that pattern (two sorts of the half-edges); each operator is then one
+weighted ``bincount`` of per-face values, with no sparse products and no sums of duplicate
+entries. Of the time it takes, numpy releases the GIL for nearly all, so the independent
+parts run in two threads.
 
 The general functions of :mod:`meshcnn.geometry.operators` (libigl, any triangle mesh)
 define the same operators; the tests check that the two agree to rounding.
