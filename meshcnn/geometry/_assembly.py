@@ -63,10 +63,13 @@ def _stable_order(key: np.ndarray, num_keys: int) -> tuple[np.ndarray, np.ndarra
     if int(num_keys).bit_length() + bits > 64:  # pragma: no cover - over ~2**40 half-edges
         order = np.argsort(key, kind="stable")
         return order, key[order]
-    packed = (key.astype(np.uint64) << np.uint64(bits)) | np.arange(len(key), dtype=np.uint64)
+    packed = key.astype(np.uint64)
+    packed <<= np.uint64(bits)
+    packed |= np.arange(len(key), dtype=np.uint64)
     packed.sort()
-    order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
-    return order, (packed >> np.uint64(bits)).astype(np.int64)
+    order = np.bitwise_and(packed, np.uint64((1 << bits) - 1)).view(np.int64)  # below 2**63: the same values
+    packed >>= np.uint64(bits)
+    return order, packed.view(np.int64)
 
 
 def _row_slots(key: np.ndarray, other: np.ndarray, indptr: np.ndarray) -> np.ndarray:
