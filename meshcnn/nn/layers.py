@@ -108,9 +108,9 @@ class _AddSmoothModulus(torch.autograd.Function):
         """
         o = y.shape[1]
         re, im = z[:, :o], z[:, o:]
-        r = torch.addcmul(torch.addcmul(torch.full_like(re, INVARIANT_EPS**2), re, re), im, im).sqrt_()
+        r = torch.mul(re, re).addcmul_(im, im).add_(INVARIANT_EPS**2).sqrt_()
         ctx.save_for_backward(z, r)
-        return (r - INVARIANT_EPS).add_(y)
+        return torch.add(y, r).sub_(INVARIANT_EPS)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -119,7 +119,9 @@ class _AddSmoothModulus(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             o = r.shape[1]
             scale = grad / r
-            grad_z = torch.cat([z[:, :o] * scale, z[:, o:] * scale], dim=1)
+            grad_z = torch.empty_like(z)
+            torch.mul(z[:, :o], scale, out=grad_z[:, :o])
+            torch.mul(z[:, o:], scale, out=grad_z[:, o:])
         return (grad if ctx.needs_input_grad[0] else None), grad_z
 
 
