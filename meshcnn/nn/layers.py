@@ -119,9 +119,8 @@ class _AddSmoothModulus(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             o = r.shape[1]
             scale = grad / r
-            grad_z = torch.empty_like(z)
-            torch.mul(z[:, :o], scale, out=grad_z[:, :o])
-            torch.mul(z[:, o:], scale, out=grad_z[:, o:])
+            batch, _, num_out = z.shape  # both halves times the same scale, in one product
+            grad_z = (z.reshape(batch, 2, o, num_out) * scale.unsqueeze(1)).view(batch, 2 * o, num_out)
         return (grad if ctx.needs_input_grad[0] else None), grad_z
 
 
