@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,11 +34,20 @@ def _array_key(kind: str, dtype: str, shape: tuple[int, ...], data: bytes) -> tu
     return (kind, dtype, shape, hashlib.sha1(data).hexdigest())
 
 
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor, without importing torch: if nothing has imported
+    it, nothing can hold a tensor (so the geometry layer stays free of torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def cache_key(value: Any) -> Hashable:
     """The hashable key of one argument (see the module docstring for the rule)."""
     if isinstance(value, np.ndarray):
         return _array_key("ndarray", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
+        import torch
+
         host = value.detach().to("cpu").contiguous().reshape(-1)
         return _array_key("tensor", str(value.dtype), tuple(value.shape), host.view(torch.uint8).numpy().tobytes()
                           ) + (str(value.device),)
@@ -60,7 +69,7 @@ def copy_result(value: Any) -> Any:
         return {k: copy_result(v) for k, v in value.items()}
     if hasattr(value, "tocsr") and hasattr(value, "copy"):  # scipy.sparse
         return value.copy()
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         return value.clone()
     return value
 

@@ -150,3 +150,14 @@ def test_load_rejects_pickles(tmp_path):
     np.savez(path, vertices=np.array([object()], dtype=object))
     with pytest.raises(ValueError):
         Mesh.load(path)
+
+
+def test_geometry_layer_does_not_import_torch():
+    """The geometry layer (and its command-line tool) is numpy/scipy/libigl only: importing it,
+    and building a mesh, leaves torch unloaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, meshcnn.geometry as g; g.icosphere(2).grad_tangent; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
