@@ -152,29 +152,16 @@ def bag_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         val = op.val.to(sparse_dtype)
         w_id, w_op, _ = split_weight(weight, identity_tap, dense_dtype)
         tables = vertex_major(x, sparse_dtype)  # (B, V_in, C), one copy
-        # nothing to accumulate into: the GEMMs write the output (out= is not differentiable: only without autograd)
-        fresh = w_id is None and bias is None and not torch.is_grad_enabled()
-        out = (torch.empty((batch, out_channels, num_out), dtype=dense_dtype, device=x.device) if fresh
-               else _output_start(x, w_id, bias, (batch, out_channels, num_out), dense_dtype))
+        out = _output_start(x, w_id, bias, (batch, out_channels, num_out), dense_dtype)
         step = samples_per_kernel(x.device, batch, op.block_samples, tables.shape[1] * channels)
         for start in range(0, batch, step):  # F = S x^T for `step` samples, then y += W' F^T
             f = bag_matmul_samples(op.crow, op.col, val, op.block_crow, op.block_col, tables[start:start + step])
             f = f.view(f.shape[0], num_out, op.taps * channels).to(dense_dtype)
-            _gemm_into(out[start:start + step], w_op, f.transpose(1, 2), accumulate=not fresh)
+            if f.shape[0] == 1:
+                out[start].addmm_(w_op, f[0].t())
+            else:
+                out[start:start + step].baddbmm_(w_op.expand(f.shape[0], -1, -1), f.transpose(1, 2))
     return out
-
-
-def _gemm_into(out: torch.Tensor, w: torch.Tensor, f: torch.Tensor, accumulate: bool) -> None:
-    """``out[b] (+)= w @ f[b]`` for every ``b``: ``out`` ``(k, M, N)``, ``w`` ``(M, K)``, ``f`` ``(k, K, N)``."""
-    if out.shape[0] == 1:
-        if accumulate:
-            out[0].addmm_(w, f[0])
-        else:
-            torch.mm(w, f[0], out=out[0])
-    elif accumulate:
-        out.baddbmm_(w.expand(out.shape[0], -1, -1), f)
-    else:
-        torch.bmm(w.expand(out.shape[0], -1, -1), f, out=out)
 
 
 def _identity_input_grad(grad: torch.Tensor, w_id: torch.Tensor | None, x_shape: torch.Size,
@@ -273,11 +260,7 @@ def bag_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: 
         val_t = op.val_t.to(sparse_dtype)
         xd = x.to(dense_dtype)
         tables = vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
-        fresh = w_id is None and not torch.is_grad_enabled()  # no identity tap: the GEMMs write grad_x
-        gx = None
-        if need_x:
-            gx = (torch.empty(x.shape, dtype=dense_dtype, device=grad.device) if fresh
-                  else _identity_input_grad(grad, w_id, x.shape, dense_dtype))
+        gx = _identity_input_grad(grad, w_id, x.shape, dense_dtype) if need_x else None
         grad_w_op_t = (torch.zeros((channels, op.taps * out_channels), dtype=acc_dtype, device=grad.device)
                        if need_w else None)  # accumulated transposed: grad_w_op_t[c, (t, o)]
         step = samples_per_kernel(grad.device, batch, op.block_samples, tables.shape[1] * out_channels)
@@ -285,15 +268,18 @@ def bag_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: 
             stop = min(start + step, batch)
             h = bag_matmul_samples(op.crow_t, op.col_t, val_t, op.block_crow_t, op.block_col_t, tables[start:stop])
             h = h.view(stop - start, num_in, op.taps * out_channels).to(dense_dtype)
-            if need_x:
-                _gemm_into(gx[start:stop], w_op_t, h.transpose(1, 2), accumulate=not fresh)
             if stop - start == 1:
+                if need_x:
+                    gx[start].addmm_(w_op_t, h[0].t())
                 if need_w and acc_dtype == dense_dtype:
                     grad_w_op_t.addmm_(xd[start], h[0])
                 elif need_w:  # low-precision GEMM, accumulated over the batch in float32
                     grad_w_op_t += torch.mm(xd[start], h[0])
-            elif need_w:
-                grad_w_op_t += torch.bmm(xd[start:stop], h).sum(0, dtype=acc_dtype)
+            else:
+                if need_x:
+                    gx[start:stop].baddbmm_(w_op_t.expand(stop - start, -1, -1), h.transpose(1, 2))
+                if need_w:
+                    grad_w_op_t += torch.bmm(xd[start:stop], h).sum(0, dtype=acc_dtype)
         if need_x:
             grad_x = gx.to(x.dtype)
         if need_w:
