@@ -14,7 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "Mesh": "meshcnn.geometry.mesh", "icosphere": "meshcnn.geometry.mesh",
+    "Mesh": "meshcnn.geometry.mesh", "icosphere": "meshcnn.geometry.mesh", "MeshHierarchy": "meshcnn.geometry.hierarchy",
     "MeshConv": "meshcnn.nn.layers", "MeshConvTranspose": "meshcnn.nn.layers", "MeshPool": "meshcnn.nn.layers",
     "ORIENTATIONS": "meshcnn.nn.layers", "hemisphere_flip": "meshcnn.nn.layers",
 }

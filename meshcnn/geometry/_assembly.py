@@ -1,4 +1,4 @@
-r"""The icosphere's operators assembled face by face into one shared sparse pattern.
+r"""The operators of a closed spherical mesh assembled face by face into one shared sparse pattern.
 
 Every operator of :class:`~meshcnn.geometry.Mesh` couples a vertex to itself and to its
 1-ring, and each is a sum of per-face contributions. On a closed mesh this module finds,
@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from .operators import tangent_frames
 
-__all__ = ["FacePattern", "face_pattern", "assemble", "icosphere_operators"]
+__all__ = ["FacePattern", "face_pattern", "assemble", "closed_mesh_operators"]
 
 
 _NOT_CLOSED = "the mesh is not closed and consistently oriented: some half-edge is used twice or has no reverse"
@@ -160,7 +160,7 @@ def assemble(pattern: FacePattern, weights: np.ndarray, row_scale: np.ndarray | 
 
 
 @dataclass(frozen=True)
-class IcosphereOperators:
+class MeshOperators:
     """What :meth:`meshcnn.geometry.Mesh.build` stores besides the geometry (see :class:`Mesh`)."""
 
     vertex_areas: np.ndarray
@@ -185,7 +185,7 @@ def _minus(a: Vector, b: Vector) -> Vector:
     return a[0] - b[0], a[1] - b[1], a[2] - b[2]
 
 
-def icosphere_operators(vertices: np.ndarray, faces: np.ndarray) -> IcosphereOperators:
+def closed_mesh_operators(vertices: np.ndarray, faces: np.ndarray) -> MeshOperators:
     r"""Vertex areas, cotangent Laplacian and the two derivative taps of a closed mesh.
 
     On a face with corners :math:`p_0, p_1, p_2` (counter-clockwise), opposite edges
@@ -210,7 +210,7 @@ def icosphere_operators(vertices: np.ndarray, faces: np.ndarray) -> IcosphereOpe
 
     Returns
     -------
-    IcosphereOperators
+    MeshOperators
     """
     num_vertices = len(vertices)
     with ThreadPoolExecutor(max_workers=2) as pool:  # numpy releases the GIL in all of the heavy steps
@@ -244,7 +244,7 @@ def icosphere_operators(vertices: np.ndarray, faces: np.ndarray) -> IcosphereOpe
         east, north = frames.result()
         grad_ew = pool.submit(derivative, east)
         grad_ns = derivative(north)
-        return IcosphereOperators(vertex_areas=areas, laplacian=laplacian.result(), grad_ew=grad_ew.result(),
+        return MeshOperators(vertex_areas=areas, laplacian=laplacian.result(), grad_ew=grad_ew.result(),
                                   grad_ns=grad_ns, mean_edge_length=mean_edge_length)
 
 

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import operators as ops
-from ._assembly import icosphere_operators
+from ._assembly import closed_mesh_operators
+from ._delaunay import orient_outward, spherical_delaunay, sphere_points
 from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
 from .._cache import memoize
 from .._progress import progress_bar
@@ -118,7 +119,9 @@ def _geometry(level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class Mesh:
-    r"""One level of the icosphere hierarchy and its operators.
+    r"""A closed triangulation of the unit sphere and its operators: one level of the
+    icosphere hierarchy (:func:`icosphere`), or any spherical grid
+    (:meth:`from_points`, :meth:`from_faces`).
 
     Conventions: unit sphere; ``lat`` in ``[-pi/2, pi/2]`` and ``lon`` in
     ``(-pi, pi]``, radians; faces counter-clockwise seen from outside; a vertex
@@ -126,13 +129,15 @@ class Mesh:
 
     Attributes
     ----------
-    level : int
-        Subdivision level, ``V = 10 * 4**level + 2``, ``F = 20 * 4**level``.
+    level : int or None
+        Icosphere subdivision level, ``V = 10 * 4**level + 2``, ``F = 20 * 4**level``;
+        ``None`` for a mesh that is not an icosphere.
     vertices : (V, 3) float64
-        Unit vectors; the first ``V_{l-1}`` are the vertices of level ``l - 1``.
+        Unit vectors; on an icosphere the first ``V_{l-1}`` are the vertices of level ``l - 1``.
     faces : (F, 3) int64
-    parent_edges : (V - V_{l-1}, 2) int64
-        For each vertex added at this level, the two ends of the edge it splits.
+        Counter-clockwise seen from outside; every edge shared by two faces (closed).
+    parent_edges : (V - V_{l-1}, 2) int64 or None
+        Icosphere only: for each vertex added at this level, the two ends of the edge it splits.
     vertex_areas : (V,) float64
         Lumped mixed-Voronoi areas :math:`M_{ii}`, summing to the polyhedron's area
         (slightly under :math:`4\pi`).
@@ -147,17 +152,40 @@ class Mesh:
         For :math:`u = z`, ``grad_ns @ z ≈ h cos(lat)`` and ``grad_ew @ z ≈ 0``.
     mean_edge_length : float
         :math:`h`, mean chord length of the edges on the unit sphere.
+    name : str or None
+        What the mesh is (``"healpix16n"``, a grid file's name); ``None`` for an icosphere.
     """
 
-    level: int
+    level: int | None
     vertices: np.ndarray
     faces: np.ndarray
-    parent_edges: np.ndarray
+    parent_edges: np.ndarray | None
     vertex_areas: np.ndarray
     laplacian: sp.csr_matrix
     grad_ew: sp.csr_matrix
     grad_ns: sp.csr_matrix
     mean_edge_length: float
+    name: str | None = None
+
+    @property
+    def is_icosphere(self) -> bool:
+        """Whether this is a level of the icosphere hierarchy (:func:`icosphere`)."""
+        return self.level is not None
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Identity of the mesh: 16 hex digits of the SHA-256 of its vertices and faces.
+
+        Two meshes with the same points in the same order and the same faces share it; layers
+        store it in their state so that weights are not loaded onto another mesh.
+        """
+        return _checksum({"vertices": self.vertices, "faces": self.faces})[:16]
+
+    def describe(self) -> str:
+        """``"level 5"`` for an icosphere, else the name (or ``"a mesh"``) and the vertex count."""
+        if self.is_icosphere:
+            return f"level {self.level}"
+        return f"{self.name or 'a mesh'} (V={self.num_vertices})"
 
     @property
     def num_vertices(self) -> int:
@@ -179,8 +207,9 @@ class Mesh:
 
     @functools.cached_property
     def upsample(self) -> sp.csr_matrix | None:
-        """``(V, V_{l-1})`` interpolation from the previous level; ``None`` at level 0."""
-        if self.level == 0:
+        """``(V, V_{l-1})`` interpolation from the previous level; ``None`` at level 0 and
+        for a mesh that is not an icosphere (see :class:`~meshcnn.geometry.MeshHierarchy`)."""
+        if not self.level:
             return None
         return ops.upsample_matrix(self.parent_edges, num_vertices_at(self.level - 1))
 
@@ -199,38 +228,114 @@ class Mesh:
 
     @functools.cached_property
     def neighbors(self) -> np.ndarray:
-        """1-ring neighbour table ``(V, 6)``, padded with ``-1`` (the 12 icosahedron vertices have 5)."""
-        return ops.one_ring(self.faces, self.num_vertices)
+        """1-ring neighbour table ``(V, D)``, padded with ``-1``: ``D = 6`` on an icosphere (the 12
+        icosahedron vertices have 5), the largest vertex degree on any other mesh."""
+        if self.is_icosphere:
+            return ops.one_ring(self.faces, self.num_vertices)
+        degree = int(np.bincount(self.faces.reshape(-1), minlength=self.num_vertices).max())
+        return ops.one_ring(self.faces, self.num_vertices, max_degree=degree)
 
     @functools.cached_property
     def edges(self) -> np.ndarray:
-        """Unique edges ``(E, 2)``, ``E = 30 * 4**level``."""
+        """Unique edges ``(E, 2)``, ``E = 3 F / 2`` (``30 * 4**level`` on an icosphere)."""
         return ops.edges(self.faces)
 
     def __repr__(self) -> str:
-        return f"Mesh(level={self.level}, num_vertices={self.num_vertices}, num_faces={self.num_faces})"
+        what = f"level={self.level}" if self.is_icosphere else f"name={self.name!r}"
+        return f"Mesh({what}, num_vertices={self.num_vertices}, num_faces={self.num_faces})"
 
     # ------------------------------------------------------------------ build / save / load
     @classmethod
     def build(cls, level: int) -> "Mesh":
         """Generate the mesh and compute its operators from scratch.
 
-        The operators are assembled face by face (:func:`~meshcnn.geometry._assembly.icosphere_operators`);
+        The operators are assembled face by face (:func:`~meshcnn.geometry._assembly.closed_mesh_operators`);
         they equal those of the general functions of :mod:`meshcnn.geometry.operators` to rounding.
         """
         level = check_level(level)
         vertices, faces, parents = _geometry(level)
-        built = icosphere_operators(vertices, faces)
+        built = closed_mesh_operators(vertices, faces)
         return cls(level=level, vertices=vertices, faces=faces, parent_edges=parents,
                    vertex_areas=built.vertex_areas, laplacian=built.laplacian, grad_ew=built.grad_ew,
                    grad_ns=built.grad_ns, mean_edge_length=built.mean_edge_length)
 
+    @classmethod
+    def from_points(cls, points: np.ndarray | None = None, *, lat: np.ndarray | None = None,
+                    lon: np.ndarray | None = None, name: str | None = None) -> "Mesh":
+        r"""The mesh of any set of points on the sphere: their spherical Delaunay triangulation.
+
+        The faces are the convex hull of the points (the spherical Delaunay triangulation,
+        see :mod:`meshcnn.geometry._delaunay`), outward and counter-clockwise; the operators
+        are assembled by the same code as an icosphere's (:meth:`build`), so a HEALPix grid,
+        a native model grid or scattered stations get the same ``laplacian``, ``grad_ew``,
+        ``grad_ns``, ``vertex_areas`` and tangent frames, in the order of the points given.
+
+        Parameters
+        ----------
+        points : (N, 3) array, optional
+            Unit vectors (renormalised; norms must be within 1e-6 of 1).
+        lat, lon : (N,) arrays, optional
+            Degrees, instead of ``points``.
+        name : str, optional
+            What the mesh is, shown in errors and ``repr``.
+
+        Returns
+        -------
+        Mesh
+            ``level`` is ``None``.
+
+        Raises
+        ------
+        ValueError
+            Fewer than 4 points; a wrong shape or non-finite values; points off the unit
+            sphere; duplicate or coincident points; all points in one hemisphere (a regional
+            grid, whose hull is not a sphere: such data needs a global grid with a mask of
+            valid points).
+        """
+        vertices = sphere_points(points, lat, lon)
+        return cls._closed(vertices, spherical_delaunay(vertices), name)
+
+    @classmethod
+    def from_faces(cls, vertices: np.ndarray, faces: np.ndarray, *, name: str | None = None) -> "Mesh":
+        """The mesh of a given triangulation of the sphere (a grid file's own connectivity).
+
+        Parameters
+        ----------
+        vertices : (V, 3) array
+            Unit vectors, checked as in :meth:`from_points`.
+        faces : (F, 3) int array
+            0-based; turned counter-clockwise seen from outside where they are not.
+        name : str, optional
+
+        Raises
+        ------
+        ValueError
+            Indices out of range, degenerate faces, a vertex in no face, or a triangulation
+            that is not closed (every edge shared by exactly two faces), besides the checks
+            on the points of :meth:`from_points`.
+        """
+        vertices = sphere_points(vertices)
+        faces = np.asarray(faces)
+        if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
+            raise ValueError(f"faces must be an (F, 3) integer array, got shape {faces.shape} of {faces.dtype}")
+        if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+            raise ValueError(f"face indices must be in 0..{len(vertices) - 1}, got {faces.min()}..{faces.max()}")
+        return cls._closed(vertices, orient_outward(vertices, faces), name)
+
+    @classmethod
+    def _closed(cls, vertices: np.ndarray, faces: np.ndarray, name: str | None) -> "Mesh":
+        built = closed_mesh_operators(vertices, faces)  # checks that the mesh is closed and oriented
+        return cls(level=None, vertices=vertices, faces=faces, parent_edges=None,
+                   vertex_areas=built.vertex_areas, laplacian=built.laplacian, grad_ew=built.grad_ew,
+                   grad_ns=built.grad_ns, mean_edge_length=built.mean_edge_length, name=name)
+
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {
-            "level": np.array(self.level, dtype=np.int64),
+            "level": np.array(-1 if self.level is None else self.level, dtype=np.int64),
+            "name": np.array(self.name or ""),
             "vertices": self.vertices,
             "faces": self.faces,
-            "parent_edges": self.parent_edges,
+            "parent_edges": np.zeros((0, 2), np.int64) if self.parent_edges is None else self.parent_edges,
             "vertex_areas": self.vertex_areas,
             "mean_edge_length": np.array(self.mean_edge_length),
         }
@@ -267,6 +372,7 @@ class Mesh:
         if checksum is None or str(checksum) != _checksum(arrays):
             raise ValueError(f"{path}: checksum mismatch")
         level = int(arrays["level"])
+        level = None if level < 0 else level
         v = len(arrays["vertices"])
 
         def matrix(name: str) -> sp.csr_matrix:
@@ -277,12 +383,13 @@ class Mesh:
             level=level,
             vertices=arrays["vertices"],
             faces=arrays["faces"],
-            parent_edges=arrays["parent_edges"],
+            parent_edges=None if level is None else arrays["parent_edges"],
             vertex_areas=arrays["vertex_areas"],
             laplacian=matrix("laplacian"),
             grad_ew=matrix("grad_ew"),
             grad_ns=matrix("grad_ns"),
             mean_edge_length=float(arrays["mean_edge_length"]),
+            name=(str(arrays["name"]) or None) if "name" in arrays else None,
         )
 
 
@@ -364,7 +471,8 @@ def as_mesh(mesh: Mesh | int, low: int = 0) -> Mesh:
     Mesh
     """
     if isinstance(mesh, Mesh):
-        check_level(mesh.level, "level", low=low)
+        if mesh.is_icosphere:
+            check_level(mesh.level, "level", low=low)
         return mesh
     return icosphere(check_level(mesh, "level", low=low))
 

@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 from meshcnn.geometry import operators as ops
-from meshcnn.geometry._assembly import face_pattern, icosphere_operators
+from meshcnn.geometry._assembly import face_pattern, closed_mesh_operators
 from meshcnn.geometry.mesh import _geometry
 
 
@@ -17,7 +17,7 @@ def _reference(vertices, faces):
 
 
 def _assert_matches_reference(vertices, faces, rtol=1e-12):
-    built, ref = icosphere_operators(vertices, faces), _reference(vertices, faces)
+    built, ref = closed_mesh_operators(vertices, faces), _reference(vertices, faces)
     assert built.mean_edge_length == pytest.approx(ref["mean_edge_length"], rel=rtol)
     np.testing.assert_allclose(built.vertex_areas, ref["vertex_areas"], rtol=rtol, atol=0)
     for name in ("laplacian", "grad_ew", "grad_ns"):
@@ -27,7 +27,7 @@ def _assert_matches_reference(vertices, faces, rtol=1e-12):
 
 
 @pytest.mark.parametrize("level", range(0, 6))
-def test_icosphere_operators_match_libigl(level):
+def test_closed_mesh_operators_match_libigl(level):
     vertices, faces, _ = _geometry(level)
     _assert_matches_reference(vertices, faces)
 
