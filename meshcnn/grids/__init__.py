@@ -1,17 +1,18 @@
-"""Grids on the sphere and the regridders between them (lat-lon <-> icosphere).
+"""Grids on the sphere and the regridders between them (lat-lon <-> icosphere, HEALPix or any mesh).
 
 :mod:`.base` the grid protocol and the cell-weight convention; :mod:`.latlon` the one
-lat-lon grid class; :mod:`.icosphere` the icosphere as a grid; :mod:`.regrid` the
+lat-lon grid class; :mod:`.icosphere` the icosphere as a grid; :mod:`.healpix` the HEALPix grids; :mod:`.regrid` the
 regridding matrices and :func:`apply`; :mod:`._interp` and :mod:`._conservative` the
 methods; :mod:`._xarray` the xarray front end.
 """
 from .base import Grid
 from .latlon import LatLonGrid
 from .icosphere import IcosphereGrid, mesh_cell_areas
+from .healpix import HealpixGrid
 from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon, apply, grid_cell_areas, locate, latlon_grid
 from ._xarray import regrid_dataarray, mesh_dataarray_to_latlon
 
 __all__ = [
-    "Grid", "LatLonGrid", "IcosphereGrid", "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply", "grid_cell_areas",
+    "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply", "grid_cell_areas",
     "mesh_cell_areas", "locate", "latlon_grid", "regrid_dataarray", "mesh_dataarray_to_latlon",
 ]
