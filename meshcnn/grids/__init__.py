@@ -9,6 +9,7 @@ from .base import Grid
 from .latlon import LatLonGrid
 from .icosphere import IcosphereGrid, mesh_cell_areas
 from .healpix import HealpixGrid
+from .unstructured import UnstructuredGrid, GridFileError, write_icon_grid, write_mpas_grid
 from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon, apply, grid_cell_areas, locate, latlon_grid
 from ._xarray import regrid_dataarray, mesh_dataarray_to_latlon
 
