@@ -375,12 +375,13 @@ def _file_areas(path: Path, ds: Any, name: str, dim: str, n: int) -> np.ndarray 
     return values
 
 
-def _mesh(path: Path, build: Any, *args: Any, name: str) -> Mesh:
-    """``build(*args, name=name)``, its ``ValueError`` turned into a :class:`GridFileError` naming the file."""
+def _mesh(path: Path, what: str, build: Any, *args: Any, name: str) -> Mesh:
+    """``build(*args, name=name)``, its ``ValueError`` turned into a :class:`GridFileError` naming the file
+    and ``what`` the mesh was built from."""
     try:
         return build(*args, name=name)
     except ValueError as exc:
-        raise GridFileError(path, f"the cell centres give no valid spherical mesh ({exc})") from exc
+        raise GridFileError(path, f"{what} give no valid spherical mesh ({exc})") from exc
 
 
 def _read_icon(path: Path, ds: Any, name: str, with_areas: bool) -> tuple[Mesh, np.ndarray | None, np.ndarray]:
@@ -405,7 +406,7 @@ def _read_icon(path: Path, ds: Any, name: str, with_areas: bool) -> tuple[Mesh, 
         if len(listed) != len(incidences) or not np.array_equal(listed, incidences):
             raise GridFileError(path, "variables 'cells_of_vertex' and 'vertex_of_cell' disagree: "
                                       f"{len(np.setxor1d(listed, incidences))} (vertex, cell) incidences are in one only")
-    mesh = _mesh(path, Mesh.from_points, points, name=name)
+    mesh = _mesh(path, "the cell centres 'clon'/'clat'", Mesh.from_points, points, name=name)
     unmatched = _unmatched_edges(mesh.edges, voc)
     return mesh, _file_areas(path, ds, "cell_area", "cell", n) if with_areas else None, unmatched
 
@@ -433,7 +434,7 @@ def _read_mpas(path: Path, ds: Any, name: str, with_areas: bool) -> tuple[Mesh, 
                   "triangles: a regional (limited-area) MPAS mesh. Only global meshes are supported: the mesh "
                   "operators need a closed triangulation of the sphere (a Delaunay hull would bridge the area "
                   "outside the domain); remap regional data onto a global grid first")
-    mesh = _mesh(path, Mesh.from_faces, points, cov, name=name)
+    mesh = _mesh(path, "the cell centres and the triangles 'cellsOnVertex'", Mesh.from_faces, points, cov, name=name)
     return mesh, _file_areas(path, ds, "areaCell", "nCells", n) if with_areas else None, None
 
 

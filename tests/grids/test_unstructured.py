@@ -319,7 +319,7 @@ def test_mpas_not_closed(files, tmp_path):
     cov = read_raw(files["mpas"], "cellsOnVertex").copy()
     cov[1] = cov[0]  # a triangle twice, one missing: not a closed manifold triangulation
     out = rewrite(files["mpas"], tmp_path / "open.nc", cellsOnVertex=(("nVertices", "vertexDegree"), cov))
-    check_error(out, "no valid spherical mesh")
+    check_error(out, "'cellsOnVertex' give no valid spherical mesh")
 
 
 def test_icon_inconsistent_cells_of_vertex(files, tmp_path):
@@ -333,7 +333,7 @@ def test_icon_duplicate_centres(files, tmp_path):
     clat, clon = read_raw(files["icon"], "clat").copy(), read_raw(files["icon"], "clon").copy()
     clat[5], clon[5] = clat[6], clon[6]
     out = rewrite(files["icon"], tmp_path / "dup.nc", clat=("cell", clat), clon=("cell", clon))
-    check_error(out, "no valid spherical mesh")
+    check_error(out, "'clon'/'clat' give no valid spherical mesh")
 
 
 def test_bad_areas(files, tmp_path):
