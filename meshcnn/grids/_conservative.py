@@ -21,26 +21,33 @@ from .._cache import memoize
 from ..geometry.coords import latlon_to_xyz
 from ..geometry.locate import locate
 from ..geometry.mesh import Mesh, icosphere
-from .icosphere import mesh_cell_areas
+from .icosphere import MeshTarget, mesh_cell_areas
 from .latlon import LatLonGrid
 
 __all__ = ["conservative_overlap"]
 
 
 @memoize(maxsize=8)
-def conservative_overlap(lat: np.ndarray, lon: np.ndarray, level: int) -> sp.csr_matrix:
+def conservative_overlap(lat: np.ndarray, lon: np.ndarray, target: int | MeshTarget) -> sp.csr_matrix:
     """Balanced overlap ``(V, nlat * nlon)`` (canonical columns), steradians: ``O[v, c]`` is the
-    integral of vertex ``v``'s hat function over grid cell ``c``.
+    integral of vertex ``v``'s hat function over grid cell ``c``, balanced so that row ``v`` sums
+    to the mesh side's cell area :math:`a_v` and column ``c`` to the grid cell's area :math:`A_c`.
 
     Parameters
     ----------
     lat, lon : ndarray
         The grid's coordinates, degrees, float64, file order (see :class:`LatLonGrid`).
-    level : int
+    target : int or MeshTarget
+        An icosphere level (cell areas :func:`~meshcnn.grids.mesh_cell_areas`), or any mesh with
+        its cell areas (:func:`~meshcnn.grids.icosphere.regrid_target`).
     """
     grid = LatLonGrid(lat, lon)
-    mesh = icosphere(level)
-    return _balance(_raw_overlap(grid, mesh), mesh_cell_areas(mesh), grid.canonical_cell_areas().reshape(-1))
+    if isinstance(target, MeshTarget):
+        mesh, mesh_areas = target.mesh, target.cell_areas
+    else:
+        mesh = icosphere(target)
+        mesh_areas = mesh_cell_areas(mesh)
+    return _balance(_raw_overlap(grid, mesh), mesh_areas, grid.canonical_cell_areas().reshape(-1))
 
 
 def _raw_overlap(grid: LatLonGrid, mesh: Mesh, min_sub: int = 2) -> sp.csr_matrix:

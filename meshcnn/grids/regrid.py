@@ -1,4 +1,4 @@
-r"""Regridding between regular latitude-longitude grids and the icosphere.
+r"""Regridding between regular latitude-longitude grids and a mesh: the icosphere, HEALPix, any sphere mesh.
 
 Every method is a precomputed ``scipy.sparse`` matrix, so a whole data set is
 regridded by one sparse product per sample::
@@ -7,6 +7,19 @@ regridded by one sparse product per sample::
     mesh_values = W @ grid_values.reshape(nlat * nlon)
     M = mesh_to_latlon(5, lat, lon)                # (nlat * nlon, V)
     grid_values = (M @ mesh_values).reshape(nlat, nlon)
+    W = latlon_to_mesh(lat, lon, HealpixGrid(16))  # (12 * 16**2, nlat * nlon), pixels in NESTED order
+
+The mesh side (the ``level`` argument) is one of
+
+* an icosphere level (int): :func:`meshcnn.geometry.icosphere`; an icosphere
+  :class:`~meshcnn.geometry.Mesh` (``mesh.is_icosphere``), or a grid on one such as
+  :class:`~meshcnn.grids.IcosphereGrid`, is its level (the same matrices, the same cache entry);
+* any other :class:`~meshcnn.geometry.Mesh` (:meth:`~meshcnn.geometry.Mesh.from_points`,
+  :meth:`~meshcnn.geometry.Mesh.from_faces`): its vertices in their order, cell areas
+  :func:`~meshcnn.grids.mesh_cell_areas`;
+* a grid with a ``mesh`` attribute and ``cell_areas()`` (the :class:`~meshcnn.grids.base.Grid`
+  protocol, e.g. :class:`~meshcnn.grids.HealpixGrid`): its mesh, in the grid's order, and the
+  grid's own cell areas (exactly equal for HEALPix) as the weights ``conservative`` preserves.
 
 Conventions
 -----------
@@ -18,14 +31,16 @@ Conventions
   ``ValueError``.
 * Grid values are flattened row-major, latitude-major, in the order of the file:
   ``index = i_lat * nlon + i_lon``.
-* Mesh vertices are ordered as in :func:`meshcnn.geometry.mesh`.
+* Mesh values are in the order of the mesh's vertices (of the grid's points).
 
 Methods
 -------
 ``bilinear`` and ``nearest`` are built in :mod:`meshcnn.grids._interp`, ``conservative`` in
 :mod:`meshcnn.grids._conservative` (area-weighted, preserving
-:math:`\sum_c A_c f_c = \sum_v a_v f_v` with the cell areas of :mod:`meshcnn.grids.base`).
-Every matrix is cached per (grid, level, method); a fresh copy is returned each call.
+:math:`\sum_c A_c f_c = \sum_v a_v f_v` with the cell areas of :mod:`meshcnn.grids.base`:
+:math:`A_c` the lat-lon cells', :math:`a_v` the mesh side's, see above).
+Every matrix is cached per (lat-lon grid, mesh, method), a mesh other than an icosphere level by its
+:attr:`~meshcnn.geometry.Mesh.fingerprint` and cell areas; a fresh copy is returned each call.
 Missing values (masked fields)
 ------------------------------
 Fields with NaN where they are undefined (sea-surface temperature over land, a
@@ -51,10 +66,10 @@ import scipy.sparse as sp
 
 from .._cache import memoize
 from ..geometry.locate import locate  # noqa: F401 (exported from meshcnn.grids)
-from ..geometry.mesh import check_level, icosphere
+from ..geometry.mesh import Mesh, icosphere
 from . import _interp
 from ._conservative import conservative_overlap
-from .icosphere import mesh_cell_areas  # noqa: F401 (exported from meshcnn.grids)
+from .icosphere import MeshTarget, mesh_cell_areas, regrid_target  # noqa: F401 (mesh_cell_areas: exported)
 from .latlon import LatLonGrid
 
 __all__ = ["METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply", "grid_cell_areas", "mesh_cell_areas", "locate",
@@ -92,36 +107,42 @@ def latlon_grid(lat: Any, lon: Any) -> LatLonGrid:
     return LatLonGrid(_coordinates(lat), _coordinates(lon))
 
 
-def latlon_to_mesh(lat: Any, lon: Any, level: int, method: str = "bilinear") -> sp.csr_matrix:
-    """The regridding matrix from a lat-lon grid to the icosphere of ``level``.
+def _mesh_of(target: int | MeshTarget) -> Mesh:
+    return icosphere(target) if isinstance(target, int) else target.mesh
+
+
+def latlon_to_mesh(lat: Any, lon: Any, level: int | Mesh | Any, method: str = "bilinear") -> sp.csr_matrix:
+    """The regridding matrix from a lat-lon grid to a mesh: the icosphere of ``level``, or any mesh or grid.
 
     Parameters
     ----------
     lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
         The file's coordinates, degrees (:class:`~meshcnn.grids.LatLonGrid`).
-    level : int
+    level : int, Mesh or grid with a ``mesh``
+        The mesh side: an icosphere level, a :class:`~meshcnn.geometry.Mesh`, or a grid such as
+        :class:`~meshcnn.grids.HealpixGrid` (module docstring).
     method : {"bilinear", "nearest", "conservative"}
         See the module docstring.
 
     Returns
     -------
     scipy.sparse.csr_matrix, shape ``(V, nlat * nlon)``
-        Columns in file order, ``index = i_lat * nlon + i_lon``; each row sums to 1.
-        Cached per (grid, level, method); a fresh copy is returned each call, carrying
-        ``grid_shape = (nlat, nlon)``, which :func:`apply` checks a 2-D field against.
+        Rows in the mesh's vertex order, columns in file order, ``index = i_lat * nlon + i_lon``;
+        each row sums to 1. Cached per (grid, mesh, method); a fresh copy is returned each call,
+        carrying ``grid_shape = (nlat, nlon)``, which :func:`apply` checks a 2-D field against.
     """
-    level = check_level(level)
-    out = _latlon_to_mesh(_coordinates(lat), _coordinates(lon), level, _check_method(method))
+    out = _latlon_to_mesh(_coordinates(lat), _coordinates(lon), regrid_target(level), _check_method(method))
     out.grid_shape = (len(lat), len(lon))
     return out
 
 
-def mesh_to_latlon(level: int, lat: Any, lon: Any, method: str = "bilinear") -> sp.csr_matrix:
-    """The regridding matrix from the icosphere of ``level`` to a lat-lon grid.
+def mesh_to_latlon(level: int | Mesh | Any, lat: Any, lon: Any, method: str = "bilinear") -> sp.csr_matrix:
+    """The regridding matrix from a mesh (the icosphere of ``level``, or any mesh or grid) to a lat-lon grid.
 
     Parameters
     ----------
-    level : int
+    level : int, Mesh or grid with a ``mesh``
+        The mesh side, as in :func:`latlon_to_mesh`.
     lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
         Degrees, as in :func:`latlon_to_mesh`.
     method : {"bilinear", "nearest", "conservative"}
@@ -129,10 +150,10 @@ def mesh_to_latlon(level: int, lat: Any, lon: Any, method: str = "bilinear") -> 
     Returns
     -------
     scipy.sparse.csr_matrix, shape ``(nlat * nlon, V)``
-        Rows in file order (``i_lat * nlon + i_lon``); each row sums to 1; carries ``grid_shape``.
+        Rows in file order (``i_lat * nlon + i_lon``), columns in the mesh's vertex order; each row
+        sums to 1; carries ``grid_shape``.
     """
-    level = check_level(level)
-    out = _mesh_to_latlon(_coordinates(lat), _coordinates(lon), level, _check_method(method))
+    out = _mesh_to_latlon(_coordinates(lat), _coordinates(lon), regrid_target(level), _check_method(method))
     out.grid_shape = (len(lat), len(lon))
     return out
 
@@ -163,15 +184,15 @@ def _row_normalized(weights: sp.spmatrix) -> sp.spmatrix:
 
 
 @memoize(maxsize=32)
-def _latlon_to_mesh(lat: np.ndarray, lon: np.ndarray, level: int, method: str) -> sp.csr_matrix:
+def _latlon_to_mesh(lat: np.ndarray, lon: np.ndarray, target: int | MeshTarget, method: str) -> sp.csr_matrix:
     grid = latlon_grid(lat, lon)
-    mesh = icosphere(level)
+    mesh = _mesh_of(target)
     if method == "bilinear":
         canon = _interp.bilinear_to_mesh(grid, mesh)
     elif method == "nearest":
         canon = _interp.nearest_to_mesh(grid, mesh)
     else:
-        overlap = conservative_overlap(lat, lon, level)
+        overlap = conservative_overlap(lat, lon, target)
         canon = _row_normalized(overlap)
     # canonical columns -> file columns (a duplicated periodic column gets no weight)
     coo = sp.coo_matrix(canon)
@@ -182,15 +203,15 @@ def _latlon_to_mesh(lat: np.ndarray, lon: np.ndarray, level: int, method: str) -
 
 
 @memoize(maxsize=32)
-def _mesh_to_latlon(lat: np.ndarray, lon: np.ndarray, level: int, method: str) -> sp.csr_matrix:
+def _mesh_to_latlon(lat: np.ndarray, lon: np.ndarray, target: int | MeshTarget, method: str) -> sp.csr_matrix:
     grid = latlon_grid(lat, lon)
-    mesh = icosphere(level)
+    mesh = _mesh_of(target)
     if method == "bilinear":
         canon = _interp.barycentric_to_grid(grid, mesh)
     elif method == "nearest":
         canon = _interp.nearest_to_grid(grid, mesh)
     else:
-        canon = _row_normalized(sp.csr_matrix(conservative_overlap(lat, lon, level).T))
+        canon = _row_normalized(sp.csr_matrix(conservative_overlap(lat, lon, target).T))
     out = sp.csr_matrix(canon)[grid.canonical_of_file()]
     out.sum_duplicates()
     return sp.csr_matrix(out)

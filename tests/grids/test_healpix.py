@@ -204,3 +204,42 @@ def test_restriction_is_the_exact_mean_of_the_children(nest):
         assert (nested[coarse_perm][:, fine_perm] != restriction).nnz == 0
     with pytest.raises(ValueError, match="nside = 1"):
         HealpixGrid(1).restriction()
+
+
+@pytest.mark.parametrize("nside", (1, 2, 8))
+@pytest.mark.parametrize("nest", (True, False))
+def test_mesh_of_the_pixel_centres(nside, nest):
+    """The mesh is the Delaunay triangulation of the centres, in the grid's order, named after it;
+    nside = 1 (12 points) is a valid closed mesh too. Euler: F = 2V - 4 for a closed triangulation."""
+    grid = HealpixGrid(nside, nest=nest)
+    mesh = grid.mesh
+    assert mesh is grid.mesh  # built once per instance
+    assert mesh.name == f"healpix{nside}{'n' if nest else 'r'}" and mesh.level is None and not mesh.is_icosphere
+    assert mesh.num_vertices == grid.npix and mesh.num_faces == 2 * grid.npix - 4
+    np.testing.assert_allclose(mesh.vertices, grid.points(), rtol=0, atol=1e-15)
+    # the lumped vertex areas are close to the exact equal pixel areas (within 6 %)
+    lumped = mesh.vertex_areas * (4 * np.pi / mesh.vertex_areas.sum())
+    assert np.abs(lumped / grid.pixel_area - 1).max() < 0.06
+
+
+@pytest.mark.parametrize("nest", (True, False))
+def test_hierarchy_is_the_nested_quadtree(nest):
+    grid = HealpixGrid(8, nest=nest)
+    hierarchy = grid.hierarchy()
+    assert [m.num_vertices for m in hierarchy] == [768, 192, 48, 12]
+    assert [m.name for m in hierarchy] == [f"healpix{n}{'n' if nest else 'r'}" for n in (8, 4, 2, 1)]
+    assert hierarchy[0] is grid.mesh and not hierarchy.nested
+    for i, nside in enumerate((8, 4, 2)):
+        fine, coarse = HealpixGrid(nside, nest), HealpixGrid(nside // 2, nest)
+        assert (hierarchy.restrictions[i] != fine.restriction()).nnz == 0
+        prolongation = hierarchy.prolongations[i]
+        assert prolongation.shape == (fine.npix, coarse.npix)
+        np.testing.assert_allclose(np.asarray(prolongation.sum(axis=1)).ravel(), 1.0, atol=1e-12)
+        # barycentric interpolation of the coarse centres' z at the fine centres: close to z itself
+        z_fine, z_coarse = fine.points()[:, 2], coarse.points()[:, 2]
+        assert np.abs(prolongation @ z_coarse - z_fine).max() < 0.3 * np.sqrt(coarse.pixel_area)
+    assert len(grid.hierarchy(min_nside=4)) == 2 and len(grid.hierarchy(min_nside=8)) == 1
+    with pytest.raises(ValueError, match="above nside"):
+        grid.hierarchy(min_nside=16)
+    with pytest.raises(ValueError, match="power of 2"):
+        grid.hierarchy(min_nside=3)

@@ -452,3 +452,168 @@ def test_curvilinear_dataarray_is_named_as_such():
     da = xr.DataArray(np.zeros((4, 5)), dims=("y", "x"), coords={"lat": (("y", "x"), lat), "lon": (("y", "x"), lon)})
     with pytest.raises(ValueError, match="curvilinear"):
         regrid_dataarray(da, 2)
+
+
+# ------------------------------------------------------------------ any mesh: HEALPix, a Mesh, a grid with .mesh
+def degree_two(lat_deg, lon_deg):
+    """A smooth degree-2 field: Re Y_2^1 + 0.5 Y_2^0 (lat, lon in degrees)."""
+    theta = np.deg2rad(90.0 - np.asarray(lat_deg, dtype=np.float64))
+    phi = np.deg2rad(np.asarray(lon_deg, dtype=np.float64))
+    return sph_harm_y(2, 1, theta, phi).real + 0.5 * sph_harm_y(2, 0, theta, phi).real
+
+
+def test_healpix_round_trip_error_falls_with_nside():
+    """1-degree grid -> HEALPix nside -> 1-degree grid (bilinear, then barycentric): the values at the
+    pixel centres are the analytic ones to the lat-lon grid's own interpolation error, and the round
+    trip error falls like the mesh spacing squared (about 4x per doubling of nside)."""
+    from meshcnn.grids import HealpixGrid
+
+    lat, lon = ONE_DEGREE
+    field = degree_two(*np.meshgrid(lat, lon, indexing="ij"))
+    amplitude = np.abs(field).max()
+    errors = []
+    for nside in (8, 16, 32):
+        grid = HealpixGrid(nside)
+        pixel_values = apply(latlon_to_mesh(lat, lon, grid), field)
+        assert pixel_values.shape == (12 * nside**2,)
+        assert np.abs(pixel_values - degree_two(grid.lat, grid.lon)).max() < 3e-4 * amplitude
+        back = apply(mesh_to_latlon(grid, lat, lon), pixel_values).reshape(field.shape)
+        errors.append(np.abs(back - field).max() / amplitude)
+    assert errors[1] < errors[0] / 3 and errors[2] < errors[1] / 3
+    assert errors[1] < 5e-3
+
+
+@pytest.mark.parametrize("method", ["bilinear", "nearest", "conservative"])
+def test_healpix_constants_exact_and_conservative_integral(method):
+    """Every method keeps a constant (rows sum to 1) in both directions; conservative keeps the
+    area integral with the HEALPix pixels' exact equal areas, both ways."""
+    from meshcnn.grids import HealpixGrid
+
+    lat, lon = np.linspace(-90.0, 90.0, 46), np.arange(0.0, 360.0, 4.0)
+    grid = HealpixGrid(8)
+    to_pixels, to_latlon = latlon_to_mesh(lat, lon, grid, method), mesh_to_latlon(grid, lat, lon, method)
+    assert to_pixels.shape == (grid.npix, len(lat) * len(lon)) and to_latlon.shape == (len(lat) * len(lon), grid.npix)
+    np.testing.assert_allclose(apply(to_pixels, np.full((len(lat), len(lon)), 3.25)), 3.25, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(apply(to_latlon, np.full(grid.npix, -1.5)), -1.5, rtol=0, atol=1e-13)
+    if method != "conservative":
+        return
+    rng = np.random.default_rng(2)
+    cell_areas = grid_cell_areas(lat, lon)
+    g = rng.uniform(0.0, 1.0, cell_areas.shape) + on_grid(lat, lon)
+    pixels = apply(to_pixels, g)
+    assert grid.pixel_area * pixels.sum() == pytest.approx((cell_areas * g).sum(), rel=1e-9)
+    h = rng.uniform(0.0, 1.0, grid.npix)
+    back = apply(to_latlon, h)
+    assert (cell_areas.reshape(-1) @ back) == pytest.approx(grid.pixel_area * h.sum(), rel=1e-9)
+
+
+def test_healpix_conservative_error_falls_with_nside():
+    from meshcnn.grids import HealpixGrid
+
+    lat, lon = np.linspace(-90.0, 90.0, 91), np.arange(0.0, 360.0, 2.0)
+    field = degree_two(*np.meshgrid(lat, lon, indexing="ij"))
+    errors = []
+    for nside in (4, 8, 16):
+        grid = HealpixGrid(nside)
+        pixels = apply(latlon_to_mesh(lat, lon, grid, "conservative"), field)
+        errors.append(np.abs(pixels - degree_two(grid.lat, grid.lon)).max())
+    assert errors[2] < errors[1] / 1.6 < errors[0] / 1.6**2
+    assert errors[2] < 0.03 * np.abs(field).max()
+
+
+def test_healpix_quarter_turn_symmetry_of_bilinear():
+    """A field turned by 90 degrees of longitude regrids to the pixel values permuted by the
+    quarter turn of the NESTED grid (base pixel f -> the next in its row, same (ix, iy))."""
+    from meshcnn.grids import HealpixGrid
+
+    lat, lon = ONE_DEGREE
+    field = degree_two(*np.meshgrid(lat, lon, indexing="ij"))
+    turned = np.roll(field, 90, axis=1)  # turned(lon) = field(lon - 90)
+    nside = 8
+    W = latlon_to_mesh(lat, lon, HealpixGrid(nside))
+    p = np.arange(12 * nside**2)
+    face, inner = p // nside**2, p % nside**2
+    image = ((face + 1) % 4 + 4 * (face // 4)) * nside**2 + inner
+    np.testing.assert_allclose(apply(W, turned)[image], apply(W, field), rtol=0, atol=1e-12)
+
+
+def test_healpix_ring_order_is_the_nested_rows_permuted():
+    from meshcnn.grids import HealpixGrid
+    from meshcnn.grids.healpix import healpix_nest_to_ring
+
+    lat, lon = np.linspace(-90.0, 90.0, 46), np.arange(0.0, 360.0, 4.0)
+    for method in ("bilinear", "nearest"):
+        nested = latlon_to_mesh(lat, lon, HealpixGrid(4), method)
+        ring = latlon_to_mesh(lat, lon, HealpixGrid(4, nest=False), method)
+        assert (ring[healpix_nest_to_ring(4)] != nested).nnz == 0
+
+
+def test_any_mesh_is_accepted_and_icosphere_stays_bit_identical():
+    """An icosphere Mesh or IcosphereGrid is its level (the same matrix, bit for bit); a grid's
+    bare mesh gives the same interpolation as the grid; conservative uses the grid's cell areas."""
+    from meshcnn.geometry import Mesh
+    from meshcnn.grids import HealpixGrid, IcosphereGrid
+
+    lat, lon = np.linspace(-90.0, 90.0, 19), np.arange(0.0, 360.0, 10.0)
+    for method in ("bilinear", "nearest", "conservative"):
+        by_level = latlon_to_mesh(lat, lon, 2, method)
+        for same in (icosphere(2), IcosphereGrid(2)):
+            assert (latlon_to_mesh(lat, lon, same, method) != by_level).nnz == 0
+            assert (mesh_to_latlon(same, lat, lon, method) != mesh_to_latlon(2, lat, lon, method)).nnz == 0
+    grid = HealpixGrid(4)
+    for method in ("bilinear", "nearest"):
+        assert (latlon_to_mesh(lat, lon, grid.mesh, method) != latlon_to_mesh(lat, lon, grid, method)).nnz == 0
+    # a Mesh rebuilt from the same points: the same matrices (cached by fingerprint)
+    rebuilt = Mesh.from_points(grid.points(), name="again")
+    assert (mesh_to_latlon(rebuilt, lat, lon) != mesh_to_latlon(grid, lat, lon)).nnz == 0
+    # a bare mesh's conservative weights are its lumped vertex areas, the grid's its exact pixel areas
+    g = on_grid(lat, lon)
+    integral = (grid_cell_areas(lat, lon) * g).sum()
+    assert mesh_cell_areas(grid.mesh) @ apply(latlon_to_mesh(lat, lon, grid.mesh, "conservative"), g) == \
+        pytest.approx(integral, rel=1e-9)
+    assert grid.pixel_area * apply(latlon_to_mesh(lat, lon, grid, "conservative"), g).sum() == \
+        pytest.approx(integral, rel=1e-9)
+    # scattered points: any Mesh
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(300, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    scattered = Mesh.from_points(points, name="scattered")
+    values = apply(latlon_to_mesh(lat, lon, scattered), on_grid(lat, lon))
+    exact = harmonics(np.rad2deg(scattered.lat), np.rad2deg(scattered.lon))
+    assert np.abs(values - exact).max() < 0.05 * np.abs(exact).max()
+    for bad in ("5", 2.0, None, True, object()):
+        with pytest.raises(ValueError, match="level"):
+            latlon_to_mesh(lat, lon, bad)
+
+
+def test_regrid_dataarray_to_healpix_and_back():
+    xr = pytest.importorskip("xarray")
+    from meshcnn.grids import HealpixGrid, mesh_dataarray_to_latlon
+
+    lat, lon = np.linspace(90.0, -90.0, 37), np.arange(-180.0, 180.0, 5.0)
+    field = on_grid(lat, lon)
+    da = xr.DataArray(np.stack([field, 2 * field]), dims=("time", "lat", "lon"),
+                      coords={"time": [0, 1], "lat": lat, "lon": lon}, name="T", attrs={"units": "K"})
+    grid = HealpixGrid(8)
+    out = regrid_dataarray(da, grid, "conservative")
+    assert out.dims == ("time", "vertex") and out.shape == (2, grid.npix)
+    assert out.attrs["mesh_name"] == "healpix8n" and out.attrs["mesh_fingerprint"] == grid.mesh.fingerprint
+    assert "mesh_level" not in out.attrs and out.attrs["units"] == "K"
+    np.testing.assert_allclose(out["lat"].values, grid.lat, rtol=0, atol=1e-12)  # degrees, of the mesh's vertices
+    np.testing.assert_allclose(out["lon"].values, grid.lon, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(out.values[1], apply(latlon_to_mesh(lat, lon, grid, "conservative"), 2 * field))
+    ds = regrid_dataarray(xr.Dataset({"T": da}), grid, "nearest")
+    assert ds.attrs["mesh_name"] == "healpix8n" and ds["T"].shape == (2, grid.npix)
+    back = mesh_dataarray_to_latlon(out, lat, lon, "conservative", mesh=grid)
+    assert back.dims == ("time", "lat", "lon") and back.attrs["mesh_name"] == "healpix8n"
+    np.testing.assert_array_equal(back.values[0].reshape(-1),
+                                  apply(mesh_to_latlon(grid, lat, lon, "conservative"), out.values[0]))
+    with pytest.raises(ValueError, match="mesh="):
+        mesh_dataarray_to_latlon(out, lat, lon)  # 768 values: not an icosphere level
+    with pytest.raises(ValueError, match="768 values"):
+        mesh_dataarray_to_latlon(out, lat, lon, mesh=HealpixGrid(4))
+    # an icosphere level given as mesh= is the same as found from V
+    on_ico = regrid_dataarray(da, 2)
+    assert on_ico.attrs["mesh_level"] == 2
+    np.testing.assert_array_equal(mesh_dataarray_to_latlon(on_ico, lat, lon, mesh=2).values,
+                                  mesh_dataarray_to_latlon(on_ico, lat, lon).values)
