@@ -14,6 +14,6 @@ from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon, apply, grid_cell_ar
 from ._xarray import regrid_dataarray, mesh_dataarray_to_latlon
 
 __all__ = [
-    "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply", "grid_cell_areas",
-    "mesh_cell_areas", "locate", "latlon_grid", "regrid_dataarray", "mesh_dataarray_to_latlon",
+    "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply",
+    "grid_cell_areas", "mesh_cell_areas", "locate", "latlon_grid", "regrid_dataarray", "mesh_dataarray_to_latlon",
 ]

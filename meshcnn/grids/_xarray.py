@@ -219,7 +219,8 @@ def mesh_dataarray_to_latlon(
         target = regrid_target(mesh)
         num_vertices = icosphere(target).num_vertices if isinstance(target, int) else target.mesh.num_vertices
         if num_vertices != size:
-            raise ValueError(f"the {vertex_name!r} dimension has {size} values but the mesh has {num_vertices} vertices")
+            raise ValueError(f"the {vertex_name!r} dimension has {size} values but the mesh has "
+                             f"{num_vertices} vertices")
     lat_a, lon_a = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     matrix = mesh_to_latlon(target if isinstance(target, int) else mesh, lat_a, lon_a, method)
     da = obj.transpose(..., vertex_name)

@@ -54,6 +54,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..geometry.coords import latlon_to_xyz
+from ..geometry.hierarchy import MeshHierarchy
+from ..geometry.mesh import Mesh
 
 __all__ = ["HealpixGrid", "check_nside", "healpix_npix", "healpix_ring_centres", "healpix_nest_to_ring",
            "healpix_ring_to_nest", "healpix_centres", "healpix_children"]
@@ -324,11 +326,11 @@ class HealpixGrid:
         return healpix_nest_to_ring(self.nside)
 
     @functools.cached_property
-    def mesh(self):
-        """The Delaunay triangulation of the pixel centres, :meth:`Mesh.from_points <meshcnn.geometry.Mesh.from_points>`,
-        named :attr:`name`; vertex ``k`` is pixel ``k`` of the grid's order. Built once per instance."""
-        from ..geometry.mesh import Mesh
-
+    def mesh(self) -> Mesh:
+        """The Delaunay triangulation of the pixel centres
+        (:meth:`Mesh.from_points <meshcnn.geometry.Mesh.from_points>`), named :attr:`name`; vertex ``k``
+        is pixel ``k`` of the grid's order. Built once per instance. Its lumped ``vertex_areas`` are
+        within 6 % of the exact pixel area; the grid's :meth:`cell_areas` stay the exact ones."""
         return Mesh.from_points(self.points(), name=self.name)
 
     def restriction(self) -> sp.csr_matrix:
@@ -350,7 +352,7 @@ class HealpixGrid:
             cols = healpix_nest_to_ring(self.nside)[children_nest]
         return sp.csr_matrix((np.full(self.npix, 0.25), (rows, cols)), shape=(n_coarse, self.npix))
 
-    def hierarchy(self, min_nside: int = 1):
+    def hierarchy(self, min_nside: int = 1) -> MeshHierarchy:
         """The :class:`~meshcnn.geometry.MeshHierarchy` ``nside, nside / 2, ..., min_nside``.
 
         Meshes are the :attr:`mesh` of each grid (same ``nest`` ordering); restrictions the
@@ -363,10 +365,9 @@ class HealpixGrid:
         Parameters
         ----------
         min_nside : int
-            The coarsest level, a power of 2 within ``1 .. nside`` (default 1: 12 points).
+            The coarsest level, a power of 2 within ``1 .. nside`` (default 1: the 12 base pixels,
+            a valid mesh of 20 triangles; there is no minimum beyond that).
         """
-        from ..geometry.hierarchy import MeshHierarchy
-
         min_nside = check_nside(min_nside)
         if min_nside > self.nside:
             raise ValueError(f"min_nside={min_nside} is above nside={self.nside}")
