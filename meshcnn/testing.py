@@ -35,13 +35,19 @@ def layer_taps(layer: torch.nn.Module) -> list[sp.csr_matrix]:
     -------
     list of scipy.sparse.csr_matrix, each ``(V_out, V_in)``
         :func:`~meshcnn.nn.orientation_taps` of the layer's level and orientation, identity
-        included: rows restricted to the coarse vertices for stride 2, composed with
-        :attr:`Mesh.upsample <meshcnn.Mesh.upsample>` for a transposed convolution.
+        included: rows restricted to the coarse vertices for stride 2 (composed with the
+        restriction on a hierarchy that is not nested), composed with the prolongation
+        (:attr:`Mesh.upsample <meshcnn.Mesh.upsample>` on the icosphere) for a transposed convolution.
     """
-    mesh = icosphere(layer.level)
+    hierarchy = layer.hierarchy
+    fine, num_out = hierarchy[0], layer.out_mesh.num_vertices
     if isinstance(layer, MeshConvTranspose):
-        return [sp.csr_matrix(t @ mesh.upsample) for t in orientation_taps(mesh, mesh.num_vertices, layer.orientation)]
-    return orientation_taps(mesh, num_vertices_at(layer.out_level), layer.orientation)
+        return [sp.csr_matrix(t @ hierarchy.prolongations[0])
+                for t in orientation_taps(fine, fine.num_vertices, layer.orientation)]
+    if layer.out_mesh is fine or hierarchy.nested:
+        return orientation_taps(fine, num_out, layer.orientation)
+    return [sp.csr_matrix(hierarchy.restrictions[0] @ t)
+            for t in orientation_taps(fine, fine.num_vertices, layer.orientation)]
 
 
 def reference_output(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

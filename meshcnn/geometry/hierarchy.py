@@ -154,6 +154,12 @@ class MeshHierarchy:
             raise ValueError(f"min_level ({min_level}) must not be above max_level ({max_level})")
         return _icosphere_hierarchy(max_level, min_level, None if mesh_dir is None else os.fspath(mesh_dir))
 
+    def __copy__(self) -> "MeshHierarchy":
+        return self  # immutable by contract, like its meshes
+
+    def __deepcopy__(self, memo: dict) -> "MeshHierarchy":
+        return self
+
     def __len__(self) -> int:
         return len(self.meshes)
 
@@ -190,6 +196,8 @@ def _checked(matrix: sp.spmatrix, shape: tuple[int, int], what: str) -> sp.csr_m
         raise ValueError(f"{what} must have shape {shape}, got {out.shape}")
     if not np.all(np.isfinite(out.data)):
         raise ValueError(f"{what} has non-finite entries")
+    if np.diff(out.indptr).min(initial=1) == 0:
+        raise ValueError(f"{what} has an empty row: every output vertex must take some input")
     return out
 
 

@@ -167,6 +167,12 @@ class Mesh:
     mean_edge_length: float
     name: str | None = None
 
+    def __copy__(self) -> "Mesh":
+        return self  # immutable by contract: a copied model shares its meshes
+
+    def __deepcopy__(self, memo: dict) -> "Mesh":
+        return self
+
     @property
     def is_icosphere(self) -> bool:
         """Whether this is a level of the icosphere hierarchy (:func:`icosphere`)."""

@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from ..nn._buffers import ConstantBuffers
-from ..nn.layers import MeshConv, MeshConvTranspose, MeshPool, check_orientation, check_signal, hemisphere_flip
-from ..geometry.mesh import check_level, icosphere, num_vertices_at
+from ..nn.layers import (MeshConv, MeshConvTranspose, MeshPool, check_orientation, check_signal, hemisphere_flip,
+                         resolve_meshes)
+from ..geometry.hierarchy import MeshHierarchy
+from ..geometry.mesh import check_level
 
 __all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE"]
 
@@ -35,37 +37,36 @@ class ResBlock(nn.Module):
     Parameters
     ----------
     in_channels, out_channels : int
-    level : int
-        Level of the input.
+    level : int, Mesh or MeshHierarchy
+        The input's icosphere level, or its mesh (a hierarchy ``h`` for ``stride=2``: from
+        ``h[0]`` to ``h[1]``).
     stride : 1 or 2
-        2: the output lives on ``level - 1``.
+        2: the output lives on ``level - 1`` (``h[1]``).
     orientation : one of :data:`meshcnn.ORIENTATIONS`
     downsample : ``"stride"`` or ``"pool"``
     mesh_dir : path, optional
         Where meshes are cached.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1,
+    def __init__(self, in_channels: int, out_channels: int, level: "int | Mesh | MeshHierarchy", stride: int = 1,
                  orientation: str = "fixed", downsample: str = "stride",
                  mesh_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
         if downsample not in ("stride", "pool"):
             raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
-        out_level = level - 1 if stride == 2 else level
+        meshes = resolve_meshes(level, None, mesh_dir, "ResBlock", coarse=stride == 2)
+        kw = {"bias": False, "orientation": orientation}
         if stride == 2 and downsample == "pool":
-            self.conv1 = nn.Sequential(MeshConv(in_channels, out_channels, level, bias=False,
-                                                orientation=orientation, mesh_dir=mesh_dir),
-                                       MeshPool(level, "mean", mesh_dir=mesh_dir))
+            self.conv1 = nn.Sequential(MeshConv(in_channels, out_channels, mesh=meshes[0], **kw),
+                                       MeshPool(mesh=meshes, mode="mean"))
         else:
-            self.conv1 = MeshConv(in_channels, out_channels, level, stride=stride, bias=False,
-                                  orientation=orientation, mesh_dir=mesh_dir)
+            self.conv1 = MeshConv(in_channels, out_channels, mesh=meshes, stride=stride, **kw)
         self.bn1 = nn.BatchNorm1d(out_channels)
-        self.conv2 = MeshConv(out_channels, out_channels, out_level, bias=False, orientation=orientation,
-                              mesh_dir=mesh_dir)
+        self.conv2 = MeshConv(out_channels, out_channels, mesh=meshes[-1], **kw)
         self.bn2 = nn.BatchNorm1d(out_channels)
         shortcut: list[nn.Module] = []
         if stride == 2:
-            shortcut.append(MeshPool(level, "mean", mesh_dir=mesh_dir))
+            shortcut.append(MeshPool(mesh=meshes, mode="mean"))
         if in_channels != out_channels:
             shortcut += [nn.Conv1d(in_channels, out_channels, 1, bias=False), nn.BatchNorm1d(out_channels)]
         self.shortcut = nn.Sequential(*shortcut)
@@ -77,7 +78,8 @@ class ResBlock(nn.Module):
 
 
 class SphericalUNet(ConstantBuffers):
-    r"""U-Net on the icosphere hierarchy, ``(B, in_channels, V_max) -> (B, out_channels, V_max)``.
+    r"""U-Net on the icosphere hierarchy (or any :class:`~meshcnn.geometry.MeshHierarchy`),
+    ``(B, in_channels, V_max) -> (B, out_channels, V_max)``.
 
     The encoder goes from ``max_level`` down to ``min_level`` with stride-2
     residual blocks, doubling the channels at every level
@@ -95,7 +97,8 @@ class SphericalUNet(ConstantBuffers):
     ----------
     in_channels, out_channels : int
     max_level, min_level : int
-        Levels of the input (and output) and of the bottleneck, ``min_level < max_level``.
+        Levels of the input (and output) and of the bottleneck, ``min_level < max_level``
+        (default 5 and 0); not with ``hierarchy``.
     width : int
         Channels on ``max_level``.
     orientation : one of :data:`meshcnn.ORIENTATIONS`
@@ -103,52 +106,55 @@ class SphericalUNet(ConstantBuffers):
         Input channels multiplied by ``sign(latitude)``.
     mesh_dir : path, optional
         Where meshes are cached.
+    hierarchy : MeshHierarchy, keyword only
+        Instead of the levels: the meshes from the input's (``hierarchy[0]``) to the
+        bottleneck's (``hierarchy[-1]``), at least two; ``width * 2**i`` channels on
+        ``hierarchy[i]``. A HEALPix hierarchy (:meth:`meshcnn.grids.HealpixGrid.hierarchy`),
+        a native model grid over icospheres, or any other.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, max_level: int = 5, min_level: int = 0,
-                 width: int = 16, orientation: str = "fixed", flip_channels: Sequence[int] = (),
-                 mesh_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, max_level: int | None = None,
+                 min_level: int | None = None, width: int = 16, orientation: str = "fixed",
+                 flip_channels: Sequence[int] = (), mesh_dir: str | os.PathLike | None = None, *,
+                 hierarchy: MeshHierarchy | None = None) -> None:
         super().__init__()
-        max_level = check_level(max_level, "max_level")
-        min_level = check_level(min_level, "min_level")
-        if min_level >= max_level:
-            raise ValueError(f"min_level ({min_level}) must be below max_level ({max_level})")
+        hierarchy = _model_hierarchy(max_level, min_level, hierarchy, mesh_dir, (5, 0))
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, got {width!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.max_level, self.min_level = max_level, min_level
+        self.hierarchy = hierarchy  # immutable and shared: not copied by deepcopy, not in state_dict()
+        self.max_level, self.min_level = hierarchy[0].level, hierarchy[-1].level
         self.orientation = check_orientation(orientation)
         self.flip_channels = tuple(int(c) for c in flip_channels)
         if any(not 0 <= c < in_channels for c in self.flip_channels):
             raise ValueError(f"flip_channels {self.flip_channels} out of range for {in_channels} input channels")
         if self.flip_channels:  # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere
-            flip = hemisphere_flip(torch.ones(in_channels, num_vertices_at(max_level), dtype=torch.float64,
-                                              device="cpu"), max_level, self.flip_channels, mesh_dir=mesh_dir)
+            flip = hemisphere_flip(torch.ones(in_channels, hierarchy[0].num_vertices, dtype=torch.float64,
+                                              device="cpu"), hierarchy[0], self.flip_channels)
             self.register_constant("input_sign", flip)
-        kw = {"orientation": orientation, "mesh_dir": mesh_dir}
+        kw = {"orientation": orientation}
+        depth = len(hierarchy) - 1
 
-        def ch(level: int) -> int:
-            return width * 2 ** (max_level - level)
+        def ch(i: int) -> int:
+            return width * 2 ** i
 
-        self.stem = nn.Sequential(MeshConv(in_channels, width, max_level, bias=False, **kw),
+        self.stem = nn.Sequential(MeshConv(in_channels, width, mesh=hierarchy[0], bias=False, **kw),
                                   nn.BatchNorm1d(width), nn.ReLU())
         self.down = nn.ModuleList(
-            ResBlock(ch(level), ch(level - 1), level, stride=2, **kw)
-            for level in range(max_level, min_level, -1)
+            ResBlock(ch(i), ch(i + 1), hierarchy[i:i + 2], stride=2, **kw) for i in range(depth)
         )
         self.up = nn.ModuleList(
-            nn.Sequential(MeshConvTranspose(ch(level - 1), ch(level), level, bias=False, **kw),
-                          nn.BatchNorm1d(ch(level)), nn.ReLU())
-            for level in range(min_level + 1, max_level + 1)
+            nn.Sequential(MeshConvTranspose(ch(i + 1), ch(i), mesh=hierarchy[i:i + 2], bias=False, **kw),
+                          nn.BatchNorm1d(ch(i)), nn.ReLU())
+            for i in reversed(range(depth))
         )
         self.merge = nn.ModuleList(
-            ResBlock(2 * ch(level), ch(level), level, **kw)
-            for level in range(min_level + 1, max_level + 1)
+            ResBlock(2 * ch(i), ch(i), hierarchy[i], **kw) for i in reversed(range(depth))
         )
         self.head = nn.Conv1d(width, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_signal(x, self.in_channels, self.max_level, "SphericalUNet")
+        check_signal(x, self.in_channels, self.hierarchy[0], "SphericalUNet")
         if self.flip_channels:
             x = x * self.input_sign.to(x.dtype)
         x = self.stem(x)
@@ -188,45 +194,78 @@ class SphericalResNet(ConstantBuffers):
     width : int
         Channels of the stem; doubled by every stage.
     depth : int
-        Stages, ``0 <= depth <= level``.
+        Stages, ``0 <= depth <= level`` (``len(hierarchy) - 1`` with a hierarchy, unless
+        ``downsample="none"``).
     orientation : one of :data:`meshcnn.ORIENTATIONS`
     downsample : one of :data:`DOWNSAMPLE`
     mesh_dir : path, optional
         Where meshes are cached.
+    hierarchy : MeshHierarchy, keyword only
+        Instead of ``level``: the input lives on ``hierarchy[0]`` and stage ``i`` goes down to
+        ``hierarchy[i + 1]``.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, level: int = 5, width: int = 16, depth: int = 3,
-                 orientation: str = "fixed", downsample: str = "stride",
-                 mesh_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, in_channels: int, num_classes: int, level: int | None = None, width: int = 16,
+                 depth: int = 3, orientation: str = "fixed", downsample: str = "stride",
+                 mesh_dir: str | os.PathLike | None = None, *, hierarchy: MeshHierarchy | None = None) -> None:
         super().__init__()
-        level = check_level(level)
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= level:
-            raise ValueError(f"depth must be an integer in 0..level ({level}), got {depth!r}")
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
-        self.in_channels, self.num_classes, self.level = in_channels, num_classes, level
-        self.orientation = check_orientation(orientation)
-        kw = {"orientation": orientation, "mesh_dir": mesh_dir}
-        self.stem = nn.Sequential(MeshConv(in_channels, width, level, bias=False, **kw),
-                                  nn.BatchNorm1d(width), nn.ReLU())
-        stages = []
-        channels = width
         if downsample not in DOWNSAMPLE:
             raise ValueError(f"downsample must be one of {DOWNSAMPLE}, got {downsample!r}")
         stride = 1 if downsample == "none" else 2
+        if hierarchy is None:
+            level = check_level(5 if level is None else level)
+            if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= level:
+                raise ValueError(f"depth must be an integer in 0..level ({level}), got {depth!r}")
+        depth_levels = 0 if stride == 1 else depth
+        if hierarchy is not None and (isinstance(depth, bool) or not isinstance(depth, int)
+                                      or not 0 <= depth_levels <= len(hierarchy) - 1 or depth < 0):
+            raise ValueError(f"depth must be an integer in 0..{len(hierarchy) - 1} (the hierarchy's coarser meshes), "
+                             f"got {depth!r}")
+        hierarchy = _model_hierarchy(level, None if hierarchy is not None else level - depth_levels, hierarchy,
+                                     mesh_dir, None)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        self.in_channels, self.num_classes, self.level = in_channels, num_classes, hierarchy[0].level
+        self.hierarchy = hierarchy  # immutable and shared: not copied by deepcopy, not in state_dict()
+        self.orientation = check_orientation(orientation)
+        kw = {"orientation": orientation}
+        self.stem = nn.Sequential(MeshConv(in_channels, width, mesh=hierarchy[0], bias=False, **kw),
+                                  nn.BatchNorm1d(width), nn.ReLU())
+        stages = []
+        channels = width
         for i in range(depth):
-            block_level = level if stride == 1 else level - i
-            stages += [ResBlock(channels, 2 * channels, block_level, stride=stride,
+            meshes = hierarchy[0] if stride == 1 else hierarchy[i:i + 2]
+            stages += [ResBlock(channels, 2 * channels, meshes, stride=stride,
                                 downsample="stride" if stride == 1 else downsample, **kw),
-                       ResBlock(2 * channels, 2 * channels, block_level - (stride - 1), **kw)]
+                       ResBlock(2 * channels, 2 * channels, hierarchy[0] if stride == 1 else hierarchy[i + 1], **kw)]
             channels *= 2
         self.stages = nn.Sequential(*stages)
-        pool_level = level if stride == 1 else level - depth
-        areas = torch.as_tensor(icosphere(pool_level, mesh_dir).vertex_areas, dtype=torch.float64, device="cpu")
+        areas = torch.as_tensor(hierarchy[depth_levels].vertex_areas, dtype=torch.float64, device="cpu")
         self.register_constant("pool_weight", areas / areas.sum())
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_signal(x, self.in_channels, self.level, "SphericalResNet")
+        check_signal(x, self.in_channels, self.hierarchy[0], "SphericalResNet")
         x = self.stages(self.stem(x))
         return self.fc(x @ self.pool_weight.to(x.dtype))
+
+
+def _model_hierarchy(max_level: int | None, min_level: int | None, hierarchy: MeshHierarchy | None,
+                     mesh_dir: str | os.PathLike | None, defaults: tuple[int, int] | None) -> MeshHierarchy:
+    """A model's meshes: the given hierarchy, or the icosphere levels ``max_level`` down to ``min_level``."""
+    if hierarchy is not None:
+        if max_level is not None or min_level is not None:
+            raise ValueError("give the icosphere levels or hierarchy=, not both")
+        if not isinstance(hierarchy, MeshHierarchy):
+            raise ValueError(f"hierarchy must be a meshcnn.geometry.MeshHierarchy, got {type(hierarchy).__name__}")
+        if defaults is not None and len(hierarchy) < 2:
+            raise ValueError(f"a U-Net needs a hierarchy of at least two meshes, got {hierarchy!r}")
+        return hierarchy
+    if defaults is not None:
+        max_level = defaults[0] if max_level is None else max_level
+        min_level = defaults[1] if min_level is None else min_level
+    max_level = check_level(max_level, "max_level")
+    min_level = check_level(min_level, "min_level")
+    if defaults is not None and min_level >= max_level:
+        raise ValueError(f"min_level ({min_level}) must be below max_level ({max_level})")
+    return MeshHierarchy.icosphere(max_level, min_level, mesh_dir)

@@ -9,7 +9,7 @@ import os
 import scipy.sparse as sp
 import torch
 
-from ..geometry.mesh import Mesh, check_level, icosphere, num_vertices_at
+from ..geometry.mesh import Mesh, check_level, icosphere
 from ..geometry.operators import poleward_sign
 
 __all__ = ["ORIENTATIONS", "INVARIANT_EPS", "check_orientation", "orientation_taps", "hemisphere_flip"]
@@ -67,7 +67,7 @@ def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
     return orientation_taps(mesh, num_out, "fixed")
 
 
-def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tuple[int, ...]",
+def hemisphere_flip(fields: torch.Tensor, level: "int | Mesh", channels: "list[int] | tuple[int, ...]",
                     mesh_dir: str | os.PathLike | None = None) -> torch.Tensor:
     r"""Multiply the northward vector components among ``fields`` by ``sign(latitude)``.
 
@@ -80,8 +80,8 @@ def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tup
 
     Parameters
     ----------
-    fields : (..., C, V) tensor on the icosphere of ``level``
-    level : int
+    fields : (..., C, V) tensor on the icosphere of ``level`` (or on the mesh ``level``)
+    level : int or Mesh
     channels : list of int
         Indices of the northward components along the channel axis (``-2``).
     mesh_dir : path, optional
@@ -92,16 +92,16 @@ def hemisphere_flip(fields: torch.Tensor, level: int, channels: "list[int] | tup
     Tensor
         A new tensor, ``fields`` with ``fields[..., c, :] * sign(lat)`` for each ``c`` in ``channels``.
     """
-    level = check_level(level)
-    if not isinstance(fields, torch.Tensor) or fields.dim() < 2 or fields.shape[-1] != num_vertices_at(level):
+    mesh = level if isinstance(level, Mesh) else icosphere(check_level(level), mesh_dir)
+    if not isinstance(fields, torch.Tensor) or fields.dim() < 2 or fields.shape[-1] != mesh.num_vertices:
         shape = tuple(fields.shape) if isinstance(fields, torch.Tensor) else type(fields).__name__
-        raise ValueError(f"hemisphere_flip: expected a (..., C, {num_vertices_at(level)}) tensor for level {level}, "
+        raise ValueError(f"hemisphere_flip: expected a (..., C, {mesh.num_vertices}) tensor for {mesh.describe()}, "
                          f"got {shape}")
     num_channels = fields.shape[-2]
     index = [int(c) for c in channels]
     if any(not -num_channels <= c < num_channels for c in index):
         raise ValueError(f"hemisphere_flip: channels {index} out of range for {num_channels} channels")
-    sign = torch.as_tensor(poleward_sign(icosphere(level, mesh_dir).vertices), dtype=fields.dtype,
+    sign = torch.as_tensor(poleward_sign(mesh.vertices), dtype=fields.dtype,
                            device=fields.device)
     out = fields.clone()
     out[..., index, :] = fields[..., index, :] * sign

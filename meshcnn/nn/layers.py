@@ -1,7 +1,10 @@
-r"""Neural network layers on the icosphere.
+r"""Neural network layers on sphere meshes: the icosphere, or any :class:`~meshcnn.geometry.Mesh`.
 
-Tensor layout is ``(batch, channels, V)`` like :class:`torch.nn.Conv1d`, with
-``V = 10 * 4**level + 2`` the vertex count of the layer's level.
+Tensor layout is ``(batch, channels, V)`` like :class:`torch.nn.Conv1d`, with ``V`` the
+vertex count of the layer's mesh (``10 * 4**level + 2`` on the icosphere of ``level``).
+A layer takes its mesh as an icosphere ``level``, or as ``mesh=``: a :class:`Mesh` (any
+grid, e.g. :meth:`Mesh.from_points`) or, for the layers that change resolution, a
+:class:`~meshcnn.geometry.MeshHierarchy` ``h`` (they go between ``h[0]`` and ``h[1]``).
 """
 from __future__ import annotations
 
@@ -17,14 +20,62 @@ from ._buffers import ConstantBuffers, OperatorBuffers
 from ._orientation import (INVARIANT_EPS, ORIENTATIONS, check_orientation, hemisphere_flip, orientation_taps,
                            tap_operators)  # noqa: F401  (tap_operators: imported from here by scripts)
 from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
-from ..geometry.mesh import check_level, icosphere, level_of, num_vertices_at
+from ..geometry.hierarchy import MeshHierarchy
+from ..geometry.mesh import Mesh, check_level, level_of, num_vertices_at
+
 
 __all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation", "orientation_taps",
-           "hemisphere_flip", "ORIENTATIONS", "INVARIANT_EPS"]
+           "hemisphere_flip", "ORIENTATIONS", "INVARIANT_EPS", "resolve_meshes"]
 
 
-def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V_level)`` tensor.
+def resolve_meshes(level: "int | Mesh | MeshHierarchy | None", mesh: "Mesh | MeshHierarchy | None",
+                   mesh_dir: str | os.PathLike | None, who: str, coarse: bool) -> MeshHierarchy:
+    """The meshes of a layer as a hierarchy: ``h[0]`` the fine mesh, ``h[1]`` the coarse one if ``coarse``.
+
+    Parameters
+    ----------
+    level : int, Mesh, MeshHierarchy or None
+        An icosphere level (0..9; 1..9 when ``coarse``), or a mesh given positionally.
+    mesh : Mesh, MeshHierarchy or None
+        The mesh, keyword form; exactly one of ``level`` and ``mesh``.
+    mesh_dir : path, optional
+        Where icosphere meshes are cached.
+    who : str
+        Name that starts the error messages.
+    coarse : bool
+        Whether the layer also needs the next coarser mesh (stride 2, pooling, transposed).
+
+    Returns
+    -------
+    MeshHierarchy
+        For a level ``l``: :meth:`MeshHierarchy.icosphere` ``(l, l - 1)`` (or ``(l, l)``); an
+        icosphere :class:`Mesh` is taken as its level; any other Mesh is a one-mesh hierarchy,
+        refused when ``coarse`` (which needs a :class:`MeshHierarchy` to know the coarse mesh).
+    """
+    if (level is None) == (mesh is None):
+        raise ValueError(f"{who}: give an icosphere level or mesh= (a Mesh or MeshHierarchy), exactly one of them")
+    given = mesh if level is None else level
+    if isinstance(given, MeshHierarchy):
+        if coarse and len(given) < 2:
+            raise ValueError(f"{who}: needs a hierarchy of at least two meshes, got {given!r}")
+        return given[:2] if coarse else given[:1]
+    if isinstance(given, Mesh):
+        if not coarse:
+            return MeshHierarchy([given], nested=given.is_icosphere, name="icosphere" if given.is_icosphere else given.name)
+        if not given.is_icosphere:
+            raise ValueError(f"{who}: going to a coarser mesh needs mesh=MeshHierarchy([...]): a single "
+                             f"Mesh ({given.describe()}) does not say which mesh is coarser")
+        given = given.level
+    if isinstance(given, bool) or not isinstance(given, (int, np.integer)):
+        raise ValueError(f"{who}: expected an icosphere level, a Mesh or a MeshHierarchy, got {type(given).__name__}")
+    given = check_level(given)
+    if coarse and given == 0:
+        raise ValueError(f"{who} needs level >= 1 (its coarse side lives on level - 1; there is no level below 0)")
+    return MeshHierarchy.icosphere(given, given - 1 if coarse else given, mesh_dir)
+
+
+def check_signal(x: torch.Tensor, channels: int | None, mesh: "int | Mesh", who: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V)`` tensor on ``mesh``.
 
     Parameters
     ----------
@@ -32,8 +83,8 @@ def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) ->
         The signal to check.
     channels : int or None
         Expected channels; None accepts any number.
-    level : int
-        Icosphere level whose vertex count ``V_level`` ``x`` must have.
+    mesh : int or Mesh
+        The mesh (or icosphere level) whose vertex count ``V`` ``x`` must have.
     who : str
         Name that starts the error message.
 
@@ -41,7 +92,8 @@ def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) ->
     ------
     ValueError
         If ``x`` is not a tensor, not 3-D, not floating, has another channel count, or
-        another vertex count (the message names the level of that count, if any).
+        another vertex count (the message names the mesh, and the icosphere level of the
+        given count, if any).
     """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{who}: expected a torch.Tensor, got {type(x).__name__}")
@@ -51,14 +103,15 @@ def check_signal(x: torch.Tensor, channels: int | None, level: int, who: str) ->
         raise ValueError(f"{who}: expected a floating-point input, got dtype {x.dtype}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{who}: expected {channels} input channels, got {x.shape[1]}")
-    expected = num_vertices_at(level)
+    if isinstance(mesh, Mesh):
+        expected, where = mesh.num_vertices, mesh.describe()
+    else:
+        expected, where = num_vertices_at(mesh), f"level {mesh}"
     if x.shape[-1] != expected:
         given = x.shape[-1]
         other = level_of(given)
         hint = f" (that is the vertex count of level {other})" if other is not None else " (no icosphere level has that many)"
-        raise ValueError(
-            f"{who}: input is on level {level}, which has V={expected} vertices, but got V={given}{hint}"
-        )
+        raise ValueError(f"{who}: input is on {where}, which has V={expected} vertices, but got V={given}{hint}")
 
 
 def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
@@ -139,15 +192,17 @@ class _TapConv(nn.Module):
 
     weight: torch.Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, in_level: int, out_level: int,
-                 taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False,
+    def __init__(self, in_channels: int, out_channels: int, hierarchy: MeshHierarchy, in_mesh: Mesh,
+                 out_mesh: Mesh, taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False,
                  orientation: str = "fixed") -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.in_level, self.out_level = in_level, out_level
+        self.hierarchy = hierarchy  # immutable and shared: not copied by deepcopy, not in state_dict()
+        self.in_mesh, self.out_mesh = in_mesh, out_mesh
+        self.in_level, self.out_level = in_mesh.level, out_mesh.level
         self.orientation = check_orientation(orientation)
         self.identity_tap = identity_tap
         split = (1 if identity_tap else 2) if orientation == "invariant" else len(taps)
@@ -182,7 +237,7 @@ class _TapConv(nn.Module):
         return self.op.operator()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_signal(x, self.in_channels, self.in_level, type(self).__name__)
+        check_signal(x, self.in_channels, self.in_mesh, type(self).__name__)
         _check_input_dtype(x, self.weight, type(self).__name__)
         if self.op_dir is None:
             return mesh_conv(x, self.op.operator(), self.weight, self.bias, identity_tap=self.identity_tap)
@@ -195,15 +250,23 @@ class _TapConv(nn.Module):
         return _AddSmoothModulus.apply(y, z)
 
     def get_extra_state(self) -> dict:
-        """The level and orientation, stored in ``state_dict()`` so that a mismatch is caught on load."""
-        return {"level": self.level, "orientation": self.orientation}
+        """The level and orientation (and, off the icosphere, the mesh fingerprint
+        :attr:`MeshHierarchy.fingerprint`), stored in ``state_dict()`` so that a mismatch is caught
+        on load. The meshes themselves are not stored."""
+        state = {"level": self.level, "orientation": self.orientation}
+        if not self.hierarchy.is_icosphere:
+            state["mesh"] = self.hierarchy.fingerprint
+        return state
 
     def set_extra_state(self, state: dict) -> None:
-        level, orientation = state.get("level"), state.get("orientation")
-        if level != self.level or orientation != self.orientation:
-            raise ValueError(f"{type(self).__name__}: the state_dict is for level {level} with orientation "
-                             f"{orientation!r}, this layer has level {self.level} with orientation "
-                             f"{self.orientation!r}")
+        level, orientation, mesh = state.get("level"), state.get("orientation"), state.get("mesh")
+        own = self.get_extra_state()
+        if level != self.level or orientation != self.orientation or mesh != own.get("mesh"):
+            def where(level: int | None, mesh: str | None) -> str:
+                return f"level {level}" if mesh is None else f"the mesh with fingerprint {mesh}"
+            raise ValueError(f"{type(self).__name__}: the state_dict is for {where(level, mesh)} with orientation "
+                             f"{orientation!r}, this layer is on {where(self.level, own.get('mesh'))} with "
+                             f"orientation {self.orientation!r} ({self.hierarchy!r})")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         # state_dicts written before layers stored their level and orientation still load
@@ -212,12 +275,17 @@ class _TapConv(nn.Module):
 
     def extra_repr(self) -> str:
         orientation = "" if self.orientation == "fixed" else f", orientation={self.orientation!r}"
-        return (f"{self.in_channels}, {self.out_channels}, level {self.in_level} -> {self.out_level}, "
-                f"bias={self.bias is not None}{orientation}")
+        if self.in_mesh is self.out_mesh:
+            where = self.in_mesh.describe()
+        elif self.hierarchy.is_icosphere:
+            where = f"level {self.in_level} -> {self.out_level}"
+        else:
+            where = f"{self.in_mesh.describe()} -> {self.out_mesh.describe()}"
+        return f"{self.in_channels}, {self.out_channels}, {where}, bias={self.bias is not None}{orientation}"
 
 
 class MeshConv(_TapConv):
-    r"""Convolution as a learned differential operator on the icosphere of ``level``.
+    r"""Convolution as a learned differential operator on the icosphere of ``level``, or on any mesh.
 
     .. math::
         y = W_{:,:,0}\, x + W_{:,:,1}\, (L x) + W_{:,:,2}\, (D_{ew} x) + W_{:,:,3}\, (D_{ns} x) + b
@@ -229,10 +297,13 @@ class MeshConv(_TapConv):
     ----------
     in_channels, out_channels : int
     level : int
-        Level of the input, 0..9.
+        Icosphere level of the input, 0..9 (or give ``mesh=``).
     stride : 1 or 2
         With 2 the output lives on ``level - 1``: the same formula evaluated only
-        at the first ``V_{level-1}`` vertices (the coarse ones).
+        at the first ``V_{level-1}`` vertices (the coarse ones). On a
+        :class:`~meshcnn.geometry.MeshHierarchy` ``h`` the output lives on ``h[1]``: at its
+        vertices where the hierarchy is nested, else restricted,
+        :math:`y = R \sum_k W_k T_k x` with :math:`R` = ``h.restrictions[0]``.
     bias : bool
     orientation : one of :data:`ORIENTATIONS`
         How the directional taps are oriented (:func:`orientation_taps`):
@@ -252,6 +323,15 @@ class MeshConv(_TapConv):
           :data:`INVARIANT_EPS`. Turning a vertex's frame multiplies :math:`z` by a phase,
           so the output does not depend on the frame: directional filters without a
           global north, equivariant like ``"isotropic"``.
+
+    mesh : Mesh or MeshHierarchy, keyword only
+        Instead of ``level``: any sphere mesh (:meth:`Mesh.from_points`, a HEALPix or
+        native model grid), with the same four taps from its own operators; a
+        :class:`~meshcnn.geometry.MeshHierarchy` for ``stride=2``. ``state_dict()`` then
+        also holds the hierarchy's fingerprint (not its arrays): loading it into a layer on
+        another mesh raises ``ValueError``.
+    mesh_dir : path, optional
+        Where icosphere meshes are cached.
 
     Shapes: input ``(B, in_channels, V_level)``, output ``(B, out_channels, V_out)``.
     ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``
@@ -288,85 +368,115 @@ class MeshConv(_TapConv):
     after ``.half()``/``.bfloat16()``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, level: int, stride: int = 1, bias: bool = True,
-                 orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None) -> None:
-        level = check_level(level)
+    def __init__(self, in_channels: int, out_channels: int, level: "int | Mesh | MeshHierarchy | None" = None,
+                 stride: int = 1, bias: bool = True, orientation: str = "fixed",
+                 mesh_dir: str | os.PathLike | None = None, *, mesh: "Mesh | MeshHierarchy | None" = None) -> None:
         if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2 (an integer), got {stride!r}")
-        if stride == 2 and level == 0:
-            raise ValueError("stride=2 needs level >= 1 (there is no level below 0)")
-        out_level = level - 1 if stride == 2 else level
-        mesh = icosphere(level, mesh_dir)
-        self.level, self.stride = level, int(stride)
-        super().__init__(in_channels, out_channels, level, out_level,
-                         orientation_taps(mesh, num_vertices_at(out_level), orientation)[1:], bias,
-                         identity_tap=True, orientation=orientation)
+        hierarchy = resolve_meshes(level, mesh, mesh_dir, "MeshConv" + (" with stride=2" if stride == 2 else ""),
+                                   coarse=stride == 2)
+        fine, out_mesh = hierarchy[0], hierarchy[-1]
+        if stride == 1 or hierarchy.nested:  # the output vertices are the first fine ones: rows of the taps
+            taps, identity_tap = orientation_taps(fine, out_mesh.num_vertices, orientation)[1:], True
+        else:  # y = R (sum_k W_k T_k x): the restriction folded into every tap, the identity's included
+            restriction = hierarchy.restrictions[0]
+            taps, identity_tap = [restriction @ t for t in orientation_taps(fine, fine.num_vertices, orientation)], False
+        self.level, self.stride = fine.level, int(stride)
+        super().__init__(in_channels, out_channels, hierarchy, fine, out_mesh, taps, bias,
+                         identity_tap=identity_tap, orientation=orientation)
 
 
 class MeshConvTranspose(_TapConv):
-    r"""Upsampling convolution, ``level - 1 -> level``.
+    r"""Upsampling convolution, ``level - 1 -> level`` (or ``h[1] -> h[0]`` on a hierarchy ``h``).
 
     .. math:: y = \mathrm{MeshConv}_{level}(U x)
 
     where ``U`` is :attr:`Mesh.upsample` (each new vertex takes the mean of the
-    two ends of the edge it splits). ``U`` is folded into the stacked operator,
+    two ends of the edge it splits), or ``mesh.prolongations[0]`` for ``mesh=`` a
+    :class:`~meshcnn.geometry.MeshHierarchy` (barycentric interpolation unless the
+    hierarchy gives its own). ``U`` is folded into the stacked operator,
     so it is still one sparse product and one dense product. ``orientation`` as in
     :class:`MeshConv`.
 
     Shapes: input ``(B, in_channels, V_{level-1})``, output ``(B, out_channels, V_level)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, level: int, bias: bool = True,
-                 orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None) -> None:
-        level = check_level(level)
-        if level == 0:
-            raise ValueError("MeshConvTranspose needs level >= 1: its input lives on level - 1")
-        mesh = icosphere(level, mesh_dir)
-        taps = [t @ mesh.upsample for t in orientation_taps(mesh, mesh.num_vertices, orientation)]
-        self.level = level
-        super().__init__(in_channels, out_channels, level - 1, level, taps, bias, orientation=orientation)
+    def __init__(self, in_channels: int, out_channels: int, level: "int | Mesh | MeshHierarchy | None" = None,
+                 bias: bool = True, orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None, *,
+                 mesh: "MeshHierarchy | None" = None) -> None:
+        hierarchy = resolve_meshes(level, mesh, mesh_dir, "MeshConvTranspose", coarse=True)
+        fine, prolongation = hierarchy[0], hierarchy.prolongations[0]
+        taps = [t @ prolongation for t in orientation_taps(fine, fine.num_vertices, orientation)]
+        self.level = fine.level
+        super().__init__(in_channels, out_channels, hierarchy, hierarchy[1], fine, taps, bias, orientation=orientation)
 
 
 class MeshPool(ConstantBuffers):
-    r"""Pooling from ``level`` to ``level - 1``.
+    r"""Pooling from ``level`` to ``level - 1`` (or ``h[0] -> h[1]`` on a hierarchy ``h``).
 
-    Coarse vertex ``i`` (one of the first ``V_{level-1}``) pools over its closed
-    1-ring on ``level`` (itself and its 5 or 6 neighbours):
+    On the icosphere, coarse vertex ``i`` (one of the first ``V_{level-1}``) pools over its
+    closed 1-ring on ``level`` (itself and its 5 or 6 neighbours), :math:`R_i`:
 
     * ``"mean"``: :math:`y_i = \frac{1}{|R_i|}\sum_{j \in R_i} x_j`;
     * ``"max"``: :math:`y_i = \max_{j \in R_i} x_j`;
     * ``"drop"``: :math:`y_i = x_i` (subsampling).
 
+    On any other :class:`~meshcnn.geometry.MeshHierarchy`, :math:`R_i` is the support of row
+    ``i`` of the restriction ``h.restrictions[0]`` and ``"mean"`` is the restriction itself,
+    :math:`y_i = \sum_j R_{ij} x_j` (area-weighted, or the hierarchy's own: the exact mean of
+    the 4 children on HEALPix); ``"drop"`` needs a nested hierarchy.
+
     Shapes: ``(B, C, V_level) -> (B, C, V_{level-1})``.
     """
 
-    def __init__(self, level: int, mode: str = "mean", mesh_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, level: "int | MeshHierarchy | None" = None, mode: str = "mean",
+                 mesh_dir: str | os.PathLike | None = None, *, mesh: "MeshHierarchy | None" = None) -> None:
         super().__init__()
-        level = check_level(level)
-        if level == 0:
-            raise ValueError("MeshPool needs level >= 1: its output lives on level - 1")
         if mode not in ("mean", "max", "drop"):
             raise ValueError(f"mode must be 'mean', 'max' or 'drop', got {mode!r}")
-        self.level, self.mode = level, mode
-        num_out = num_vertices_at(level - 1)
-        if mode != "drop":
-            neighbors = icosphere(level, mesh_dir).neighbors[:num_out]
+        hierarchy = resolve_meshes(level, mesh, mesh_dir, "MeshPool", coarse=True)
+        if mode == "drop" and not hierarchy.nested:
+            raise ValueError("MeshPool: mode='drop' keeps the first vertices, which needs a nested hierarchy; "
+                             f"{hierarchy!r} is not: use 'mean' or 'max'")
+        self.hierarchy, self.in_mesh, self.out_mesh = hierarchy, hierarchy[0], hierarchy[1]
+        self.level, self.mode = hierarchy[0].level, mode
+        num_out = hierarchy[1].num_vertices
+        self.weighted = not hierarchy.is_icosphere
+        if mode != "drop" and not self.weighted:
+            neighbors = hierarchy[0].neighbors[:num_out]
             self_index = np.arange(num_out)[:, None]
             ring = np.concatenate([self_index, np.where(neighbors < 0, self_index, neighbors)], axis=1)
             valid = np.concatenate([np.ones((num_out, 1), bool), neighbors >= 0], axis=1)
             # mask and count rather than float weights: exact in every dtype
             for name, value in (("ring", ring), ("ring_valid", valid), ("ring_size", valid.sum(1))):
                 self.register_constant(name, torch.from_numpy(value))  # the rings are constants of the level
+        elif mode != "drop":  # the restriction's rows, padded to the widest: (V_out, K) indices and weights
+            restriction = hierarchy.restrictions[0]
+            counts = np.diff(restriction.indptr)
+            width = int(counts.max())
+            slot = np.arange(restriction.nnz) - np.repeat(restriction.indptr[:-1], counts)
+            rows = np.repeat(np.arange(num_out), counts)
+            first = restriction.indices[restriction.indptr[:-1]]
+            ring = np.repeat(first[:, None], width, axis=1)  # padded with the row's first column (weight 0)
+            ring[rows, slot] = restriction.indices
+            weight = np.zeros((num_out, width))
+            weight[rows, slot] = restriction.data
+            self.register_constant("ring", torch.from_numpy(ring))
+            self.register_constant("ring_weight", torch.from_numpy(weight))
         self.num_out = num_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_signal(x, None, self.level, "MeshPool")
+        check_signal(x, None, self.in_mesh, "MeshPool")
         if self.mode == "drop":
             return x[..., : self.num_out]
-        gathered = x[..., self.ring]  # (B, C, V_out, 7)
+        gathered = x[..., self.ring]  # (B, C, V_out, K), padded with a member of the row
         if self.mode == "max":
             return gathered.amax(dim=-1)
+        if self.weighted:
+            return (gathered * self.ring_weight.to(x.dtype)).sum(dim=-1)
         return (gathered * self.ring_valid).sum(dim=-1) / self.ring_size
 
     def extra_repr(self) -> str:
-        return f"level {self.level} -> {self.level - 1}, mode={self.mode!r}"
+        if self.hierarchy.is_icosphere:
+            return f"level {self.level} -> {self.level - 1}, mode={self.mode!r}"
+        return f"{self.in_mesh.describe()} -> {self.out_mesh.describe()}, mode={self.mode!r}"
