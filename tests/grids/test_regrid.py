@@ -6,16 +6,20 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import sph_harm_y
 
-from meshcnn.geometry import icosphere
+from meshcnn.geometry import Mesh, icosphere
 from meshcnn.grids import (
+    HealpixGrid,
+    IcosphereGrid,
     apply,
     grid_cell_areas,
     latlon_to_mesh,
     locate,
     mesh_cell_areas,
+    mesh_dataarray_to_latlon,
     mesh_to_latlon,
     regrid_dataarray,
 )
+from meshcnn.grids.healpix import healpix_nest_to_ring
 
 # a few real spherical harmonics: (degree, order, coefficient); negative order = sine part
 HARMONICS = [(1, 1, 1.0), (2, 0, 0.7), (3, 2, 0.5), (4, -3, 0.3)]
@@ -466,8 +470,6 @@ def test_healpix_round_trip_error_falls_with_nside():
     """1-degree grid -> HEALPix nside -> 1-degree grid (bilinear, then barycentric): the values at the
     pixel centres are the analytic ones to the lat-lon grid's own interpolation error, and the round
     trip error falls like the mesh spacing squared (about 4x per doubling of nside)."""
-    from meshcnn.grids import HealpixGrid
-
     lat, lon = ONE_DEGREE
     field = degree_two(*np.meshgrid(lat, lon, indexing="ij"))
     amplitude = np.abs(field).max()
@@ -487,8 +489,6 @@ def test_healpix_round_trip_error_falls_with_nside():
 def test_healpix_constants_exact_and_conservative_integral(method):
     """Every method keeps a constant (rows sum to 1) in both directions; conservative keeps the
     area integral with the HEALPix pixels' exact equal areas, both ways."""
-    from meshcnn.grids import HealpixGrid
-
     lat, lon = np.linspace(-90.0, 90.0, 46), np.arange(0.0, 360.0, 4.0)
     grid = HealpixGrid(8)
     to_pixels, to_latlon = latlon_to_mesh(lat, lon, grid, method), mesh_to_latlon(grid, lat, lon, method)
@@ -508,8 +508,6 @@ def test_healpix_constants_exact_and_conservative_integral(method):
 
 
 def test_healpix_conservative_error_falls_with_nside():
-    from meshcnn.grids import HealpixGrid
-
     lat, lon = np.linspace(-90.0, 90.0, 91), np.arange(0.0, 360.0, 2.0)
     field = degree_two(*np.meshgrid(lat, lon, indexing="ij"))
     errors = []
@@ -524,8 +522,6 @@ def test_healpix_conservative_error_falls_with_nside():
 def test_healpix_quarter_turn_symmetry_of_bilinear():
     """A field turned by 90 degrees of longitude regrids to the pixel values permuted by the
     quarter turn of the NESTED grid (base pixel f -> the next in its row, same (ix, iy))."""
-    from meshcnn.grids import HealpixGrid
-
     lat, lon = ONE_DEGREE
     field = degree_two(*np.meshgrid(lat, lon, indexing="ij"))
     turned = np.roll(field, 90, axis=1)  # turned(lon) = field(lon - 90)
@@ -538,9 +534,6 @@ def test_healpix_quarter_turn_symmetry_of_bilinear():
 
 
 def test_healpix_ring_order_is_the_nested_rows_permuted():
-    from meshcnn.grids import HealpixGrid
-    from meshcnn.grids.healpix import healpix_nest_to_ring
-
     lat, lon = np.linspace(-90.0, 90.0, 46), np.arange(0.0, 360.0, 4.0)
     for method in ("bilinear", "nearest"):
         nested = latlon_to_mesh(lat, lon, HealpixGrid(4), method)
@@ -551,9 +544,6 @@ def test_healpix_ring_order_is_the_nested_rows_permuted():
 def test_any_mesh_is_accepted_and_icosphere_stays_bit_identical():
     """An icosphere Mesh or IcosphereGrid is its level (the same matrix, bit for bit); a grid's
     bare mesh gives the same interpolation as the grid; conservative uses the grid's cell areas."""
-    from meshcnn.geometry import Mesh
-    from meshcnn.grids import HealpixGrid, IcosphereGrid
-
     lat, lon = np.linspace(-90.0, 90.0, 19), np.arange(0.0, 360.0, 10.0)
     for method in ("bilinear", "nearest", "conservative"):
         by_level = latlon_to_mesh(lat, lon, 2, method)
@@ -588,8 +578,6 @@ def test_any_mesh_is_accepted_and_icosphere_stays_bit_identical():
 
 def test_regrid_dataarray_to_healpix_and_back():
     xr = pytest.importorskip("xarray")
-    from meshcnn.grids import HealpixGrid, mesh_dataarray_to_latlon
-
     lat, lon = np.linspace(90.0, -90.0, 37), np.arange(-180.0, 180.0, 5.0)
     field = on_grid(lat, lon)
     da = xr.DataArray(np.stack([field, 2 * field]), dims=("time", "lat", "lon"),
