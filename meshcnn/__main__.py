@@ -2,7 +2,7 @@
 
     meshcnn predict --checkpoint RUN/checkpoint.pt --out OUTDIR [--events EVENTS.csv] [--probabilities]
                     [--resume] [--device cpu|cuda] [--threads N] [--batch-size N] [--num-workers N]
-                    [--allow-nan] [--skip-bad] [--no-progress] FILES_OR_FOLDERS...
+                    [--allow-nan [--max-nan-fraction F]] [--skip-bad] [--no-progress] FILES_OR_FOLDERS...
     meshcnn events summary EVENTS.csv --out DIR [--projection mollweide|equirectangular]
 
 The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.predict.summarize`.
@@ -14,6 +14,10 @@ import sys
 from typing import Any
 
 from .cli import HELP_FORMATTER, apply_threads, run_options
+
+#: Default of ``--max-nan-fraction`` (:data:`meshcnn.predict.stages.MAX_NAN_FRACTION`, repeated here so that
+#: parsing the command line does not import the prediction pipeline; a test checks that they agree).
+MAX_NAN_FRACTION = 0.05
 
 
 def _predict_parser(sub: Any) -> None:
@@ -34,7 +38,11 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--probabilities", action="store_true", help="also write the class probabilities")
     p.add_argument("--batch-size", type=int, default=4, help="time steps per forward pass")
     p.add_argument("--allow-nan", action="store_true",
-                   help="accept NaN/missing values in the fields (regridded from the valid points only)")
+                   help="accept NaN/missing values in the fields (regridded from the valid points only; places "
+                        "without valid data get the training mean, recorded in the output's nan_* attributes)")
+    p.add_argument("--max-nan-fraction", type=float, default=MAX_NAN_FRACTION, metavar="F",
+                   help="with --allow-nan: refuse a file where a variable is missing on more than this fraction of "
+                        "the globe at a time step (it would be filled with the training mean); 1 accepts any gap")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unusable input files instead of stopping")
 
 
@@ -68,7 +76,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     result = predict_files(args.inputs, args.checkpoint, args.out, events=args.events,
                            probabilities=args.probabilities, resume=args.resume, device=args.device,
                            batch_size=args.batch_size, num_workers=args.num_workers,
-                           allow_nan=args.allow_nan, skip_bad=args.skip_bad, progress=not args.no_progress,
+                           allow_nan=args.allow_nan, max_nan_fraction=args.max_nan_fraction,
+                           skip_bad=args.skip_bad, progress=not args.no_progress,
                            log_fn=lambda msg: print(msg, file=sys.stderr))
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
     print(f"{result['written']} written, {result['skipped_complete']} already complete, "

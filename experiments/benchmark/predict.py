@@ -15,7 +15,23 @@
    (the synthetic files are zlib-compressed with checksums; reading them is mostly
    decompression).
 
-Results: ``experiments/benchmark/RESULTS.md``, "meshcnn predict throughput".
+``--read-stage`` times only the *read* stage instead (issue 21), against a plain
+``netCDF4`` read of the same file (open, every variable whole, close):
+
+    python experiments/benchmark/predict.py --read-stage --out /tmp/bench_read --threads 1
+
+It writes multi-step files of the 16 fields (zlib level 1 with shuffle; reused if
+there) in two layouts: ``step`` (an unlimited time dimension with one time step per
+HDF5 chunk, as model history files are written) and ``default`` (a fixed time
+dimension and netCDF-C's default chunks, as ``xarray.to_netcdf`` with ``zlib`` writes
+them, which span many time steps), on the issue's 48 x 72 grid (300 steps), a 1-degree
+grid and a 0.25-degree-like 768 x 1152 grid (a few steps). The read stage is the sum of
+``t_read`` of :class:`meshcnn.predict.stages.ChunkDataset` over the file's chunks of
+``--batch-size`` steps: exactly what ``meshcnn predict`` reports as ``read``. Run it
+against an older tree with ``PYTHONPATH=/path/to/old/tree`` to compare.
+
+Results: ``experiments/benchmark/RESULTS.md``, "meshcnn predict throughput" and
+"Predict reading at disk speed (issue 21)".
 """
 from __future__ import annotations
 
@@ -53,7 +69,125 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", action="store_true", help="also write the events CSV")
     p.add_argument("--uncompressed", action="store_true",
                    help="also time uncompressed copies of the files (the synthetic ones are zlib-compressed)")
+    p.add_argument("--read-stage", action="store_true",
+                   help="time only the read stage against a plain netCDF4 read, on multi-step files (issue 21)")
+    p.add_argument("--cases", nargs="+", default=list(READ_CASES), choices=list(READ_CASES),
+                   help="with --read-stage: the files to time")
+    p.add_argument("--repeats", type=int, default=3, help="with --read-stage: best of this many runs")
     return p.parse_args(argv)
+
+
+#: ``--read-stage`` files: name -> (nlat, nlon, time steps, layout).
+READ_CASES = {
+    "48x72_default": (48, 72, 300, "default"),
+    "48x72_step": (48, 72, 300, "step"),
+    "1deg_default": (181, 360, 64, "default"),
+    "1deg_step": (181, 360, 64, "step"),
+    "025deg_default": (768, 1152, 6, "default"),
+    "025deg_step": (768, 1152, 6, "step"),
+}
+
+
+def multistep_file(path: Path, nlat: int, nlon: int, steps: int, layout: str) -> Path:
+    """A netCDF file of the 16 fields over ``steps`` time steps (4 synthetic samples, repeated), written once.
+
+    ``layout`` ``"step"``: unlimited time, one step per HDF5 chunk; ``"default"``: fixed
+    time, netCDF-C's default chunks. Both zlib level 1 with shuffle.
+    """
+    import netCDF4
+    import numpy as np
+
+    from meshcnn.data.climate import UNITS, VARIABLES, default_grid, synthesize_sample
+
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lat, lon = default_grid(nlat, nlon)
+    samples = [synthesize_sample(0, i, lat, lon)[0] for i in range(min(steps, 4))]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+        ds.createDimension("time", None if layout == "step" else steps)
+        ds.createDimension("lat", nlat)
+        ds.createDimension("lon", nlon)
+        for name, values, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east"),
+                                    ("time", np.arange(steps) * 3.0, "hours since 2000-01-01")):
+            v = ds.createVariable(name, "f8", (name,))
+            v.units = units
+            v[:] = values
+        for name in VARIABLES:
+            chunks = {"chunksizes": (1, nlat, nlon)} if layout == "step" else {}
+            v = ds.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True, complevel=1, shuffle=True, **chunks)
+            v.units, v.long_name = UNITS[name]
+            for t in range(steps):
+                v[t] = samples[t % len(samples)][name]
+    tmp.rename(path)
+    return path
+
+
+def plain_read_s(path: Path) -> float:
+    """Seconds to open the file, read every one of the 16 fields whole with netCDF4 and close it."""
+    import netCDF4
+
+    from meshcnn.data.climate import VARIABLES
+
+    start = time.perf_counter()
+    with netCDF4.Dataset(path, "r") as ds:
+        for name in VARIABLES:
+            ds[name][:]
+    return time.perf_counter() - start
+
+
+def read_stage_s(path: Path, batch_size: int) -> float:
+    """The ``read`` stage of ``meshcnn predict`` for one file: the sum of ``t_read`` over its chunks."""
+    import types
+
+    import numpy as np
+
+    from meshcnn.data.climate import VARIABLES
+    from meshcnn.predict.stages import ChunkDataset
+
+    n = read_fields(path, VARIABLES, header_only=True)["num_steps"]
+    chunks = [(0, t0, min(t0 + batch_size, n)) for t0 in range(0, n, batch_size)]
+    predictor = types.SimpleNamespace(level=2, variables=VARIABLES, mean=np.zeros(len(VARIABLES), np.float32),
+                                      std=np.ones(len(VARIABLES), np.float32))
+    dataset = ChunkDataset([path], chunks, predictor, False)
+    total = 0.0
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if "error" in item:
+            raise RuntimeError(item["error"])
+        total += item["t_read"]
+    getattr(dataset, "close", lambda: None)()
+    return total
+
+
+def read_benchmark(args: argparse.Namespace) -> dict:
+    """``--read-stage``: one table row per case, best of ``--repeats`` (plain read and read stage interleaved)."""
+    import meshcnn
+
+    work = Path(args.out)
+    files = {name: multistep_file(work / f"{name}.nc", *READ_CASES[name]) for name in args.cases}
+    print(f"read stage of meshcnn predict ({Path(meshcnn.__file__).parent}), batch size {args.batch_size}, "
+          f"best of {args.repeats}; {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}")
+    print("| file | grid | steps | HDF5 chunk (steps) | MB on disk | plain netCDF4 read (s) | read stage (s) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name, path in files.items():
+        import netCDF4
+
+        with netCDF4.Dataset(path) as ds:
+            chunking = ds["TMQ"].chunking()
+        nlat, nlon, steps, _ = READ_CASES[name]
+        plain, stage = [], []
+        for _ in range(args.repeats):
+            plain.append(plain_read_s(path))
+            stage.append(read_stage_s(path, args.batch_size))
+        row = {"file": name, "plain_s": min(plain), "read_stage_s": min(stage), "ratio": min(stage) / min(plain)}
+        print(f"| {name} | {nlat} x {nlon} | {steps} | {chunking[0]} | {path.stat().st_size / 1e6:.1f} | "
+              f"{row['plain_s']:.3f} | {row['read_stage_s']:.3f} | {row['ratio']:.1f} |", flush=True)
+        rows.append(row)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return {"args": vars(args), "rows": rows}
 
 
 def make_checkpoint(work: Path, level: int) -> Path:
@@ -123,6 +257,8 @@ def time_predict(inputs: list[Path], checkpoint: Path, work: Path, label: str, w
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     apply_threads(args.threads)
+    if args.read_stage:
+        return read_benchmark(args)
     work = Path(args.out)
     data = work / f"data_{args.nlat}x{args.nlon}"
     t0 = time.perf_counter()

@@ -4,6 +4,12 @@ A file holds the model's variables on any global 1-D lat-lon grid the regridding
 accepts (either latitude order, ``0..360`` or ``-180..180`` longitude, Gaussian or
 equiangular), with or without one time dimension of any length. Fields are read as
 float32 with NaN at missing values, in the file's own grid order.
+
+A file is read in chunks of time steps by one :class:`FileReader`, which keeps it open
+and reads whole HDF5 chunks (plus read-ahead up to :data:`READ_AHEAD_BYTES`), then
+slices the steps asked for in memory: each compressed chunk is decompressed once, not
+once per chunk of steps that touches it. The cost against a plain netCDF4 read is in
+``experiments/benchmark/RESULTS.md``, "Predict reading at disk speed (issue 21)".
 """
 from __future__ import annotations
 
@@ -15,13 +21,20 @@ from typing import Any
 import numpy as np
 
 from ..data.climate import ClimateFileError
-from ..data.climate._format import _verified_content
+from ..data.climate._format import _verify_checksum_trailer
 from .predictor import PredictError
 
-__all__ = ["find_inputs", "read_fields"]
+__all__ = ["find_inputs", "read_fields", "FileReader", "READ_AHEAD_BYTES"]
 
 LAT_NAMES = ("lat", "latitude")
 LON_NAMES = ("lon", "longitude")
+
+#: Decoded data a :class:`FileReader` keeps in memory beyond the time steps asked for, all
+#: variables together: it reads whole HDF5 chunks along time, and as many more whole
+#: chunks as fit in this, so that a file read in chunks of a few time steps decompresses
+#: each HDF5 chunk once and makes few netCDF4 calls. The steps asked for (and the whole
+#: HDF5 chunks holding them) are always read, whatever this is.
+READ_AHEAD_BYTES = 64 * 2**20
 
 
 def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -91,62 +104,121 @@ def find_name(ds: Any, names: Sequence[str], path: Path, what: str) -> str:
     raise ClimateFileError(path, f"no {what} coordinate variable (looked for {', '.join(names)})")
 
 
-def _missing_mask(var: Any, raw: np.ndarray) -> np.ndarray | None:
-    """Where ``raw`` holds the variable's ``_FillValue``, ``missing_value`` or (neither set) the netCDF default fill."""
+def _fill_values(var: Any) -> list[Any]:
+    """The values that mark a missing point of ``var``: its ``_FillValue`` and ``missing_value``, or (no
+    ``_FillValue`` attribute) the netCDF default fill of its type; NaN fills left out (NaN is missing already)."""
     import netCDF4
 
     fills = [getattr(var, name) for name in ("_FillValue", "missing_value") if hasattr(var, name)]
-    if not hasattr(var, "_FillValue") and raw.dtype.kind in "fiu" and raw.dtype.itemsize > 1:
-        default = netCDF4.default_fillvals.get(raw.dtype.str[1:])
+    if not hasattr(var, "_FillValue") and var.dtype.kind in "fiu" and var.dtype.itemsize > 1:
+        default = netCDF4.default_fillvals.get(var.dtype.str[1:])
         if default is not None:
             fills.append(default)
-    invalid = None
+    values = []
     for fill in fills:
         for value in np.atleast_1d(np.asarray(fill)).tolist():
-            if isinstance(value, float) and np.isnan(value):
-                continue  # NaN fill: NaN already
-            hit = raw == np.asarray(value, dtype=raw.dtype)
-            invalid = hit if invalid is None else invalid | hit
-    return invalid
-
-
-def _read_variable(var: Any, index: tuple = (slice(None),)) -> np.ndarray:
-    """A netCDF variable as float32 with NaN at missing values and ``scale_factor``/``add_offset`` applied.
-
-    The same values as netCDF4's automatic masking and scaling, without its masked-array
-    copies (the time saved: ``experiments/benchmark/RESULTS.md``, "Moved from docstrings:
-    training and prediction").
-    """
-    var.set_auto_maskandscale(False)
-    raw = np.asarray(var[index])
-    invalid = _missing_mask(var, raw)
-    values = raw.astype(np.float32, copy=False)
-    scale, offset = getattr(var, "scale_factor", None), getattr(var, "add_offset", None)
-    if scale is not None or offset is not None:
-        values = values * np.float32(1.0 if scale is None else scale) + np.float32(0.0 if offset is None else offset)
-    if invalid is not None and invalid.any():
-        values = np.array(values, copy=True) if np.shares_memory(values, raw) else values
-        values[invalid] = np.nan
+            if not (isinstance(value, float) and np.isnan(value)):
+                values.append(np.asarray(value, dtype=var.dtype))
     return values
+
+
+class _Variable:
+    """One variable of an open file: its layout, how to decode it, and the block of time steps in memory.
+
+    Parameters
+    ----------
+    var : netCDF4.Variable
+    time_dim : str or None
+        Its time dimension.
+    order : list of int
+        The axes of ``var`` in ``(time,) lat, lon`` order.
+    """
+
+    def __init__(self, var: Any, time_dim: str | None, order: list[int]) -> None:
+        var.set_auto_maskandscale(False)
+        self.var, self.order = var, order
+        self.time_axis = var.dimensions.index(time_dim) if time_dim else None
+        self.fills = _fill_values(var)
+        self.scale, self.offset = getattr(var, "scale_factor", None), getattr(var, "add_offset", None)
+        chunking = var.chunking()
+        self.chunk_steps = 1  # contiguous storage: any step range is one direct read
+        if self.time_axis is not None and isinstance(chunking, (list, tuple)):
+            self.chunk_steps = max(int(chunking[self.time_axis]), 1)
+            var.set_var_chunk_cache(size=0)  # whole chunks only: HDF5 need not keep a second copy
+        self.step_bytes = var.dtype.itemsize * int(np.prod(var.shape)) // max(self._num_steps(), 1)
+        self.block: tuple[int, int, np.ndarray] | None = None  # (first step, end step, raw values in file order)
+
+    def _num_steps(self) -> int:
+        return self.var.shape[self.time_axis] if self.time_axis is not None else 1
+
+    def raw(self, t0: int, t1: int, budget: int) -> np.ndarray:
+        """The raw values of steps ``[t0, t1)`` in file order, from the block in memory (read when needed).
+
+        A new block starts at the HDF5 chunk holding ``t0`` and spans whole chunks, at least up
+        to ``t1``, and more while it stays within ``budget`` bytes.
+        """
+        if self.time_axis is None:
+            if self.block is None:
+                self.block = (0, 1, np.asarray(self.var[...]))
+            return self.block[2]
+        if self.block is None or t0 < self.block[0] or t1 > self.block[1]:
+            n, cs = self._num_steps(), self.chunk_steps
+            b0 = t0 // cs * cs
+            b1 = -(-t1 // cs) * cs
+            more = (budget // max(self.step_bytes, 1) - (b1 - b0)) // cs * cs
+            b1 = min(b1 + max(more, 0), n)
+            keep, start = None, b0  # the old block's whole chunks from b0 on are kept, not read again
+            if self.block is not None and self.block[0] <= b0 < self.block[1] <= b1:
+                keep, start = self._steps(self.block, b0, self.block[1]), self.block[1]
+            self.block = None  # free it before reading the next one
+            index = tuple(slice(start, b1) if a == self.time_axis else slice(None) for a in range(self.var.ndim))
+            values = np.asarray(self.var[index])
+            if keep is not None:
+                values = np.concatenate([keep, values], axis=self.time_axis)
+            self.block = (b0, b1, values)
+        return self._steps(self.block, t0, t1)
+
+    def _steps(self, block: tuple[int, int, np.ndarray], t0: int, t1: int) -> np.ndarray:
+        """Steps ``[t0, t1)`` of ``block`` (a view)."""
+        b0, _, values = block
+        index = tuple(slice(t0 - b0, t1 - b0) if a == self.time_axis else slice(None) for a in range(values.ndim))
+        return values[index]
+
+    def decode_into(self, raw: np.ndarray, out: np.ndarray) -> None:
+        """Write ``raw`` (file order) into ``out`` ``(T, nlat, nlon)`` float32: NaN at missing values,
+        ``scale_factor``/``add_offset`` applied.
+
+        The same values as netCDF4's automatic masking and scaling, without its masked-array copies.
+        """
+        raw = np.transpose(raw, self.order).reshape(out.shape)
+        out[...] = raw
+        if self.scale is not None:
+            out *= np.float32(self.scale)
+        if self.offset is not None:
+            out += np.float32(self.offset)
+        for fill in self.fills:
+            invalid = raw == fill
+            if invalid.any():
+                out[invalid] = np.nan
 
 
 def _open(path: Path, verify: bool) -> Any:
     """The file as an open ``netCDF4.Dataset``.
 
-    With ``verify``, a file ending with meshcnn's SHA-256 trailer (files written by
-    :mod:`meshcnn.data.climate.synth`) is checked and opened from memory: a damaged file
-    is a :class:`ClimateFileError` instead of being parsed by HDF5 (which can hang or read
-    fill values on damaged chunk addresses). Other files are opened from disk.
+    With ``verify``, a file that ends with the SHA-256 trailer of files written by meshcnn
+    before issue 21 is checked first (:func:`meshcnn.data.climate._format._verify_checksum_trailer`):
+    a damaged one is a :class:`ClimateFileError` before HDF5 parses it. Files without one
+    (every other file, and those meshcnn writes now) rely on HDF5's own checks, such as
+    the Fletcher-32 checksums of meshcnn's files.
     """
     import netCDF4
 
     if not path.is_file():
         raise ClimateFileError(path, "no such file")
+    if verify:
+        _verify_checksum_trailer(path)
     try:
-        content = _verified_content(path) if verify else None
-        return netCDF4.Dataset(path.name, "r", memory=content) if content is not None else netCDF4.Dataset(path, "r")
-    except ClimateFileError:
-        raise
+        return netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
 
@@ -182,26 +254,166 @@ def _time_dimension(var: Any, name: str, grid: dict[str, Any], time_name: str | 
     return extra[0] if extra else None
 
 
-def _field(var: Any, name: str, grid: dict[str, Any], time_dim: str | None, steps: tuple[int, int] | None,
-           allow_nan: bool, path: Path) -> np.ndarray:
-    """The variable's values ``(T, nlat, nlon)`` float32 (time steps ``steps`` only, when given)."""
-    dims = var.dimensions
-    index = tuple(slice(*steps) if (d == time_dim and steps is not None) else slice(None) for d in dims)
-    values = _read_variable(var, index)
-    order = ([dims.index(time_dim)] if time_dim else []) + [dims.index(grid["lat_dim"]), dims.index(grid["lon_dim"])]
-    values = np.transpose(values, order).reshape(-1, len(grid["lat"]), len(grid["lon"]))
-    if np.isinf(values).any():
-        raise ClimateFileError(path, f"variable {name!r} contains Inf")
-    if not allow_nan and np.isnan(values).any():
-        bad = int(np.count_nonzero(np.isnan(values)))
-        raise ClimateFileError(path, f"variable {name!r} contains NaN or missing values ({bad} points); "
-                                     "use --allow-nan to regrid from the valid points only")
-    return values
+def nan_message(name: str, missing: int, points: int) -> str:
+    """Why a variable with ``missing`` of its ``points`` values NaN or missing is refused (without ``--allow-nan``).
+
+    Parameters
+    ----------
+    name : str
+        The variable.
+    missing, points : int
+        Missing values and all values read.
+
+    Returns
+    -------
+    str
+        The count and fraction, and what to do: ``--allow-nan`` for scattered gaps; for a
+        variable missing everywhere, that the model would only see the training mean.
+    """
+    text = f"variable {name!r} contains NaN or missing values ({missing} points, {missing / points:.1%} of those read)"
+    if missing == points:
+        return (f"{text}: it is missing everywhere, so there is nothing to predict from; --allow-nan would "
+                "fill all of it with the training mean, which it does only with --max-nan-fraction 1")
+    return (f"{text}; use --allow-nan to regrid from the valid points only (it refuses a variable missing on more "
+            "than --max-nan-fraction of the globe)")
+
+
+class FileReader:
+    """One netCDF input, open, read in chunks of time steps (:meth:`read`); close it with :meth:`close`.
+
+    The file's variables, dimensions and grid are checked when it is opened. Each
+    variable keeps one block of raw values in memory: the whole HDF5 chunks along time
+    that hold the steps last asked for, extended by whole chunks while all the blocks
+    together stay within ``read_ahead_bytes``; steps inside the block are sliced from
+    it. Memory is therefore bounded by the steps asked for, their HDF5 chunks and
+    ``read_ahead_bytes``, not by the length of the file.
+
+    Parameters
+    ----------
+    path : path-like
+        The netCDF file.
+    variables : sequence of str
+        The variables to read, in channel order.
+    allow_nan : bool
+        Accept NaN and missing values (else :meth:`read` raises).
+    verify : bool
+        Check the SHA-256 trailer of files written by meshcnn before issue 21, if there.
+    read_ahead_bytes : int
+        See :data:`READ_AHEAD_BYTES`.
+
+    Attributes
+    ----------
+    header : dict
+        ``lat``, ``lon`` (degrees, file order), ``lat_name``, ``lon_name``, ``time_name``
+        (``None`` without a time dimension, then one step) and ``num_steps``.
+
+    Raises
+    ------
+    ClimateFileError
+        Naming the file: unreadable, missing variables (all named), a variable not on the
+        ``(lat, lon)`` grid, more than one extra dimension, or unequal numbers of steps.
+    """
+
+    def __init__(self, path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False,
+                 verify: bool = True, read_ahead_bytes: int = READ_AHEAD_BYTES) -> None:
+        self.path, self.names, self.allow_nan = Path(path), list(variables), allow_nan
+        self.read_ahead_bytes = read_ahead_bytes
+        self.ds = _open(self.path, verify)
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
+        path, ds = self.path, self.ds
+        try:
+            grid = _grid(ds, path, self.names)
+            time_name, num_steps, self.vars = None, None, []
+            for name in self.names:
+                var = ds[name]
+                time_dim = _time_dimension(var, name, grid, time_name, path)
+                time_name = time_name or time_dim
+                n = var.shape[var.dimensions.index(time_dim)] if time_dim else 1
+                if num_steps is not None and n != num_steps:
+                    raise ClimateFileError(path, f"variable {name!r} has {n} time steps, others {num_steps}")
+                num_steps = n
+                dims = var.dimensions
+                order = ([dims.index(time_dim)] if time_dim else []) + [dims.index(grid["lat_dim"]),
+                                                                         dims.index(grid["lon_dim"])]
+                self.vars.append(_Variable(var, time_dim, order))
+            self.time = None
+            if time_name is not None and time_name in ds.variables:
+                self.time = np.asarray(ds[time_name][:])
+            if not num_steps:
+                raise ClimateFileError(path, "no time steps")
+        except (OSError, RuntimeError, IndexError, KeyError) as exc:
+            raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
+        self.header = {key: grid[key] for key in ("lat", "lon", "lat_name", "lon_name")}
+        self.header.update(time_name=time_name, num_steps=num_steps)
+
+    def read(self, steps: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The fields of time steps ``steps = (t0, t1)`` (all by default).
+
+        Returns
+        -------
+        dict
+            :attr:`header`, plus ``fields`` float32 ``(T, C, nlat, nlon)`` (file grid order,
+            NaN where missing), ``time`` (the values of the steps read, or ``None``) and
+            ``missing`` (``{variable: count}`` of the NaN or missing values, variables
+            without any left out).
+
+        Raises
+        ------
+        ClimateFileError
+            Naming the file and variable: Inf, or NaN/missing values without ``allow_nan``
+            (with their count and fraction), or a file HDF5 cannot read (a Fletcher-32
+            checksum that does not match included).
+        """
+        n = self.header["num_steps"]
+        t0, t1 = (0, n) if steps is None else (max(int(steps[0]), 0), min(int(steps[1]), n))
+        if self.header["time_name"] is None:
+            t0, t1 = 0, 1
+        nlat, nlon = len(self.header["lat"]), len(self.header["lon"])
+        fields = np.empty((t1 - t0, len(self.vars), nlat, nlon), dtype=np.float32)
+        budget = self.read_ahead_bytes // max(len(self.vars), 1)
+        missing = {}
+        try:
+            for c, (name, v) in enumerate(zip(self.names, self.vars)):
+                out = fields[:, c]
+                v.decode_into(v.raw(t0, t1, budget), out)
+                if not np.isfinite(out).all():
+                    if np.isinf(out).any():
+                        raise ClimateFileError(self.path, f"variable {name!r} contains Inf")
+                    missing[name] = int(np.count_nonzero(np.isnan(out)))
+                    if not self.allow_nan:
+                        raise ClimateFileError(self.path, nan_message(name, missing[name], out.size))
+        except (OSError, RuntimeError, IndexError, KeyError) as exc:
+            raise ClimateFileError(self.path, f"unreadable netCDF file ({exc})") from exc
+        out = dict(self.header)
+        out.update(fields=fields, missing=missing, time=self.time[t0:t1] if self.time is not None else None)
+        return out
+
+    def close(self) -> None:
+        """Close the file and drop the blocks in memory."""
+        self.vars = []
+        ds, self.ds = getattr(self, "ds", None), None
+        if ds is not None:
+            try:
+                ds.close()
+            except (OSError, RuntimeError):
+                pass  # only read from
+
+    def __enter__(self) -> FileReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False,
                 steps: tuple[int, int] | None = None, header_only: bool = False) -> dict[str, Any]:
-    """Read the model's variables from one netCDF file on its own grid.
+    """Read the model's variables from one netCDF file on its own grid (one :class:`FileReader` call).
 
     Parameters
     ----------
@@ -220,6 +432,7 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
     -------
     dict
         ``fields`` float32 ``(T, C, nlat, nlon)`` (file order, NaN where missing; absent
+        with ``header_only``), ``missing`` (``{variable: count}`` of missing values; absent
         with ``header_only``), ``lat``, ``lon`` (degrees, file order), ``lat_name``,
         ``lon_name``, ``time_name`` (``None`` without a time dimension, then ``T = 1``),
         ``time`` (the values of the steps read, or ``None``) and ``num_steps`` (in the file).
@@ -230,35 +443,14 @@ def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan:
         Naming the file: unreadable, missing variables (all named), a variable not on the ``(lat, lon)``
         grid, more than one extra dimension, Inf, or NaN/missing values without ``allow_nan``.
     """
-    path = Path(path)
-    ds = _open(path, verify=not header_only)
-    try:
-        grid = _grid(ds, path, variables)
-        time_name, num_steps, arrays = None, None, []
-        for name in variables:
-            var = ds[name]
-            time_dim = _time_dimension(var, name, grid, time_name, path)
-            time_name = time_name or time_dim
-            n = var.shape[var.dimensions.index(time_dim)] if time_dim else 1
-            if num_steps is not None and n != num_steps:
-                raise ClimateFileError(path, f"variable {name!r} has {n} time steps, others {num_steps}")
-            num_steps = n
-            if not header_only:
-                arrays.append(_field(var, name, grid, time_dim, steps, allow_nan, path))
-        time_values = None
-        if time_name is not None and time_name in ds.variables:
-            time_values = np.asarray(ds[time_name][slice(*steps) if steps is not None else slice(None)])
-        if not num_steps:
-            raise ClimateFileError(path, "no time steps")
-    except (OSError, RuntimeError, IndexError, KeyError) as exc:
-        raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
-    finally:
-        ds.close()
-    out = {key: grid[key] for key in ("lat", "lon", "lat_name", "lon_name")}
-    out.update(time_name=time_name, time=time_values, num_steps=num_steps)
-    if not header_only:
-        out["fields"] = np.stack(arrays, axis=1)
-    return out
+    with FileReader(path, variables, allow_nan=allow_nan, verify=not header_only) as reader:
+        if not header_only:
+            return reader.read(steps)
+        out = dict(reader.header)
+        n = out["num_steps"]
+        t0, t1 = (0, n) if steps is None else steps
+        out["time"] = reader.time[t0:t1] if reader.time is not None else None
+        return out
 
 
 def time_strings(source: Path, time_name: str | None, steps: int) -> list[str]:

@@ -12,12 +12,24 @@ statistics without re-running the model: ``MESH_LABELS`` ``(time, vertex)`` and
 ``meshcnn_version``, ``checkpoint``, ``checkpoint_sha256``, ``mesh_level``,
 ``source_file``, ``meshcnn_complete = 1``.
 
+With ``--allow-nan`` the output says what was missing and what was invented:
+``max_nan_fraction`` (the limit in use), ``nan_variables`` (the input variables with
+NaN or missing values, space-separated, ``""`` for none) and per such variable
+``nan_fraction_<variable>`` (the fraction of its values in the input that were
+missing), ``nan_filled_fraction_<variable>`` and ``nan_filled_fraction_max_<variable>``
+(the fraction of the globe, by mesh area, left without valid data and filled with the
+training mean: mean over the time steps, and at the worst step);
+``nan_filled_variables`` lists those with a fill.
+
+The file is standard netCDF-4: other tools can open it for appending.
+
 The file is written chunk by chunk into a temporary file beside its destination and
 renamed into place only when complete (:class:`OutputWriter`), so a killed run never
 leaves a partial output.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +40,7 @@ from ..geometry.mesh import icosphere
 from ..io import discard, publish, temporary_beside
 from .events import EVENT_COLUMNS
 from .inputs import time_strings
-from .predictor import Predictor
+from .predictor import PredictError, Predictor
 
 #: The per-event variables of an output file (``event_<name>``), in order.
 EVENT_VARIABLES = ("class", "time_index", "area_km2", "centroid_lat", "centroid_lon", "num_vertices", "min_psl",
@@ -63,6 +75,16 @@ def output_complete(path: Path, sha256: str) -> bool:
             return (getattr(ds, "meshcnn_complete", 0) == 1 and getattr(ds, "checkpoint_sha256", "") == sha256
                     and "LABELS" in ds.variables and "MESH_LABELS" in ds.variables)
     except (OSError, RuntimeError):
+        return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are the same file: the same real path, or the same existing file (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
         return False
 
 
@@ -119,15 +141,21 @@ class OutputWriter:
     predictor : Predictor
     probabilities : bool
         Also write ``PROBABILITIES``.
+    max_nan_fraction : float, optional
+        The ``--max-nan-fraction`` in use with ``--allow-nan`` (``None`` without it): the
+        ``nan_*`` attributes are written only with it.
     """
 
     def __init__(self, path: Path, source: Path, header: dict[str, Any], predictor: Predictor,
-                 probabilities: bool) -> None:
+                 probabilities: bool, *, max_nan_fraction: float | None = None) -> None:
         import netCDF4
 
         self.path, self.source, self.predictor = path, source, predictor
         self.has_time = header["time_name"] is not None
         self.events: list[dict[str, Any]] = []
+        self.max_nan_fraction = max_nan_fraction
+        self.steps, self.points = 0, 0
+        self.missing: dict[str, list[float]] = {}  # variable -> [missing values, values, filled sum, filled max]
         self.tmp = temporary_beside(path)
         try:
             self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
@@ -186,6 +214,7 @@ class OutputWriter:
             The events of these time steps.
         """
         t1 = t0 + labels.shape[0]
+        self.steps += labels.shape[0]
         if self.has_time:
             self.labels[t0:t1] = labels
             self.mesh_labels[t0:t1] = mesh_labels
@@ -197,6 +226,45 @@ class OutputWriter:
             if self.probs is not None:
                 self.probs[:] = probs[0]
         self.events.extend(events)
+
+    def record_missing(self, missing: dict[str, int], points: int, filled: dict[str, np.ndarray]) -> None:
+        """Add a chunk's missing values and fills, for the ``nan_*`` attributes.
+
+        Parameters
+        ----------
+        missing : dict
+            ``{variable: count}`` of the chunk's NaN or missing input values.
+        points : int
+            Values read per variable in the chunk.
+        filled : dict
+            ``{variable: (T,) array}``: the fraction of the globe filled with the training
+            mean at each of the chunk's steps.
+        """
+        for name, count in missing.items():
+            record = self.missing.setdefault(name, [0, self.points, 0.0, 0.0])
+            record[0] += count
+            if name in filled and len(filled[name]):
+                record[2] += float(np.sum(filled[name]))
+                record[3] = max(record[3], float(np.max(filled[name])))
+        self.points += points
+        for record in self.missing.values():
+            record[1] = self.points
+
+    def _nan_attributes(self) -> dict[str, Any]:
+        """The ``nan_*`` attributes (see the module docstring); none without ``--allow-nan``."""
+        if self.max_nan_fraction is None:
+            return {}
+        names = [v for v in self.predictor.variables if v in self.missing]
+        steps = max(self.steps, 1)
+        attrs: dict[str, Any] = {"max_nan_fraction": np.float64(self.max_nan_fraction),
+                                 "nan_variables": " ".join(names),
+                                 "nan_filled_variables": " ".join(v for v in names if self.missing[v][3] > 0)}
+        for name in names:
+            count, points, filled_sum, filled_max = self.missing[name]
+            attrs[f"nan_fraction_{name}"] = np.float64(count / points if points else 0.0)
+            attrs[f"nan_filled_fraction_{name}"] = np.float64(filled_sum / steps)
+            attrs[f"nan_filled_fraction_max_{name}"] = np.float64(filled_max)
+        return attrs
 
     def _write_events(self) -> None:
         """The events as ``event_<name>`` variables along the ``event`` dimension."""
@@ -228,15 +296,24 @@ class OutputWriter:
             "model_orientation": str(predictor.config.get("orientation", "fixed")),
             "variables": " ".join(predictor.variables),
             "regridding": "bilinear to the mesh; probabilities barycentric back to the grid, then argmax",
+            **self._nan_attributes(),
             "meshcnn_complete": np.int32(1),
         }
 
     def finish(self) -> None:
-        """Write the events and global attributes, close, fsync and rename into place."""
+        """Write the events and global attributes, close, fsync and rename into place.
+
+        Raises
+        ------
+        PredictError
+            If the output path is (now) the input file itself: it is never replaced.
+        """
         try:
             self._write_events()
             self.ds.setncatts(self._global_attributes())
             self.ds.close()
+            if _same_file(self.path, self.source):  # checked before the run too; the input is never replaced
+                raise PredictError(f"{self.path}: is the input file {self.source}; not overwritten")
             publish(self.tmp, self.path)
         except BaseException:
             self.abort()

@@ -30,7 +30,8 @@ from .events import EVENT_COLUMNS, frequency_path, save_frequency
 from .inputs import find_inputs, read_fields, time_strings
 from .output import OutputWriter, events_csv_row, output_complete, read_complete
 from .predictor import Predictor, PredictError, load_predictor
-from .stages import ChunkDataset, chunk_events, grid_labels, identity, mesh_probabilities, prebuild_matrices
+from .stages import (MAX_NAN_FRACTION, ChunkDataset, chunk_events, grid_labels, identity, mesh_probabilities,
+                     prebuild_matrices)
 
 __all__ = ["predict_files", "STAGES"]
 
@@ -102,14 +103,62 @@ class _Tally:
         self.say(f"skipping bad file: {message}")
 
 
-def _check_destinations(out: Path, events: str | os.PathLike | None, batch_size: int, num_workers: int) -> None:
+def _check_destinations(out: Path, events: str | os.PathLike | None, batch_size: int, num_workers: int,
+                        max_nan_fraction: float) -> None:
     """Refuse bad sizes, an output folder that is a file and an events CSV that is a folder."""
     if batch_size < 1 or num_workers < 0:
         raise PredictError("--batch-size must be >= 1 and --num-workers >= 0")
+    if not 0.0 <= max_nan_fraction <= 1.0:
+        raise PredictError(f"--max-nan-fraction must be within [0, 1], got {max_nan_fraction}")
     if out.exists() and not out.is_dir():
         raise PredictError(f"--out {out}: exists and is a file, not a folder")
     if events is not None and Path(events).is_dir():
         raise PredictError(f"--events {events}: is a folder; give a CSV file name")
+
+
+def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """``path`` with every symlink and ``..`` resolved, and its ``(device, inode)`` when it exists."""
+    try:
+        st = os.stat(path)
+        inode = (st.st_dev, st.st_ino)
+    except OSError:
+        inode = None
+    return os.path.realpath(path), inode
+
+
+def _refuse_overwriting_inputs(files: Sequence[Path], out: Path, events: str | os.PathLike | None) -> None:
+    """Refuse, before anything is written, any output that is one of the input files.
+
+    An output path is an input when both resolve to the same real path (symlinks, ``..``)
+    or are the same existing file (same device and inode: hard links, and names that
+    differ only in case on a case-insensitive file system). The outputs are
+    ``out/<name>`` per input, and the events CSV and its ``.frequency.npz``.
+
+    Raises
+    ------
+    PredictError
+        Naming the output and the input it would overwrite.
+    """
+    real, inodes = {}, {}
+    for f in files:
+        path, inode = _identity(f)
+        real.setdefault(path, f)
+        if inode is not None:
+            inodes.setdefault(inode, f)
+
+    def refuse(option: str, target: Path) -> None:
+        path, inode = _identity(target)
+        source = real.get(path) or (inodes.get(inode) if inode is not None else None)
+        if source is not None:
+            raise PredictError(f"{option}: the output {target} is the input file {source} (the same file"
+                               f"{'' if os.path.abspath(target) == os.path.abspath(source) else ' through a link'}); "
+                               "nothing was written: choose an output that is not an input")
+
+    for f in files:
+        refuse(f"--out {out}", out / f.name)
+    if events is not None:
+        refuse("--events", Path(events))
+        refuse("--events", frequency_path(events))
 
 
 def _plan(files: Sequence[Path], out: Path, predictor: Predictor, resume: bool,
@@ -156,8 +205,8 @@ def _predict_chunk(item: dict[str, Any], predictor: Predictor, seconds: dict[str
 
 
 def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, header: dict[str, Any],
-                  predictor: Predictor, tally: _Tally, *, batch_size: int, device: str,
-                  probabilities: bool) -> tuple[np.ndarray, list[dict[str, Any]]] | str:
+                  predictor: Predictor, tally: _Tally, *, batch_size: int, device: str, probabilities: bool,
+                  max_nan_fraction: float | None) -> tuple[np.ndarray, list[dict[str, Any]]] | str:
     """Take the file's chunks from ``items`` and write its output.
 
     Returns
@@ -180,8 +229,10 @@ def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, h
             start = time.perf_counter()  # the write stage, with finding the events
             events = chunk_events(mesh_labels, tally.mesh, predictor.class_names, item["raw"], item["t0"])
             if output is None:
-                output = OutputWriter(target, source, header, predictor, probabilities)
+                output = OutputWriter(target, source, header, predictor, probabilities,
+                                      max_nan_fraction=max_nan_fraction)
             output.write(item["t0"], labels, grid_probs, mesh_labels, events)
+            output.record_missing(item["missing"], item["points"], item["filled"])
             all_mesh_labels.append(mesh_labels)
             tally.seconds["write"] += time.perf_counter() - start
         start = time.perf_counter()
@@ -197,7 +248,7 @@ def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, h
 def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                   events: str | os.PathLike | None = None, probabilities: bool = False, resume: bool = False,
                   device: str = "cpu", batch_size: int = 4, num_workers: int = 0, allow_nan: bool = False,
-                  skip_bad: bool = False, progress: bool = True,
+                  max_nan_fraction: float = MAX_NAN_FRACTION, skip_bad: bool = False, progress: bool = True,
                   log_fn: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Segment every input file with a trained checkpoint (the library side of ``meshcnn predict``).
 
@@ -226,7 +277,14 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     num_workers : int
         DataLoader worker processes reading and regridding (0: in this process).
     allow_nan : bool
-        Accept NaN/missing values in the fields (regridded from the valid points).
+        Accept NaN/missing values in the fields (regridded from the valid points; mesh
+        vertices without valid data get the training mean). The output records it:
+        global attributes ``nan_variables``, ``nan_filled_fraction_<variable>`` and
+        others (:mod:`.output`).
+    max_nan_fraction : float
+        With ``allow_nan``: the largest fraction of the globe, per variable and time step,
+        that may be filled with the training mean; a variable missing on more makes the
+        file bad (default :data:`meshcnn.predict.stages.MAX_NAN_FRACTION`).
     skip_bad : bool
         Log and skip inputs that cannot be used, instead of stopping.
     progress : bool
@@ -244,15 +302,19 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     Raises
     ------
     PredictError
-        Bad checkpoint, an output folder that is an existing file, duplicate input file
-        names, or (without ``skip_bad``) a bad input file; the message names the file.
-        Outputs of the files before it are complete; nothing is written for it.
+        Bad checkpoint, an output folder that is an existing file, an output (in ``out``,
+        or ``events``) that is one of the input files (refused before anything is
+        written), duplicate input file names, or (without ``skip_bad``) a bad input file,
+        a variable missing on more than ``max_nan_fraction`` of the globe included; the
+        message names the file. Outputs of the files before it are complete; nothing is
+        written for it.
     """
     # over 60 lines only by its docstring (13 parameters); the steps are the functions above and below
     say = log_fn or log.info
     out = Path(out)
-    _check_destinations(out, events, batch_size, num_workers)
+    _check_destinations(out, events, batch_size, num_workers, max_nan_fraction)
     files = find_inputs(inputs)
+    _refuse_overwriting_inputs(files, out, events)
     predictor = load_predictor(checkpoint, device)
     out.mkdir(parents=True, exist_ok=True)
     for f in files:  # temporary files of a killed run
@@ -263,18 +325,20 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     if done:
         say(f"resume: {done} of {len(files)} outputs complete, skipped")
     prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.level)
-    loader = DataLoader(ChunkDataset(files, chunks, predictor, allow_nan), batch_size=None, shuffle=False,
-                        num_workers=num_workers, collate_fn=identity, persistent_workers=False,
-                        prefetch_factor=2 if num_workers > 0 else None)
+    dataset = ChunkDataset(files, chunks, predictor, allow_nan, max_nan_fraction)
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=identity,
+                        persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
     items = iter(loader)
     wall0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
+        stack.callback(dataset.close)  # the file open in this process (num_workers=0)
         if events is not None:  # renamed into place when every file is done
             tally.write_events_to(stack.enter_context(atomic_write(events, "w", newline="")))
         bar = stack.enter_context(progress_bar(enabled=progress, total=len(files), desc="predict", unit="file"))
         for source, (kind, info) in zip(files, plan):
             _run_file(kind, info, items, source, out / source.name, predictor, tally, batch_size=batch_size,
-                      device=device, probabilities=probabilities)
+                      device=device, probabilities=probabilities,
+                      max_nan_fraction=max_nan_fraction if allow_nan else None)
             bar.update(1)
     if events is not None:
         save_frequency(frequency_path(events), tally.counts, tally.result["time_steps"], predictor.level,

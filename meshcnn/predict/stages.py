@@ -1,10 +1,11 @@
 """The stages of ``meshcnn predict`` applied to one chunk of time steps of one file.
 
 1. *read* and 2. *regrid* (in a ``DataLoader`` worker, :class:`ChunkDataset`): the
-   fields of the chunk (:func:`meshcnn.predict.read_fields`), bilinear to the
-   icosphere (:mod:`meshcnn.grids.regrid`; with ``allow_nan`` missing values are
-   skipped, ``skipna=True``, and vertices left without valid data get the training
-   mean), then normalised;
+   fields of the chunk (a :class:`meshcnn.predict.inputs.FileReader`, kept open for the
+   file's next chunk), bilinear to the icosphere (:mod:`meshcnn.grids.regrid`; with
+   ``allow_nan`` missing values are skipped, ``skipna=True``, and vertices left without
+   valid data get the training mean, unless that is more than ``max_nan_fraction`` of
+   the globe for a variable and time step: the file is then refused), then normalised;
 3. *model* (:func:`mesh_probabilities`): softmax class probabilities on the mesh;
 4. *regrid back* (:func:`grid_labels`): the probabilities interpolated to the file's
    grid (barycentric in the mesh triangles), then the argmax gives the labels, so
@@ -25,14 +26,20 @@ from torch.utils.data import Dataset
 
 from .._cache import memoize
 from ..data.climate import ClimateFileError
-from ..geometry.mesh import Mesh
+from ..geometry.mesh import Mesh, icosphere
 from ..grids import regrid
 from .events import find_events
-from .inputs import LAT_NAMES, LON_NAMES, read_fields
+from .inputs import LAT_NAMES, LON_NAMES, FileReader
 from .predictor import Predictor
 
 #: Variables whose regridded values (file units) are kept for the events' extremes.
 EXTREME_VARIABLES = ("PSL", "TMQ")
+
+#: Default of ``--max-nan-fraction``: the largest fraction of the globe (per variable and time
+#: step) that ``--allow-nan`` fills with the training mean; a variable missing on more stops the
+#: file. Scattered missing points leave few vertices, if any, without valid data; a variable
+#: missing everywhere (or over a region) is not replaced by its training mean without asking.
+MAX_NAN_FRACTION = 0.05
 
 
 class ChunkDataset(Dataset):
@@ -49,25 +56,35 @@ class ChunkDataset(Dataset):
         Gives the level, the variables and the normalisation statistics.
     allow_nan : bool
         Accept missing values (see :func:`meshcnn.predict.read_fields`).
+    max_nan_fraction : float
+        With ``allow_nan``: the largest fraction of the globe (mesh area) per variable and
+        time step that may be filled with the training mean (:data:`MAX_NAN_FRACTION`).
 
     Notes
     -----
     An item is the dict of :func:`meshcnn.predict.read_fields` without ``fields``,
     plus ``file``, ``t0``, ``t1``, ``x`` (float32 tensor ``(T, C, V)``, normalised),
     ``raw`` (``{"PSL", "TMQ"}``: ``(T, V)`` in file units, those of the variables
-    present) and the seconds ``t_read`` and ``t_regrid``. Errors are returned, not
-    raised, as ``{"file", "t0", "t1", "error"}`` so the main process decides whether
-    to stop or skip.
+    present), ``filled`` (``{variable: (T,) float64}``: the fraction of the globe
+    filled with the training mean at each step, variables with missing values only),
+    ``points`` (the values read per variable) and the seconds ``t_read`` and
+    ``t_regrid``. Errors are returned, not raised, as ``{"file", "t0", "t1", "error"}``
+    so the main process decides whether to stop or skip.
+
+    The file of the last item stays open (its reader keeps the HDF5 chunks it read) for
+    the next chunk of the same file, in each worker; :meth:`close` closes it.
     """
 
     def __init__(self, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
-                 allow_nan: bool) -> None:
+                 allow_nan: bool, max_nan_fraction: float = MAX_NAN_FRACTION) -> None:
         self.files = list(files)
         self.chunks = list(chunks)
         self.level = predictor.level
         self.variables = predictor.variables
         self.mean, self.std = predictor.mean, predictor.std
         self.allow_nan = allow_nan
+        self.max_nan_fraction = float(max_nan_fraction)
+        self._reader: tuple[int, FileReader] | None = None
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -78,30 +95,84 @@ class ChunkDataset(Dataset):
         base = {"file": file_index, "t0": t0, "t1": t1}
         try:
             start = time.perf_counter()
-            item = read_fields(path, self.variables, allow_nan=self.allow_nan, steps=(t0, t1))
+            item = self._file(file_index).read((t0, t1))
             t_read = time.perf_counter()
-            x, raw = self._to_mesh(path, item)
-            item.update(base, x=x, raw=raw, t_read=t_read - start, t_regrid=time.perf_counter() - t_read)
+            x, raw, filled = self._to_mesh(path, item, t0)
+            item.update(base, x=x, raw=raw, filled=filled, t_read=t_read - start,
+                        t_regrid=time.perf_counter() - t_read)
             return item
         except (ClimateFileError, FileNotFoundError) as exc:
+            self.close()
             return {**base, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - anything else a broken file may raise
+            self.close()
             return {**base, "error": f"{path}: {type(exc).__name__}: {exc}"}
 
-    def _to_mesh(self, path: Path, item: dict[str, Any]) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-        """Pop ``item["fields"]``; return the normalised mesh fields and the raw ones of :data:`EXTREME_VARIABLES`."""
+    def _file(self, file_index: int) -> FileReader:
+        """The open reader of file ``file_index`` (the previous file's is closed)."""
+        if self._reader is None or self._reader[0] != file_index:
+            self.close()
+            reader = FileReader(self.files[file_index], self.variables, allow_nan=self.allow_nan)
+            self._reader = (file_index, reader)
+        return self._reader[1]
+
+    def close(self) -> None:
+        """Close the open input file, if any."""
+        if self._reader is not None:
+            self._reader[1].close()
+            self._reader = None
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker (spawned, not forked) starts without an open file
+        return {**self.__dict__, "_reader": None}
+
+    def _to_mesh(self, path: Path, item: dict[str, Any],
+                 t0: int) -> tuple[torch.Tensor, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Pop ``item["fields"]``; return the normalised mesh fields, the raw ones of :data:`EXTREME_VARIABLES`
+        and the fraction of the globe filled with the training mean per variable with missing values and step.
+
+        Raises
+        ------
+        ClimateFileError
+            A variable left without valid data on more than ``max_nan_fraction`` of the
+            globe at a time step (file, variable, step and fraction named).
+        """
         try:
             matrix = regrid.latlon_to_mesh(item["lat"], item["lon"], self.level, "bilinear")
         except ValueError as exc:
             raise ClimateFileError(path, f"grid not usable: {exc}") from exc
         fields = item.pop("fields")
+        item["points"] = fields[:, 0].size
         mesh = regrid.apply(matrix, fields, skipna=self.allow_nan, na_thresh=0.5)  # (T, C, V) float32
         del fields
+        filled = self._filled(path, mesh, item["missing"], t0)
         raw = {name: mesh[:, self.variables.index(name)].copy() for name in EXTREME_VARIABLES
                if name in self.variables}
         x = (mesh - self.mean[None, :, None]) / self.std[None, :, None]
         np.nan_to_num(x, copy=False, nan=0.0)  # with allow_nan: vertices without valid data -> training mean
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), raw
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), raw, filled
+
+    def _filled(self, path: Path, mesh: np.ndarray, missing: dict[str, int], t0: int) -> dict[str, np.ndarray]:
+        """Per variable with missing values: the area fraction of the vertices without valid data, per step."""
+        filled = {}
+        weights = _area_weights(self.level)
+        for name in missing:
+            c = self.variables.index(name)
+            fraction = np.isnan(mesh[:, c]) @ weights  # (T,)
+            worst = int(np.argmax(fraction))
+            if fraction[worst] > self.max_nan_fraction:
+                raise ClimateFileError(
+                    path, f"variable {name!r} is missing on {fraction[worst]:.1%} of the globe at time step "
+                          f"{t0 + worst}: more than --max-nan-fraction {self.max_nan_fraction:g} would be filled with "
+                          "the training mean (raise --max-nan-fraction, up to 1, to accept that)")
+            filled[name] = fraction
+        return filled
+
+
+@memoize(maxsize=2, copy=False)  # only read
+def _area_weights(level: int) -> np.ndarray:
+    """The icosphere vertices' areas as fractions of the sphere, float64 ``(V,)``."""
+    areas = icosphere(level).vertex_areas
+    return areas / areas.sum()
 
 
 def identity(item: Any) -> Any:

@@ -461,14 +461,42 @@ def test_netcdf_default_fill_values_are_missing_values(tmp_path):
         C.read_latlon(tmp_path / "fill.nc")
 
 
-def test_written_files_carry_a_checksum_that_other_readers_ignore(tmp_path):
+def test_written_files_are_standard_netcdf4_that_opens_for_appending(tmp_path):
     lat, lon = grid()
+    rng = np.random.default_rng(0)
+    fields = {name: rng.normal(300.0, 5.0, (NLAT, NLON)).astype(np.float32) for name in C.VARIABLES}
     path = tmp_path / "s.nc"
+    C.write_climatenet(path, fields, np.zeros((NLAT, NLON), np.int64), lat, lon)
+    written = path.read_bytes()
+    assert b"meshcnn-sha256:" not in written  # no trailer of our own after the HDF5 data
+    with netCDF4.Dataset(path, "r+") as ds:  # before issue 21: "NetCDF: Can't write file"
+        assert all(ds[name].filters()["fletcher32"] for name in ds.variables)
+        ds.history = "edited by another tool"
+        ds.createVariable("EXTRA", "f4", ("lat", "lon"))[:] = 1.0
+    got, labels, _, _ = C.read_latlon(path)  # still a valid ClimateNet file
+    np.testing.assert_array_equal(got, np.stack([fields[name] for name in C.VARIABLES]))
+    with netCDF4.Dataset(path) as ds:
+        assert ds.history == "edited by another tool" and ds["EXTRA"][:].sum() == NLAT * NLON
+
+    # damaged data: the Fletcher-32 checksum of its chunk refuses it
+    raw = bytearray(written)
+    raw[len(raw) // 2] ^= 0x01  # inside the (incompressible) field data
+    (tmp_path / "damaged.nc").write_bytes(bytes(raw))
+    with pytest.raises(C.ClimateFileError, match=r"damaged\.nc: unreadable netCDF file"):
+        C.read_latlon(tmp_path / "damaged.nc")
+
+
+def test_files_with_the_legacy_checksum_trailer_are_still_checked(tmp_path):
+    import hashlib
+
+    lat, lon = grid()
+    path = tmp_path / "old.nc"
     C.write_climatenet(path, constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
-    with netCDF4.Dataset(path) as ds:  # still an ordinary netCDF file
-        np.testing.assert_array_equal(ds["lat"][:], lat)
+    body = path.read_bytes()
+    path.write_bytes(body + b"\nmeshcnn-sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n")
+    assert C.read_latlon(path)[0][:, 0, 0].tolist() == list(range(1, 17))
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     path.write_bytes(bytes(raw))
-    with pytest.raises(C.ClimateFileError, match=r"s\.nc: damaged file: its SHA-256 checksum does not match"):
+    with pytest.raises(C.ClimateFileError, match=r"old\.nc: damaged file: its SHA-256 checksum does not match"):
         C.read_latlon(path)

@@ -57,7 +57,7 @@ def test_packed_and_missing_values_and_any_dimension_order(tmp_path):
         "A": (("time", "lat", "lon"), packed, {"scale_factor": 0.5, "add_offset": 10.0, "_FillValue": np.int16(-999)}),
         "B": (("lon", "time", "lat"), plain, {}),
     })
-    with pytest.raises(ClimateFileError, match=r"f\.nc.*'A' contains NaN or missing values \(1 points\)"):
+    with pytest.raises(ClimateFileError, match=r"f\.nc.*'A' contains NaN or missing values \(1 points, 0\.8% of those read\)"):
         read_fields(path, ["A", "B"])
     got = read_fields(path, ["A", "B"], allow_nan=True)
     assert got["fields"].shape == (3, 2, 5, 8) and got["fields"].dtype == np.float32
@@ -89,3 +89,65 @@ def test_fields_without_time_and_bad_layouts_are_named(tmp_path):
         read_fields(steps, ["A", "B"])
     with pytest.raises(ClimateFileError, match="no such file"):
         read_fields(tmp_path / "missing.nc", ["A"])
+
+
+def _chunked(path, steps, chunk, *, time_axis_first=True):
+    """``A`` of ``steps`` steps on the 5 x 8 grid, zlib-compressed in HDF5 chunks of ``chunk`` steps."""
+    values = np.arange(steps * 40, dtype=np.float32).reshape(steps, 5, 8)
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("time", steps)
+        ds.createDimension("lat", 5)
+        ds.createDimension("lon", 8)
+        ds.createVariable("lat", "f8", ("lat",))[:] = LAT
+        ds.createVariable("lon", "f8", ("lon",))[:] = LON
+        ds.createVariable("time", "f8", ("time",))[:] = np.arange(steps)
+        if time_axis_first:
+            ds.createVariable("A", "f4", ("time", "lat", "lon"), zlib=True, chunksizes=(chunk, 5, 8))[:] = values
+        else:
+            ds.createVariable("A", "f4", ("lat", "time", "lon"), zlib=True,
+                              chunksizes=(5, chunk, 8))[:] = values.transpose(1, 0, 2)
+    return path, values
+
+
+class _Recording:
+    """A netCDF4 variable that records the time steps of every read from the file."""
+
+    def __init__(self, var, time_axis):
+        self.var, self.time_axis, self.reads = var, time_axis, []
+
+    def __getitem__(self, index):
+        self.reads.append((index[self.time_axis].start, index[self.time_axis].stop))
+        return self.var[index]
+
+    def __getattr__(self, name):
+        return getattr(self.var, name)
+
+
+@pytest.mark.parametrize("time_axis_first", [True, False])
+def test_a_file_read_in_chunks_of_steps_reads_each_hdf5_chunk_once(tmp_path, time_axis_first):
+    from meshcnn.predict.inputs import FileReader
+
+    path, values = _chunked(tmp_path / "c.nc", 23, 10, time_axis_first=time_axis_first)
+    for read_ahead, reads in ((0, [(0, 10), (10, 20), (20, 23)]), (20 * 160, [(0, 20), (20, 23)])):
+        with FileReader(path, ["A"], read_ahead_bytes=read_ahead) as reader:
+            v = reader.vars[0]
+            v.var = _Recording(v.var, v.time_axis)
+            got = [reader.read((t0, min(t0 + 4, 23))) for t0 in range(0, 23, 4)]
+            np.testing.assert_array_equal(np.concatenate([g["fields"][:, 0] for g in got]), values)
+            np.testing.assert_array_equal(np.concatenate([g["time"] for g in got]), np.arange(23))
+            assert v.var.reads == reads  # whole HDF5 chunks, each read (and decompressed) once
+            assert v.block[2].nbytes <= max(read_ahead, 2 * 10 * 160)
+
+
+def test_memory_stays_bounded_by_the_steps_asked_for_and_the_read_ahead(tmp_path):
+    from meshcnn.predict.inputs import FileReader
+
+    path, values = _chunked(tmp_path / "steps.nc", 50, 1)  # one step per chunk, as model history files
+    with FileReader(path, ["A"], read_ahead_bytes=0) as reader:
+        np.testing.assert_array_equal(reader.read((20, 24))["fields"][:, 0], values[20:24])
+        assert reader.vars[0].block[:2] == (20, 24)
+    with FileReader(path, ["A"], read_ahead_bytes=10 * 160) as reader:  # 10 steps of 160 bytes
+        np.testing.assert_array_equal(reader.read((20, 24))["fields"][:, 0], values[20:24])
+        assert reader.vars[0].block[:2] == (20, 30)
+        np.testing.assert_array_equal(reader.read((28, 40))["fields"][:, 0], values[28:40])  # more than the budget
+        assert reader.vars[0].block[:2] == (28, 40)

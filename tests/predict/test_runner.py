@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -263,9 +264,16 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     ds.to_netcdf(tmp_path / "bad" / "nan.nc")
     msg = fails([tmp_path / "bad" / "nan.nc"], "nan.nc.*TMQ.*NaN")
     assert not (out / "nan.nc").exists()
-    assert predict(run, [tmp_path / "bad" / "nan.nc"], out, allow_nan=True)["written"] == 1
+    # a strip of 10 of the 72 longitudes, pole to pole, is more of the globe than allow_nan fills by default
+    fails([tmp_path / "bad" / "nan.nc"], r"nan\.nc: variable 'TMQ' is missing on 1[0-5]\.\d% of the globe at "
+          r"time step 0: more than --max-nan-fraction 0\.05", allow_nan=True)
+    assert predict(run, [tmp_path / "bad" / "nan.nc"], out, allow_nan=True, max_nan_fraction=0.2)["written"] == 1
     with open_nc(out / "nan.nc") as res:
         assert set(np.unique(res["LABELS"].values)) <= {0, 1, 2}
+        assert res.attrs["nan_variables"] == "TMQ" and res.attrs["nan_filled_variables"] == "TMQ"
+        assert res.attrs["nan_fraction_TMQ"] == pytest.approx(10 / 72)
+        assert 0.10 < res.attrs["nan_filled_fraction_TMQ"] == res.attrs["nan_filled_fraction_max_TMQ"] < 0.16
+        assert res.attrs["max_nan_fraction"] == 0.2
 
     # NaN in a later time step of a long file read in chunks: no output, no temporary file left
     _variant(good, tmp_path / "bad" / "steps.nc", steps=run["files"][:3])
@@ -295,13 +303,20 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     shutil.copy(good, twin)
     fails([good, twin], good.name)
 
-    # a damaged file (its SHA-256 trailer no longer matches) is refused before HDF5 parses it
-    damaged = bytearray(good.read_bytes())
-    assert damaged.endswith(b"\n") and b"meshcnn-sha256:" in damaged[-81:]
+    # a damaged file is refused with its name: by the Fletcher-32 checksum of the damaged chunk, or for
+    # a file written before issue 21, by its SHA-256 trailer before HDF5 parses it
+    body = good.read_bytes()
+    assert b"meshcnn-sha256:" not in body
+    damaged = bytearray(body)
     damaged[len(damaged) // 2] ^= 0xFF
     (tmp_path / "bad" / "damaged.nc").write_bytes(bytes(damaged))
-    fails([tmp_path / "bad" / "damaged.nc"], "damaged.nc.*damaged file")
+    fails([tmp_path / "bad" / "damaged.nc"], "damaged.nc.*unreadable netCDF file")
     assert not (out / "damaged.nc").exists()
+    legacy = bytearray(body + b"\nmeshcnn-sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n")
+    legacy[len(legacy) // 2] ^= 0xFF
+    (tmp_path / "bad" / "legacy.nc").write_bytes(bytes(legacy))
+    fails([tmp_path / "bad" / "legacy.nc"], "legacy.nc.*damaged file")
+    assert not (out / "legacy.nc").exists()
 
     # an unreadable file in the middle stops the run with its name; skip_bad logs and skips it
     broken = tmp_path / "bad" / "broken.nc"
@@ -327,3 +342,146 @@ def test_cli_error_exit(run, tmp_path, capsys):
               str(run["files"][0])])
     err = capsys.readouterr().err
     assert info.value.code == 1 and "meshcnn: error:" in err and "file_out" in err
+
+
+# ----------------------------------------------------------------- outputs never replace inputs
+def _inputs(run, folder: Path, n: int = 2) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy(f, folder / f.name)) for f in run["files"][:n]]
+
+
+def _unchanged(files: list[Path], run) -> None:
+    for f in files:
+        assert f.read_bytes() == (run["data"] / f.name).read_bytes(), f"{f} was changed"
+        with open_nc(f) as ds:
+            assert "TMQ" in ds and "LABELS" in ds
+
+
+def test_output_folder_that_holds_the_inputs_is_refused_before_anything_is_written(run, tmp_path):
+    data = tmp_path / "data"
+    files = _inputs(run, data)
+    before = sorted(p.name for p in data.iterdir())
+    for out in (data, tmp_path / "data" / ".." / "data", Path(os.path.relpath(data))):
+        with pytest.raises(PredictError, match="is the input file") as info:
+            predict(run, [data], out)
+        assert str(out / files[0].name) in str(info.value) and str(files[0]) in str(info.value)
+        assert sorted(p.name for p in data.iterdir()) == before  # no output, no temporary file
+        _unchanged(files, run)
+    # also one input file, not the folder; and from the command line (exit status 1, both paths named)
+    with pytest.raises(PredictError, match="is the input file"):
+        predict(run, [files[1]], data, resume=True)
+    from meshcnn.__main__ import main
+
+    with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()) as stderr:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(data), "--no-progress",
+                  "--num-workers", "0", str(data)])
+    assert exit_info.value.code == 1 and "written" not in stdout.getvalue()
+    assert "is the input file" in stderr.getvalue() and str(files[0]) in stderr.getvalue()
+    assert sorted(p.name for p in data.iterdir()) == before
+    _unchanged(files, run)
+
+
+def test_outputs_reaching_an_input_through_links_are_refused(run, tmp_path):
+    data = tmp_path / "data"
+    files = _inputs(run, data)
+    (tmp_path / "linked_out").symlink_to(data, target_is_directory=True)  # --out is a link to the input folder
+    sym = tmp_path / "sym"
+    sym.mkdir()
+    (sym / files[0].name).symlink_to(files[0])  # an output path that is a link to an input
+    hard = tmp_path / "hard"
+    hard.mkdir()
+    os.link(files[1], hard / files[1].name)  # an output path that is a hard link to an input
+    for out in (tmp_path / "linked_out", sym, hard):
+        listing = sorted(p.name for p in out.iterdir())
+        with pytest.raises(PredictError, match="is the input file.*through a link") as info:
+            predict(run, [data], out)
+        assert str(out) in str(info.value)
+        assert sorted(p.name for p in out.iterdir()) == listing
+        _unchanged(files, run)
+    # an input reached through a link to the output folder
+    (tmp_path / "inputs_link").symlink_to(data, target_is_directory=True)
+    with pytest.raises(PredictError, match="is the input file"):
+        predict(run, [tmp_path / "inputs_link"], data)
+    # the events CSV (or its .frequency.npz) must not be an input either
+    with pytest.raises(PredictError, match="--events: the output .* is the input file"):
+        predict(run, [data], tmp_path / "out", events=files[0])
+    assert not (tmp_path / "out").exists()
+    _unchanged(files, run)
+    # a link elsewhere is fine: outputs are written beside it, the inputs stay as they are
+    assert predict(run, [sym / files[0].name], tmp_path / "out")["written"] == 1
+    _unchanged(files, run)
+
+
+# ---------------------------------------------------------------- a variable missing everywhere
+def _with_missing_tmq(src: Path, dst: Path, where) -> Path:
+    with xr.open_dataset(src, decode_times=False) as ds:
+        ds = ds.load()
+    tmq = ds["TMQ"].values.copy()
+    tmq[where] = np.nan
+    ds["TMQ"] = (ds["TMQ"].dims, tmq, ds["TMQ"].attrs)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(dst)
+    return dst
+
+
+def test_a_variable_missing_everywhere_without_allow_nan_says_so(run, tmp_path):
+    all_nan = _with_missing_tmq(run["files"][0], tmp_path / "bad" / "no_tmq.nc", np.s_[:])
+    with pytest.raises(PredictError, match=r"no_tmq\.nc: variable 'TMQ' contains NaN or missing values "
+                                           r"\(3456 points, 100\.0% of those read\): it is missing everywhere"):
+        predict(run, [all_nan], tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_variable_missing_everywhere_with_allow_nan_stops_the_file(run, tmp_path):
+    all_nan = _with_missing_tmq(run["files"][0], tmp_path / "bad" / "no_tmq.nc", np.s_[:])
+    out = tmp_path / "out"
+    with pytest.raises(PredictError, match=r"no_tmq\.nc: variable 'TMQ' is missing on 100\.0% of the globe at time "
+                                           r"step 0: more than --max-nan-fraction 0\.05"):
+        predict(run, [all_nan], out, allow_nan=True)
+    assert not out.exists() or not list(out.iterdir())
+    skipped = predict(run, [all_nan, run["files"][1]], out, allow_nan=True, skip_bad=True, log_fn=lambda m: None)
+    assert skipped["written"] == 1 and "TMQ" in skipped["bad"][0][1]
+    assert not (out / all_nan.name).exists()
+
+
+def test_fills_are_recorded_in_the_output_attributes(run, tmp_path):
+    all_nan = _with_missing_tmq(run["files"][0], tmp_path / "bad" / "no_tmq.nc", np.s_[:])
+    out = tmp_path / "out"
+    # asked for (max_nan_fraction=1), the fill happens and the output says so
+    assert predict(run, [all_nan], out, allow_nan=True, max_nan_fraction=1.0)["written"] == 1
+    with open_nc(out / all_nan.name) as res:
+        assert res.attrs["nan_variables"] == "TMQ" and res.attrs["nan_filled_variables"] == "TMQ"
+        assert res.attrs["nan_fraction_TMQ"] == 1.0 and res.attrs["nan_filled_fraction_TMQ"] == pytest.approx(1.0)
+        assert res.attrs["max_nan_fraction"] == 1.0
+    # scattered missing points: regridded from the valid points, little or nothing filled, and recorded
+    scattered = _with_missing_tmq(run["files"][0], tmp_path / "bad" / "scattered.nc", np.s_[:, 3::7, ::5])
+    assert predict(run, [scattered], out, allow_nan=True)["written"] == 1
+    with open_nc(out / scattered.name) as res:
+        assert res.attrs["nan_variables"] == "TMQ" and res.attrs["nan_fraction_TMQ"] == pytest.approx(7 * 15 / 3456)
+        filled = res.attrs["nan_filled_fraction_TMQ"]
+        assert 0.0 <= filled < 0.05 and res.attrs["nan_filled_variables"] == ("TMQ" if filled > 0 else "")
+    with pytest.raises(PredictError, match="--max-nan-fraction must be within"):
+        predict(run, [scattered], out, allow_nan=True, max_nan_fraction=1.5)
+
+
+def test_outputs_are_standard_netcdf4_that_opens_for_appending(run, tmp_path):
+    import netCDF4
+
+    predict(run, run["files"][:1], tmp_path / "out", probabilities=True)
+    with netCDF4.Dataset(tmp_path / "out" / run["files"][0].name, "r+") as ds:
+        ds.history = "edited by another tool"
+        ds.createVariable("EXTRA", "f4", ("lat", "lon"))[:] = 1.0
+    with open_nc(tmp_path / "out" / run["files"][0].name) as ds:
+        assert ds.attrs["history"] == "edited by another tool" and float(ds["EXTRA"].sum()) == 48 * 72
+        assert ds["LABELS"].shape == (1, 48, 72)
+
+
+def test_cli_default_max_nan_fraction_is_the_library_default():
+    from meshcnn.__main__ import MAX_NAN_FRACTION, _parser
+    from meshcnn.predict.stages import MAX_NAN_FRACTION as library
+
+    assert MAX_NAN_FRACTION == library
+    args = _parser().parse_args(["predict", "--checkpoint", "c", "--out", "o", "--allow-nan", "--max-nan-fraction",
+                                 "0.3", "x.nc"])
+    assert args.allow_nan and args.max_nan_fraction == 0.3

@@ -1,6 +1,6 @@
 """Climate segmentation data (ClimateNet / UGSCNN).
 
-:mod:`._format` the file format (variables, classes, checksum trailer); :mod:`.reader`
+:mod:`._format` the file format (variables, classes, the legacy checksum trailer); :mod:`.reader`
 reading and regridding one file; :mod:`.files` sample files and splits; :mod:`.dataset`
 the lazy dataset and its statistics; :mod:`.synth` the synthetic generator (one sample:
 :mod:`.sample`, built from :mod:`.weather` and :mod:`.storms`; checks: :mod:`.verify`);

@@ -1,4 +1,4 @@
-"""The ClimateNet file format: variables, classes, units, the checksum trailer and the file error.
+"""The ClimateNet file format: variables, classes, units, the legacy checksum trailer and the file error.
 
 Shared by the reader (:mod:`.reader`), the dataset (:mod:`.dataset`) and the synthetic
 generator (:mod:`.synth`), so that none of them imports another for these.
@@ -62,46 +62,51 @@ def _netcdf4() -> Any:
     return netCDF4
 
 
-#: Files written by :func:`meshcnn.data.climate.write_climatenet` end with a trailer
-#: ``b"\nmeshcnn-sha256:" + 64 hex digits + b"\n"`` after the HDF5 data (HDF5, netCDF4 and xarray
-#: ignore bytes past the end of the file they describe): the SHA-256 of everything before it.
-#: The reader checks it before netCDF4/HDF5 parse the file, so a damaged file is refused instead
-#: of read wrongly (a damaged chunk address reads as fill values) or hanging inside HDF5.
+#: Files written by :func:`meshcnn.data.climate.write_climatenet` before issue 21 end with a trailer
+#: ``b"\nmeshcnn-sha256:" + 64 hex digits + b"\n"`` after the HDF5 data: the SHA-256 of everything
+#: before it. Such a file is not standard netCDF-4 (HDF5 refuses to open it for appending), so
+#: files are now written without one and rely on the HDF5 Fletcher-32 checksum of every variable
+#: (a damaged chunk fails to read) and on the readers' checks (a damaged chunk address reads as
+#: fill values, which are refused as missing values). The readers still check the trailer of
+#: older files before netCDF4/HDF5 parse them.
 _CHECKSUM_TRAILER = re.compile(rb"\nmeshcnn-sha256:([0-9a-f]{64})\n\Z")
 _TRAILER_SIZE = 81
 
 
-def _add_checksum_trailer(content: bytes) -> bytes:
-    """``content`` followed by the checksum trailer (see :data:`_CHECKSUM_TRAILER`)."""
-    return content + b"\nmeshcnn-sha256:" + hashlib.sha256(content).hexdigest().encode() + b"\n"
+def _verify_checksum_trailer(path: Path, block: int = 1 << 22) -> bool:
+    """Check the checksum trailer of a file that has one, reading it in blocks (memory stays flat).
 
+    Returns
+    -------
+    bool
+        Whether the file has a trailer (then it matched).
 
-def _verified_content(path: Path) -> bytes | None:
-    """The verified bytes (trailer removed) of a file with a checksum trailer; ``None`` for a file
-    without one (it is then opened from disk, as before)."""
+    Raises
+    ------
+    ClimateFileError
+        The trailer does not match the file (altered since it was written), or the file
+        cannot be read.
+    """
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(size - _TRAILER_SIZE, 0))
-            if _CHECKSUM_TRAILER.search(f.read()) is None:
-                return None
+            match = _CHECKSUM_TRAILER.search(f.read())
+            if match is None:
+                return False
+            body, digest = size - _TRAILER_SIZE, hashlib.sha256()
             f.seek(0)
-            content = f.read()
+            while f.tell() < body:
+                chunk = f.read(min(block, body - f.tell()))
+                if not chunk:
+                    break
+                digest.update(chunk)
     except OSError as exc:
         raise ClimateFileError(path, f"unreadable file ({exc})") from exc
-    return _strip_checksum_trailer(path, content)
-
-
-def _strip_checksum_trailer(path: Path, content: bytes) -> bytes:
-    """The file's bytes without its checksum trailer, verified (files without a trailer are returned as is)."""
-    match = _CHECKSUM_TRAILER.search(content, max(len(content) - _TRAILER_SIZE, 0))
-    if match is None:
-        return content
-    body = content[:match.start()]
-    if hashlib.sha256(body).hexdigest().encode() != match.group(1):
+    if digest.hexdigest().encode() != match.group(1):
         raise ClimateFileError(path, "damaged file: its SHA-256 checksum does not match (altered since it was "
                                      "written)")
-    return body
+    return True
 
 
 def _existing_file(path: str | os.PathLike, what: str = "ClimateNet file") -> Path:

@@ -36,7 +36,7 @@ from ...geometry.coords import num_vertices_at
 from ...geometry.mesh import check_level
 from ...grids import regrid
 from ._format import (CLASSES, NUM_CLASSES, NORTHWARD_VARIABLES, UNITS, VARIABLES, ClimateFileError,  # noqa: F401
-                      _existing_file, _netcdf4, _verified_content)
+                      _existing_file, _netcdf4, _verify_checksum_trailer)
 
 __all__ = ["read_latlon", "regrid_sample", "read_climatenet", "read_ugscnn", "write_ugscnn"]
 
@@ -158,9 +158,9 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
     """
     path = _existing_file(path)
     netCDF4 = _netcdf4()
-    content = _verified_content(path)
+    _verify_checksum_trailer(path)  # files written by meshcnn before issue 21
     try:
-        ds = netCDF4.Dataset(path, "r") if content is None else netCDF4.Dataset(path.name, "r", memory=content)
+        ds = netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:
         raise ClimateFileError(path, f"unreadable netCDF file ({exc})") from exc
     try:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..._progress import progress_bar
-from ...io import atomic_write, save_json
+from ...io import discard, publish, save_json, temporary_beside
 from ...grids import LatLonGrid
-from ._format import NUM_CLASSES, UNITS, VARIABLES, _add_checksum_trailer, _netcdf4
+from ._format import NUM_CLASSES, UNITS, VARIABLES, _netcdf4
 from .files import synth_listed_files
 from .sample import synthesize_sample
 from .verify import verify_synthetic
@@ -35,10 +35,10 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     """Write one time step in the ClimateNet netCDF layout (atomically).
 
     Fields as ``float32 (time=1, lat, lon)`` with CAM5 units, ``LABELS`` as
-    ``int64 (lat, lon)``, coordinates ``lat``/``lon`` in degrees and ``time``. A
-    trailer after the HDF5 data holds the SHA-256 of the file (other netCDF readers
-    ignore it) and every variable has an HDF5 Fletcher-32 checksum, so a damaged file
-    fails to read (:class:`ClimateFileError`) instead of giving wrong values.
+    ``int64 (lat, lon)``, coordinates ``lat``/``lon`` in degrees and ``time``. The file
+    is standard netCDF-4 (other tools can open it for appending); every variable has
+    an HDF5 Fletcher-32 checksum, so damaged data fails to read
+    (:class:`ClimateFileError`) instead of giving wrong values.
 
     Parameters
     ----------
@@ -56,7 +56,19 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     """
     netCDF4 = _netcdf4()
 
-    ds = netCDF4.Dataset("inmemory.nc", "w", format="NETCDF4", memory=1 << 20)
+    tmp = temporary_beside(path)  # written on disk: an in-memory HDF5 image cannot be opened for appending
+    try:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+            _define_climatenet(ds, fields, labels, lat, lon, date, attrs)
+        publish(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def _define_climatenet(ds: Any, fields: dict[str, np.ndarray], labels: np.ndarray, lat: np.ndarray,
+                       lon: np.ndarray, date: _dt.date | None, attrs: dict[str, Any] | None) -> None:
+    """Create and fill the variables of :func:`write_climatenet` in the open dataset ``ds``."""
     ds.createDimension("time", 1)
     ds.createDimension("lat", len(lat))
     ds.createDimension("lon", len(lon))
@@ -78,9 +90,6 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
     v[:] = labels
     for key, value in (attrs or {}).items():
         ds.setncattr(key, value)
-    buf = _add_checksum_trailer(bytes(ds.close()))
-    with atomic_write(path) as f:
-        f.write(buf)
 
 
 def default_grid(nlat: int, nlon: int) -> tuple[np.ndarray, np.ndarray]:
