@@ -85,6 +85,7 @@ class ChunkDataset(Dataset):
         self.allow_nan = allow_nan
         self.max_nan_fraction = float(max_nan_fraction)
         self._reader: tuple[int, FileReader] | None = None
+        self._failed: tuple[int, str] | None = None  # (file index, error) of the last bad file
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -93,6 +94,8 @@ class ChunkDataset(Dataset):
         file_index, t0, t1 = self.chunks[index]
         path = self.files[file_index]
         base = {"file": file_index, "t0": t0, "t1": t1}
+        if self._failed is not None and self._failed[0] == file_index:  # the rest of a bad file: not read again
+            return {**base, "error": self._failed[1]}
         try:
             start = time.perf_counter()
             item = self._file(file_index).read((t0, t1))
@@ -102,11 +105,15 @@ class ChunkDataset(Dataset):
                         t_regrid=time.perf_counter() - t_read)
             return item
         except (ClimateFileError, FileNotFoundError) as exc:
-            self.close()
-            return {**base, "error": str(exc)}
+            return self._error(base, str(exc))
         except Exception as exc:  # noqa: BLE001 - anything else a broken file may raise
-            self.close()
-            return {**base, "error": f"{path}: {type(exc).__name__}: {exc}"}
+            return self._error(base, f"{path}: {type(exc).__name__}: {exc}")
+
+    def _error(self, base: dict[str, Any], message: str) -> dict[str, Any]:
+        """The error item of a chunk; the file is closed and its later chunks get the same error."""
+        self.close()
+        self._failed = (base["file"], message)
+        return {**base, "error": message}
 
     def _file(self, file_index: int) -> FileReader:
         """The open reader of file ``file_index`` (the previous file's is closed)."""
