@@ -16,7 +16,9 @@ coarser one :math:`h_{i+1}`:
   multigrid). A coarse vertex whose hat covers no fine vertex takes the interpolated value
   of the fine mesh at its position instead.
 
-Any pair of meshes works (an ICON grid over icospheres, random points over HEALPix);
+Any pair of meshes works (an ICON grid over icospheres, random points over HEALPix). Between
+two meshes with the same :attr:`Mesh.polar_symmetry`, the computed prolongation is averaged over
+those rotations (:mod:`meshcnn.geometry._symmetry`), so the operators commute with them exactly.
 grids with an exact nesting give their own operators: the icosphere
 (:meth:`MeshHierarchy.icosphere`: coarse vertices are the first fine ones, the upsampling
 of :attr:`Mesh.upsample`, the 1-ring mean of :class:`meshcnn.MeshPool`) and HEALPix
@@ -33,6 +35,7 @@ import scipy.sparse as sp
 
 from .._cache import memoize
 from .locate import barycentric_interpolation
+from ._symmetry import polar_permutation, symmetrize
 from .mesh import Mesh, check_level, icosphere
 
 __all__ = ["MeshHierarchy", "area_weighted_restriction", "ring_mean"]
@@ -130,8 +133,12 @@ class MeshHierarchy:
             raise ValueError(f"{len(meshes)} meshes need {count} restrictions and prolongations, got "
                              f"{len(restrictions)} and {len(prolongations)}")
         for i, (fine, coarse) in enumerate(zip(meshes, meshes[1:])):
+            order = fine.polar_symmetry if fine.polar_symmetry == coarse.polar_symmetry else 1
             if prolongations[i] is None:
                 prolongations[i] = barycentric_interpolation(coarse, fine.vertices, normalize=False)
+                if order > 1:  # the coarse triangles break the symmetry the operators keep: average it back
+                    prolongations[i] = symmetrize(prolongations[i], polar_permutation(fine.vertices, order), order,
+                                                  polar_permutation(coarse.vertices, order))
             if restrictions[i] is None:
                 restrictions[i] = area_weighted_restriction(fine, coarse, prolongations[i])
             prolongations[i] = _checked(prolongations[i], (fine.num_vertices, coarse.num_vertices), f"prolongation {i}")

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from . import operators as ops
 from ._assembly import closed_mesh_operators
 from ._delaunay import orient_outward, spherical_delaunay, sphere_points
+from ._symmetry import polar_permutation, symmetrize, symmetrize_areas
 from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
 from .._cache import memoize
 from .._progress import progress_bar
@@ -154,6 +155,10 @@ class Mesh:
         :math:`h`, mean chord length of the edges on the unit sphere.
     name : str or None
         What the mesh is (``"healpix16n"``, a grid file's name); ``None`` for an icosphere.
+    polar_symmetry : int
+        ``k > 1``: the operators are averaged over the rotations by ``2 pi / k`` about the polar
+        axis, which map the vertices onto themselves, so that they commute with them exactly
+        whatever the triangulation (:mod:`meshcnn.geometry._symmetry`); 1 otherwise.
     """
 
     level: int | None
@@ -166,6 +171,7 @@ class Mesh:
     grad_ns: sp.csr_matrix
     mean_edge_length: float
     name: str | None = None
+    polar_symmetry: int = 1
 
     def __copy__(self) -> "Mesh":
         return self  # immutable by contract: a copied model shares its meshes
@@ -185,7 +191,10 @@ class Mesh:
         Two meshes with the same points in the same order and the same faces share it; layers
         store it in their state so that weights are not loaded onto another mesh.
         """
-        return _checksum({"vertices": self.vertices, "faces": self.faces})[:16]
+        arrays = {"vertices": self.vertices, "faces": self.faces}
+        if self.polar_symmetry > 1:
+            arrays["polar_symmetry"] = np.array(self.polar_symmetry, dtype=np.int64)
+        return _checksum(arrays)[:16]
 
     def describe(self) -> str:
         """``"level 5"`` for an icosphere, else the name (or ``"a mesh"``) and the vertex count."""
@@ -229,8 +238,13 @@ class Mesh:
     def grad_tangent(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         r"""``(D_1, D_2)``, each ``(V, V)``: the vertex gradient on the frame of
         :func:`meshcnn.geometry.vertex_frames` (east/north, fixed axes at the poles),
-        scaled by :attr:`mean_edge_length` like the other taps."""
-        return ops.tangent_gradient(self.vertices, self.faces, scale=self.mean_edge_length)
+        scaled by :attr:`mean_edge_length` like the other taps; averaged over the rotations of
+        :attr:`polar_symmetry`, which carry east and north onto east and north."""
+        taps = ops.tangent_gradient(self.vertices, self.faces, scale=self.mean_edge_length)
+        if self.polar_symmetry > 1:
+            perm = polar_permutation(self.vertices, self.polar_symmetry)
+            taps = tuple(symmetrize(t, perm, self.polar_symmetry) for t in taps)
+        return taps
 
     @functools.cached_property
     def neighbors(self) -> np.ndarray:
@@ -267,7 +281,7 @@ class Mesh:
 
     @classmethod
     def from_points(cls, points: np.ndarray | None = None, *, lat: np.ndarray | None = None,
-                    lon: np.ndarray | None = None, name: str | None = None) -> "Mesh":
+                    lon: np.ndarray | None = None, name: str | None = None, polar_symmetry: int = 1) -> "Mesh":
         r"""The mesh of any set of points on the sphere: their spherical Delaunay triangulation.
 
         The faces are the convex hull of the points (the spherical Delaunay triangulation,
@@ -284,6 +298,12 @@ class Mesh:
             Degrees, instead of ``points``.
         name : str, optional
             What the mesh is, shown in errors and ``repr``.
+        polar_symmetry : int, optional
+            ``k > 1`` when the rotation by ``2 pi / k`` about the polar axis maps the points onto
+            themselves (4 for HEALPix): the operators are then averaged over those rotations so
+            that the layers are exactly equivariant to them, even where cocircular points leave
+            the triangulation a choice that breaks the symmetry. ``ValueError`` if the points are
+            not symmetric, or one lies on the axis.
 
         Returns
         -------
@@ -299,7 +319,7 @@ class Mesh:
             valid points).
         """
         vertices = sphere_points(points, lat, lon)
-        return cls._closed(vertices, spherical_delaunay(vertices), name)
+        return cls._closed(vertices, spherical_delaunay(vertices), name, polar_symmetry)
 
     @classmethod
     def from_faces(cls, vertices: np.ndarray, faces: np.ndarray, *, name: str | None = None) -> "Mesh":
@@ -329,16 +349,22 @@ class Mesh:
         return cls._closed(vertices, orient_outward(vertices, faces), name)
 
     @classmethod
-    def _closed(cls, vertices: np.ndarray, faces: np.ndarray, name: str | None) -> "Mesh":
+    def _closed(cls, vertices: np.ndarray, faces: np.ndarray, name: str | None, polar_symmetry: int = 1) -> "Mesh":
+        perm = polar_permutation(vertices, polar_symmetry) if polar_symmetry != 1 else None
         built = closed_mesh_operators(vertices, faces)  # checks that the mesh is closed and oriented
-        return cls(level=None, vertices=vertices, faces=faces, parent_edges=None,
-                   vertex_areas=built.vertex_areas, laplacian=built.laplacian, grad_ew=built.grad_ew,
-                   grad_ns=built.grad_ns, mean_edge_length=built.mean_edge_length, name=name)
+        areas, laplacian, grad_ew, grad_ns = built.vertex_areas, built.laplacian, built.grad_ew, built.grad_ns
+        if perm is not None:
+            areas = symmetrize_areas(areas, perm, polar_symmetry)
+            laplacian, grad_ew, grad_ns = (symmetrize(m, perm, polar_symmetry) for m in (laplacian, grad_ew, grad_ns))
+        return cls(level=None, vertices=vertices, faces=faces, parent_edges=None, vertex_areas=areas,
+                   laplacian=laplacian, grad_ew=grad_ew, grad_ns=grad_ns, mean_edge_length=built.mean_edge_length,
+                   name=name, polar_symmetry=int(polar_symmetry))
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {
             "level": np.array(-1 if self.level is None else self.level, dtype=np.int64),
             "name": np.array(self.name or ""),
+            "polar_symmetry": np.array(self.polar_symmetry, dtype=np.int64),
             "vertices": self.vertices,
             "faces": self.faces,
             "parent_edges": np.zeros((0, 2), np.int64) if self.parent_edges is None else self.parent_edges,
@@ -396,6 +422,7 @@ class Mesh:
             grad_ns=matrix("grad_ns"),
             mean_edge_length=float(arrays["mean_edge_length"]),
             name=(str(arrays["name"]) or None) if "name" in arrays else None,
+            polar_symmetry=int(arrays.get("polar_symmetry", 1)),
         )
 
 

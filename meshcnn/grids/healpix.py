@@ -329,9 +329,13 @@ class HealpixGrid:
     def mesh(self) -> Mesh:
         """The Delaunay triangulation of the pixel centres
         (:meth:`Mesh.from_points <meshcnn.geometry.Mesh.from_points>`), named :attr:`name`; vertex ``k``
-        is pixel ``k`` of the grid's order. Built once per instance. Its lumped ``vertex_areas`` are
-        within 6 % of the exact pixel area; the grid's :meth:`cell_areas` stay the exact ones."""
-        return Mesh.from_points(self.points(), name=self.name)
+        is pixel ``k`` of the grid's order. Built once per instance, with ``polar_symmetry=4``: the
+        pixel centres are invariant under quarter turns about the polar axis, but cocircular
+        centres (the four around each pole, for one) leave the triangulation choices that break
+        that symmetry, so the operators are averaged over the quarter turns and every layer on
+        the mesh is exactly equivariant to them. Its lumped ``vertex_areas`` are close to (not
+        equal to) the exact pixel area; the grid's :meth:`cell_areas` stay the exact ones."""
+        return Mesh.from_points(self.points(), name=self.name, polar_symmetry=4)
 
     def restriction(self) -> sp.csr_matrix:
         """``(npix / 4, npix)`` fine -> coarse (``nside / 2``, same order) mean over the 4 children.
