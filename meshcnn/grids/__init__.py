@@ -1,19 +1,23 @@
 """Grids on the sphere and the regridders between them (lat-lon <-> icosphere, HEALPix or any mesh).
 
 :mod:`.base` the grid protocol and the cell-weight convention; :mod:`.latlon` the one
-lat-lon grid class; :mod:`.icosphere` the icosphere as a grid; :mod:`.healpix` the HEALPix grids; :mod:`.regrid` the
-regridding matrices and :func:`apply`; :mod:`._interp` and :mod:`._conservative` the
-methods; :mod:`._xarray` the xarray front end.
+lat-lon grid class; :mod:`.icosphere` the icosphere as a grid; :mod:`.healpix` the HEALPix grids;
+:mod:`.unstructured` native model grids read from ICON and MPAS grid files; :mod:`.families` the grids
+a model runs on, by name and level; :mod:`.regrid` the regridding matrices and :func:`apply`;
+:mod:`._interp` and :mod:`._conservative` the methods; :mod:`._xarray` the xarray front end.
 """
 from .base import Grid
 from .latlon import LatLonGrid
 from .icosphere import IcosphereGrid, mesh_cell_areas
 from .healpix import HealpixGrid
+from .families import GRID_FAMILIES, check_grid_family, sphere_grid, sphere_hierarchy, as_sphere_grid
 from .unstructured import UnstructuredGrid, GridFileError, write_icon_grid, write_mpas_grid
 from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon, apply, grid_cell_areas, locate, latlon_grid
 from ._xarray import regrid_dataarray, mesh_dataarray_to_latlon
 
 __all__ = [
-    "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply",
+    "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "GRID_FAMILIES", "check_grid_family", "sphere_grid",
+    "sphere_hierarchy", "as_sphere_grid", "UnstructuredGrid", "GridFileError", "write_icon_grid", "write_mpas_grid",
+    "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply",
     "grid_cell_areas", "mesh_cell_areas", "locate", "latlon_grid", "regrid_dataarray", "mesh_dataarray_to_latlon",
 ]

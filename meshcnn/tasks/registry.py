@@ -29,6 +29,7 @@ from torch import nn
 
 from ..models.planar import PlanarCNN, PlanarUNet
 from ..models.spherical import DOWNSAMPLE, SphericalResNet, SphericalUNet
+from ..grids.families import check_grid_family, sphere_hierarchy
 from ..nn import check_orientation
 
 __all__ = ["MODEL_KINDS", "TASKS", "ClassifierConfig", "SegmenterConfig", "ModelConfig", "model_config",
@@ -102,10 +103,14 @@ class SegmenterConfig:
     in_channels, num_classes : int
         Input channels ``C`` and classes ``K``.
     level : int
-        Icosphere level of the data: the spherical U-Net's top level.
+        Level of the data on its sphere grid (:func:`meshcnn.grids.sphere_grid`): the
+        spherical U-Net's top level.
     min_level, width, orientation, flip_channels
         Spherical only: coarsest level, channels on the top level, MeshConv
         orientation and the input channels multiplied by ``sign(latitude)``.
+    grid : one of :data:`meshcnn.grids.GRID_FAMILIES`
+        The sphere grid of the data and of the spherical U-Net: ``"icosphere"`` (default)
+        or ``"healpix"`` (order ``level``, ``nside = 2**level``).
     planar_width, planar_depth : int
         Planar only: channels and downsamplings of the planar U-Net.
     """
@@ -120,17 +125,21 @@ class SegmenterConfig:
     flip_channels: tuple[int, ...] = ()
     planar_width: int | None = None
     planar_depth: int = 4
+    grid: str = "icosphere"
     task = "segmentation"
 
     def __post_init__(self) -> None:
         _check_kind(self.kind)
         check_orientation(self.orientation)
+        check_grid_family(self.grid)
         object.__setattr__(self, "flip_channels", tuple(int(c) for c in self.flip_channels))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able dict stored in checkpoints: the fields of this ``kind`` of model."""
         common = {"task": self.task, "kind": self.kind, "in_channels": self.in_channels,
                   "num_classes": self.num_classes, "level": self.level}
+        if self.grid != "icosphere":  # configs of icosphere models stay as they were written before grids
+            common["grid"] = self.grid
         if self.kind == "spherical":
             return {**common, "min_level": self.min_level, "width": self.width, "orientation": self.orientation,
                     "flip_channels": list(self.flip_channels)}
@@ -186,8 +195,9 @@ def _planar_classifier(c: ClassifierConfig, mesh_dir: str | os.PathLike | None) 
 
 
 def _spherical_segmenter(c: SegmenterConfig, mesh_dir: str | os.PathLike | None) -> nn.Module:
-    return SphericalUNet(c.in_channels, c.num_classes, c.level, c.min_level, c.width, orientation=c.orientation,
-                         flip_channels=c.flip_channels, mesh_dir=mesh_dir)
+    return SphericalUNet(c.in_channels, c.num_classes, width=c.width, orientation=c.orientation,
+                         flip_channels=c.flip_channels,
+                         hierarchy=sphere_hierarchy(c.grid, c.level, c.min_level, mesh_dir))
 
 
 def _planar_segmenter(c: SegmenterConfig, mesh_dir: str | os.PathLike | None) -> nn.Module:

@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 
 from .. import metrics
 from .registry import MODEL_KINDS, build_model, count_parameters, matched_width
-from ..geometry.mesh import icosphere
+from ..grids.base import Grid
+from ..grids.families import as_sphere_grid
 
 __all__ = ["matching_planar_width", "mesh_probabilities", "segmentation_report", "flat_metrics"]
 
@@ -52,8 +53,9 @@ def matching_planar_width(target: int, in_channels: int, num_classes: int, depth
 
 
 @torch.no_grad()
-def mesh_probabilities(model: nn.Module, dataset: Dataset, level: int, *, latlon: tuple[np.ndarray, np.ndarray] | None = None,
-                       device: str | torch.device = "cpu", batch_size: int = 4, progress: bool = False) -> torch.Tensor:
+def mesh_probabilities(model: nn.Module, dataset: Dataset, level: "int | Grid", *,
+                       latlon: tuple[np.ndarray, np.ndarray] | None = None, device: str | torch.device = "cpu",
+                       batch_size: int = 4, progress: bool = False) -> torch.Tensor:
     """Softmax class probabilities on the vertices of ``level``, ``(N, K, V)`` float32 on the CPU.
 
     Parameters
@@ -62,8 +64,9 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: int, *, latlon
         A spherical ``(B, C, V) -> (B, K, V)`` or planar ``(B, C, H, W) -> (B, K, H, W)`` segmenter.
     dataset : Dataset
         Its inputs.
-    level : int
-        The icosphere level of the vertices.
+    level : int or grid
+        The icosphere level of the vertices, or their sphere grid
+        (:func:`meshcnn.grids.sphere_grid`, e.g. a :class:`~meshcnn.grids.HealpixGrid`).
     latlon : (lat, lon), optional
         For a planar model: degrees, the grid of the dataset's images, rows in image
         order. Its probabilities are interpolated bilinearly to the mesh vertices; each
@@ -94,11 +97,12 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: int, *, latlon
     return torch.from_numpy(apply(matrix, probs.numpy())).float()
 
 
-def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: int, class_names: Sequence[str],
+def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: "int | Grid", class_names: Sequence[str],
                         bands: bool = True) -> dict[str, Any]:
     """Area-weighted metrics of mesh predictions (:func:`meshcnn.metrics.segmentation_report`).
 
-    Every vertex counts by its area (:attr:`meshcnn.Mesh.vertex_areas`).
+    Every vertex counts by its cell area (:meth:`meshcnn.grids.Grid.cell_areas`: the lumped
+    :attr:`meshcnn.Mesh.vertex_areas` on the icosphere, the exact equal areas on HEALPix).
 
     Parameters
     ----------
@@ -106,8 +110,8 @@ def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: int, 
         ``(N, K, V)`` class probabilities on the vertices of ``level``.
     targets : torch.Tensor
         ``(N, V)`` labels.
-    level : int
-        The icosphere level.
+    level : int or grid
+        The icosphere level, or the sphere grid of the vertices.
     class_names : sequence of str
         ``K`` names.
     bands : bool
@@ -121,9 +125,9 @@ def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: int, 
     k = len(class_names)
     if probs.dim() != 3 or probs.shape[1] != k or tuple(targets.shape) != (probs.shape[0], probs.shape[2]):
         raise ValueError(f"expected probs (N, {k}, V) and targets (N, V), got {tuple(probs.shape)} and {tuple(targets.shape)}")
-    mesh = icosphere(level)
-    return metrics.segmentation_report(probs, targets, k, weights=mesh.vertex_areas,
-                                       lat=mesh.lat if bands else None, class_names=class_names)
+    grid = as_sphere_grid(level)
+    return metrics.segmentation_report(probs, targets, k, weights=grid.cell_areas(),
+                                       lat=np.deg2rad(grid.lat) if bands else None, class_names=class_names)
 
 
 def flat_metrics(report: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
