@@ -123,7 +123,8 @@ def make_sample(points: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, 
         length, half_width = rng.uniform(2500, 7000), rng.uniform(250, 450)
         path, tangents = _river_path(rng, hemi, np.deg2rad(hemi * rng.uniform(15, 32)), rng.uniform(-np.pi, np.pi),
                                      length)
-        near = np.flatnonzero(frame.xyz @ path[len(path) // 2] > np.cos((length / 2 + 2 * half_width) / EARTH_RADIUS_KM))
+        reach = np.cos((length / 2 + 2 * half_width) / EARTH_RADIUS_KM)
+        near = np.flatnonzero(frame.xyz @ path[len(path) // 2] > reach)
         cos_d = frame.xyz[near] @ path.T
         nearest = np.argmax(cos_d, axis=1)
         s = np.linspace(0, 1, len(path))[nearest]

@@ -21,9 +21,10 @@ ICON (triangular C-grid; the cells are the triangles)
     (convex hull), which subdivides each dual polygon into triangles. The file's connectivity is
     used to **check** it: each Delaunay edge should join two cells that share an ICON vertex
     (an edge of a dual polygon or a diagonal inside one). Edges that do not are kept in
-    :attr:`UnstructuredGrid.unmatched_edges` and reported with a :class:`UserWarning` (the
-    triangulation is still valid; it only crosses a dual polygon's boundary, which happens
-    where four or more centres are nearly co-circular). ``cells_of_vertex``, where present, must
+    :attr:`UnstructuredGrid.unmatched_edges` and reported with a :class:`UserWarning`: the
+    triangulation is still valid, but it crosses a dual polygon's boundary there, which a
+    strongly distorted grid (or a file whose connectivity does not match its centres) causes;
+    the grids of :func:`write_icon_grid` (levels 0-5 checked) have none. ``cells_of_vertex``, where present, must
     list the same (vertex, cell) incidences as ``vertex_of_cell`` (``ValueError`` otherwise).
 
 MPAS (Voronoi C-grid; the cells are the Voronoi polygons)
@@ -208,9 +209,10 @@ class UnstructuredGrid:
             mesh, file_areas, unmatched = read(path, ds, name, areas == "file")
         if unmatched is not None and len(unmatched):
             warnings.warn(
-                f"{path}: {len(unmatched)} of {len(mesh.edges)} edges of the Delaunay triangulation of the cell centres "
-                "join two cells that share no ICON vertex (nearly co-circular centres); the mesh is still a valid "
-                "triangulation; the edges are in UnstructuredGrid.unmatched_edges", stacklevel=2)
+                f"{path}: {len(unmatched)} of {len(mesh.edges)} edges of the Delaunay triangulation of the cell "
+                "centres join two cells that share no ICON vertex (a distorted grid, or connectivity that does not "
+                "match the centres); the mesh is still a valid triangulation; the edges are in "
+                "UnstructuredGrid.unmatched_edges", stacklevel=2)
         return cls(mesh, cell_areas=file_areas, name=name, convention=convention,
                    path=path, unmatched_edges=unmatched)
 
@@ -301,7 +303,8 @@ def _detect(path: Path, ds: Any, convention: str | None) -> str:
         return "mpas"
     lack_icon = ", ".join(repr(v) for v in _ICON_VARIABLES if v not in ds.variables)
     lack_mpas = ", ".join(repr(v) for v in _MPAS_VARIABLES if v not in ds.variables)
-    raise GridFileError(path, f"neither an ICON grid file (lacks {lack_icon}) nor an MPAS grid file (lacks {lack_mpas})")
+    raise GridFileError(path, f"neither an ICON grid file (lacks {lack_icon}) nor an MPAS grid file "
+                              f"(lacks {lack_mpas})")
 
 
 def _angles(path: Path, ds: Any, lat_name: str, lon_name: str, dim: str) -> np.ndarray:
@@ -404,8 +407,9 @@ def _read_icon(path: Path, ds: Any, name: str, with_areas: bool) -> tuple[Mesh, 
         vert = np.broadcast_to(np.arange(nvertex)[None, :], cov.shape)
         listed = np.unique(vert[cov >= 0] * np.int64(n) + cov[cov >= 0])
         if len(listed) != len(incidences) or not np.array_equal(listed, incidences):
+            extra = len(np.setxor1d(listed, incidences))
             raise GridFileError(path, "variables 'cells_of_vertex' and 'vertex_of_cell' disagree: "
-                                      f"{len(np.setxor1d(listed, incidences))} (vertex, cell) incidences are in one only")
+                                      f"{extra} (vertex, cell) incidences are in one only")
     mesh = _mesh(path, "the cell centres 'clon'/'clat'", Mesh.from_points, points, name=name)
     unmatched = _unmatched_edges(mesh.edges, voc)
     return mesh, _file_areas(path, ds, "cell_area", "cell", n) if with_areas else None, unmatched
