@@ -57,7 +57,8 @@ def test_packed_and_missing_values_and_any_dimension_order(tmp_path):
         "A": (("time", "lat", "lon"), packed, {"scale_factor": 0.5, "add_offset": 10.0, "_FillValue": np.int16(-999)}),
         "B": (("lon", "time", "lat"), plain, {}),
     })
-    with pytest.raises(ClimateFileError, match=r"f\.nc.*'A' contains NaN or missing values \(1 points, 0\.8% of those read\)"):
+    with pytest.raises(ClimateFileError,
+                       match=r"f\.nc.*'A' contains NaN or missing values \(1 points, 0\.8% of those read\)"):
         read_fields(path, ["A", "B"])
     got = read_fields(path, ["A", "B"], allow_nan=True)
     assert got["fields"].shape == (3, 2, 5, 8) and got["fields"].dtype == np.float32
