@@ -8,7 +8,7 @@ for a hyperparameter (``--epochs``, ``--lr``, ``--level``, ...) calls
 * :func:`run_options`: how a job runs: ``--device``, ``--threads``,
   ``--num-workers``, ``--resume``, ``--no-progress``;
 * :func:`seed_option`: ``--seed`` (one, or several: one run each);
-* :func:`level_option`: ``--level``;
+* :func:`level_option`: ``--level``; :func:`grid_option`: ``--grid``;
 * :func:`training_options`: ``--epochs``, ``--batch-size``, ``--lr``;
 * :func:`orientation_option`: ``--orientation`` (one, or several: one model each).
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["THREADS", "run_options", "seed_option", "level_option", "training_options", "orientation_option",
+__all__ = ["THREADS", "run_options", "seed_option", "level_option", "grid_option", "training_options", "orientation_option",
            "apply_threads", "option_names", "HELP_FORMATTER"]
 
 THREADS = 1  # the recorded experiments' setting, fastest on shared cores; 0 is torch's default (all cores)
@@ -99,6 +99,27 @@ def level_option(default: int = 5, help: str = "icosphere level of the data (the
     """
     p = _parent()
     p.add_argument("--level", type=int, default=default, help=help)
+    return p
+
+
+def grid_option(help: str = "sphere grid of the data and the spherical model: the icosphere of --level, or HEALPix "
+                             "of order --level (nside = 2**level)") -> argparse.ArgumentParser:
+    """``--grid``: one of :data:`meshcnn.grids.GRID_FAMILIES` (default ``icosphere``).
+
+    Parameters
+    ----------
+    help : str
+        Help text of the option.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parent parser holding the one option.
+    """
+    from .grids.families import GRID_FAMILIES
+
+    p = _parent()
+    p.add_argument("--grid", choices=GRID_FAMILIES, default=GRID_FAMILIES[0], help=help)
     return p
 
 

@@ -86,7 +86,7 @@ def draw_plots(report: dict[str, Any], probs: torch.Tensor, targets: torch.Tenso
                  for name, (scale, unit, _) in MAP_FIELDS.items()}
         cmaps = {f"{name} ({unit})": cmap for name, (_, unit, cmap) in MAP_FIELDS.items()}
         path = plot_fields_labels_predictions(
-            shown, targets[i].numpy(), pred[i].numpy(), int(config["level"]), out / "maps" / f"sample_{i}.png",
+            shown, targets[i].numpy(), pred[i].numpy(), targets_set.sphere_grid.mesh, out / "maps" / f"sample_{i}.png",
             class_names=("background", "tropical cyclone", "atmospheric river"), projection=args.projection,
             title=f"{Path(targets_set.files[i]).name}: {config['kind']} U-Net", cmaps=cmaps)
         maps.append(str(path))
@@ -113,21 +113,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model.load_state_dict(ckpt["model"])
     planar = config["kind"] == "planar"
     progress = not args.no_progress
-    inputs = climate.ClimateNetDataset(files, level, grid="latlon" if planar else "mesh", stats=stats,
+    sphere = config.get("grid", "icosphere")
+    inputs = climate.ClimateNetDataset(files, level, grid="latlon" if planar else sphere, stats=stats,
                                        skip_bad=args.skip_bad, log=print, progress=progress)
-    targets_set = climate.ClimateNetDataset(inputs.files, level) if planar else inputs
-    probs = segmentation.mesh_probabilities(model, inputs, level, latlon=inputs.latlon if planar else None,
+    targets_set = climate.ClimateNetDataset(inputs.files, level, grid=sphere) if planar else inputs
+    grid = targets_set.sphere_grid
+    probs = segmentation.mesh_probabilities(model, inputs, grid, latlon=inputs.latlon if planar else None,
                                             device=args.device, batch_size=args.batch_size, progress=progress)
     targets = torch.stack([torch.from_numpy(targets_set.raw(i)[1]) for i in range(len(targets_set))])
-    report = segmentation.segmentation_report(probs, targets, level, climate.CLASSES)
-    report.update({"split": args.split, "num_samples": len(inputs), "level": level, "model": config,
+    report = segmentation.segmentation_report(probs, targets, grid, climate.CLASSES)
+    report.update({"split": args.split, "num_samples": len(inputs), "level": level,
+                   "grid": config.get("grid", "icosphere"), "model": config,
                    "epochs_trained": int(ckpt["epoch"]), "bad_files": [list(b) for b in inputs.bad_files]})
 
     report["maps"] = []
     report["time_s"] = time.perf_counter() - t0
     save_json(out / "test_metrics.json", report)  # the metrics first: plotting may fail or be unavailable
     print(f"{config['kind']} U-Net ({config.get('num_params', 0):,} parameters, {report['epochs_trained']} epochs), "
-          f"{args.split} split: {len(inputs)} samples on level {level}")
+          f"{args.split} split: {len(inputs)} samples on {config.get('grid', 'icosphere')} level {level}")
     print(format_report(report))
     print(f"wrote {out / 'test_metrics.json'}")
     if args.no_plots:

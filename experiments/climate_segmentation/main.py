@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 from meshcnn.io import save_json
-from meshcnn.cli import (HELP_FORMATTER, level_option, orientation_option, run_options, seed_option,
+from meshcnn.cli import (HELP_FORMATTER, grid_option, level_option, orientation_option, run_options, seed_option,
                          training_options)
 
 HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parents = [seed_option(help="data and training seed"), level_option(5),
+    parents = [seed_option(help="data and training seed"), level_option(5), grid_option(),
                orientation_option(help="MeshConv orientation of the spherical U-Net (poleward also flips V850/VBOT)"),
                training_options(epochs=15, batch_size=4, lr=None),
                run_options(workers=False, resume_help="continue an interrupted run in OUT")]
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     quiet = ["--no-progress"] if args.no_progress else []
     times["train_s"] = run_step("training", [
         sys.executable, str(HERE / "train.py"), "--data", str(data), "--out", str(out), "--model", args.model,
-        "--level", str(args.level), "--width", str(args.width), "--orientation", args.orientation,
+        "--level", str(args.level), "--grid", args.grid, "--width", str(args.width), "--orientation", args.orientation,
         "--epochs", str(args.epochs),
         "--batch-size", str(args.batch_size), "--lr-step", str(args.lr_step),
         "--class-weight-power", str(args.class_weight_power), "--seed", str(args.seed),

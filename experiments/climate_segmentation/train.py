@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from meshcnn.cli import (HELP_FORMATTER, apply_threads, level_option, orientation_option, run_options, seed_option,
-                         training_options)
+from meshcnn.cli import (HELP_FORMATTER, apply_threads, grid_option, level_option, orientation_option, run_options,
+                         seed_option, training_options)
 from meshcnn.data import climate
 from meshcnn.io import save_json
 from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, build_model, count_parameters, segmentation
@@ -36,7 +36,8 @@ RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parents = [level_option(5, "icosphere level of the data and the U-Net's top level"),
+    parents = [level_option(5, "level of the data and the U-Net's top level on --grid (icosphere level, HEALPix order)"),
+               grid_option(),
                orientation_option(help="MeshConv orientation of the spherical U-Net (meshcnn.ORIENTATIONS)"),
                training_options(epochs=30, batch_size=4, lr=1e-2), seed_option(),
                run_options(resume_may_change=RESUME_MAY_CHANGE,
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", required=True, help="folder of ClimateNet .nc files, or UGSCNN .npz samples with split lists")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json, config.json, stats.json)")
     p.add_argument("--model", choices=MODEL_KINDS, default="spherical")
-    p.add_argument("--min-level", type=int, default=0, help="coarsest U-Net level")
+    p.add_argument("--min-level", type=int, default=0, help="coarsest U-Net level (on --grid)")
     p.add_argument("--width", type=int, default=8, help="spherical U-Net channels on the top level")
     p.add_argument("--hemisphere-flip", choices=("auto", "on", "off"), default="auto",
                    help="multiply the meridional winds (V850, VBOT) by sign(latitude) on the way in; "
@@ -98,11 +99,11 @@ def make_evaluate(args: argparse.Namespace, val_targets: climate.ClimateNetDatas
 
     def evaluate(model: nn.Module, val_set: climate.ClimateNetDataset, device: torch.device) -> dict[str, float]:
         latlon = val_set.latlon if args.model == "planar" else None
-        probs = segmentation.mesh_probabilities(model, val_set, args.level, latlon=latlon, device=device,
-                                                batch_size=args.batch_size)
         targets_set = val_targets if val_targets is not None else val_set
+        probs = segmentation.mesh_probabilities(model, val_set, targets_set.sphere_grid, latlon=latlon, device=device,
+                                                batch_size=args.batch_size)
         targets = torch.stack([torch.from_numpy(targets_set.raw(i)[1]) for i in range(len(targets_set))])
-        report = segmentation.segmentation_report(probs, targets, args.level, climate.CLASSES, bands=False)
+        report = segmentation.segmentation_report(probs, targets, targets_set.sphere_grid, climate.CLASSES, bands=False)
         return segmentation.flat_metrics(report, "val_")
 
     return evaluate
@@ -131,8 +132,9 @@ def parameter_checksum(model: nn.Module) -> str:
 
 
 def load_datasets(args: argparse.Namespace, splits: dict[str, list[Path]], say, progress: bool):
-    """The training and validation sets on the model's grid, and (planar model) the validation labels on the mesh."""
-    grid = "latlon" if args.model == "planar" else "mesh"
+    """The training and validation sets on the model's grid, and (planar model) the validation labels on the
+    sphere grid (``--grid``), where every model is scored."""
+    grid = "latlon" if args.model == "planar" else args.grid
     common = dict(cache_dir=args.cache_dir, skip_bad=args.skip_bad, log=say, progress=progress)
     train_set = climate.ClimateNetDataset(splits["train"], args.level, grid=grid, **common)
     val_set = climate.ClimateNetDataset(splits["val"], args.level, grid=grid, **common) if splits["val"] else None
@@ -140,9 +142,9 @@ def load_datasets(args: argparse.Namespace, splits: dict[str, list[Path]], say, 
         raise ValueError("no usable training files (all skipped as bad)")
     val_targets = None
     if val_set is not None and grid == "latlon":  # planar predictions are scored on the mesh labels
-        val_targets = climate.ClimateNetDataset(val_set.files, args.level, grid="mesh", cache_dir=args.cache_dir)
+        val_targets = climate.ClimateNetDataset(val_set.files, args.level, grid=args.grid, cache_dir=args.cache_dir)
     say(f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
-        f"{args.model} model on {'level ' + str(args.level) if grid == 'mesh' else 'the lat-lon grid'}")
+        f"{args.model} model on {args.grid + ' level ' + str(args.level) if grid != 'latlon' else 'the lat-lon grid'}")
     return train_set, val_set, val_targets
 
 
@@ -151,14 +153,15 @@ def new_model_config(args: argparse.Namespace) -> dict[str, Any]:
     flip = args.hemisphere_flip == "on" or (args.hemisphere_flip == "auto" and args.orientation == "poleward")
     spherical = SegmenterConfig(
         "spherical", len(climate.VARIABLES), climate.NUM_CLASSES, args.level, args.min_level, args.width,
-        args.orientation, [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [])
+        args.orientation, [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [],
+        grid=args.grid)
     if args.model != "planar":
         return spherical.to_dict()
     spherical_params = count_parameters(build_model(spherical))
     width = args.planar_width or segmentation.matching_planar_width(
         spherical_params, spherical.in_channels, spherical.num_classes, args.planar_depth)
     planar = SegmenterConfig("planar", spherical.in_channels, spherical.num_classes, args.level,
-                             planar_width=width, planar_depth=args.planar_depth)
+                             planar_width=width, planar_depth=args.planar_depth, grid=args.grid)
     return {**planar.to_dict(), "spherical_reference_params": spherical_params}
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from ..._progress import progress_bar
 from ...io import save_npz
 from ...geometry.mesh import _checksum, check_level
-from ...grids import IcosphereGrid, LatLonGrid
+from ...grids import HealpixGrid, IcosphereGrid, LatLonGrid, sphere_grid
 from ._format import CLASSES, NUM_CLASSES, VARIABLES, ClimateFileError, _existing_file
 from .reader import read_latlon, read_ugscnn, regrid_sample
 
@@ -64,14 +64,19 @@ def _ascending_latlon(fields: np.ndarray, labels: np.ndarray, lat: np.ndarray,
             "lat": np.ascontiguousarray(lat), "lon": lon}
 
 
+SAMPLE_GRIDS = {"mesh": "icosphere", "healpix": "healpix", "latlon": None}  # dataset grid -> sphere grid family
+_ALIASES = {"icosphere": "mesh"}  # the family's name for the icosphere samples
+
+
 def _read_sample(path: Path, level: int, grid: str) -> dict[str, np.ndarray]:
-    """The arrays of one source file: on the mesh of ``level`` (``grid="mesh"``) or on its own grid."""
+    """The arrays of one source file: on the sphere grid of ``level`` (``grid="mesh"``: the icosphere,
+    ``"healpix"``) or on its own lat-lon grid (``"latlon"``)."""
     if path.suffix == ".npz":
         data, labels = read_ugscnn(path, level)
         return {"data": data, "labels": labels}
     fields, labels, lat, lon = read_latlon(path)
-    if grid == "mesh":
-        data, mesh_labels = regrid_sample(fields, labels, lat, lon, level)
+    if SAMPLE_GRIDS[grid] is not None:
+        data, mesh_labels = regrid_sample(fields, labels, lat, lon, sphere_grid(SAMPLE_GRIDS[grid], level))
         return {"data": data, "labels": mesh_labels}
     return _ascending_latlon(fields, labels, lat, lon)
 
@@ -98,7 +103,8 @@ class ClimateNetDataset(Dataset):
     stats : ``{"mean": (16,), "std": (16,)}`` from :func:`compute_stats` on the
         training split; ``None`` returns un-normalized fields. Normalization is
         :math:`(x_c - \mu_c) / \sigma_c` per channel.
-    grid : ``"mesh"`` -> ``data`` float32 ``(16, V)``, ``labels`` int64 ``(V,)``;
+    grid : ``"mesh"`` or ``"icosphere"`` (the icosphere of ``level``) or ``"healpix"`` (HEALPix of order ``level``,
+        ``nside = 2**level``, NESTED) -> ``data`` float32 ``(16, V)``, ``labels`` int64 ``(V,)``;
         ``"latlon"`` -> ``(16, nlat, nlon)`` and ``(nlat, nlon)`` on the files' own grid
         with latitude and longitude ascending and without a duplicated periodic longitude
         column (for planar baselines; netCDF files only, one shared grid).
@@ -117,8 +123,9 @@ class ClimateNetDataset(Dataset):
                  cache_dir: str | os.PathLike | None = None, skip_bad: bool = False,
                  log: Callable[[str], Any] | None = None, progress: bool = False) -> None:
         self.level = check_level(level)
-        if grid not in ("mesh", "latlon"):
-            raise ValueError(f"grid must be 'mesh' or 'latlon', got {grid!r}")
+        grid = _ALIASES.get(grid, grid)
+        if grid not in SAMPLE_GRIDS:
+            raise ValueError(f"grid must be one of 'mesh' (or 'icosphere'), 'healpix', 'latlon', got {grid!r}")
         self.grid = grid
         self.files = [Path(f) for f in files]
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -127,10 +134,10 @@ class ClimateNetDataset(Dataset):
         self.bad_files: list[tuple[str, str]] = []
         self.latlon_grid: LatLonGrid | None = None
         self._log = log or (lambda msg: warnings.warn(msg, stacklevel=3))
-        if grid == "latlon":
+        if grid != "mesh":
             npz = [f for f in self.files if f.suffix == ".npz"]
             if npz:
-                raise ValueError(f"grid='latlon' needs netCDF files; UGSCNN samples are on the mesh: {npz[0]}")
+                raise ValueError(f"grid={grid!r} needs netCDF files; UGSCNN samples are on the icosphere: {npz[0]}")
         if skip_bad:
             self._scan(progress)
 
@@ -200,7 +207,14 @@ class ClimateNetDataset(Dataset):
     def weights(self) -> np.ndarray:
         """Per-point area weights of a sample, summing to 1: the ``cell_weights`` of the sample's grid
         (:mod:`meshcnn.grids.base`), mesh vertex areas or exact lat-lon cell areas, normalised."""
-        return (IcosphereGrid(self.level) if self.grid == "mesh" else LatLonGrid(*self.latlon)).cell_weights
+        return (LatLonGrid(*self.latlon) if self.grid == "latlon" else self.sphere_grid).cell_weights
+
+    @property
+    def sphere_grid(self) -> "IcosphereGrid | HealpixGrid":
+        """The sphere grid of the samples (:func:`meshcnn.grids.sphere_grid`); ``ValueError`` for ``grid="latlon"``."""
+        if SAMPLE_GRIDS[self.grid] is None:
+            raise ValueError("a grid='latlon' dataset has no sphere grid")
+        return sphere_grid(SAMPLE_GRIDS[self.grid], self.level)
 
 
 def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], level: int | None = None,

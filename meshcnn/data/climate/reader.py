@@ -35,6 +35,7 @@ from ...io import save_npz
 from ...geometry.coords import num_vertices_at
 from ...geometry.mesh import check_level
 from ...grids import regrid
+from ...grids.base import Grid
 from ._format import (CLASSES, NUM_CLASSES, NORTHWARD_VARIABLES, UNITS, VARIABLES, ClimateFileError,  # noqa: F401
                       _existing_file, _netcdf4, _verify_checksum_trailer)
 
@@ -194,7 +195,7 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
 
 
 def regrid_sample(fields: np.ndarray, labels: np.ndarray | None, lat: np.ndarray, lon: np.ndarray,
-                  level: int) -> tuple[np.ndarray, np.ndarray | None]:
+                  level: "int | Grid") -> tuple[np.ndarray, np.ndarray | None]:
     """Lat-lon sample -> mesh sample: fields bilinear ``(16, V)`` float32, labels nearest ``(V,)`` int64.
 
     Uses the cached sparse matrices of :func:`meshcnn.grids.latlon_to_mesh` (one product per sample).
@@ -205,8 +206,9 @@ def regrid_sample(fields: np.ndarray, labels: np.ndarray | None, lat: np.ndarray
     labels : (nlat, nlon) int array or None
     lat, lon : 1-D arrays
         The grid's coordinates, degrees.
-    level : int
-        Icosphere level.
+    level : int or grid
+        Icosphere level, or the sphere grid of the samples (:func:`meshcnn.grids.sphere_grid`,
+        e.g. a :class:`~meshcnn.grids.HealpixGrid`).
 
     Returns
     -------
@@ -214,7 +216,6 @@ def regrid_sample(fields: np.ndarray, labels: np.ndarray | None, lat: np.ndarray
     labels : (V,) int64 array or None
         ``None`` when ``labels`` is.
     """
-    level = check_level(level)
     data = regrid.apply(regrid.latlon_to_mesh(lat, lon, level, "bilinear"), fields.astype(np.float64))
     mesh_labels = None
     if labels is not None:
