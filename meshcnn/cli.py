@@ -102,12 +102,15 @@ def level_option(default: int = 5, help: str = "icosphere level of the data (the
     return p
 
 
-def grid_option(help: str = "sphere grid of the data and the spherical model: the icosphere of --level, or HEALPix "
-                             "of order --level (nside = 2**level)") -> argparse.ArgumentParser:
-    """``--grid``: one of :data:`meshcnn.grids.GRID_FAMILIES` (default ``icosphere``).
+def grid_option(*, many: bool = False,
+                help: str = "sphere grid of the data and the spherical model: the icosphere of --level, or HEALPix "
+                            "of order --level (nside = 2**level)") -> argparse.ArgumentParser:
+    """``--grid``: one of :data:`meshcnn.grids.GRID_FAMILIES` (default ``icosphere``); with ``many``, several.
 
     Parameters
     ----------
+    many : bool
+        Accept one or more grids (``nargs="+"``, one run each).
     help : str
         Help text of the option.
 
@@ -119,7 +122,10 @@ def grid_option(help: str = "sphere grid of the data and the spherical model: th
     from .grids.families import GRID_FAMILIES
 
     p = _parent()
-    p.add_argument("--grid", choices=GRID_FAMILIES, default=GRID_FAMILIES[0], help=help)
+    if many:
+        p.add_argument("--grid", choices=GRID_FAMILIES, nargs="+", default=[GRID_FAMILIES[0]], help=help)
+    else:
+        p.add_argument("--grid", choices=GRID_FAMILIES, default=GRID_FAMILIES[0], help=help)
     return p
 
 

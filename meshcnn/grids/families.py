@@ -47,11 +47,14 @@ def sphere_grid(family: str, level: int) -> IcosphereGrid | HealpixGrid:
     -------
     IcosphereGrid or HealpixGrid
         With ``.mesh``, ``.points()``, ``.cell_weights``; usable wherever the regridders take a level.
+        One object per family and level and process (its mesh is built once).
     """
-    level = check_level(level)
-    if check_grid_family(family) == "icosphere":
-        return IcosphereGrid(level)
-    return _healpix(level)
+    return _sphere_grid(check_grid_family(family), check_level(level))
+
+
+@memoize(maxsize=None, copy=False)  # one grid object per family and level: caches keyed on it are shared
+def _sphere_grid(family: str, level: int) -> IcosphereGrid | HealpixGrid:
+    return IcosphereGrid(level) if family == "icosphere" else HealpixGrid(2**level, nest=True)
 
 
 def as_sphere_grid(target: "int | Mesh | IcosphereGrid | HealpixGrid") -> "IcosphereGrid | HealpixGrid":
@@ -92,12 +95,6 @@ def sphere_hierarchy(family: str, max_level: int, min_level: int,
     return _healpix_hierarchy(max_level, min_level)
 
 
-@memoize(maxsize=None, copy=False)  # grids and hierarchies are immutable by contract
-def _healpix(level: int) -> HealpixGrid:
-    """One NESTED grid per order and process: its mesh, and the regridding matrices cached on it, are built once."""
-    return HealpixGrid(2**level, nest=True)
-
-
-@memoize(maxsize=None, copy=False)
+@memoize(maxsize=None, copy=False)  # hierarchies are immutable by contract
 def _healpix_hierarchy(max_level: int, min_level: int) -> MeshHierarchy:
-    return _healpix(max_level).hierarchy(min_nside=2**min_level)
+    return _sphere_grid("healpix", max_level).hierarchy(min_nside=2**min_level)

@@ -1,8 +1,8 @@
-r"""Events: connected regions of a predicted class on the icosphere, and their statistics.
+r"""Events: connected regions of a predicted class on the model's sphere mesh, and their statistics.
 
 An *event* is a connected component of the vertices labelled with one class at one
 time step, connectivity being the mesh's edges (:attr:`meshcnn.Mesh.edges`). The
-icosphere has no seam, so an event that crosses the dateline or covers a pole is
+sphere mesh has no seam, so an event that crosses the dateline or covers a pole is
 one component, counted once.
 
 Per event (:func:`find_events`):
@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..geometry.coords import EARTH_RADIUS_KM, xyz_to_latlon
 from ..geometry.mesh import Mesh, as_mesh
-from ..grids import mesh_cell_areas
+from ..grids import mesh_cell_areas, sphere_grid
 from ..io import atomic_write, save_npz
 
 __all__ = [
@@ -114,7 +114,7 @@ def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str]
     labels : np.ndarray
         int ``(V,)`` class per vertex of ``mesh``.
     mesh : Mesh or int
-        The icosphere (or its level).
+        The mesh (or its icosphere level).
     class_names : sequence of str
         Name of each class index.
     fields : Mapping, optional
@@ -134,7 +134,7 @@ def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str]
     mesh = as_mesh(mesh)
     labels = np.asarray(labels).reshape(-1)
     if labels.shape != (mesh.num_vertices,):
-        raise ValueError(f"labels must have shape ({mesh.num_vertices},) for level {mesh.level}, got {labels.shape}")
+        raise ValueError(f"labels must have shape ({mesh.num_vertices},) for {mesh.describe()}, got {labels.shape}")
     areas = mesh_cell_areas(mesh) * EARTH_RADIUS_KM**2
     fields = dict(fields or {})
     events: list[dict[str, Any]] = []
@@ -170,7 +170,7 @@ def frequency_path(events_csv: str | os.PathLike) -> Path:
 
 
 def save_frequency(path: str | os.PathLike, counts: np.ndarray, num_steps: int, level: int,
-                   class_names: Sequence[str]) -> None:
+                   class_names: Sequence[str], grid: str = "icosphere") -> None:
     """Write the per-vertex event counts to an ``.npz`` file.
 
     Parameters
@@ -182,12 +182,15 @@ def save_frequency(path: str | os.PathLike, counts: np.ndarray, num_steps: int, 
     num_steps : int
         Time steps counted.
     level : int
-        Icosphere level of the vertices.
+        Level of the vertices on their sphere grid.
     class_names : sequence of str
         The ``K`` class names.
+    grid : one of :data:`meshcnn.grids.GRID_FAMILIES`
+        The sphere grid of the vertices.
     """
     save_npz(path, counts=np.asarray(counts, dtype=np.int64), num_steps=np.asarray(num_steps, dtype=np.int64),
-             level=np.asarray(level, dtype=np.int64), class_names=np.asarray(list(class_names), dtype="U64"))
+             level=np.asarray(level, dtype=np.int64), class_names=np.asarray(list(class_names), dtype="U64"),
+             grid=np.asarray(grid))
 
 
 def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -300,13 +303,14 @@ def _frequency_maps(freq: dict[str, np.ndarray], out: Path, projection: str) -> 
     from ..plot import plot_mesh_signal, save_figure
 
     num_steps = int(freq["num_steps"])
-    level = int(freq["level"])
+    grid = str(freq["grid"]) if "grid" in freq else "icosphere"  # files written before grids: the icosphere
+    mesh = sphere_grid(grid, int(freq["level"])).mesh
     maps = []
     for k, name in enumerate(str(n) for n in freq["class_names"]):
         if k == 0:
             continue
         fraction = freq["counts"][k] / max(num_steps, 1)
-        ax = plot_mesh_signal(fraction, level, projection=projection, cmap="magma_r", vmin=0.0,
+        ax = plot_mesh_signal(fraction, mesh, projection=projection, cmap="magma_r", vmin=0.0,
                               vmax=max(float(fraction.max()), 1e-6),
                               title=f"{name.replace('_', ' ')}: fraction of {num_steps} time steps inside an event",
                               label="frequency")

@@ -9,7 +9,7 @@ names, coordinates, order and time axis, or ``(lat, lon)`` without time), with C
 statistics without re-running the model: ``MESH_LABELS`` ``(time, vertex)`` and
 ``mesh_lat``/``mesh_lon``, and the file's events as ``event_*`` variables along an
 ``event`` dimension (see :mod:`meshcnn.predict.events`). Global attributes:
-``meshcnn_version``, ``checkpoint``, ``checkpoint_sha256``, ``mesh_level``,
+``meshcnn_version``, ``checkpoint``, ``checkpoint_sha256``, ``mesh_level``, ``mesh_grid``,
 ``source_file``, ``meshcnn_complete = 1``.
 
 With ``--allow-nan`` the output says what was missing and what was invented:
@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..geometry.mesh import icosphere
 from ..io import discard, publish, temporary_beside
 from .events import EVENT_COLUMNS
 from .inputs import time_strings
@@ -174,8 +173,8 @@ class OutputWriter:
         chunks = ((1,) if self.has_time else ()) + (len(header["lat"]), len(header["lon"]))  # a step
         self.labels = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1, chunksizes=chunks)
         self.labels.setncatts({"long_name": "predicted class", **_flags(predictor.class_names),
-                               "comment": "argmax of the class probabilities interpolated from the icosphere "
-                                          f"(level {predictor.level}) to this grid"})
+                               "comment": "argmax of the class probabilities interpolated from the model's mesh "
+                                          f"({predictor.grid.mesh.describe()}) to this grid"})
         self.probs = None
         if probabilities:
             dst.createDimension("class", len(predictor.class_names))
@@ -187,11 +186,10 @@ class OutputWriter:
 
     def _define_mesh(self, time_dims: tuple[str, ...]) -> None:
         """``MESH_LABELS`` ``(time, vertex)`` and the vertices' ``mesh_lat``/``mesh_lon`` (degrees)."""
-        dst, level = self.ds, self.predictor.level
-        mesh = icosphere(level)
+        dst, mesh = self.ds, self.predictor.grid.mesh
         dst.createDimension("vertex", mesh.num_vertices)
         self.mesh_labels = dst.createVariable("MESH_LABELS", "i1", time_dims + ("vertex",), zlib=True, complevel=1)
-        self.mesh_labels.setncatts({"long_name": f"predicted class on the icosphere vertices (level {level})",
+        self.mesh_labels.setncatts({"long_name": f"predicted class on the mesh vertices ({mesh.describe()})",
                                     **_flags(self.predictor.class_names), "coordinates": "mesh_lat mesh_lon"})
         for name, values in (("mesh_lat", mesh.lat), ("mesh_lon", mesh.lon)):
             v = dst.createVariable(name, "f8", ("vertex",))
@@ -293,6 +291,7 @@ class OutputWriter:
             "checkpoint": str(predictor.checkpoint),
             "checkpoint_sha256": predictor.sha256,
             "mesh_level": np.int32(predictor.level),
+            "mesh_grid": str(predictor.config.get("grid", "icosphere")),
             "model_orientation": str(predictor.config.get("orientation", "fixed")),
             "variables": " ".join(predictor.variables),
             "regridding": "bilinear to the mesh; probabilities barycentric back to the grid, then argmax",

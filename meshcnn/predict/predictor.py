@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..grids.families import sphere_grid
 from ..data.climate import CLASSES, VARIABLES
 
 __all__ = ["PredictError", "Predictor", "load_predictor", "file_sha256"]
@@ -43,7 +44,7 @@ class Predictor:
     model : torch.nn.Module
         In eval mode, on the prediction device.
     level : int
-        Icosphere level of the model's input and output.
+        Level of the model's input and output on its sphere grid.
     variables : tuple of str
         Input variables, in channel order.
     mean, std : np.ndarray
@@ -56,6 +57,9 @@ class Predictor:
         Its SHA-256, recorded in every output.
     config : dict
         The model configuration stored in the checkpoint.
+    grid : IcosphereGrid or HealpixGrid
+        The sphere grid of the model's input and output (:func:`meshcnn.grids.sphere_grid` of the
+        config's ``grid`` and ``level``): what the fields are regridded to and back from.
     """
 
     model: torch.nn.Module
@@ -67,6 +71,11 @@ class Predictor:
     checkpoint: str
     sha256: str
     config: dict[str, Any] = field(default_factory=dict)
+    grid: Any = None
+
+    def __post_init__(self) -> None:
+        if self.grid is None:
+            self.grid = sphere_grid(self.config.get("grid", "icosphere"), self.level)
 
 
 def _config_and_stats(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

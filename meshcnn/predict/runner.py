@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 
 from .._progress import progress_bar
 from ..data.climate import ClimateFileError
-from ..geometry.mesh import icosphere
 from ..io import atomic_write, remove_stale_temporaries
 from .events import EVENT_COLUMNS, frequency_path, save_frequency
 from .inputs import find_inputs, read_fields, time_strings
@@ -46,7 +45,7 @@ class _Tally:
 
     def __init__(self, num_files: int, skipped_complete: int, predictor: Predictor, skip_bad: bool,
                  say: Callable[[str], Any]) -> None:
-        self.mesh = icosphere(predictor.level)
+        self.mesh = predictor.grid.mesh
         self.counts = np.zeros((len(predictor.class_names), self.mesh.num_vertices), dtype=np.int64)
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.result: dict[str, Any] = {"files": num_files, "written": 0, "skipped_complete": skipped_complete,
@@ -199,7 +198,7 @@ def _predict_chunk(item: dict[str, Any], predictor: Predictor, seconds: dict[str
     t_model = time.perf_counter()
     seconds["model"] += t_model - start
     mesh_labels = probs.argmax(1).astype(np.int8)
-    labels, grid_probs = grid_labels(probs, predictor.level, item["lat"], item["lon"], probabilities)
+    labels, grid_probs = grid_labels(probs, predictor.grid, item["lat"], item["lon"], probabilities)
     seconds["regrid_back"] += time.perf_counter() - t_model
     return labels, grid_probs, mesh_labels
 
@@ -324,7 +323,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     tally = _Tally(len(files), done, predictor, skip_bad, say)
     if done:
         say(f"resume: {done} of {len(files)} outputs complete, skipped")
-    prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.level)
+    prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.grid)
     dataset = ChunkDataset(files, chunks, predictor, allow_nan, max_nan_fraction)
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=identity,
                         persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
@@ -342,7 +341,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             bar.update(1)
     if events is not None:
         save_frequency(frequency_path(events), tally.counts, tally.result["time_steps"], predictor.level,
-                       predictor.class_names)
+                       predictor.class_names, grid=predictor.config.get("grid", "icosphere"))
     wall = time.perf_counter() - wall0
     tally.result.update(seconds=tally.seconds, wall_s=wall, files_per_s=(tally.result["written"] / wall) if wall > 0
                         else None, level=predictor.level, checkpoint_sha256=predictor.sha256)

@@ -2,7 +2,7 @@
 
 1. *read* and 2. *regrid* (in a ``DataLoader`` worker, :class:`ChunkDataset`): the
    fields of the chunk (a :class:`meshcnn.predict.inputs.FileReader`, kept open for the
-   file's next chunk), bilinear to the icosphere (:mod:`meshcnn.grids.regrid`; with
+   file's next chunk), bilinear to the model's sphere grid (:mod:`meshcnn.grids.regrid`; with
    ``allow_nan`` missing values are skipped, ``skipna=True``, and vertices left without
    valid data get the training mean, unless that is more than ``max_nan_fraction`` of
    the globe for a variable and time step: the file is then refused), then normalised;
@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 
 from .._cache import memoize
 from ..data.climate import ClimateFileError
-from ..geometry.mesh import Mesh, icosphere
+from ..geometry.mesh import Mesh
+from ..grids.base import Grid
 from ..grids import regrid
 from .events import find_events
 from .inputs import LAT_NAMES, LON_NAMES, FileReader
@@ -79,7 +80,7 @@ class ChunkDataset(Dataset):
                  allow_nan: bool, max_nan_fraction: float = MAX_NAN_FRACTION) -> None:
         self.files = list(files)
         self.chunks = list(chunks)
-        self.level = predictor.level
+        self.grid = predictor.grid
         self.variables = predictor.variables
         self.mean, self.std = predictor.mean, predictor.std
         self.allow_nan = allow_nan
@@ -144,7 +145,7 @@ class ChunkDataset(Dataset):
             globe at a time step (file, variable, step and fraction named).
         """
         try:
-            matrix = regrid.latlon_to_mesh(item["lat"], item["lon"], self.level, "bilinear")
+            matrix = regrid.latlon_to_mesh(item["lat"], item["lon"], self.grid, "bilinear")
         except ValueError as exc:
             raise ClimateFileError(path, f"grid not usable: {exc}") from exc
         fields = item.pop("fields")
@@ -161,7 +162,7 @@ class ChunkDataset(Dataset):
     def _filled(self, path: Path, mesh: np.ndarray, missing: dict[str, int], t0: int) -> dict[str, np.ndarray]:
         """Per variable with missing values: the area fraction of the vertices without valid data, per step."""
         filled = {}
-        weights = _area_weights(self.level)
+        weights = self.grid.cell_weights
         for name in missing:
             c = self.variables.index(name)
             fraction = np.isnan(mesh[:, c]) @ weights  # (T,)
@@ -175,19 +176,12 @@ class ChunkDataset(Dataset):
         return filled
 
 
-@memoize(maxsize=2, copy=False)  # only read
-def _area_weights(level: int) -> np.ndarray:
-    """The icosphere vertices' areas as fractions of the sphere, float64 ``(V,)``."""
-    areas = icosphere(level).vertex_areas
-    return areas / areas.sum()
-
-
 def identity(item: Any) -> Any:
     """The ``DataLoader`` collate function of :class:`ChunkDataset` (items are not batched)."""
     return item
 
 
-def prebuild_matrices(files: Sequence[Path], level: int) -> None:
+def prebuild_matrices(files: Sequence[Path], grid: "Grid") -> None:
     """Build (and cache) the regridding matrices of the first file's grid in this process.
 
     ``DataLoader`` workers are forked from it, so they inherit the cache instead of each
@@ -199,8 +193,8 @@ def prebuild_matrices(files: Sequence[Path], level: int) -> None:
     ----------
     files : sequence of Path
         The input files.
-    level : int
-        Icosphere level of the mesh.
+    grid : IcosphereGrid or HealpixGrid
+        The model's sphere grid (:attr:`Predictor.grid`).
     """
     import netCDF4
 
@@ -210,8 +204,8 @@ def prebuild_matrices(files: Sequence[Path], level: int) -> None:
                 lat_name = next(n for n in LAT_NAMES if n in ds.variables)
                 lon_name = next(n for n in LON_NAMES if n in ds.variables)
                 lat, lon = np.asarray(ds[lat_name][:], dtype=np.float64), np.asarray(ds[lon_name][:], dtype=np.float64)
-            regrid.latlon_to_mesh(lat, lon, level, "bilinear")
-            regrid.mesh_to_latlon(level, lat, lon, "bilinear")
+            regrid.latlon_to_mesh(lat, lon, grid, "bilinear")
+            regrid.mesh_to_latlon(grid, lat, lon, "bilinear")
         except Exception:  # noqa: BLE001 - reported later, naming the file
             pass
 
@@ -241,9 +235,9 @@ def mesh_probabilities(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
 
 
 @memoize(maxsize=1, copy=False)  # one grid at a time; the matrix is only read (never written) by grid_labels
-def _back_matrix(level: int, lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
+def _back_matrix(grid: "Grid", lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
     """The float32 bilinear mesh -> grid matrix ``(nlat * nlon, V)``, with its ``grid_shape``."""
-    matrix = regrid.mesh_to_latlon(level, lat, lon, "bilinear").astype(np.float32)
+    matrix = regrid.mesh_to_latlon(grid, lat, lon, "bilinear").astype(np.float32)
     matrix.grid_shape = (len(lat), len(lon))
     return matrix
 
@@ -263,7 +257,7 @@ def argmax_classes(probs: np.ndarray) -> np.ndarray:
     return labels
 
 
-def grid_labels(probs: np.ndarray, level: int, lat: np.ndarray, lon: np.ndarray,
+def grid_labels(probs: np.ndarray, grid: "Grid", lat: np.ndarray, lon: np.ndarray,
                 probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Mesh probabilities ``(T, K, V)`` on the file's grid: labels and (when asked) probabilities.
 
@@ -271,8 +265,8 @@ def grid_labels(probs: np.ndarray, level: int, lat: np.ndarray, lon: np.ndarray,
     ----------
     probs : (T, K, V) array
         Class probabilities on the mesh, float32.
-    level : int
-        Icosphere level of the mesh.
+    grid : IcosphereGrid or HealpixGrid
+        The model's sphere grid (:attr:`Predictor.grid`).
     lat, lon : array
         The grid's latitudes ``(nlat,)`` and longitudes ``(nlon,)``; the mesh -> grid
         matrix is bilinear and cached for one grid at a time.
@@ -285,7 +279,7 @@ def grid_labels(probs: np.ndarray, level: int, lat: np.ndarray, lon: np.ndarray,
         ``labels`` int8 ``(T, nlat, nlon)``, the argmax of the interpolated probabilities,
         and those probabilities ``(T, K, nlat, nlon)`` float32 with ``probabilities``, else ``None``.
     """
-    grid_probs = regrid.apply(_back_matrix(level, lat, lon), probs)  # (T, K, nlat * nlon) float32
+    grid_probs = regrid.apply(_back_matrix(grid, lat, lon), probs)  # (T, K, nlat * nlon) float32
     shape = (probs.shape[0], len(lat), len(lon))
     labels = argmax_classes(grid_probs).reshape(shape)
     if not probabilities:

@@ -223,3 +223,25 @@ def test_evaluate_writes_metrics_without_matplotlib(tiny_data, tmp_path, monkeyp
     with contextlib.redirect_stdout(buf):
         evaluate.main(["--run", str(tmp_path / "run"), "--no-progress", "--threads", "1", "--no-plots"])
     assert "plots skipped" not in buf.getvalue()
+
+
+def test_healpix_grid_trains_evaluates_and_predicts_on_the_input_grid(tiny_data, tmp_path):
+    """--grid healpix: the U-Net runs on HEALPix (order 2, 192 pixels); predict writes lat-lon masks."""
+    import netCDF4
+
+    from meshcnn.predict import load_predictor, predict_files
+
+    train(tiny_data, tmp_path / "run", "--epochs", "1", "--grid", "healpix", "--min-level", "0")
+    config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["extra"]["config"]
+    assert config["grid"] == "healpix" and config["level"] == 2
+    model = segmentation.build_model(config)
+    assert model.hierarchy[0].num_vertices == 12 * 4**2 and model.hierarchy[0].name == "healpix4n"
+    model.load_state_dict(params(tmp_path / "run"), strict=False)  # the layers' fingerprints match
+    report = load_script("evaluate").main(["--run", str(tmp_path / "run"), "--no-plots", "--no-progress"])
+    assert report["grid"] == "healpix" and 0.0 <= report["mean_iou"] <= 1.0
+    assert load_predictor(tmp_path / "run").grid.nside == 4
+    source = sorted(tiny_data.glob("*.nc"))[0]
+    predict_files([source], tmp_path / "run", tmp_path / "pred", progress=False)
+    with netCDF4.Dataset(tmp_path / "pred" / source.name) as out, netCDF4.Dataset(source) as src:
+        assert out["LABELS"].shape[-2:] == src["TMQ"].shape[-2:]  # masks on the input's own lat-lon grid
+        assert out.mesh_grid == "healpix" and out["MESH_LABELS"].shape[-1] == 192
