@@ -115,14 +115,14 @@ def plot_mesh_signal(
     class_names: Sequence[str] | None = None,
     label: str | None = None,
 ) -> Any:
-    """Draw a vertex signal ``values (V,)`` of the icosphere ``mesh`` (a :class:`Mesh` or a level) on a map.
+    """Draw a vertex signal ``values (V,)`` of the sphere ``mesh`` (a :class:`Mesh` or a level) on a map.
 
     Parameters
     ----------
     values : (V,) array_like or tensor
         Finite values, or integer labels with ``categorical=True``.
     mesh : Mesh or int
-        The icosphere, or its level.
+        The mesh (the icosphere or any other), or an icosphere level.
     ax : matplotlib axes, optional
         With ``None`` a new :class:`~matplotlib.figure.Figure` is made (reach it via ``ax.figure``).
     projection : {"mollweide", "equirectangular"}
@@ -263,7 +263,7 @@ def plot_fields_labels_predictions(
     fields : ``(V,)``, ``(K, V)`` array_like or tensor, or a mapping ``name -> (V,)``
     labels, prediction : integer ``(V,)``
     mesh : Mesh or int
-        The icosphere, or its level.
+        The mesh (the icosphere or any other), or an icosphere level.
     path : str or path-like
     field_names : sequence of str, optional
         Panel titles of array ``fields``; default ``"field 0"``, ``"field 1"``, ...

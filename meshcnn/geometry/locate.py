@@ -1,4 +1,4 @@
-r"""Point location on the icosphere: the one locator the regridders and rotations use.
+r"""Point location on a sphere mesh (the icosphere or any other): the one locator the regridders and rotations use.
 
 A point ``q`` (a unit vector) lies in the spherical triangle ``(a, b, c)`` of the mesh
 for which its gnomonic barycentric coordinates
@@ -134,7 +134,7 @@ def locate(mesh: Mesh | int, points: np.ndarray, chunk: int = 65536,
             break
         todo = _search(mesh, points, todo, None if k is None or k >= mesh.num_faces else k, chunk, found_face, bary)
     if todo.size:
-        raise RuntimeError(f"could not locate {todo.size} points in the level-{mesh.level} mesh")
+        raise RuntimeError(f"could not locate {todo.size} points in the mesh of {mesh.describe()}")
     return found_face, bary
 
 
