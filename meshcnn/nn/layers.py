@@ -249,28 +249,47 @@ class _TapConv(nn.Module):
         z = mesh_conv(x, self.op_dir.operator(), w_dir, None)
         return _AddSmoothModulus.apply(y, z)
 
-    def get_extra_state(self) -> dict:
-        """The level and orientation (and, off the icosphere, the mesh fingerprint
-        :attr:`MeshHierarchy.fingerprint`), stored in ``state_dict()`` so that a mismatch is caught
-        on load. The meshes themselves are not stored."""
-        state = {"level": self.level, "orientation": self.orientation}
-        if not self.hierarchy.is_icosphere:
-            state["mesh"] = self.hierarchy.fingerprint
-        return state
+    def signature(self) -> torch.Tensor:
+        """``(3,)`` int64: the icosphere level (-1 off the icosphere), the index of the orientation in
+        :data:`ORIENTATIONS` and the first 60 bits of the hierarchy's fingerprint (0 on the icosphere).
 
-    def set_extra_state(self, state: dict) -> None:
-        level, orientation, mesh = state.get("level"), state.get("orientation"), state.get("mesh")
-        own = self.get_extra_state()
-        if level != self.level or orientation != self.orientation or mesh != own.get("mesh"):
-            def where(level: int | None, mesh: str | None) -> str:
-                return f"level {level}" if mesh is None else f"the mesh with fingerprint {mesh}"
-            raise ValueError(f"{type(self).__name__}: the state_dict is for {where(level, mesh)} with orientation "
-                             f"{orientation!r}, this layer is on {where(self.level, own.get('mesh'))} with "
-                             f"orientation {self.orientation!r} ({self.hierarchy!r})")
+        Stored in ``state_dict()`` as ``"mesh_signature"``, a tensor like the weights (so that the
+        state dict is tensors only and ``safetensors`` can hold it), and compared on load, so that
+        weights are not loaded onto another level, orientation or mesh. The meshes themselves are
+        not stored.
+        """
+        mesh = 0 if self.hierarchy.is_icosphere else int(self.hierarchy.fingerprint[:15], 16)
+        level = -1 if self.level is None else self.level
+        return torch.tensor([level, ORIENTATIONS.index(self.orientation), mesh], dtype=torch.int64, device="cpu")
+
+    def _describe_signature(self, signature: list[int]) -> str:
+        level, orientation, mesh = signature
+        where = f"level {level}" if mesh == 0 else f"the mesh with fingerprint {mesh:015x}..."
+        name = ORIENTATIONS[orientation] if 0 <= orientation < len(ORIENTATIONS) else f"#{orientation}"
+        return f"{where} with orientation {name!r}"
+
+    def _check_signature(self, signature: list[int]) -> None:
+        own = self.signature().tolist()
+        if list(signature) != own:
+            raise ValueError(f"{type(self).__name__}: the state_dict is for {self._describe_signature(signature)}, "
+                             f"this layer is on {self._describe_signature(own)} ({self.hierarchy!r})")
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):  # type: ignore[override]
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "mesh_signature"] = self.signature()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        # state_dicts written before layers stored their level and orientation still load
-        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        signature = state_dict.pop(prefix + "mesh_signature", None)
+        if signature is not None:
+            self._check_signature([int(v) for v in torch.as_tensor(signature).reshape(-1).tolist()])
+        old = state_dict.pop(prefix + "_extra_state", None)  # written before the signature: a dict
+        if isinstance(old, dict):
+            orientation = old.get("orientation")
+            mesh = old.get("mesh")
+            self._check_signature([-1 if old.get("level") is None else old["level"],
+                                   ORIENTATIONS.index(orientation) if orientation in ORIENTATIONS else -1,
+                                   0 if mesh is None else int(mesh[:15], 16)])
+        # state_dicts written before layers stored their level and orientation (neither key) still load
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -328,8 +347,8 @@ class MeshConv(_TapConv):
         Instead of ``level``: any sphere mesh (:meth:`Mesh.from_points`, a HEALPix or
         native model grid), with the same four taps from its own operators; a
         :class:`~meshcnn.geometry.MeshHierarchy` for ``stride=2``. ``state_dict()`` then
-        also holds the hierarchy's fingerprint (not its arrays): loading it into a layer on
-        another mesh raises ``ValueError``.
+        holds the hierarchy's fingerprint (not its arrays) in ``mesh_signature``: loading it
+        into a layer on another mesh raises ``ValueError``.
     mesh_dir : path, optional
         Where icosphere meshes are cached.
 
@@ -337,8 +356,8 @@ class MeshConv(_TapConv):
     ``weight`` is ``(out_channels, in_channels, 4)`` ordered ``[identity, laplacian, ew, ns]``
     (``ns`` the poleward tap for ``"poleward"``, ``[identity, laplacian, a, b]`` for
     ``"invariant"``, ``[identity, laplacian]`` for ``"isotropic"``). ``state_dict()`` also
-    holds the level and orientation, and loading one of another level or orientation
-    raises ``ValueError``.
+    holds ``mesh_signature`` (:meth:`signature`: level, orientation, mesh fingerprint) as an
+    int64 tensor, and loading one of another level, orientation or mesh raises ``ValueError``.
     The operators are non-persistent buffers, rebuilt from ``level``: they move with
     ``.to()``/``.double()`` but are not in ``state_dict()``. They are re-derived from
     CPU masters after every ``.to()``/``.to_empty()``, so a layer built under

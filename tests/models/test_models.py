@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from meshcnn import icosphere
+from meshcnn import ORIENTATIONS, icosphere
 from meshcnn.models import SphericalResNet, SphericalUNet
 
 
@@ -136,3 +136,23 @@ def test_unet_flip_channels_multiply_by_the_sign_of_latitude():
     torch.testing.assert_close(flipped(x), plain(hemisphere_flip(x, 2, [2])), rtol=0, atol=0)
     with pytest.raises(ValueError, match="flip_channels"):
         SphericalUNet(3, 2, max_level=2, flip_channels=[3])
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_safetensors_round_trip_of_both_models(orientation, tmp_path):
+    """state_dict() is tensors only: safetensors saves and loads every model, and still refuses another mesh."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    for make in (lambda: SphericalUNet(2, 3, 2, 0, width=4, orientation=orientation),
+                 lambda: SphericalResNet(2, 5, level=2, width=4, depth=1, orientation=orientation)):
+        model = make().eval()
+        path = tmp_path / "model.safetensors"
+        safetensors_torch.save_model(model, str(path))
+        fresh = make().eval()
+        missing, unexpected = safetensors_torch.load_model(fresh, str(path))
+        assert not missing and not unexpected
+        x = torch.randn(2, 2, 162)
+        assert torch.equal(model(x), fresh(x))
+    other = "fixed" if orientation != "fixed" else "isotropic"
+    with pytest.raises(ValueError, match="orientation"):
+        safetensors_torch.load_model(SphericalResNet(2, 5, level=2, width=4, depth=1, orientation=other), str(path))

@@ -98,10 +98,11 @@ def test_pooling_values(level):
 
 
 def test_state_dict_holds_only_parameters_and_round_trips(tmp_path):
-    """No operator in the state_dict: the parameters, and the level and orientation (extra state)."""
+    """No operator in the state_dict: the parameters, and the level and orientation (a signature tensor)."""
     conv = MeshConv(3, 4, 2)
-    assert set(conv.state_dict()) == {"weight", "bias", "_extra_state"}
-    assert set(MeshConvTranspose(3, 4, 2, bias=False).state_dict()) == {"weight", "_extra_state"}
+    assert set(conv.state_dict()) == {"weight", "bias", "mesh_signature"}
+    assert all(isinstance(v, torch.Tensor) for v in conv.state_dict().values())  # tensors only
+    assert set(MeshConvTranspose(3, 4, 2, bias=False).state_dict()) == {"weight", "mesh_signature"}
     assert MeshPool(2).state_dict() == {}
     torch.save(conv.state_dict(), tmp_path / "w.pt")
     fresh = MeshConv(3, 4, 2)

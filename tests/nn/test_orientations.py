@@ -199,7 +199,7 @@ def test_state_dict_round_trip_and_mismatch(orientation, tmp_path):
     path = tmp_path / "layer.pt"
     torch.save(layer.state_dict(), path)
     state = torch.load(path, weights_only=True)
-    assert state["_extra_state"] == {"level": 2, "orientation": orientation}
+    assert state["mesh_signature"].tolist() == [2, ORIENTATIONS.index(orientation), 0]
     other = MeshConv(3, 4, 2, orientation=orientation).double()
     other.load_state_dict(state)
     x = torch.randn(1, 3, icosphere(2).num_vertices, dtype=torch.float64)
@@ -214,7 +214,7 @@ def test_state_dict_round_trip_and_mismatch(orientation, tmp_path):
 
 def test_old_state_dicts_without_level_and_orientation_still_load():
     model = SphericalResNet(2, 3, level=2, width=4, depth=1)
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith("_extra_state")}
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("mesh_signature")}
     assert len(state) < len(model.state_dict())
     fresh = SphericalResNet(2, 3, level=2, width=4, depth=1)
     fresh.load_state_dict(state)  # strict
