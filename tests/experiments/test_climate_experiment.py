@@ -178,7 +178,7 @@ def test_train_on_ugscnn_folder_with_split_lists(tiny_data, tmp_path):
     extra = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["extra"]
     listed = C.read_split_list(tmp_path / "ugscnn" / "train_split.txt")
     assert [Path(f).name for f in extra["splits"]["train"]] == [f.name for f in listed]
-    assert all(f.endswith(".npz") for f in extra["splits"]["train"]) and "spherical model on level 2" in log
+    assert all(f.endswith(".npz") for f in extra["splits"]["train"]) and "spherical model on icosphere level 2" in log
 
 
 @pytest.mark.parametrize("orientation,flipped", [("poleward", ["V850", "VBOT"]), ("invariant", [])])
