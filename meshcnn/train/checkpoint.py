@@ -11,7 +11,7 @@ A checkpoint is one ``torch.save`` file, ``run_dir/checkpoint.pt``, written atom
   state; an empty or truncated file says so.
 * **Exact resume.** Besides the model, optimizer and scheduler states it stores the
   RNG states of Python, NumPy and torch (:func:`rng_state`), restored by
-  :func:`set_rng_state`.
+  :func:`set_rng_state`, and the trainer's state (``GradScaler``, early stopping).
 
 Format 2 has a ``"checksum"`` entry; format 1 (written before checksums existed) still
 loads, with a warning.
@@ -155,7 +155,8 @@ def checkpoint_checksum(ckpt: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------- write / read
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any | None, *, epoch: int, history: list[dict[str, Any]],
-                    extra_state: dict[str, Any] | None, seed: int) -> None:
+                    extra_state: dict[str, Any] | None, seed: int,
+                    trainer_state: dict[str, Any] | None = None) -> None:
     """Atomically write a format-2 checkpoint after ``epoch`` epochs, with the current RNG states.
 
     Parameters
@@ -172,6 +173,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         Stored as ``"extra"`` (NumPy arrays as tensors).
     seed : int
         The run's seed.
+    trainer_state : dict, optional
+        Stored as ``"trainer"``: the :class:`meshcnn.train.Trainer`'s settings that a
+        resume must match, its fp16 ``GradScaler`` and early-stopping states.
     """
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -183,6 +187,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         "rng": rng_state(),
         "extra": weights_only_safe(extra_state or {}),
         "seed": seed,
+        "trainer": weights_only_safe(trainer_state),
     }
     state["checksum"] = checkpoint_checksum(state)
     save_torch(path, state)
@@ -226,7 +231,7 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any | None = None,
                     map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`meshcnn.train.fit`, verify it and restore the given objects.
+    """Read a checkpoint written by :func:`meshcnn.train.fit` (a Trainer), verify it and restore the given objects.
 
     The file is read with ``torch.load(weights_only=True)``: no code is unpickled.
 
@@ -245,7 +250,9 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
     dict
         ``model``, ``optimizer``, ``scheduler`` (state dicts), ``epoch`` (epochs
         completed), ``history``, ``extra`` (the ``extra_state`` given to ``fit``),
-        ``rng``, ``seed``, ``format``, ``checksum``.
+        ``rng``, ``seed``, ``format``, ``checksum`` and, from runs of the
+        :class:`meshcnn.train.Trainer`, ``trainer`` (precision, accumulation, clipping,
+        ``GradScaler`` and early-stopping states).
 
     Raises
     ------

@@ -1,7 +1,8 @@
 """Data parallel training under ``torchrun``.
 
 Call :func:`init_distributed` first; :func:`meshcnn.train.fit` then wraps the model in
-``DistributedDataParallel`` (:func:`data_parallel`), shards the data with a
+``DistributedDataParallel`` (:func:`data_parallel`; the layers' constant buffers are left
+out of its broadcasts, :func:`ignore_constant_buffers`), shards the data with a
 ``DistributedSampler`` and lets only rank 0 evaluate and write files. Outside
 ``torchrun`` every helper here is a no-op for one process.
 """
@@ -14,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
-__all__ = ["init_distributed", "constant_buffer_names"]
+__all__ = ["init_distributed", "constant_buffer_names", "ignore_constant_buffers", "wrap_data_parallel"]
 
 
 def init_distributed(device: str | torch.device = "cpu") -> tuple[int, int]:
@@ -64,12 +65,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def constant_buffer_names(model: nn.Module) -> list[str]:
-    """Fully qualified names of ``model``'s non-persistent buffers.
+    """Fully qualified names of the layers' own constant buffers in ``model``.
 
-    In this library those are derived constants (the meshes' sparse operators and
-    their block indices, pooling rings, area weights), rebuilt the same on every
-    rank, so distributed training need not broadcast them (their size is in
-    ``experiments/benchmark/RESULTS.md``, "Moved from docstrings: training and prediction").
+    Those are the buffers that meshcnn's layers register as constants of the mesh
+    (``ConstantBuffers.register_constant`` in :mod:`meshcnn.nn._buffers`: the sparse
+    operators and their block indices, pooling rings, area weights, sign flips). They
+    are rebuilt identically on every rank, so distributed training need not broadcast
+    them (their size is in ``experiments/benchmark/RESULTS.md``, "Moved from docstrings:
+    training and prediction"). Any other buffer, persistent or not (BatchNorm
+    statistics, another library's non-persistent buffers), is not one of them.
 
     Parameters
     ----------
@@ -78,10 +82,65 @@ def constant_buffer_names(model: nn.Module) -> list[str]:
     Returns
     -------
     list of str
-        Names as in ``model.named_buffers()``.
+        Names as in ``model.named_buffers(remove_duplicate=False)``.
     """
-    return [f"{prefix}.{name}" if prefix else name for prefix, module in model.named_modules()
-            for name in module._non_persistent_buffers_set if module._buffers.get(name) is not None]
+    from ..nn._buffers import ConstantBuffers
+
+    names = []
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, ConstantBuffers):
+            own = dict(module.named_buffers(recurse=False))
+            names += [f"{prefix}.{name}" if prefix else name
+                      for name in module.__dict__.get("_constant_masters", {}) if own.get(name) is not None]
+    return names
+
+
+def ignore_constant_buffers(model: nn.Module) -> list[str]:
+    """Tell ``DistributedDataParallel`` (before wrapping ``model``) not to broadcast its constant buffers.
+
+    torch (up to 2.13 at least) has no public way to leave some buffers out of DDP's
+    broadcasts: ``broadcast_buffers``/``forward_sync_buffers`` is all or nothing, and
+    would leave BatchNorm statistics unsynchronised (pytorch/pytorch#43690, open). This
+    function is the one place that uses the private
+    ``DistributedDataParallel._set_params_and_buffers_to_ignore_for_model``, and only
+    for :func:`constant_buffer_names` (added to any names already set on ``model``);
+    every other buffer is broadcast as usual. Without that method (a later torch)
+    nothing is left out: correct, only more communication.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model about to be wrapped.
+
+    Returns
+    -------
+    list of str
+        The names DDP leaves out (empty when the private method is missing).
+    """
+    ignore = getattr(nn.parallel.DistributedDataParallel, "_set_params_and_buffers_to_ignore_for_model", None)
+    if ignore is None:
+        return []
+    names = list(getattr(model, "_ddp_params_and_buffers_to_ignore", []))
+    names += [name for name in constant_buffer_names(model) if name not in names]
+    ignore(model, names)
+    return names
+
+
+def wrap_data_parallel(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
+    """``DistributedDataParallel(model)`` with the constant buffers left out of its broadcasts.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Already on ``device``, in an initialised process group.
+    device : torch.device
+
+    Returns
+    -------
+    DistributedDataParallel
+    """
+    ignore_constant_buffers(model)  # built identically on every rank: not broadcast at every step
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def data_parallel(model: nn.Module, train_set: Dataset, device: torch.device,
@@ -100,17 +159,14 @@ def data_parallel(model: nn.Module, train_set: Dataset, device: torch.device,
     Returns
     -------
     tuple
-        ``(model, None)`` in one process; else ``(DistributedDataParallel(model),
-        DistributedSampler)``, the constant buffers left out of DDP's broadcasts.
+        ``(model, None)`` in one process; else (:func:`wrap_data_parallel` of ``model``,
+        ``DistributedSampler``).
     """
     rank, world_size = rank_and_world_size()
     if world_size <= 1:
         return model, None
-    # constant buffers are built identically on every rank: not broadcast at every step
-    nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-        model, constant_buffer_names(model))
-    wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return wrapped, DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    return wrap_data_parallel(model, device), DistributedSampler(train_set, num_replicas=world_size, rank=rank,
+                                                                  shuffle=True, seed=seed)
 
 
 def all_reduce_sum(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -120,6 +176,15 @@ def all_reduce_sum(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
     totals = torch.stack(values)
     dist.all_reduce(totals)
     return tuple(totals.unbind())
+
+
+def any_process(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is true in any process (``flag`` itself in one process)."""
+    if rank_and_world_size()[1] <= 1:
+        return flag
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value)
+    return bool(value.item() > 0)
 
 
 def barrier() -> None:

@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 # ------------------------------------------------------------------------------------------ driver
 def _inject(plan: dict, ready_fd: int) -> None:
     """In the child: arrange to SIGKILL this process at the plan's point; tell the driver at the first step."""
-    import meshcnn.train.loop as train_module
+    import meshcnn.train.trainer as train_module
 
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
     steps = {"n": 0}
