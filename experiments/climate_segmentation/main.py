@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr-step", type=int, default=5)
     p.add_argument("--class-weight-power", type=float, default=0.5)
     p.add_argument("--num-maps", type=int, default=3, help="test samples drawn as PNG maps")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="mixed precision of training (train.py --precision; fp16 on CUDA only)")
     return p.parse_args(argv)
 
 
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--epochs", str(args.epochs),
         "--batch-size", str(args.batch_size), "--lr-step", str(args.lr_step),
         "--class-weight-power", str(args.class_weight_power), "--seed", str(args.seed),
-        "--device", args.device, "--threads", str(args.threads), *(["--resume"] if args.resume else []), *quiet])
+        "--device", args.device, "--threads", str(args.threads), "--precision", args.precision,
+        *(["--resume"] if args.resume else []), *quiet])
     times["eval_s"] = run_step("evaluation", [
         sys.executable, str(HERE / "evaluate.py"), "--run", str(out), "--device", args.device,
         "--threads", str(args.threads), "--num-maps", str(args.num_maps), *quiet])

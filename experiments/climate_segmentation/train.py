@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training files")
     p.add_argument("--cache-dir", default=None, help="cache regridded samples here (.npz)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable/invalid files instead of failing")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="mixed precision of the training steps (meshcnn.train.Trainer): bf16 on CPU or CUDA, "
+                        "fp16 (with a gradient scaler) on CUDA only")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be positive")
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         model, train_set, optimizer=optimizer, loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size,
         run_dir=out, val_set=val_set, evaluate=make_evaluate(args, val_targets) if val_set is not None else None,
         scheduler=scheduler, device=args.device, seed=args.seed, resume=args.resume, extra_state=extra_state,
-        num_workers=args.num_workers, progress=not args.no_progress, log=say)
+        num_workers=args.num_workers, progress=not args.no_progress, log=say, precision=args.precision)
     say(f"trained {len(history)} epochs in {time.perf_counter() - t0:.1f} s; run folder {out}")
     if world_size > 1:  # every rank reports, so a desynchronized replica shows
         print(f"rank {rank}/{world_size}: parameter checksum {parameter_checksum(model)}", flush=True)
