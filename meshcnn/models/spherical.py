@@ -15,7 +15,7 @@ from ..nn._buffers import ConstantBuffers
 from ..nn.layers import (MeshConv, MeshConvTranspose, MeshPool, check_orientation, check_signal, hemisphere_flip,
                          resolve_meshes)
 from ..geometry.hierarchy import MeshHierarchy
-from ..geometry.mesh import check_level
+from ..geometry.mesh import Mesh, check_level
 
 __all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE"]
 
