@@ -105,6 +105,11 @@ class LatLonGrid:
                 and self.lon.shape == other.lon.shape and np.allclose(self.lat, other.lat)
                 and np.allclose(self.lon, other.lon))
 
+    def __hash__(self) -> int:
+        # equal grids (coordinates equal to rounding, see __eq__) have equal shapes; nothing finer is
+        # consistent with a tolerance, so grids of one shape share a hash and __eq__ tells them apart
+        return hash((LatLonGrid, self.lat.shape, self.lon.shape))
+
     # ------------------------------------------------------------------ the grid protocol (file order)
     @property
     def shape(self) -> tuple[int, int]:

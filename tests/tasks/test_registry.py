@@ -53,10 +53,16 @@ def test_dicts_written_before_the_registry_still_build_the_same_models():
         model_config({"kind": "planar", "in_channels": 3})
 
 
-def test_classifier_helpers_are_the_registry():
+def test_classifier_helpers_build_what_the_registry_builds():
     config = classifier_config("planar", 6, 4, level=2, width=4, depth=2)
     assert config == ClassifierConfig("planar", 6, 4, 2, 4, 2).to_dict()
-    assert build_classifier is build_model
+    spherical = classifier_config("spherical", 6, 4, level=2, width=4, depth=1, orientation="invariant")
+    torch.manual_seed(3)
+    a = build_classifier(spherical)
+    torch.manual_seed(3)
+    b = build_model(ClassifierConfig("spherical", 6, 4, 2, 4, 1, "invariant"))
+    assert isinstance(a, SphericalResNet) and a.orientation == "invariant" and same_parameters(a, b)
+    assert isinstance(build_classifier(config), PlanarCNN)
 
 
 def test_matched_widths():
