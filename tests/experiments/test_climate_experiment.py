@@ -2,7 +2,6 @@
 evaluation, and the main job on tiny data."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -15,6 +14,8 @@ import torch
 from meshcnn.tasks import segmentation
 from meshcnn.data import climate as C
 from meshcnn.train import fit, load_checkpoint
+
+import _helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "experiments" / "climate_segmentation"
@@ -32,11 +33,8 @@ def tiny_data(tmp_path_factory):
 
 
 def load_script(name: str):
-    """Import an experiment script by path (they are scripts, not a package) to call its main(argv)."""
-    spec = importlib.util.spec_from_file_location(f"climate_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import a climate experiment script by path to call its main(argv)."""
+    return _helpers.load_script(SCRIPTS / f"{name}.py", f"climate_{name}")
 
 
 def run(cmd: list[str], timeout: float = 120) -> str:

@@ -1,7 +1,6 @@
 """The operator-accuracy benchmark (experiments/benchmark/operators.py, issue 18) on its smallest sizes."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -10,15 +9,14 @@ import pytest
 
 from meshcnn.geometry import icosphere
 
+from _helpers import load_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "benchmark" / "operators.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("meshcnn_benchmark_operators", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_harmonics_are_orthonormal(bench):

@@ -2,7 +2,6 @@
 torch.compile, autocast, device-generic code (the CUDA path's logic, checked on CPU/meta),
 and the benchmark script end to end on tiny levels."""
 import copy
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from meshcnn import MeshConv, MeshConvTranspose, icosphere
 from meshcnn.nn import compute_dtypes, mesh_conv, stack_taps, tap_operator
 from meshcnn.testing import layer_taps, mesh_conv_reference
 from meshcnn.models import SphericalUNet
+from _helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -265,11 +265,7 @@ def test_torch_compile_inductor_meshconv():
 
 def _load_script(name: str):
     """``experiments/benchmark/<name>.py`` as a module (its ``main`` runs in this process)."""
-    path = ROOT / "experiments" / "benchmark" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"test_benchmark_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"benchmark/{name}.py")
 
 
 @pytest.mark.slow

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-from pathlib import Path
 
 import pytest
 
 from meshcnn.data import climate as C
 
-ROOT = Path(__file__).resolve().parents[2]
+from _helpers import load_script
+
 LEVEL = 2
 
 
@@ -20,10 +19,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     data = root / "data"
     C.generate_synthetic(data, num=6, nlat=48, nlon=72, seed=0, progress=False)
-    spec = importlib.util.spec_from_file_location(
-        "climate_train_for_predict", ROOT / "experiments" / "climate_segmentation" / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = load_script("climate_segmentation/train.py", "climate_train_for_predict")
     with contextlib.redirect_stdout(io.StringIO()):
         train.main(["--data", str(data), "--out", str(root / "run"), "--level", str(LEVEL), "--width", "4",
                     "--epochs", "1", "--batch-size", "2", "--no-progress", "--threads", "1"])
