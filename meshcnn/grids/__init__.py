@@ -4,7 +4,8 @@
 lat-lon grid class; :mod:`.icosphere` the icosphere as a grid; :mod:`.healpix` the HEALPix grids;
 :mod:`.unstructured` native model grids read from ICON and MPAS grid files; :mod:`.families` the grids
 a model runs on, by name and level; :mod:`.regrid` the regridding matrices and :func:`apply`;
-:mod:`._interp` and :mod:`._conservative` the methods; :mod:`._xarray` the xarray front end.
+:mod:`._interp` and :mod:`._conservative` the methods; :mod:`._xarray` the xarray front end; :mod:`.regridder` the
+:class:`Regridder` objects (NumPy, torch, Dask and xarray; save and load).
 """
 from .base import Grid
 from .latlon import LatLonGrid
@@ -14,10 +15,12 @@ from .families import GRID_FAMILIES, check_grid_family, sphere_grid, sphere_hier
 from .unstructured import UnstructuredGrid, GridFileError, write_icon_grid, write_mpas_grid
 from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon, apply, grid_cell_areas, locate, latlon_grid
 from ._xarray import regrid_dataarray, mesh_dataarray_to_latlon
+from .regridder import Regridder
 
 __all__ = [
     "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "GRID_FAMILIES", "check_grid_family", "sphere_grid",
     "sphere_hierarchy", "as_sphere_grid", "UnstructuredGrid", "GridFileError", "write_icon_grid", "write_mpas_grid",
     "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply",
     "grid_cell_areas", "mesh_cell_areas", "locate", "latlon_grid", "regrid_dataarray", "mesh_dataarray_to_latlon",
+    "Regridder",
 ]

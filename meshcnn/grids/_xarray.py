@@ -1,9 +1,21 @@
-"""xarray front end of the regridders: DataArrays and Datasets between lat-lon grids and a mesh.
+"""xarray front end of the regridders: DataArrays and Datasets, eager or Dask-backed (lazy).
+
+:func:`regrid_xarray` is what a :class:`~meshcnn.grids.Regridder` does with an xarray object;
+:func:`regrid_dataarray` (lat-lon -> mesh) and :func:`mesh_dataarray_to_latlon` (mesh -> lat-lon)
+build the regridder from the object's coordinates and call it.
 
 The mesh side is an icosphere level, a :class:`~meshcnn.geometry.Mesh` or a grid with a ``mesh``
 (:class:`~meshcnn.grids.HealpixGrid`, :class:`~meshcnn.grids.IcosphereGrid`), as in
 :func:`meshcnn.grids.latlon_to_mesh`. Results carry the attribute ``mesh_level`` (an icosphere)
 or ``mesh_name`` and ``mesh_fingerprint`` (any other mesh), and ``regrid_method``.
+
+CF conventions: a lat-lon dimension is found by its name if given, else by its coordinate's CF
+``standard_name`` (``latitude``/``longitude``) or ``units`` (``degrees_north``/``degrees_east``
+and their variants), else among the usual names. New coordinates carry CF ``units``,
+``standard_name`` and ``long_name``; coordinates and variables on the old grid (bounds such as
+``lat_bnds``) are dropped, and so are the attributes that point at them (``bounds``,
+``cell_measures``, ``grid_mapping``, ``coordinates``); the other attributes, coordinates and
+``name`` are kept. Dask-backed inputs stay lazy (:mod:`meshcnn.grids.regridder`).
 """
 from __future__ import annotations
 
@@ -11,17 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry.mesh import Mesh, icosphere, level_of
-from .icosphere import MeshTarget, regrid_target
-from .regrid import _check_method, apply, latlon_to_mesh, mesh_to_latlon
+from ..geometry.mesh import Mesh, level_of
+from .latlon import LatLonGrid
+from .regrid import _check_method, check_na_thres, latlon_grid
 
-__all__ = ["regrid_dataarray", "mesh_dataarray_to_latlon"]
+__all__ = ["regrid_dataarray", "mesh_dataarray_to_latlon", "regrid_xarray"]
 
 _LAT_NAMES = ("lat", "latitude", "nav_lat", "y")
 _LON_NAMES = ("lon", "longitude", "nav_lon", "x")
+_CF_UNITS = {
+    "lat": ("degrees_north", "degree_north", "degree_N", "degrees_N", "degreeN", "degreesN"),
+    "lon": ("degrees_east", "degree_east", "degree_E", "degrees_E", "degreeE", "degreesE"),
+}
+_CF_NAMES = {"lat": "latitude", "lon": "longitude"}
+#: Attributes that refer to the grid's own variables, dropped from regridded variables.
+_GRID_ATTRS = ("bounds", "cell_measures", "grid_mapping", "coordinates")
+_STALE_MESH_ATTRS = ("mesh_level", "mesh_name", "mesh_fingerprint")
 
 
-def _import_xarray():
+def _import_xarray() -> Any:
     try:
         import xarray
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -31,39 +51,138 @@ def _import_xarray():
     return xarray
 
 
-def _find_dim(obj, names: tuple[str, ...], given: str | None, what: str) -> str:
+def _find_dim(obj: Any, names: tuple[str, ...], given: str | None, what: str) -> str:
+    """The ``what`` (``"lat"`` or ``"lon"``) dimension: ``given``, else by CF attributes, else by name."""
     if given is not None:
         if given not in obj.dims:
             raise ValueError(f"{what} dimension {given!r} not among the dimensions {tuple(obj.dims)}")
         return given
+    for dim in obj.dims:
+        if dim in obj.coords:
+            attrs = obj[dim].attrs
+            if attrs.get("standard_name") == _CF_NAMES[what] or attrs.get("units") in _CF_UNITS[what]:
+                return dim
     for name in names:
         if name in obj.dims:
             return name
-    raise ValueError(f"no {what} dimension found among {tuple(obj.dims)} (looked for {names}); pass {what}_name=")
+    raise ValueError(f"no {what} dimension found among {tuple(obj.dims)} (looked for CF standard_name/units and "
+                     f"{names}); pass {what}_name=")
 
 
-def _mesh_attrs(target: int | MeshTarget) -> dict[str, Any]:
-    """``mesh_level`` of an icosphere, ``mesh_name`` and ``mesh_fingerprint`` of any other mesh."""
-    if isinstance(target, MeshTarget):
-        return {"mesh_name": target.mesh.name or "mesh", "mesh_fingerprint": target.mesh.fingerprint}
-    return {"mesh_level": target}
-
-
-def _regrid_dataset(xr: Any, obj: Any, level: Any, method: str, lat_name: str | None, lon_name: str | None,
-                    skipna: bool, na_thresh: float) -> Any:
-    """:func:`regrid_dataarray` of a Dataset: variables on the grid regridded, grid-free ones kept."""
+def _latlon_dims(obj: Any, lat_name: str | None, lon_name: str | None) -> tuple[str, str]:
+    """The lat-lon dimensions of ``obj``, checked to carry 1-D coordinates in degrees."""
     lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
     lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
+    curvilinear = [n for n in ("lat", "lon", "latitude", "longitude") if n in obj.coords and obj[n].ndim == 2]
+    if curvilinear:
+        raise ValueError(f"coordinates {curvilinear} are 2-D: a curvilinear grid; regrid it to 1-D latitude and "
+                         f"longitude coordinates first (meshcnn regrids rectilinear lat-lon grids)")
+    for dim in (lat_dim, lon_dim):
+        if dim not in obj.coords:
+            raise ValueError(f"dimension {dim!r} has no coordinate values (degrees needed)")
+    return lat_dim, lon_dim
+
+
+def _coordinate_attrs(what: str) -> dict[str, str]:
+    return {"units": _CF_UNITS[what][0], "standard_name": _CF_NAMES[what], "long_name": _CF_NAMES[what]}
+
+
+def _out_attrs(attrs: dict[str, Any], regridder: Any) -> dict[str, Any]:
+    """The attributes of a regridded object: the input's, less those of the old grid, plus the mesh's."""
+    from .regridder import _mesh_attrs
+
+    out = {k: v for k, v in attrs.items() if k not in _GRID_ATTRS and k not in _STALE_MESH_ATTRS}
+    mesh_side = regridder.dst if not isinstance(regridder.dst, LatLonGrid) else regridder.src
+    if not isinstance(mesh_side, LatLonGrid):
+        out.update(_mesh_attrs(mesh_side))
+    out["regrid_method"] = regridder.method
+    return out
+
+
+def _in_dims(regridder: Any, obj: Any, lat_name: str | None, lon_name: str | None, vertex_name: str) -> list[str]:
+    """The input's grid dimensions, checked against the regridder's source grid."""
+    src = regridder.src
+    if isinstance(src, LatLonGrid):
+        lat_dim, lon_dim = _latlon_dims(obj, lat_name, lon_name)
+        lat, lon = np.asarray(obj[lat_dim].values, dtype=np.float64), np.asarray(obj[lon_dim].values, np.float64)
+        if lat.shape != src.lat.shape or lon.shape != src.lon.shape or not (
+                np.allclose(lat, src.lat, rtol=0, atol=1e-6) and np.allclose(lon, src.lon, rtol=0, atol=1e-6)):
+            raise ValueError(f"the data's grid ({lat_dim}: {lat.size}, {lon_dim}: {lon.size}) is not the regridder's "
+                             f"source grid {src!r} (other coordinates or order)")
+        return [lat_dim, lon_dim]
+    if vertex_name not in obj.dims:
+        raise ValueError(f"no {vertex_name!r} dimension among {tuple(obj.dims)} (pass vertex_name=)")
+    if obj.sizes[vertex_name] != regridder.src_shape[0]:
+        raise ValueError(f"the {vertex_name!r} dimension has {obj.sizes[vertex_name]} values but the mesh has "
+                         f"{regridder.src_shape[0]} vertices")
+    return [vertex_name]
+
+
+def _new_coords(regridder: Any, out_dims: list[str]) -> dict[str, Any]:
+    dst = regridder.dst
+    if isinstance(dst, LatLonGrid):
+        return {out_dims[0]: (out_dims[0], dst.lat, _coordinate_attrs("lat")),
+                out_dims[1]: (out_dims[1], dst.lon, _coordinate_attrs("lon"))}
+    lat, lon = (dst.lat, dst.lon) if not hasattr(dst, "mesh") else (np.rad2deg(dst.mesh.lat), np.rad2deg(dst.mesh.lon))
+    return {"lat": (out_dims[0], lat, _coordinate_attrs("lat")), "lon": (out_dims[0], lon, _coordinate_attrs("lon"))}
+
+
+def _regrid_dataarray(regridder: Any, da: Any, in_dims: list[str], out_dims: list[str], skipna: bool,
+                      na_thres: float) -> Any:
+    """One DataArray with the grid dimensions ``in_dims``: the grid coordinates dropped, regridded, relabelled."""
+    xr = _import_xarray()
+    from .regridder import _is_dask
+
+    new_names = set(out_dims) | ({"lat", "lon"} if len(out_dims) == 1 else set())
+    drop = [name for name, coord in da.coords.items()
+            if set(coord.dims) & set(in_dims) or name in new_names]
+    da = da.drop_vars(drop)
+    lazy = _is_dask(da.data)
+    if lazy:
+        da = da.chunk({dim: -1 for dim in in_dims})
+    out = xr.apply_ufunc(
+        regridder.regrid_numpy, da, input_core_dims=[in_dims], output_core_dims=[out_dims],
+        exclude_dims=set(in_dims), dask="parallelized" if lazy else "forbidden",
+        kwargs={"skipna": skipna, "na_thres": na_thres}, output_dtypes=[regridder.output_dtype(da.dtype)],
+        dask_gufunc_kwargs={"output_sizes": dict(zip(out_dims, regridder.dst_shape))}, keep_attrs=True)
+    out = out.assign_coords(_new_coords(regridder, out_dims))
+    out.attrs = _out_attrs(da.attrs, regridder)
+    return out
+
+
+def regrid_xarray(regridder: Any, obj: Any, *, skipna: bool, na_thres: float, lat_name: str | None = None,
+                  lon_name: str | None = None, vertex_name: str = "vertex") -> Any:
+    """What :class:`~meshcnn.grids.Regridder` does with an ``xarray.DataArray`` or ``Dataset`` (see its call).
+
+    A ``Dataset`` gives a ``Dataset``: variables with every grid dimension are regridded, variables and
+    coordinates with none are kept, the rest (bounds such as ``lat_bnds``) dropped.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is neither a DataArray nor a Dataset.
+    ValueError
+        If its grid is not the regridder's source grid, or a grid dimension is missing.
+    """
+    xr = _import_xarray()
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)):
+        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
+    in_dims = _in_dims(regridder, obj, lat_name, lon_name, vertex_name)
+    out_dims = [lat_name or "lat", lon_name or "lon"] if isinstance(regridder.dst, LatLonGrid) else [vertex_name]
+    if isinstance(regridder.src, LatLonGrid) and isinstance(regridder.dst, LatLonGrid):
+        out_dims = list(in_dims)  # lat-lon to lat-lon: the same dimension names
+    if isinstance(obj, xr.DataArray):
+        return _regrid_dataarray(regridder, obj, in_dims, out_dims, skipna, na_thres)
     out = {}
     for name, var in obj.data_vars.items():
-        has = (lat_dim in var.dims, lon_dim in var.dims)
-        if all(has):
-            out[name] = regrid_dataarray(var, level, method, lat_name=lat_dim, lon_name=lon_dim,
-                                         skipna=skipna, na_thresh=na_thresh)
-        elif not any(has):
+        on_grid = [dim in var.dims for dim in in_dims]
+        if all(on_grid):
+            out[name] = _regrid_dataarray(regridder, var, in_dims, out_dims, skipna, na_thres)
+        elif not any(on_grid):
             out[name] = var
-    ds = xr.Dataset(out, attrs=dict(obj.attrs))
-    ds.attrs.update(_mesh_attrs(regrid_target(level)), regrid_method=method)
+    coords = {name: coord for name, coord in obj.coords.items()
+              if not set(coord.dims) & set(in_dims) and name not in ("lat", "lon") and name not in out_dims}
+    ds = xr.Dataset(out, coords=coords, attrs=_out_attrs(obj.attrs, regridder))
     return ds
 
 
@@ -75,36 +194,41 @@ def regrid_dataarray(
     lat_name: str | None = None,
     lon_name: str | None = None,
     skipna: bool = False,
-    na_thresh: float = 0.5,
+    na_thres: float = 0.5,
+    na_thresh: float | None = None,
 ) -> Any:
     """Regrid an ``xarray.DataArray`` or ``Dataset`` on a lat-lon grid to the icosphere of ``level`` (or a mesh).
 
-    The latitude/longitude dimensions (``lat``/``lon``, ``latitude``/``longitude``, or
-    ``lat_name``/``lon_name``) must carry 1-D coordinates in degrees. They are replaced
+    A :class:`~meshcnn.grids.Regridder` from the object's lat-lon grid to ``level``, called on it.
+    The latitude/longitude dimensions (given, found by CF attributes, or ``lat``/``lon``,
+    ``latitude``/``longitude``) must carry 1-D coordinates in degrees. They are replaced
     by a ``vertex`` dimension of length ``V`` (in the mesh's vertex order: a HEALPix grid's
     pixel order), with coordinates ``lat`` and ``lon`` (degrees, lon in ``(-180, 180]``) of
     each vertex; the other dimensions and their coordinates are kept. A ``Dataset`` gives a
     ``Dataset``: variables with both grid dimensions are regridded, variables with neither are
     kept, the rest (such as ``lat_bnds``) dropped. The attributes ``regrid_method`` and
     ``mesh_level`` (an icosphere) or ``mesh_name`` and ``mesh_fingerprint`` (another mesh) are added.
+    A Dask-backed object stays lazy.
 
     ``skipna=True`` regrids fields with missing values (NaN, e.g. a land-masked
-    sea-surface temperature) from their valid points only; vertices whose valid
-    inputs carry less than ``na_thresh`` of the weight are NaN (see :func:`apply`).
+    sea-surface temperature) from their valid points only; vertices where more than ``na_thres``
+    of the weight is missing are NaN (xESMF's meaning; :mod:`meshcnn.grids.regridder`).
 
     Parameters
     ----------
     obj : xarray.DataArray or xarray.Dataset
     level : int, Mesh or grid with a ``mesh``
         Icosphere level, or any mesh or grid (:func:`~meshcnn.grids.latlon_to_mesh`).
-    method : {"bilinear", "nearest", "conservative"}
+    method : one of :data:`~meshcnn.grids.METHODS`
         Default ``"bilinear"``.
     lat_name, lon_name : str, optional
-        The grid dimensions; default: found among the usual names.
+        The grid dimensions; default: found by CF attributes or among the usual names.
     skipna : bool
         Regrid from the valid points only (default ``False``).
-    na_thresh : float
-        Smallest valid weight fraction for a non-NaN output (default 0.5).
+    na_thres : float
+        Largest missing weight fraction for a non-NaN output (default 0.5).
+    na_thresh : float, optional
+        Deprecated: the smallest *valid* fraction, ``1 - na_thres`` (a ``DeprecationWarning``).
 
     Returns
     -------
@@ -118,39 +242,19 @@ def regrid_dataarray(
     ValueError
         If the coordinates are 2-D (a curvilinear grid) or a grid dimension has no coordinate.
     """
+    from .regridder import Regridder, _as_grid
+
     xr = _import_xarray()
-    target = regrid_target(level)
+    na_thres = check_na_thres(na_thres, na_thresh)
+    target = _as_grid(level)
     _check_method(method)
-    if isinstance(obj, xr.Dataset):
-        return _regrid_dataset(xr, obj, level, method, lat_name, lon_name, skipna, na_thresh)
-    if not isinstance(obj, xr.DataArray):
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)):
         raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
-    lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
-    lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
-    curvilinear = [n for n in ("lat", "lon", "latitude", "longitude") if n in obj.coords and obj[n].ndim == 2]
-    if curvilinear:
-        raise ValueError(f"coordinates {curvilinear} are 2-D: a curvilinear grid; regrid it to 1-D latitude and "
-                         f"longitude coordinates first (meshcnn regrids rectilinear lat-lon grids)")
-    for dim in (lat_dim, lon_dim):
-        if dim not in obj.coords:
-            raise ValueError(f"dimension {dim!r} has no coordinate values (degrees needed)")
-    lat = obj[lat_dim].values
-    lon = obj[lon_dim].values
-    matrix = latlon_to_mesh(lat, lon, target if isinstance(target, int) else level, method)
-    da = obj.transpose(..., lat_dim, lon_dim)
-    lead = da.dims[:-2]
-    values = apply(matrix, da.values, skipna=skipna, na_thresh=na_thresh)
-    mesh = icosphere(target) if isinstance(target, int) else target.mesh
-    coords = {
-        name: coord
-        for name, coord in da.coords.items()
-        if lat_dim not in coord.dims and lon_dim not in coord.dims and name not in ("lat", "lon")
-    }
-    coords["lat"] = ("vertex", np.rad2deg(mesh.lat))
-    coords["lon"] = ("vertex", np.rad2deg(mesh.lon))
-    attrs = dict(obj.attrs)
-    attrs.update(_mesh_attrs(target), regrid_method=method)
-    return xr.DataArray(values, dims=lead + ("vertex",), coords=coords, name=obj.name, attrs=attrs)
+    lat_dim, lon_dim = _latlon_dims(obj, lat_name, lon_name)
+    grid = latlon_grid(np.asarray(obj[lat_dim].values, dtype=np.float64),
+                       np.asarray(obj[lon_dim].values, dtype=np.float64))
+    regridder = Regridder(grid, target, method, skipna=skipna, na_thres=na_thres)
+    return regridder(obj, lat_name=lat_dim, lon_name=lon_dim)
 
 
 def mesh_dataarray_to_latlon(
@@ -163,75 +267,67 @@ def mesh_dataarray_to_latlon(
     lat_name: str = "lat",
     lon_name: str = "lon",
     skipna: bool = False,
-    na_thresh: float = 0.5,
+    na_thres: float = 0.5,
     mesh: int | Mesh | Any | None = None,
+    na_thresh: float | None = None,
 ) -> Any:
-    """The inverse direction of :func:`regrid_dataarray`: an ``xarray.DataArray`` on a mesh
+    """The inverse direction of :func:`regrid_dataarray`: an ``xarray.DataArray`` (or ``Dataset``) on a mesh
     (a ``vertex`` dimension of length ``V``) to the lat-lon grid ``(lat, lon)``.
 
+    A :class:`~meshcnn.grids.Regridder` from the mesh to ``LatLonGrid(lat, lon)``, called on it.
     The mesh is ``mesh`` if given (a level, a Mesh or a grid such as
     :class:`~meshcnn.grids.HealpixGrid`, with ``V`` vertices), else the icosphere level found
     from ``V``. ``vertex`` is replaced by the dimensions ``lat_name``,
     ``lon_name`` with the given coordinates (degrees, in the given order); the other
     dimensions, their coordinates and the attributes are kept (``mesh_level``, or ``mesh_name`` and
-    ``mesh_fingerprint``, and ``regrid_method`` are updated). ``skipna``/``na_thresh`` as in :func:`apply`.
+    ``mesh_fingerprint``, and ``regrid_method`` are updated). ``skipna``/``na_thres`` as in
+    :func:`regrid_dataarray`. A Dask-backed object stays lazy.
 
     Parameters
     ----------
-    obj : xarray.DataArray
+    obj : xarray.DataArray or xarray.Dataset
     lat, lon : array_like
         Target coordinates, degrees.
-    method : {"bilinear", "nearest", "conservative"}
+    method : one of :data:`~meshcnn.grids.METHODS`
         Default ``"bilinear"``.
     vertex_name : str
         The mesh dimension (default ``"vertex"``).
     lat_name, lon_name : str
         The new dimensions (default ``"lat"``, ``"lon"``).
     skipna : bool
-    na_thresh : float
+    na_thres : float
     mesh : int, Mesh or grid with a ``mesh``, optional
         The mesh the data are on; default: the icosphere level with ``V`` vertices.
+    na_thresh : float, optional
+        Deprecated (see :func:`regrid_dataarray`).
 
     Returns
     -------
-    xarray.DataArray
+    xarray.DataArray or xarray.Dataset
 
     Raises
     ------
     TypeError
-        If ``obj`` is not a DataArray.
+        If ``obj`` is not a DataArray or Dataset.
     ValueError
         If it has no ``vertex_name`` dimension, or its length is not that of ``mesh`` or (without
         ``mesh``) of an icosphere level.
     """
+    from .regridder import Regridder, _as_grid
+
     xr = _import_xarray()
+    na_thres = check_na_thres(na_thres, na_thresh)
     _check_method(method)
-    if not isinstance(obj, xr.DataArray):
-        raise TypeError(f"expected an xarray DataArray, got {type(obj).__name__}")
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)):
+        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
     if vertex_name not in obj.dims:
         raise ValueError(f"no {vertex_name!r} dimension among {tuple(obj.dims)}")
     size = obj.sizes[vertex_name]
     if mesh is None:
-        target = level_of(size)
-        if target is None:
+        mesh = level_of(size)
+        if mesh is None:
             raise ValueError(f"{size} vertices is not an icosphere level; give the mesh or grid as mesh=")
-    else:
-        target = regrid_target(mesh)
-        num_vertices = icosphere(target).num_vertices if isinstance(target, int) else target.mesh.num_vertices
-        if num_vertices != size:
-            raise ValueError(f"the {vertex_name!r} dimension has {size} values but the mesh has "
-                             f"{num_vertices} vertices")
-    lat_a, lon_a = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
-    matrix = mesh_to_latlon(target if isinstance(target, int) else mesh, lat_a, lon_a, method)
-    da = obj.transpose(..., vertex_name)
-    lead = da.dims[:-1]
-    values = apply(matrix, da.values, skipna=skipna, na_thresh=na_thresh)
-    values = values.reshape(values.shape[:-1] + (len(lat_a), len(lon_a)))
-    coords = {name: coord for name, coord in da.coords.items() if vertex_name not in coord.dims}
-    coords[lat_name] = (lat_name, lat_a, {"units": "degrees_north"})
-    coords[lon_name] = (lon_name, lon_a, {"units": "degrees_east"})
-    attrs = dict(obj.attrs)
-    for stale in ("mesh_level", "mesh_name", "mesh_fingerprint"):
-        attrs.pop(stale, None)
-    attrs.update(_mesh_attrs(target), regrid_method=method)
-    return xr.DataArray(values, dims=lead + (lat_name, lon_name), coords=coords, name=obj.name, attrs=attrs)
+    source = _as_grid(mesh)
+    grid = latlon_grid(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
+    regridder = Regridder(source, grid, method, skipna=skipna, na_thres=na_thres)
+    return regridder(obj, vertex_name=vertex_name, lat_name=lat_name, lon_name=lon_name)

@@ -75,7 +75,14 @@ from .latlon import LatLonGrid
 __all__ = ["METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply", "grid_cell_areas", "mesh_cell_areas", "locate",
            "latlon_grid"]
 
-METHODS = ("bilinear", "nearest", "conservative")
+METHODS = ("bilinear", "nearest", "conservative", "patch", "nearest_s2d", "nearest_d2s")
+
+#: xESMF's names that are another name of a method here.
+_ALIASES = {"nearest_s2d": "nearest"}
+
+#: Tolerance of the ``na_thres`` comparison, as in xESMF: the threshold ``1 - na_thres`` is clipped
+#: to ``[NA_TOL, 1 - NA_TOL]`` so that rounding in the valid weight sums does not decide.
+NA_TOL = 1e-6
 
 
 def _coordinates(values: Any) -> np.ndarray:
@@ -86,9 +93,46 @@ def _coordinates(values: Any) -> np.ndarray:
 
 
 def _check_method(method: str) -> str:
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown regridding method {method!r}; choose one of {METHODS}")
     return method
+
+
+def _canonical_method(method: str) -> str:
+    """The method a name builds (``nearest_s2d`` is ``nearest``), checked."""
+    return _ALIASES.get(_check_method(method), method)
+
+
+def check_na_thres(na_thres: float, na_thresh: float | None = None, *, stacklevel: int = 3) -> float:
+    """``na_thres`` checked, or (deprecated) the old ``na_thresh`` converted to it with a warning.
+
+    Parameters
+    ----------
+    na_thres : float
+        xESMF's threshold, in ``[0, 1]``: the largest fraction of an output's weight that may be
+        missing; NaN where more is (module docstring).
+    na_thresh : float, optional
+        The keyword of earlier releases, the other way round: the *smallest valid* fraction.
+        ``na_thres = 1 - na_thresh``; a ``DeprecationWarning`` says so.
+
+    Returns
+    -------
+    float
+    """
+    if na_thresh is not None:
+        import warnings
+
+        warnings.warn(
+            "na_thresh is deprecated and will be removed in the next release: use na_thres, which means what it "
+            "means in xESMF, the largest missing fraction of an output's weight (NaN where the valid fraction is "
+            f"below 1 - na_thres); na_thresh={na_thresh!r} (the smallest valid fraction) is na_thres={1 - na_thresh!r}",
+            DeprecationWarning, stacklevel=stacklevel)
+        if not 0.0 <= na_thresh <= 1.0:
+            raise ValueError(f"na_thresh must be within [0, 1], got {na_thresh}")
+        na_thres = 1.0 - na_thresh
+    if not 0.0 <= na_thres <= 1.0:
+        raise ValueError(f"na_thres must be within [0, 1], got {na_thres}")
+    return float(na_thres)
 
 
 @memoize(maxsize=16, copy=False)  # a LatLonGrid is not modified after construction
@@ -114,6 +158,8 @@ def _mesh_of(target: int | MeshTarget) -> Mesh:
 def latlon_to_mesh(lat: Any, lon: Any, level: int | Mesh | Any, method: str = "bilinear") -> sp.csr_matrix:
     """The regridding matrix from a lat-lon grid to a mesh: the icosphere of ``level``, or any mesh or grid.
 
+    The weights of :class:`~meshcnn.grids.Regridder` ``(LatLonGrid(lat, lon), level, method)``.
+
     Parameters
     ----------
     lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
@@ -121,17 +167,20 @@ def latlon_to_mesh(lat: Any, lon: Any, level: int | Mesh | Any, method: str = "b
     level : int, Mesh or grid with a ``mesh``
         The mesh side: an icosphere level, a :class:`~meshcnn.geometry.Mesh`, or a grid such as
         :class:`~meshcnn.grids.HealpixGrid` (module docstring).
-    method : {"bilinear", "nearest", "conservative"}
+    method : one of :data:`METHODS`
         See the module docstring.
 
     Returns
     -------
     scipy.sparse.csr_matrix, shape ``(V, nlat * nlon)``
         Rows in the mesh's vertex order, columns in file order, ``index = i_lat * nlon + i_lon``;
-        each row sums to 1. Cached per (grid, mesh, method); a fresh copy is returned each call,
-        carrying ``grid_shape = (nlat, nlon)``, which :func:`apply` checks a 2-D field against.
+        each row sums to 1 (``nearest_d2s``: the number of grid points mapped to the vertex). Cached per
+        (grid, mesh, method); a fresh copy is returned each call, carrying ``grid_shape = (nlat, nlon)``,
+        which :func:`apply` checks a 2-D field against.
     """
-    out = _latlon_to_mesh(_coordinates(lat), _coordinates(lon), regrid_target(level), _check_method(method))
+    from .regridder import Regridder
+
+    out = Regridder(latlon_grid(lat, lon), level, method).weights
     out.grid_shape = (len(lat), len(lon))
     return out
 
@@ -139,21 +188,25 @@ def latlon_to_mesh(lat: Any, lon: Any, level: int | Mesh | Any, method: str = "b
 def mesh_to_latlon(level: int | Mesh | Any, lat: Any, lon: Any, method: str = "bilinear") -> sp.csr_matrix:
     """The regridding matrix from a mesh (the icosphere of ``level``, or any mesh or grid) to a lat-lon grid.
 
+    The weights of :class:`~meshcnn.grids.Regridder` ``(level, LatLonGrid(lat, lon), method)``.
+
     Parameters
     ----------
     level : int, Mesh or grid with a ``mesh``
         The mesh side, as in :func:`latlon_to_mesh`.
     lat, lon : array_like, shapes ``(nlat,)``, ``(nlon,)``
         Degrees, as in :func:`latlon_to_mesh`.
-    method : {"bilinear", "nearest", "conservative"}
+    method : one of :data:`METHODS`
 
     Returns
     -------
     scipy.sparse.csr_matrix, shape ``(nlat * nlon, V)``
         Rows in file order (``i_lat * nlon + i_lon``), columns in the mesh's vertex order; each row
-        sums to 1; carries ``grid_shape``.
+        sums to 1 (``nearest_d2s``: see :func:`latlon_to_mesh`); carries ``grid_shape``.
     """
-    out = _mesh_to_latlon(_coordinates(lat), _coordinates(lon), regrid_target(level), _check_method(method))
+    from .regridder import Regridder
+
+    out = Regridder(level, latlon_grid(lat, lon), method).weights
     out.grid_shape = (len(lat), len(lon))
     return out
 
@@ -191,6 +244,10 @@ def _latlon_to_mesh(lat: np.ndarray, lon: np.ndarray, target: int | MeshTarget, 
         canon = _interp.bilinear_to_mesh(grid, mesh)
     elif method == "nearest":
         canon = _interp.nearest_to_mesh(grid, mesh)
+    elif method == "patch":
+        canon = _interp.patch_from_grid(grid, mesh.lat, mesh.lon)
+    elif method == "nearest_d2s":
+        canon = _interp.nearest_d2s(grid.canonical_points(), mesh.vertices)
     else:
         overlap = conservative_overlap(lat, lon, target)
         canon = _row_normalized(overlap)
@@ -210,6 +267,10 @@ def _mesh_to_latlon(lat: np.ndarray, lon: np.ndarray, target: int | MeshTarget, 
         canon = _interp.barycentric_to_grid(grid, mesh)
     elif method == "nearest":
         canon = _interp.nearest_to_grid(grid, mesh)
+    elif method == "patch":
+        canon = _interp.patch_from_points(mesh.vertices, grid.canonical_points())
+    elif method == "nearest_d2s":
+        canon = _interp.nearest_d2s(mesh.vertices, grid.canonical_points())
     else:
         canon = _row_normalized(sp.csr_matrix(conservative_overlap(lat, lon, target).T))
     out = sp.csr_matrix(canon)[grid.canonical_of_file()]
@@ -217,9 +278,31 @@ def _mesh_to_latlon(lat: np.ndarray, lon: np.ndarray, target: int | MeshTarget, 
     return sp.csr_matrix(out)
 
 
-def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: float = 0.5,
-          grid_shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Apply a regridding matrix to the last axis of ``values``.
+def split_field(shape: tuple[int, ...], n_in: int, grid_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The leading shape of a field of ``shape`` whose last axes are one field of ``n_in`` values.
+
+    The last axis of length ``n_in``, or the last two of ``grid_shape`` (``(nlat, nlon)``; any two of product
+    ``n_in`` without one).
+
+    Raises
+    ------
+    ValueError
+        For any other shape; a transposed ``(nlon, nlat)`` field is named as such.
+    """
+    if len(shape) >= 1 and shape[-1] == n_in:
+        return tuple(shape[:-1])
+    if len(shape) >= 2 and shape[-2] * shape[-1] == n_in:
+        if grid_shape is not None and len(grid_shape) == 2 and tuple(shape[-2:]) != tuple(grid_shape):
+            raise ValueError(
+                f"values of shape {tuple(shape)} do not match the grid: the last two axes must be "
+                f"(nlat, nlon) = {tuple(grid_shape)} (a transposed (lon, lat) field?)")
+        return tuple(shape[:-2])
+    raise ValueError(f"values of shape {tuple(shape)} do not match a regridding matrix with {n_in} inputs")
+
+
+def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thres: float = 0.5,
+          grid_shape: tuple[int, int] | None = None, na_thresh: float | None = None) -> np.ndarray:
+    """Apply a regridding matrix to the last axis of ``values`` (the NumPy kernel of :class:`Regridder`).
 
     Parameters
     ----------
@@ -230,9 +313,10 @@ def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: 
         ``grid_shape`` argument; a transposed ``(nlon, nlat)`` field is an error.
     skipna : regrid a field with missing values (NaN): each output is the mean of the
         valid inputs of its row with renormalised weights (see the module doc).
-    na_thresh : with ``skipna``, outputs whose valid inputs carry less than this fraction
-        of the row's weight are NaN (``0``: NaN only where no input is valid).
+    na_thres : with ``skipna``, as in xESMF: outputs where more than this fraction of the row's
+        weight is missing are NaN (``1``: NaN only where no input is valid; ``0``: NaN where any is missing).
     grid_shape : ``(nlat, nlon)`` of the lat-lon side, overriding the matrix's own.
+    na_thresh : deprecated (the smallest valid fraction, ``1 - na_thres``); a ``DeprecationWarning``.
 
     Returns
     -------
@@ -243,30 +327,39 @@ def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: 
     n_out, n_in = matrix.shape
     if grid_shape is None:
         grid_shape = getattr(matrix, "grid_shape", None)
-    if values.ndim >= 1 and values.shape[-1] == n_in:
-        lead = values.shape[:-1]
-    elif values.ndim >= 2 and values.shape[-2] * values.shape[-1] == n_in:
-        if grid_shape is not None and tuple(values.shape[-2:]) != tuple(grid_shape):
-            raise ValueError(
-                f"values of shape {values.shape} do not match the grid: the last two axes must be "
-                f"(nlat, nlon) = {tuple(grid_shape)} (a transposed (lon, lat) field?)")
-        lead = values.shape[:-2]
-    else:
-        raise ValueError(f"values of shape {values.shape} do not match a regridding matrix of shape {matrix.shape}")
-    if not 0.0 <= na_thresh <= 1.0:
-        raise ValueError(f"na_thresh must be within [0, 1], got {na_thresh}")
-    flat = values.reshape(-1, n_in)
-    csr = sp.csr_matrix(matrix)
-    if not np.issubdtype(values.dtype, np.floating):
-        if np.all(np.diff(csr.indptr) == 1) and np.all(csr.data == 1.0):
-            return flat[:, csr.indices].reshape(*lead, n_out)
+    lead = split_field(values.shape, n_in, grid_shape)
+    na_thres = check_na_thres(na_thres, na_thresh)
+    out = apply_flat(sp.csr_matrix(matrix), values.reshape(-1, n_in), skipna=skipna, na_thres=na_thres)
+    return out.reshape(*lead, n_out)
+
+
+def is_selection(csr: sp.csr_matrix) -> bool:
+    """Whether every row of ``csr`` picks one input with weight 1 (``nearest``)."""
+    return bool(np.all(np.diff(csr.indptr) == 1) and np.all(csr.data == 1.0))
+
+
+def apply_flat(csr: sp.csr_matrix, flat: np.ndarray, *, skipna: bool, na_thres: float,
+               weights32: sp.csr_matrix | None = None) -> np.ndarray:
+    """``(B, N_in)`` -> ``(B, N_out)``: the regridding of :func:`apply` on fields already flat.
+
+    ``weights32`` is ``csr`` as float32, if the caller keeps one (it is made here otherwise).
+    """
+    n_out = csr.shape[0]
+    if not np.issubdtype(flat.dtype, np.floating):
+        if is_selection(csr):
+            return flat[:, csr.indices]
         flat = flat.astype(np.float64)
-    dtype = np.float32 if values.dtype == np.float32 else np.float64
-    weights = csr.astype(dtype, copy=False)  # read only below
+    if flat.dtype == np.float32:
+        weights = weights32 if weights32 is not None else csr.astype(np.float32)
+    else:
+        weights = csr.astype(np.float64, copy=False)  # read only below
+    dtype = weights.dtype
+    if flat.dtype != dtype:
+        flat = flat.astype(dtype)
     if skipna:
         missing = np.isnan(flat)
         if missing.any():
-            return _apply_skipna(weights, flat, missing, na_thresh).reshape(*lead, n_out)
+            return _apply_skipna(weights, flat, missing, na_thres)
     if flat.shape[0] <= 64:
         # one sparse mat-vec per field: no transposed copy of the fields (timing: experiments/benchmark/
         # RESULTS.md, "Moved from docstrings: geometry and grids"); each output is the same sum in the
@@ -274,16 +367,22 @@ def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thresh: 
         out = np.empty((flat.shape[0], n_out), dtype=dtype)
         for i, row in enumerate(flat):
             out[i] = weights @ row
-        return out.reshape(*lead, n_out)
-    out = (weights @ flat.T).T
-    return np.ascontiguousarray(out).reshape(*lead, n_out)
+        return out
+    return np.ascontiguousarray((weights @ flat.T).T)
 
 
-def _apply_skipna(weights: sp.csr_matrix, flat: np.ndarray, missing: np.ndarray, na_thresh: float) -> np.ndarray:
+def na_threshold(na_thres: float) -> float:
+    """The smallest valid fraction of a row's weight for a value: ``1 - na_thres`` clipped to
+    ``[NA_TOL, 1 - NA_TOL]``, as xESMF."""
+    return float(np.clip(1.0 - na_thres, NA_TOL, 1.0 - NA_TOL))
+
+
+def _apply_skipna(weights: sp.csr_matrix, flat: np.ndarray, missing: np.ndarray, na_thres: float) -> np.ndarray:
     """``(B, N_in)`` with NaN at ``missing`` -> ``(B, N_out)``: renormalised mean over the valid inputs.
 
     Rows with no missing input are computed exactly as without ``skipna`` (same
-    products in the same order), so they are bit-identical to it.
+    products in the same order), so they are bit-identical to it. A row is NaN where its valid
+    weight fraction is below :func:`na_threshold` (or zero).
     """
     dtype = weights.dtype
     filled = np.where(missing, dtype.type(0), flat).astype(dtype, copy=False)
@@ -294,7 +393,7 @@ def _apply_skipna(weights: sp.csr_matrix, flat: np.ndarray, missing: np.ndarray,
     touched = np.asarray(pattern @ missing.T.astype(np.float32)).T > 0  # rows that see a missing input
     row_sum = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()[None, :]
     fraction = np.where(row_sum > 0, valid_weight / np.where(row_sum > 0, row_sum, 1.0), 0.0)
-    empty = (valid_weight <= 0) | (fraction < na_thresh)
+    empty = (valid_weight <= 0) | (fraction < na_threshold(na_thres))
     with np.errstate(invalid="ignore", divide="ignore"):
         renorm = num / np.where(valid_weight > 0, valid_weight, 1) * row_sum.astype(dtype)
     out = np.where(touched, np.where(empty, np.nan, renorm), num).astype(dtype, copy=False)

@@ -2,7 +2,7 @@
 
 1. *read* and 2. *regrid* (in a ``DataLoader`` worker, :class:`ChunkDataset`): the
    fields of the chunk (a :class:`meshcnn.predict.inputs.FileReader`, kept open for the
-   file's next chunk), bilinear to the model's sphere grid (:mod:`meshcnn.grids.regrid`; with
+   file's next chunk), bilinear to the model's sphere grid (a :class:`meshcnn.grids.Regridder`; with
    ``allow_nan`` missing values are skipped, ``skipna=True``, and vertices left without
    valid data get the training mean, unless that is more than ``max_nan_fraction`` of
    the globe for a variable and time step: the file is then refused), then normalised;
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
 
@@ -28,7 +27,7 @@ from .._cache import memoize
 from ..data.climate import ClimateFileError
 from ..geometry.mesh import Mesh
 from ..grids.base import Grid
-from ..grids import regrid
+from ..grids import Regridder, regrid
 from .events import find_events
 from .inputs import LAT_NAMES, LON_NAMES, FileReader
 from .predictor import Predictor
@@ -145,12 +144,12 @@ class ChunkDataset(Dataset):
             globe at a time step (file, variable, step and fraction named).
         """
         try:
-            matrix = regrid.latlon_to_mesh(item["lat"], item["lon"], self.grid, "bilinear")
+            regridder = to_mesh_regridder(self.grid, item["lat"], item["lon"])
         except ValueError as exc:
             raise ClimateFileError(path, f"grid not usable: {exc}") from exc
         fields = item.pop("fields")
         item["points"] = fields[:, 0].size
-        mesh = regrid.apply(matrix, fields, skipna=self.allow_nan, na_thresh=0.5)  # (T, C, V) float32
+        mesh = regridder(fields, skipna=self.allow_nan, na_thres=0.5)  # (T, C, V) float32
         del fields
         filled = self._filled(path, mesh, item["missing"], t0)
         raw = {name: mesh[:, self.variables.index(name)].copy() for name in EXTREME_VARIABLES
@@ -204,8 +203,8 @@ def prebuild_matrices(files: Sequence[Path], grid: "Grid") -> None:
                 lat_name = next(n for n in LAT_NAMES if n in ds.variables)
                 lon_name = next(n for n in LON_NAMES if n in ds.variables)
                 lat, lon = np.asarray(ds[lat_name][:], dtype=np.float64), np.asarray(ds[lon_name][:], dtype=np.float64)
-            regrid.latlon_to_mesh(lat, lon, grid, "bilinear")
-            regrid.mesh_to_latlon(grid, lat, lon, "bilinear")
+            to_mesh_regridder(grid, lat, lon)
+            back_regridder(grid, lat, lon)
         except Exception:  # noqa: BLE001 - reported later, naming the file
             pass
 
@@ -234,12 +233,16 @@ def mesh_probabilities(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
                       for j in range(0, x.shape[0], batch_size)]).numpy()
 
 
-@memoize(maxsize=1, copy=False)  # one grid at a time; the matrix is only read (never written) by grid_labels
-def _back_matrix(grid: "Grid", lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
-    """The float32 bilinear mesh -> grid matrix ``(nlat * nlon, V)``, with its ``grid_shape``."""
-    matrix = regrid.mesh_to_latlon(grid, lat, lon, "bilinear").astype(np.float32)
-    matrix.grid_shape = (len(lat), len(lon))
-    return matrix
+@memoize(maxsize=2, copy=False)  # a regridder is only read (called), never modified
+def to_mesh_regridder(grid: "Grid", lat: np.ndarray, lon: np.ndarray) -> Regridder:
+    """The bilinear :class:`~meshcnn.grids.Regridder` from the file's grid ``(lat, lon)`` to the model's ``grid``."""
+    return Regridder(regrid.latlon_grid(lat, lon), grid, "bilinear")
+
+
+@memoize(maxsize=2, copy=False)  # a regridder is only read (called), never modified
+def back_regridder(grid: "Grid", lat: np.ndarray, lon: np.ndarray) -> Regridder:
+    """The bilinear :class:`~meshcnn.grids.Regridder` from the model's ``grid`` back to the file's grid."""
+    return Regridder(grid, regrid.latlon_grid(lat, lon), "bilinear")
 
 
 def argmax_classes(probs: np.ndarray) -> np.ndarray:
@@ -279,12 +282,11 @@ def grid_labels(probs: np.ndarray, grid: "Grid", lat: np.ndarray, lon: np.ndarra
         ``labels`` int8 ``(T, nlat, nlon)``, the argmax of the interpolated probabilities,
         and those probabilities ``(T, K, nlat, nlon)`` float32 with ``probabilities``, else ``None``.
     """
-    grid_probs = regrid.apply(_back_matrix(grid, lat, lon), probs)  # (T, K, nlat * nlon) float32
-    shape = (probs.shape[0], len(lat), len(lon))
-    labels = argmax_classes(grid_probs).reshape(shape)
+    grid_probs = back_regridder(grid, lat, lon)(probs)  # (T, K, nlat, nlon) float32 (float32 weights)
+    labels = argmax_classes(grid_probs)
     if not probabilities:
         return labels, None
-    return labels, grid_probs.reshape(shape[:1] + (probs.shape[1],) + shape[1:])
+    return labels, grid_probs
 
 
 def chunk_events(mesh_labels: np.ndarray, mesh: Mesh, class_names: Sequence[str], raw: dict[str, np.ndarray],

@@ -79,7 +79,7 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: "int | Grid", 
     torch.Tensor
         ``(N, K, V)`` float32 on the CPU.
     """
-    from ..grids.regrid import apply, latlon_to_mesh
+    from ..grids import LatLonGrid, Regridder
     from ..train.loop import predict
 
     outputs, _ = predict(model, dataset, batch_size=batch_size, device=device, progress=progress)
@@ -93,8 +93,7 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: "int | Grid", 
     lat, lon = latlon
     if probs.shape[-2:] != (len(lat), len(lon)):
         raise ValueError(f"outputs are {tuple(probs.shape[-2:])} but the grid is {len(lat)} x {len(lon)}")
-    matrix = latlon_to_mesh(lat, lon, level, "bilinear")
-    return torch.from_numpy(apply(matrix, probs.numpy())).float()
+    return Regridder(LatLonGrid(lat, lon), level, "bilinear")(probs).float()  # the tensor path: no NumPy copy
 
 
 def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: "int | Grid", class_names: Sequence[str],

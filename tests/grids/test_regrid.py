@@ -309,7 +309,7 @@ def test_skipna_land_mask_footprint_and_no_overshoot(method, direction):
     field = np.where(land, np.nan, sst(lat_in, lon_in))
     if direction == "to_mesh":
         field = field.reshape(len(TWO_DEGREE[0]), len(TWO_DEGREE[1]))  # a 2-D (lat, lon) field
-    out = apply(W, field, skipna=True, na_thresh=0.5)
+    out = apply(W, field, skipna=True, na_thres=0.5)
     flat_in = field.reshape(-1)
     nan_out = np.isnan(out)
 
@@ -346,12 +346,12 @@ def test_skipna_unmasked_is_bit_identical(method, direction):
     field = np.stack([sst(lat_in, lon_in), harmonics(lat_in, lon_in)])
     for dtype in (np.float64, np.float32):
         plain = apply(W, field.astype(dtype))
-        same = apply(W, field.astype(dtype), skipna=True, na_thresh=0.5)
+        same = apply(W, field.astype(dtype), skipna=True, na_thres=0.5)
         assert same.dtype == plain.dtype and np.array_equal(same, plain)
     # with a mask, the rows that see no missing input are still bit-identical
     masked = field.copy()
     masked[:, land_mask(lat_in, lon_in)] = np.nan
-    out = apply(W, masked, skipna=True, na_thresh=0.5)
+    out = apply(W, masked, skipna=True, na_thres=0.5)
     untouched = ~np.asarray(sp.csr_matrix(W).astype(bool).astype(float) @ np.isnan(masked[0]) > 0)
     assert untouched.sum() > 0.3 * len(untouched)
     assert np.array_equal(out[:, untouched], apply(W, field)[:, untouched])
@@ -369,7 +369,7 @@ def test_skipna_conservative_keeps_the_valid_integral(direction):
     field = np.where(valid, sst(lat_in, lon_in), np.nan)
     grid_areas, mesh_areas = grid_cell_areas(lat, lon).reshape(-1), mesh_cell_areas(level)
     area_in, area_out = (grid_areas, mesh_areas) if direction == "to_mesh" else (mesh_areas, grid_areas)
-    out = apply(W, field, skipna=True, na_thresh=0.0)
+    out = apply(W, field, skipna=True, na_thres=1.0)
     valid_fraction = apply(W, valid.astype(np.float64))
     integral_in = np.sum(area_in[valid] * field[valid])
     kept = ~np.isnan(out)
@@ -385,13 +385,13 @@ def test_skipna_thresholds_and_all_missing():
     W = latlon_to_mesh(lat, lon, 2)
     field = np.ones((19, 36))
     field[:, :18] = np.nan
-    loose = apply(W, field, skipna=True, na_thresh=0.0)
-    strict = apply(W, field, skipna=True, na_thresh=1.0)
+    loose = apply(W, field, skipna=True, na_thres=1.0)
+    strict = apply(W, field, skipna=True, na_thres=0.0)
     assert np.isnan(strict).sum() > np.isnan(loose).sum() > 0
     np.testing.assert_allclose(loose[~np.isnan(loose)], 1.0, rtol=1e-14)  # renormalised: a constant stays constant
-    assert np.isnan(apply(W, np.full((19, 36), np.nan), skipna=True, na_thresh=0.0)).all()
-    with pytest.raises(ValueError, match="na_thresh"):
-        apply(W, field, skipna=True, na_thresh=1.5)
+    assert np.isnan(apply(W, np.full((19, 36), np.nan), skipna=True, na_thres=1.0)).all()
+    with pytest.raises(ValueError, match="na_thres"):
+        apply(W, field, skipna=True, na_thres=1.5)
 
 
 def test_regrid_dataarray_skipna():
@@ -400,20 +400,20 @@ def test_regrid_dataarray_skipna():
     glat, glon = np.meshgrid(lat, lon, indexing="ij")
     field = np.where(land_mask(glat, glon), np.nan, sst(glat, glon))
     da = xr.DataArray(field, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="SST")
-    out = regrid_dataarray(da, 4, "conservative", skipna=True, na_thresh=0.5)
+    out = regrid_dataarray(da, 4, "conservative", skipna=True, na_thres=0.5)
     np.testing.assert_array_equal(out.values, apply(latlon_to_mesh(lat, lon, 4, "conservative"), field,
-                                                    skipna=True, na_thresh=0.5))
+                                                    skipna=True, na_thres=0.5))
     assert 0 < np.isnan(out.values).mean() < 0.5
     ds = xr.Dataset({"SST": da})
     assert np.isnan(regrid_dataarray(ds, 4, skipna=False)["SST"].values).mean() > np.isnan(out.values).mean()
     # and back to the grid (the other direction), NaN over land only
     from meshcnn.grids import mesh_dataarray_to_latlon
 
-    back = mesh_dataarray_to_latlon(out, lat, lon, "conservative", skipna=True, na_thresh=0.5)
+    back = mesh_dataarray_to_latlon(out, lat, lon, "conservative", skipna=True, na_thres=0.5)
     assert back.dims == ("lat", "lon") and back.shape == field.shape
     np.testing.assert_array_equal(back["lat"].values, lat)
     np.testing.assert_array_equal(back.values.reshape(-1), apply(mesh_to_latlon(4, lat, lon, "conservative"),
-                                                                 out.values, skipna=True, na_thresh=0.5))
+                                                                 out.values, skipna=True, na_thres=0.5))
     sea = ~np.isnan(field)
     assert abs(np.isnan(back.values).mean() - (~sea).mean()) < 0.05
     ok = sea & ~np.isnan(back.values)
