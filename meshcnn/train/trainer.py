@@ -99,7 +99,7 @@ class Callback:
     """
 
     def on_validation(self, trainer: "Trainer", metrics: dict[str, Any]) -> None:
-        """After ``evaluate`` ran: ``metrics`` is what it returned (``trainer.epoch`` is 0-based, running)."""
+        """After ``evaluate`` ran: ``metrics`` is what it returned (``trainer.epoch`` counts this epoch)."""
 
     def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None:
         """After each epoch, before its checkpoint is written: ``record`` is the epoch's history entry."""
@@ -358,12 +358,12 @@ class Trainer:
             self.scheduler.step()
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(loss_sum / count), "lr": lr,
                                   "time_s": time.perf_counter() - start}
+        self.epoch = epoch + 1
         if self.rank == 0 and val_set is not None and evaluate is not None:
             metrics = _evaluate(self.model, val_set, evaluate, self.device)
             record.update(metrics)
             self._call("on_validation", metrics)
         self.history.append(record)
-        self.epoch = epoch + 1
         if self.rank == 0:
             if self.early_stopping is not None and self.early_stopping.update(record):
                 self.should_stop = True
@@ -500,7 +500,7 @@ class Trainer:
         return 0, []
 
     def _remove_debris(self) -> None:
-        """Delete the temporary files of a run killed while writing (never renamed into place: not part of any result)."""
+        """Delete the temporary files of a run killed while writing (never renamed into place: no result)."""
         stale = (remove_stale_temporaries(self.run_dir / CHECKPOINT_NAME)
                  + remove_stale_temporaries(self.run_dir / METRICS_NAME))
         for path in stale:
