@@ -35,27 +35,35 @@ Conventions
 
 Methods
 -------
-``bilinear`` and ``nearest`` are built in :mod:`meshcnn.grids._interp`, ``conservative`` in
+``bilinear``, ``nearest`` (xESMF's ``nearest_s2d``), ``patch`` (higher order, for smooth fields) and
+``nearest_d2s`` are built in :mod:`meshcnn.grids._interp`, ``conservative`` in
 :mod:`meshcnn.grids._conservative` (area-weighted, preserving
 :math:`\sum_c A_c f_c = \sum_v a_v f_v` with the cell areas of :mod:`meshcnn.grids.base`:
 :math:`A_c` the lat-lon cells', :math:`a_v` the mesh side's, see above).
 Every matrix is cached per (lat-lon grid, mesh, method), a mesh other than an icosphere level by its
 :attr:`~meshcnn.geometry.Mesh.fingerprint` and cell areas; a fresh copy is returned each call.
+The functions here are thin wrappers over :class:`meshcnn.grids.Regridder`, which holds the same
+matrices and applies them (:func:`apply` is its NumPy kernel).
+
 Missing values (masked fields)
 ------------------------------
 Fields with NaN where they are undefined (sea-surface temperature over land, a
 regional product padded with NaN) are regridded with ``skipna=True`` in
-:func:`apply`, :func:`regrid_dataarray` and :func:`mesh_dataarray_to_latlon`, in both directions and for every
-method, as in xESMF: each output is the weighted mean of the *valid* inputs of its
-row (the weights renormalised by the valid weight :math:`w_v = \sum_{c\,valid} W_{vc}`),
-and NaN where the valid inputs carry less than ``na_thresh`` of the row's weight
-(or none). Rows without a missing input are bit-identical to ``skipna=False``;
+:func:`apply`, :class:`~meshcnn.grids.Regridder`, :func:`regrid_dataarray` and
+:func:`mesh_dataarray_to_latlon`, in both directions and for every method, as in xESMF: each output
+is the weighted mean of the *valid* inputs of its row (the weights renormalised by the valid weight
+:math:`w_v = \sum_{c\,valid} W_{vc}`), and NaN where more than ``na_thres`` of the row's weight is
+missing, i.e. where the valid fraction is below ``1 - na_thres`` (clipped to ``[NA_TOL, 1 - NA_TOL]``
+as xESMF does; ``na_thres=1``: NaN only where no input is valid). ``na_thres`` is xESMF's keyword
+and meaning; the ``na_thresh`` of earlier releases (the smallest *valid* fraction, the other way
+round) still works for one release, converted to ``na_thres = 1 - na_thresh`` with a
+``DeprecationWarning``. Rows without a missing input are bit-identical to ``skipna=False``;
 a field without NaN gives exactly the ``skipna=False`` result. With the
 conservative method the area integral of the valid part is kept:
 :math:`\sum_v a_v w_v f_v = \sum_{c\,valid} A_c f_c` over the outputs that are not
-NaN (all of them at ``na_thresh=0``), i.e. the output is the valid mean over a
-cell whose valid fraction is :math:`w_v`. Weights are non-negative, so outputs stay
-within the range of the valid inputs they mix (no overshoot).
+NaN (all of them at ``na_thres=1``), i.e. the output is the valid mean over a
+cell whose valid fraction is :math:`w_v`. Weights of every method but ``patch`` are non-negative,
+so outputs stay within the range of the valid inputs they mix (no overshoot).
 """
 from __future__ import annotations
 
