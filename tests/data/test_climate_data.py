@@ -500,3 +500,47 @@ def test_files_with_the_legacy_checksum_trailer_are_still_checked(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(C.ClimateFileError, match=r"old\.nc: damaged file: its SHA-256 checksum does not match"):
         C.read_latlon(path)
+
+
+# ------------------------------------------------------------------ an archive read a time window at a time
+def _archive(files):
+    """The synthetic files as one Dataset along time (LABELS given the time axis too)."""
+    xr = pytest.importorskip("xarray")
+    parts = []
+    for f in files:
+        with xr.open_dataset(f, decode_times=False) as ds:
+            ds = ds.load()
+        ds["LABELS"] = ds["LABELS"].expand_dims(time=ds["time"])
+        parts.append(ds)
+    return xr.concat(parts, dim="time", data_vars="all")
+
+
+@pytest.mark.filterwarnings("ignore:Failed to open Zarr store with consolidated metadata:RuntimeWarning")
+@pytest.mark.parametrize("grid", ["mesh", "healpix"])
+def test_lazy_archive_items_equal_the_file_dataset(synth_dir, tmp_path, grid):
+    pytest.importorskip("dask")
+    pytest.importorskip("zarr")
+    from meshcnn.data.climate.dataset import LazyClimateDataset
+
+    files = sorted(synth_dir.glob("*.nc"))
+    archive = _archive(files)
+    archive.chunk({"time": 4}).to_zarr(tmp_path / "a.zarr", mode="w", consolidated=False)
+    archive.to_netcdf(tmp_path / "a.nc")
+    eager = C.ClimateNetDataset(files, 2, grid=grid)
+    stats = C.compute_stats(eager, progress=False)
+    eager.set_stats(stats)
+    for source in (tmp_path / "a.zarr", [tmp_path / "a.nc"], archive.chunk({"time": 2})):
+        lazy = LazyClimateDataset(source, 2, grid=grid, stats=stats)
+        assert len(lazy) == len(files) and lazy.window in (2, 4, len(files))
+        for i in (0, 5, 1):  # out of order: windows re-read as needed
+            x, y = lazy[i]
+            x0, y0 = eager[i]
+            assert torch.equal(x, x0) and torch.equal(y, y0)
+            assert lazy._block[1].shape[0] <= lazy.window  # one window in memory
+    lazy = LazyClimateDataset(tmp_path / "a.zarr", 2, grid=grid, window=1)
+    assert C.compute_stats(lazy, progress=False)["mean"] == pytest.approx(stats["mean"], rel=1e-6)
+    assert LazyClimateDataset(archive, 2, grid=grid, labels=None)[3].shape == x.shape
+    with pytest.raises(ValueError, match="no variable"):
+        LazyClimateDataset(archive, 2, variables=["TMQ", "NOPE"])
+    with pytest.raises(FileNotFoundError):
+        LazyClimateDataset(tmp_path / "missing.zarr", 2)

@@ -1,4 +1,5 @@
-"""The lazy ClimateNet dataset, its normalization statistics and class weights."""
+"""The lazy ClimateNet datasets (one file per sample, or an archive opened with xarray and Dask, read a
+time window at a time), their normalization statistics and class weights."""
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ from ...grids import HealpixGrid, IcosphereGrid, LatLonGrid, sphere_grid
 from ._format import CLASSES, NUM_CLASSES, VARIABLES, ClimateFileError, _existing_file
 from .reader import read_latlon, read_ugscnn, regrid_sample
 
-__all__ = ["ClimateNetDataset", "compute_stats", "class_weights"]
+__all__ = ["ClimateNetDataset", "LazyClimateDataset", "compute_stats", "class_weights"]
 
 _CACHE_VERSION = 2  # 2: sample caches carry a SHA-256 checksum
 
@@ -217,6 +218,161 @@ class ClimateNetDataset(Dataset):
         return sphere_grid(SAMPLE_GRIDS[self.grid], self.level)
 
 
+def _open_archive(source: Any, time_dim: str) -> Any:
+    """An xarray Dataset of ``source``: itself, or a Zarr store / netCDF files opened lazily (Dask)."""
+    from ...grids._xarray import _import_xarray
+    from ...grids.regridder import import_dask
+
+    xr = _import_xarray()
+    if isinstance(source, xr.Dataset):
+        return source
+    import_dask()
+    paths = [Path(p) for p in ([source] if isinstance(source, (str, os.PathLike)) else source)]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no such archive")
+    if len(paths) == 1 and (paths[0].is_dir() or paths[0].suffix == ".zarr"):
+        return xr.open_zarr(paths[0], consolidated=None)
+    return xr.open_mfdataset(paths, combine="nested", concat_dim=time_dim, data_vars="minimal", coords="minimal",
+                             compat="override", decode_times=False)
+
+
+class LazyClimateDataset(Dataset):
+    r"""Samples of an archive of many time steps, read a time window at a time: train on more than fits in memory.
+
+    The archive is an ``xarray.Dataset`` (Dask-backed or not), a Zarr store, or netCDF files
+    concatenated along time (opened lazily with Dask, the extra ``meshcnn[dask]``), with the
+    variables on one global lat-lon grid ``(time, lat, lon)`` (grid dimensions found as by
+    :class:`~meshcnn.grids.Regridder`). Item ``t`` is time step ``t``: its fields bilinear and its labels
+    nearest on the sphere grid, exactly as :class:`ClimateNetDataset` regrids a file (the same
+    values). Only the window of ``window`` steps holding ``t`` is read and regridded
+    (one :class:`~meshcnn.grids.Regridder` call); it is kept for the next items of the same window.
+    Memory is therefore one window, whatever the archive's length.
+
+    Parameters
+    ----------
+    source : xarray.Dataset, path of a Zarr store, or netCDF path(s)
+    level : int
+        Level of the sphere grid.
+    grid : ``"mesh"``/``"icosphere"`` or ``"healpix"``
+        The sphere grid family (as :class:`ClimateNetDataset`).
+    variables : sequence of str
+        Input channels, in order (default the 16 ClimateNet variables).
+    labels : str or None
+        The label variable (integer classes); ``None``: items are the fields only.
+    stats : dict, optional
+        ``{"mean": (C,), "std": (C,)}``: items are normalised :math:`(x_c - \mu_c) / \sigma_c`.
+    window : int, optional
+        Time steps read at once; default: the archive's time chunk (1 for an in-memory Dataset).
+    time_dim : str
+        The time dimension (default ``"time"``).
+
+    Raises
+    ------
+    ValueError
+        A variable missing, or not on ``(time, lat, lon)``.
+    """
+
+    def __init__(self, source: Any, level: int = 5, *, grid: str = "mesh", variables: Sequence[str] = VARIABLES,
+                 labels: str | None = "LABELS", stats: dict[str, Any] | None = None, window: int | None = None,
+                 time_dim: str = "time") -> None:
+        from ...grids import Regridder
+        from ...grids._xarray import _latlon_dims
+
+        self.level = check_level(level)
+        grid = _ALIASES.get(grid, grid)
+        if grid not in SAMPLE_GRIDS or SAMPLE_GRIDS[grid] is None:
+            raise ValueError(f"grid must be 'mesh' (or 'icosphere') or 'healpix', got {grid!r}")
+        self.grid = grid
+        self.archive = _open_archive(source, time_dim)
+        self.variables, self.labels, self.time_dim = list(variables), labels, time_dim
+        names = self.variables + ([labels] if labels is not None else [])
+        missing = [n for n in names if n not in self.archive.variables]
+        if missing:
+            raise ValueError(f"the archive has no variable {', '.join(map(repr, missing))}")
+        lat_dim, lon_dim = _latlon_dims(self.archive, None, None)
+        for name in names:
+            if set(self.archive[name].dims) != {time_dim, lat_dim, lon_dim}:
+                raise ValueError(f"variable {name!r} has dimensions {self.archive[name].dims}, not "
+                                 f"({time_dim}, {lat_dim}, {lon_dim})")
+        self._dims = (time_dim, lat_dim, lon_dim)
+        lat = np.asarray(self.archive[lat_dim].values, dtype=np.float64)
+        lon = np.asarray(self.archive[lon_dim].values, dtype=np.float64)
+        self.latlon_grid = LatLonGrid(lat, lon)
+        self._fields = Regridder(self.latlon_grid, self.sphere_grid, "bilinear")
+        self._labels = Regridder(self.latlon_grid, self.sphere_grid, "nearest")
+        self.num_steps = int(self.archive.sizes[time_dim])
+        if window is None:
+            chunks = self.archive[self.variables[0]].chunks
+            window = chunks[self.archive[self.variables[0]].dims.index(time_dim)][0] if chunks else 1
+        if int(window) < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = int(window)
+        self.set_stats(stats)
+        self._block: tuple[int, np.ndarray, np.ndarray | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers start without a window in memory
+        return {**self.__dict__, "_block": None}
+
+    def set_stats(self, stats: dict[str, Any] | None) -> None:
+        """Set (or remove) the normalization statistics."""
+        self.stats = stats
+        self._stats = None
+        if stats is not None:
+            mean = np.asarray(stats["mean"], dtype=np.float32).reshape(-1)
+            std = np.asarray(stats["std"], dtype=np.float32).reshape(-1)
+            if mean.shape != (len(self.variables),) or std.shape != (len(self.variables),):
+                raise ValueError(f"normalization stats must have {len(self.variables)} means and stds")
+            self._stats = (mean, std)
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    @property
+    def sphere_grid(self) -> "IcosphereGrid | HealpixGrid":
+        """The sphere grid of the samples (:func:`meshcnn.grids.sphere_grid`)."""
+        return sphere_grid(SAMPLE_GRIDS[self.grid], self.level)
+
+    def weights(self) -> np.ndarray:
+        """Per-vertex area weights summing to 1 (the sphere grid's ``cell_weights``)."""
+        return self.sphere_grid.cell_weights
+
+    def _window(self, start: int) -> tuple[int, np.ndarray, np.ndarray | None]:
+        """Read and regrid steps ``[start, start + window)``: ``(start, data (T, C, V) float32, labels (T, V))``."""
+        stop = min(start + self.window, self.num_steps)
+        part = self.archive[self.variables + ([self.labels] if self.labels else [])].isel(
+            {self.time_dim: slice(start, stop)})
+        fields = np.stack([np.asarray(part[n].transpose(*self._dims).values, dtype=np.float32)
+                           for n in self.variables], axis=1)  # (T, C, nlat, nlon), as the file reader
+        if not np.all(np.isfinite(fields)):
+            raise ValueError(f"NaN or Inf in the fields of steps {start}..{stop - 1}")
+        data = self._fields(fields.astype(np.float64)).astype(np.float32)
+        labels = None
+        if self.labels is not None:
+            raw = np.asarray(part[self.labels].transpose(*self._dims).values)
+            labels = self._labels(raw).astype(np.int64)
+        return start, data, labels
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Un-normalized ``data (C, V)`` float32 and ``labels (V,)`` int64 (``None`` without labels) of step ``index``."""
+        if not 0 <= index < self.num_steps:
+            raise IndexError(f"step {index} outside 0..{self.num_steps - 1}")
+        start = index // self.window * self.window
+        if self._block is None or self._block[0] != start:
+            self._block = None  # free the previous window first
+            self._block = self._window(start)
+        _, data, labels = self._block
+        return data[index - start], (labels[index - start] if labels is not None else None)
+
+    def __getitem__(self, index: int) -> Any:
+        data, labels = self.raw(index)
+        if self._stats is not None:
+            mean, std = self._stats
+            data = (data - mean[:, None]) / std[:, None]
+        x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+        return x if labels is None else (x, torch.from_numpy(labels))
+
+
 def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], level: int | None = None,
                   progress: bool = True) -> dict[str, Any]:
     r"""Per-channel mean/std and class area fractions of a (training) split.
@@ -229,7 +385,7 @@ def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], leve
 
     Parameters
     ----------
-    dataset : ClimateNetDataset or sequence of paths
+    dataset : ClimateNetDataset, LazyClimateDataset or sequence of paths
         The samples; files are read as a :class:`ClimateNetDataset` of ``level``.
     level : int, optional
         Icosphere level for a sequence of files (default 5).
@@ -247,7 +403,7 @@ def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], leve
     ValueError
         If the dataset is empty.
     """
-    if not isinstance(dataset, ClimateNetDataset):
+    if not isinstance(dataset, (ClimateNetDataset, LazyClimateDataset)):
         dataset = ClimateNetDataset(dataset, 5 if level is None else level)
     if len(dataset) == 0:
         raise ValueError("compute_stats: the dataset is empty")
