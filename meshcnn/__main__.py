@@ -2,7 +2,8 @@
 
     meshcnn predict --checkpoint RUN/checkpoint.pt --out OUTDIR [--events EVENTS.csv] [--probabilities]
                     [--resume] [--device cpu|cuda] [--threads N] [--batch-size N] [--num-workers N]
-                    [--allow-nan [--max-nan-fraction F]] [--skip-bad] [--no-progress] FILES_OR_FOLDERS...
+                    [--allow-nan [--max-nan-fraction F]] [--skip-bad] [--no-progress]
+                    [--dask [--workers N | --scheduler ADDRESS]] FILES_OR_FOLDERS...
     meshcnn events summary EVENTS.csv --out DIR [--projection mollweide|equirectangular]
 
 The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.predict.summarize`.
@@ -10,6 +11,7 @@ The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.pre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -44,6 +46,14 @@ def _predict_parser(sub: Any) -> None:
                    help="with --allow-nan: refuse a file where a variable is missing on more than this fraction of "
                         "the globe at a time step (it would be filled with the training mean); 1 accepts any gap")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unusable input files instead of stopping")
+    p.add_argument("--dask", action="store_true",
+                   help="run the chunks (files, or --batch-size steps of a long file) on a dask.distributed cluster: "
+                        "a local one of --workers processes, or --scheduler; each worker loads the model once, this "
+                        "process writes the outputs (needs pip install 'meshcnn[dask]')")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="with --dask: worker processes of the local cluster (each with --threads torch threads)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --dask: the address of an existing scheduler (tcp://host:8786) instead of a local cluster")
 
 
 def _events_parser(sub: Any) -> None:
@@ -73,12 +83,24 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     from .predict import predict_files
 
     apply_threads(args.threads)
-    result = predict_files(args.inputs, args.checkpoint, args.out, events=args.events,
-                           probabilities=args.probabilities, resume=args.resume, device=args.device,
-                           batch_size=args.batch_size, num_workers=args.num_workers,
-                           allow_nan=args.allow_nan, max_nan_fraction=args.max_nan_fraction,
-                           skip_bad=args.skip_bad, progress=not args.no_progress,
-                           log_fn=lambda msg: print(msg, file=sys.stderr))
+    if (args.scheduler is not None) and not args.dask:
+        raise ValueError("--scheduler needs --dask")
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.dask:
+            from .predict.distributed import import_distributed, local_client
+
+            if args.scheduler is not None:
+                client = stack.enter_context(import_distributed().Client(args.scheduler))
+            else:
+                client = stack.enter_context(local_client(args.workers))
+        result = predict_files(args.inputs, args.checkpoint, args.out, events=args.events,
+                               probabilities=args.probabilities, resume=args.resume, device=args.device,
+                               batch_size=args.batch_size, num_workers=args.num_workers,
+                               allow_nan=args.allow_nan, max_nan_fraction=args.max_nan_fraction,
+                               skip_bad=args.skip_bad, progress=not args.no_progress,
+                               log_fn=lambda msg: print(msg, file=sys.stderr), client=client,
+                               worker_threads=args.threads)
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
     print(f"{result['written']} written, {result['skipped_complete']} already complete, "
           f"{len(result['bad'])} bad, of {result['files']} files ({result['time_steps']} time steps) "

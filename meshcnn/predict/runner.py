@@ -1,5 +1,8 @@
 r"""Segment new climate model output with a trained checkpoint: ``meshcnn predict``.
 
+With a ``dask.distributed`` client the chunks run on the cluster's workers instead
+(:mod:`.distributed`); everything else, the writing included, is the same.
+
 :func:`predict_files` runs the pipeline of :mod:`.stages` over the files, one
 :class:`torch.utils.data.DataLoader` item per file, or per chunk of ``batch_size``
 time steps of a long file, so memory stays flat in the number of files and in their
@@ -223,10 +226,17 @@ def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, h
                 for _ in range(item["t1"], header["num_steps"], batch_size):
                     next(items)  # drain the chunks of a bad file
                 return item["error"]
-            labels, grid_probs, mesh_labels = _predict_chunk(
-                item, predictor, tally.seconds, batch_size=batch_size, device=device, probabilities=probabilities)
-            start = time.perf_counter()  # the write stage, with finding the events
-            events = chunk_events(mesh_labels, tally.mesh, predictor.class_names, item["raw"], item["t0"])
+            if "labels" in item:  # predicted on a Dask worker (meshcnn.predict.distributed), events found there
+                labels, grid_probs, mesh_labels, events = (item["labels"], item["grid_probs"], item["mesh_labels"],
+                                                           item["events"])
+                for stage, seconds in item["seconds"].items():
+                    tally.seconds[stage] += seconds
+                start = time.perf_counter()
+            else:
+                labels, grid_probs, mesh_labels = _predict_chunk(
+                    item, predictor, tally.seconds, batch_size=batch_size, device=device, probabilities=probabilities)
+                start = time.perf_counter()  # the write stage, with finding the events
+                events = chunk_events(mesh_labels, tally.mesh, predictor.class_names, item["raw"], item["t0"])
             if output is None:
                 output = OutputWriter(target, source, header, predictor, probabilities,
                                       max_nan_fraction=max_nan_fraction)
@@ -248,7 +258,8 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
                   events: str | os.PathLike | None = None, probabilities: bool = False, resume: bool = False,
                   device: str = "cpu", batch_size: int = 4, num_workers: int = 0, allow_nan: bool = False,
                   max_nan_fraction: float = MAX_NAN_FRACTION, skip_bad: bool = False, progress: bool = True,
-                  log_fn: Callable[[str], Any] | None = None) -> dict[str, Any]:
+                  log_fn: Callable[[str], Any] | None = None, client: Any = None,
+                  worker_threads: int = 1) -> dict[str, Any]:
     """Segment every input file with a trained checkpoint (the library side of ``meshcnn predict``).
 
     Parameters
@@ -290,6 +301,12 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
         tqdm bar over files.
     log_fn : callable, optional
         Where messages go (default: the module logger).
+    client : distributed.Client, optional
+        Run the chunks on this Dask cluster (:mod:`meshcnn.predict.distributed`: each worker loads
+        the model once; this process writes the outputs, the same files as without it);
+        ``num_workers`` is then unused.
+    worker_threads : int
+        With ``client``: torch threads of each Dask worker (0: torch's default).
 
     Returns
     -------
@@ -323,12 +340,19 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     tally = _Tally(len(files), done, predictor, skip_bad, say)
     if done:
         say(f"resume: {done} of {len(files)} outputs complete, skipped")
-    prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.grid)
     dataset = ChunkDataset(files, chunks, predictor, allow_nan, max_nan_fraction)
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=identity,
-                        persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
-    items = iter(loader)
     wall0 = time.perf_counter()
+    if client is not None:
+        from .distributed import chunk_results
+
+        items = chunk_results(client, files, chunks, predictor, device=device, threads=worker_threads,
+                              batch_size=batch_size, probabilities=probabilities, allow_nan=allow_nan,
+                              max_nan_fraction=max_nan_fraction)
+    else:
+        prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.grid)
+        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=identity,
+                            persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
+        items = iter(loader)
     with contextlib.ExitStack() as stack:
         stack.callback(dataset.close)  # the file open in this process (num_workers=0)
         if events is not None:  # renamed into place when every file is done

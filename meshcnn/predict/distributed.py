@@ -1,0 +1,171 @@
+"""``meshcnn predict --dask``: the chunks of the input files on a ``dask.distributed`` cluster.
+
+How it is scheduled
+-------------------
+The unit of work is the same chunk as in the serial run: ``--batch-size`` time steps of one
+file, so a long file is spread over the workers as well as many files. The process that calls
+:func:`meshcnn.predict.predict_files` plans the run (which outputs are complete, with
+``--resume``; each file's header) and submits one task per chunk, keeping at most
+:data:`IN_FLIGHT_PER_WORKER` per worker in flight so that finished chunks do not pile up in
+memory. A task (:func:`predict_chunk`) runs the stages *read*, *regrid*, *model*, *regrid
+back* and the events on a worker and returns the labels (and probabilities) on the file's
+grid, the mesh labels and the events. Each worker process loads the model once (kept per
+checkpoint, SHA-256 and device) and keeps the file of its last chunk open for the file's next
+chunk. The calling process takes the results in file and time order and writes the outputs
+exactly as the serial run does (one temporary file per output, renamed into place when
+complete), so the outputs are the same files, resume works as before, and a killed run
+leaves no partial output.
+
+Use a local cluster (``meshcnn predict --dask --workers N``), an existing one (``--scheduler
+ADDRESS``), or, from Python, any ``distributed.Client``::
+
+    from distributed import Client
+    predict_files(files, "run/checkpoint.pt", "out", client=Client("tcp://scheduler:8786"))
+
+The workers need meshcnn and read the input files, and the checkpoint, by the same paths.
+Dask and distributed are the optional extra ``meshcnn[dask]``.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .predictor import PredictError, Predictor, load_predictor
+
+__all__ = ["predict_chunk", "chunk_results", "local_client", "IN_FLIGHT_PER_WORKER"]
+
+#: Chunks submitted per worker ahead of the one being written.
+IN_FLIGHT_PER_WORKER = 2
+
+_WORKER: dict[str, Any] = {"predictors": {}, "dataset": None}
+
+
+def import_distributed() -> Any:
+    """``distributed``, or an ``ImportError`` naming the extra ``meshcnn[dask]``."""
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("meshcnn predict --dask needs dask.distributed; install the optional extra: "
+                          "pip install 'meshcnn[dask]'") from exc
+    return distributed
+
+
+def local_client(workers: int, threads: int = 1) -> Any:
+    """A ``distributed.Client`` of a new local cluster (closed with the client): ``workers`` processes of one
+    thread each.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes (at least 1).
+    threads : int
+        Unused by Dask (one task at a time per worker); the torch threads of each worker are set
+        per task (:func:`predict_chunk`).
+    """
+    distributed = import_distributed()
+    if workers < 1:
+        raise PredictError(f"--workers must be >= 1, got {workers}")
+    return distributed.Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+
+
+def _worker_predictor(checkpoint: str, sha256: str, device: str, threads: int) -> Predictor:
+    """The model of this worker process for ``checkpoint`` (loaded once, checked against ``sha256``)."""
+    import torch
+
+    key = (checkpoint, sha256, device)
+    predictor = _WORKER["predictors"].get(key)
+    if predictor is None:
+        if threads > 0:
+            torch.set_num_threads(threads)
+        predictor = load_predictor(checkpoint, device)
+        if predictor.sha256 != sha256:
+            raise PredictError(f"{checkpoint}: the checkpoint changed during the run (SHA-256 {predictor.sha256}, "
+                               f"the run started with {sha256})")
+        _WORKER["predictors"][key] = predictor
+    return predictor
+
+
+def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, device: str, threads: int,
+                  batch_size: int, probabilities: bool, allow_nan: bool, max_nan_fraction: float) -> dict[str, Any]:
+    """One chunk on a worker: steps ``[t0, t1)`` of ``path`` read, regridded, predicted, regridded back, events found.
+
+    Returns
+    -------
+    dict
+        The item of :class:`~meshcnn.predict.stages.ChunkDataset` (without its tensor ``x`` and ``raw``
+        fields) plus ``labels``, ``grid_probs`` (or ``None``), ``mesh_labels``, ``events`` and
+        ``seconds`` (per stage); or ``{"file", "t0", "t1", "error"}`` for a chunk of a bad file.
+    """
+    from .runner import STAGES, _predict_chunk
+    from .stages import ChunkDataset, chunk_events
+
+    predictor = _worker_predictor(checkpoint, sha256, device, threads)
+    dataset = _WORKER["dataset"]
+    if dataset is None or dataset.files[0] != Path(path) or dataset.grid is not predictor.grid \
+            or dataset.allow_nan != allow_nan or dataset.max_nan_fraction != max_nan_fraction:
+        if dataset is not None:
+            dataset.close()
+        dataset = ChunkDataset([Path(path)], [], predictor, allow_nan, max_nan_fraction)
+        _WORKER["dataset"] = dataset
+    dataset.chunks.append((0, t0, t1))
+    item = dataset[len(dataset.chunks) - 1]
+    if "error" in item:
+        return item
+    seconds = dict.fromkeys(STAGES, 0.0)
+    labels, grid_probs, mesh_labels = _predict_chunk(item, predictor, seconds, batch_size=batch_size, device=device,
+                                                     probabilities=probabilities)
+    start = time.perf_counter()
+    events = chunk_events(mesh_labels, predictor.grid.mesh, predictor.class_names, item.pop("raw"), item["t0"])
+    seconds["write"] += time.perf_counter() - start
+    del item["x"]
+    item.update(labels=labels, grid_probs=grid_probs, mesh_labels=mesh_labels, events=events, seconds=seconds)
+    return item
+
+
+def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
+                  **options: Any) -> Iterator[dict[str, Any]]:
+    """The results of :func:`predict_chunk` for ``chunks`` (``(file index, t0, t1)``), in their order.
+
+    At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted ahead of the one taken.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    files : sequence of Path
+    chunks : sequence of tuple of int
+    predictor : Predictor
+        The model of this run (its checkpoint path and SHA-256 go to the workers).
+    **options
+        ``device``, ``threads``, ``batch_size``, ``probabilities``, ``allow_nan``, ``max_nan_fraction``.
+    """
+    workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    limit = IN_FLIGHT_PER_WORKER * workers
+    pending: deque[Any] = deque()
+    todo = iter(chunks)
+    checkpoint = str(Path(predictor.checkpoint).resolve())
+
+    def submit() -> bool:
+        chunk = next(todo, None)
+        if chunk is None:
+            return False
+        file_index, t0, t1 = chunk
+        future = client.submit(predict_chunk, checkpoint, predictor.sha256, str(Path(files[file_index]).resolve()),
+                               t0, t1, pure=False, **options)
+        pending.append((file_index, future))
+        return True
+
+    while len(pending) < limit and submit():
+        pass
+    try:
+        while pending:
+            file_index, future = pending.popleft()
+            result = future.result()
+            submit()
+            result["file"] = file_index
+            yield result
+    finally:
+        for _, future in pending:
+            future.cancel()
