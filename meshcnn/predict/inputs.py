@@ -1,4 +1,8 @@
-"""The input side of ``meshcnn predict``: finding the netCDF files and reading their fields.
+"""The input side of ``meshcnn predict``: finding the netCDF files (and Zarr stores) and reading their fields.
+
+A Zarr store (a folder ``NAME.zarr``, as ``xarray.Dataset.to_zarr`` writes it) is read through
+the same :class:`FileReader`, by an adapter that gives it the netCDF4 interface the reader
+uses (:class:`ZarrSource`: raw values, CF attributes, chunking); its output is ``NAME.nc``.
 
 A file holds the model's variables on any global 1-D lat-lon grid the regridding
 accepts (either latitude order, ``0..360`` or ``-180..180`` longitude, Gaussian or
@@ -14,6 +18,7 @@ once per chunk of steps that touches it. The cost against a plain netCDF4 read i
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,8 @@ from ..data.climate import ClimateFileError
 from ..data.climate._format import _verify_checksum_trailer
 from .predictor import PredictError
 
-__all__ = ["find_inputs", "read_fields", "FileReader", "READ_AHEAD_BYTES"]
+__all__ = ["find_inputs", "read_fields", "FileReader", "READ_AHEAD_BYTES", "ZarrSource", "is_zarr", "output_name",
+           "open_source"]
 
 LAT_NAMES = ("lat", "latitude")
 LON_NAMES = ("lon", "longitude")
@@ -37,13 +43,26 @@ LON_NAMES = ("lon", "longitude")
 READ_AHEAD_BYTES = 64 * 2**20
 
 
+def is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a Zarr store: a folder with Zarr metadata (``zarr.json``, ``.zgroup`` or ``.zattrs``)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file() for name in ("zarr.json", ".zgroup", ".zattrs"))
+
+
+def output_name(path: str | os.PathLike) -> str:
+    """The name of the output of input ``path`` in ``--out``: the same name, ``NAME.nc`` for a store ``NAME.zarr``."""
+    path = Path(path)
+    return f"{path.stem}.nc" if is_zarr(path) else path.name
+
+
 def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """The netCDF files named or inside the given folders (``*.nc``, sorted per folder, recursively).
+    """The netCDF files and Zarr stores named or inside the given folders (``*.nc``, ``*.zarr``, sorted per folder,
+    recursively).
 
     Parameters
     ----------
     paths : iterable of path-like
-        Files, or folders searched recursively (hidden files left out).
+        Files or Zarr stores, or folders searched recursively (hidden files left out).
 
     Returns
     -------
@@ -58,20 +77,25 @@ def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*.nc") if f.is_file() and not f.name.startswith(".")))
+        if is_zarr(p):
+            files.append(p)
+        elif p.is_dir():
+            found = [f for f in p.rglob("*.nc") if f.is_file() and not f.name.startswith(".")]
+            stores = [f for f in p.rglob("*.zarr") if is_zarr(f) and not f.name.startswith(".")]
+            files.extend(sorted(found + stores))
         elif p.is_file():
             files.append(p)
         else:
             raise PredictError(f"{p}: no such file or folder")
     if not files:
-        raise PredictError("no input netCDF files (*.nc) found")
+        raise PredictError("no input netCDF files (*.nc) or Zarr stores (*.zarr) found")
     seen: dict[str, Path] = {}
     for f in files:
-        if f.name in seen:
-            raise PredictError(f"{f}: same file name as {seen[f.name]}; outputs are named after the inputs, "
+        name = output_name(f)
+        if name in seen:
+            raise PredictError(f"{f}: same file name as {seen[name]}; outputs are named after the inputs, "
                                "so predict the two folders into different --out folders")
-        seen[f.name] = f
+        seen[name] = f
     return files
 
 
@@ -202,6 +226,100 @@ class _Variable:
                 out[invalid] = np.nan
 
 
+class _ZarrVariable:
+    """One variable of a :class:`ZarrSource`, with the netCDF4 variable interface the readers use."""
+
+    def __init__(self, var: Any) -> None:
+        self._var = var
+        self.dimensions, self.shape = tuple(var.dims), tuple(var.shape)
+        self.dtype = var.dtype.newbyteorder("=") if var.dtype.isnative else var.dtype  # '<f8' as netCDF4's 'f8'
+        self.ndim = len(self.shape)
+        self._attrs = dict(var.attrs)
+        if "_FillValue" not in self._attrs and var.encoding.get("_FillValue") is not None:
+            self._attrs["_FillValue"] = var.encoding["_FillValue"]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_attrs"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def ncattrs(self) -> list[str]:
+        return list(self._attrs)
+
+    def getncattr(self, name: str) -> Any:
+        return self._attrs[name]
+
+    def set_auto_maskandscale(self, flag: bool) -> None:
+        """Values are always raw (opened with ``mask_and_scale=False``)."""
+
+    def set_var_chunk_cache(self, **kwargs: Any) -> None:
+        """No HDF5 chunk cache."""
+
+    def chunking(self) -> Any:
+        chunks = self._var.encoding.get("chunks") or self._var.encoding.get("preferred_chunks")
+        if isinstance(chunks, dict):
+            chunks = [chunks.get(d, n) for d, n in zip(self.dimensions, self.shape)]
+        return list(chunks) if chunks else "contiguous"
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self._var[index].values)
+
+
+class _Dimension:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def isunlimited(self) -> bool:
+        return False
+
+
+class ZarrSource:
+    """A Zarr store with the read-only netCDF4 ``Dataset`` interface of :class:`FileReader` and the output writer.
+
+    Opened with xarray (``decode_times=False``, ``mask_and_scale=False``, no Dask): raw values and CF
+    attributes, read lazily, only the chunks a slice needs.
+
+    Parameters
+    ----------
+    path : path-like
+        The store (a folder).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import xarray as xr
+
+        with warnings.catch_warnings():  # a store without consolidated metadata is fine
+            warnings.filterwarnings("ignore", message=".*consolidated metadata", category=RuntimeWarning)
+            self._ds = xr.open_zarr(path, consolidated=None, decode_times=False, mask_and_scale=False, chunks=None)
+        self.variables = {name: _ZarrVariable(var) for name, var in self._ds.variables.items()}
+        self.dimensions = {name: _Dimension(size) for name, size in self._ds.sizes.items()}
+
+    def __getitem__(self, name: str) -> _ZarrVariable:
+        return self.variables[name]
+
+    def close(self) -> None:
+        self._ds.close()
+
+    def __enter__(self) -> "ZarrSource":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_source(path: str | os.PathLike) -> Any:
+    """The input ``path`` open for reading: a ``netCDF4.Dataset``, or a :class:`ZarrSource` for a Zarr store."""
+    if is_zarr(path):
+        return ZarrSource(path)
+    import netCDF4
+
+    return netCDF4.Dataset(path, "r")
+
+
 def _open(path: Path, verify: bool) -> Any:
     """The file as an open ``netCDF4.Dataset``.
 
@@ -213,6 +331,11 @@ def _open(path: Path, verify: bool) -> Any:
     """
     import netCDF4
 
+    if is_zarr(path):
+        try:
+            return ZarrSource(path)
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise ClimateFileError(path, f"unreadable Zarr store ({exc})") from exc
     if not path.is_file():
         raise ClimateFileError(path, "no such file")
     if verify:
@@ -476,7 +599,7 @@ def time_strings(source: Path, time_name: str | None, steps: int) -> list[str]:
     import netCDF4
 
     try:
-        with netCDF4.Dataset(source, "r") as ds:
+        with open_source(source) as ds:
             if time_name not in ds.variables:
                 return [""] * steps
             var = ds[time_name]

@@ -38,7 +38,7 @@ import numpy as np
 from .. import __version__
 from ..io import discard, publish, temporary_beside
 from .events import EVENT_COLUMNS
-from .inputs import time_strings
+from .inputs import open_source, time_strings
 from .predictor import PredictError, Predictor
 
 #: The per-event variables of an output file (``event_<name>``), in order.
@@ -165,10 +165,8 @@ class OutputWriter:
 
     def _define(self, header: dict[str, Any], probabilities: bool) -> None:
         """Create the dimensions and variables (coordinates copied from the input)."""
-        import netCDF4
-
         dst, predictor = self.ds, self.predictor
-        with netCDF4.Dataset(self.source, "r") as src:
+        with open_source(self.source) as src:
             grid_dims = _copy_grid(src, dst, header)
         chunks = ((1,) if self.has_time else ()) + (len(header["lat"]), len(header["lon"]))  # a step
         self.labels = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1, chunksizes=chunks)

@@ -29,7 +29,7 @@ from .._progress import progress_bar
 from ..data.climate import ClimateFileError
 from ..io import atomic_write, remove_stale_temporaries
 from .events import EVENT_COLUMNS, frequency_path, save_frequency
-from .inputs import find_inputs, read_fields, time_strings
+from .inputs import find_inputs, output_name, read_fields, time_strings
 from .output import OutputWriter, events_csv_row, output_complete, read_complete
 from .predictor import Predictor, PredictError, load_predictor
 from .stages import (MAX_NAN_FRACTION, ChunkDataset, chunk_events, grid_labels, identity, mesh_probabilities,
@@ -157,7 +157,7 @@ def _refuse_overwriting_inputs(files: Sequence[Path], out: Path, events: str | o
                                "nothing was written: choose an output that is not an input")
 
     for f in files:
-        refuse(f"--out {out}", out / f.name)
+        refuse(f"--out {out}", out / output_name(f))
     if events is not None:
         refuse("--events", Path(events))
         refuse("--events", frequency_path(events))
@@ -170,7 +170,7 @@ def _plan(files: Sequence[Path], out: Path, predictor: Predictor, resume: bool,
     plan: list[tuple[str, Any]] = []
     chunks: list[tuple[int, int, int]] = []
     for i, f in enumerate(files):
-        if resume and output_complete(out / f.name, predictor.sha256):
+        if resume and output_complete(out / output_name(f), predictor.sha256):
             plan.append(("done", None))
             continue
         try:
@@ -334,7 +334,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     predictor = load_predictor(checkpoint, device)
     out.mkdir(parents=True, exist_ok=True)
     for f in files:  # temporary files of a killed run
-        remove_stale_temporaries(out / f.name)
+        remove_stale_temporaries(out / output_name(f))
     plan, chunks = _plan(files, out, predictor, resume, batch_size)
     done = sum(kind == "done" for kind, _ in plan)
     tally = _Tally(len(files), done, predictor, skip_bad, say)
@@ -359,7 +359,7 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             tally.write_events_to(stack.enter_context(atomic_write(events, "w", newline="")))
         bar = stack.enter_context(progress_bar(enabled=progress, total=len(files), desc="predict", unit="file"))
         for source, (kind, info) in zip(files, plan):
-            _run_file(kind, info, items, source, out / source.name, predictor, tally, batch_size=batch_size,
+            _run_file(kind, info, items, source, out / output_name(source), predictor, tally, batch_size=batch_size,
                       device=device, probabilities=probabilities,
                       max_nan_fraction=max_nan_fraction if allow_nan else None)
             bar.update(1)

@@ -29,7 +29,7 @@ from ..geometry.mesh import Mesh
 from ..grids.base import Grid
 from ..grids import Regridder, regrid
 from .events import find_events
-from .inputs import LAT_NAMES, LON_NAMES, FileReader
+from .inputs import LAT_NAMES, LON_NAMES, FileReader, open_source
 from .predictor import Predictor
 
 #: Variables whose regridded values (file units) are kept for the events' extremes.
@@ -195,11 +195,9 @@ def prebuild_matrices(files: Sequence[Path], grid: "Grid") -> None:
     grid : IcosphereGrid or HealpixGrid
         The model's sphere grid (:attr:`Predictor.grid`).
     """
-    import netCDF4
-
     for path in files:
         try:
-            with netCDF4.Dataset(path, "r") as ds:
+            with open_source(path) as ds:
                 lat_name = next(n for n in LAT_NAMES if n in ds.variables)
                 lon_name = next(n for n in LON_NAMES if n in ds.variables)
                 lat, lon = np.asarray(ds[lat_name][:], dtype=np.float64), np.asarray(ds[lon_name][:], dtype=np.float64)

@@ -97,3 +97,28 @@ def test_cli_dask_local_cluster(run, tmp_path):
         with contextlib.redirect_stderr(io.StringIO()):
             main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(tmp_path / "o2"), "--scheduler",
                   "tcp://127.0.0.1:1", str(run["files"][0])])
+
+
+def test_zarr_inputs_give_the_netcdf_outputs(run, tmp_path):
+    """A Zarr store (NAME.zarr) is an input like a netCDF file; its output NAME.nc equals the netCDF input's."""
+    pytest.importorskip("zarr")
+    nc = tmp_path / "nc"
+    nc.mkdir()
+    stores = tmp_path / "stores"
+    for f in run["files"][:2]:
+        shutil.copy(f, nc / f.name)
+        with xr.open_dataset(f, decode_times=False, mask_and_scale=False) as ds:
+            ds.load().to_zarr(stores / f"{f.stem}.zarr", mode="w", consolidated=False)
+    a = predict_files([nc], run["checkpoint"], tmp_path / "a", probabilities=True, progress=False)
+    b = predict_files([stores], run["checkpoint"], tmp_path / "b", probabilities=True, progress=False)
+    assert a["written"] == b["written"] == 2
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        with xr.open_dataset(tmp_path / "a" / name, decode_times=False) as x, \
+                xr.open_dataset(tmp_path / "b" / name, decode_times=False) as y:
+            for var in ("LABELS", "PROBABILITIES", "MESH_LABELS", "lat", "lon", "time"):
+                np.testing.assert_array_equal(x[var].values, y[var].values)
+            assert x["time"].attrs == y["time"].attrs
+    again = predict_files([stores], run["checkpoint"], tmp_path / "b", resume=True, progress=False)
+    assert again["skipped_complete"] == 2
