@@ -23,15 +23,36 @@ Also: a SphericalUNet (level 5, width 16, batch 8) training step, and the time
 (and peak memory, on Linux) of generating each icosphere level 0..9 with its
 operators (``Mesh.build``), each in a fresh subprocess.
 
+``--meshes`` adds MeshConv (``fixed``) on other meshes than the icosphere (issue 18),
+columns ``meshcnn@<kind>``, timed interleaved with the others (see :func:`bench_mesh`):
+``random`` (``Mesh.from_points`` of as many uniformly random points as the level's
+icosphere, seed 0, in the random order they are drawn), ``scrambled`` (the icosphere's
+own vertices in a random order: same geometry and degrees, only the order changes),
+``random-hilbert`` and ``random-rcm`` (the random points reordered, along a Hilbert
+curve on the faces of the cube, or by reverse Cuthill-McKee on the edges of their
+triangulation, before ``Mesh.from_points``: prototypes, not library code) and
+``healpix`` (``HealpixGrid(nside).mesh``, NESTED, ``nside`` the power of 2 with
+``12 nside**2`` closest to V, with its own dense floor ``floor@healpix``). Each row
+then prints each mesh's time over the icosphere's and its ratio to the dense floor
+at its own V.
+
+On a shared machine: ``--threads 1`` (one intra-op thread) and ``--clock cpu`` (each
+column timed by the process's CPU time, ``time.process_time``, instead of wall-clock:
+the work done, not the time spent descheduled); ``--no-original`` skips the slow
+original column.
+
 Usage::
 
     python experiments/benchmark/meshconv.py --json runs/benchmark/meshconv.json
     python experiments/benchmark/meshconv.py --device cuda --large
+    python experiments/benchmark/meshconv.py --levels 5,7 --threads 1 --clock cpu --no-original --no-memory \
+        --no-unet --mesh-levels 0 --meshes random scrambled random-hilbert random-rcm healpix --repeats 21
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import importlib.util
 import json
@@ -45,6 +66,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -66,6 +89,87 @@ status_kib, reset_peak_rss, peak_step_memory_mib = (_memory.status_kib, _memory.
 OriginalMeshConv, original_chunk = _original.OriginalMeshConv, _original.original_chunk
 BATCH, CHANNELS = _original.BATCH, _original.CHANNELS
 COLUMNS = ("meshcnn", "floor", "original", "torch-harmonics")
+MESH_KINDS = ("random", "scrambled", "random-hilbert", "random-rcm", "healpix")
+MESH_SEED = 0
+
+
+# ----------------------------------------------------------------------------- other meshes (--meshes)
+def random_points(n: int, seed: int = MESH_SEED) -> np.ndarray:
+    """``n`` uniformly random unit vectors ``(n, 3)`` (normalised Gaussians), in the order drawn."""
+    p = np.random.default_rng(seed).standard_normal((n, 3))
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def _hilbert_index(x: np.ndarray, y: np.ndarray, bits: int) -> np.ndarray:
+    """Index along the Hilbert curve of the ``2**bits`` square of integer points ``(x, y)``."""
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    d = np.zeros_like(x)
+    s = 1 << (bits - 1)
+    while s > 0:
+        rx, ry = (x & s) > 0, (y & s) > 0
+        d += s * s * ((3 * rx) ^ ry)
+        flip = ~ry  # rotate the quadrant
+        mirror = flip & rx
+        x, y = np.where(mirror, s - 1 - x, x), np.where(mirror, s - 1 - y, y)
+        x, y = np.where(flip, y, x), np.where(flip, x, y)
+        s >>= 1
+    return d
+
+
+def hilbert_order(points: np.ndarray, bits: int = 16) -> np.ndarray:
+    """The permutation sorting unit vectors along a space-filling curve: by cube face
+    (the largest coordinate's axis and sign), then along the Hilbert curve of the
+    gnomonic coordinates on that face."""
+    idx = np.arange(len(points))
+    axis = np.abs(points).argmax(1)
+    face = 2 * axis + (points[idx, axis] > 0)
+    others = np.array([[1, 2], [0, 2], [0, 1]])[axis]
+    top = np.abs(points[idx, axis])
+    n = 2**bits - 1
+    u, v = ((np.clip(((points[idx, others[:, k]] / top + 1) / 2 * n).round(), 0, n)) for k in (0, 1))
+    return np.lexsort((_hilbert_index(u, v, bits), face))
+
+
+def rcm_order(mesh: meshcnn.Mesh) -> np.ndarray:
+    """Reverse Cuthill-McKee permutation of the mesh's vertex graph (its edges): neighbours get
+    nearby indices (a small bandwidth)."""
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    v, e = mesh.num_vertices, mesh.edges
+    adjacency = sp.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
+                              shape=(v, v)).tocsr()
+    return np.asarray(reverse_cuthill_mckee(adjacency, symmetric_mode=True), dtype=np.int64)
+
+
+def healpix_nside_for(num_vertices: int) -> int:
+    """The power of 2 ``nside`` whose ``12 nside**2`` is closest to ``num_vertices`` (in ratio)."""
+    return min((2**k for k in range(14)), key=lambda n: abs(math.log(12 * n * n / num_vertices)))
+
+
+@functools.lru_cache(maxsize=16)
+def bench_mesh(kind: str, level: int) -> meshcnn.Mesh:
+    """The mesh of column ``meshcnn@<kind>`` at ``level`` (see the module docstring), deterministic."""
+    from meshcnn.geometry import Mesh
+
+    v = meshcnn.icosphere(level).num_vertices
+    if kind == "icosphere":
+        return meshcnn.icosphere(level)
+    if kind == "random":
+        return Mesh.from_points(random_points(v), name="random")
+    if kind == "scrambled":
+        perm = np.random.default_rng(MESH_SEED).permutation(v)
+        return Mesh.from_points(meshcnn.icosphere(level).vertices[perm], name="scrambled")
+    if kind == "random-hilbert":
+        p = random_points(v)
+        return Mesh.from_points(p[hilbert_order(p)], name="random-hilbert")
+    if kind == "random-rcm":
+        p = random_points(v)
+        return Mesh.from_points(p[rcm_order(bench_mesh("random", level))], name="random-rcm")
+    if kind == "healpix":
+        from meshcnn.grids import HealpixGrid
+
+        return HealpixGrid(healpix_nside_for(v)).mesh
+    raise ValueError(f"unknown mesh kind {kind!r}")
 
 
 # ----------------------------------------------------------------------------- columns
@@ -90,7 +194,14 @@ class Column:
         torch.manual_seed(seed)
         v = meshcnn.icosphere(level).num_vertices
         self.name, self.detail = name, ""
-        if name == "meshcnn" or name.startswith("meshcnn:"):  # "meshcnn:<orientation>"
+        if name.startswith("meshcnn@"):  # "meshcnn@<mesh kind>": MeshConv on another mesh
+            mesh = bench_mesh(name.partition("@")[2], level)
+            self.layer = meshcnn.MeshConv(CHANNELS, CHANNELS, mesh=mesh).to(device)
+            shape = (BATCH, CHANNELS, mesh.num_vertices)
+        elif name.startswith("floor@"):  # the dense floor at that mesh's V
+            self.layer = nn.Conv1d(4 * CHANNELS, CHANNELS, kernel_size=1).to(device)
+            shape = (BATCH, 4 * CHANNELS, bench_mesh(name.partition("@")[2], level).num_vertices)
+        elif name == "meshcnn" or name.startswith("meshcnn:"):  # "meshcnn:<orientation>"
             orientation = name.partition(":")[2] or "fixed"
             self.layer = meshcnn.MeshConv(CHANNELS, CHANNELS, level, orientation=orientation).to(device)
             shape = (BATCH, CHANNELS, v)
@@ -144,8 +255,9 @@ def sync(device: torch.device) -> None:
 
 
 def time_interleaved(steps: dict[str, Callable[[], None]], repeats: dict[str, int], warmup: int,
-                     device: torch.device) -> dict[str, float]:
-    """Median seconds per call of each step; the steps run round-robin."""
+                     device: torch.device, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Median seconds per call of each step; the steps run round-robin. ``clock``: wall-clock
+    (``time.perf_counter``, default) or the process's CPU time (``time.process_time``)."""
     times: dict[str, list[float]] = {k: [] for k in steps}
     rounds = warmup + max(repeats.values())
     for r in range(rounds):
@@ -153,11 +265,11 @@ def time_interleaved(steps: dict[str, Callable[[], None]], repeats: dict[str, in
             if r >= warmup + repeats[name]:
                 continue
             sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             step()
             sync(device)
             if r >= warmup:
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -230,13 +342,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--orientations", nargs="*", default=[], choices=[o for o in meshcnn.ORIENTATIONS if o != "fixed"],
         help="also time MeshConv with these orientations (columns 'meshcnn:<orientation>', "
              "timed interleaved with the others; ratio to the default 'fixed' printed per level)")
+    add("--meshes", nargs="*", default=[], choices=MESH_KINDS,
+        help="also time MeshConv (fixed) on these meshes (columns 'meshcnn@<kind>', timed interleaved with "
+             "the others; time / icosphere and ratio to the dense floor at the mesh's V printed per level): "
+             "random points, the icosphere's vertices scrambled, random points in Hilbert or RCM order, "
+             "HEALPix of the nearest size")
+    add("--no-original", action="store_true", help="skip the (slow) original UGSCNN column")
+    add("--threads", type=int, default=None,
+        help="torch.set_num_threads(N) first (default: torch's own; 1 on a shared machine)")
+    add("--clock", choices=("wall", "cpu"), default="wall",
+        help="time the conv columns by wall clock (default) or by the process's CPU time (time.process_time: "
+             "with --threads 1, the work done, not the time spent descheduled on a loaded machine; CPU only)")
     add("--json", default=None, help="write the results as JSON to this path")
     add("--probe", nargs=3, metavar=("KIND", "NAME", "LEVEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.probe:
         return args
     if not args.device.startswith(("cpu", "cuda")):
         parser.error(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.clock == "cpu" and not args.device.startswith("cpu"):
+        parser.error("--clock cpu times CPU work: only with --device cpu")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
     if args.device.startswith("cpu") and not args.no_memory and not reset_peak_rss():
@@ -254,7 +383,7 @@ def run_meta(args: argparse.Namespace, device: torch.device, has_th: bool) -> di
         "threads": torch.get_num_threads(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "batch": BATCH, "channels": CHANNELS, "dtype": "float32",
+        "batch": BATCH, "channels": CHANNELS, "dtype": "float32", "clock": args.clock,
         "repeats": args.repeats, "warmup": args.warmup, "original_repeats": args.original_repeats,
         "torch_harmonics": (getattr(importlib.import_module("torch_harmonics"), "__version__", "unknown") if has_th
                             else "not installed"),
@@ -275,27 +404,44 @@ def bench_level(level: int, columns: list[str], args: argparse.Namespace, device
     """One table row: every column timed interleaved, the original checked against MeshConv."""
     cols = {name: Column(name, level, device, args.ref_max_gb) for name in columns}
     data = {name: col.inputs() for name, col in cols.items()}
-    with torch.no_grad():  # same weights => same output: the original against MeshConv
-        x = data["meshcnn"][0].detach()
-        cols["original"].layer.weight.copy_(cols["meshcnn"].layer.weight)
-        cols["original"].layer.bias.copy_(cols["meshcnn"].layer.bias)
-        a, b = cols["meshcnn"].layer(x), cols["original"].layer(x)
-        rel_diff = ((a - b).abs().max() / a.abs().max()).item()
+    rel_diff = None
+    if "original" in cols:
+        with torch.no_grad():  # same weights => same output: the original against MeshConv
+            x = data["meshcnn"][0].detach()
+            cols["original"].layer.weight.copy_(cols["meshcnn"].layer.weight)
+            cols["original"].layer.bias.copy_(cols["meshcnn"].layer.bias)
+            a, b = cols["meshcnn"].layer(x), cols["original"].layer(x)
+            rel_diff = ((a - b).abs().max() / a.abs().max()).item()
     steps = {name: (lambda c=cols[name], d=data[name]: c.step(*d)) for name in columns}
     repeats = {name: (args.original_repeats if name == "original" else args.repeats) for name in columns}
-    seconds = time_interleaved(steps, repeats, args.warmup, device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    seconds = time_interleaved(steps, repeats, args.warmup, device, clock)
     memory = {} if args.no_memory else {name: column_memory(name, level, device, args) for name in columns}
     return {
         "level": level, "num_vertices": meshcnn.icosphere(level).num_vertices,
         "seconds": seconds, "peak_mib": memory,
         "details": {name: col.detail for name, col in cols.items() if col.detail},
         "original_max_rel_diff": rel_diff,
-        "speedup_vs_original": seconds["original"] / seconds["meshcnn"],
+        "speedup_vs_original": (seconds["original"] / seconds["meshcnn"]) if "original" in seconds else None,
         "ratio_to_floor": seconds["meshcnn"] / seconds["floor"],
         "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th
         else "torch-harmonics not installed",
         "ratio_to_fixed": {o: seconds[f"meshcnn:{o}"] / seconds["meshcnn"] for o in args.orientations},
+        "meshes": {kind: mesh_summary(kind, level, seconds) for kind in args.meshes},
     }
+
+
+def mesh_summary(kind: str, level: int, seconds: dict[str, float]) -> dict:
+    """Column ``meshcnn@<kind>`` of one row: its V, its time over the icosphere's (same V only)
+    and over the dense floor at its own V."""
+    mesh = bench_mesh(kind, level)
+    t = seconds[f"meshcnn@{kind}"]
+    floor = seconds.get(f"floor@{kind}", seconds["floor"])
+    same_v = mesh.num_vertices == meshcnn.icosphere(level).num_vertices
+    degree = np.bincount(mesh.faces.reshape(-1), minlength=mesh.num_vertices)
+    return {"num_vertices": mesh.num_vertices, "name": mesh.name, "max_degree": int(degree.max()),
+            "ratio_to_icosphere": t / seconds["meshcnn"] if same_v else None,
+            "ratio_to_floor": t / floor}
 
 
 def report_unet(args: argparse.Namespace, device: torch.device) -> dict:
@@ -336,7 +482,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     mesh_levels = [lvl for lvl in meshcnn.geometry.mesh._parse_levels(args.mesh_levels)
                    if lvl <= 7 or not args.skip_large_meshes]
     has_th = torch_harmonics_available()
-    columns = [c for c in COLUMNS if c != "torch-harmonics" or has_th] + [f"meshcnn:{o}" for o in args.orientations]
+    columns = [c for c in COLUMNS if (c != "torch-harmonics" or has_th) and (c != "original" or not args.no_original)]
+    columns += [f"meshcnn:{o}" for o in args.orientations] + [f"meshcnn@{kind}" for kind in args.meshes]
+    columns += [f"floor@{kind}" for kind in args.meshes if kind == "healpix"]
     # subprocesses load the meshes from files instead of rebuilding them
     if not os.environ.get("MESHCNN_MESH_DIR"):
         os.environ["MESHCNN_MESH_DIR"] = os.path.join(tempfile.gettempdir(), "meshcnn-benchmark-meshes")
@@ -344,7 +492,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"# {meta['date_utc']}  torch {meta['torch']}  {meta['device_name']}  threads={meta['threads']}  "
           f"load={meta['load_avg']}")
     print(f"# forward+backward, batch {BATCH}, {CHANNELS}->{CHANNELS} channels, float32, median of "
-          f"{args.repeats} (original: {args.original_repeats}) after {args.warmup} warm-up; ms")
+          f"{args.repeats} (original: {args.original_repeats}) after {args.warmup} warm-up; ms"
+          + ("" if args.clock == "wall" else " of process CPU time"))
     rows = []
     for level in levels:
         rows.append(bench_level(level, columns, args, device, has_th))
@@ -361,24 +510,33 @@ def main(argv: list[str] | None = None) -> dict | None:
 def _print_row(row: dict, has_th: bool, first: bool) -> None:
     names = list(row["seconds"]) + ([] if has_th else ["torch-harmonics"])
     if first:
-        head = f"{'level':>5} {'V':>8} | " + " ".join(f"{n:>16}" for n in names)
+        head = f"{'level':>5} {'V':>8} | " + " ".join(f"{n:>{max(16, len(n))}}" for n in names)
         head += " | orig/mc  mc/floor" + ("  mc/th" if has_th else "") + " | peak MiB " + " ".join(
-            f"{n[:8]:>8}" for n in names) + " | max rel diff orig"
+            f"{n.replace('meshcnn@', '@').replace('floor@', 'f@')[:8]:>8}" for n in names) + " | max rel diff orig"
         print(head)
     line = f"{row['level']:>5} {row['num_vertices']:>8} | " + " ".join(
-        f"{row['seconds'][n] * 1e3:16.2f}" if n in row['seconds'] else f"{'not installed':>16}" for n in names)
-    line += f" | {row['speedup_vs_original']:7.1f}x {row['ratio_to_floor']:7.2f}x"
+        f"{row['seconds'][n] * 1e3:{max(16, len(n))}.2f}" if n in row['seconds'] else f"{'not installed':>16}"
+        for n in names)
+    orig = row["speedup_vs_original"]
+    line += (f" | {orig:7.1f}x" if orig is not None else f" | {'-':>8}") + f" {row['ratio_to_floor']:7.2f}x"
     if has_th:
         line += f" {row['ratio_to_torch_harmonics']:6.2f}x"
     mem = row["peak_mib"]
     line += " | " + " ".join(
         f"{mem[n]:8.0f}" if isinstance(mem.get(n), float) else f"{'-':>8}" for n in names)
-    line += f" | {row['original_max_rel_diff']:.1e}"
+    diff = row["original_max_rel_diff"]
+    line += f" | {diff:.1e}" if diff is not None else " | -"
     if row["details"]:
         line += "  (" + "; ".join(f"{k}: {v}" for k, v in row["details"].items()) + ")"
     if row.get("ratio_to_fixed"):
         line += "\n      orientation cost, time / fixed: " + ", ".join(
             f"{o} {r:.2f}x" for o, r in row["ratio_to_fixed"].items())
+    if row.get("meshes"):
+        line += (f"\n      meshes (fixed), time / icosphere and mc/floor (icosphere {row['ratio_to_floor']:.2f}x): "
+                 + ", ".join(
+            f"{kind} " + (f"{m['ratio_to_icosphere']:.2f}x" if m["ratio_to_icosphere"] is not None
+                          else f"V={m['num_vertices']}") + f" ({m['ratio_to_floor']:.2f}x)"
+            for kind, m in row["meshes"].items()))
     print(line, flush=True)
 
 
