@@ -285,6 +285,7 @@ class Regridder:
         self._weights32: sp.csr_matrix | None = None
         self._selection: bool | None = None
         self._torch: dict[Any, Any] = {}
+        self._token: str | None = None
 
     def __repr__(self) -> str:
         return (f"Regridder({self.src!r} -> {self.dst!r}, method={self.method!r}, skipna={self.skipna}, "
@@ -292,6 +293,14 @@ class Regridder:
 
     def __getstate__(self) -> dict[str, Any]:  # sent to Dask workers: without the device copies
         return {**self.__dict__, "_torch": {}}
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        """A deterministic Dask token: the method and the SHA-256 of the weights and shapes (computed once)."""
+        if getattr(self, "_token", None) is None:
+            self._token = _checksum({"data": self.weights.data, "indices": self.weights.indices,
+                                     "indptr": self.weights.indptr, "src": np.asarray(self.src_shape),
+                                     "dst": np.asarray(self.dst_shape)})
+        return ("meshcnn.Regridder", f"{self.method}:{self._token}")
 
     # ------------------------------------------------------------------ calling
     def __call__(self, data: Any, *, skipna: bool | None = None, na_thres: float | None = None,

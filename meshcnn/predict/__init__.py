@@ -4,7 +4,8 @@ tracked events. Command line: ``python -m meshcnn predict`` / ``meshcnn events s
 :mod:`.runner` (:func:`predict_files`, the file loop) runs the stages of :mod:`.stages`
 (read and regrid in ``DataLoader`` workers, model, regrid back) with the model of
 :mod:`.predictor`, reading with :mod:`.inputs` and writing with :mod:`.output`;
-:mod:`.events` finds connected events on the mesh and summarises an events CSV.
+:mod:`.events` finds connected events on the mesh and summarises an events CSV; :mod:`.distributed` runs
+the chunks on a ``dask.distributed`` cluster (``meshcnn predict --dask``, ``predict_files(client=)``).
 """
 from .predictor import PredictError, Predictor, load_predictor, file_sha256
 from .inputs import find_inputs, read_fields

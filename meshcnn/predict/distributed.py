@@ -10,8 +10,9 @@ file, so a long file is spread over the workers as well as many files. The proce
 memory. A task (:func:`predict_chunk`) runs the stages *read*, *regrid*, *model*, *regrid
 back* and the events on a worker and returns the labels (and probabilities) on the file's
 grid, the mesh labels and the events. Each worker process loads the model once (kept per
-checkpoint, SHA-256 and device) and keeps the file of its last chunk open for the file's next
-chunk. The calling process takes the results in file and time order and writes the outputs
+checkpoint, SHA-256 and device; all workers at once before the first task, with the
+regridders of the first file's grid, :func:`prepare_worker`) and keeps the file of its last
+chunk open for the file's next chunk. The calling process takes the results in file and time order and writes the outputs
 exactly as the serial run does (one temporary file per output, renamed into place when
 complete), so the outputs are the same files, resume works as before, and a killed run
 leaves no partial output.
@@ -35,7 +36,7 @@ from typing import Any
 
 from .predictor import PredictError, Predictor, load_predictor
 
-__all__ = ["predict_chunk", "chunk_results", "local_client", "IN_FLIGHT_PER_WORKER"]
+__all__ = ["predict_chunk", "prepare_worker", "chunk_results", "local_client", "IN_FLIGHT_PER_WORKER"]
 
 #: Chunks submitted per worker ahead of the one being written.
 IN_FLIGHT_PER_WORKER = 2
@@ -86,6 +87,14 @@ def _worker_predictor(checkpoint: str, sha256: str, device: str, threads: int) -
                                f"the run started with {sha256})")
         _WORKER["predictors"][key] = predictor
     return predictor
+
+
+def prepare_worker(checkpoint: str, sha256: str, path: str, *, device: str, threads: int) -> None:
+    """Load the model on this worker and build the regridders of ``path``'s grid (run on every worker first)."""
+    from .stages import prebuild_matrices
+
+    predictor = _worker_predictor(checkpoint, sha256, device, threads)
+    prebuild_matrices([Path(path)], predictor.grid)
 
 
 def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, device: str, threads: int,
@@ -146,6 +155,10 @@ def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int
     pending: deque[Any] = deque()
     todo = iter(chunks)
     checkpoint = str(Path(predictor.checkpoint).resolve())
+    if chunks:  # every worker loads the model and builds the first file's regridders now, all at once
+        first = str(Path(files[chunks[0][0]]).resolve())
+        client.run(prepare_worker, checkpoint, predictor.sha256, first, device=options["device"],
+                   threads=options["threads"])
 
     def submit() -> bool:
         chunk = next(todo, None)

@@ -296,3 +296,19 @@ def test_same_kind_pairs():
         assert np.abs(Regridder(healpix, 3, method)(values) - exact).max() < tol
     with pytest.raises(ValueError, match="conservative"):
         Regridder(coarse, fine, "conservative")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_on_cuda_matches_the_cpu_and_gradcheck():
+    lat, lon = TEN
+    rg = Regridder(LatLonGrid(lat, lon), 2, "bilinear", skipna=True)
+    x = torch.randn(3, 19, 36, dtype=torch.float64)
+    x[0, 2:5, 3:9] = float("nan")
+    out = rg(x.cuda())
+    assert out.device.type == "cuda"
+    np.testing.assert_allclose(out.cpu().numpy(), rg(x.numpy()), rtol=1e-12, atol=1e-12, equal_nan=True)
+    module = rg.to_module().cuda()
+    np.testing.assert_allclose(module(x.cuda()).cpu().numpy(), rg(x.numpy()), rtol=1e-12, atol=1e-12, equal_nan=True)
+    small = Regridder(LatLonGrid(np.linspace(-90.0, 90.0, 7), np.arange(0.0, 360.0, 30.0)), 1)
+    assert torch.autograd.gradcheck(small, (torch.randn(2, 7, 12, dtype=torch.float64, device="cuda",
+                                                        requires_grad=True),))
