@@ -72,7 +72,7 @@ def test_archive_stays_lazy_and_equals_eager_to_the_last_bit(archives, kind, met
         lazy = xr.open_zarr(archives[kind], consolidated=False)
     else:
         lazy = xr.open_mfdataset(archives[kind], combine="by_coords", data_vars="minimal",
-                                 compat="override")
+                                 coords="minimal", compat="override")
     assert lazy["tas"].chunks[0] == (CHUNK,) * 10
     rg = Regridder(LatLonGrid(LAT, LON), HealpixGrid(4), method, skipna=True)
     with CountTasks() as counter:
