@@ -2,12 +2,14 @@
 
 How it is scheduled
 -------------------
-The unit of work is the same chunk as in the serial run: ``--batch-size`` time steps of one
-file, so a long file is spread over the workers as well as many files. The process that calls
+The unit of work is a file (its chunks of ``--batch-size`` steps in order, as in the serial
+run) when there are at least as many files as workers, so that each file is read, and its
+compressed HDF5 chunks decompressed, by one worker only; with fewer files than workers it is
+one chunk, so that a long file is spread over the workers. The process that calls
 :func:`meshcnn.predict.predict_files` plans the run (which outputs are complete, with
-``--resume``; each file's header) and submits one task per chunk, keeping at most
-:data:`IN_FLIGHT_PER_WORKER` per worker in flight so that finished chunks do not pile up in
-memory. A task (:func:`predict_chunk`) runs the stages *read*, *regrid*, *model*, *regrid
+``--resume``; each file's header) and submits the tasks, keeping at most
+:data:`IN_FLIGHT_PER_WORKER` per worker in flight so that finished ones do not pile up in
+memory. A task (:func:`predict_chunks`, :func:`predict_chunk` per chunk) runs the stages *read*, *regrid*, *model*, *regrid
 back* and the events on a worker and returns the labels (and probabilities) on the file's
 grid, the mesh labels and the events. Each worker process loads the model once (kept per
 checkpoint, SHA-256 and device; all workers at once before the first task, with the
@@ -36,7 +38,7 @@ from typing import Any
 
 from .predictor import PredictError, Predictor, load_predictor
 
-__all__ = ["predict_chunk", "prepare_worker", "chunk_results", "local_client", "IN_FLIGHT_PER_WORKER"]
+__all__ = ["predict_chunk", "predict_chunks", "prepare_worker", "chunk_results", "local_client", "IN_FLIGHT_PER_WORKER"]
 
 #: Chunks submitted per worker ahead of the one being written.
 IN_FLIGHT_PER_WORKER = 2
@@ -134,11 +136,30 @@ def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, 
     return item
 
 
+def predict_chunks(checkpoint: str, sha256: str, path: str, steps: list[tuple[int, int]],
+                   **options: Any) -> list[dict[str, Any]]:
+    """:func:`predict_chunk` for each ``(t0, t1)`` of ``steps`` of one file, in order, on one worker (one task):
+    the file is opened, and its HDF5 chunks decompressed, once."""
+    return [predict_chunk(checkpoint, sha256, path, t0, t1, **options) for t0, t1 in steps]
+
+
+def _tasks(chunks: Sequence[tuple[int, int, int]], workers: int) -> list[list[tuple[int, int, int]]]:
+    """The chunks grouped into tasks: one task per file when there are at least as many files as workers
+    (a file is read by one worker), else one per chunk (a long file spread over the workers)."""
+    by_file: dict[int, list[tuple[int, int, int]]] = {}
+    for chunk in chunks:
+        by_file.setdefault(chunk[0], []).append(chunk)
+    if len(by_file) >= workers:
+        return list(by_file.values())
+    return [[chunk] for chunk in chunks]
+
+
 def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
                   **options: Any) -> Iterator[dict[str, Any]]:
     """The results of :func:`predict_chunk` for ``chunks`` (``(file index, t0, t1)``), in their order.
 
-    At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted ahead of the one taken.
+    With at least as many files as workers, a task is a whole file (:func:`predict_chunks`); with fewer,
+    a chunk. At most :data:`IN_FLIGHT_PER_WORKER` tasks per worker are submitted ahead of the one taken.
 
     Parameters
     ----------
@@ -153,7 +174,7 @@ def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int
     workers = max(len(client.scheduler_info().get("workers", {})), 1)
     limit = IN_FLIGHT_PER_WORKER * workers
     pending: deque[Any] = deque()
-    todo = iter(chunks)
+    todo = iter(_tasks(chunks, workers))
     checkpoint = str(Path(predictor.checkpoint).resolve())
     if chunks:  # every worker loads the model and builds the first file's regridders now, all at once
         first = str(Path(files[chunks[0][0]]).resolve())
@@ -161,12 +182,12 @@ def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int
                    threads=options["threads"])
 
     def submit() -> bool:
-        chunk = next(todo, None)
-        if chunk is None:
+        task = next(todo, None)
+        if task is None:
             return False
-        file_index, t0, t1 = chunk
-        future = client.submit(predict_chunk, checkpoint, predictor.sha256, str(Path(files[file_index]).resolve()),
-                               t0, t1, pure=False, **options)
+        file_index = task[0][0]
+        future = client.submit(predict_chunks, checkpoint, predictor.sha256, str(Path(files[file_index]).resolve()),
+                               [(t0, t1) for _, t0, t1 in task], pure=False, **options)
         pending.append((file_index, future))
         return True
 
@@ -175,10 +196,11 @@ def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int
     try:
         while pending:
             file_index, future = pending.popleft()
-            result = future.result()
+            results = future.result()
             submit()
-            result["file"] = file_index
-            yield result
+            for result in results:
+                result["file"] = file_index
+                yield result
     finally:
         for _, future in pending:
             future.cancel()

@@ -122,3 +122,12 @@ def test_zarr_inputs_give_the_netcdf_outputs(run, tmp_path):
             assert x["time"].attrs == y["time"].attrs
     again = predict_files([stores], run["checkpoint"], tmp_path / "b", resume=True, progress=False)
     assert again["skipped_complete"] == 2
+
+
+def test_tasks_are_files_or_chunks():
+    from meshcnn.predict.distributed import _tasks
+
+    chunks = [(0, 0, 4), (0, 4, 8), (1, 0, 4), (2, 0, 2)]
+    assert _tasks(chunks, 2) == [[(0, 0, 4), (0, 4, 8)], [(1, 0, 4)], [(2, 0, 2)]]  # a file read by one worker
+    assert _tasks(chunks, 4) == [[c] for c in chunks]  # fewer files than workers: chunks spread
+    assert _tasks([(0, 0, 4), (0, 4, 8)], 2) == [[(0, 0, 4)], [(0, 4, 8)]]  # one long file over the workers
