@@ -53,7 +53,7 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=2, metavar="N",
                    help="with --dask: worker processes of the local cluster (each with --threads torch threads)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="with --dask: the address of an existing scheduler (tcp://host:8786) instead of a local cluster")
+                   help="with --dask: the address of an existing scheduler (tcp://host:8786), not a local cluster")
 
 
 def _events_parser(sub: Any) -> None:

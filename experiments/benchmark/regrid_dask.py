@@ -145,7 +145,8 @@ def lazy(work: Path) -> list[dict]:
           f"{CHUNK * 40962 * 4 / 2**20:.1f} MiB)")
     print("| mode | wall (s) | peak memory above baseline (MiB) | equal to eager |\n|---|---|---|---|")
     for row in rows:
-        print(f"| {row['mode']} | {row['wall_s']:.1f} | {row['peak_above_baseline_mb']:.0f} | {row['equal_to_eager']} |")
+        print(f"| {row['mode']} | {row['wall_s']:.1f} | {row['peak_above_baseline_mb']:.0f} | "
+              f"{row['equal_to_eager']} |")
     return rows
 
 

@@ -9,14 +9,14 @@ one chunk, so that a long file is spread over the workers. The process that call
 :func:`meshcnn.predict.predict_files` plans the run (which outputs are complete, with
 ``--resume``; each file's header) and submits the tasks, keeping at most
 :data:`IN_FLIGHT_PER_WORKER` per worker in flight so that finished ones do not pile up in
-memory. A task (:func:`predict_chunks`, :func:`predict_chunk` per chunk) runs the stages *read*, *regrid*, *model*, *regrid
-back* and the events on a worker and returns the labels (and probabilities) on the file's
-grid, the mesh labels and the events. Each worker process loads the model once (kept per
-checkpoint, SHA-256 and device; all workers at once before the first task, with the
+memory. A task (:func:`predict_chunks`, :func:`predict_chunk` per chunk) runs the stages
+*read*, *regrid*, *model*, *regrid back* and the events on a worker and returns the labels
+(and probabilities) on the file's grid, the mesh labels and the events. Each worker process
+loads the model once (kept per checkpoint, SHA-256 and device; all workers at once before the first task, with the
 regridders of the first file's grid, :func:`prepare_worker`) and keeps the file of its last
-chunk open for the file's next chunk. The calling process takes the results in file and time order and writes the outputs
-exactly as the serial run does (one temporary file per output, renamed into place when
-complete), so the outputs are the same files, resume works as before, and a killed run
+chunk open for the file's next chunk. The calling process takes the results in file and time
+order and writes the outputs exactly as the serial run does (one temporary file per output,
+renamed into place when complete), so the outputs are the same files, resume works as before, and a killed run
 leaves no partial output.
 
 Use a local cluster (``meshcnn predict --dask --workers N``), an existing one (``--scheduler

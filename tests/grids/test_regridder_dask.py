@@ -119,9 +119,9 @@ def test_dask_array_and_chunked_grid_dimensions():
     back = Regridder(3, LatLonGrid(LAT, LON))(out)
     assert back.shape == (40, 19, 36) and back.chunks[1:] == ((19,), (36,))
     labels = da.from_array(np.arange(19 * 36).reshape(19, 36), chunks=(19, 36))
-    picked = Regridder(LatLonGrid(LAT, LON), 3, "nearest")(labels)
-    assert picked.dtype == labels.dtype and np.array_equal(picked.compute(),
-                                                           Regridder(LatLonGrid(LAT, LON), 3, "nearest")(labels.compute()))
+    nearest = Regridder(LatLonGrid(LAT, LON), 3, "nearest")
+    picked = nearest(labels)
+    assert picked.dtype == labels.dtype and np.array_equal(picked.compute(), nearest(labels.compute()))
 
 
 def test_without_dask_the_error_names_the_extra(monkeypatch):

@@ -354,7 +354,8 @@ class LazyClimateDataset(Dataset):
         return start, data, labels
 
     def raw(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Un-normalized ``data (C, V)`` float32 and ``labels (V,)`` int64 (``None`` without labels) of step ``index``."""
+        """Un-normalized ``data (C, V)`` float32 and ``labels (V,)`` int64 (``None`` without labels) of step
+        ``index``."""
         if not 0 <= index < self.num_steps:
             raise IndexError(f"step {index} outside 0..{self.num_steps - 1}")
         start = index // self.window * self.window
