@@ -41,13 +41,12 @@ _GRID_ATTRS = ("bounds", "cell_measures", "grid_mapping", "coordinates")
 _STALE_MESH_ATTRS = ("mesh_level", "mesh_name", "mesh_fingerprint")
 
 
-def _import_xarray() -> Any:
+def _import_xarray(purpose: str = "regrid_dataarray needs xarray") -> Any:
+    """The xarray module, or an ImportError that says what needs it (``purpose``) and names the extra."""
     try:
         import xarray
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "regrid_dataarray needs xarray; install the optional extra: pip install 'meshcnn[climate]'"
-        ) from exc
+        raise ImportError(f"{purpose}; install the optional extra: pip install 'meshcnn[climate]'") from exc
     return xarray
 
 

@@ -67,6 +67,7 @@ import numpy as np
 from ..geometry.coords import latlon_to_xyz, num_vertices_at, xyz_to_latlon
 from ..geometry.mesh import MAX_LEVEL, Mesh, check_level, icosphere
 from ..io import discard, publish, temporary_beside
+from ._xarray import _import_xarray
 
 __all__ = ["UnstructuredGrid", "GridFileError", "write_icon_grid", "write_mpas_grid", "ICON_SPHERE_RADIUS"]
 
@@ -88,12 +89,7 @@ class GridFileError(ValueError):
 
 def _xarray() -> Any:
     """The xarray module, or an ImportError that names the optional extra."""
-    try:
-        import xarray
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("reading and writing ICON/MPAS grid files needs xarray and netCDF4; install the optional "
-                          "extra: pip install 'meshcnn[climate]'") from exc
-    return xarray
+    return _import_xarray("reading and writing ICON/MPAS grid files needs xarray and netCDF4")
 
 
 # ---------------------------------------------------------------------------------------------- the grid
