@@ -6,6 +6,7 @@ Geometry (:mod:`meshcnn.geometry.mesh`, :mod:`meshcnn.geometry.operators`) -> la
 The names below are loaded on first use (PEP 562), so that the geometry layer and its
 command-line tool (``python -m meshcnn.geometry``) do not import torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,9 +15,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "Mesh": "meshcnn.geometry.mesh", "icosphere": "meshcnn.geometry.mesh", "MeshHierarchy": "meshcnn.geometry.hierarchy",
-    "MeshConv": "meshcnn.nn.layers", "MeshConvTranspose": "meshcnn.nn.layers", "MeshPool": "meshcnn.nn.layers",
-    "ORIENTATIONS": "meshcnn.nn.layers", "hemisphere_flip": "meshcnn.nn.layers",
+    "Mesh": "meshcnn.geometry.mesh",
+    "icosphere": "meshcnn.geometry.mesh",
+    "MeshHierarchy": "meshcnn.geometry.hierarchy",
+    "MeshConv": "meshcnn.nn.layers",
+    "MeshConvTranspose": "meshcnn.nn.layers",
+    "MeshPool": "meshcnn.nn.layers",
+    "ORIENTATIONS": "meshcnn.nn.layers",
+    "hemisphere_flip": "meshcnn.nn.layers",
 }
 __all__ = [*_HOMES, "models", "__version__"]
 

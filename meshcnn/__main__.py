@@ -8,6 +8,7 @@
 
 The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.predict.summarize`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,53 +26,84 @@ MAX_NAN_FRACTION = 0.05
 def _predict_parser(sub: Any) -> None:
     """``meshcnn predict``; ``--device``, ``--threads``, ``--num-workers``, ``--resume`` and
     ``--no-progress`` come from :func:`meshcnn.cli.run_options`."""
-    p = sub.add_parser("predict", help="segment netCDF files with a trained checkpoint",
-                       description="Segment netCDF files of the training variables (any global lat-lon grid) with a "
-                                   "checkpoint of experiments/climate_segmentation/train.py: one netCDF of LABELS per "
-                                   "input, on the input's own grid, in OUTDIR.",
-                       formatter_class=HELP_FORMATTER,
-                       parents=[run_options(resume_help="skip inputs whose output is complete")])
+    p = sub.add_parser(
+        "predict",
+        help="segment netCDF files with a trained checkpoint",
+        description="Segment netCDF files of the training variables (any global lat-lon grid) with a "
+        "checkpoint of experiments/climate_segmentation/train.py: one netCDF of LABELS per "
+        "input, on the input's own grid, in OUTDIR.",
+        formatter_class=HELP_FORMATTER,
+        parents=[run_options(resume_help="skip inputs whose output is complete")],
+    )
     p.set_defaults(num_workers=1)  # one process reading and regridding while the model runs
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_FOLDERS", help="netCDF files, or folders searched for *.nc")
     p.add_argument("--checkpoint", required=True, help="RUN/checkpoint.pt of a spherical segmentation run")
     p.add_argument("--out", required=True, help="output folder (one file per input, same name)")
-    p.add_argument("--events", default=None, metavar="EVENTS.csv",
-                   help="write one CSV row per connected event (and EVENTS.frequency.npz beside it)")
+    p.add_argument(
+        "--events",
+        default=None,
+        metavar="EVENTS.csv",
+        help="write one CSV row per connected event (and EVENTS.frequency.npz beside it)",
+    )
     p.add_argument("--probabilities", action="store_true", help="also write the class probabilities")
     p.add_argument("--batch-size", type=int, default=4, help="time steps per forward pass")
-    p.add_argument("--allow-nan", action="store_true",
-                   help="accept NaN/missing values in the fields (regridded from the valid points only; places "
-                        "without valid data get the training mean, recorded in the output's nan_* attributes)")
-    p.add_argument("--max-nan-fraction", type=float, default=MAX_NAN_FRACTION, metavar="F",
-                   help="with --allow-nan: refuse a file where a variable is missing on more than this fraction of "
-                        "the globe at a time step (it would be filled with the training mean); 1 accepts any gap")
+    p.add_argument(
+        "--allow-nan",
+        action="store_true",
+        help="accept NaN/missing values in the fields (regridded from the valid points only; places "
+        "without valid data get the training mean, recorded in the output's nan_* attributes)",
+    )
+    p.add_argument(
+        "--max-nan-fraction",
+        type=float,
+        default=MAX_NAN_FRACTION,
+        metavar="F",
+        help="with --allow-nan: refuse a file where a variable is missing on more than this fraction of "
+        "the globe at a time step (it would be filled with the training mean); 1 accepts any gap",
+    )
     p.add_argument("--skip-bad", action="store_true", help="log and skip unusable input files instead of stopping")
-    p.add_argument("--dask", action="store_true",
-                   help="run the chunks (files, or --batch-size steps of a long file) on a dask.distributed cluster: "
-                        "a local one of --workers processes, or --scheduler; each worker loads the model once, this "
-                        "process writes the outputs (needs pip install 'meshcnn[dask]')")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="with --dask: worker processes of the local cluster (each with --threads torch threads)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="with --dask: the address of an existing scheduler (tcp://host:8786), not a local cluster")
+    p.add_argument(
+        "--dask",
+        action="store_true",
+        help="run the chunks (files, or --batch-size steps of a long file) on a dask.distributed cluster: "
+        "a local one of --workers processes, or --scheduler; each worker loads the model once, this "
+        "process writes the outputs (needs pip install 'meshcnn[dask]')",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --dask: worker processes of the local cluster (each with --threads torch threads)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --dask: the address of an existing scheduler (tcp://host:8786), not a local cluster",
+    )
 
 
 def _events_parser(sub: Any) -> None:
     """``meshcnn events summary``."""
     e = sub.add_parser("events", help="event statistics")
     esub = e.add_subparsers(dest="events_command", required=True)
-    s = esub.add_parser("summary", help="frequency maps and counts by hemisphere and latitude band",
-                        description="Per class: a PNG map of the fraction of time steps each place is inside an event "
-                                    "(needs EVENTS.frequency.npz beside the CSV) and counts by hemisphere and latitude "
-                                    "band (counts.csv, counts.md).")
+    s = esub.add_parser(
+        "summary",
+        help="frequency maps and counts by hemisphere and latitude band",
+        description="Per class: a PNG map of the fraction of time steps each place is inside an event "
+        "(needs EVENTS.frequency.npz beside the CSV) and counts by hemisphere and latitude "
+        "band (counts.csv, counts.md).",
+    )
     s.add_argument("events", metavar="EVENTS.csv", help="CSV written by meshcnn predict --events")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--projection", choices=("mollweide", "equirectangular"), default="mollweide")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meshcnn", description="meshcnn: segmentation of climate model output "
-                                     "on the icosphere")
+    parser = argparse.ArgumentParser(
+        prog="meshcnn", description="meshcnn: segmentation of climate model output on the icosphere"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _predict_parser(sub)
     _events_parser(sub)
@@ -94,17 +126,30 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
                 client = stack.enter_context(import_distributed().Client(args.scheduler))
             else:
                 client = stack.enter_context(local_client(args.workers))
-        result = predict_files(args.inputs, args.checkpoint, args.out, events=args.events,
-                               probabilities=args.probabilities, resume=args.resume, device=args.device,
-                               batch_size=args.batch_size, num_workers=args.num_workers,
-                               allow_nan=args.allow_nan, max_nan_fraction=args.max_nan_fraction,
-                               skip_bad=args.skip_bad, progress=not args.no_progress,
-                               log_fn=lambda msg: print(msg, file=sys.stderr), client=client,
-                               worker_threads=args.threads)
+        result = predict_files(
+            args.inputs,
+            args.checkpoint,
+            args.out,
+            events=args.events,
+            probabilities=args.probabilities,
+            resume=args.resume,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            allow_nan=args.allow_nan,
+            max_nan_fraction=args.max_nan_fraction,
+            skip_bad=args.skip_bad,
+            progress=not args.no_progress,
+            log_fn=lambda msg: print(msg, file=sys.stderr),
+            client=client,
+            worker_threads=args.threads,
+        )
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
-    print(f"{result['written']} written, {result['skipped_complete']} already complete, "
-          f"{len(result['bad'])} bad, of {result['files']} files ({result['time_steps']} time steps) "
-          f"in {result['wall_s']:.1f} s; stages: {stages}")
+    print(
+        f"{result['written']} written, {result['skipped_complete']} already complete, "
+        f"{len(result['bad'])} bad, of {result['files']} files ({result['time_steps']} time steps) "
+        f"in {result['wall_s']:.1f} s; stages: {stages}"
+    )
     if args.events:
         print(f"{result['events']} events -> {args.events}")
     return result
@@ -115,11 +160,16 @@ def _events_summary(args: argparse.Namespace) -> dict[str, Any]:
     from .predict import summarize
 
     result = summarize(args.events, args.out, projection=args.projection)
-    print(f"{result['num_events']} events"
-          + (f" in {result['num_steps']} time steps" if result["num_steps"] else "")
-          + f"; wrote {args.out}/counts.csv, counts.md"
-          + (f" and {len(result['maps'])} maps" if result["maps"] else
-             " (no frequency maps: the .frequency.npz beside the CSV is missing)"))
+    print(
+        f"{result['num_events']} events"
+        + (f" in {result['num_steps']} time steps" if result["num_steps"] else "")
+        + f"; wrote {args.out}/counts.csv, counts.md"
+        + (
+            f" and {len(result['maps'])} maps"
+            if result["maps"]
+            else " (no frequency maps: the .frequency.npz beside the CSV is missing)"
+        )
+    )
     return result
 
 

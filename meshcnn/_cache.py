@@ -14,6 +14,7 @@ one rule for what a caller may do with the result:
   cache. ``copy=False`` is for results that are immutable by contract (a
   :class:`~meshcnn.geometry.Mesh`, a compiled kernel).
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,9 @@ def cache_key(value: Any) -> Hashable:
         import torch
 
         host = value.detach().to("cpu").contiguous().reshape(-1)
-        return _array_key("tensor", str(value.dtype), tuple(value.shape), host.view(torch.uint8).numpy().tobytes()
-                          ) + (str(value.device),)
+        return _array_key("tensor", str(value.dtype), tuple(value.shape), host.view(torch.uint8).numpy().tobytes()) + (
+            str(value.device),
+        )
     if isinstance(value, (list, tuple)):
         return (type(value).__name__,) + tuple(cache_key(v) for v in value)
     hash(value)  # a clear TypeError for an unhashable argument
@@ -87,6 +89,7 @@ def memoize(maxsize: int | None = 32, *, copy: bool = True) -> Callable[[F], F]:
 
     The wrapped function gets ``cache_clear()`` and ``cache_len()``.
     """
+
     def decorate(fn: F) -> F:
         entries: OrderedDict[Hashable, Any] = OrderedDict()
 

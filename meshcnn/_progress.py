@@ -5,6 +5,7 @@ process-shared lock and a monitor thread. A process forked while another thread 
 that lock, or killed while holding it, leaves every later bar of its family waiting
 forever. :func:`progress_bar` builds a tqdm bar only when one is shown.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

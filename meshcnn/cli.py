@@ -15,6 +15,7 @@ for a hyperparameter (``--epochs``, ``--lr``, ``--level``, ...) calls
 :func:`apply_threads` sets torch's thread count from ``--threads`` and
 :func:`option_names` spells a setting's option, for ``--resume`` help texts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,18 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["THREADS", "run_options", "seed_option", "level_option", "grid_option", "training_options", "orientation_option",
-           "apply_threads", "option_names", "HELP_FORMATTER"]
+__all__ = [
+    "THREADS",
+    "run_options",
+    "seed_option",
+    "level_option",
+    "grid_option",
+    "training_options",
+    "orientation_option",
+    "apply_threads",
+    "option_names",
+    "HELP_FORMATTER",
+]
 
 THREADS = 1  # the recorded experiments' setting, fastest on shared cores; 0 is torch's default (all cores)
 HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
@@ -38,8 +49,14 @@ def option_names(names: Iterable[str]) -> str:
     return ", ".join("--" + n.replace("_", "-") for n in names)
 
 
-def run_options(*, resume: bool = True, workers: bool = True, device: bool = True,
-                resume_may_change: Iterable[str] = (), resume_help: str | None = None) -> argparse.ArgumentParser:
+def run_options(
+    *,
+    resume: bool = True,
+    workers: bool = True,
+    device: bool = True,
+    resume_may_change: Iterable[str] = (),
+    resume_help: str | None = None,
+) -> argparse.ArgumentParser:
     """``--device``, ``--threads``, ``--num-workers``, ``--resume``, ``--no-progress``.
 
     Parameters
@@ -54,35 +71,51 @@ def run_options(*, resume: bool = True, workers: bool = True, device: bool = Tru
     p = _parent()
     if device:
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=THREADS,
-                   help="torch intra-op CPU threads (0: torch's default, all cores; 1 is much faster on shared "
-                        "cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help="torch intra-op CPU threads (0: torch's default, all cores; 1 is much faster on shared cores)",
+    )
     if workers:
         p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     if resume:
         may = list(resume_may_change)
-        p.add_argument("--resume", action="store_true",
-                       help=resume_help or ("continue the runs from their checkpoints (finished ones are only "
-                                            "re-evaluated); refused if a setting differs from the runs'"
-                                            + (" except " + option_names(may) if may else "")))
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help=resume_help
+            or (
+                "continue the runs from their checkpoints (finished ones are only "
+                "re-evaluated); refused if a setting differs from the runs'"
+                + (" except " + option_names(may) if may else "")
+            ),
+        )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def seed_option(*, many: bool = False, default: int | list[int] | None = 0,
-                help: str | None = None) -> argparse.ArgumentParser:
+def seed_option(
+    *, many: bool = False, default: int | list[int] | None = 0, help: str | None = None
+) -> argparse.ArgumentParser:
     """``--seed``: one integer, or with ``many`` one or more (``nargs="+"``, one run each)."""
     p = _parent()
     if many:
-        p.add_argument("--seed", type=int, nargs="+", default=[0] if default == 0 else default,
-                       help=help or "one or more seeds (initialisation, shuffling, rotations); one run each")
+        p.add_argument(
+            "--seed",
+            type=int,
+            nargs="+",
+            default=[0] if default == 0 else default,
+            help=help or "one or more seeds (initialisation, shuffling, rotations); one run each",
+        )
     else:
         p.add_argument("--seed", type=int, default=default, help=help or "initialisation, shuffling and rotations")
     return p
 
 
-def level_option(default: int = 5, help: str = "icosphere level of the data (the mesh has 10 * 4**level + 2 "
-                                                "vertices)") -> argparse.ArgumentParser:
+def level_option(
+    default: int = 5, help: str = "icosphere level of the data (the mesh has 10 * 4**level + 2 vertices)"
+) -> argparse.ArgumentParser:
     """``--level``: the icosphere level.
 
     Parameters
@@ -102,9 +135,12 @@ def level_option(default: int = 5, help: str = "icosphere level of the data (the
     return p
 
 
-def grid_option(*, many: bool = False,
-                help: str = "sphere grid of the data and the spherical model: the icosphere of --level, or HEALPix "
-                            "of order --level (nside = 2**level)") -> argparse.ArgumentParser:
+def grid_option(
+    *,
+    many: bool = False,
+    help: str = "sphere grid of the data and the spherical model: the icosphere of --level, or HEALPix "
+    "of order --level (nside = 2**level)",
+) -> argparse.ArgumentParser:
     """``--grid``: one of :data:`meshcnn.grids.GRID_FAMILIES` (default ``icosphere``); with ``many``, several.
 
     Parameters
@@ -129,8 +165,9 @@ def grid_option(*, many: bool = False,
     return p
 
 
-def training_options(*, epochs: int = 8, batch_size: int | None = 32, lr: float | None = 3e-3,
-                     lr_help: str = "Adam learning rate") -> argparse.ArgumentParser:
+def training_options(
+    *, epochs: int = 8, batch_size: int | None = 32, lr: float | None = 3e-3, lr_help: str = "Adam learning rate"
+) -> argparse.ArgumentParser:
     """``--epochs`` and, unless given as ``None``, ``--batch-size`` and ``--lr``."""
     p = _parent()
     p.add_argument("--epochs", type=int, default=epochs)
@@ -141,19 +178,28 @@ def training_options(*, epochs: int = 8, batch_size: int | None = 32, lr: float 
     return p
 
 
-def orientation_option(*, many: bool = False, default: str | list[str] = "fixed",
-                       help: str | None = None) -> argparse.ArgumentParser:
+def orientation_option(
+    *, many: bool = False, default: str | list[str] = "fixed", help: str | None = None
+) -> argparse.ArgumentParser:
     """``--orientation``: the MeshConv orientation (:data:`meshcnn.nn.ORIENTATIONS`); with ``many``, several."""
     from .nn import ORIENTATIONS
 
     p = _parent()
     if many:
-        p.add_argument("--orientation", nargs="+", choices=ORIENTATIONS,
-                       default=[default] if isinstance(default, str) else list(default),
-                       help=help or "MeshConv orientation(s) of the spherical model; one model each")
+        p.add_argument(
+            "--orientation",
+            nargs="+",
+            choices=ORIENTATIONS,
+            default=[default] if isinstance(default, str) else list(default),
+            help=help or "MeshConv orientation(s) of the spherical model; one model each",
+        )
     else:
-        p.add_argument("--orientation", choices=ORIENTATIONS, default=default,
-                       help=help or "MeshConv orientation of the spherical model")
+        p.add_argument(
+            "--orientation",
+            choices=ORIENTATIONS,
+            default=default,
+            help=help or "MeshConv orientation of the spherical model",
+        )
     return p
 
 

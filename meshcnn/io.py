@@ -8,6 +8,7 @@ never a truncated mix. Files written by another library from a path (netCDF
 outputs) take the same steps by hand: :func:`temporary_beside`, then
 :func:`publish` or :func:`discard`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,13 +16,23 @@ import glob
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_npz", "save_npy", "save_json", "save_torch", "remove_stale_temporaries",
-           "temporary_beside", "publish", "discard"]
+__all__ = [
+    "atomic_write",
+    "save_npz",
+    "save_npy",
+    "save_json",
+    "save_torch",
+    "remove_stale_temporaries",
+    "temporary_beside",
+    "publish",
+    "discard",
+]
 
 
 def temporary_beside(path: str | os.PathLike) -> Path:

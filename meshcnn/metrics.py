@@ -15,11 +15,13 @@ classes in columns, entries are summed weights. A per-class metric that is
 undefined (e.g. IoU of a class absent from both prediction and target) is NaN;
 means ignore NaNs.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -292,8 +294,9 @@ def segmentation_report(
     return report
 
 
-def _iou_by_latitude(pred: np.ndarray, target: np.ndarray, num_classes: int, w: np.ndarray, lat: Any,
-                     names: list[str]) -> dict[str, Any]:
+def _iou_by_latitude(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, w: np.ndarray, lat: Any, names: list[str]
+) -> dict[str, Any]:
     """``iou_by_band`` (:data:`LAT_BANDS`) and ``iou_by_hemisphere`` of :func:`segmentation_report`."""
     lat_deg = np.rad2deg(_numpy(lat, "lat").astype(np.float64))
     if lat_deg.shape != target.shape[-1:]:
@@ -304,13 +307,15 @@ def _iou_by_latitude(pred: np.ndarray, target: np.ndarray, num_classes: int, w: 
     def region(mask: np.ndarray) -> dict[str, Any]:
         rw = w * mask
         ious = _iou_from_cm(confusion_matrix(pred, target, num_classes, rw))
-        return {"mean_iou": _nanmean(ious), "iou": {n: _nan_to_none(v) for n, v in zip(names, ious)},
-                "area_fraction": float(rw.sum() / w.sum()) if w.sum() > 0 else None}
+        return {
+            "mean_iou": _nanmean(ious),
+            "iou": {n: _nan_to_none(v) for n, v in zip(names, ious)},
+            "area_fraction": float(rw.sum() / w.sum()) if w.sum() > 0 else None,
+        }
 
     a = np.abs(lat_deg)
     bands = {band: region((a >= lo) & ((a < hi) if hi < 90.0 else (a <= hi))) for band, (lo, hi) in LAT_BANDS.items()}
-    return {"iou_by_band": bands,
-            "iou_by_hemisphere": {"north": region(lat_deg > 0), "south": region(lat_deg < 0)}}
+    return {"iou_by_band": bands, "iou_by_hemisphere": {"north": region(lat_deg > 0), "south": region(lat_deg < 0)}}
 
 
 def mean_std(values: Sequence[float], digits: int = 3) -> str:

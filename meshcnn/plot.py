@@ -12,16 +12,18 @@ polar caps are covered without smearing. Continuous signals use Gouraud
 shading (linear in each triangle); categorical ones (labels) colour each
 triangle by the majority label of its corners.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from .geometry.mesh import Mesh, as_mesh
 from .io import atomic_write
-from .geometry.mesh import Mesh, as_mesh, icosphere
 
 __all__ = [
     "plot_mesh_signal",
@@ -42,10 +44,10 @@ def _matplotlib():
     try:
         import matplotlib
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("meshcnn.plot needs matplotlib; install the optional extra: pip install 'meshcnn[plot]'") from exc
+        raise ImportError(
+            "meshcnn.plot needs matplotlib; install the optional extra: pip install 'meshcnn[plot]'"
+        ) from exc
     return matplotlib
-
-
 
 
 def _values(values: Any, mesh: Mesh, name: str = "values") -> np.ndarray:
@@ -53,7 +55,9 @@ def _values(values: Any, mesh: Mesh, name: str = "values") -> np.ndarray:
         values = values.detach().cpu().numpy()
     arr = np.asarray(values)
     if arr.shape != (mesh.num_vertices,):
-        raise ValueError(f"{name} must have shape (V,) = ({mesh.num_vertices},) for level {mesh.level}, got {arr.shape}")
+        raise ValueError(
+            f"{name} must have shape (V,) = ({mesh.num_vertices},) for level {mesh.level}, got {arr.shape}"
+        )
     return arr
 
 
@@ -79,7 +83,9 @@ def mesh_triangulation(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     xb = xa + np.mod(xb - xa + np.pi, 2 * np.pi) - np.pi  # b next to a in longitude
     yp = lat[p_idx]
     x = np.concatenate([lon[faces[plain]], np.stack([xa, xb, xb], 1), np.stack([xa, xb, xa], 1)])
-    y = np.concatenate([lat[faces[plain]], np.stack([lat[a_idx], lat[b_idx], yp], 1), np.stack([lat[a_idx], yp, yp], 1)])
+    y = np.concatenate(
+        [lat[faces[plain]], np.stack([lat[a_idx], lat[b_idx], yp], 1), np.stack([lat[a_idx], yp, yp], 1)]
+    )
     source = np.concatenate([faces[plain], np.stack([a_idx, b_idx, p_idx], 1), np.stack([a_idx, p_idx, p_idx], 1)])
     # make every triangle contiguous in longitude, around its first corner (never a pole now)
     ref = x[:, :1]
@@ -175,8 +181,9 @@ def plot_mesh_signal(
         colors = list(CLASS_COLORS) * (n // len(CLASS_COLORS) + 1)
         cmap = ListedColormap(colors[:n]) if cmap is None else mpl.colormaps.get_cmap(cmap).resampled(n)
         norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
-        mappable = ax.tripcolor(tri, facecolors=face_label.astype(float), cmap=cmap, norm=norm, edgecolors="none",
-                                transform=transform)
+        mappable = ax.tripcolor(
+            tri, facecolors=face_label.astype(float), cmap=cmap, norm=norm, edgecolors="none", transform=transform
+        )
     else:
         vals = np.asarray(values, dtype=np.float64)
         if not np.all(np.isfinite(vals)):
@@ -198,8 +205,7 @@ def plot_mesh_signal(
     return ax
 
 
-def _face_labels(values: np.ndarray, corners: np.ndarray,
-                 class_names: Sequence[str] | None) -> tuple[np.ndarray, int]:
+def _face_labels(values: np.ndarray, corners: np.ndarray, class_names: Sequence[str] | None) -> tuple[np.ndarray, int]:
     """Label of each drawn triangle (majority of its corners ``(T, 3)``, the first corner on a three-way
     tie) and the number of classes to colour."""
     labels = np.asarray(values).astype(np.int64)
@@ -311,9 +317,7 @@ def plot_fields_labels_predictions(
         plot_mesh_signal(arr, mesh, ax=ax, projection=projection, title=name, cmap=cmap)
     for k, (name, lab) in enumerate((("ground truth", labels), ("prediction", prediction))):
         ax = fig.add_subplot(panels, 1, len(arrays) + k + 1, projection=geo)
-        plot_mesh_signal(
-            lab, mesh, ax=ax, projection=projection, title=name, categorical=True, class_names=class_names
-        )
+        plot_mesh_signal(lab, mesh, ax=ax, projection=projection, title=name, categorical=True, class_names=class_names)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path, dpi=dpi)

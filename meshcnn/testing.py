@@ -6,6 +6,7 @@
 * :func:`assert_equivariant`: ``f(g x) == g f(x)`` (or ``f(x)``) for a rotation or a
   reflection ``g`` of the icosphere, acting on signals as a vertex permutation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,14 +15,20 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .geometry.mesh import icosphere, level_of, num_vertices_at
+from .geometry.mesh import level_of
 from .geometry.rotations import vertex_permutation
 from .nn._orientation import orientation_taps
 from .nn._reference import mesh_conv_reference
 from .nn.layers import MeshConvTranspose
 
-__all__ = ["mesh_conv_reference", "layer_taps", "reference_output", "move_signal", "equivariance_error",
-           "assert_equivariant"]
+__all__ = [
+    "mesh_conv_reference",
+    "layer_taps",
+    "reference_output",
+    "move_signal",
+    "equivariance_error",
+    "assert_equivariant",
+]
 
 
 def layer_taps(layer: torch.nn.Module) -> list[sp.csr_matrix]:
@@ -42,12 +49,16 @@ def layer_taps(layer: torch.nn.Module) -> list[sp.csr_matrix]:
     hierarchy = layer.hierarchy
     fine, num_out = hierarchy[0], layer.out_mesh.num_vertices
     if isinstance(layer, MeshConvTranspose):
-        return [sp.csr_matrix(t @ hierarchy.prolongations[0])
-                for t in orientation_taps(fine, fine.num_vertices, layer.orientation)]
+        return [
+            sp.csr_matrix(t @ hierarchy.prolongations[0])
+            for t in orientation_taps(fine, fine.num_vertices, layer.orientation)
+        ]
     if layer.out_mesh is fine or hierarchy.nested:
         return orientation_taps(fine, num_out, layer.orientation)
-    return [sp.csr_matrix(hierarchy.restrictions[0] @ t)
-            for t in orientation_taps(fine, fine.num_vertices, layer.orientation)]
+    return [
+        sp.csr_matrix(hierarchy.restrictions[0] @ t)
+        for t in orientation_taps(fine, fine.num_vertices, layer.orientation)
+    ]
 
 
 def reference_output(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -97,8 +108,9 @@ def move_signal(x: torch.Tensor, transform: np.ndarray) -> torch.Tensor:
     return out
 
 
-def equivariance_error(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, transform: np.ndarray,
-                       invariant: bool = False) -> float:
+def equivariance_error(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, transform: np.ndarray, invariant: bool = False
+) -> float:
     """``|f(g x) - g f(x)| / |f(x)|`` (Frobenius norms); with ``invariant``, ``|f(g x) - f(x)| / |f(x)|``.
 
     Parameters
@@ -124,8 +136,14 @@ def equivariance_error(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     return float((moved - want).norm() / want.norm())
 
 
-def assert_equivariant(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, transform: np.ndarray, *,
-                       tol: float = 1e-12, invariant: bool = False) -> None:
+def assert_equivariant(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    transform: np.ndarray,
+    *,
+    tol: float = 1e-12,
+    invariant: bool = False,
+) -> None:
     """Raise ``AssertionError`` unless :func:`equivariance_error` is at most ``tol``.
 
     Parameters

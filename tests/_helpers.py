@@ -1,4 +1,5 @@
 """Helpers shared by the test modules (importable as ``_helpers``: pytest puts ``tests/`` on the path)."""
+
 from __future__ import annotations
 
 import importlib.util

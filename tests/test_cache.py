@@ -1,4 +1,5 @@
 """The one cache helper: its keying rule and copy-on-return."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp

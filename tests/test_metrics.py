@@ -1,4 +1,5 @@
 """Tests of meshcnn.metrics against hand-computed answers and sklearn."""
+
 from __future__ import annotations
 
 import json

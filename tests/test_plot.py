@@ -1,4 +1,5 @@
 """Tests of meshcnn.plot: triangulation geometry and PNG output."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from meshcnn import plot  # noqa: E402
-from meshcnn.geometry import icosphere  # noqa: E402
+from meshcnn import plot
+from meshcnn.geometry import icosphere
 
 
 def _png(path):
@@ -24,6 +25,7 @@ def test_triangulation_covers_the_map_once():
     px, py = x[tris], y[tris]
     assert np.all(px.max(1) - px.min(1) < np.pi)  # no triangle spans the whole map
     np.testing.assert_allclose(py, mesh.lat[source[tris]])
+
     # exact area of the part of each triangle inside the rectangle (clip by the two dateline lines)
     def clipped_area(tx, ty):
         poly = list(zip(tx, ty))

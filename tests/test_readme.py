@@ -1,4 +1,5 @@
 """The README's example runs, and CI runs exactly the README's test command."""
+
 import re
 from pathlib import Path
 

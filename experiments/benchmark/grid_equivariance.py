@@ -30,6 +30,7 @@ Usage::
     .venv/bin/python experiments/benchmark/grid_equivariance.py --threads 1
     .venv/bin/python experiments/benchmark/grid_equivariance.py --nsides 8 --rotations 2 --no-unet
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,10 +106,22 @@ def grids(nsides: list[int]) -> list[dict]:
         grid = HealpixGrid(nside)
         v = grid.npix
         level = min(range(9), key=lambda l: abs(math.log((10 * 4**l + 2) / v)))
-        out.append({"name": f"HEALPix nside {nside}", "mesh": grid.mesh, "healpix": grid,
-                    "hierarchy": grid.hierarchy(min_nside=max(1, nside // 4))})
-        out.append({"name": f"icosphere level {level}", "mesh": icosphere(level), "healpix": None,
-                    "hierarchy": meshcnn.geometry.MeshHierarchy.icosphere(level, max(0, level - 2))})
+        out.append(
+            {
+                "name": f"HEALPix nside {nside}",
+                "mesh": grid.mesh,
+                "healpix": grid,
+                "hierarchy": grid.hierarchy(min_nside=max(1, nside // 4)),
+            }
+        )
+        out.append(
+            {
+                "name": f"icosphere level {level}",
+                "mesh": icosphere(level),
+                "healpix": None,
+                "hierarchy": meshcnn.geometry.MeshHierarchy.icosphere(level, max(0, level - 2)),
+            }
+        )
     return out
 
 
@@ -119,8 +132,9 @@ def make_model(kind: str, grid: dict, orientation: str, seed: int = SEED) -> Cal
     if kind == "conv":
         model = meshcnn.MeshConv(CHANNELS, CHANNELS, mesh=grid["mesh"], orientation=orientation)
     elif kind == "unet":
-        model = meshcnn.models.SphericalUNet(CHANNELS, CHANNELS, width=4, orientation=orientation,
-                                             hierarchy=grid["hierarchy"])
+        model = meshcnn.models.SphericalUNet(
+            CHANNELS, CHANNELS, width=4, orientation=orientation, hierarchy=grid["hierarchy"]
+        )
     else:
         raise ValueError(f"unknown model kind {kind!r}")
     return model.double().eval()
@@ -141,8 +155,13 @@ def _rel(a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor) -> float:
     return float((a - b).norm() / ref.norm())
 
 
-def measure(fn: Callable[[torch.Tensor], torch.Tensor], mesh: Mesh, signal: SmoothSignal, rotations: list[np.ndarray],
-            perm: np.ndarray) -> dict:
+def measure(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    mesh: Mesh,
+    signal: SmoothSignal,
+    rotations: list[np.ndarray],
+    perm: np.ndarray,
+) -> dict:
     """``exact``, ``rot``, ``floor_in``, ``floor_out`` (means over the rotations) of ``fn`` on ``mesh``."""
     x = signal.at(mesh.vertices)
     rot, floor_in, floor_out = [], [], []
@@ -155,8 +174,12 @@ def measure(fn: Callable[[torch.Tensor], torch.Tensor], mesh: Mesh, signal: Smoo
             rot.append(_rel(fn(x_interp), y_interp, y))
             floor_in.append(_rel(x_interp, x_exact, x))
             floor_out.append(_rel(fn(x_exact), y_interp, y))
-    result = {"exact": equivariance_error(fn, x, perm), "rot": statistics.fmean(rot),
-              "floor_in": statistics.fmean(floor_in), "floor_out": statistics.fmean(floor_out)}
+    result = {
+        "exact": equivariance_error(fn, x, perm),
+        "rot": statistics.fmean(rot),
+        "floor_in": statistics.fmean(floor_in),
+        "floor_out": statistics.fmean(floor_out),
+    }
     result["ratio"] = result["rot"] / result["floor_in"]
     return result
 
@@ -173,26 +196,39 @@ def run(nsides: list[int], num_rotations: int, degree: int, models: list[str], l
                 t0 = time.perf_counter()
                 fn = make_model(kind, grid, orientation)
                 mesh = grid["mesh"]
-                row = {"grid": grid["name"], "V": mesh.num_vertices, "h": mesh.mean_edge_length, "model": kind,
-                       "orientation": orientation, "symmetry": symmetry,
-                       **measure(fn, mesh, signal, rotations, perm)}
+                row = {
+                    "grid": grid["name"],
+                    "V": mesh.num_vertices,
+                    "h": mesh.mean_edge_length,
+                    "model": kind,
+                    "orientation": orientation,
+                    "symmetry": symmetry,
+                    **measure(fn, mesh, signal, rotations, perm),
+                }
                 row["seconds"] = time.perf_counter() - t0
                 rows.append(row)
                 if log:
-                    log(f"  {row['grid']:<20} {kind:<5} {orientation:<10} exact {row['exact']:.1e}  "
+                    log(
+                        f"  {row['grid']:<20} {kind:<5} {orientation:<10} exact {row['exact']:.1e}  "
                         f"rot {row['rot']:.2e}  floor in {row['floor_in']:.2e} out {row['floor_out']:.2e}  "
-                        f"ratio {row['ratio']:.2f}  ({row['seconds']:.1f} s)", flush=True)
+                        f"ratio {row['ratio']:.2f}  ({row['seconds']:.1f} s)",
+                        flush=True,
+                    )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| grid | V | model | orientation | exact symmetry | exact error | rot error | floor in | floor out "
-            "| rot / floor in |")
+    head = (
+        "| grid | V | model | orientation | exact symmetry | exact error | rot error | floor in | floor out "
+        "| rot / floor in |"
+    )
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['grid']} | {r['V']} | {r['model']} | {r['orientation']} | {r['symmetry']} | "
-                     f"{r['exact']:.1e} | {r['rot']:.2e} | {r['floor_in']:.2e} | {r['floor_out']:.2e} | "
-                     f"{r['ratio']:.2f} |")
+        lines.append(
+            f"| {r['grid']} | {r['V']} | {r['model']} | {r['orientation']} | {r['symmetry']} | "
+            f"{r['exact']:.1e} | {r['rot']:.2e} | {r['floor_in']:.2e} | {r['floor_out']:.2e} | "
+            f"{r['ratio']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -207,9 +243,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     models = ["conv"] + ([] if args.no_unet else ["unet"])
-    print(f"# float64, {CHANNELS} -> {CHANNELS} channels, input: harmonics of degree 0..{args.degree}, "
-          f"{args.rotations} random rotations (seed {SEED}), errors averaged over them; torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"# float64, {CHANNELS} -> {CHANNELS} channels, input: harmonics of degree 0..{args.degree}, "
+        f"{args.rotations} random rotations (seed {SEED}), errors averaged over them; torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
     rows = run(args.nsides, args.rotations, args.degree, models)
     print(markdown(rows))
     return rows

@@ -15,6 +15,7 @@ barycentric prolongation (3 coarse vertices per fine one, the icosphere's 2).
 
 Results: ``experiments/benchmark/RESULTS.md``, "Climate U-Net on each grid (issue 18)".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,13 @@ from meshcnn.nn.layers import MeshConv, MeshConvTranspose
 
 def operator_nonzeros(model: torch.nn.Module) -> int:
     """Non-zeros of every MeshConv's and MeshConvTranspose's stacked forward operator ``S``."""
-    return sum(int(op.operator().val.numel()) for module in model.modules()
-               if isinstance(module, (MeshConv, MeshConvTranspose))
-               for op in (module.op, module.op_dir) if op is not None)
+    return sum(
+        int(op.operator().val.numel())
+        for module in model.modules()
+        if isinstance(module, (MeshConv, MeshConvTranspose))
+        for op in (module.op, module.op_dir)
+        if op is not None
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -53,8 +58,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         v = hierarchy[0].num_vertices
         x = torch.randn(args.batch_size, 16, v)
         y = torch.randint(0, 3, (args.batch_size, v))
-        cases.append({"grid": grid, "vertices": v, "model": model, "x": x, "y": y, "times": [],
-                      "nnz": operator_nonzeros(model)})
+        cases.append(
+            {"grid": grid, "vertices": v, "model": model, "x": x, "y": y, "times": [], "nnz": operator_nonzeros(model)}
+        )
 
     def step(case: dict) -> float:
         start = time.perf_counter()
@@ -70,18 +76,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     base = statistics.median(cases[0]["times"])
     rows = []
     print(f"level {args.level}, batch {args.batch_size}, {args.threads} thread(s), {args.rounds} rounds (median)\n")
-    print("| grid | vertices | operator non-zeros | step, ms | ms per 1,000 vertices | ratio to icosphere "
-          "| per vertex, ratio |")
+    print(
+        "| grid | vertices | operator non-zeros | step, ms | ms per 1,000 vertices | ratio to icosphere "
+        "| per vertex, ratio |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for case in cases:
         median = statistics.median(case["times"])
         per_vertex = median / case["vertices"] * 1000
         ratio = median / base
         per_vertex_ratio = ratio * cases[0]["vertices"] / case["vertices"]
-        print(f"| {case['grid']} | {case['vertices']:,} | {case['nnz']:,} | {1000 * median:.1f} | {1000 * per_vertex:.2f} | "
-              f"{ratio:.2f} | {per_vertex_ratio:.2f} |")
-        rows.append({"grid": case["grid"], "vertices": case["vertices"], "nnz": case["nnz"], "median_s": median,
-                     "ratio": ratio})
+        print(
+            f"| {case['grid']} | {case['vertices']:,} | {case['nnz']:,} | {1000 * median:.1f} | "
+            f"{1000 * per_vertex:.2f} | "
+            f"{ratio:.2f} | {per_vertex_ratio:.2f} |"
+        )
+        rows.append(
+            {"grid": case["grid"], "vertices": case["vertices"], "nnz": case["nnz"], "median_s": median, "ratio": ratio}
+        )
     return rows
 
 

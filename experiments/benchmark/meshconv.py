@@ -48,6 +48,7 @@ Usage::
     python experiments/benchmark/meshconv.py --levels 5,7 --threads 1 --clock cpu --no-original --no-memory \
         --no-unet --mesh-levels 0 --meshes random scrambled random-hilbert random-rcm healpix --repeats 21
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,8 +85,11 @@ def _sibling(name: str):
 
 
 _original, _memory = _sibling("original"), _sibling("peak_memory")
-status_kib, reset_peak_rss, peak_step_memory_mib = (_memory.status_kib, _memory.reset_peak_rss,
-                                                    _memory.peak_step_memory_mib)
+status_kib, reset_peak_rss, peak_step_memory_mib = (
+    _memory.status_kib,
+    _memory.reset_peak_rss,
+    _memory.peak_step_memory_mib,
+)
 OriginalMeshConv, original_chunk = _original.OriginalMeshConv, _original.original_chunk
 BATCH, CHANNELS = _original.BATCH, _original.CHANNELS
 COLUMNS = ("meshcnn", "floor", "original", "torch-harmonics")
@@ -136,8 +140,9 @@ def rcm_order(mesh: meshcnn.Mesh) -> np.ndarray:
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
     v, e = mesh.num_vertices, mesh.edges
-    adjacency = sp.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
-                              shape=(v, v)).tocsr()
+    adjacency = sp.coo_matrix(
+        (np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(v, v)
+    ).tocsr()
     return np.asarray(reverse_cuthill_mckee(adjacency, symmetric_mode=True), dtype=np.int64)
 
 
@@ -175,8 +180,8 @@ def bench_mesh(kind: str, level: int) -> meshcnn.Mesh:
 # ----------------------------------------------------------------------------- columns
 def torch_harmonics_available() -> bool:
     try:
-        import torch_harmonics  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "not usable"
+        import torch_harmonics  # noqa: F401 - imported only to probe the installation
+    except Exception:
         return False
     return True
 
@@ -220,9 +225,16 @@ class Column:
             grid = grid_for(v)
 
             def make(**kwargs):
-                return DiscreteContinuousConvS2(CHANNELS, CHANNELS, in_shape=grid, out_shape=grid,
-                                                kernel_shape=(3,), grid_in="equiangular",
-                                                grid_out="equiangular", **kwargs).to(device)
+                return DiscreteContinuousConvS2(
+                    CHANNELS,
+                    CHANNELS,
+                    in_shape=grid,
+                    out_shape=grid,
+                    kernel_shape=(3,),
+                    grid_in="equiangular",
+                    grid_out="equiangular",
+                    **kwargs,
+                ).to(device)
 
             self.layer = make()
             self.detail = f"{grid[0]}x{grid[1]}={grid[0] * grid[1]}"
@@ -254,8 +266,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(steps: dict[str, Callable[[], None]], repeats: dict[str, int], warmup: int,
-                     device: torch.device, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+def time_interleaved(
+    steps: dict[str, Callable[[], None]],
+    repeats: dict[str, int],
+    warmup: int,
+    device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
     """Median seconds per call of each step; the steps run round-robin. ``clock``: wall-clock
     (``time.perf_counter``, default) or the process's CPU time (``time.process_time``)."""
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -307,6 +324,7 @@ def unet_step_seconds(device: torch.device, repeats: int, warmup: int, compile_m
     if compile_model:
         runs["compiled"] = torch.compile(model)
     for name, net in runs.items():
+
         def step(net=net):
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(net(x), y).backward()
@@ -323,8 +341,9 @@ def unet_step_seconds(device: torch.device, repeats: int, warmup: int, compile_m
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add = parser.add_argument
     add("--device", default="cpu", help="cpu or cuda (default cpu)")
     add("--levels", default="3-7", help="conv levels, e.g. 3-7 (default) or 5,7")
@@ -332,27 +351,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--repeats", type=int, default=10, help="timed runs per column (median; default 10)")
     add("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     add("--original-repeats", type=int, default=3, help="timed runs of the slow original column (default 3)")
-    add("--ref-max-gb", type=float, default=2.0,
-        help="split the original's batch so its (B,O,C,V,4) broadcast stays under this (default 2)")
+    add(
+        "--ref-max-gb",
+        type=float,
+        default=2.0,
+        help="split the original's batch so its (B,O,C,V,4) broadcast stays under this (default 2)",
+    )
     add("--no-memory", action="store_true", help="skip the peak-memory measurements")
     add("--mesh-levels", default="0-9", help="mesh generation levels (default 0-9)")
     add("--skip-large-meshes", action="store_true", help="no mesh generation above level 7")
     add("--no-unet", action="store_true", help="skip the SphericalUNet training step")
     add("--compile", action="store_true", help="also time torch.compile(SphericalUNet)")
-    add("--orientations", nargs="*", default=[], choices=[o for o in meshcnn.ORIENTATIONS if o != "fixed"],
+    add(
+        "--orientations",
+        nargs="*",
+        default=[],
+        choices=[o for o in meshcnn.ORIENTATIONS if o != "fixed"],
         help="also time MeshConv with these orientations (columns 'meshcnn:<orientation>', "
-             "timed interleaved with the others; ratio to the default 'fixed' printed per level)")
-    add("--meshes", nargs="*", default=[], choices=MESH_KINDS,
+        "timed interleaved with the others; ratio to the default 'fixed' printed per level)",
+    )
+    add(
+        "--meshes",
+        nargs="*",
+        default=[],
+        choices=MESH_KINDS,
         help="also time MeshConv (fixed) on these meshes (columns 'meshcnn@<kind>', timed interleaved with "
-             "the others; time / icosphere and ratio to the dense floor at the mesh's V printed per level): "
-             "random points, the icosphere's vertices scrambled, random points in Hilbert or RCM order, "
-             "HEALPix of the nearest size")
+        "the others; time / icosphere and ratio to the dense floor at the mesh's V printed per level): "
+        "random points, the icosphere's vertices scrambled, random points in Hilbert or RCM order, "
+        "HEALPix of the nearest size",
+    )
     add("--no-original", action="store_true", help="skip the (slow) original UGSCNN column")
-    add("--threads", type=int, default=None,
-        help="torch.set_num_threads(N) first (default: torch's own; 1 on a shared machine)")
-    add("--clock", choices=("wall", "cpu"), default="wall",
+    add(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) first (default: torch's own; 1 on a shared machine)",
+    )
+    add(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
         help="time the conv columns by wall clock (default) or by the process's CPU time (time.process_time: "
-             "with --threads 1, the work done, not the time spent descheduled on a loaded machine; CPU only)")
+        "with --threads 1, the work done, not the time spent descheduled on a loaded machine; CPU only)",
+    )
     add("--json", default=None, help="write the results as JSON to this path")
     add("--probe", nargs=3, metavar=("KIND", "NAME", "LEVEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -378,15 +419,25 @@ def run_meta(args: argparse.Namespace, device: torch.device, has_th: bool) -> di
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "device": str(device),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "batch": BATCH, "channels": CHANNELS, "dtype": "float32", "clock": args.clock,
-        "repeats": args.repeats, "warmup": args.warmup, "original_repeats": args.original_repeats,
-        "torch_harmonics": (getattr(importlib.import_module("torch_harmonics"), "__version__", "unknown") if has_th
-                            else "not installed"),
+        "batch": BATCH,
+        "channels": CHANNELS,
+        "dtype": "float32",
+        "clock": args.clock,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "original_repeats": args.original_repeats,
+        "torch_harmonics": (
+            getattr(importlib.import_module("torch_harmonics"), "__version__", "unknown") if has_th else "not installed"
+        ),
     }
 
 
@@ -394,13 +445,13 @@ def column_memory(name: str, level: int, device: torch.device, args: argparse.Na
     """Peak step memory (MiB) of one column: in this process on CUDA, in a fresh one on CPU."""
     if device.type == "cuda":
         return peak_step_memory_mib(Column(name, level, device, args.ref_max_gb))
-    answer = _memory.run_probe(__file__, ["--device", args.device, "--ref-max-gb", str(args.ref_max_gb),
-                        "--probe", "memory", name, str(level)])
+    answer = _memory.run_probe(
+        __file__, ["--device", args.device, "--ref-max-gb", str(args.ref_max_gb), "--probe", "memory", name, str(level)]
+    )
     return answer.get("peak_mib", answer.get("error"))
 
 
-def bench_level(level: int, columns: list[str], args: argparse.Namespace, device: torch.device,
-                has_th: bool) -> dict:
+def bench_level(level: int, columns: list[str], args: argparse.Namespace, device: torch.device, has_th: bool) -> dict:
     """One table row: every column timed interleaved, the original checked against MeshConv."""
     cols = {name: Column(name, level, device, args.ref_max_gb) for name in columns}
     data = {name: col.inputs() for name, col in cols.items()}
@@ -418,13 +469,16 @@ def bench_level(level: int, columns: list[str], args: argparse.Namespace, device
     seconds = time_interleaved(steps, repeats, args.warmup, device, clock)
     memory = {} if args.no_memory else {name: column_memory(name, level, device, args) for name in columns}
     return {
-        "level": level, "num_vertices": meshcnn.icosphere(level).num_vertices,
-        "seconds": seconds, "peak_mib": memory,
+        "level": level,
+        "num_vertices": meshcnn.icosphere(level).num_vertices,
+        "seconds": seconds,
+        "peak_mib": memory,
         "details": {name: col.detail for name, col in cols.items() if col.detail},
         "original_max_rel_diff": rel_diff,
         "speedup_vs_original": (seconds["original"] / seconds["meshcnn"]) if "original" in seconds else None,
         "ratio_to_floor": seconds["meshcnn"] / seconds["floor"],
-        "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"]) if has_th
+        "ratio_to_torch_harmonics": (seconds["meshcnn"] / seconds["torch-harmonics"])
+        if has_th
         else "torch-harmonics not installed",
         "ratio_to_fixed": {o: seconds[f"meshcnn:{o}"] / seconds["meshcnn"] for o in args.orientations},
         "meshes": {kind: mesh_summary(kind, level, seconds) for kind in args.meshes},
@@ -439,18 +493,26 @@ def mesh_summary(kind: str, level: int, seconds: dict[str, float]) -> dict:
     floor = seconds.get(f"floor@{kind}", seconds["floor"])
     same_v = mesh.num_vertices == meshcnn.icosphere(level).num_vertices
     degree = np.bincount(mesh.faces.reshape(-1), minlength=mesh.num_vertices)
-    return {"num_vertices": mesh.num_vertices, "name": mesh.name, "max_degree": int(degree.max()),
-            "ratio_to_icosphere": t / seconds["meshcnn"] if same_v else None,
-            "ratio_to_floor": t / floor}
+    return {
+        "num_vertices": mesh.num_vertices,
+        "name": mesh.name,
+        "max_degree": int(degree.max()),
+        "ratio_to_icosphere": t / seconds["meshcnn"] if same_v else None,
+        "ratio_to_floor": t / floor,
+    }
 
 
 def report_unet(args: argparse.Namespace, device: torch.device) -> dict:
     unet = unet_step_seconds(device, max(3, args.repeats // 2), args.warmup, args.compile)
-    line = (f"SphericalUNet(16 -> 8 classes, level 5 -> 0, width 16) training step (cross-entropy, Adam), "
-            f"batch {BATCH}: eager {unet['eager'] * 1e3:.1f} ms")
+    line = (
+        f"SphericalUNet(16 -> 8 classes, level 5 -> 0, width 16) training step (cross-entropy, Adam), "
+        f"batch {BATCH}: eager {unet['eager'] * 1e3:.1f} ms"
+    )
     if "compiled" in unet:
-        line += (f", torch.compile {unet['compiled'] * 1e3:.1f} ms "
-                 f"(first step incl. compilation {unet['compiled_first_step_s']:.1f} s)")
+        line += (
+            f", torch.compile {unet['compiled'] * 1e3:.1f} ms "
+            f"(first step incl. compilation {unet['compiled_first_step_s']:.1f} s)"
+        )
     print(line)
     return unet
 
@@ -466,8 +528,10 @@ def report_meshes(mesh_levels: list[int]) -> list[dict]:
         if "error" in answer:
             print(f"  level {level}: failed: {answer['error']}")
         else:
-            print(f"  level {level}: V={answer['num_vertices']:>8d}  {answer['seconds']:8.2f} s  "
-                  f"peak {answer['peak_mib']:8.0f} MiB")
+            print(
+                f"  level {level}: V={answer['num_vertices']:>8d}  {answer['seconds']:8.2f} s  "
+                f"peak {answer['peak_mib']:8.0f} MiB"
+            )
     return meshes
 
 
@@ -479,8 +543,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     device = torch.device(args.device)
     levels = meshcnn.geometry.mesh._parse_levels(args.levels) + ([8] if args.large else [])
     levels = list(dict.fromkeys(levels))
-    mesh_levels = [lvl for lvl in meshcnn.geometry.mesh._parse_levels(args.mesh_levels)
-                   if lvl <= 7 or not args.skip_large_meshes]
+    mesh_levels = [
+        lvl for lvl in meshcnn.geometry.mesh._parse_levels(args.mesh_levels) if lvl <= 7 or not args.skip_large_meshes
+    ]
     has_th = torch_harmonics_available()
     columns = [c for c in COLUMNS if (c != "torch-harmonics" or has_th) and (c != "original" or not args.no_original)]
     columns += [f"meshcnn:{o}" for o in args.orientations] + [f"meshcnn@{kind}" for kind in args.meshes]
@@ -489,11 +554,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     if not os.environ.get("MESHCNN_MESH_DIR"):
         os.environ["MESHCNN_MESH_DIR"] = os.path.join(tempfile.gettempdir(), "meshcnn-benchmark-meshes")
     meta = run_meta(args, device, has_th)
-    print(f"# {meta['date_utc']}  torch {meta['torch']}  {meta['device_name']}  threads={meta['threads']}  "
-          f"load={meta['load_avg']}")
-    print(f"# forward+backward, batch {BATCH}, {CHANNELS}->{CHANNELS} channels, float32, median of "
-          f"{args.repeats} (original: {args.original_repeats}) after {args.warmup} warm-up; ms"
-          + ("" if args.clock == "wall" else " of process CPU time"))
+    print(
+        f"# {meta['date_utc']}  torch {meta['torch']}  {meta['device_name']}  threads={meta['threads']}  "
+        f"load={meta['load_avg']}"
+    )
+    print(
+        f"# forward+backward, batch {BATCH}, {CHANNELS}->{CHANNELS} channels, float32, median of "
+        f"{args.repeats} (original: {args.original_repeats}) after {args.warmup} warm-up; ms"
+        + ("" if args.clock == "wall" else " of process CPU time")
+    )
     rows = []
     for level in levels:
         rows.append(bench_level(level, columns, args, device, has_th))
@@ -511,32 +580,46 @@ def _print_row(row: dict, has_th: bool, first: bool) -> None:
     names = list(row["seconds"]) + ([] if has_th else ["torch-harmonics"])
     if first:
         head = f"{'level':>5} {'V':>8} | " + " ".join(f"{n:>{max(16, len(n))}}" for n in names)
-        head += " | orig/mc  mc/floor" + ("  mc/th" if has_th else "") + " | peak MiB " + " ".join(
-            f"{n.replace('meshcnn@', '@').replace('floor@', 'f@')[:8]:>8}" for n in names) + " | max rel diff orig"
+        head += (
+            " | orig/mc  mc/floor"
+            + ("  mc/th" if has_th else "")
+            + " | peak MiB "
+            + " ".join(f"{n.replace('meshcnn@', '@').replace('floor@', 'f@')[:8]:>8}" for n in names)
+            + " | max rel diff orig"
+        )
         print(head)
     line = f"{row['level']:>5} {row['num_vertices']:>8} | " + " ".join(
-        f"{row['seconds'][n] * 1e3:{max(16, len(n))}.2f}" if n in row['seconds'] else f"{'not installed':>16}"
-        for n in names)
+        f"{row['seconds'][n] * 1e3:{max(16, len(n))}.2f}" if n in row["seconds"] else f"{'not installed':>16}"
+        for n in names
+    )
     orig = row["speedup_vs_original"]
     line += (f" | {orig:7.1f}x" if orig is not None else f" | {'-':>8}") + f" {row['ratio_to_floor']:7.2f}x"
     if has_th:
         line += f" {row['ratio_to_torch_harmonics']:6.2f}x"
     mem = row["peak_mib"]
-    line += " | " + " ".join(
-        f"{mem[n]:8.0f}" if isinstance(mem.get(n), float) else f"{'-':>8}" for n in names)
+    line += " | " + " ".join(f"{mem[n]:8.0f}" if isinstance(mem.get(n), float) else f"{'-':>8}" for n in names)
     diff = row["original_max_rel_diff"]
     line += f" | {diff:.1e}" if diff is not None else " | -"
     if row["details"]:
         line += "  (" + "; ".join(f"{k}: {v}" for k, v in row["details"].items()) + ")"
     if row.get("ratio_to_fixed"):
         line += "\n      orientation cost, time / fixed: " + ", ".join(
-            f"{o} {r:.2f}x" for o, r in row["ratio_to_fixed"].items())
+            f"{o} {r:.2f}x" for o, r in row["ratio_to_fixed"].items()
+        )
     if row.get("meshes"):
-        line += (f"\n      meshes (fixed), time / icosphere and mc/floor (icosphere {row['ratio_to_floor']:.2f}x): "
-                 + ", ".join(
-            f"{kind} " + (f"{m['ratio_to_icosphere']:.2f}x" if m["ratio_to_icosphere"] is not None
-                          else f"V={m['num_vertices']}") + f" ({m['ratio_to_floor']:.2f}x)"
-            for kind, m in row["meshes"].items()))
+        line += (
+            f"\n      meshes (fixed), time / icosphere and mc/floor (icosphere {row['ratio_to_floor']:.2f}x): "
+            + ", ".join(
+                f"{kind} "
+                + (
+                    f"{m['ratio_to_icosphere']:.2f}x"
+                    if m["ratio_to_icosphere"] is not None
+                    else f"V={m['num_vertices']}"
+                )
+                + f" ({m['ratio_to_floor']:.2f}x)"
+                for kind, m in row["meshes"].items()
+            )
+        )
     print(line, flush=True)
 
 
@@ -549,7 +632,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Usage::
 
     python experiments/benchmark/monitor.py --level 5 --seconds 240
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ def _load_benchmark() -> ModuleType:
 
 
 _benchmark = _load_benchmark()
-BATCH, CHANNELS, Column, torch_harmonics_available = (_benchmark.BATCH, _benchmark.CHANNELS, _benchmark.Column,
-                                                      _benchmark.torch_harmonics_available)
+BATCH, CHANNELS, Column, torch_harmonics_available = (
+    _benchmark.BATCH,
+    _benchmark.CHANNELS,
+    _benchmark.Column,
+    _benchmark.torch_harmonics_available,
+)
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
@@ -71,8 +76,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         steps["torch-harmonics"] = lambda: th.step(*th_inputs)
     for run in steps.values():  # warm-up
         run()
-    print(f"# level {args.level}, batch {BATCH}, {CHANNELS}->{CHANNELS}, threads={torch.get_num_threads()}, "
-          f"median ms per window of {args.window} interleaved rounds")
+    print(
+        f"# level {args.level}, batch {BATCH}, {CHANNELS}->{CHANNELS}, threads={torch.get_num_threads()}, "
+        f"median ms per window of {args.window} interleaved rounds"
+    )
     windows: dict[str, list[float]] = {name: [] for name in steps}
     end = time.monotonic() + args.seconds
     while time.monotonic() < end or not windows[next(iter(windows))]:
@@ -86,8 +93,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
             windows[name].append(statistics.median(values) * 1e3)
         print(time.strftime("%H:%M:%S"), "  ".join(f"{n} {w[-1]:7.2f}" for n, w in windows.items()), flush=True)
 
-    print(f"# {len(windows[next(iter(windows))])} windows; median of the window medians (ms):",
-          "  ".join(f"{n} {statistics.median(w):.2f}" for n, w in windows.items()))
+    print(
+        f"# {len(windows[next(iter(windows))])} windows; median of the window medians (ms):",
+        "  ".join(f"{n} {statistics.median(w):.2f}" for n, w in windows.items()),
+    )
     if "torch-harmonics" in windows:
         th_w = windows["torch-harmonics"]
         for name, w in windows.items():

@@ -62,6 +62,7 @@ every step of every family (the exit status is 1 if one does not), the observed
 convergence orders (least-squares slope of log error against log h, per family), and a
 second table pairing each non-icosphere grid with the icosphere level of nearest V.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -145,7 +146,7 @@ def real_harmonics(points: np.ndarray, l: int, gradient: bool = False):
             c1, s1 = _complex_power(x, y, a - 1) if a else (np.zeros_like(x), np.zeros_like(x))
             if m >= 0:  # d/dx Re w^a = a Re w^(a-1), d/dy Re w^a = -a Im w^(a-1)
                 gx, gy, gz = a * c1, -a * s1, dqz * c
-            else:       # d/dx Im w^a = a Im w^(a-1), d/dy Im w^a = a Re w^(a-1)
+            else:  # d/dx Im w^a = a Im w^(a-1), d/dy Im w^a = a Re w^(a-1)
                 gx, gy, gz = a * s1, a * c1, dqz * s
             grads.append(norm * np.stack([qz * gx, qz * gy, gz], axis=-1))
     if gradient:
@@ -205,8 +206,7 @@ def generalized_eigenvalues(mesh: Mesh, count: int = 24) -> np.ndarray:
     stiffness = sp.csc_matrix(-mesh.laplacian)
     mass = sp.diags(mesh.vertex_areas).tocsc()
     start = np.random.default_rng(SEED).standard_normal(mesh.num_vertices)
-    values = spla.eigsh(stiffness, k=count + 1, M=mass, sigma=-1.0, which="LM", v0=start,
-                        return_eigenvectors=False)
+    values = spla.eigsh(stiffness, k=count + 1, M=mass, sigma=-1.0, which="LM", v0=start, return_eigenvectors=False)
     values = np.sort(values)
     if abs(values[0]) > 1e-8 * max(1.0, abs(values[1])):
         raise RuntimeError(f"the smallest generalized eigenvalue is {values[0]:.3g}, not 0")
@@ -219,24 +219,29 @@ def operator_errors(mesh: Mesh, degrees: tuple[int, ...] = DEGREES, eigen: bool 
     h = float(mesh.mean_edge_length)
     east, north = vertex_frames(mesh.vertices)
     d1, d2 = mesh.grad_tangent
-    off = np.hypot(mesh.vertices[:, 0], mesh.vertices[:, 1]) > POLAR_CAP * h   # away from the polar axis
+    off = np.hypot(mesh.vertices[:, 0], mesh.vertices[:, 1]) > POLAR_CAP * h  # away from the polar axis
     per_degree = {}
     for l in degrees:
         lam = l * (l + 1)
-        Y, G = real_harmonics(mesh.vertices, l, gradient=True)   # (2l+1, V), (2l+1, V, 3)
+        Y, G = real_harmonics(mesh.vertices, l, gradient=True)  # (2l+1, V), (2l+1, V, 3)
         de = np.einsum("mvk,vk->mv", G, east)
         dn = np.einsum("mvk,vk->mv", G, north)
-        LY = (mesh.laplacian @ Y.T).T                                 # (2l+1, V)
+        LY = (mesh.laplacian @ Y.T).T  # (2l+1, V)
         pointwise = _rel((areas * (LY / areas + lam * Y) ** 2).sum(), (areas * (lam * Y) ** 2).sum())
         rayleigh = np.abs(-(Y * LY).sum(axis=1) / (areas * Y * Y).sum(axis=1) - lam) / lam
-        ref2 = (areas * (de ** 2 + dn ** 2)).sum()
+        ref2 = (areas * (de**2 + dn**2)).sum()
         ge, gn = (mesh.grad_ew @ Y.T).T / h, (mesh.grad_ns @ Y.T).T / h
         ewns = _rel((areas * ((ge - de) ** 2 + (gn - dn) ** 2)).sum(), ref2)
-        ewns_off = _rel((off * areas * ((ge - de) ** 2 + (gn - dn) ** 2)).sum(), (off * areas * (de ** 2 + dn ** 2)).sum())
+        ewns_off = _rel((off * areas * ((ge - de) ** 2 + (gn - dn) ** 2)).sum(), (off * areas * (de**2 + dn**2)).sum())
         te, tn = (d1 @ Y.T).T / h, (d2 @ Y.T).T / h
         tangent = _rel((areas * ((te - de) ** 2 + (tn - dn) ** 2)).sum(), ref2)
-        per_degree[l] = {"lap_pointwise": pointwise, "lap_rayleigh": float(rayleigh.max()),
-                         "grad_ewns": ewns, "grad_ewns_offpole": ewns_off, "grad_tangent": tangent}
+        per_degree[l] = {
+            "lap_pointwise": pointwise,
+            "lap_rayleigh": float(rayleigh.max()),
+            "grad_ewns": ewns,
+            "grad_ewns_offpole": ewns_off,
+            "grad_tangent": tangent,
+        }
     if eigen:
         exact = np.concatenate([np.full(2 * l + 1, l * (l + 1.0)) for l in degrees])
         computed = generalized_eigenvalues(mesh, len(exact))
@@ -257,8 +262,14 @@ def evaluate(family: str, size: int, eigen: bool = True) -> dict:
     t0 = time.perf_counter()
     mesh, note = build_mesh(family, size)
     t1 = time.perf_counter()
-    row = {"family": family, "size": size, "V": mesh.num_vertices, "h": float(mesh.mean_edge_length),
-           "note": note, **operator_errors(mesh, eigen=eigen)}
+    row = {
+        "family": family,
+        "size": size,
+        "V": mesh.num_vertices,
+        "h": float(mesh.mean_edge_length),
+        "note": note,
+        **operator_errors(mesh, eigen=eigen),
+    }
     row["build_s"], row["errors_s"] = t1 - t0, time.perf_counter() - t1
     return row
 
@@ -290,7 +301,7 @@ def orders(rows: list[dict], columns=COLUMNS, last: int | None = None) -> dict[s
     ``last`` finest sizes if given)."""
     out = {}
     for family in dict.fromkeys(r["family"] for r in rows):
-        rs = sorted((r for r in rows if r["family"] == family), key=lambda r: r["V"])[-(last or 0):]
+        rs = sorted((r for r in rows if r["family"] == family), key=lambda r: r["V"])[-(last or 0) :]
         if len(rs) < 2:
             continue
         out[family] = {}
@@ -307,39 +318,69 @@ def _e(x: float) -> str:
 def markdown(rows: list[dict]) -> str:
     """The full table, the falls check, the orders and the table paired with the icosphere."""
     cols = [c for c in COLUMNS if c in rows[0]]
-    names = {"lap_pointwise": "lap pointwise", "lap_rayleigh": "lap rayleigh", "lap_eigen": "lap eigen",
-             "grad_ewns": "grad ew/ns", "grad_ewns_offpole": "grad ew/ns off-pole", "grad_tangent": "grad tangent"}
-    lines = ["| family | size | V | h | " + " | ".join(names[c] for c in cols) + " |",
-             "|---|---:|---:|---:|" + "---:|" * len(cols)]
+    names = {
+        "lap_pointwise": "lap pointwise",
+        "lap_rayleigh": "lap rayleigh",
+        "lap_eigen": "lap eigen",
+        "grad_ewns": "grad ew/ns",
+        "grad_ewns_offpole": "grad ew/ns off-pole",
+        "grad_tangent": "grad tangent",
+    }
+    lines = [
+        "| family | size | V | h | " + " | ".join(names[c] for c in cols) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(cols),
+    ]
     for r in rows:
         size = f"{r['size']}" + (f" ({r['note']})" if r["note"] else "")
-        lines.append(f"| {r['family']} | {size} | {r['V']} | {r['h']:.4f} | " + " | ".join(_e(r[c]) for c in cols) + " |")
+        lines.append(
+            f"| {r['family']} | {size} | {r['V']} | {r['h']:.4f} | " + " | ".join(_e(r[c]) for c in cols) + " |"
+        )
     lines += ["", "Falls at every step of V (" + ", ".join(names[c] for c in CONVERGING if c in cols) + "):", ""]
     check = falls(rows)
     for family, ok in check.items():
         lines.append(f"- {family}: " + ", ".join(f"{names[c]} {'yes' if v else 'NO'}" for c, v in ok.items()))
-    lines += ["", "Observed order (slope of log error vs log h; all sizes / finest two):", "",
-              "| family | " + " | ".join(names[c] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [
+        "",
+        "Observed order (slope of log error vs log h; all sizes / finest two):",
+        "",
+        "| family | " + " | ".join(names[c] for c in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
     every, finest = orders(rows, cols), orders(rows, cols, last=2)
     for family in every:
-        lines.append(f"| {family} | " + " | ".join(f"{every[family][c]:.2f} / {finest[family][c]:.2f}" for c in cols) + " |")
+        lines.append(
+            f"| {family} | " + " | ".join(f"{every[family][c]:.2f} / {finest[family][c]:.2f}" for c in cols) + " |"
+        )
     ico = [r for r in rows if r["family"] == "icosphere"]
     others = [r for r in rows if r["family"] != "icosphere"]
     if ico and others:
-        lines += ["", "Beside the icosphere of nearest V:", "",
-                  "| grid | V | lap eigen | grad ew/ns | grad tangent | icosphere level | V | lap eigen | grad ew/ns | grad tangent |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "Beside the icosphere of nearest V:",
+            "",
+            "| grid | V | lap eigen | grad ew/ns | grad tangent "
+            "| icosphere level | V | lap eigen | grad ew/ns | grad tangent |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in others:
             i = min(ico, key=lambda q: abs(math.log(q["V"] / r["V"])))
-            lines.append(f"| {r['family']} {r['size']} | {r['V']} | " + " | ".join(_e(r.get(c, float('nan'))) for c in CONVERGING)
-                         + f" | {i['size']} | {i['V']} | " + " | ".join(_e(i.get(c, float('nan'))) for c in CONVERGING) + " |")
+            lines.append(
+                f"| {r['family']} {r['size']} | {r['V']} | "
+                + " | ".join(_e(r.get(c, float("nan"))) for c in CONVERGING)
+                + f" | {i['size']} | {i['V']} | "
+                + " | ".join(_e(i.get(c, float("nan"))) for c in CONVERGING)
+                + " |"
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", default=",".join(FAMILIES),
-                        help=f"comma-separated, of {', '.join(FAMILIES)} (default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--families", default=",".join(FAMILIES), help=f"comma-separated, of {', '.join(FAMILIES)} (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="only the two smallest sizes of each family")
     parser.add_argument("--no-eigen", action="store_true", help="skip the generalized eigenvalues (eigsh)")
     parser.add_argument("--out", help="write the rows (every degree) as JSON here")
@@ -350,11 +391,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     started = datetime.datetime.now(datetime.timezone.utc)
     rows = run(families, quick=args.quick, eigen=not args.no_eigen, log=lambda s: print(s, file=sys.stderr, flush=True))
-    print(f"Date {started:%Y-%m-%d %H:%M} UTC; numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f} at the start\n")
+    print(
+        f"Date {started:%Y-%m-%d %H:%M} UTC; numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f} at the start\n"
+    )
     print(markdown(rows))
     ok = all(all(v.values()) for v in falls(rows).values())
-    print(f"\nCheck (lap eigen and both gradient errors fall at every step on every family): {'PASS' if ok else 'FAIL'}")
+    print(
+        f"\nCheck (lap eigen and both gradient errors fall at every step on every family): {'PASS' if ok else 'FAIL'}"
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"date": started.isoformat(), "rows": rows}, indent=1))

@@ -3,6 +3,7 @@
 Re-implemented here from the paper's description; ``meshconv.py`` checks it against
 :class:`meshcnn.MeshConv` with the same weights.
 """
+
 from __future__ import annotations
 
 import igl
@@ -43,8 +44,9 @@ class OriginalMeshConv(nn.Module):
     broadcast's memory at large levels); the result is the same.
     """
 
-    def __init__(self, level: int, weight: torch.Tensor, bias: torch.Tensor, device: torch.device,
-                 chunk: int | None = None) -> None:
+    def __init__(
+        self, level: int, weight: torch.Tensor, bias: torch.Tensor, device: torch.device, chunk: int | None = None
+    ) -> None:
         super().__init__()
         mesh = meshcnn.icosphere(level)
         v, f = mesh.vertices, mesh.faces
@@ -73,7 +75,7 @@ class OriginalMeshConv(nn.Module):
         def to_bcv(t: torch.Tensor) -> torch.Tensor:
             return t.t().reshape(batch, channels, num_vertices)
 
-        vert_ew, vert_ns = vert[:, : batch * channels], vert[:, batch * channels:]
+        vert_ew, vert_ns = vert[:, : batch * channels], vert[:, batch * channels :]
         feat = torch.stack([x, to_bcv(lap), to_bcv(vert_ew), to_bcv(vert_ns)], dim=-1)  # (B, C, V, 4)
         out = (feat.unsqueeze(1) * self.weight[None, :, :, None, :]).sum(2).sum(-1)  # (B, O, C, V, 4) -> (B, O, V)
         return out + self.bias.view(1, -1, 1)

@@ -6,6 +6,7 @@ its high-water mark (``/proc/self/clear_refs``) just before the step and reports
 ``VmHWM`` minus the resident size before it. On CUDA it is
 ``torch.cuda.max_memory_allocated`` minus the allocation before the step.
 """
+
 from __future__ import annotations
 
 import gc

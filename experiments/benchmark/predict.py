@@ -33,6 +33,7 @@ against an older tree with ``PYTHONPATH=/path/to/old/tree`` to compare.
 Results: ``experiments/benchmark/RESULTS.md``, "meshcnn predict throughput" and
 "Predict reading at disk speed (issue 21)".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=[run_options(resume=False, workers=False), level_option(default=5)])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HELP_FORMATTER,
+        parents=[run_options(resume=False, workers=False), level_option(default=5)],
+    )
     p.add_argument("--out", default="/tmp/bench_predict", help="work folder (data, run, outputs)")
     p.add_argument("--num", type=int, default=8, help="files to predict")
     p.add_argument("--nlat", type=int, default=768)
@@ -67,12 +71,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="DataLoader workers to time")
     p.add_argument("--batch-size", type=int, default=4, help="time steps per forward pass")
     p.add_argument("--events", action="store_true", help="also write the events CSV")
-    p.add_argument("--uncompressed", action="store_true",
-                   help="also time uncompressed copies of the files (the synthetic ones are zlib-compressed)")
-    p.add_argument("--read-stage", action="store_true",
-                   help="time only the read stage against a plain netCDF4 read, on multi-step files (issue 21)")
-    p.add_argument("--cases", nargs="+", default=list(READ_CASES), choices=list(READ_CASES),
-                   help="with --read-stage: the files to time")
+    p.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="also time uncompressed copies of the files (the synthetic ones are zlib-compressed)",
+    )
+    p.add_argument(
+        "--read-stage",
+        action="store_true",
+        help="time only the read stage against a plain netCDF4 read, on multi-step files (issue 21)",
+    )
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=list(READ_CASES),
+        choices=list(READ_CASES),
+        help="with --read-stage: the files to time",
+    )
     p.add_argument("--repeats", type=int, default=3, help="with --read-stage: best of this many runs")
     return p.parse_args(argv)
 
@@ -109,8 +124,11 @@ def multistep_file(path: Path, nlat: int, nlon: int, steps: int, layout: str) ->
         ds.createDimension("time", None if layout == "step" else steps)
         ds.createDimension("lat", nlat)
         ds.createDimension("lon", nlon)
-        for name, values, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east"),
-                                    ("time", np.arange(steps) * 3.0, "hours since 2000-01-01")):
+        for name, values, units in (
+            ("lat", lat, "degrees_north"),
+            ("lon", lon, "degrees_east"),
+            ("time", np.arange(steps) * 3.0, "hours since 2000-01-01"),
+        ):
             v = ds.createVariable(name, "f8", (name,))
             v.units = units
             v[:] = values
@@ -148,8 +166,9 @@ def read_stage_s(path: Path, batch_size: int) -> float:
 
     n = read_fields(path, VARIABLES, header_only=True)["num_steps"]
     chunks = [(0, t0, min(t0 + batch_size, n)) for t0 in range(0, n, batch_size)]
-    predictor = types.SimpleNamespace(level=2, variables=VARIABLES, mean=np.zeros(len(VARIABLES), np.float32),
-                                      std=np.ones(len(VARIABLES), np.float32))
+    predictor = types.SimpleNamespace(
+        level=2, variables=VARIABLES, mean=np.zeros(len(VARIABLES), np.float32), std=np.ones(len(VARIABLES), np.float32)
+    )
     dataset = ChunkDataset([path], chunks, predictor, False)
     total = 0.0
     for i in range(len(dataset)):
@@ -167,8 +186,10 @@ def read_benchmark(args: argparse.Namespace) -> dict:
 
     work = Path(args.out)
     files = {name: multistep_file(work / f"{name}.nc", *READ_CASES[name]) for name in args.cases}
-    print(f"read stage of meshcnn predict ({Path(meshcnn.__file__).parent}), batch size {args.batch_size}, "
-          f"best of {args.repeats}; {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"read stage of meshcnn predict ({Path(meshcnn.__file__).parent}), batch size {args.batch_size}, "
+        f"best of {args.repeats}; {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}"
+    )
     print("| file | grid | steps | HDF5 chunk (steps) | MB on disk | plain netCDF4 read (s) | read stage (s) | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     rows = []
@@ -183,8 +204,11 @@ def read_benchmark(args: argparse.Namespace) -> dict:
             plain.append(plain_read_s(path))
             stage.append(read_stage_s(path, args.batch_size))
         row = {"file": name, "plain_s": min(plain), "read_stage_s": min(stage), "ratio": min(stage) / min(plain)}
-        print(f"| {name} | {nlat} x {nlon} | {steps} | {chunking[0]} | {path.stat().st_size / 1e6:.1f} | "
-              f"{row['plain_s']:.3f} | {row['read_stage_s']:.3f} | {row['ratio']:.1f} |", flush=True)
+        print(
+            f"| {name} | {nlat} x {nlon} | {steps} | {chunking[0]} | {path.stat().st_size / 1e6:.1f} | "
+            f"{row['plain_s']:.3f} | {row['read_stage_s']:.3f} | {row['ratio']:.1f} |",
+            flush=True,
+        )
         rows.append(row)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return {"args": vars(args), "rows": rows}
@@ -197,9 +221,29 @@ def make_checkpoint(work: Path, level: int) -> Path:
         return run / "checkpoint.pt"
     small = work / "small"
     ensure_synthetic(small, num=6, nlat=48, nlon=72, seed=0, progress=False)
-    subprocess.run([sys.executable, str(ROOT / "experiments" / "climate_segmentation" / "train.py"), "--data",
-                    str(small), "--out", str(run), "--level", str(level), "--width", "8", "--epochs", "1",
-                    "--batch-size", "2", "--threads", "1", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "climate_segmentation" / "train.py"),
+            "--data",
+            str(small),
+            "--out",
+            str(run),
+            "--level",
+            str(level),
+            "--width",
+            "8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+            "--no-progress",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return run / "checkpoint.pt"
 
 
@@ -236,22 +280,40 @@ def time_setup(path: Path, level: int) -> dict[str, float]:
     return {"latlon_to_mesh_s": t1 - t0, "mesh_to_latlon_s": time.perf_counter() - t1}
 
 
-def time_predict(inputs: list[Path], checkpoint: Path, work: Path, label: str, workers: int,
-                 args: argparse.Namespace) -> dict:
+def time_predict(
+    inputs: list[Path], checkpoint: Path, work: Path, label: str, workers: int, args: argparse.Namespace
+) -> dict:
     """One table row: :func:`predict_files` over ``inputs`` with ``workers`` DataLoader workers."""
     out = work / f"pred_{label}_w{workers}"
     shutil.rmtree(out, ignore_errors=True)
     with contextlib.redirect_stderr(io.StringIO()):
-        result = predict_files(inputs, checkpoint, out, num_workers=workers, batch_size=args.batch_size,
-                               device=args.device, progress=False,
-                               events=(work / f"events_{label}_w{workers}.csv") if args.events else None)
+        result = predict_files(
+            inputs,
+            checkpoint,
+            out,
+            num_workers=workers,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=False,
+            events=(work / f"events_{label}_w{workers}.csv") if args.events else None,
+        )
     n = result["written"]
     per = {s: result["seconds"][s] / n for s in STAGES}
     largest = max(per, key=per.get)
-    print(f"| {label} | {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
-          + " | ".join(f"{per[s]:.2f}" for s in STAGES) + f" | {largest} |", flush=True)
-    return {"compression": label, "workers": workers, "files_per_s": result["files_per_s"],
-            "wall_s": result["wall_s"], "per_file_s": per, "largest": largest}
+    print(
+        f"| {label} | {workers} | {result['files_per_s']:.3f} | {result['wall_s'] / n:.2f} | "
+        + " | ".join(f"{per[s]:.2f}" for s in STAGES)
+        + f" | {largest} |",
+        flush=True,
+    )
+    return {
+        "compression": label,
+        "workers": workers,
+        "files_per_s": result["files_per_s"],
+        "wall_s": result["wall_s"],
+        "per_file_s": per,
+        "largest": largest,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -268,19 +330,29 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint = Path(args.checkpoint) if args.checkpoint else make_checkpoint(work, args.level)
     setup = time_setup(files[0], args.level)
     size_mb = sum(f.stat().st_size for f in files) / len(files) / 2**20
-    print(f"{len(files)} files {args.nlat} x {args.nlon} ({size_mb:.0f} MB each, 16 fields), level {args.level}, "
-          f"torch threads {args.threads}, batch size {args.batch_size}; {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}, {platform.processor() or platform.machine()}")
-    print(f"setup (once per grid, cached): lat-lon -> mesh matrix {setup['latlon_to_mesh_s']:.1f} s, "
-          f"mesh -> lat-lon matrix {setup['mesh_to_latlon_s']:.1f} s")
-    print("| file compression | workers | files/s | s/file (wall) | "
-          + " | ".join(f"{s} (s/file)" for s in STAGES) + " | largest |")
+    print(
+        f"{len(files)} files {args.nlat} x {args.nlon} ({size_mb:.0f} MB each, 16 fields), level {args.level}, "
+        f"torch threads {args.threads}, batch size {args.batch_size}; {os.cpu_count()} CPU cores, "
+        f"load average {os.getloadavg()[0]:.1f}, {platform.processor() or platform.machine()}"
+    )
+    print(
+        f"setup (once per grid, cached): lat-lon -> mesh matrix {setup['latlon_to_mesh_s']:.1f} s, "
+        f"mesh -> lat-lon matrix {setup['mesh_to_latlon_s']:.1f} s"
+    )
+    print(
+        "| file compression | workers | files/s | s/file (wall) | "
+        + " | ".join(f"{s} (s/file)" for s in STAGES)
+        + " | largest |"
+    )
     print("|" + "---|" * (len(STAGES) + 5))
     sets = [("zlib", files)]
     if args.uncompressed:
         sets.append(("none", uncompressed_copies(files, work / f"uncompressed_{args.nlat}x{args.nlon}")))
-    rows = [time_predict(inputs, checkpoint, work, label, workers, args)
-            for label, inputs in sets for workers in args.workers]
+    rows = [
+        time_predict(inputs, checkpoint, work, label, workers, args)
+        for label, inputs in sets
+        for workers in args.workers
+    ]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the main process {peak:.0f} MiB; load average at the end {os.getloadavg()[0]:.1f}")
     report = {"args": vars(args), "setup": setup, "rows": rows, "load_average": os.getloadavg(), "peak_rss_mib": peak}

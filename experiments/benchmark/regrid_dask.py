@@ -31,6 +31,7 @@ to NaN, and the attribute names).
 
 Results: ``experiments/benchmark/RESULTS.md``, "Regridder, lazy regridding and predict --dask (issue 20)".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,15 +88,23 @@ def write_archive(path: Path) -> None:
     if (path / "zarr.json").exists() or (path / ".zgroup").exists():
         return
     base = harmonics(*np.meshgrid(LAT, LON, indexing="ij")).astype(np.float32)
-    ds = xr.Dataset({"tas": (("time", "lat", "lon"), np.zeros((STEPS, 181, 360), np.float32), {"units": "K"})},
-                    coords={"time": np.arange(STEPS), "lat": ("lat", LAT, {"units": "degrees_north"}),
-                            "lon": ("lon", LON, {"units": "degrees_east"})})
+    ds = xr.Dataset(
+        {"tas": (("time", "lat", "lon"), np.zeros((STEPS, 181, 360), np.float32), {"units": "K"})},
+        coords={
+            "time": np.arange(STEPS),
+            "lat": ("lat", LAT, {"units": "degrees_north"}),
+            "lon": ("lon", LON, {"units": "degrees_east"}),
+        },
+    )
     ds.chunk({"time": CHUNK}).to_zarr(path, mode="w", compute=False, consolidated=False)
     rng = np.random.default_rng(0)
     for i in range(0, STEPS, CHUNK):
         t = np.arange(i, i + CHUNK)
-        block = 280.0 + 10 * base[None] * np.cos(2 * np.pi * t / 365.0)[:, None, None] \
+        block = (
+            280.0
+            + 10 * base[None] * np.cos(2 * np.pi * t / 365.0)[:, None, None]
             + rng.normal(size=(CHUNK, 181, 360)).astype(np.float32)
+        )
         part = ds.isel(time=slice(i, i + CHUNK)).assign(tas=(("time", "lat", "lon"), block.astype(np.float32)))
         part.drop_vars(["lat", "lon"]).to_zarr(path, region={"time": slice(i, i + CHUNK)}, consolidated=False)
 
@@ -132,21 +141,29 @@ def lazy(work: Path) -> list[dict]:
     chunk_mb = CHUNK * 181 * 360 * 4 / 2**20
     rows = []
     for mode in ("eager", "lazy", "lazy-threads"):
-        proc = subprocess.run([sys.executable, __file__, "lazy-mode", "--out", str(work), "--mode", mode],
-                              check=True, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "lazy-mode", "--out", str(work), "--mode", mode],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     eager = xr.open_zarr(work / "out-eager.zarr", consolidated=False)["tas"]
     for row in rows:
         other = xr.open_zarr(work / f"out-{row['mode']}.zarr", consolidated=False)["tas"]
-        row["equal_to_eager"] = all(np.array_equal(eager[i:i + CHUNK].values, other[i:i + CHUNK].values)
-                                    for i in range(0, STEPS, CHUNK))
-    print(f"archive: {STEPS} x 181 x 360 float32 ({STEPS * 181 * 360 * 4 / 2**20:.0f} MiB), chunks of {CHUNK} steps "
-          f"({chunk_mb:.1f} MiB); output level 6 ({STEPS * 40962 * 4 / 2**20:.0f} MiB, chunks "
-          f"{CHUNK * 40962 * 4 / 2**20:.1f} MiB)")
+        row["equal_to_eager"] = all(
+            np.array_equal(eager[i : i + CHUNK].values, other[i : i + CHUNK].values) for i in range(0, STEPS, CHUNK)
+        )
+    print(
+        f"archive: {STEPS} x 181 x 360 float32 ({STEPS * 181 * 360 * 4 / 2**20:.0f} MiB), chunks of {CHUNK} steps "
+        f"({chunk_mb:.1f} MiB); output level 6 ({STEPS * 40962 * 4 / 2**20:.0f} MiB, chunks "
+        f"{CHUNK * 40962 * 4 / 2**20:.1f} MiB)"
+    )
     print("| mode | wall (s) | peak memory above baseline (MiB) | equal to eager |\n|---|---|---|---|")
     for row in rows:
-        print(f"| {row['mode']} | {row['wall_s']:.1f} | {row['peak_above_baseline_mb']:.0f} | "
-              f"{row['equal_to_eager']} |")
+        print(
+            f"| {row['mode']} | {row['wall_s']:.1f} | {row['peak_above_baseline_mb']:.0f} | {row['equal_to_eager']} |"
+        )
     return rows
 
 
@@ -165,8 +182,17 @@ def _same_outputs(a: Path, b: Path) -> bool:
     return True
 
 
-def predict(work: Path, num: int, nlat: int, nlon: int, level: int, workers: list[int], steps: int = 1,
-            batch_size: int = 4, repeat: int = 1) -> list[dict]:
+def predict(
+    work: Path,
+    num: int,
+    nlat: int,
+    nlon: int,
+    level: int,
+    workers: list[int],
+    steps: int = 1,
+    batch_size: int = 4,
+    repeat: int = 1,
+) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).parent))
     from predict import make_checkpoint
 
@@ -183,17 +209,35 @@ def predict(work: Path, num: int, nlat: int, nlon: int, level: int, workers: lis
         data.mkdir(exist_ok=True)
         for i in range(0, len(files), steps):
             if not (data / f"part{i // steps:03d}.nc").is_file():
-                parts = [xr.open_dataset(f, decode_times=False).drop_vars("LABELS").load() for f in files[i:i + steps]]
+                parts = [
+                    xr.open_dataset(f, decode_times=False).drop_vars("LABELS").load() for f in files[i : i + steps]
+                ]
                 xr.concat(parts, dim="time", data_vars="minimal").to_netcdf(data / f"part{i // steps:03d}.nc")
     checkpoint = make_checkpoint(work / f"L{level}", level)
-    runs = [("serial", [])] + [(f"dask {n} worker{'s' if n > 1 else ''}", ["--dask", "--workers", str(n)])
-                              for n in workers]
+    runs = [("serial", [])] + [
+        (f"dask {n} worker{'s' if n > 1 else ''}", ["--dask", "--workers", str(n)]) for n in workers
+    ]
     rows = []
     for label, extra in runs:
         out = work / ("out_" + label.replace(" ", "_"))
         shutil.rmtree(out, ignore_errors=True)
-        cmd = [sys.executable, "-m", "meshcnn", "predict", "--checkpoint", str(checkpoint), "--out", str(out),
-               "--threads", "1", "--no-progress", "--batch-size", str(batch_size), *extra, str(data)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "meshcnn",
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+            "--no-progress",
+            "--batch-size",
+            str(batch_size),
+            *extra,
+            str(data),
+        ]
         start = time.perf_counter()
         proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -201,16 +245,22 @@ def predict(work: Path, num: int, nlat: int, nlon: int, level: int, workers: lis
         total = num * repeat if steps > 1 else num
         rows.append({"run": label, "wall_s": wall, "predict_s": inner, "steps_per_s": total / inner, "out": str(out)})
     serial = Path(rows[0]["out"])
-    print(f"{num * (repeat if steps > 1 else 1)} synthetic time steps {nlat} x {nlon} in files of {steps} step(s), "
-          f"--batch-size {batch_size}, "
-          f"level {level}, width 8; {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print("| run | command wall (s) | predict loop (s) | time steps/s (loop) | outputs equal to serial |\n"
-          "|---|---|---|---|---|")
+    print(
+        f"{num * (repeat if steps > 1 else 1)} synthetic time steps {nlat} x {nlon} in files of {steps} step(s), "
+        f"--batch-size {batch_size}, "
+        f"level {level}, width 8; {os.cpu_count()} CPU cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| run | command wall (s) | predict loop (s) | time steps/s (loop) | outputs equal to serial |\n"
+        "|---|---|---|---|---|"
+    )
     for row in rows:
         row["equal_to_serial"] = _same_outputs(serial, Path(row["out"]))
-        print(f"| {row['run']} | {row['wall_s']:.1f} | {row['predict_s']:.1f} | {row['steps_per_s']:.2f} | "
-              f"{row['equal_to_serial']} |")
+        print(
+            f"| {row['run']} | {row['wall_s']:.1f} | {row['predict_s']:.1f} | {row['steps_per_s']:.2f} | "
+            f"{row['equal_to_serial']} |"
+        )
     return rows
 
 
@@ -237,8 +287,17 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(args.out)
         print(json.dumps(lazy_mode(work / "archive.zarr", work / f"out-{args.mode}.zarr", args.mode)))
     else:
-        predict(Path(args.out), args.num, args.nlat, args.nlon, args.level, args.workers, args.steps_per_file,
-                args.batch_size, args.repeat)
+        predict(
+            Path(args.out),
+            args.num,
+            args.nlat,
+            args.nlon,
+            args.level,
+            args.workers,
+            args.steps_per_file,
+            args.batch_size,
+            args.repeat,
+        )
 
 
 if __name__ == "__main__":

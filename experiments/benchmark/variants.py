@@ -28,6 +28,7 @@ Usage::
 
     python experiments/benchmark/variants.py --level 5 --threads 1 --repeats 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,9 +62,13 @@ class _CsrMatmul(torch.autograd.Function):
 
 def _csr(matrix: sp.spmatrix) -> torch.Tensor:
     m = sp.csr_matrix(matrix, dtype=np.float32)
-    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
-                                   torch.from_numpy(m.indices.astype(np.int64)), torch.from_numpy(m.data), m.shape,
-                                   check_invariants=False)
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(m.indptr.astype(np.int64)),
+        torch.from_numpy(m.indices.astype(np.int64)),
+        torch.from_numpy(m.data),
+        m.shape,
+        check_invariants=False,
+    )
 
 
 class CsrEinsumConv(torch.nn.Module):
@@ -170,8 +175,12 @@ def main() -> None:
     v0 = CsrEinsumConv(level, conv.weight, conv.bias)
     mesh = meshcnn.icosphere(level)
     op_taps = tap_operators(mesh, v)[1:]
-    variants = {"v0-csr-einsum": v0, "v1-csr-per-sample": PerSampleConv(conv, CsrKernel(op_taps)),
-                "v2-gather-stencil": PerSampleConv(conv, GatherKernel(mesh, op_taps)), "current": conv}
+    variants = {
+        "v0-csr-einsum": v0,
+        "v1-csr-per-sample": PerSampleConv(conv, CsrKernel(op_taps)),
+        "v2-gather-stencil": PerSampleConv(conv, GatherKernel(mesh, op_taps)),
+        "current": conv,
+    }
     if args.compile:
         t0 = time.perf_counter()
         compiled = torch.compile(conv, fullgraph=True)
@@ -199,12 +208,16 @@ def main() -> None:
             if r:
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
-    print(f"# level {level} V={v} batch {BATCH} {CHANNELS}->{CHANNELS} float32 forward+backward, torch "
-          f"{torch.__version__}, threads {torch.get_num_threads()}, load {os.getloadavg()}, {args.repeats} runs")
+    print(
+        f"# level {level} V={v} batch {BATCH} {CHANNELS}->{CHANNELS} float32 forward+backward, torch "
+        f"{torch.__version__}, threads {torch.get_num_threads()}, load {os.getloadavg()}, {args.repeats} runs"
+    )
     print(f"{'variant':20s} {'wall med':>9s} {'wall min':>9s} {'cpu med':>9s} {'cpu min':>9s}  (ms)")
     for name in variants:
-        print(f"{name:20s} {statistics.median(wall[name]) * 1e3:9.2f} {min(wall[name]) * 1e3:9.2f} "
-              f"{statistics.median(cpu[name]) * 1e3:9.2f} {min(cpu[name]) * 1e3:9.2f}")
+        print(
+            f"{name:20s} {statistics.median(wall[name]) * 1e3:9.2f} {min(wall[name]) * 1e3:9.2f} "
+            f"{statistics.median(cpu[name]) * 1e3:9.2f} {min(cpu[name]) * 1e3:9.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 The defaults are sized for a laptop-class CPU (run times in the README); every
 step's time goes to ``OUT/summary.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,20 +22,30 @@ import sys
 import time
 from pathlib import Path
 
+from meshcnn.cli import (
+    HELP_FORMATTER,
+    grid_option,
+    level_option,
+    orientation_option,
+    run_options,
+    seed_option,
+    training_options,
+)
 from meshcnn.io import save_json
-from meshcnn.cli import (HELP_FORMATTER, grid_option, level_option, orientation_option, run_options, seed_option,
-                         training_options)
 
 HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parents = [seed_option(help="data and training seed"), level_option(5), grid_option(),
-               orientation_option(help="MeshConv orientation of the spherical U-Net (poleward also flips V850/VBOT)"),
-               training_options(epochs=15, batch_size=4, lr=None),
-               run_options(workers=False, resume_help="continue an interrupted run in OUT")]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=parents)
+    parents = [
+        seed_option(help="data and training seed"),
+        level_option(5),
+        grid_option(),
+        orientation_option(help="MeshConv orientation of the spherical U-Net (poleward also flips V850/VBOT)"),
+        training_options(epochs=15, batch_size=4, lr=None),
+        run_options(workers=False, resume_help="continue an interrupted run in OUT"),
+    ]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER, parents=parents)
     p.add_argument("--out", default="runs/main", help="run folder")
     p.add_argument("--num", type=int, default=100, help="synthetic time steps (files)")
     p.add_argument("--nlat", type=int, default=96, help="synthetic grid latitudes")
@@ -44,8 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr-step", type=int, default=5)
     p.add_argument("--class-weight-power", type=float, default=0.5)
     p.add_argument("--num-maps", type=int, default=3, help="test samples drawn as PNG maps")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="mixed precision of training (train.py --precision; fp16 on CUDA only)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="mixed precision of training (train.py --precision; fp16 on CUDA only)",
+    )
     return p.parse_args(argv)
 
 
@@ -73,38 +88,115 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"reusing the synthetic set in {data}")
         times["data_s"] = 0.0
     else:
-        times["data_s"] = run_step("synthetic data", [
-            sys.executable, "-m", "meshcnn.data.climate", "synth", "--out", str(data), "--num", str(args.num),
-            "--nlat", str(args.nlat), "--nlon", str(args.nlon), "--seed", str(args.seed),
-            *(["--overwrite"] if existing.is_file() else [])])  # replaces exactly the files of the earlier set
+        times["data_s"] = run_step(
+            "synthetic data",
+            [
+                sys.executable,
+                "-m",
+                "meshcnn.data.climate",
+                "synth",
+                "--out",
+                str(data),
+                "--num",
+                str(args.num),
+                "--nlat",
+                str(args.nlat),
+                "--nlon",
+                str(args.nlon),
+                "--seed",
+                str(args.seed),
+                *(["--overwrite"] if existing.is_file() else []),
+            ],
+        )  # replaces exactly the files of the earlier set
     quiet = ["--no-progress"] if args.no_progress else []
-    times["train_s"] = run_step("training", [
-        sys.executable, str(HERE / "train.py"), "--data", str(data), "--out", str(out), "--model", args.model,
-        "--level", str(args.level), "--grid", args.grid, "--width", str(args.width), "--orientation", args.orientation,
-        "--epochs", str(args.epochs),
-        "--batch-size", str(args.batch_size), "--lr-step", str(args.lr_step),
-        "--class-weight-power", str(args.class_weight_power), "--seed", str(args.seed),
-        "--device", args.device, "--threads", str(args.threads), "--precision", args.precision,
-        *(["--resume"] if args.resume else []), *quiet])
-    times["eval_s"] = run_step("evaluation", [
-        sys.executable, str(HERE / "evaluate.py"), "--run", str(out), "--device", args.device,
-        "--threads", str(args.threads), "--num-maps", str(args.num_maps), *quiet])
+    times["train_s"] = run_step(
+        "training",
+        [
+            sys.executable,
+            str(HERE / "train.py"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--model",
+            args.model,
+            "--level",
+            str(args.level),
+            "--grid",
+            args.grid,
+            "--width",
+            str(args.width),
+            "--orientation",
+            args.orientation,
+            "--epochs",
+            str(args.epochs),
+            "--batch-size",
+            str(args.batch_size),
+            "--lr-step",
+            str(args.lr_step),
+            "--class-weight-power",
+            str(args.class_weight_power),
+            "--seed",
+            str(args.seed),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--precision",
+            args.precision,
+            *(["--resume"] if args.resume else []),
+            *quiet,
+        ],
+    )
+    times["eval_s"] = run_step(
+        "evaluation",
+        [
+            sys.executable,
+            str(HERE / "evaluate.py"),
+            "--run",
+            str(out),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--num-maps",
+            str(args.num_maps),
+            *quiet,
+        ],
+    )
     times["total_s"] = time.perf_counter() - start
 
     with open(out / "eval" / "test_metrics.json") as f:
         report = json.load(f)
-    summary = {"args": vars(args), "times": times, "test_mean_iou": report["mean_iou"], "test_mean_ap": report["mean_ap"],
-               "test_iou": report["iou"], "test_ap": report["ap"], "maps": report["maps"],
-               "test_iou_by_hemisphere": report.get("iou_by_hemisphere")}
+    summary = {
+        "args": vars(args),
+        "times": times,
+        "test_mean_iou": report["mean_iou"],
+        "test_mean_ap": report["mean_ap"],
+        "test_iou": report["iou"],
+        "test_ap": report["ap"],
+        "maps": report["maps"],
+        "test_iou_by_hemisphere": report.get("iou_by_hemisphere"),
+    }
     save_json(out / "summary.json", summary)
-    print(f"\n== done in {times['total_s']:.0f} s (data {times['data_s']:.0f} s, training {times['train_s']:.0f} s, "
-          f"evaluation {times['eval_s']:.0f} s)")
-    print("test IoU: " + ", ".join(f"{k} {v:.3f}" for k, v in report["iou"].items() if v is not None)
-          + f"; mean {report['mean_iou']:.3f}")
-    print("test AP:  " + ", ".join(f"{k} {v:.3f}" for k, v in report["ap"].items() if v is not None)
-          + f"; mean {report['mean_ap']:.3f}")
-    print(f"run folder {out}: checkpoint.pt, metrics.json, eval/test_metrics.json, eval/confusion_matrix.png, "
-          f"maps: {', '.join(report['maps'])}")
+    print(
+        f"\n== done in {times['total_s']:.0f} s (data {times['data_s']:.0f} s, training {times['train_s']:.0f} s, "
+        f"evaluation {times['eval_s']:.0f} s)"
+    )
+    print(
+        "test IoU: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in report["iou"].items() if v is not None)
+        + f"; mean {report['mean_iou']:.3f}"
+    )
+    print(
+        "test AP:  "
+        + ", ".join(f"{k} {v:.3f}" for k, v in report["ap"].items() if v is not None)
+        + f"; mean {report['mean_ap']:.3f}"
+    )
+    print(
+        f"run folder {out}: checkpoint.pt, metrics.json, eval/test_metrics.json, eval/confusion_matrix.png, "
+        f"maps: {', '.join(report['maps'])}"
+    )
     return summary
 
 

@@ -12,6 +12,7 @@ atmospheric rivers in ClimateNet files.
 file lists), ``metrics.json`` (per-epoch loss and validation IoU/AP),
 ``config.json`` and ``stats.json``. ``--resume`` continues a run exactly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from meshcnn.cli import (HELP_FORMATTER, apply_threads, grid_option, level_option, orientation_option, run_options,
-                         seed_option, training_options)
+from meshcnn.cli import (
+    HELP_FORMATTER,
+    apply_threads,
+    grid_option,
+    level_option,
+    orientation_option,
+    run_options,
+    seed_option,
+    training_options,
+)
 from meshcnn.data import climate
 from meshcnn.io import save_json
 from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, build_model, count_parameters, segmentation
@@ -36,41 +45,70 @@ RESUME_MAY_CHANGE = ("resume", "no_progress", "num_workers", "device", "threads"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parents = [level_option(5, "level of the data and the U-Net's top level on --grid (icosphere level, HEALPix order)"),
-               grid_option(),
-               orientation_option(help="MeshConv orientation of the spherical U-Net (meshcnn.ORIENTATIONS)"),
-               training_options(epochs=30, batch_size=4, lr=1e-2), seed_option(),
-               run_options(resume_may_change=RESUME_MAY_CHANGE,
-                           resume_help="continue from OUT/checkpoint.pt; refused if a setting differs from the "
-                                       "run's except " + ", ".join("--" + s.replace("_", "-")
-                                                                   for s in RESUME_MAY_CHANGE))]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=parents)
-    p.add_argument("--data", required=True, help="folder of ClimateNet .nc files, or UGSCNN .npz samples with split lists")
+    parents = [
+        level_option(5, "level of the data and the U-Net's top level on --grid (icosphere level, HEALPix order)"),
+        grid_option(),
+        orientation_option(help="MeshConv orientation of the spherical U-Net (meshcnn.ORIENTATIONS)"),
+        training_options(epochs=30, batch_size=4, lr=1e-2),
+        seed_option(),
+        run_options(
+            resume_may_change=RESUME_MAY_CHANGE,
+            resume_help="continue from OUT/checkpoint.pt; refused if a setting differs from the "
+            "run's except " + ", ".join("--" + s.replace("_", "-") for s in RESUME_MAY_CHANGE),
+        ),
+    ]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER, parents=parents)
+    p.add_argument(
+        "--data", required=True, help="folder of ClimateNet .nc files, or UGSCNN .npz samples with split lists"
+    )
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json, config.json, stats.json)")
     p.add_argument("--model", choices=MODEL_KINDS, default="spherical")
     p.add_argument("--min-level", type=int, default=0, help="coarsest U-Net level (on --grid)")
     p.add_argument("--width", type=int, default=8, help="spherical U-Net channels on the top level")
-    p.add_argument("--hemisphere-flip", choices=("auto", "on", "off"), default="auto",
-                   help="multiply the meridional winds (V850, VBOT) by sign(latitude) on the way in; "
-                        "auto: on with --orientation poleward")
+    p.add_argument(
+        "--hemisphere-flip",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="multiply the meridional winds (V850, VBOT) by sign(latitude) on the way in; "
+        "auto: on with --orientation poleward",
+    )
     p.add_argument("--planar-depth", type=int, default=4, help="planar U-Net downsamplings")
-    p.add_argument("--planar-width", type=int, default=None,
-                   help="planar U-Net width (default: the one matching the spherical U-Net's parameter count)")
-    p.add_argument("--lr-step", type=int, default=10, help="multiply the learning rate by --lr-gamma every this many epochs")
+    p.add_argument(
+        "--planar-width",
+        type=int,
+        default=None,
+        help="planar U-Net width (default: the one matching the spherical U-Net's parameter count)",
+    )
+    p.add_argument(
+        "--lr-step", type=int, default=10, help="multiply the learning rate by --lr-gamma every this many epochs"
+    )
     p.add_argument("--lr-gamma", type=float, default=0.5)
-    p.add_argument("--class-weight-power", type=float, default=1.0,
-                   help="cross-entropy class weights ~ (training area fraction)^-power; 1 = inverse frequency, 0 = none")
-    p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
-                   help="split fractions for a folder of .nc files")
+    p.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=1.0,
+        help="cross-entropy class weights ~ (training area fraction)^-power; 1 = inverse frequency, 0 = none",
+    )
+    p.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split fractions for a folder of .nc files",
+    )
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--contiguous-split", action="store_true", help="split by time blocks instead of at random")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training files")
     p.add_argument("--cache-dir", default=None, help="cache regridded samples here (.npz)")
     p.add_argument("--skip-bad", action="store_true", help="log and skip unreadable/invalid files instead of failing")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="mixed precision of the training steps (meshcnn.train.Trainer): bf16 on CPU or CUDA, "
-                        "fp16 (with a gradient scaler) on CUDA only")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="mixed precision of the training steps (meshcnn.train.Trainer): bf16 on CPU or CUDA, "
+        "fp16 (with a gradient scaler) on CUDA only",
+    )
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be positive")
@@ -83,8 +121,10 @@ def resolve_splits(args: argparse.Namespace) -> dict[str, list[Path]]:
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data}: no such folder")
     if (data / "train_split.txt").is_file():
-        splits = {name: climate.read_split_list(data / f"{name}_split.txt") if (data / f"{name}_split.txt").is_file() else []
-                  for name in ("train", "val", "test")}
+        splits = {
+            name: climate.read_split_list(data / f"{name}_split.txt") if (data / f"{name}_split.txt").is_file() else []
+            for name in ("train", "val", "test")
+        }
     else:
         files = climate.find_files(data)  # .nc files, or UGSCNN .npz samples without split lists
         if not files:
@@ -103,8 +143,9 @@ def make_evaluate(args: argparse.Namespace, val_targets: climate.ClimateNetDatas
     def evaluate(model: nn.Module, val_set: climate.ClimateNetDataset, device: torch.device) -> dict[str, float]:
         latlon = val_set.latlon if args.model == "planar" else None
         targets_set = val_targets if val_targets is not None else val_set
-        probs = segmentation.mesh_probabilities(model, val_set, targets_set.sphere_grid, latlon=latlon, device=device,
-                                                batch_size=args.batch_size)
+        probs = segmentation.mesh_probabilities(
+            model, val_set, targets_set.sphere_grid, latlon=latlon, device=device, batch_size=args.batch_size
+        )
         targets = torch.stack([torch.from_numpy(targets_set.raw(i)[1]) for i in range(len(targets_set))])
         report = segmentation.segmentation_report(probs, targets, targets_set.sphere_grid, climate.CLASSES, bands=False)
         return segmentation.flat_metrics(report, "val_")
@@ -146,8 +187,10 @@ def load_datasets(args: argparse.Namespace, splits: dict[str, list[Path]], say, 
     val_targets = None
     if val_set is not None and grid == "latlon":  # planar predictions are scored on the mesh labels
         val_targets = climate.ClimateNetDataset(val_set.files, args.level, grid=args.grid, cache_dir=args.cache_dir)
-    say(f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
-        f"{args.model} model on {args.grid + ' level ' + str(args.level) if grid != 'latlon' else 'the lat-lon grid'}")
+    say(
+        f"{len(train_set)} training, {len(val_set) if val_set else 0} validation files; "
+        f"{args.model} model on {args.grid + ' level ' + str(args.level) if grid != 'latlon' else 'the lat-lon grid'}"
+    )
     return train_set, val_set, val_targets
 
 
@@ -155,16 +198,31 @@ def new_model_config(args: argparse.Namespace) -> dict[str, Any]:
     """The stored config of a new run's model; a planar U-Net gets the spherical one's parameter count."""
     flip = args.hemisphere_flip == "on" or (args.hemisphere_flip == "auto" and args.orientation == "poleward")
     spherical = SegmenterConfig(
-        "spherical", len(climate.VARIABLES), climate.NUM_CLASSES, args.level, args.min_level, args.width,
-        args.orientation, [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [],
-        grid=args.grid)
+        "spherical",
+        len(climate.VARIABLES),
+        climate.NUM_CLASSES,
+        args.level,
+        args.min_level,
+        args.width,
+        args.orientation,
+        [climate.VARIABLES.index(v) for v in climate.NORTHWARD_VARIABLES] if flip else [],
+        grid=args.grid,
+    )
     if args.model != "planar":
         return spherical.to_dict()
     spherical_params = count_parameters(build_model(spherical))
     width = args.planar_width or segmentation.matching_planar_width(
-        spherical_params, spherical.in_channels, spherical.num_classes, args.planar_depth)
-    planar = SegmenterConfig("planar", spherical.in_channels, spherical.num_classes, args.level,
-                             planar_width=width, planar_depth=args.planar_depth, grid=args.grid)
+        spherical_params, spherical.in_channels, spherical.num_classes, args.planar_depth
+    )
+    planar = SegmenterConfig(
+        "planar",
+        spherical.in_channels,
+        spherical.num_classes,
+        args.level,
+        planar_width=width,
+        planar_depth=args.planar_depth,
+        grid=args.grid,
+    )
     return {**planar.to_dict(), "spherical_reference_params": spherical_params}
 
 
@@ -194,16 +252,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.manual_seed(args.seed)  # reproducible initialization
     model = build_model(config)
     config["num_params"] = count_parameters(model)
-    say(f"model: {config['kind']} U-Net ({config.get('orientation', 'fixed')}, hemisphere flip of "
+    say(
+        f"model: {config['kind']} U-Net ({config.get('orientation', 'fixed')}, hemisphere flip of "
         f"{[climate.VARIABLES[c] for c in config.get('flip_channels', [])] or 'nothing'}), "
         f"{config['num_params']:,} parameters; class weights "
-        + ", ".join(f"{c} {w:.3g}" for c, w in zip(climate.CLASSES, weights.tolist())))
+        + ", ".join(f"{c} {w:.3g}" for c, w in zip(climate.CLASSES, weights.tolist()))
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
     loss_fn = weighted_cross_entropy(weights)
 
     extra_state = {
-        "config": config, "stats": stats, "class_weights": weights.tolist(),
+        "config": config,
+        "stats": stats,
+        "class_weights": weights.tolist(),
         "splits": {k: [str(Path(f).resolve()) for f in v] for k, v in splits.items()},
         "bad_files": [list(b) for ds in (train_set, val_set) if ds is not None for b in ds.bad_files],
         "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
@@ -212,10 +274,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         save_json(out / "config.json", {k: v for k, v in extra_state.items() if k != "stats"})
         save_json(out / "stats.json", stats)
     history = fit(
-        model, train_set, optimizer=optimizer, loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size,
-        run_dir=out, val_set=val_set, evaluate=make_evaluate(args, val_targets) if val_set is not None else None,
-        scheduler=scheduler, device=args.device, seed=args.seed, resume=args.resume, extra_state=extra_state,
-        num_workers=args.num_workers, progress=not args.no_progress, log=say, precision=args.precision)
+        model,
+        train_set,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        run_dir=out,
+        val_set=val_set,
+        evaluate=make_evaluate(args, val_targets) if val_set is not None else None,
+        scheduler=scheduler,
+        device=args.device,
+        seed=args.seed,
+        resume=args.resume,
+        extra_state=extra_state,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+        log=say,
+        precision=args.precision,
+    )
     say(f"trained {len(history)} epochs in {time.perf_counter() - t0:.1f} s; run folder {out}")
     if world_size > 1:  # every rank reports, so a desynchronized replica shows
         print(f"rank {rank}/{world_size}: parameter checksum {parameter_checksum(model)}", flush=True)

@@ -19,6 +19,7 @@ so a sample is the same physical state on any grid: on an ICON-like and an MPAS-
 it differs only by where it is evaluated. Distances in km on the Earth
 (:data:`meshcnn.geometry.EARTH_RADIUS_KM`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,12 +58,13 @@ def _smooth(rng: np.random.Generator, xyz: np.ndarray, terms: int = 8) -> np.nda
     return out / np.sqrt(terms)
 
 
-def _vortex(frame: PointFrame, center: np.ndarray, hemi: float, dp: float, rmax: float, bmod: float,
-            outer: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _vortex(
+    frame: PointFrame, center: np.ndarray, hemi: float, dp: float, rmax: float, bmod: float, outer: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Holland vortex: distance (km), pressure drop (Pa) and the cyclonic wind's east/north components (m/s)."""
     r = np.maximum(frame.distance_km(center), 1.0)
     x = (rmax / r) ** bmod
-    taper = np.exp(-(r / outer) ** 4)
+    taper = np.exp(-((r / outer) ** 4))
     drop = dp * (1 - np.exp(-x)) * taper
     speed = np.sqrt(bmod * dp / _RHO * x * np.exp(-x)) * taper
     p = frame.xyz
@@ -109,7 +111,7 @@ def make_sample(points: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, 
         r_label = _gale_radius(dp, rmax, bmod)
         psl -= drop / 100.0
         u, v = u + du, v + dv
-        moisture += rng.uniform(15, 30) * np.exp(-(r / (0.8 * r_label)) ** 2)
+        moisture += rng.uniform(15, 30) * np.exp(-((r / (0.8 * r_label)) ** 2))
         labels[r < r_label] = 1
     for _ in range(int(rng.integers(2, 5))):  # mid-latitude lows: unlabelled distractors
         hemi = rng.choice([-1.0, 1.0])
@@ -117,12 +119,13 @@ def make_sample(points: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, 
         r, drop, du, dv = _vortex(frame, center, hemi, rng.uniform(800, 2500), rng.uniform(300, 600), 1.0, 1800.0)
         psl -= drop / 100.0
         u, v = u + 0.6 * du, v + 0.6 * dv
-        moisture += rng.uniform(2, 8) * np.exp(-(r / 900.0) ** 2)
+        moisture += rng.uniform(2, 8) * np.exp(-((r / 900.0) ** 2))
     for _ in range(int(rng.integers(2, 6))):  # atmospheric rivers (label 2)
         hemi = rng.choice([-1.0, 1.0])
         length, half_width = rng.uniform(2500, 7000), rng.uniform(250, 450)
-        path, tangents = _river_path(rng, hemi, np.deg2rad(hemi * rng.uniform(15, 32)), rng.uniform(-np.pi, np.pi),
-                                     length)
+        path, tangents = _river_path(
+            rng, hemi, np.deg2rad(hemi * rng.uniform(15, 32)), rng.uniform(-np.pi, np.pi), length
+        )
         reach = np.cos((length / 2 + 2 * half_width) / EARTH_RADIUS_KM)
         near = np.flatnonzero(frame.xyz @ path[len(path) // 2] > reach)
         cos_d = frame.xyz[near] @ path.T
@@ -131,7 +134,7 @@ def make_sample(points: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, 
         dist = np.arccos(np.clip(cos_d[np.arange(len(near)), nearest], -1, 1)) * EARTH_RADIUS_KM
         shape = np.sqrt(np.clip(np.sin(np.pi * s), 0, 1))
         rel = dist / (half_width * shape + 1e-3)
-        profile = np.exp(-rel**2 * np.log(2) * 1.5) * shape
+        profile = np.exp(-(rel**2) * np.log(2) * 1.5) * shape
         moisture[near] += rng.uniform(15, 30) * profile
         du, dv = frame.components(tangents[nearest], near)
         jet = rng.uniform(10, 20) * profile
@@ -141,5 +144,5 @@ def make_sample(points: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, 
         labels[near[core]] = 2
     for _ in range(int(rng.integers(2, 6))):  # moist convective blobs near the equator: unlabelled distractors
         center = latlon_to_xyz(np.deg2rad(rng.normal(0.3 * decl, 7)), rng.uniform(-np.pi, np.pi))
-        moisture += rng.uniform(8, 20) * np.exp(-(frame.distance_km(center) / rng.uniform(300, 700)) ** 2)
+        moisture += rng.uniform(8, 20) * np.exp(-((frame.distance_km(center) / rng.uniform(300, 700)) ** 2))
     return np.stack([psl, moisture, u, v]).astype(np.float32), labels

@@ -20,6 +20,7 @@ Writes into ``--out``: ``icon_grid.nc`` and ``mpas_grid.nc``; per grid a run fol
 (``icon/``, ``mpas/``: ``checkpoint.pt``, ``metrics.json``) and ``<grid>_test.png`` (the
 fields, labels and prediction of the first test sample); ``results.json`` (the test IoUs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,29 +33,40 @@ import torch
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import synthetic  # noqa: E402  (the script's own module, beside it)
+import synthetic
 
-from meshcnn import metrics  # noqa: E402
-from meshcnn.cli import HELP_FORMATTER, apply_threads, run_options, seed_option, training_options  # noqa: E402
-from meshcnn.grids import UnstructuredGrid, write_icon_grid, write_mpas_grid  # noqa: E402
-from meshcnn.io import save_json  # noqa: E402
-from meshcnn.models import SphericalUNet  # noqa: E402
-from meshcnn.tasks.segmentation import flat_metrics  # noqa: E402
-from meshcnn.train import fit, predict, seed_everything  # noqa: E402
+from meshcnn import metrics
+from meshcnn.cli import HELP_FORMATTER, apply_threads, run_options, seed_option, training_options
+from meshcnn.grids import UnstructuredGrid, write_icon_grid, write_mpas_grid
+from meshcnn.io import save_json
+from meshcnn.models import SphericalUNet
+from meshcnn.tasks.segmentation import flat_metrics
+from meshcnn.train import fit, predict, seed_everything
 
 WRITERS = {"icon": write_icon_grid, "mpas": write_mpas_grid}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parents = [training_options(epochs=12, batch_size=4, lr=3e-3, lr_help="Adam learning rate (cosine decay to 0)"),
-               seed_option(), run_options(resume=False, workers=False)]
+    parents = [
+        training_options(epochs=12, batch_size=4, lr=3e-3, lr_help="Adam learning rate (cosine decay to 0)"),
+        seed_option(),
+        run_options(resume=False, workers=False),
+    ]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER, parents=parents)
     p.add_argument("--out", type=Path, default=Path("runs/native_grids"), help="output folder")
     p.add_argument("--grids", nargs="+", choices=tuple(WRITERS), default=list(WRITERS))
-    p.add_argument("--icon-level", type=int, default=5,
-                   help="icosphere level of the ICON-like grid: 20 * 4**level cells (its triangles)")
-    p.add_argument("--mpas-level", type=int, default=5,
-                   help="icosphere level of the MPAS-like grid: 10 * 4**level + 2 cells (its vertices)")
+    p.add_argument(
+        "--icon-level",
+        type=int,
+        default=5,
+        help="icosphere level of the ICON-like grid: 20 * 4**level cells (its triangles)",
+    )
+    p.add_argument(
+        "--mpas-level",
+        type=int,
+        default=5,
+        help="icosphere level of the MPAS-like grid: 10 * 4**level + 2 cells (its vertices)",
+    )
     p.add_argument("--levels", type=int, default=4, help="meshes in the U-Net's hierarchy, the native one included")
     p.add_argument("--width", type=int, default=8, help="channels on the native mesh")
     p.add_argument("--train", type=int, default=96, help="training samples")
@@ -71,8 +83,14 @@ def make_split(grid: UnstructuredGrid, seed: int, start: int, count: int) -> tup
 
 def report(grid: UnstructuredGrid, logits: torch.Tensor, targets: torch.Tensor) -> dict:
     """Area-weighted metrics (cells weighted by :attr:`UnstructuredGrid.cell_weights`)."""
-    return metrics.segmentation_report(torch.softmax(logits, 1), targets, len(synthetic.CLASSES),
-                                       weights=grid.cell_weights, lat=grid.mesh.lat, class_names=synthetic.CLASSES)
+    return metrics.segmentation_report(
+        torch.softmax(logits, 1),
+        targets,
+        len(synthetic.CLASSES),
+        weights=grid.cell_weights,
+        lat=grid.mesh.lat,
+        class_names=synthetic.CLASSES,
+    )
 
 
 def run_grid(kind: str, level: int, args: argparse.Namespace) -> dict:
@@ -94,8 +112,9 @@ def run_grid(kind: str, level: int, args: argparse.Namespace) -> dict:
 
     def dataset(split: str) -> TensorDataset:
         x, y = splits[split]
-        return TensorDataset(torch.from_numpy(((x - mean[None, :, None]) / std[None, :, None]).astype(np.float32)),
-                             torch.from_numpy(y))
+        return TensorDataset(
+            torch.from_numpy(((x - mean[None, :, None]) / std[None, :, None]).astype(np.float32)), torch.from_numpy(y)
+        )
 
     train_set, val_set, test_set = dataset("train"), dataset("val"), dataset("test")
     frequency = np.bincount(y_train.reshape(-1), minlength=len(synthetic.CLASSES)) / y_train.size
@@ -110,22 +129,51 @@ def run_grid(kind: str, level: int, args: argparse.Namespace) -> dict:
     model = SphericalUNet(len(synthetic.CHANNELS), len(synthetic.CLASSES), hierarchy=hierarchy, width=args.width)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    fit(model, train_set, optimizer=optimizer, loss_fn=loss, epochs=args.epochs, batch_size=args.batch_size,
-        run_dir=args.out / kind, val_set=val_set, evaluate=evaluate, scheduler=scheduler, device=args.device,
-        seed=args.seed, progress=not args.no_progress, extra_state={"mean": mean, "std": std})
+    fit(
+        model,
+        train_set,
+        optimizer=optimizer,
+        loss_fn=loss,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        run_dir=args.out / kind,
+        val_set=val_set,
+        evaluate=evaluate,
+        scheduler=scheduler,
+        device=args.device,
+        seed=args.seed,
+        progress=not args.no_progress,
+        extra_state={"mean": mean, "std": std},
+    )
     logits, targets = predict(model, test_set, batch_size=args.batch_size, device=args.device)
     test = report(grid, logits, targets)
     from meshcnn.plot import plot_fields_labels_predictions
 
-    png = plot_fields_labels_predictions(splits["test"][0][0], targets[0], logits[0].argmax(0), grid.mesh,
-                                         args.out / f"{kind}_test.png", field_names=synthetic.CHANNELS,
-                                         class_names=synthetic.CLASSES, title=f"{kind}: {grid.shape[0]} cells")
+    png = plot_fields_labels_predictions(
+        splits["test"][0][0],
+        targets[0],
+        logits[0].argmax(0),
+        grid.mesh,
+        args.out / f"{kind}_test.png",
+        field_names=synthetic.CHANNELS,
+        class_names=synthetic.CLASSES,
+        title=f"{kind}: {grid.shape[0]} cells",
+    )
     seconds = time.perf_counter() - start
-    print(f"{kind}: test IoU " + ", ".join(f"{n} {v:.3f}" for n, v in test["iou"].items())
-          + f"; mean {test['mean_iou']:.3f} ({seconds:.0f} s) -> {png.name}")
-    return {"cells": grid.shape[0], "hierarchy": [m.num_vertices for m in hierarchy.meshes],
-            "unmatched_edges": len(grid.unmatched_edges), "iou": test["iou"], "mean_iou": test["mean_iou"],
-            "overall_accuracy": test["overall_accuracy"], "seconds": round(seconds, 1)}
+    print(
+        f"{kind}: test IoU "
+        + ", ".join(f"{n} {v:.3f}" for n, v in test["iou"].items())
+        + f"; mean {test['mean_iou']:.3f} ({seconds:.0f} s) -> {png.name}"
+    )
+    return {
+        "cells": grid.shape[0],
+        "hierarchy": [m.num_vertices for m in hierarchy.meshes],
+        "unmatched_edges": len(grid.unmatched_edges),
+        "iou": test["iou"],
+        "mean_iou": test["mean_iou"],
+        "overall_accuracy": test["overall_accuracy"],
+        "seconds": round(seconds, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -14,6 +14,7 @@ Example::
 
     python experiments/shape_classification/benchmark_projection.py --data data/synthshapes --level 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,22 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from meshcnn.data.shapes import ModelNet, read_off
-from meshcnn.geometry import icosphere
 from meshcnn.cli import HELP_FORMATTER, level_option
-from meshcnn.geometry import random_rotation
+from meshcnn.data.shapes import ModelNet, read_off
+from meshcnn.geometry import icosphere, random_rotation
 from meshcnn.geometry.project import ENGINES, ShapeProjector, project_mesh, ray_engine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=[level_option(5)])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER, parents=[level_option(5)]
+    )
     p.add_argument("--data", type=Path, default=Path("data/synthshapes"))
     p.add_argument("--per-class", type=int, default=4, help="shapes per class (train split)")
-    p.add_argument("--engines", nargs="+", choices=ENGINES, default=None,
-                   help="default: the run-time choice only")
-    p.add_argument("--triangle-shapes", type=int, default=3,
-                   help="shapes (from different classes) for the slow 'triangle' engine")
+    p.add_argument("--engines", nargs="+", choices=ENGINES, default=None, help="default: the run-time choice only")
+    p.add_argument(
+        "--triangle-shapes", type=int, default=3, help="shapes (from different classes) for the slow 'triangle' engine"
+    )
     return p.parse_args(argv)
 
 
@@ -48,10 +49,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for engine in args.engines or [ray_engine()]:
         k = args.per_class if engine == "embree" else 1
-        files = [f for c in range(data.num_classes) for f in
-                 [p for p, t in zip(data.files, data.targets) if t == c][:k]]
+        files = [
+            f for c in range(data.num_classes) for f in [p for p, t in zip(data.files, data.targets) if t == c][:k]
+        ]
         if engine != "embree":
-            files = files[:args.triangle_shapes]
+            files = files[: args.triangle_shapes]
         start = time.perf_counter()
         meshes = [read_off(f) for f in files]
         read_s = time.perf_counter() - start
@@ -67,15 +69,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rotate_s = time.perf_counter() - start
         n = len(files)
         faces = np.array([len(m.faces) for m in meshes])
-        row = {"engine": engine, "shapes": n, "faces_median": int(np.median(faces)), "faces_max": int(faces.max()),
-               "read+project": n / (read_s + project_s), "project": n / project_s, "rotate": n / rotate_s}
+        row = {
+            "engine": engine,
+            "shapes": n,
+            "faces_median": int(np.median(faces)),
+            "faces_max": int(faces.max()),
+            "read+project": n / (read_s + project_s),
+            "project": n / project_s,
+            "rotate": n / rotate_s,
+        }
         rows.append(row)
     print(f"level {args.level} ({icosphere(args.level).num_vertices} rays per mesh, x2 with the hull)")
     print("| engine | shapes | faces (median / max) | read+project | project | rotate (prepared) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['engine']} | {r['shapes']} | {r['faces_median']} / {r['faces_max']} | "
-              f"{r['read+project']:.3g} /s | {r['project']:.3g} /s | {r['rotate']:.3g} /s |")
+        print(
+            f"| {r['engine']} | {r['shapes']} | {r['faces_median']} / {r['faces_max']} | "
+            f"{r['read+project']:.3g} /s | {r['project']:.3g} /s | {r['rotate']:.3g} /s |"
+        )
     return rows
 
 

@@ -10,6 +10,7 @@ Example::
 
     python experiments/shape_classification/evaluate.py --run-dir runs/shapes/s2_NR --rotate
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,17 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from meshcnn.cli import HELP_FORMATTER, apply_threads, run_options
-from meshcnn.tasks import build_model, model_config
 from meshcnn.data.shapes import ModelNet
 from meshcnn.io import save_json
 from meshcnn.metrics import confusion_matrix
 from meshcnn.plot import plot_confusion_matrix
+from meshcnn.tasks import build_model, model_config
 from meshcnn.train import load_checkpoint, predict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=[run_options(resume=False)])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER, parents=[run_options(resume=False)]
+    )
     p.add_argument("--run-dir", type=Path, required=True, help="folder with checkpoint.pt")
     p.add_argument("--data", type=Path, default=None, help="ModelNet-layout root (default: the training one)")
     p.add_argument("--split", choices=("train", "test"), default="test")
@@ -60,18 +62,33 @@ def main(argv: list[str] | None = None) -> dict:
     seed = args.seed if args.seed is not None else int(ckpt.get("seed", 0)) + 1
     latlon = tuple(int(n) for n in extra.get("latlon", ())) or None
     config = model_config(extra["config"])
-    dataset = ModelNet(data, args.split, config.level, rotate=args.rotate,
-                       cache_rotations=1 if args.rotate else None, cache_dir=cache_dir, skip_bad=args.skip_bad,
-                       grid=extra.get("grid", "mesh"), latlon=latlon, seed=seed, log=print)
+    dataset = ModelNet(
+        data,
+        args.split,
+        config.level,
+        rotate=args.rotate,
+        cache_rotations=1 if args.rotate else None,
+        cache_dir=cache_dir,
+        skip_bad=args.skip_bad,
+        grid=extra.get("grid", "mesh"),
+        latlon=latlon,
+        seed=seed,
+        log=print,
+    )
     classes = list(extra["classes"])
     if dataset.classes != classes:
         raise ValueError(f"{data}: classes {dataset.classes} differ from the model's {classes}")
 
     model = build_model(config, args.mesh_dir)
     model.load_state_dict(ckpt["model"])
-    outputs, targets = predict(model, dataset, batch_size=args.batch_size, device=args.device,
-                               progress=not args.no_progress,
-                               num_workers=args.num_workers)
+    outputs, targets = predict(
+        model,
+        dataset,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.no_progress,
+        num_workers=args.num_workers,
+    )
     pred = outputs.argmax(dim=1).numpy()
     target = targets.numpy()
     cm = confusion_matrix(pred, target, len(classes))
@@ -80,19 +97,31 @@ def main(argv: list[str] | None = None) -> dict:
     overall = float((pred == target).mean())
     tag = "R" if args.rotate else "N"
 
-    print(f"{args.run_dir} on {data} ({args.split}, {'rotated' if args.rotate else 'not rotated'}): "
-          f"overall accuracy {100 * overall:.1f} % over {len(target)} shapes, "
-          f"mean per-class accuracy {100 * np.nanmean(per_class):.1f} %")
+    print(
+        f"{args.run_dir} on {data} ({args.split}, {'rotated' if args.rotate else 'not rotated'}): "
+        f"overall accuracy {100 * overall:.1f} % over {len(target)} shapes, "
+        f"mean per-class accuracy {100 * np.nanmean(per_class):.1f} %"
+    )
     print("| class | shapes | accuracy |\n|---|---|---|")
     for name, n, acc in zip(classes, support, per_class):
         print(f"| {name} | {int(n)} | {100 * acc:.1f} % |")
-    png = plot_confusion_matrix(cm, classes, args.run_dir / f"confusion_{tag}.png",
-                                title=f"{args.split} ({'rotated' if args.rotate else 'not rotated'}): "
-                                      f"{100 * overall:.1f} %")
-    result = {"overall_accuracy": overall, "mean_class_accuracy": float(np.nanmean(per_class)),
-              "per_class_accuracy": {c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)},
-              "support": {c: int(n) for c, n in zip(classes, support)}, "confusion_matrix": cm.astype(int).tolist(),
-              "classes": classes, "split": args.split, "rotated": args.rotate, "data": str(data)}
+    png = plot_confusion_matrix(
+        cm,
+        classes,
+        args.run_dir / f"confusion_{tag}.png",
+        title=f"{args.split} ({'rotated' if args.rotate else 'not rotated'}): {100 * overall:.1f} %",
+    )
+    result = {
+        "overall_accuracy": overall,
+        "mean_class_accuracy": float(np.nanmean(per_class)),
+        "per_class_accuracy": {c: (None if np.isnan(a) else float(a)) for c, a in zip(classes, per_class)},
+        "support": {c: int(n) for c, n in zip(classes, support)},
+        "confusion_matrix": cm.astype(int).tolist(),
+        "classes": classes,
+        "split": args.split,
+        "rotated": args.rotate,
+        "data": str(data),
+    }
     save_json(args.run_dir / f"evaluation_{tag}.json", result)
     print(f"wrote {png} and {args.run_dir / f'evaluation_{tag}.json'}")
     return result

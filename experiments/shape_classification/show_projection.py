@@ -9,6 +9,7 @@ Example::
     python experiments/shape_classification/show_projection.py --data data/synthshapes --level 4 \\
         --out runs/shape_projections.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,13 +19,16 @@ import numpy as np
 
 from meshcnn.cli import HELP_FORMATTER, level_option, seed_option
 from meshcnn.data.shapes import ModelNet, read_off
-from meshcnn.plot import plot_mesh_signal, save_figure
 from meshcnn.geometry import CHANNELS, MISS_DISTANCE, ShapeProjector, random_rotation
+from meshcnn.plot import plot_mesh_signal, save_figure
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=[level_option(4), seed_option(help="for the rotation")])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HELP_FORMATTER,
+        parents=[level_option(4), seed_option(help="for the rotation")],
+    )
     p.add_argument("--data", type=Path, default=Path("data/synthshapes"))
     p.add_argument("--split", choices=("train", "test"), default="train")
     p.add_argument("--classes", nargs="+", default=None, help="class names (default: up to 6 of them)")
@@ -53,9 +57,16 @@ def main(argv: list[str] | None = None) -> Path:
             signal = rotated if "rotated" in title else upright
             ax = fig.add_subplot(len(names), len(columns), row * len(columns) + col + 1, projection="mollweide")
             is_distance = CHANNELS[channel].endswith("distance")
-            plot_mesh_signal(signal[channel], args.level, ax=ax, vmin=0.0, vmax=2.0 if is_distance else 1.0,
-                             cmap="magma" if is_distance else "viridis",
-                             title=f"{path.stem}: {title}" if col == 0 else title, colorbar=col in (1, len(columns) - 1))
+            plot_mesh_signal(
+                signal[channel],
+                args.level,
+                ax=ax,
+                vmin=0.0,
+                vmax=2.0 if is_distance else 1.0,
+                cmap="magma" if is_distance else "viridis",
+                title=f"{path.stem}: {title}" if col == 0 else title,
+                colorbar=col in (1, len(columns) - 1),
+            )
     fig.suptitle(f"level {args.level}; a ray that misses reads distance {MISS_DISTANCE:g}, |cos| 0")
     out = save_figure(fig, args.out)
     print(f"wrote {out}")

@@ -28,41 +28,49 @@ Example::
 
     python experiments/spherical_digits/equivariance.py --levels 3 4 5
 """
+
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from meshcnn.cli import HELP_FORMATTER, seed_option
+from meshcnn.geometry import icosahedral_rotations, icosphere, random_rotation, rotate_signal, vertex_permutation
 from meshcnn.io import save_json
 from meshcnn.nn import ORIENTATIONS, MeshConv
-from meshcnn.geometry import icosphere
-from meshcnn.geometry import icosahedral_rotations, random_rotation, rotate_signal, vertex_permutation
 
 Rotate = Callable[[torch.Tensor], torch.Tensor]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Equivariance error of MeshConv layers under rotations.",
-                                formatter_class=HELP_FORMATTER, parents=[seed_option()])
+    p = argparse.ArgumentParser(
+        description="Equivariance error of MeshConv layers under rotations.",
+        formatter_class=HELP_FORMATTER,
+        parents=[seed_option()],
+    )
     p.add_argument("--levels", type=int, nargs="+", default=[3, 4, 5])
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--rotations", type=int, default=8, help="random rotations per interpolated family")
-    p.add_argument("--input", choices=("smooth", "noise"), default="smooth",
-                   help="smooth: sums of random von Mises-Fisher bumps; noise: i.i.d. Gaussian per vertex")
+    p.add_argument(
+        "--input",
+        choices=("smooth", "noise"),
+        default="smooth",
+        help="smooth: sums of random von Mises-Fisher bumps; noise: i.i.d. Gaussian per vertex",
+    )
     p.add_argument("--orientations", nargs="+", choices=ORIENTATIONS, default=list(ORIENTATIONS))
     p.add_argument("--out", type=Path, default=None, help="also write the numbers to this JSON file")
     return p.parse_args(argv)
 
 
-def smooth_inputs(vertices: np.ndarray, batch: int, channels: int, rng: np.random.Generator,
-                  bumps: int = 12, kappa: float = 8.0) -> torch.Tensor:
+def smooth_inputs(
+    vertices: np.ndarray, batch: int, channels: int, rng: np.random.Generator, bumps: int = 12, kappa: float = 8.0
+) -> torch.Tensor:
     """``(batch, channels, V)``: each channel a sum of ``bumps`` signed bumps ``exp(kappa (c . p - 1))``."""
     centers = rng.standard_normal((batch, channels, bumps, 3))
     centers /= np.linalg.norm(centers, axis=-1, keepdims=True)
@@ -77,8 +85,10 @@ def operators(level: int, channels: int, orientations: list[str]) -> dict[str, n
     for orientation in orientations:
         ops[f"MeshConv, {orientation}"] = MeshConv(channels, channels, level, orientation=orientation)
         ops[f"stack (3 layers, ReLU), {orientation}"] = nn.Sequential(
-            *[m for _ in range(3) for m in (MeshConv(channels, channels, level, orientation=orientation), nn.ReLU())
-              ][:-1])
+            *[m for _ in range(3) for m in (MeshConv(channels, channels, level, orientation=orientation), nn.ReLU())][
+                :-1
+            ]
+        )
     return ops
 
 
@@ -127,8 +137,9 @@ def measure(level: int, args: argparse.Namespace) -> dict[str, dict[str, tuple[f
     table: dict[str, dict[str, tuple[float, float]]] = {}
     with torch.no_grad():
         errors = {name: [relative_error(back(rot(x)), x, x) for rot, back in fam] for name, fam in families.items()}
-        table["interpolation round trip R^T(R x) vs x"] = {k: (float(np.mean(v)), float(np.max(v)))
-                                                           for k, v in errors.items()}
+        table["interpolation round trip R^T(R x) vs x"] = {
+            k: (float(np.mean(v)), float(np.max(v))) for k, v in errors.items()
+        }
         for op_name, op in ops.items():
             fx = op(x)
             row = {}
@@ -147,15 +158,19 @@ def main(argv: list[str] | None = None) -> dict:
         table = measure(level, args)
         results[level] = table
         columns = list(next(iter(table.values())))
-        print(f"\nlevel {level} (V = {icosphere(level).num_vertices}), {args.input} inputs, "
-              f"{args.batch}x{args.channels} channels; relative error mean (max)\n")
+        print(
+            f"\nlevel {level} (V = {icosphere(level).num_vertices}), {args.input} inputs, "
+            f"{args.batch}x{args.channels} channels; relative error mean (max)\n"
+        )
         print("| operator | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 1) + "|")
         for op_name, row in table.items():
             print(f"| {op_name} | " + " | ".join(f"{m:.2e} ({M:.1e})" for m, M in row.values()) + " |")
     if args.out is not None:
-        save_json(args.out, {"args": {k: str(v) for k, v in vars(args).items()},
-                             "results": {str(k): v for k, v in results.items()}})
+        save_json(
+            args.out,
+            {"args": {k: str(v) for k, v in vars(args).items()}, "results": {str(k): v for k, v in results.items()}},
+        )
     return results
 
 

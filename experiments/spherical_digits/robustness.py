@@ -11,6 +11,7 @@ N/N accuracy); turns about the polar axis (the digit stays on the pole, turned i
 plane); tilts about the x axis (the digit leaves the pole); and uniform random
 rotations (the N/R setting). Prints a markdown table (also ``--out`` JSON).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from meshcnn.data.digits import SphericalDigits, projection_matrix
-from meshcnn.io import save_json
 from meshcnn.cli import HELP_FORMATTER, level_option, orientation_option
-from meshcnn.models import DOWNSAMPLE, SphericalResNet
+from meshcnn.data.digits import SphericalDigits, projection_matrix
 from meshcnn.geometry import icosahedral_rotations, random_rotation, rotation_about_axis, rotation_about_z
+from meshcnn.io import save_json
+from meshcnn.models import DOWNSAMPLE, SphericalResNet
 from meshcnn.train import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HELP_FORMATTER,
-                                parents=[level_option(3), orientation_option()])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HELP_FORMATTER,
+        parents=[level_option(3), orientation_option()],
+    )
     p.add_argument("--checkpoint", type=Path, required=True, help="a run folder of train.py (or its checkpoint.pt)")
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--depth", type=int, default=3)
@@ -54,8 +58,15 @@ def rotations(count: int) -> list[tuple[str, np.ndarray]]:
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     path = args.checkpoint / "checkpoint.pt" if args.checkpoint.is_dir() else args.checkpoint
-    model = SphericalResNet(1, 10, level=args.level, width=args.width, depth=args.depth,
-                            orientation=args.orientation, downsample=args.downsample)
+    model = SphericalResNet(
+        1,
+        10,
+        level=args.level,
+        width=args.width,
+        depth=args.depth,
+        orientation=args.orientation,
+        downsample=args.downsample,
+    )
     model.load_state_dict(load_checkpoint(path)["model"])
     model.eval()
     test = SphericalDigits("test", args.level)

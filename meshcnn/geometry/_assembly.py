@@ -12,6 +12,7 @@ parts run in two threads.
 The general functions of :mod:`meshcnn.geometry.operators` (libigl, any triangle mesh)
 define the same operators; the tests check that the two agree to rounding.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -228,24 +229,36 @@ def closed_mesh_operators(vertices: np.ndarray, faces: np.ndarray) -> MeshOperat
         mean_edge_length = float(sum(np.sqrt(x).sum() for x in squared) / (3 * len(faces)))
         # corner c lies between e[c+1] (arriving) and e[c+2] (leaving): cos(theta_c) ~ -e[c+1].e[c+2]
         w = [-0.5 * _dot(e[(c + 1) % 3], e[(c + 2) % 3]) / double_area for c in range(3)]  # cot(theta_c) / 2
-        laplacian = pool.submit(assemble, pattern.result(), np.stack(
-            [-(w[1] + w[2]), -(w[2] + w[0]), -(w[0] + w[1]), w[2], w[0], w[1], w[2], w[0], w[1]]))
-        areas = np.bincount(corners.reshape(-1), _corner_areas(squared, w, double_area).reshape(-1),
-                            minlength=num_vertices)
+        laplacian = pool.submit(
+            assemble,
+            pattern.result(),
+            np.stack([-(w[1] + w[2]), -(w[2] + w[0]), -(w[0] + w[1]), w[2], w[0], w[1], w[2], w[0], w[1]]),
+        )
+        areas = np.bincount(
+            corners.reshape(-1), _corner_areas(squared, w, double_area).reshape(-1), minlength=num_vertices
+        )
         around = np.bincount(corners.reshape(-1), np.tile(0.5 * double_area, 3), minlength=num_vertices)
         del squared, w
 
         def derivative(direction: np.ndarray) -> sp.csr_matrix:
             turned = _cross(tuple(direction.T), normal)  # d . (n x e) = (d x n) . e
             q = [0.5 * _dot(turned, e[c]) for c in range(3)]
-            return assemble(pattern.result(), np.stack([q[0], q[1], q[2], q[1], q[2], q[0], q[0], q[1], q[2]]),
-                            row_scale=mean_edge_length / around)
+            return assemble(
+                pattern.result(),
+                np.stack([q[0], q[1], q[2], q[1], q[2], q[0], q[0], q[1], q[2]]),
+                row_scale=mean_edge_length / around,
+            )
 
         east, north = frames.result()
         grad_ew = pool.submit(derivative, east)
         grad_ns = derivative(north)
-        return MeshOperators(vertex_areas=areas, laplacian=laplacian.result(), grad_ew=grad_ew.result(),
-                                  grad_ns=grad_ns, mean_edge_length=mean_edge_length)
+        return MeshOperators(
+            vertex_areas=areas,
+            laplacian=laplacian.result(),
+            grad_ew=grad_ew.result(),
+            grad_ns=grad_ns,
+            mean_edge_length=mean_edge_length,
+        )
 
 
 def _corner_areas(squared: list[np.ndarray], half_cot: list[np.ndarray], double_area: np.ndarray) -> np.ndarray:
@@ -257,8 +270,12 @@ def _corner_areas(squared: list[np.ndarray], half_cot: list[np.ndarray], double_
     obtuse triangle the obtuse corner gets :math:`|f|/2` and the others :math:`|f|/4`.
     ``squared[c]`` is :math:`|e_c|^2`, ``half_cot[c]`` is :math:`\tfrac12\cot\theta_c`.
     """
-    corner = np.stack([0.25 * (squared[(c + 1) % 3] * half_cot[(c + 1) % 3]
-                               + squared[(c + 2) % 3] * half_cot[(c + 2) % 3]) for c in range(3)])
+    corner = np.stack(
+        [
+            0.25 * (squared[(c + 1) % 3] * half_cot[(c + 1) % 3] + squared[(c + 2) % 3] * half_cot[(c + 2) % 3])
+            for c in range(3)
+        ]
+    )
     obtuse = np.stack(half_cot) < 0
     has_obtuse = obtuse.any(axis=0)
     if has_obtuse.any():

@@ -11,6 +11,7 @@ a set (a regional grid) is refused.
 Private module: :meth:`meshcnn.geometry.Mesh.from_points` and
 :meth:`~meshcnn.geometry.Mesh.from_faces` are the public entry points.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,12 +25,15 @@ UNIT_TOL = 1e-6  # largest accepted | |p| - 1 |
 COINCIDENT_TOL = 1e-9  # chord distance (unit sphere) under which two points are the same point
 _CENTRE_TOL = 1e-9  # the hull must hold the centre at least this far inside each face's plane
 
-REGIONAL_HINT = ("a regional grid is not a closed sphere mesh: give it a mask of valid points on a global grid "
-                 "(regrid it to one), or add points covering the rest of the sphere")
+REGIONAL_HINT = (
+    "a regional grid is not a closed sphere mesh: give it a mask of valid points on a global grid "
+    "(regrid it to one), or add points covering the rest of the sphere"
+)
 
 
-def sphere_points(points: np.ndarray | None = None, lat: np.ndarray | None = None,
-                  lon: np.ndarray | None = None) -> np.ndarray:
+def sphere_points(
+    points: np.ndarray | None = None, lat: np.ndarray | None = None, lon: np.ndarray | None = None
+) -> np.ndarray:
     """Unit vectors ``(N, 3)`` from ``points`` or from ``lat``/``lon`` in degrees, checked.
 
     Parameters
@@ -75,14 +79,18 @@ def sphere_points(points: np.ndarray | None = None, lat: np.ndarray | None = Non
     off = np.abs(norms - 1.0)
     if off.max() > UNIT_TOL:
         worst = int(off.argmax())
-        raise ValueError(f"points must lie on the unit sphere (| |p| - 1 | <= {UNIT_TOL:g}): point {worst} has norm "
-                         f"{norms[worst]:.9g}; normalise them, or give lat= and lon= in degrees")
+        raise ValueError(
+            f"points must lie on the unit sphere (| |p| - 1 | <= {UNIT_TOL:g}): point {worst} has norm "
+            f"{norms[worst]:.9g}; normalise them, or give lat= and lon= in degrees"
+        )
     arr = arr / norms[:, None]
     pairs = cKDTree(arr).query_pairs(COINCIDENT_TOL, output_type="ndarray")
     if len(pairs):
         i, j = sorted(int(k) for k in pairs[0])
-        raise ValueError(f"{len(pairs)} pair(s) of duplicate or coincident points (closer than {COINCIDENT_TOL:g} "
-                         f"on the unit sphere), e.g. points {i} and {j}; remove the duplicates")
+        raise ValueError(
+            f"{len(pairs)} pair(s) of duplicate or coincident points (closer than {COINCIDENT_TOL:g} "
+            f"on the unit sphere), e.g. points {i} and {j}; remove the duplicates"
+        )
     return arr
 
 
@@ -103,8 +111,10 @@ def orient_outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     scale = np.linalg.norm(p[:, 1] - p[:, 0], axis=1) * np.linalg.norm(p[:, 2] - p[:, 0], axis=1)
     flat = np.linalg.norm(normal, axis=1) <= 1e-12 * np.maximum(scale, np.finfo(float).tiny)
     if flat.any():
-        raise ValueError(f"{int(flat.sum())} degenerate face(s) (repeated or collinear corners), e.g. face "
-                         f"{int(np.flatnonzero(flat)[0])}: {faces[flat][0].tolist()}")
+        raise ValueError(
+            f"{int(flat.sum())} degenerate face(s) (repeated or collinear corners), e.g. face "
+            f"{int(np.flatnonzero(flat)[0])}: {faces[flat][0].tolist()}"
+        )
     inward = side < 0
     faces[inward] = faces[inward][:, ::-1]
     return faces
@@ -130,13 +140,14 @@ def spherical_delaunay(points: np.ndarray) -> np.ndarray:
         raise ValueError(f"the points do not span the sphere (no 3-D convex hull): {exc}".splitlines()[0]) from exc
     # equations: n . x + offset <= 0 inside, |n| = 1; the centre is inside when every offset < 0
     if hull.equations[:, 3].max() > -_CENTRE_TOL:
-        raise ValueError("the points all lie in one hemisphere, so their hull is not a sphere mesh; "
-                         + REGIONAL_HINT)
+        raise ValueError("the points all lie in one hemisphere, so their hull is not a sphere mesh; " + REGIONAL_HINT)
     faces = hull.simplices
     used = np.zeros(len(points), dtype=bool)
     used[faces.reshape(-1)] = True
     if not used.all():
         missing = np.flatnonzero(~used)
-        raise ValueError(f"{len(missing)} point(s) are not vertices of the spherical triangulation "
-                         f"(too close to others to resolve), e.g. point {int(missing[0])}")
+        raise ValueError(
+            f"{len(missing)} point(s) are not vertices of the spherical triangulation "
+            f"(too close to others to resolve), e.g. point {int(missing[0])}"
+        )
     return orient_outward(points, faces)

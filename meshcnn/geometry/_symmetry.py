@@ -18,6 +18,7 @@ frame, not carried by the rotation) are refused.
 
 Private module: :meth:`meshcnn.geometry.Mesh.from_points` (``polar_symmetry=``) uses it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,15 +41,19 @@ def polar_permutation(vertices: np.ndarray, order: int) -> np.ndarray:
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 2:
         raise ValueError(f"polar_symmetry must be an integer >= 2 (the order of the rotation group), got {order!r}")
     if np.hypot(vertices[:, 0], vertices[:, 1]).min() < 1e-12:
-        raise ValueError("polar_symmetry: a point lies on the polar axis, where east and north are not carried "
-                         "by the rotation; build the mesh without polar_symmetry")
+        raise ValueError(
+            "polar_symmetry: a point lies on the polar axis, where east and north are not carried "
+            "by the rotation; build the mesh without polar_symmetry"
+        )
     angle = 2 * np.pi / order
     c, s = np.cos(angle), np.sin(angle)
     rotated = vertices @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
     distance, perm = cKDTree(vertices).query(rotated)
     if distance.max() > _MATCH_TOL or len(np.unique(perm)) != len(perm):
-        raise ValueError(f"polar_symmetry={order}: the rotation by 360/{order} degrees about the polar axis does not "
-                         f"map the points onto themselves (a point lands {distance.max():.3g} from the nearest)")
+        raise ValueError(
+            f"polar_symmetry={order}: the rotation by 360/{order} degrees about the polar axis does not "
+            f"map the points onto themselves (a point lands {distance.max():.3g} from the nearest)"
+        )
     return perm.astype(np.int64)
 
 
@@ -76,7 +81,7 @@ def symmetrize(matrix: sp.spmatrix, perm: np.ndarray, order: int, col_perm: np.n
 
 
 def symmetrize_areas(areas: np.ndarray, perm: np.ndarray, order: int) -> np.ndarray:
-    r"""The diagonal operator's average: :math:`\bar a = \frac1k \sum_j G^{-j} a` (each area averaged over its orbit)."""
+    r"""The diagonal operator's average :math:`\bar a = \frac1k \sum_j G^{-j} a`: each area averaged over its orbit."""
     total = areas.astype(np.float64, copy=True)
     moved = areas
     for _ in range(order - 1):

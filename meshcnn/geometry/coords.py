@@ -13,6 +13,7 @@ Convention
 * The icosphere of level ``l`` has :math:`V = 10 \cdot 4^l + 2` vertices
   (:func:`num_vertices_at`).
 """
+
 from __future__ import annotations
 
 import numpy as np

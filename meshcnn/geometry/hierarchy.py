@@ -24,6 +24,7 @@ grids with an exact nesting give their own operators: the icosphere
 of :attr:`Mesh.upsample`, the 1-ring mean of :class:`meshcnn.MeshPool`) and HEALPix
 (:class:`meshcnn.grids.HealpixGrid`: the exact mean of the 4 nested children).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._cache import memoize
-from .locate import barycentric_interpolation
 from ._symmetry import polar_permutation, symmetrize
+from .locate import barycentric_interpolation
 from .mesh import Mesh, check_level, icosphere
 
 __all__ = ["MeshHierarchy", "area_weighted_restriction", "ring_mean"]
@@ -62,8 +63,10 @@ def area_weighted_restriction(fine: Mesh, coarse: Mesh, prolongation: sp.spmatri
     empty = total <= 0.0
     if empty.any():  # coarse vertices whose hat covers no fine vertex: interpolate the fine mesh there
         fallback = barycentric_interpolation(fine, coarse.vertices[empty], normalize=False)
-        rows = sp.csr_matrix((np.ones(empty.sum()), (np.flatnonzero(empty), np.arange(empty.sum()))),
-                             shape=(coarse.num_vertices, int(empty.sum())))
+        rows = sp.csr_matrix(
+            (np.ones(empty.sum()), (np.flatnonzero(empty), np.arange(empty.sum()))),
+            shape=(coarse.num_vertices, int(empty.sum())),
+        )
         weighted = sp.csr_matrix(weighted + rows @ fallback)
         total[empty] = 1.0
     out = sp.csr_matrix(sp.diags(1.0 / total) @ weighted)
@@ -114,31 +117,45 @@ class MeshHierarchy:
     changes resolution).
     """
 
-    def __init__(self, meshes: Sequence[Mesh], *, restrictions: Sequence[sp.spmatrix | None] | None = None,
-                 prolongations: Sequence[sp.spmatrix | None] | None = None, nested: bool = False,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        meshes: Sequence[Mesh],
+        *,
+        restrictions: Sequence[sp.spmatrix | None] | None = None,
+        prolongations: Sequence[sp.spmatrix | None] | None = None,
+        nested: bool = False,
+        name: str | None = None,
+    ) -> None:
         meshes = tuple(meshes)
         if not meshes or not all(isinstance(m, Mesh) for m in meshes):
             raise ValueError("MeshHierarchy needs a non-empty sequence of Mesh objects, finest first")
         for i, (fine, coarse) in enumerate(zip(meshes, meshes[1:])):
             if coarse.num_vertices >= fine.num_vertices:
-                raise ValueError(f"meshes must go from fine to coarse: mesh {i + 1} ({coarse.describe()}) has no "
-                                 f"fewer vertices than mesh {i} ({fine.describe()})")
+                raise ValueError(
+                    f"meshes must go from fine to coarse: mesh {i + 1} ({coarse.describe()}) has no "
+                    f"fewer vertices than mesh {i} ({fine.describe()})"
+                )
             if nested and not np.array_equal(fine.vertices[: coarse.num_vertices], coarse.vertices):
                 raise ValueError(f"nested=True but the vertices of mesh {i + 1} are not the first vertices of mesh {i}")
         count = len(meshes) - 1
         restrictions = [None] * count if restrictions is None else list(restrictions)
         prolongations = [None] * count if prolongations is None else list(prolongations)
         if len(restrictions) != count or len(prolongations) != count:
-            raise ValueError(f"{len(meshes)} meshes need {count} restrictions and prolongations, got "
-                             f"{len(restrictions)} and {len(prolongations)}")
+            raise ValueError(
+                f"{len(meshes)} meshes need {count} restrictions and prolongations, got "
+                f"{len(restrictions)} and {len(prolongations)}"
+            )
         for i, (fine, coarse) in enumerate(zip(meshes, meshes[1:])):
             order = fine.polar_symmetry if fine.polar_symmetry == coarse.polar_symmetry else 1
             if prolongations[i] is None:
                 prolongations[i] = barycentric_interpolation(coarse, fine.vertices, normalize=False)
                 if order > 1:  # the coarse triangles break the symmetry the operators keep: average it back
-                    prolongations[i] = symmetrize(prolongations[i], polar_permutation(fine.vertices, order), order,
-                                                  polar_permutation(coarse.vertices, order))
+                    prolongations[i] = symmetrize(
+                        prolongations[i],
+                        polar_permutation(fine.vertices, order),
+                        order,
+                        polar_permutation(coarse.vertices, order),
+                    )
             if restrictions[i] is None:
                 restrictions[i] = area_weighted_restriction(fine, coarse, prolongations[i])
             prolongations[i] = _checked(prolongations[i], (fine.num_vertices, coarse.num_vertices), f"prolongation {i}")
@@ -150,7 +167,7 @@ class MeshHierarchy:
         self.name = name
 
     @classmethod
-    def icosphere(cls, max_level: int, min_level: int = 0, mesh_dir: str | os.PathLike | None = None) -> "MeshHierarchy":
+    def icosphere(cls, max_level: int, min_level: int = 0, mesh_dir: str | os.PathLike | None = None) -> MeshHierarchy:
         """The icosphere levels ``max_level`` down to ``min_level``, with their exact nesting.
 
         Prolongation :attr:`Mesh.upsample` (each new vertex the mean of its edge's ends),
@@ -161,22 +178,27 @@ class MeshHierarchy:
             raise ValueError(f"min_level ({min_level}) must not be above max_level ({max_level})")
         return _icosphere_hierarchy(max_level, min_level, None if mesh_dir is None else os.fspath(mesh_dir))
 
-    def __copy__(self) -> "MeshHierarchy":
+    def __copy__(self) -> MeshHierarchy:
         return self  # immutable by contract, like its meshes
 
-    def __deepcopy__(self, memo: dict) -> "MeshHierarchy":
+    def __deepcopy__(self, memo: dict) -> MeshHierarchy:
         return self
 
     def __len__(self) -> int:
         return len(self.meshes)
 
-    def __getitem__(self, index: int | slice) -> "Mesh | MeshHierarchy":
+    def __getitem__(self, index: int | slice) -> Mesh | MeshHierarchy:
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self.meshes))
             if step != 1 or start >= stop:
                 raise ValueError(f"a hierarchy slice must be non-empty with step 1, got {index}")
-            return MeshHierarchy(self.meshes[start:stop], restrictions=self.restrictions[start:stop - 1],
-                                 prolongations=self.prolongations[start:stop - 1], nested=self.nested, name=self.name)
+            return MeshHierarchy(
+                self.meshes[start:stop],
+                restrictions=self.restrictions[start : stop - 1],
+                prolongations=self.prolongations[start : stop - 1],
+                nested=self.nested,
+                name=self.name,
+            )
         return self.meshes[index]
 
     def __iter__(self):
@@ -198,7 +220,9 @@ class MeshHierarchy:
 
 
 def _checked(matrix: sp.spmatrix, shape: tuple[int, int], what: str) -> sp.csr_matrix:
-    out = matrix if sp.isspmatrix_csr(matrix) and matrix.dtype == np.float64 else sp.csr_matrix(matrix, dtype=np.float64)
+    out = (
+        matrix if sp.isspmatrix_csr(matrix) and matrix.dtype == np.float64 else sp.csr_matrix(matrix, dtype=np.float64)
+    )
     if out.shape != shape:
         raise ValueError(f"{what} must have shape {shape}, got {out.shape}")
     if not np.all(np.isfinite(out.data)):
@@ -211,5 +235,10 @@ def _checked(matrix: sp.spmatrix, shape: tuple[int, int], what: str) -> sp.csr_m
 @memoize(maxsize=None, copy=False)  # immutable by contract, like the meshes
 def _icosphere_hierarchy(max_level: int, min_level: int, mesh_dir: str | None) -> MeshHierarchy:
     meshes = [icosphere(level, mesh_dir) for level in range(max_level, min_level - 1, -1)]
-    return MeshHierarchy(meshes, restrictions=[ring_mean(f, c.num_vertices) for f, c in zip(meshes, meshes[1:])],
-                         prolongations=[f.upsample for f in meshes[:-1]], nested=True, name="icosphere")
+    return MeshHierarchy(
+        meshes,
+        restrictions=[ring_mean(f, c.num_vertices) for f, c in zip(meshes, meshes[1:])],
+        prolongations=[f.upsample for f in meshes[:-1]],
+        nested=True,
+        name="icosphere",
+    )

@@ -13,6 +13,7 @@ projection). Interpolating with them reproduces constants and vertex values exac
 Candidate faces come from a k-d tree of the (normalised) face centroids, cached per
 mesh with :func:`meshcnn._cache.memoize`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,8 +60,9 @@ def nearest_vertex(mesh: Mesh | int, points: np.ndarray) -> tuple[np.ndarray, np
     return vertex_tree(as_mesh(mesh)).query(np.asarray(points, dtype=np.float64))
 
 
-def _coordinates(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
-                 candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _coordinates(
+    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, candidates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Barycentric coordinates ``(n, k, 3)`` of ``points`` ``(n, 3)`` in candidate faces ``(n, k)``,
     and whether each point is inside each candidate ``(n, k)``."""
     v = vertices[faces[candidates]]  # (n, k, 3 corners, 3)
@@ -78,8 +80,15 @@ def _coordinates(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
     return bary, (total[..., 0] > 0) & np.all(bary >= -_INSIDE_TOL, axis=-1)
 
 
-def _search(mesh: Mesh, points: np.ndarray, todo: np.ndarray, k: int | None, chunk: int,
-            found_face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+def _search(
+    mesh: Mesh,
+    points: np.ndarray,
+    todo: np.ndarray,
+    k: int | None,
+    chunk: int,
+    found_face: np.ndarray,
+    bary: np.ndarray,
+) -> np.ndarray:
     """Search the ``k`` nearest faces (``None``: every face) of the points ``todo``; fill the
     ones found (the first containing candidate, nearest first) and return the others."""
     remaining = []
@@ -101,8 +110,9 @@ def _search(mesh: Mesh, points: np.ndarray, todo: np.ndarray, k: int | None, chu
     return np.concatenate(remaining) if remaining else todo[:0]
 
 
-def locate(mesh: Mesh | int, points: np.ndarray, chunk: int = 65536,
-           candidates: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def locate(
+    mesh: Mesh | int, points: np.ndarray, chunk: int = 65536, candidates: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """The face of ``mesh`` containing each point, and the point's barycentric coordinates in it.
 
     Parameters
@@ -138,8 +148,9 @@ def locate(mesh: Mesh | int, points: np.ndarray, chunk: int = 65536,
     return found_face, bary
 
 
-def barycentric_interpolation(mesh: Mesh | int, points: np.ndarray, candidates: int = 4, *,
-                              normalize: bool = True) -> sp.csr_matrix:
+def barycentric_interpolation(
+    mesh: Mesh | int, points: np.ndarray, candidates: int = 4, *, normalize: bool = True
+) -> sp.csr_matrix:
     r"""Sparse matrix that linearly interpolates a vertex signal at ``points``.
 
     Parameters

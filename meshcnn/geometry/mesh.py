@@ -13,6 +13,7 @@ Command line::
 
     python -m meshcnn.geometry --levels 0-7 --out meshes/
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,14 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from . import operators as ops
-from ._assembly import closed_mesh_operators
-from ._delaunay import orient_outward, spherical_delaunay, sphere_points
-from ._symmetry import polar_permutation, symmetrize, symmetrize_areas
-from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
 from .._cache import memoize
 from .._progress import progress_bar
 from ..io import save_npz
+from . import operators as ops
+from ._assembly import closed_mesh_operators
+from ._delaunay import orient_outward, sphere_points, spherical_delaunay
+from ._symmetry import polar_permutation, symmetrize, symmetrize_areas
+from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
 
 __all__ = ["Mesh", "icosphere", "as_mesh", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level"]
 
@@ -74,9 +75,9 @@ def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
     upper_lon = np.deg2rad(np.arange(5) * 72.0)
     lower_lon = upper_lon + np.deg2rad(36.0)
 
-    vertices = np.concatenate([
-        [[0.0, 0.0, 1.0]], latlon_to_xyz(ring_lat, upper_lon), latlon_to_xyz(-ring_lat, lower_lon), [[0.0, 0.0, -1.0]]
-    ])
+    vertices = np.concatenate(
+        [[[0.0, 0.0, 1.0]], latlon_to_xyz(ring_lat, upper_lon), latlon_to_xyz(-ring_lat, lower_lon), [[0.0, 0.0, -1.0]]]
+    )
     faces = []
     for i in range(5):
         u, u_next = 1 + i, 1 + (i + 1) % 5
@@ -103,9 +104,7 @@ def _subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     mid = (inverse.reshape(3, f) + n).T  # (F, 3): midpoints of edges 01, 12, 20
     a, b, c = faces.T
     ab, bc, ca = mid.T
-    new_faces = np.concatenate(
-        [np.stack(t, axis=1) for t in ((a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca))]
-    )
+    new_faces = np.concatenate([np.stack(t, axis=1) for t in ((a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca))])
     return np.concatenate([vertices, midpoints]), new_faces, parents
 
 
@@ -173,10 +172,10 @@ class Mesh:
     name: str | None = None
     polar_symmetry: int = 1
 
-    def __copy__(self) -> "Mesh":
+    def __copy__(self) -> Mesh:
         return self  # immutable by contract: a copied model shares its meshes
 
-    def __deepcopy__(self, memo: dict) -> "Mesh":
+    def __deepcopy__(self, memo: dict) -> Mesh:
         return self
 
     @property
@@ -266,7 +265,7 @@ class Mesh:
 
     # ------------------------------------------------------------------ build / save / load
     @classmethod
-    def build(cls, level: int) -> "Mesh":
+    def build(cls, level: int) -> Mesh:
         """Generate the mesh and compute its operators from scratch.
 
         The operators are assembled face by face (:func:`~meshcnn.geometry._assembly.closed_mesh_operators`);
@@ -275,13 +274,28 @@ class Mesh:
         level = check_level(level)
         vertices, faces, parents = _geometry(level)
         built = closed_mesh_operators(vertices, faces)
-        return cls(level=level, vertices=vertices, faces=faces, parent_edges=parents,
-                   vertex_areas=built.vertex_areas, laplacian=built.laplacian, grad_ew=built.grad_ew,
-                   grad_ns=built.grad_ns, mean_edge_length=built.mean_edge_length)
+        return cls(
+            level=level,
+            vertices=vertices,
+            faces=faces,
+            parent_edges=parents,
+            vertex_areas=built.vertex_areas,
+            laplacian=built.laplacian,
+            grad_ew=built.grad_ew,
+            grad_ns=built.grad_ns,
+            mean_edge_length=built.mean_edge_length,
+        )
 
     @classmethod
-    def from_points(cls, points: np.ndarray | None = None, *, lat: np.ndarray | None = None,
-                    lon: np.ndarray | None = None, name: str | None = None, polar_symmetry: int = 1) -> "Mesh":
+    def from_points(
+        cls,
+        points: np.ndarray | None = None,
+        *,
+        lat: np.ndarray | None = None,
+        lon: np.ndarray | None = None,
+        name: str | None = None,
+        polar_symmetry: int = 1,
+    ) -> Mesh:
         r"""The mesh of any set of points on the sphere: their spherical Delaunay triangulation.
 
         The faces are the convex hull of the points (the spherical Delaunay triangulation,
@@ -322,7 +336,7 @@ class Mesh:
         return cls._closed(vertices, spherical_delaunay(vertices), name, polar_symmetry)
 
     @classmethod
-    def from_faces(cls, vertices: np.ndarray, faces: np.ndarray, *, name: str | None = None) -> "Mesh":
+    def from_faces(cls, vertices: np.ndarray, faces: np.ndarray, *, name: str | None = None) -> Mesh:
         """The mesh of a given triangulation of the sphere (a grid file's own connectivity).
 
         Parameters
@@ -349,16 +363,26 @@ class Mesh:
         return cls._closed(vertices, orient_outward(vertices, faces), name)
 
     @classmethod
-    def _closed(cls, vertices: np.ndarray, faces: np.ndarray, name: str | None, polar_symmetry: int = 1) -> "Mesh":
+    def _closed(cls, vertices: np.ndarray, faces: np.ndarray, name: str | None, polar_symmetry: int = 1) -> Mesh:
         perm = polar_permutation(vertices, polar_symmetry) if polar_symmetry != 1 else None
         built = closed_mesh_operators(vertices, faces)  # checks that the mesh is closed and oriented
         areas, laplacian, grad_ew, grad_ns = built.vertex_areas, built.laplacian, built.grad_ew, built.grad_ns
         if perm is not None:
             areas = symmetrize_areas(areas, perm, polar_symmetry)
             laplacian, grad_ew, grad_ns = (symmetrize(m, perm, polar_symmetry) for m in (laplacian, grad_ew, grad_ns))
-        return cls(level=None, vertices=vertices, faces=faces, parent_edges=None, vertex_areas=areas,
-                   laplacian=laplacian, grad_ew=grad_ew, grad_ns=grad_ns, mean_edge_length=built.mean_edge_length,
-                   name=name, polar_symmetry=int(polar_symmetry))
+        return cls(
+            level=None,
+            vertices=vertices,
+            faces=faces,
+            parent_edges=None,
+            vertex_areas=areas,
+            laplacian=laplacian,
+            grad_ew=grad_ew,
+            grad_ns=grad_ns,
+            mean_edge_length=built.mean_edge_length,
+            name=name,
+            polar_symmetry=int(polar_symmetry),
+        )
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {
@@ -389,7 +413,7 @@ class Mesh:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Mesh":
+    def load(cls, path: str | os.PathLike) -> Mesh:
         """Read a file written by :meth:`save`; ``ValueError`` if it is corrupt,
         truncated, of another format version or fails its checksum."""
         try:
@@ -532,4 +556,6 @@ def main(argv: list[str] | None = None) -> None:
         mesh = Mesh.build(level)
         path = mesh_file(args.out, level)
         mesh.save(path)
-        bar.write(f"level {level}: V={mesh.num_vertices} F={mesh.num_faces} -> {path} ({time.perf_counter() - t0:.2f} s)")
+        bar.write(
+            f"level {level}: V={mesh.num_vertices} F={mesh.num_faces} -> {path} ({time.perf_counter() - t0:.2f} s)"
+        )

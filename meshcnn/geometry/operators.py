@@ -14,6 +14,7 @@ Grids" (ICLR 2019):
 * the per-face derivatives are brought back to vertices by an area-weighted
   average over the faces around each vertex.
 """
+
 from __future__ import annotations
 
 import igl
@@ -202,8 +203,7 @@ def _face_gradients(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray
     return np.sort(faces, axis=1), dense
 
 
-def _face_operator(columns: np.ndarray, values: np.ndarray, direction: np.ndarray,
-                   num_vertices: int) -> sp.csr_matrix:
+def _face_operator(columns: np.ndarray, values: np.ndarray, direction: np.ndarray, num_vertices: int) -> sp.csr_matrix:
     r"""``(F, V)``: :math:`\sum_{k} \mathrm{diag}(d_k)\, G_k`, the face gradient projected on ``direction``.
 
     Summed as ``(d_x G_x + d_y G_y) + d_z G_z`` entry by entry, with exact zeros dropped,
@@ -212,8 +212,7 @@ def _face_operator(columns: np.ndarray, values: np.ndarray, direction: np.ndarra
     d = direction[:, :, None]
     projected = d[:, 0] * values[0] + d[:, 1] * values[1] + d[:, 2] * values[2]
     indptr = np.arange(0, projected.size + 1, 3)
-    face_op = sp.csr_matrix((projected.reshape(-1), columns.reshape(-1), indptr),
-                            shape=(len(columns), num_vertices))
+    face_op = sp.csr_matrix((projected.reshape(-1), columns.reshape(-1), indptr), shape=(len(columns), num_vertices))
     face_op.eliminate_zeros()
     return face_op
 
@@ -234,8 +233,9 @@ def vertex_frames(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return east, north
 
 
-def tangent_gradient(vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0,
-                     frame_angle: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def tangent_gradient(
+    vertices: np.ndarray, faces: np.ndarray, scale: float = 1.0, frame_angle: np.ndarray | None = None
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     r"""The vertex gradient as a tangent vector in one orthonormal frame per vertex, ``(V, V)`` each.
 
     :math:`g = A\,G\,u` is the area-weighted average (:func:`face_to_vertex`) of the

@@ -35,6 +35,7 @@ broad phase. The environment variable ``MESHCNN_RAY_ENGINE`` (``embree`` or
 the first triangle hit; the hit distance is then recomputed here in float64
 from that triangle's plane, so the two engines agree to rounding.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,6 +70,7 @@ ENGINES = ("embree", "triangle")
 @memoize(maxsize=None)
 def _embree_available() -> bool:
     try:
+        # Imported only to probe the installation: trimesh uses these modules when embreex works.
         from embreex import rtcore, rtcore_scene  # noqa: F401
         from embreex.mesh_construction import TriangleMesh  # noqa: F401
     except ImportError:
@@ -118,8 +120,11 @@ class _EmbreeIntersector:
         from embreex.mesh_construction import TriangleMesh
 
         self.scene = rtcore_scene.EmbreeScene(_embree_device())
-        TriangleMesh(scene=self.scene, vertices=np.asarray(mesh.vertices, dtype=np.float32),
-                     indices=np.asarray(mesh.faces, dtype=np.int32))
+        TriangleMesh(
+            scene=self.scene,
+            vertices=np.asarray(mesh.vertices, dtype=np.float32),
+            indices=np.asarray(mesh.faces, dtype=np.int32),
+        )
 
     def intersects_first(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Index of the first triangle each ray hits, ``-1`` for a miss."""
@@ -287,8 +292,9 @@ class ShapeProjector:
         rotation = _check_rotation(rotation)
         if rotation is not None:
             directions = directions @ rotation  # rows R^T u
-        return np.concatenate([_cast(self.shape, self._intersectors[0], directions),
-                               _cast(self.hull, self._intersectors[1], directions)]).astype(np.float32)
+        return np.concatenate(
+            [_cast(self.shape, self._intersectors[0], directions), _cast(self.hull, self._intersectors[1], directions)]
+        ).astype(np.float32)
 
     def icosphere(self, level: int, rotation: np.ndarray | None = None) -> np.ndarray:
         """float32 ``(6, V)`` on the vertices of ``icosphere(level)`` (as :func:`project_mesh`).
@@ -311,8 +317,14 @@ class ShapeProjector:
         return self(latlon_directions(height, width).reshape(-1, 3), rotation).reshape(6, height, width)
 
 
-def project_directions(mesh, directions: np.ndarray, rotation: np.ndarray | None = None, *,
-                       normalize: bool = True, engine: str | None = None) -> np.ndarray:
+def project_directions(
+    mesh,
+    directions: np.ndarray,
+    rotation: np.ndarray | None = None,
+    *,
+    normalize: bool = True,
+    engine: str | None = None,
+) -> np.ndarray:
     """Project ``mesh`` along unit ``directions`` ``(N, 3)``: float32 ``(6, N)`` (see the module doc).
 
     Parameters
@@ -332,8 +344,9 @@ def project_directions(mesh, directions: np.ndarray, rotation: np.ndarray | None
     return ShapeProjector(mesh, normalize, engine)(directions, rotation)
 
 
-def project_mesh(mesh, level: int, rotation: np.ndarray | None = None, *, normalize: bool = True,
-                 engine: str | None = None) -> np.ndarray:
+def project_mesh(
+    mesh, level: int, rotation: np.ndarray | None = None, *, normalize: bool = True, engine: str | None = None
+) -> np.ndarray:
     """Project a :class:`trimesh.Trimesh` onto the vertices of ``icosphere(level)``: float32 ``(6, V)``.
 
     Channels :data:`CHANNELS` (distance, ``|cos|``, ``sin`` for the shape, then
@@ -380,8 +393,15 @@ def latlon_directions(height: int, width: int) -> np.ndarray:
     return latlon_to_xyz(*np.meshgrid(lat, lon, indexing="ij"))
 
 
-def project_latlon(mesh, height: int, width: int, rotation: np.ndarray | None = None, *,
-                   normalize: bool = True, engine: str | None = None) -> np.ndarray:
+def project_latlon(
+    mesh,
+    height: int,
+    width: int,
+    rotation: np.ndarray | None = None,
+    *,
+    normalize: bool = True,
+    engine: str | None = None,
+) -> np.ndarray:
     """The same projection sampled on an equiangular lat-lon grid: float32 ``(6, H, W)``.
 
     This is what a planar 2-D CNN baseline sees (see :func:`latlon_directions`).
@@ -395,5 +415,4 @@ def project_latlon(mesh, height: int, width: int, rotation: np.ndarray | None = 
         As in :func:`project_directions`.
     """
     directions = latlon_directions(height, width).reshape(-1, 3)
-    return project_directions(mesh, directions, rotation, normalize=normalize,
-                              engine=engine).reshape(6, height, width)
+    return project_directions(mesh, directions, rotation, normalize=normalize, engine=engine).reshape(6, height, width)

@@ -4,6 +4,7 @@ Conventions: a rotation is a ``(3, 3)`` float64 matrix ``R`` acting on column
 vectors, ``p' = R p``. Rotating a signal ``f`` by ``R`` gives
 :math:`(R f)(p) = f(R^{-1} p)`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,8 +16,17 @@ from .._cache import memoize
 from .locate import barycentric_interpolation, nearest_vertex
 from .mesh import Mesh, as_mesh, icosphere
 
-__all__ = ["random_rotation", "rotation_about_z", "rotation_about_axis", "icosahedral_rotations", "vertex_permutation",
-           "barycentric_interpolation", "rotation_matrix_on_mesh", "rotate_signal", "check_rotation"]
+__all__ = [
+    "random_rotation",
+    "rotation_about_z",
+    "rotation_about_axis",
+    "icosahedral_rotations",
+    "vertex_permutation",
+    "barycentric_interpolation",
+    "rotation_matrix_on_mesh",
+    "rotate_signal",
+    "check_rotation",
+]
 
 
 def check_rotation(rotation: np.ndarray, name: str = "rotation", *, proper: bool = True) -> np.ndarray:
@@ -64,11 +74,13 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     ndarray, shape ``(3, 3)``, float64
     """
     w, x, y, z = (q := rng.standard_normal(4)) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:

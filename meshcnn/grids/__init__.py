@@ -7,20 +7,40 @@ a model runs on, by name and level; :mod:`.regrid` the regridding matrices and :
 :mod:`._interp` and :mod:`._conservative` the methods; :mod:`._xarray` the xarray front end; :mod:`.regridder` the
 :class:`Regridder` objects (NumPy, torch, Dask and xarray; save and load).
 """
+
+from ._xarray import mesh_dataarray_to_latlon, regrid_dataarray
 from .base import Grid
-from .latlon import LatLonGrid
-from .icosphere import IcosphereGrid, mesh_cell_areas
+from .families import GRID_FAMILIES, as_sphere_grid, check_grid_family, sphere_grid, sphere_hierarchy
 from .healpix import HealpixGrid
-from .families import GRID_FAMILIES, check_grid_family, sphere_grid, sphere_hierarchy, as_sphere_grid
-from .unstructured import UnstructuredGrid, GridFileError, write_icon_grid, write_mpas_grid
-from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon, apply, grid_cell_areas, locate, latlon_grid
-from ._xarray import regrid_dataarray, mesh_dataarray_to_latlon
+from .icosphere import IcosphereGrid, mesh_cell_areas
+from .latlon import LatLonGrid
+from .regrid import METHODS, apply, grid_cell_areas, latlon_grid, latlon_to_mesh, locate, mesh_to_latlon
 from .regridder import Regridder
+from .unstructured import GridFileError, UnstructuredGrid, write_icon_grid, write_mpas_grid
 
 __all__ = [
-    "Grid", "LatLonGrid", "IcosphereGrid", "HealpixGrid", "GRID_FAMILIES", "check_grid_family", "sphere_grid",
-    "sphere_hierarchy", "as_sphere_grid", "UnstructuredGrid", "GridFileError", "write_icon_grid", "write_mpas_grid",
-    "METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply",
-    "grid_cell_areas", "mesh_cell_areas", "locate", "latlon_grid", "regrid_dataarray", "mesh_dataarray_to_latlon",
+    "Grid",
+    "LatLonGrid",
+    "IcosphereGrid",
+    "HealpixGrid",
+    "GRID_FAMILIES",
+    "check_grid_family",
+    "sphere_grid",
+    "sphere_hierarchy",
+    "as_sphere_grid",
+    "UnstructuredGrid",
+    "GridFileError",
+    "write_icon_grid",
+    "write_mpas_grid",
+    "METHODS",
+    "latlon_to_mesh",
+    "mesh_to_latlon",
+    "apply",
+    "grid_cell_areas",
+    "mesh_cell_areas",
+    "locate",
+    "latlon_grid",
+    "regrid_dataarray",
+    "mesh_dataarray_to_latlon",
     "Regridder",
 ]

@@ -12,6 +12,7 @@ weights. The overlap matrix is then balanced
 sums equal the mesh's cell areas (:func:`~meshcnn.grids.mesh_cell_areas`) and its
 column sums the exact grid cell areas (:meth:`~meshcnn.grids.LatLonGrid.cell_areas`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -98,8 +99,9 @@ def _sub_cells(grid: LatLonGrid, step: float, min_sub: int) -> tuple[np.ndarray,
     return np.concatenate(points), np.concatenate(cells), np.concatenate(areas)
 
 
-def _balance(overlap: sp.csr_matrix, row_target: np.ndarray, col_target: np.ndarray,
-             tol: float = 1e-11, max_iter: int = 30) -> sp.csr_matrix:
+def _balance(
+    overlap: sp.csr_matrix, row_target: np.ndarray, col_target: np.ndarray, tol: float = 1e-11, max_iter: int = 30
+) -> sp.csr_matrix:
     r"""Scale ``overlap`` to ``diag(e^x) O diag(e^y)`` with the given row and column sums.
 
     Newton's method on the (Sinkhorn) balancing equations: the linearized system

@@ -33,6 +33,7 @@ it can overshoot at sharp fronts (use ``bilinear`` or ``conservative`` for those
   of ESMF's average over the patches of the source cells around it. Rows sum to 1 (constants are
   reproduced).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,17 @@ from ..geometry.locate import barycentric_interpolation, nearest_vertex
 from ..geometry.mesh import Mesh
 from .latlon import LatLonGrid
 
-__all__ = ["bilinear_to_mesh", "bilinear_to_points", "barycentric_to_grid", "nearest_to_mesh", "nearest_to_grid",
-           "patch_from_grid", "patch_from_points", "nearest_d2s", "PATCH_NEIGHBOURS"]
+__all__ = [
+    "bilinear_to_mesh",
+    "bilinear_to_points",
+    "barycentric_to_grid",
+    "nearest_to_mesh",
+    "nearest_to_grid",
+    "patch_from_grid",
+    "patch_from_points",
+    "nearest_d2s",
+    "PATCH_NEIGHBOURS",
+]
 
 #: Source points of each least-squares patch of :func:`patch_from_points` (6 coefficients).
 PATCH_NEIGHBOURS = 16
@@ -88,8 +98,9 @@ def _row_mean(grid: LatLonGrid, row: np.ndarray, factor: np.ndarray) -> Entries:
     return k, cols, vals
 
 
-def _matrix(rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray],
-            shape: tuple[int, int]) -> sp.csr_matrix:
+def _matrix(
+    rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray], shape: tuple[int, int]
+) -> sp.csr_matrix:
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     keep = vals != 0.0
     out = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=shape)
@@ -232,8 +243,7 @@ def patch_from_grid(grid: LatLonGrid, lat_rad: np.ndarray, lon_rad: np.ndarray) 
     south = 1 if lat_c[0] <= -90.0 + 1e-9 else 0  # first row off the pole
     north = m - 2 if lat_c[-1] >= 90.0 - 1e-9 else m - 1
     if north - south < 1 or n < 4:
-        raise ValueError(f"patch regridding needs at least 2 latitudes off the poles and 4 longitudes, got "
-                         f"{m} x {n}")
+        raise ValueError(f"patch regridding needs at least 2 latitudes off the poles and 4 longitudes, got {m} x {n}")
     rows = np.concatenate([[south + 1, south], np.arange(m), [north, north - 1]])
     lat_ext = np.concatenate([-180.0 - lat_c[[south + 1, south]], lat_c, 180.0 - lat_c[[north, north - 1]]])
     across = np.concatenate([[True, True], np.zeros(m, dtype=bool), [True, True]])
@@ -242,7 +252,6 @@ def patch_from_grid(grid: LatLonGrid, lat_rad: np.ndarray, lon_rad: np.ndarray) 
     i = np.clip(np.searchsorted(lat_ext, lat, side="right") - 1, 1, len(lat_ext) - 3)
     stencil = i[:, None] + np.arange(-1, 3)[None, :]
     w_lat = _lagrange(lat_ext[stencil], lat)
-    mean_w = grid.lon_weights()
     ks, cols, vals = [], [], []
     for a in range(4):
         row = rows[stencil[:, a]]
@@ -251,7 +260,7 @@ def patch_from_grid(grid: LatLonGrid, lat_rad: np.ndarray, lon_rad: np.ndarray) 
         lon_stencil = j[:, None] + np.arange(-1, 3)[None, :]
         w_lon = _lagrange(lon_ext[lon_stencil], lon_a)
         at_pole = np.abs(lat_c[row]) >= 90.0 - 1e-9
-        w = np.where(at_pole[:, None], 0.0, w_lat[:, a:a + 1] * w_lon)
+        w = np.where(at_pole[:, None], 0.0, w_lat[:, a : a + 1] * w_lon)
         ks.append(np.repeat(np.arange(p), 4))
         cols.append((row[:, None] * n + (lon_stencil - 2) % n).reshape(-1))
         vals.append(w.reshape(-1))
@@ -272,8 +281,9 @@ def _tangent_basis(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, np.cross(points, e1)
 
 
-def patch_from_points(src_points: np.ndarray, dst_points: np.ndarray, k: int = PATCH_NEIGHBOURS,
-                      chunk: int = 32768) -> sp.csr_matrix:
+def patch_from_points(
+    src_points: np.ndarray, dst_points: np.ndarray, k: int = PATCH_NEIGHBOURS, chunk: int = 32768
+) -> sp.csr_matrix:
     """``(P_dst, P_src)`` least-squares quadratic patch of the ``k`` nearest source points (module docstring).
 
     Parameters
@@ -293,7 +303,7 @@ def patch_from_points(src_points: np.ndarray, dst_points: np.ndarray, k: int = P
     tree = cKDTree(src_points)
     rows, cols, vals = [], [], []
     for start in range(0, len(dst_points), chunk):
-        dst = dst_points[start:start + chunk]
+        dst = dst_points[start : start + chunk]
         dist, idx = tree.query(dst, k)
         q = src_points[idx]  # (P, k, 3)
         e1, e2 = _tangent_basis(dst)
@@ -311,7 +321,8 @@ def patch_from_points(src_points: np.ndarray, dst_points: np.ndarray, k: int = P
         rows.append(np.repeat(np.arange(start, start + len(dst)), k))
         cols.append(idx.reshape(-1))
         vals.append(np.einsum("pb,pbk->pk", coef, weighted).reshape(-1))
-    out = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(len(dst_points), len(src_points)))
+    out = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(dst_points), len(src_points))
+    )
     out.sum_duplicates()
     return out

@@ -17,6 +17,7 @@ and their variants), else among the usual names. New coordinates carry CF ``unit
 ``cell_measures``, ``grid_mapping``, ``coordinates``); the other attributes, coordinates and
 ``name`` are kept. Dask-backed inputs stay lazy (:mod:`meshcnn.grids.regridder`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -64,8 +65,10 @@ def _find_dim(obj: Any, names: tuple[str, ...], given: str | None, what: str) ->
     for name in names:
         if name in obj.dims:
             return name
-    raise ValueError(f"no {what} dimension found among {tuple(obj.dims)} (looked for CF standard_name/units and "
-                     f"{names}); pass {what}_name=")
+    raise ValueError(
+        f"no {what} dimension found among {tuple(obj.dims)} (looked for CF standard_name/units and "
+        f"{names}); pass {what}_name="
+    )
 
 
 def _latlon_dims(obj: Any, lat_name: str | None, lon_name: str | None) -> tuple[str, str]:
@@ -74,8 +77,10 @@ def _latlon_dims(obj: Any, lat_name: str | None, lon_name: str | None) -> tuple[
     lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
     curvilinear = [n for n in ("lat", "lon", "latitude", "longitude") if n in obj.coords and obj[n].ndim == 2]
     if curvilinear:
-        raise ValueError(f"coordinates {curvilinear} are 2-D: a curvilinear grid; regrid it to 1-D latitude and "
-                         f"longitude coordinates first (meshcnn regrids rectilinear lat-lon grids)")
+        raise ValueError(
+            f"coordinates {curvilinear} are 2-D: a curvilinear grid; regrid it to 1-D latitude and "
+            f"longitude coordinates first (meshcnn regrids rectilinear lat-lon grids)"
+        )
     for dim in (lat_dim, lon_dim):
         if dim not in obj.coords:
             raise ValueError(f"dimension {dim!r} has no coordinate values (degrees needed)")
@@ -104,53 +109,77 @@ def _in_dims(regridder: Any, obj: Any, lat_name: str | None, lon_name: str | Non
     if isinstance(src, LatLonGrid):
         lat_dim, lon_dim = _latlon_dims(obj, lat_name, lon_name)
         lat, lon = np.asarray(obj[lat_dim].values, dtype=np.float64), np.asarray(obj[lon_dim].values, np.float64)
-        if lat.shape != src.lat.shape or lon.shape != src.lon.shape or not (
-                np.allclose(lat, src.lat, rtol=0, atol=1e-6) and np.allclose(lon, src.lon, rtol=0, atol=1e-6)):
-            raise ValueError(f"the data's grid ({lat_dim}: {lat.size}, {lon_dim}: {lon.size}) is not the regridder's "
-                             f"source grid {src!r} (other coordinates or order)")
+        if (
+            lat.shape != src.lat.shape
+            or lon.shape != src.lon.shape
+            or not (np.allclose(lat, src.lat, rtol=0, atol=1e-6) and np.allclose(lon, src.lon, rtol=0, atol=1e-6))
+        ):
+            raise ValueError(
+                f"the data's grid ({lat_dim}: {lat.size}, {lon_dim}: {lon.size}) is not the regridder's "
+                f"source grid {src!r} (other coordinates or order)"
+            )
         return [lat_dim, lon_dim]
     if vertex_name not in obj.dims:
         raise ValueError(f"no {vertex_name!r} dimension among {tuple(obj.dims)} (pass vertex_name=)")
     if obj.sizes[vertex_name] != regridder.src_shape[0]:
-        raise ValueError(f"the {vertex_name!r} dimension has {obj.sizes[vertex_name]} values but the mesh has "
-                         f"{regridder.src_shape[0]} vertices")
+        raise ValueError(
+            f"the {vertex_name!r} dimension has {obj.sizes[vertex_name]} values but the mesh has "
+            f"{regridder.src_shape[0]} vertices"
+        )
     return [vertex_name]
 
 
 def _new_coords(regridder: Any, out_dims: list[str]) -> dict[str, Any]:
     dst = regridder.dst
     if isinstance(dst, LatLonGrid):
-        return {out_dims[0]: (out_dims[0], dst.lat, _coordinate_attrs("lat")),
-                out_dims[1]: (out_dims[1], dst.lon, _coordinate_attrs("lon"))}
+        return {
+            out_dims[0]: (out_dims[0], dst.lat, _coordinate_attrs("lat")),
+            out_dims[1]: (out_dims[1], dst.lon, _coordinate_attrs("lon")),
+        }
     lat, lon = (dst.lat, dst.lon) if not hasattr(dst, "mesh") else (np.rad2deg(dst.mesh.lat), np.rad2deg(dst.mesh.lon))
     return {"lat": (out_dims[0], lat, _coordinate_attrs("lat")), "lon": (out_dims[0], lon, _coordinate_attrs("lon"))}
 
 
-def _regrid_dataarray(regridder: Any, da: Any, in_dims: list[str], out_dims: list[str], skipna: bool,
-                      na_thres: float) -> Any:
+def _regrid_dataarray(
+    regridder: Any, da: Any, in_dims: list[str], out_dims: list[str], skipna: bool, na_thres: float
+) -> Any:
     """One DataArray with the grid dimensions ``in_dims``: the grid coordinates dropped, regridded, relabelled."""
     xr = _import_xarray()
     from .regridder import _is_dask
 
     new_names = set(out_dims) | ({"lat", "lon"} if len(out_dims) == 1 else set())
-    drop = [name for name, coord in da.coords.items()
-            if set(coord.dims) & set(in_dims) or name in new_names]
+    drop = [name for name, coord in da.coords.items() if set(coord.dims) & set(in_dims) or name in new_names]
     da = da.drop_vars(drop)
     lazy = _is_dask(da.data)
     if lazy:
         da = da.chunk({dim: -1 for dim in in_dims})
     out = xr.apply_ufunc(
-        regridder.regrid_numpy, da, input_core_dims=[in_dims], output_core_dims=[out_dims],
-        exclude_dims=set(in_dims), dask="parallelized" if lazy else "forbidden",
-        kwargs={"skipna": skipna, "na_thres": na_thres}, output_dtypes=[regridder.output_dtype(da.dtype)],
-        dask_gufunc_kwargs={"output_sizes": dict(zip(out_dims, regridder.dst_shape))}, keep_attrs=True)
+        regridder.regrid_numpy,
+        da,
+        input_core_dims=[in_dims],
+        output_core_dims=[out_dims],
+        exclude_dims=set(in_dims),
+        dask="parallelized" if lazy else "forbidden",
+        kwargs={"skipna": skipna, "na_thres": na_thres},
+        output_dtypes=[regridder.output_dtype(da.dtype)],
+        dask_gufunc_kwargs={"output_sizes": dict(zip(out_dims, regridder.dst_shape))},
+        keep_attrs=True,
+    )
     out = out.assign_coords(_new_coords(regridder, out_dims))
     out.attrs = _out_attrs(da.attrs, regridder)
     return out
 
 
-def regrid_xarray(regridder: Any, obj: Any, *, skipna: bool, na_thres: float, lat_name: str | None = None,
-                  lon_name: str | None = None, vertex_name: str = "vertex") -> Any:
+def regrid_xarray(
+    regridder: Any,
+    obj: Any,
+    *,
+    skipna: bool,
+    na_thres: float,
+    lat_name: str | None = None,
+    lon_name: str | None = None,
+    vertex_name: str = "vertex",
+) -> Any:
     """What :class:`~meshcnn.grids.Regridder` does with an ``xarray.DataArray`` or ``Dataset`` (see its call).
 
     A ``Dataset`` gives a ``Dataset``: variables with every grid dimension are regridded, variables and
@@ -179,8 +208,11 @@ def regrid_xarray(regridder: Any, obj: Any, *, skipna: bool, na_thres: float, la
             out[name] = _regrid_dataarray(regridder, var, in_dims, out_dims, skipna, na_thres)
         elif not any(on_grid):
             out[name] = var
-    coords = {name: coord for name, coord in obj.coords.items()
-              if not set(coord.dims) & set(in_dims) and name not in ("lat", "lon") and name not in out_dims}
+    coords = {
+        name: coord
+        for name, coord in obj.coords.items()
+        if not set(coord.dims) & set(in_dims) and name not in ("lat", "lon") and name not in out_dims
+    }
     ds = xr.Dataset(out, coords=coords, attrs=_out_attrs(obj.attrs, regridder))
     return ds
 
@@ -250,8 +282,9 @@ def regrid_dataarray(
     if not isinstance(obj, (xr.DataArray, xr.Dataset)):
         raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
     lat_dim, lon_dim = _latlon_dims(obj, lat_name, lon_name)
-    grid = latlon_grid(np.asarray(obj[lat_dim].values, dtype=np.float64),
-                       np.asarray(obj[lon_dim].values, dtype=np.float64))
+    grid = latlon_grid(
+        np.asarray(obj[lat_dim].values, dtype=np.float64), np.asarray(obj[lon_dim].values, dtype=np.float64)
+    )
     regridder = Regridder(grid, target, method, skipna=skipna, na_thres=na_thres)
     return regridder(obj, lat_name=lat_dim, lon_name=lon_dim)
 

@@ -11,6 +11,7 @@ to :math:`4\pi`; ``cell_weights`` are the same areas normalised to sum to 1, so 
 an area-weighted mean is ``(cell_weights * values).sum()``. Coordinates follow
 :mod:`meshcnn.geometry.coords`.
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

@@ -10,14 +10,15 @@ family            level ``l``                 points
 At equal ``l`` the two families have about the same number of points, which is how the
 climate pipeline compares them (``--grid icosphere|healpix --level 5``).
 """
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from ..geometry.hierarchy import MeshHierarchy
 from .._cache import memoize
+from ..geometry.hierarchy import MeshHierarchy
 from ..geometry.mesh import Mesh, check_level
 from .healpix import HealpixGrid
 from .icosphere import IcosphereGrid
@@ -57,7 +58,7 @@ def _sphere_grid(family: str, level: int) -> IcosphereGrid | HealpixGrid:
     return IcosphereGrid(level) if family == "icosphere" else HealpixGrid(2**level, nest=True)
 
 
-def as_sphere_grid(target: "int | Mesh | IcosphereGrid | HealpixGrid") -> "IcosphereGrid | HealpixGrid":
+def as_sphere_grid(target: int | Mesh | IcosphereGrid | HealpixGrid) -> IcosphereGrid | HealpixGrid:
     """The grid of a mesh-side argument: an icosphere level or any :class:`Mesh` as an
     :class:`IcosphereGrid` (its vertices and lumped areas), a grid with a ``mesh`` as it is."""
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
@@ -69,8 +70,9 @@ def as_sphere_grid(target: "int | Mesh | IcosphereGrid | HealpixGrid") -> "Icosp
     raise ValueError(f"expected an icosphere level, a Mesh or a sphere grid, got {type(target).__name__}")
 
 
-def sphere_hierarchy(family: str, max_level: int, min_level: int,
-                     mesh_dir: str | os.PathLike | None = None) -> MeshHierarchy:
+def sphere_hierarchy(
+    family: str, max_level: int, min_level: int, mesh_dir: str | os.PathLike | None = None
+) -> MeshHierarchy:
     """The meshes of ``family`` from ``max_level`` down to ``min_level``, with their own nesting.
 
     Parameters

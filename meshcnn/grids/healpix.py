@@ -46,6 +46,7 @@ pixel containing a point), pixel boundaries, neighbours by index and spherical-h
 transforms; regridding here goes through the triangulated mesh of the centres instead
 (:mod:`meshcnn.grids.regrid`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,8 +58,16 @@ from ..geometry.coords import latlon_to_xyz
 from ..geometry.hierarchy import MeshHierarchy
 from ..geometry.mesh import Mesh
 
-__all__ = ["HealpixGrid", "check_nside", "healpix_npix", "healpix_ring_centres", "healpix_nest_to_ring",
-           "healpix_ring_to_nest", "healpix_centres", "healpix_children"]
+__all__ = [
+    "HealpixGrid",
+    "check_nside",
+    "healpix_npix",
+    "healpix_ring_centres",
+    "healpix_nest_to_ring",
+    "healpix_ring_to_nest",
+    "healpix_centres",
+    "healpix_children",
+]
 
 #: Largest ``nside`` accepted (as in HEALPix: ``12 nside**2`` fits an int64 pixel index).
 MAX_NSIDE = 2**29
@@ -78,8 +87,12 @@ def check_nside(nside: int) -> int:
         HEALPix resolution: each of the 12 base pixels is split into ``nside x nside``.
         Booleans are refused.
     """
-    if (isinstance(nside, bool) or not isinstance(nside, (int, np.integer)) or not 1 <= nside <= MAX_NSIDE
-            or int(nside) & (int(nside) - 1)):
+    if (
+        isinstance(nside, bool)
+        or not isinstance(nside, (int, np.integer))
+        or not 1 <= nside <= MAX_NSIDE
+        or int(nside) & (int(nside) - 1)
+    ):
         raise ValueError(f"nside must be a power of 2 in 1..2**29, got {nside!r}")
     return int(nside)
 
@@ -142,12 +155,14 @@ def healpix_ring_centres(nside: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     sign = np.where(ring <= 2 * nside, 1.0, -1.0)
     cap = from_pole < nside
     three_n2 = 3.0 * nside * nside
-    one_minus_abs_z = np.where(cap, from_pole.astype(np.float64) ** 2 / three_n2,
-                               1.0 - np.abs(4.0 / 3.0 - 2.0 * ring / (3.0 * nside)))
+    one_minus_abs_z = np.where(
+        cap, from_pole.astype(np.float64) ** 2 / three_n2, 1.0 - np.abs(4.0 / 3.0 - 2.0 * ring / (3.0 * nside))
+    )
     z = np.where(cap, sign * (1.0 - one_minus_abs_z), 4.0 / 3.0 - 2.0 * ring / (3.0 * nside))
     belt_shift = np.where((ring - nside) % 2 == 0, 0.5, 1.0)  # j - 1/2 on the rings of the caps' parity
-    phi = np.where(cap, (along - 0.5) * (np.pi / 2.0) / np.maximum(from_pole, 1),
-                   (along - belt_shift) * (np.pi / (2.0 * nside)))
+    phi = np.where(
+        cap, (along - 0.5) * (np.pi / 2.0) / np.maximum(from_pole, 1), (along - belt_shift) * (np.pi / (2.0 * nside))
+    )
     return z, one_minus_abs_z, phi
 
 
@@ -171,8 +186,11 @@ def _nest_to_ring(nside: int) -> np.ndarray:
     npix, ncap, nl4 = 12 * nside * nside, 2 * nside * (nside - 1), 4 * nside
     north, south = ring < nside, ring > 3 * nside
     per_quarter = np.where(north, ring, np.where(south, nl4 - ring, nside))  # pixels on the ring / 4
-    before = np.where(north, 2 * ring * (ring - 1),
-                      np.where(south, npix - 2 * per_quarter * (per_quarter + 1), ncap + (ring - nside) * nl4))
+    before = np.where(
+        north,
+        2 * ring * (ring - 1),
+        np.where(south, npix - 2 * per_quarter * (per_quarter + 1), ncap + (ring - nside) * nl4),
+    )
     shift = np.where(north | south, 0, (ring - nside) & 1)
     along = (_FACE_PHI[face] * per_quarter + ix - iy + 1 + shift) // 2
     along = np.where(along > 4 * per_quarter, along - 4 * per_quarter, along)
@@ -378,5 +396,9 @@ class HealpixGrid:
         grids = [self]
         while grids[-1].nside > min_nside:
             grids.append(HealpixGrid(grids[-1].nside // 2, self.nest))
-        return MeshHierarchy([g.mesh for g in grids], restrictions=[g.restriction() for g in grids[:-1]],
-                             prolongations=None, name=f"{self.name}-{min_nside}")
+        return MeshHierarchy(
+            [g.mesh for g in grids],
+            restrictions=[g.restriction() for g in grids[:-1]],
+            prolongations=None,
+            name=f"{self.name}-{min_nside}",
+        )

@@ -3,6 +3,7 @@ r"""The icosphere (or any mesh) seen as a grid: its vertices are the points, the
 Also the one resolver of the mesh side of the regridders (:func:`regrid_target`): an
 icosphere level, a :class:`~meshcnn.geometry.Mesh` or a grid with a ``mesh``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,8 +97,9 @@ class MeshTarget:
     def __init__(self, mesh: Mesh, cell_areas: Any) -> None:
         areas = np.array(cell_areas, dtype=np.float64).reshape(-1)
         if areas.shape != (mesh.num_vertices,):
-            raise ValueError(f"cell_areas must have one value per vertex ({mesh.num_vertices}), got shape "
-                             f"{np.shape(cell_areas)}")
+            raise ValueError(
+                f"cell_areas must have one value per vertex ({mesh.num_vertices}), got shape {np.shape(cell_areas)}"
+            )
         if not np.all(np.isfinite(areas)) or areas.min() <= 0.0:
             raise ValueError("cell_areas must be positive and finite")
         if abs(areas.sum() / (4.0 * np.pi) - 1.0) > 1e-9:
@@ -145,5 +147,7 @@ def regrid_target(target: Any) -> int | MeshTarget:
         return MeshTarget(mesh, target.cell_areas())
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         return check_level(target)
-    raise ValueError(f"the mesh side must be an icosphere level (int 0..9), a Mesh or a grid with a .mesh "
-                     f"(IcosphereGrid, HealpixGrid), got {target!r}")
+    raise ValueError(
+        f"the mesh side must be an icosphere level (int 0..9), a Mesh or a grid with a .mesh "
+        f"(IcosphereGrid, HealpixGrid), got {target!r}"
+    )

@@ -17,6 +17,7 @@ The regridders work in a *canonical* order: latitude ascending, unique longitude
 :meth:`~LatLonGrid.lon_edges`), mapped to and from the file order by
 :meth:`~LatLonGrid.canonical_of_file` and :meth:`~LatLonGrid.file_of_canonical`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -74,7 +75,9 @@ def _canonical_lon(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     gaps = np.diff(np.concatenate([unique, [unique[0] + 360.0]]))
     interior = np.diff(lon if lon[-1] > lon[0] else lon[::-1])
     if gaps.max() > 1.5 * interior.max() + 1e-9:
-        raise ValueError(f"lon does not cover the globe (largest gap {gaps.max():g} degrees, spacing {interior.max():g})")
+        raise ValueError(
+            f"lon does not cover the globe (largest gap {gaps.max():g} degrees, spacing {interior.max():g})"
+        )
     return unique, first, inverse.reshape(-1)
 
 
@@ -101,9 +104,13 @@ class LatLonGrid:
         return f"LatLonGrid(nlat={len(self.lat)}, nlon={len(self.lon)})"
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, LatLonGrid) and self.lat.shape == other.lat.shape
-                and self.lon.shape == other.lon.shape and np.allclose(self.lat, other.lat)
-                and np.allclose(self.lon, other.lon))
+        return (
+            isinstance(other, LatLonGrid)
+            and self.lat.shape == other.lat.shape
+            and self.lon.shape == other.lon.shape
+            and np.allclose(self.lat, other.lat)
+            and np.allclose(self.lon, other.lon)
+        )
 
     def __hash__(self) -> int:
         # equal grids (coordinates equal to rounding, see __eq__) have equal shapes; nothing finer is

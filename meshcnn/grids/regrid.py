@@ -65,6 +65,7 @@ NaN (all of them at ``na_thres=1``), i.e. the output is the valid mean over a
 cell whose valid fraction is :math:`w_v`. Weights of every method but ``patch`` are non-negative,
 so outputs stay within the range of the valid inputs they mix (no overshoot).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -73,15 +74,23 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._cache import memoize
-from ..geometry.locate import locate  # noqa: F401 (exported from meshcnn.grids)
+from ..geometry.locate import locate
 from ..geometry.mesh import Mesh, icosphere
 from . import _interp
 from ._conservative import conservative_overlap
 from .icosphere import MeshTarget, mesh_cell_areas, regrid_target  # noqa: F401 (mesh_cell_areas: exported)
 from .latlon import LatLonGrid
 
-__all__ = ["METHODS", "latlon_to_mesh", "mesh_to_latlon", "apply", "grid_cell_areas", "mesh_cell_areas", "locate",
-           "latlon_grid"]
+__all__ = [
+    "METHODS",
+    "latlon_to_mesh",
+    "mesh_to_latlon",
+    "apply",
+    "grid_cell_areas",
+    "mesh_cell_areas",
+    "locate",
+    "latlon_grid",
+]
 
 METHODS = ("bilinear", "nearest", "conservative", "patch", "nearest_s2d", "nearest_d2s")
 
@@ -134,7 +143,9 @@ def check_na_thres(na_thres: float, na_thresh: float | None = None, *, stackleve
             "na_thresh is deprecated and will be removed in the next release: use na_thres, which means what it "
             "means in xESMF, the largest missing fraction of an output's weight (NaN where the valid fraction is "
             f"below 1 - na_thres); na_thresh={na_thresh!r} (the smallest valid fraction) is na_thres={1 - na_thresh!r}",
-            DeprecationWarning, stacklevel=stacklevel)
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
         if not 0.0 <= na_thresh <= 1.0:
             raise ValueError(f"na_thresh must be within [0, 1], got {na_thresh}")
         na_thres = 1.0 - na_thresh
@@ -303,13 +314,21 @@ def split_field(shape: tuple[int, ...], n_in: int, grid_shape: tuple[int, ...] |
         if grid_shape is not None and len(grid_shape) == 2 and tuple(shape[-2:]) != tuple(grid_shape):
             raise ValueError(
                 f"values of shape {tuple(shape)} do not match the grid: the last two axes must be "
-                f"(nlat, nlon) = {tuple(grid_shape)} (a transposed (lon, lat) field?)")
+                f"(nlat, nlon) = {tuple(grid_shape)} (a transposed (lon, lat) field?)"
+            )
         return tuple(shape[:-2])
     raise ValueError(f"values of shape {tuple(shape)} do not match a regridding matrix with {n_in} inputs")
 
 
-def apply(matrix: sp.spmatrix, values: Any, *, skipna: bool = False, na_thres: float = 0.5,
-          grid_shape: tuple[int, int] | None = None, na_thresh: float | None = None) -> np.ndarray:
+def apply(
+    matrix: sp.spmatrix,
+    values: Any,
+    *,
+    skipna: bool = False,
+    na_thres: float = 0.5,
+    grid_shape: tuple[int, int] | None = None,
+    na_thresh: float | None = None,
+) -> np.ndarray:
     """Apply a regridding matrix to the last axis of ``values`` (the NumPy kernel of :class:`Regridder`).
 
     Parameters
@@ -346,8 +365,9 @@ def is_selection(csr: sp.csr_matrix) -> bool:
     return bool(np.all(np.diff(csr.indptr) == 1) and np.all(csr.data == 1.0))
 
 
-def apply_flat(csr: sp.csr_matrix, flat: np.ndarray, *, skipna: bool, na_thres: float,
-               weights32: sp.csr_matrix | None = None) -> np.ndarray:
+def apply_flat(
+    csr: sp.csr_matrix, flat: np.ndarray, *, skipna: bool, na_thres: float, weights32: sp.csr_matrix | None = None
+) -> np.ndarray:
     """``(B, N_in)`` -> ``(B, N_out)``: the regridding of :func:`apply` on fields already flat.
 
     ``weights32`` is ``csr`` as float32, if the caller keeps one (it is made here otherwise).
@@ -396,8 +416,9 @@ def _apply_skipna(weights: sp.csr_matrix, flat: np.ndarray, missing: np.ndarray,
     filled = np.where(missing, dtype.type(0), flat).astype(dtype, copy=False)
     num = np.asarray(weights @ filled.T).T  # (B, N_out)
     valid_weight = np.asarray(weights @ (~missing).T.astype(dtype)).T
-    pattern = sp.csr_matrix((np.ones_like(weights.data, dtype=np.float32), weights.indices, weights.indptr),
-                            shape=weights.shape)
+    pattern = sp.csr_matrix(
+        (np.ones_like(weights.data, dtype=np.float32), weights.indices, weights.indptr), shape=weights.shape
+    )
     touched = np.asarray(pattern @ missing.T.astype(np.float32)).T > 0  # rows that see a missing input
     row_sum = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()[None, :]
     fraction = np.where(row_sum > 0, valid_weight / np.where(row_sum > 0, row_sum, 1.0), 0.0)

@@ -44,6 +44,7 @@ computed until asked. Each block goes through the same NumPy kernel as an eager 
 every output is the same sum in the same order, so the lazy result equals the eager one bit for
 bit. Dask is the optional extra ``meshcnn[dask]``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,10 +65,19 @@ from .families import as_sphere_grid
 from .icosphere import MeshTarget, regrid_target
 from .latlon import LatLonGrid
 from .regrid import (
-    _canonical_method, _check_method, _latlon_to_mesh, _mesh_to_latlon, apply_flat, check_na_thres, is_selection,
-    latlon_grid, na_threshold)
+    _canonical_method,
+    _check_method,
+    _latlon_to_mesh,
+    _mesh_to_latlon,
+    apply_flat,
+    check_na_thres,
+    is_selection,
+    latlon_grid,
+    na_threshold,
+)
 
-__all__ = ["Regridder", "RegridModule", "StoredGrid", "import_dask"]
+# RegridModule is defined on first use by the module __getattr__ below (importing torch only then).
+__all__ = ["Regridder", "RegridModule", "StoredGrid", "import_dask"]  # noqa: F822
 
 #: Version of the file written by :meth:`Regridder.save`.
 FORMAT_VERSION = 1
@@ -78,8 +88,9 @@ def import_dask() -> Any:
     try:
         import dask.array
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("lazy (Dask) regridding needs dask; install the optional extra: "
-                          "pip install 'meshcnn[dask]'") from exc
+        raise ImportError(
+            "lazy (Dask) regridding needs dask; install the optional extra: pip install 'meshcnn[dask]'"
+        ) from exc
     return dask.array
 
 
@@ -150,8 +161,10 @@ def _as_grid(grid: Any) -> Any:
     try:
         return as_sphere_grid(grid)
     except ValueError:
-        raise ValueError(f"a regridder's grid must be a LatLonGrid, an icosphere level (int 0..9), a Mesh or a "
-                         f"grid with a .mesh (IcosphereGrid, HealpixGrid, UnstructuredGrid), got {grid!r}") from None
+        raise ValueError(
+            f"a regridder's grid must be a LatLonGrid, an icosphere level (int 0..9), a Mesh or a "
+            f"grid with a .mesh (IcosphereGrid, HealpixGrid, UnstructuredGrid), got {grid!r}"
+        ) from None
 
 
 def _mesh_attrs(grid: Any) -> dict[str, Any]:
@@ -174,8 +187,10 @@ def _file_points(grid: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _same_kind_weights(src: Any, dst: Any, method: str) -> sp.csr_matrix:
     """Weights between two lat-lon grids or two sphere grids (every method but ``conservative``)."""
     if method == "conservative":
-        raise ValueError("conservative regridding is between a lat-lon grid and a sphere grid; between two "
-                         f"grids of one kind ({type(src).__name__} -> {type(dst).__name__}) use another method")
+        raise ValueError(
+            "conservative regridding is between a lat-lon grid and a sphere grid; between two "
+            f"grids of one kind ({type(src).__name__} -> {type(dst).__name__}) use another method"
+        )
     points, lat, lon = _file_points(dst)
     if isinstance(src, LatLonGrid):
         if method == "bilinear":
@@ -187,8 +202,9 @@ def _same_kind_weights(src: Any, dst: Any, method: str) -> sp.csr_matrix:
         else:
             canon = _interp.nearest_d2s(src.canonical_points(), points)
         coo = sp.coo_matrix(canon)
-        out = sp.csr_matrix((coo.data, (coo.row, src.file_of_canonical()[coo.col])),
-                            shape=(len(points), int(np.prod(src.shape))))
+        out = sp.csr_matrix(
+            (coo.data, (coo.row, src.file_of_canonical()[coo.col])), shape=(len(points), int(np.prod(src.shape)))
+        )
         out.sum_duplicates()
         return out
     mesh = src.mesh
@@ -245,15 +261,17 @@ class Regridder:
         Shape of one field on each grid.
     """
 
-    def __init__(self, src: Any, dst: Any, method: str = "bilinear", *, skipna: bool = False,
-                 na_thres: float = 0.5) -> None:
+    def __init__(
+        self, src: Any, dst: Any, method: str = "bilinear", *, skipna: bool = False, na_thres: float = 0.5
+    ) -> None:
         self.method = _check_method(method)
         self.src, self.dst = _as_grid(src), _as_grid(dst)
         self._setup(_build_weights(self.src, self.dst, self.method), skipna, na_thres)
 
     @classmethod
-    def from_weights(cls, weights: Any, src: Any, dst: Any, method: str = "bilinear", *, skipna: bool = False,
-                     na_thres: float = 0.5) -> "Regridder":
+    def from_weights(
+        cls, weights: Any, src: Any, dst: Any, method: str = "bilinear", *, skipna: bool = False, na_thres: float = 0.5
+    ) -> Regridder:
         """A regridder of given weights (e.g. made by another tool) between ``src`` and ``dst``.
 
         Parameters
@@ -268,8 +286,9 @@ class Regridder:
         """
         out = cls.__new__(cls)
         out.method = _check_method(method)
-        out.src, out.dst = (g if hasattr(g, "shape") and not isinstance(g, (int, np.integer)) else _as_grid(g)
-                            for g in (src, dst))
+        out.src, out.dst = (
+            g if hasattr(g, "shape") and not isinstance(g, (int, np.integer)) else _as_grid(g) for g in (src, dst)
+        )
         out._setup(sp.csr_matrix(weights), skipna, na_thres)
         return out
 
@@ -288,8 +307,10 @@ class Regridder:
         self._token: str | None = None
 
     def __repr__(self) -> str:
-        return (f"Regridder({self.src!r} -> {self.dst!r}, method={self.method!r}, skipna={self.skipna}, "
-                f"na_thres={self.na_thres:g}, {self.weights.nnz} weights)")
+        return (
+            f"Regridder({self.src!r} -> {self.dst!r}, method={self.method!r}, skipna={self.skipna}, "
+            f"na_thres={self.na_thres:g}, {self.weights.nnz} weights)"
+        )
 
     def __getstate__(self) -> dict[str, Any]:  # sent to Dask workers: without the device copies
         return {**self.__dict__, "_torch": {}}
@@ -297,14 +318,28 @@ class Regridder:
     def __dask_tokenize__(self) -> tuple[str, str]:
         """A deterministic Dask token: the method and the SHA-256 of the weights and shapes (computed once)."""
         if getattr(self, "_token", None) is None:
-            self._token = _checksum({"data": self.weights.data, "indices": self.weights.indices,
-                                     "indptr": self.weights.indptr, "src": np.asarray(self.src_shape),
-                                     "dst": np.asarray(self.dst_shape)})
+            self._token = _checksum(
+                {
+                    "data": self.weights.data,
+                    "indices": self.weights.indices,
+                    "indptr": self.weights.indptr,
+                    "src": np.asarray(self.src_shape),
+                    "dst": np.asarray(self.dst_shape),
+                }
+            )
         return ("meshcnn.Regridder", f"{self.method}:{self._token}")
 
     # ------------------------------------------------------------------ calling
-    def __call__(self, data: Any, *, skipna: bool | None = None, na_thres: float | None = None,
-                 lat_name: str | None = None, lon_name: str | None = None, vertex_name: str = "vertex") -> Any:
+    def __call__(
+        self,
+        data: Any,
+        *,
+        skipna: bool | None = None,
+        na_thres: float | None = None,
+        lat_name: str | None = None,
+        lon_name: str | None = None,
+        vertex_name: str = "vertex",
+    ) -> Any:
         """Regrid ``data``.
 
         Parameters
@@ -340,18 +375,26 @@ class Regridder:
         if type(data).__module__.split(".")[0] == "xarray":
             from ._xarray import regrid_xarray
 
-            return regrid_xarray(self, data, skipna=skipna, na_thres=na_thres, lat_name=lat_name,
-                                 lon_name=lon_name, vertex_name=vertex_name)
+            return regrid_xarray(
+                self,
+                data,
+                skipna=skipna,
+                na_thres=na_thres,
+                lat_name=lat_name,
+                lon_name=lon_name,
+                vertex_name=vertex_name,
+            )
         return self.regrid_numpy(data, skipna=skipna, na_thres=na_thres)
 
     def _lead(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Leading shape of a field array; ``ValueError`` if its last axes are not ``src_shape``."""
         k = len(self.src_shape)
-        if len(shape) >= k and tuple(shape[len(shape) - k:]) == self.src_shape:
-            return tuple(shape[:len(shape) - k])
+        if len(shape) >= k and tuple(shape[len(shape) - k :]) == self.src_shape:
+            return tuple(shape[: len(shape) - k])
         hint = " (a transposed (lon, lat) field?)" if k == 2 and tuple(shape[-2:]) == self.src_shape[::-1] else ""
-        raise ValueError(f"values of shape {tuple(shape)} do not match the source grid: the last axes must be "
-                         f"{self.src_shape}{hint}")
+        raise ValueError(
+            f"values of shape {tuple(shape)} do not match the source grid: the last axes must be {self.src_shape}{hint}"
+        )
 
     def output_dtype(self, dtype: Any) -> np.dtype:
         """The dtype of the output for an input of ``dtype`` (NumPy and Dask)."""
@@ -382,8 +425,13 @@ class Regridder:
             if self._weights32 is None:
                 self._weights32 = self.weights.astype(np.float32)
             weights32 = self._weights32
-        out = apply_flat(self.weights, values.reshape(-1, self.weights.shape[1]), skipna=skipna, na_thres=na_thres,
-                         weights32=weights32)
+        out = apply_flat(
+            self.weights,
+            values.reshape(-1, self.weights.shape[1]),
+            skipna=skipna,
+            na_thres=na_thres,
+            weights32=weights32,
+        )
         return out.reshape(lead + self.dst_shape)
 
     def regrid_dask(self, array: Any, *, skipna: bool | None = None, na_thres: float | None = None) -> Any:
@@ -400,8 +448,16 @@ class Regridder:
             kwargs["drop_axis"] = list(range(n + k_out, n + k_in))
         elif k_out > k_in:
             kwargs["new_axis"] = list(range(n + k_in, n + k_out))
-        return array.map_blocks(_regrid_block, self, skipna, na_thres, chunks=chunks,
-                                dtype=self.output_dtype(array.dtype), meta=np.empty((0,) * (n + k_out)), **kwargs)
+        return array.map_blocks(
+            _regrid_block,
+            self,
+            skipna,
+            na_thres,
+            chunks=chunks,
+            dtype=self.output_dtype(array.dtype),
+            meta=np.empty((0,) * (n + k_out)),
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ torch
     def _torch_parts(self, device: Any, dtype: Any) -> tuple[Any, Any]:
@@ -444,25 +500,35 @@ class Regridder:
         ``skipna``, ``na_thres``, kinds, shapes, mesh attributes) and the SHA-256 of all of it.
         """
         arrays: dict[str, np.ndarray] = {
-            "data": self.weights.data, "indices": self.weights.indices.astype(np.int64),
-            "indptr": self.weights.indptr.astype(np.int64), "shape": np.asarray(self.weights.shape, dtype=np.int64)}
-        meta: dict[str, Any] = {"format": FORMAT_VERSION, "method": self.method, "skipna": self.skipna,
-                                "na_thres": self.na_thres}
+            "data": self.weights.data,
+            "indices": self.weights.indices.astype(np.int64),
+            "indptr": self.weights.indptr.astype(np.int64),
+            "shape": np.asarray(self.weights.shape, dtype=np.int64),
+        }
+        meta: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "method": self.method,
+            "skipna": self.skipna,
+            "na_thres": self.na_thres,
+        }
         for side, grid in (("src", self.src), ("dst", self.dst)):
             if isinstance(grid, LatLonGrid):
                 meta[side] = {"kind": "latlon"}
                 arrays[f"{side}_lat"], arrays[f"{side}_lon"] = grid.lat, grid.lon
             else:
                 meta[side] = {"kind": "sphere", "attrs": _mesh_attrs(grid)}
-                lat, lon = (grid.lat, grid.lon) if isinstance(grid, StoredGrid) else \
-                    (np.rad2deg(grid.mesh.lat), np.rad2deg(grid.mesh.lon))
+                lat, lon = (
+                    (grid.lat, grid.lon)
+                    if isinstance(grid, StoredGrid)
+                    else (np.rad2deg(grid.mesh.lat), np.rad2deg(grid.mesh.lon))
+                )
                 arrays[f"{side}_lat"], arrays[f"{side}_lon"] = lat, lon
                 arrays[f"{side}_areas"] = np.asarray(grid.cell_areas(), dtype=np.float64).reshape(-1)
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
         save_npz(path, checksum=np.array(_checksum(arrays)), **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Regridder":
+    def load(cls, path: str | os.PathLike) -> Regridder:
         """A regridder written by :meth:`save`.
 
         Raises
@@ -489,17 +555,20 @@ class Regridder:
         if checksum != _checksum(arrays):
             raise ValueError(f"{path}: the regridder file fails its SHA-256 checksum (damaged or incomplete)")
         if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: regridder file format {meta.get('format')!r}, this meshcnn reads "
-                             f"{FORMAT_VERSION}")
+            raise ValueError(
+                f"{path}: regridder file format {meta.get('format')!r}, this meshcnn reads {FORMAT_VERSION}"
+            )
         sides = {}
         for side in ("src", "dst"):
             if meta[side]["kind"] == "latlon":
                 sides[side] = latlon_grid(arrays[f"{side}_lat"], arrays[f"{side}_lon"])
             else:
-                sides[side] = StoredGrid(arrays[f"{side}_lat"], arrays[f"{side}_lon"], arrays[f"{side}_areas"],
-                                         meta[side]["attrs"])
-        weights = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                                shape=tuple(int(n) for n in arrays["shape"]))
+                sides[side] = StoredGrid(
+                    arrays[f"{side}_lat"], arrays[f"{side}_lon"], arrays[f"{side}_areas"], meta[side]["attrs"]
+                )
+        weights = sp.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(int(n) for n in arrays["shape"])
+        )
         out = cls.__new__(cls)
         out.method = _check_method(meta["method"])
         out.src, out.dst = sides["src"], sides["dst"]
@@ -539,9 +608,12 @@ def _torch_csr_pair(weights: sp.csr_matrix, device: Any, dtype: Any) -> tuple[An
 
     def csr(m: sp.csr_matrix) -> Any:
         m = sp.csr_matrix(m)
-        return _csr_tensor(torch.as_tensor(m.indptr, dtype=torch.int64, device=device),
-                           torch.as_tensor(m.indices, dtype=torch.int64, device=device),
-                           torch.as_tensor(m.data, dtype=dtype, device=device), m.shape)
+        return _csr_tensor(
+            torch.as_tensor(m.indptr, dtype=torch.int64, device=device),
+            torch.as_tensor(m.indices, dtype=torch.int64, device=device),
+            torch.as_tensor(m.data, dtype=dtype, device=device),
+            m.shape,
+        )
 
     return csr(weights), csr(weights.T)
 
@@ -587,8 +659,9 @@ def _torch_regrid(flat: Any, w: Any, wt: Any, skipna: bool, na_thres: float) -> 
         touched = (pattern @ missing.to(flat.dtype).t().contiguous()).t() > 0
         ones = torch.ones(w.shape[1], 1, dtype=flat.dtype, device=flat.device)
         row_sum = (w @ ones).reshape(1, -1)
-        fraction = torch.where(row_sum > 0, valid / torch.where(row_sum > 0, row_sum, torch.ones_like(row_sum)),
-                               torch.zeros_like(valid))
+        fraction = torch.where(
+            row_sum > 0, valid / torch.where(row_sum > 0, row_sum, torch.ones_like(row_sum)), torch.zeros_like(valid)
+        )
         empty = (valid <= 0) | (fraction < na_threshold(na_thres))
         safe = torch.where(valid > 0, valid, torch.ones_like(valid))
     renorm = num / safe * row_sum
@@ -634,9 +707,9 @@ def _regrid_module_class() -> Any:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             k = len(self.src_shape)
-            if tuple(x.shape[x.dim() - k:]) != self.src_shape:
+            if tuple(x.shape[x.dim() - k :]) != self.src_shape:
                 raise ValueError(f"input of shape {tuple(x.shape)}: the last axes must be {self.src_shape}")
-            lead = tuple(x.shape[:x.dim() - k])
+            lead = tuple(x.shape[: x.dim() - k])
             flat = x.reshape(-1, self.shape[1])
             if not flat.is_floating_point():
                 flat = flat.to(self.w_val.dtype)

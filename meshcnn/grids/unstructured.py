@@ -55,6 +55,7 @@ grid files from an icosphere (with the real variable names, dimensions and quirk
 tests and the examples. Reading and writing need the optional extra ``meshcnn[climate]``
 (xarray, netCDF4).
 """
+
 from __future__ import annotations
 
 import os
@@ -125,9 +126,16 @@ class UnstructuredGrid:
     unmatched_edges : ndarray, shape ``(K, 2)``, int64
     """
 
-    def __init__(self, mesh: Mesh, *, cell_areas: np.ndarray | None = None, name: str | None = None,
-                 convention: str | None = None, path: str | os.PathLike | None = None,
-                 unmatched_edges: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        mesh: Mesh,
+        *,
+        cell_areas: np.ndarray | None = None,
+        name: str | None = None,
+        convention: str | None = None,
+        path: str | os.PathLike | None = None,
+        unmatched_edges: np.ndarray | None = None,
+    ) -> None:
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a meshcnn.geometry.Mesh, got {type(mesh).__name__}")
         self.mesh = mesh
@@ -153,8 +161,9 @@ class UnstructuredGrid:
         return f"UnstructuredGrid(name={self.name!r}, convention={self.convention!r}, ncells={self.shape[0]})"
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, convention: str | None = None, areas: str = "file",
-                  name: str | None = None) -> "UnstructuredGrid":
+    def from_file(
+        cls, path: str | os.PathLike, *, convention: str | None = None, areas: str = "file", name: str | None = None
+    ) -> UnstructuredGrid:
         """Read an ICON or MPAS grid file (see the module docstring for the variables and the mesh).
 
         Parameters
@@ -208,9 +217,10 @@ class UnstructuredGrid:
                 f"{path}: {len(unmatched)} of {len(mesh.edges)} edges of the Delaunay triangulation of the cell "
                 "centres join two cells that share no ICON vertex (a distorted grid, or connectivity that does not "
                 "match the centres); the mesh is still a valid triangulation; the edges are in "
-                "UnstructuredGrid.unmatched_edges", stacklevel=2)
-        return cls(mesh, cell_areas=file_areas, name=name, convention=convention,
-                   path=path, unmatched_edges=unmatched)
+                "UnstructuredGrid.unmatched_edges",
+                stacklevel=2,
+            )
+        return cls(mesh, cell_areas=file_areas, name=name, convention=convention, path=path, unmatched_edges=unmatched)
 
     # -------------------------------------------------------------------------- Grid protocol
     @property
@@ -274,8 +284,10 @@ class UnstructuredGrid:
 
             top = self.coarse_level()
             if top - (levels - 2) < 0:
-                raise ValueError(f"{self.name}: {self.shape[0]} cells allow at most {top + 2} levels "
-                                 f"(icospheres {top}..0 below the native mesh), got levels={levels}")
+                raise ValueError(
+                    f"{self.name}: {self.shape[0]} cells allow at most {top + 2} levels "
+                    f"(icospheres {top}..0 below the native mesh), got levels={levels}"
+                )
             meshes = [self.mesh] + [icosphere(top - k) for k in range(levels - 1)]
             self._hierarchies[levels] = MeshHierarchy(meshes, name=f"{self.name}+icosphere")
         return self._hierarchies[levels]
@@ -299,8 +311,9 @@ def _detect(path: Path, ds: Any, convention: str | None) -> str:
         return "mpas"
     lack_icon = ", ".join(repr(v) for v in _ICON_VARIABLES if v not in ds.variables)
     lack_mpas = ", ".join(repr(v) for v in _MPAS_VARIABLES if v not in ds.variables)
-    raise GridFileError(path, f"neither an ICON grid file (lacks {lack_icon}) nor an MPAS grid file "
-                              f"(lacks {lack_mpas})")
+    raise GridFileError(
+        path, f"neither an ICON grid file (lacks {lack_icon}) nor an MPAS grid file (lacks {lack_mpas})"
+    )
 
 
 def _angles(path: Path, ds: Any, lat_name: str, lon_name: str, dim: str) -> np.ndarray:
@@ -309,8 +322,9 @@ def _angles(path: Path, ds: Any, lat_name: str, lon_name: str, dim: str) -> np.n
     for name, low, high in ((lat_name, -np.pi / 2, np.pi / 2), (lon_name, -np.pi, 2 * np.pi)):
         var = ds[name]
         if var.ndim != 1 or (dim in ds.dims and var.dims != (dim,)):
-            raise GridFileError(path, f"variable {name!r} must be 1-D on dimension {dim!r}, got dims {var.dims} "
-                                      f"shape {var.shape}")
+            raise GridFileError(
+                path, f"variable {name!r} must be 1-D on dimension {dim!r}, got dims {var.dims} shape {var.shape}"
+            )
         units = str(var.attrs.get("units", "")).strip().lower()
         if units.startswith("deg"):
             raise GridFileError(path, f"variable {name!r} has units {units!r}; radians expected")
@@ -318,8 +332,11 @@ def _angles(path: Path, ds: Any, lat_name: str, lon_name: str, dim: str) -> np.n
         if not np.all(np.isfinite(values)):
             raise GridFileError(path, f"variable {name!r} contains NaN or Inf")
         if values.size and (values.min() < low - _ANGLE_TOL or values.max() > high + _ANGLE_TOL):
-            raise GridFileError(path, f"variable {name!r} spans {values.min():g}..{values.max():g}, beyond "
-                                      f"[{low:g}, {high:g}]: radians expected (degrees given?)")
+            raise GridFileError(
+                path,
+                f"variable {name!r} spans {values.min():g}..{values.max():g}, beyond "
+                f"[{low:g}, {high:g}]: radians expected (degrees given?)",
+            )
         out.append(values)
     if len(out[0]) != len(out[1]):
         raise GridFileError(path, f"{lat_name!r} and {lon_name!r} differ in length: {len(out[0])} and {len(out[1])}")
@@ -341,8 +358,10 @@ def _indices(path: Path, name: str, raw: Any, count: int, fills: tuple[int, ...]
     if np.any(bad):
         shown = np.unique(values[bad])[:5].tolist()
         extra = f" (or a fill value {' or '.join(map(str, fills))})" if fills else ""
-        raise GridFileError(path, f"variable {name!r} holds {int(bad.sum())} indices out of the 1-based range "
-                                  f"1..{count}{extra}: {shown}")
+        raise GridFileError(
+            path,
+            f"variable {name!r} holds {int(bad.sum())} indices out of the 1-based range 1..{count}{extra}: {shown}",
+        )
     return np.where(fill, -1, values - 1)
 
 
@@ -357,8 +376,11 @@ def _oriented(path: Path, ds: Any, name: str, dim: str, n: int, width: int | Non
         var = var.T
     if var.shape[1] != n or (width is not None and var.shape[0] != width):
         want = f"({width if width is not None else 'k'}, {n})"
-        raise GridFileError(path, f"variable {name!r} has shape {ds[name].shape} (dims {ds[name].dims}); expected "
-                                  f"{want} on dimension {dim!r} or its transpose")
+        raise GridFileError(
+            path,
+            f"variable {name!r} has shape {ds[name].shape} (dims {ds[name].dims}); expected "
+            f"{want} on dimension {dim!r} or its transpose",
+        )
     return var
 
 
@@ -398,14 +420,18 @@ def _read_icon(path: Path, ds: Any, name: str, with_areas: bool) -> tuple[Mesh, 
     # (vertex, cell) incidences of the ICON triangles, as sorted keys
     incidences = np.unique(voc * np.int64(n) + np.arange(n)[None, :])
     if "cells_of_vertex" in ds.variables:
-        cov = _indices(path, "cells_of_vertex", _oriented(path, ds, "cells_of_vertex", "vertex", nvertex, None).values,
-                       n, (0, -1))
+        cov = _indices(
+            path, "cells_of_vertex", _oriented(path, ds, "cells_of_vertex", "vertex", nvertex, None).values, n, (0, -1)
+        )
         vert = np.broadcast_to(np.arange(nvertex)[None, :], cov.shape)
         listed = np.unique(vert[cov >= 0] * np.int64(n) + cov[cov >= 0])
         if len(listed) != len(incidences) or not np.array_equal(listed, incidences):
             extra = len(np.setxor1d(listed, incidences))
-            raise GridFileError(path, "variables 'cells_of_vertex' and 'vertex_of_cell' disagree: "
-                                      f"{extra} (vertex, cell) incidences are in one only")
+            raise GridFileError(
+                path,
+                "variables 'cells_of_vertex' and 'vertex_of_cell' disagree: "
+                f"{extra} (vertex, cell) incidences are in one only",
+            )
     mesh = _mesh(path, "the cell centres 'clon'/'clat'", Mesh.from_points, points, name=name)
     unmatched = _unmatched_edges(mesh.edges, voc)
     return mesh, _file_areas(path, ds, "cell_area", "cell", n) if with_areas else None, unmatched
@@ -424,16 +450,19 @@ def _read_mpas(path: Path, ds: Any, name: str, with_areas: bool) -> tuple[Mesh, 
     n = len(points)
     var = ds["cellsOnVertex"]
     if var.ndim != 2 or var.shape[1] != 3 or ("nVertices" in ds.dims and var.dims[0] != "nVertices"):
-        raise GridFileError(path, f"variable 'cellsOnVertex' must be (nVertices, vertexDegree=3), got dims {var.dims} "
-                                  f"shape {var.shape}")
+        raise GridFileError(
+            path, f"variable 'cellsOnVertex' must be (nVertices, vertexDegree=3), got dims {var.dims} shape {var.shape}"
+        )
     cov = _indices(path, "cellsOnVertex", var.values, n, (0,))
     missing = np.any(cov < 0, axis=1)
     if np.any(missing):
         raise GridFileError(
-            path, f"variable 'cellsOnVertex' has a missing neighbour (0) in {int(missing.sum())} of {len(cov)} "
-                  "triangles: a regional (limited-area) MPAS mesh. Only global meshes are supported: the mesh "
-                  "operators need a closed triangulation of the sphere (a Delaunay hull would bridge the area "
-                  "outside the domain); remap regional data onto a global grid first")
+            path,
+            f"variable 'cellsOnVertex' has a missing neighbour (0) in {int(missing.sum())} of {len(cov)} "
+            "triangles: a regional (limited-area) MPAS mesh. Only global meshes are supported: the mesh "
+            "operators need a closed triangulation of the sphere (a Delaunay hull would bridge the area "
+            "outside the domain); remap regional data onto a global grid first",
+        )
     mesh = _mesh(path, "the cell centres and the triangles 'cellsOnVertex'", Mesh.from_faces, points, cov, name=name)
     return mesh, _file_areas(path, ds, "areaCell", "nCells", n) if with_areas else None, None
 
@@ -494,8 +523,13 @@ def _write_netcdf(path: str | os.PathLike, ds: Any) -> Path:
     path = Path(path)
     tmp = temporary_beside(path)
     try:
-        ds.to_netcdf(tmp, mode="w", format="NETCDF4", engine="netcdf4",
-                     encoding={name: {"_FillValue": None} for name in ds.variables})
+        ds.to_netcdf(
+            tmp,
+            mode="w",
+            format="NETCDF4",
+            engine="netcdf4",
+            encoding={name: {"_FillValue": None} for name in ds.variables},
+        )
         publish(tmp, path)
     except BaseException:
         discard(tmp)
@@ -548,24 +582,40 @@ def write_icon_grid(path: str | os.PathLike, level: int, *, fill_value: int = -1
     rad = {"units": "radian"}
     ds = xr.Dataset(
         {
-            "clon": ("cell", clon, {**rad, "standard_name": "grid_longitude", "long_name": "center longitude",
-                                    "bounds": "clon_vertices"}),
-            "clat": ("cell", clat, {**rad, "standard_name": "grid_latitude", "long_name": "center latitude",
-                                    "bounds": "clat_vertices"}),
+            "clon": (
+                "cell",
+                clon,
+                {**rad, "standard_name": "grid_longitude", "long_name": "center longitude", "bounds": "clon_vertices"},
+            ),
+            "clat": (
+                "cell",
+                clat,
+                {**rad, "standard_name": "grid_latitude", "long_name": "center latitude", "bounds": "clat_vertices"},
+            ),
             "clon_vertices": (("cell", "nv"), corner_lon, rad),
             "clat_vertices": (("cell", "nv"), corner_lat, rad),
             "vlon": ("vertex", vlon, {**rad, "standard_name": "grid_longitude", "long_name": "vertex longitude"}),
             "vlat": ("vertex", vlat, {**rad, "standard_name": "grid_latitude", "long_name": "vertex latitude"}),
-            "vertex_of_cell": (("nv", "cell"), (faces.T + 1).astype(np.int32),
-                               {"long_name": "vertices of each cell", "cf_role": "face_node_connectivity",
-                                "start_index": np.int32(1)}),
-            "cells_of_vertex": (("ne", "vertex"), cov, {"long_name": "cells around each vertex",
-                                                        "missing_value": np.int32(fill_value)}),
+            "vertex_of_cell": (
+                ("nv", "cell"),
+                (faces.T + 1).astype(np.int32),
+                {"long_name": "vertices of each cell", "cf_role": "face_node_connectivity", "start_index": np.int32(1)},
+            ),
+            "cells_of_vertex": (
+                ("ne", "vertex"),
+                cov,
+                {"long_name": "cells around each vertex", "missing_value": np.int32(fill_value)},
+            ),
             "cell_area": ("cell", area, {"units": "m2", "standard_name": "area", "long_name": "area of grid cell"}),
         },
-        attrs={"title": "ICON-like icosahedral grid (synthetic, meshcnn.grids.write_icon_grid)",
-               "grid_geometry": np.int32(1), "grid_root": np.int32(1), "grid_level": np.int32(level),
-               "sphere_radius": ICON_SPHERE_RADIUS, "history": f"meshcnn.grids.write_icon_grid(level={level})"},
+        attrs={
+            "title": "ICON-like icosahedral grid (synthetic, meshcnn.grids.write_icon_grid)",
+            "grid_geometry": np.int32(1),
+            "grid_root": np.int32(1),
+            "grid_level": np.int32(level),
+            "sphere_radius": ICON_SPHERE_RADIUS,
+            "history": f"meshcnn.grids.write_icon_grid(level={level})",
+        },
     )
     return _write_netcdf(path, ds)
 
@@ -639,15 +689,23 @@ def write_mpas_grid(path: str | os.PathLike, level: int, *, sphere_radius: float
             "indexToCellID": ("nCells", np.arange(1, nc + 1, dtype=np.int32)),
             "latVertex": ("nVertices", vlat, rad),
             "lonVertex": ("nVertices", _lon_0_2pi(vlon), rad),
-            "cellsOnVertex": (("nVertices", "vertexDegree"), (faces + 1).astype(np.int32),
-                              {"long_name": "Cells that share a vertex"}),
+            "cellsOnVertex": (
+                ("nVertices", "vertexDegree"),
+                (faces + 1).astype(np.int32),
+                {"long_name": "Cells that share a vertex"},
+            ),
             "nEdgesOnCell": ("nCells", degree.astype(np.int32), {"long_name": "Number of edges on a cell"}),
             "verticesOnCell": (("nCells", "maxEdges"), voc, {"long_name": "Vertices on a cell"}),
             "cellsOnCell": (("nCells", "maxEdges"), coc, {"long_name": "Cells neighbouring a cell"}),
             "cellsOnEdge": (("nEdges", "TWO"), (mesh.edges + 1).astype(np.int32)),
             "areaCell": ("nCells", area * sphere_radius**2, {"units": "m^2", "long_name": "Area of each cell"}),
         },
-        attrs={"on_a_sphere": "YES", "sphere_radius": float(sphere_radius), "is_periodic": "NO", "mesh_spec": "1.0",
-               "history": f"meshcnn.grids.write_mpas_grid(level={level}) (synthetic Voronoi dual of an icosphere)"},
+        attrs={
+            "on_a_sphere": "YES",
+            "sphere_radius": float(sphere_radius),
+            "is_periodic": "NO",
+            "mesh_spec": "1.0",
+            "history": f"meshcnn.grids.write_mpas_grid(level={level}) (synthetic Voronoi dual of an icosphere)",
+        },
     )
     return _write_netcdf(path, ds)

@@ -1,9 +1,16 @@
 """Whole models: the spherical U-Net and ResNet (:mod:`.spherical`) and the planar
 lat-lon baselines they are compared with (:mod:`.planar`).
 """
-from .spherical import ResBlock, SphericalUNet, SphericalResNet, DOWNSAMPLE
+
 from .planar import LonConv2d, PlanarCNN, PlanarUNet
+from .spherical import DOWNSAMPLE, ResBlock, SphericalResNet, SphericalUNet
 
 __all__ = [
-    "ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE", "LonConv2d", "PlanarCNN", "PlanarUNet",
+    "ResBlock",
+    "SphericalUNet",
+    "SphericalResNet",
+    "DOWNSAMPLE",
+    "LonConv2d",
+    "PlanarCNN",
+    "PlanarUNet",
 ]

@@ -5,6 +5,7 @@ Layout ``(batch, channels, H, W)`` with ``H`` along latitude and ``W`` along
 longitude; with ``circular=True`` the longitude axis is padded periodically
 (the image wraps around the globe) and latitude with zeros.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,9 @@ class LonConv2d(nn.Conv2d):
     bias : bool
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, circular: bool = True,
-                 bias: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, circular: bool = True, bias: bool = False
+    ) -> None:
         super().__init__(in_channels, out_channels, 3, stride=stride, padding=0, bias=bias)
         self.circular = circular
 
@@ -57,14 +59,17 @@ class PlanarCNN(nn.Module):
         Periodic padding in longitude (:class:`LonConv2d`).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 16, depth: int = 3,
-                 circular: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, width: int = 16, depth: int = 3, circular: bool = True
+    ) -> None:
         super().__init__()
         layers = [_conv_bn_relu(in_channels, width, 1, circular)]
         channels = width
         for _ in range(depth):
-            layers += [_conv_bn_relu(channels, 2 * channels, 2, circular),
-                       _conv_bn_relu(2 * channels, 2 * channels, 1, circular)]
+            layers += [
+                _conv_bn_relu(channels, 2 * channels, 2, circular),
+                _conv_bn_relu(2 * channels, 2 * channels, 1, circular),
+            ]
             channels *= 2
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(channels, num_classes)
@@ -93,20 +98,24 @@ class PlanarUNet(nn.Module):
         Periodic padding in longitude (:class:`LonConv2d`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, width: int = 8, depth: int = 4,
-                 circular: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, width: int = 8, depth: int = 4, circular: bool = True
+    ) -> None:
         super().__init__()
         ch = [width * 2**i for i in range(depth + 1)]
-        self.stem = nn.Sequential(_conv_bn_relu(in_channels, ch[0], 1, circular),
-                                  _conv_bn_relu(ch[0], ch[0], 1, circular))
+        self.stem = nn.Sequential(
+            _conv_bn_relu(in_channels, ch[0], 1, circular), _conv_bn_relu(ch[0], ch[0], 1, circular)
+        )
         self.down = nn.ModuleList(
-            nn.Sequential(_conv_bn_relu(ch[i], ch[i + 1], 2, circular),
-                          _conv_bn_relu(ch[i + 1], ch[i + 1], 1, circular))
+            nn.Sequential(
+                _conv_bn_relu(ch[i], ch[i + 1], 2, circular), _conv_bn_relu(ch[i + 1], ch[i + 1], 1, circular)
+            )
             for i in range(depth)
         )
         self.up = nn.ModuleList(
-            nn.Sequential(_conv_bn_relu(ch[i + 1] + ch[i], ch[i], 1, circular),
-                          _conv_bn_relu(ch[i], ch[i], 1, circular))
+            nn.Sequential(
+                _conv_bn_relu(ch[i + 1] + ch[i], ch[i], 1, circular), _conv_bn_relu(ch[i], ch[i], 1, circular)
+            )
             for i in reversed(range(depth))
         )
         self.head = nn.Conv2d(ch[0], out_channels, 1)

@@ -3,6 +3,7 @@
 * :class:`SphericalUNet`: encoder/decoder for per-vertex segmentation.
 * :class:`SphericalResNet`: residual classifier, ``(B, C, V) -> (B, num_classes)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..nn._buffers import ConstantBuffers
-from ..nn.layers import (MeshConv, MeshConvTranspose, MeshPool, check_orientation, check_signal, hemisphere_flip,
-                         resolve_meshes)
 from ..geometry.hierarchy import MeshHierarchy
 from ..geometry.mesh import Mesh, check_level
+from ..nn._buffers import ConstantBuffers
+from ..nn.layers import (
+    MeshConv,
+    MeshConvTranspose,
+    MeshPool,
+    check_orientation,
+    check_signal,
+    hemisphere_flip,
+    resolve_meshes,
+)
 
 __all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "DOWNSAMPLE"]
 
@@ -48,17 +56,25 @@ class ResBlock(nn.Module):
         Where meshes are cached.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, level: "int | Mesh | MeshHierarchy", stride: int = 1,
-                 orientation: str = "fixed", downsample: str = "stride",
-                 mesh_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        level: int | Mesh | MeshHierarchy,
+        stride: int = 1,
+        orientation: str = "fixed",
+        downsample: str = "stride",
+        mesh_dir: str | os.PathLike | None = None,
+    ) -> None:
         super().__init__()
         if downsample not in ("stride", "pool"):
             raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
         meshes = resolve_meshes(level, None, mesh_dir, "ResBlock", coarse=stride == 2)
         kw = {"bias": False, "orientation": orientation}
         if stride == 2 and downsample == "pool":
-            self.conv1 = nn.Sequential(MeshConv(in_channels, out_channels, mesh=meshes[0], **kw),
-                                       MeshPool(mesh=meshes, mode="mean"))
+            self.conv1 = nn.Sequential(
+                MeshConv(in_channels, out_channels, mesh=meshes[0], **kw), MeshPool(mesh=meshes, mode="mean")
+            )
         else:
             self.conv1 = MeshConv(in_channels, out_channels, mesh=meshes, stride=stride, **kw)
         self.bn1 = nn.BatchNorm1d(out_channels)
@@ -113,10 +129,19 @@ class SphericalUNet(ConstantBuffers):
         a native model grid over icospheres, or any other.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, max_level: int | None = None,
-                 min_level: int | None = None, width: int = 16, orientation: str = "fixed",
-                 flip_channels: Sequence[int] = (), mesh_dir: str | os.PathLike | None = None, *,
-                 hierarchy: MeshHierarchy | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        max_level: int | None = None,
+        min_level: int | None = None,
+        width: int = 16,
+        orientation: str = "fixed",
+        flip_channels: Sequence[int] = (),
+        mesh_dir: str | os.PathLike | None = None,
+        *,
+        hierarchy: MeshHierarchy | None = None,
+    ) -> None:
         super().__init__()
         hierarchy = _model_hierarchy(max_level, min_level, hierarchy, mesh_dir, (5, 0))
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
@@ -129,28 +154,33 @@ class SphericalUNet(ConstantBuffers):
         if any(not 0 <= c < in_channels for c in self.flip_channels):
             raise ValueError(f"flip_channels {self.flip_channels} out of range for {in_channels} input channels")
         if self.flip_channels:  # (C, V) input multiplier: sign(latitude) on the flipped channels, 1 elsewhere
-            flip = hemisphere_flip(torch.ones(in_channels, hierarchy[0].num_vertices, dtype=torch.float64,
-                                              device="cpu"), hierarchy[0], self.flip_channels)
+            flip = hemisphere_flip(
+                torch.ones(in_channels, hierarchy[0].num_vertices, dtype=torch.float64, device="cpu"),
+                hierarchy[0],
+                self.flip_channels,
+            )
             self.register_constant("input_sign", flip)
         kw = {"orientation": orientation}
         depth = len(hierarchy) - 1
 
         def ch(i: int) -> int:
-            return width * 2 ** i
+            return width * 2**i
 
-        self.stem = nn.Sequential(MeshConv(in_channels, width, mesh=hierarchy[0], bias=False, **kw),
-                                  nn.BatchNorm1d(width), nn.ReLU())
+        self.stem = nn.Sequential(
+            MeshConv(in_channels, width, mesh=hierarchy[0], bias=False, **kw), nn.BatchNorm1d(width), nn.ReLU()
+        )
         self.down = nn.ModuleList(
-            ResBlock(ch(i), ch(i + 1), hierarchy[i:i + 2], stride=2, **kw) for i in range(depth)
+            ResBlock(ch(i), ch(i + 1), hierarchy[i : i + 2], stride=2, **kw) for i in range(depth)
         )
         self.up = nn.ModuleList(
-            nn.Sequential(MeshConvTranspose(ch(i + 1), ch(i), mesh=hierarchy[i:i + 2], bias=False, **kw),
-                          nn.BatchNorm1d(ch(i)), nn.ReLU())
+            nn.Sequential(
+                MeshConvTranspose(ch(i + 1), ch(i), mesh=hierarchy[i : i + 2], bias=False, **kw),
+                nn.BatchNorm1d(ch(i)),
+                nn.ReLU(),
+            )
             for i in reversed(range(depth))
         )
-        self.merge = nn.ModuleList(
-            ResBlock(2 * ch(i), ch(i), hierarchy[i], **kw) for i in reversed(range(depth))
-        )
+        self.merge = nn.ModuleList(ResBlock(2 * ch(i), ch(i), hierarchy[i], **kw) for i in reversed(range(depth)))
         self.head = nn.Conv1d(width, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,9 +235,19 @@ class SphericalResNet(ConstantBuffers):
         ``hierarchy[i + 1]``.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, level: int | None = None, width: int = 16,
-                 depth: int = 3, orientation: str = "fixed", downsample: str = "stride",
-                 mesh_dir: str | os.PathLike | None = None, *, hierarchy: MeshHierarchy | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        level: int | None = None,
+        width: int = 16,
+        depth: int = 3,
+        orientation: str = "fixed",
+        downsample: str = "stride",
+        mesh_dir: str | os.PathLike | None = None,
+        *,
+        hierarchy: MeshHierarchy | None = None,
+    ) -> None:
         super().__init__()
         if downsample not in DOWNSAMPLE:
             raise ValueError(f"downsample must be one of {DOWNSAMPLE}, got {downsample!r}")
@@ -217,27 +257,42 @@ class SphericalResNet(ConstantBuffers):
             if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= level:
                 raise ValueError(f"depth must be an integer in 0..level ({level}), got {depth!r}")
         depth_levels = 0 if stride == 1 else depth
-        if hierarchy is not None and (isinstance(depth, bool) or not isinstance(depth, int)
-                                      or not 0 <= depth_levels <= len(hierarchy) - 1 or depth < 0):
-            raise ValueError(f"depth must be an integer in 0..{len(hierarchy) - 1} (the hierarchy's coarser meshes), "
-                             f"got {depth!r}")
-        hierarchy = _model_hierarchy(level, None if hierarchy is not None else level - depth_levels, hierarchy,
-                                     mesh_dir, None)
+        if hierarchy is not None and (
+            isinstance(depth, bool)
+            or not isinstance(depth, int)
+            or not 0 <= depth_levels <= len(hierarchy) - 1
+            or depth < 0
+        ):
+            raise ValueError(
+                f"depth must be an integer in 0..{len(hierarchy) - 1} (the hierarchy's coarser meshes), got {depth!r}"
+            )
+        hierarchy = _model_hierarchy(
+            level, None if hierarchy is not None else level - depth_levels, hierarchy, mesh_dir, None
+        )
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, got {width!r}")
         self.in_channels, self.num_classes, self.level = in_channels, num_classes, hierarchy[0].level
         self.hierarchy = hierarchy  # immutable and shared: not copied by deepcopy, not in state_dict()
         self.orientation = check_orientation(orientation)
         kw = {"orientation": orientation}
-        self.stem = nn.Sequential(MeshConv(in_channels, width, mesh=hierarchy[0], bias=False, **kw),
-                                  nn.BatchNorm1d(width), nn.ReLU())
+        self.stem = nn.Sequential(
+            MeshConv(in_channels, width, mesh=hierarchy[0], bias=False, **kw), nn.BatchNorm1d(width), nn.ReLU()
+        )
         stages = []
         channels = width
         for i in range(depth):
-            meshes = hierarchy[0] if stride == 1 else hierarchy[i:i + 2]
-            stages += [ResBlock(channels, 2 * channels, meshes, stride=stride,
-                                downsample="stride" if stride == 1 else downsample, **kw),
-                       ResBlock(2 * channels, 2 * channels, hierarchy[0] if stride == 1 else hierarchy[i + 1], **kw)]
+            meshes = hierarchy[0] if stride == 1 else hierarchy[i : i + 2]
+            stages += [
+                ResBlock(
+                    channels,
+                    2 * channels,
+                    meshes,
+                    stride=stride,
+                    downsample="stride" if stride == 1 else downsample,
+                    **kw,
+                ),
+                ResBlock(2 * channels, 2 * channels, hierarchy[0] if stride == 1 else hierarchy[i + 1], **kw),
+            ]
             channels *= 2
         self.stages = nn.Sequential(*stages)
         areas = torch.as_tensor(hierarchy[depth_levels].vertex_areas, dtype=torch.float64, device="cpu")
@@ -250,8 +305,13 @@ class SphericalResNet(ConstantBuffers):
         return self.fc(x @ self.pool_weight.to(x.dtype))
 
 
-def _model_hierarchy(max_level: int | None, min_level: int | None, hierarchy: MeshHierarchy | None,
-                     mesh_dir: str | os.PathLike | None, defaults: tuple[int, int] | None) -> MeshHierarchy:
+def _model_hierarchy(
+    max_level: int | None,
+    min_level: int | None,
+    hierarchy: MeshHierarchy | None,
+    mesh_dir: str | os.PathLike | None,
+    defaults: tuple[int, int] | None,
+) -> MeshHierarchy:
     """A model's meshes: the given hierarchy, or the icosphere levels ``max_level`` down to ``min_level``."""
     if hierarchy is not None:
         if max_level is not None or min_level is not None:

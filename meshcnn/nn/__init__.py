@@ -9,13 +9,34 @@
 * :mod:`._buffers`: constant (non-persistent) buffers kept exact through ``.to()``;
 * :mod:`.layers`: :class:`MeshConv`, :class:`MeshConvTranspose`, :class:`MeshPool`.
 """
+
+from ._orientation import INVARIANT_EPS, ORIENTATIONS, check_orientation, hemisphere_flip, orientation_taps
 from .functional import (
-    stack_taps, TapOperator, tap_operator, mesh_conv, mesh_conv_reference, compute_dtypes, block_samples_for)
-from ._orientation import check_orientation, orientation_taps, hemisphere_flip, ORIENTATIONS, INVARIANT_EPS
+    TapOperator,
+    block_samples_for,
+    compute_dtypes,
+    mesh_conv,
+    mesh_conv_reference,
+    stack_taps,
+    tap_operator,
+)
 from .layers import MeshConv, MeshConvTranspose, MeshPool, check_signal
 
 __all__ = [
-    "stack_taps", "TapOperator", "tap_operator", "mesh_conv", "mesh_conv_reference", "compute_dtypes",
-    "block_samples_for", "MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation",
-    "orientation_taps", "hemisphere_flip", "ORIENTATIONS", "INVARIANT_EPS",
+    "stack_taps",
+    "TapOperator",
+    "tap_operator",
+    "mesh_conv",
+    "mesh_conv_reference",
+    "compute_dtypes",
+    "block_samples_for",
+    "MeshConv",
+    "MeshConvTranspose",
+    "MeshPool",
+    "check_signal",
+    "check_orientation",
+    "orientation_taps",
+    "hemisphere_flip",
+    "ORIENTATIONS",
+    "INVARIANT_EPS",
 ]

@@ -3,6 +3,7 @@
 Private module. A module keeps them as non-persistent buffers (not in ``state_dict()``,
 moved by ``.to()``), re-derived from CPU masters after every ``_apply``.
 """
+
 from __future__ import annotations
 
 import torch

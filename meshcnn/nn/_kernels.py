@@ -14,6 +14,7 @@ Backward: ``H_b = R g_b^T`` ``(V_in, T O)`` (a gather, never a scatter), then
 ``grad_x_b = W'' H_b^T`` and ``grad W[o, c, t] = sum_b (x_b H_b)[c, (t, o)]``.
 Only ``x`` is kept for the backward; each ``F_b`` and ``H_b`` is consumed while in cache.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,14 @@ def bag_matmul(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, table: 
     return F.embedding_bag(col, table, crow, mode="sum", per_sample_weights=val, include_last_offset=True)
 
 
-def bag_matmul_samples(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, block_crow: torch.Tensor,
-                       block_col: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+def bag_matmul_samples(
+    crow: torch.Tensor,
+    col: torch.Tensor,
+    val: torch.Tensor,
+    block_crow: torch.Tensor,
+    block_col: torch.Tensor,
+    tables: torch.Tensor,
+) -> torch.Tensor:
     """``S @ tables[b]`` for every ``b`` of a contiguous ``(b, V_in, C)`` stack, in one bag kernel.
 
     The ``b`` tables are read as one ``(b V_in, C)`` table and ``S`` as ``diag(S, ..., S)``,
@@ -103,16 +110,27 @@ def bag_matmul_samples(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor,
     if b == 1:
         return bag_matmul(crow, col, val, tables[0]).unsqueeze(0)
     nnz, rows = col.numel(), crow.numel() - 1
-    out = F.embedding_bag(block_col[:b * nnz], tables.reshape(b * v_in, c), block_crow[:b * rows + 1], mode="sum",
-                          per_sample_weights=val.repeat(b), include_last_offset=True)
+    out = F.embedding_bag(
+        block_col[: b * nnz],
+        tables.reshape(b * v_in, c),
+        block_crow[: b * rows + 1],
+        mode="sum",
+        per_sample_weights=val.repeat(b),
+        include_last_offset=True,
+    )
     return out.view(b, rows, c)
 
 
-def _output_start(x: torch.Tensor, w_id: torch.Tensor | None, bias: torch.Tensor | None,
-                  shape: tuple[int, int, int], dense_dtype: torch.dtype) -> torch.Tensor:
+def _output_start(
+    x: torch.Tensor,
+    w_id: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    shape: tuple[int, int, int],
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """``W_0 x[..., :V_out] + b`` (or ``b``, or zeros): the output the operator taps accumulate into."""
     if w_id is not None:  # the whole batch in one batched GEMM
-        xi = x[:, :, :shape[2]].to(dense_dtype)
+        xi = x[:, :, : shape[2]].to(dense_dtype)
         w_id = w_id.expand(shape[0], -1, -1)
         if bias is None:
             return torch.bmm(w_id, xi)
@@ -122,8 +140,15 @@ def _output_start(x: torch.Tensor, w_id: torch.Tensor | None, bias: torch.Tensor
     return bias.to(dense_dtype)[:, None].expand(shape).contiguous()
 
 
-def bag_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
-                identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
+def bag_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    op: TapOperator,
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """Forward pass by the bag products. The features ``F_b`` are used at once and not kept.
 
     Parameters
@@ -155,24 +180,25 @@ def bag_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         out = _output_start(x, w_id, bias, (batch, out_channels, num_out), dense_dtype)
         step = samples_per_kernel(x.device, batch, op.block_samples, tables.shape[1] * channels)
         for start in range(0, batch, step):  # F = S x^T for `step` samples, then y += W' F^T
-            f = bag_matmul_samples(op.crow, op.col, val, op.block_crow, op.block_col, tables[start:start + step])
+            f = bag_matmul_samples(op.crow, op.col, val, op.block_crow, op.block_col, tables[start : start + step])
             f = f.view(f.shape[0], num_out, op.taps * channels).to(dense_dtype)
             if f.shape[0] == 1:
                 out[start].addmm_(w_op, f[0].t())
             else:
-                out[start:start + step].baddbmm_(w_op.expand(f.shape[0], -1, -1), f.transpose(1, 2))
+                out[start : start + step].baddbmm_(w_op.expand(f.shape[0], -1, -1), f.transpose(1, 2))
     return out
 
 
-def _identity_input_grad(grad: torch.Tensor, w_id: torch.Tensor | None, x_shape: torch.Size,
-                         dense_dtype: torch.dtype) -> torch.Tensor:
+def _identity_input_grad(
+    grad: torch.Tensor, w_id: torch.Tensor | None, x_shape: torch.Size, dense_dtype: torch.dtype
+) -> torch.Tensor:
     """``W_0^T g`` on the first ``V_out`` vertices (zeros elsewhere, or everywhere without identity tap)."""
     batch, channels, num_in = x_shape
     if w_id is not None and num_in == grad.shape[2]:
         return torch.bmm(w_id.t().expand(batch, -1, -1), grad)
     gx = torch.zeros((batch, channels, num_in), dtype=dense_dtype, device=grad.device)
     if w_id is not None:
-        gx[:, :, :grad.shape[2]] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
+        gx[:, :, : grad.shape[2]] = torch.bmm(w_id.t().expand(batch, -1, -1), grad)
     return gx
 
 
@@ -195,8 +221,9 @@ def bias_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return grad.sum(dim=(0, 2), dtype=acc_dtype if acc_dtype != grad.dtype else None).to(weight.dtype)
 
 
-def weight_grad(grad_w_op: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                identity_tap: bool) -> torch.Tensor:
+def weight_grad(
+    grad_w_op: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, identity_tap: bool
+) -> torch.Tensor:
     """``grad W`` from the operator taps' gradient and, with an identity tap, the identity tap's.
 
     With an identity tap, ``grad W[..., 0] = sum_b g_b x_b[:, :V_out]^T``.
@@ -222,14 +249,23 @@ def weight_grad(grad_w_op: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, we
     if not identity_tap:
         return grad_w_op.to(weight.dtype).contiguous()
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)
-    xd = x[:, :, :grad.shape[2]].to(grad.dtype)
+    xd = x[:, :, : grad.shape[2]].to(grad.dtype)
     grad_w_id = torch.bmm(grad, xd.transpose(1, 2)).sum(0, dtype=acc_dtype)
     return torch.cat([grad_w_id[..., None], grad_w_op.to(acc_dtype)], dim=2).to(weight.dtype).contiguous()
 
 
-def bag_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator, identity_tap: bool,
-                 sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
-                 need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def bag_backward(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    op: TapOperator,
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+    need_x: bool,
+    need_w: bool,
+    need_b: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward pass by the bag products.
 
     Parameters
@@ -261,8 +297,9 @@ def bag_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: 
         xd = x.to(dense_dtype)
         tables = vertex_major(grad, sparse_dtype)  # (B, V_out, O), one copy
         gx = _identity_input_grad(grad, w_id, x.shape, dense_dtype) if need_x else None
-        grad_w_op_t = (torch.zeros((channels, op.taps * out_channels), dtype=acc_dtype, device=grad.device)
-                       if need_w else None)  # accumulated transposed: grad_w_op_t[c, (t, o)]
+        grad_w_op_t = (
+            torch.zeros((channels, op.taps * out_channels), dtype=acc_dtype, device=grad.device) if need_w else None
+        )  # accumulated transposed: grad_w_op_t[c, (t, o)]
         step = samples_per_kernel(grad.device, batch, op.block_samples, tables.shape[1] * out_channels)
         for start in range(0, batch, step):
             stop = min(start + step, batch)
@@ -283,6 +320,7 @@ def bag_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: 
         if need_x:
             grad_x = gx.to(x.dtype)
         if need_w:
-            grad_w = weight_grad(grad_w_op_t.view(channels, op.taps, out_channels).permute(2, 0, 1), grad, x, weight,
-                                 identity_tap)
+            grad_w = weight_grad(
+                grad_w_op_t.view(channels, op.taps, out_channels).permute(2, 0, 1), grad, x, weight, identity_tap
+            )
     return grad_x, grad_w, grad_b

@@ -14,6 +14,7 @@ repeated. :class:`TapOperator` holds all of it: ten tensors and four integers.
 Signals are read as vertex-major tables ``(B, V, C)`` (:func:`vertex_major`), the
 weight ``W`` ``(O, C, T)`` as the GEMM operands of :func:`split_weight`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,18 @@ BLOCK_MAX_SAMPLES = 8
 ONE_THREAD_MAX_ELEMENTS = 2**18
 
 # The tensors of a TapOperator in the order of TapOperator.tensors(): those of S, then those of R.
-TENSOR_FIELDS = ("crow", "col", "val", "block_crow", "block_col",
-                 "crow_t", "col_t", "val_t", "block_crow_t", "block_col_t")
+TENSOR_FIELDS = (
+    "crow",
+    "col",
+    "val",
+    "block_crow",
+    "block_col",
+    "crow_t",
+    "col_t",
+    "val_t",
+    "block_crow_t",
+    "block_col_t",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +95,18 @@ class TapOperator:
 
     def tensors(self) -> list[torch.Tensor]:
         """The ten tensors, in the order of ``TENSOR_FIELDS`` (``S``'s, then ``R``'s)."""
-        return [self.crow, self.col, self.val, self.block_crow, self.block_col,
-                self.crow_t, self.col_t, self.val_t, self.block_crow_t, self.block_col_t]
+        return [
+            self.crow,
+            self.col,
+            self.val,
+            self.block_crow,
+            self.block_col,
+            self.crow_t,
+            self.col_t,
+            self.val_t,
+            self.block_crow_t,
+            self.block_col_t,
+        ]
 
     def sizes(self) -> list[int]:
         """``[V_out T, V_in, T, k]``."""
@@ -191,8 +212,9 @@ def _csr_components(m: sp.spmatrix, dtype: torch.dtype) -> tuple[torch.Tensor, t
 
 # Layers with the same operator and k share these (read-only) indices: copy=False.
 @memoize(maxsize=64, copy=False)
-def _block_indices(crow: torch.Tensor, col: torch.Tensor, samples: int,
-                   num_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _block_indices(
+    crow: torch.Tensor, col: torch.Tensor, samples: int, num_cols: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     nnz = col.numel()
     shift = torch.arange(samples, dtype=torch.int64)[:, None]
     index = (col[None] + shift * num_cols).reshape(-1).to(torch.int32)
@@ -200,9 +222,10 @@ def _block_indices(crow: torch.Tensor, col: torch.Tensor, samples: int,
     return offsets.to(torch.int32), index
 
 
-def _block_diagonal(crow: torch.Tensor, col: torch.Tensor, samples: int,
-                    num_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """int32 ``(offsets, index)`` of ``diag(M, ..., M)`` (``samples`` copies) for CSR ``M`` with ``num_cols`` columns."""
+def _block_diagonal(
+    crow: torch.Tensor, col: torch.Tensor, samples: int, num_cols: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """int32 ``(offsets, index)`` of ``diag(M, ..., M)``, ``samples`` copies of CSR ``M`` with ``num_cols`` columns."""
     if samples == 1:
         return torch.zeros(0, dtype=torch.int32), torch.zeros(0, dtype=torch.int32)
     if samples * max(col.numel(), num_cols) >= 2**31:
@@ -233,9 +256,19 @@ def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32, bl
     crow, col, val = _csr_components(stacked, dtype)
     crow_t, col_t, val_t = _csr_components(backward, dtype)
     v_out, v_in = taps[0].shape
-    return TapOperator(crow, col, val, *_block_diagonal(crow, col, block_samples, v_in),
-                       crow_t, col_t, val_t, *_block_diagonal(crow_t, col_t, block_samples, v_out),
-                       stacked.shape, len(taps), block_samples)
+    return TapOperator(
+        crow,
+        col,
+        val,
+        *_block_diagonal(crow, col, block_samples, v_in),
+        crow_t,
+        col_t,
+        val_t,
+        *_block_diagonal(crow_t, col_t, block_samples, v_out),
+        stacked.shape,
+        len(taps),
+        block_samples,
+    )
 
 
 def vertex_major(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -257,8 +290,9 @@ def vertex_major(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return out.copy_(x.transpose(1, 2))
 
 
-def split_weight(weight: torch.Tensor, identity_tap: bool,
-                 dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+def split_weight(
+    weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """The weight as the GEMM operands of the kernels.
 
     ``W'[o, (t, c)] = W''[c, (t, o)] = W[o, c, t]`` over the operator taps (after the
@@ -281,7 +315,7 @@ def split_weight(weight: torch.Tensor, identity_tap: bool,
     out_channels, channels, _ = weight.shape
     w = weight.to(dtype)
     w_id = w[..., 0].contiguous() if identity_tap else None  # a strided GEMM operand is a slow path
-    w_taps = w[..., int(identity_tap):]  # (O, C, T)
+    w_taps = w[..., int(identity_tap) :]  # (O, C, T)
     op_taps = w_taps.shape[-1]
     w_op = w_taps.transpose(1, 2).reshape(out_channels, op_taps * channels)  # [o, (t, c)]
     w_op_t = w_taps.permute(1, 2, 0).reshape(channels, op_taps * out_channels)  # [c, (t, o)]
@@ -325,8 +359,17 @@ def ell_table(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor) -> tuple
         from torch.utils.weak import WeakIdKeyDictionary
 
         _ELL_CACHE = WeakIdKeyDictionary()
-    check = (crow.data_ptr(), col.data_ptr(), val.data_ptr(), crow.numel(), col.numel(), _version(crow),
-             _version(col), _version(val), val.device)
+    check = (
+        crow.data_ptr(),
+        col.data_ptr(),
+        val.data_ptr(),
+        crow.numel(),
+        col.numel(),
+        _version(crow),
+        _version(col),
+        _version(val),
+        val.device,
+    )
     hit = _ELL_CACHE.get(val)
     if hit is not None and hit[0] == check:
         return hit[1]

@@ -14,6 +14,7 @@ The operator crosses the custom-operator boundary as ``TapOperator.tensors()`` a
 ``TapOperator.sizes()`` (a list of tensors and a list of ints) and is rebuilt with
 :meth:`TapOperator.from_tensors`.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,11 +52,19 @@ def use_triton(x: torch.Tensor, sparse_dtype: torch.dtype, dense_dtype: torch.dt
     if any(t.numel() == 0 for t in tensors) or os.environ.get("MESHCNN_TRITON", "1") == "0":
         return False
     from . import _triton_kernels
+
     return _triton_kernels.usable(x.device, dense_dtype)
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator, identity_tap: bool,
-            sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
+def forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    op: TapOperator,
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """Forward pass: the Triton kernel on CUDA (:func:`use_triton`), else the bag products.
 
     Parameters
@@ -79,14 +88,24 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op
     """
     if use_triton(x, sparse_dtype, dense_dtype, weight):
         from . import _triton_kernels
+
         with no_autocast(x.device.type):
             return _triton_kernels.mesh_conv_forward(x, weight, bias, op, identity_tap, dense_dtype)
     return bag_forward(x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype)
 
 
-def backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator, identity_tap: bool,
-             sparse_dtype: torch.dtype, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
-             need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def backward(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    op: TapOperator,
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+    need_x: bool,
+    need_w: bool,
+    need_b: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward pass: the Triton kernels on CUDA (:func:`use_triton`), else the bag products.
 
     Parameters
@@ -105,16 +124,25 @@ def backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapO
     """
     if use_triton(x, sparse_dtype, dense_dtype, weight, grad):
         from . import _triton_kernels
+
         with no_autocast(grad.device.type):
-            return _triton_kernels.mesh_conv_backward(grad, x, weight, op, identity_tap, dense_dtype,
-                                                      need_x, need_w, need_b)
+            return _triton_kernels.mesh_conv_backward(
+                grad, x, weight, op, identity_tap, dense_dtype, need_x, need_w, need_b
+            )
     return bag_backward(grad, x, weight, op, identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b)
 
 
 @torch.library.custom_op("meshcnn::mesh_conv", mutates_args=())
-def mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, operator: list[torch.Tensor],
-                 sizes: list[int], identity_tap: bool, sparse_dtype: torch.dtype,
-                 dense_dtype: torch.dtype) -> torch.Tensor:
+def mesh_conv_op(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    operator: list[torch.Tensor],
+    sizes: list[int],
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """:func:`forward` as the custom operator ``meshcnn::mesh_conv``.
 
     Parameters
@@ -131,8 +159,7 @@ def mesh_conv_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     Tensor
         ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
     """
-    return forward(x, weight, bias, TapOperator.from_tensors(operator, sizes), identity_tap, sparse_dtype,
-                   dense_dtype)
+    return forward(x, weight, bias, TapOperator.from_tensors(operator, sizes), identity_tap, sparse_dtype, dense_dtype)
 
 
 @mesh_conv_op.register_fake
@@ -142,9 +169,19 @@ def _(x, weight, bias, operator, sizes, identity_tap, sparse_dtype, dense_dtype)
 
 
 @torch.library.custom_op("meshcnn::mesh_conv_backward", mutates_args=())
-def mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, operator: list[torch.Tensor],
-                          sizes: list[int], identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype,
-                          need_x: bool, need_w: bool, need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mesh_conv_backward_op(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    operator: list[torch.Tensor],
+    sizes: list[int],
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+    need_x: bool,
+    need_w: bool,
+    need_b: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`backward` as the custom operator ``meshcnn::mesh_conv_backward``.
 
     Parameters
@@ -159,18 +196,39 @@ def mesh_conv_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Ten
     tuple of Tensor
         ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
     """
-    return backward(grad, x, weight, TapOperator.from_tensors(operator, sizes), identity_tap, sparse_dtype,
-                    dense_dtype, need_x, need_w, need_b)
+    return backward(
+        grad,
+        x,
+        weight,
+        TapOperator.from_tensors(operator, sizes),
+        identity_tap,
+        sparse_dtype,
+        dense_dtype,
+        need_x,
+        need_w,
+        need_b,
+    )
 
 
 @mesh_conv_backward_op.register_fake
 def _(grad, x, weight, operator, sizes, identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b):
-    return (x.new_empty(x.shape if need_x else (0,)), weight.new_empty(weight.shape if need_w else (0,)),
-            weight.new_empty((weight.shape[0],) if need_b else (0,)))
+    return (
+        x.new_empty(x.shape if need_x else (0,)),
+        weight.new_empty(weight.shape if need_w else (0,)),
+        weight.new_empty((weight.shape[0],) if need_b else (0,)),
+    )
 
 
-def _save(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
-          identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> None:
+def _save(
+    ctx,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    op: TapOperator,
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+) -> None:
     """What the backward needs: ``x``, the weight and the operator (never the features)."""
     ctx.save_for_backward(x, weight, *op.tensors())
     ctx.meta = (op.sizes(), identity_tap, sparse_dtype, dense_dtype, bias.dtype if bias is not None else None)
@@ -182,10 +240,19 @@ def _backward(ctx, grad_out: torch.Tensor, backward_pass) -> tuple:
     sizes, identity_tap, sparse_dtype, dense_dtype, bias_dtype = ctx.meta
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     need_b = need_b and bias_dtype is not None
-    grad_x, grad_w, grad_b = backward_pass(grad_out, x, weight, TapOperator.from_tensors(tensors, sizes),
-                                           identity_tap, sparse_dtype, dense_dtype, need_x, need_w, need_b)
-    return (grad_x if need_x else None, grad_w if need_w else None,
-            grad_b.to(bias_dtype) if need_b else None)
+    grad_x, grad_w, grad_b = backward_pass(
+        grad_out,
+        x,
+        weight,
+        TapOperator.from_tensors(tensors, sizes),
+        identity_tap,
+        sparse_dtype,
+        dense_dtype,
+        need_x,
+        need_w,
+        need_b,
+    )
+    return (grad_x if need_x else None, grad_w if need_w else None, grad_b.to(bias_dtype) if need_b else None)
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -209,7 +276,7 @@ class MeshConvFunction(torch.autograd.Function):
     """The same two passes for eager mode, without the custom operators' dispatch layers."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype):  # noqa: D401
+    def forward(ctx, x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype):
         """Run :func:`forward` and save what the backward needs.
 
         Parameters
@@ -232,8 +299,15 @@ class MeshConvFunction(torch.autograd.Function):
         return _backward(ctx, grad_out, backward) + (None,) * 4  # the operator and the settings
 
 
-def run_mesh_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
-                  identity_tap: bool, sparse_dtype: torch.dtype, dense_dtype: torch.dtype) -> torch.Tensor:
+def run_mesh_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    op: TapOperator,
+    identity_tap: bool,
+    sparse_dtype: torch.dtype,
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """The differentiable pass: the custom operator under :func:`torch.compile`, else the Function.
 
     Parameters

@@ -2,6 +2,7 @@ r"""Orientations of the MeshConv taps: which directional operators a layer uses.
 
 Private module, re-exported by :mod:`meshcnn.nn`.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,12 @@ def orientation_taps(mesh: Mesh, num_out: int, orientation: str = "fixed") -> li
           frame-free modulus :math:`|D_1 u + i D_2 u|`.
     """
     identity = sp.eye(num_out, mesh.num_vertices, format="csr")
-    directional = {"fixed": (mesh.grad_ew, mesh.grad_ns), "poleward": (mesh.grad_ew, mesh.grad_poleward),
-                   "isotropic": (), "invariant": mesh.grad_tangent}[check_orientation(orientation)]
+    directional = {
+        "fixed": (mesh.grad_ew, mesh.grad_ns),
+        "poleward": (mesh.grad_ew, mesh.grad_poleward),
+        "isotropic": (),
+        "invariant": mesh.grad_tangent,
+    }[check_orientation(orientation)]
     return [identity] + [m[:num_out] for m in (mesh.laplacian, *directional)]
 
 
@@ -67,8 +72,12 @@ def tap_operators(mesh: Mesh, num_out: int) -> list[sp.csr_matrix]:
     return orientation_taps(mesh, num_out, "fixed")
 
 
-def hemisphere_flip(fields: torch.Tensor, level: "int | Mesh", channels: "list[int] | tuple[int, ...]",
-                    mesh_dir: str | os.PathLike | None = None) -> torch.Tensor:
+def hemisphere_flip(
+    fields: torch.Tensor,
+    level: int | Mesh,
+    channels: list[int] | tuple[int, ...],
+    mesh_dir: str | os.PathLike | None = None,
+) -> torch.Tensor:
     r"""Multiply the northward vector components among ``fields`` by ``sign(latitude)``.
 
     The input transform that goes with ``orientation="poleward"``: with northward wind
@@ -95,14 +104,14 @@ def hemisphere_flip(fields: torch.Tensor, level: "int | Mesh", channels: "list[i
     mesh = level if isinstance(level, Mesh) else icosphere(check_level(level), mesh_dir)
     if not isinstance(fields, torch.Tensor) or fields.dim() < 2 or fields.shape[-1] != mesh.num_vertices:
         shape = tuple(fields.shape) if isinstance(fields, torch.Tensor) else type(fields).__name__
-        raise ValueError(f"hemisphere_flip: expected a (..., C, {mesh.num_vertices}) tensor for {mesh.describe()}, "
-                         f"got {shape}")
+        raise ValueError(
+            f"hemisphere_flip: expected a (..., C, {mesh.num_vertices}) tensor for {mesh.describe()}, got {shape}"
+        )
     num_channels = fields.shape[-2]
     index = [int(c) for c in channels]
     if any(not -num_channels <= c < num_channels for c in index):
         raise ValueError(f"hemisphere_flip: channels {index} out of range for {num_channels} channels")
-    sign = torch.as_tensor(poleward_sign(mesh.vertices), dtype=fields.dtype,
-                           device=fields.device)
+    sign = torch.as_tensor(poleward_sign(mesh.vertices), dtype=fields.dtype, device=fields.device)
     out = fields.clone()
     out[..., index, :] = fields[..., index, :] * sign
     return out

@@ -43,6 +43,7 @@ float32 from float32 tables and float32 operator values; the dense products take
 products unless ``torch.get_float32_matmul_precision()`` allows TF32 (as for ``torch.matmul``). float64 input never
 comes here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,8 +63,8 @@ __all__ = ["available", "usable", "ell_table", "mesh_conv_forward", "mesh_conv_b
 def available() -> bool:
     """Whether triton can be imported (checked once)."""
     try:
-        import triton  # noqa: F401
-        import triton.language  # noqa: F401
+        import triton
+        import triton.language  # noqa: F401 - imported only to probe the installation
     except Exception:  # ImportError, or a broken installation
         return False
     return True
@@ -104,8 +105,19 @@ def _interpreting() -> bool:
 tl = None  # triton.language, bound by _kernels()
 
 
-def _gather_tile(table, ell_col_ptr, ell_val_ptr, row, row_mask, cols, col_mask, row_len,
-                 K: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+def _gather_tile(
+    table,
+    ell_col_ptr,
+    ell_val_ptr,
+    row,
+    row_mask,
+    cols,
+    col_mask,
+    row_len,
+    K: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     """``sum_k e_val[row, k] table[e_col[row, k], cols]`` ``(BLOCK_R, BLOCK_C)`` float32: rows ``row``
     of an ELL operator times a vertex-major table whose rows hold ``row_len`` values."""
     f = tl.full((BLOCK_R, BLOCK_C), 0.0, tl.float32)
@@ -113,17 +125,34 @@ def _gather_tile(table, ell_col_ptr, ell_val_ptr, row, row_mask, cols, col_mask,
         idx = tl.load(ell_col_ptr + row * K + k, mask=row_mask, other=-1)
         a = tl.load(ell_val_ptr + row * K + k, mask=row_mask, other=0.0)
         ok = idx >= 0
-        xv = tl.load(table + idx.to(tl.int64)[:, None] * row_len + cols[None, :],
-                     mask=ok[:, None] & col_mask[None, :], other=0.0)
+        xv = tl.load(
+            table + idx.to(tl.int64)[:, None] * row_len + cols[None, :], mask=ok[:, None] & col_mask[None, :], other=0.0
+        )
         f += a[:, None] * xv
     return f
 
 
 def _ell_gemm_kernel(
-    table_ptr, ell_col_ptr, ell_val_ptr, w_ptr, wid_ptr, bias_ptr, out_ptr,
-    n_rows, n_table_rows, n_ident, M, N,
-    T: tl.constexpr, K: tl.constexpr, HAS_ID: tl.constexpr, HAS_BIAS: tl.constexpr,
-    BLOCK_V: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+    table_ptr,
+    ell_col_ptr,
+    ell_val_ptr,
+    w_ptr,
+    wid_ptr,
+    bias_ptr,
+    out_ptr,
+    n_rows,
+    n_table_rows,
+    n_ident,
+    M,
+    N,
+    T: tl.constexpr,
+    K: tl.constexpr,
+    HAS_ID: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    PRECISION: tl.constexpr,
     UPCAST: tl.constexpr,
 ):
     """``out[b, n, v]`` for a ``(BLOCK_V, BLOCK_N)`` tile, see the module docstring.
@@ -147,10 +176,22 @@ def _ell_gemm_kernel(
         for m0 in range(0, M, BLOCK_M):
             rm = m0 + tl.arange(0, BLOCK_M)
             m_mask = rm < M
-            f = _gather_tile(table_b, ell_col_ptr, ell_val_ptr, row, v_mask, rm, m_mask, M,  # rows of S times x^T
-                             K=K, BLOCK_R=BLOCK_V, BLOCK_C=BLOCK_M)
-            w = tl.load(w_ptr + rn[None, :] * (T * M) + t * M + rm[:, None],
-                        mask=m_mask[:, None] & n_mask[None, :], other=0.0)  # (BLOCK_M, BLOCK_N)
+            f = _gather_tile(
+                table_b,
+                ell_col_ptr,
+                ell_val_ptr,
+                row,
+                v_mask,
+                rm,
+                m_mask,
+                M,  # rows of S times x^T
+                K=K,
+                BLOCK_R=BLOCK_V,
+                BLOCK_C=BLOCK_M,
+            )
+            w = tl.load(
+                w_ptr + rn[None, :] * (T * M) + t * M + rm[:, None], mask=m_mask[:, None] & n_mask[None, :], other=0.0
+            )  # (BLOCK_M, BLOCK_N)
             f = f.to(dot_dtype)
             if UPCAST:
                 f = f.to(tl.float32)
@@ -161,8 +202,9 @@ def _ell_gemm_kernel(
         for m0 in range(0, M, BLOCK_M):
             rm = m0 + tl.arange(0, BLOCK_M)
             m_mask = rm < M
-            xv = tl.load(table_b + rv.to(tl.int64)[:, None] * M + rm[None, :],
-                         mask=id_mask[:, None] & m_mask[None, :], other=0.0)
+            xv = tl.load(
+                table_b + rv.to(tl.int64)[:, None] * M + rm[None, :], mask=id_mask[:, None] & m_mask[None, :], other=0.0
+            )
             wid = tl.load(wid_ptr + rn[None, :] * M + rm[:, None], mask=m_mask[:, None] & n_mask[None, :], other=0.0)
             xv = xv.to(dot_dtype)
             if UPCAST:
@@ -176,10 +218,26 @@ def _ell_gemm_kernel(
 
 
 def _ell_weight_grad_kernel(
-    x_ptr, g_ptr, ell_col_ptr, ell_val_ptr, part_ptr,
-    B, n_rows, n_g_rows, C, O, n_tiles, n_split,
-    T: tl.constexpr, K: tl.constexpr, BLOCK_U: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_O: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    x_ptr,
+    g_ptr,
+    ell_col_ptr,
+    ell_val_ptr,
+    part_ptr,
+    B,
+    n_rows,
+    n_g_rows,
+    C,
+    O,
+    n_tiles,
+    n_split,
+    T: tl.constexpr,
+    K: tl.constexpr,
+    BLOCK_U: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_O: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     """Partial weight gradient ``part[s, t, c, o]`` for one ``(BLOCK_C, BLOCK_O)`` tile, see the module docstring.
 
@@ -197,15 +255,27 @@ def _ell_weight_grad_kernel(
     acc = tl.full((BLOCK_C, BLOCK_O), 0.0, tl.float32)
     x_b = x_ptr  # sample b's tables: advanced by a whole table per sample (64-bit pointers)
     g_b = g_ptr
-    for b in range(B):
+    for _ in range(B):
         for tile in range(pid_s, n_tiles, n_split):
             ru = tile * BLOCK_U + tl.arange(0, BLOCK_U)
             u_mask = ru < n_rows
             row = ru * T + t
-            h = _gather_tile(g_b, ell_col_ptr, ell_val_ptr, row, u_mask, ro, o_mask, O,  # H tile: rows of R times g^T
-                             K=K, BLOCK_R=BLOCK_U, BLOCK_C=BLOCK_O)
-            xt = tl.load(x_b + ru.to(tl.int64)[None, :] * C + rc[:, None],
-                         mask=c_mask[:, None] & u_mask[None, :], other=0.0)  # (BLOCK_C, BLOCK_U)
+            h = _gather_tile(
+                g_b,
+                ell_col_ptr,
+                ell_val_ptr,
+                row,
+                u_mask,
+                ro,
+                o_mask,
+                O,  # H tile: rows of R times g^T
+                K=K,
+                BLOCK_R=BLOCK_U,
+                BLOCK_C=BLOCK_O,
+            )
+            xt = tl.load(
+                x_b + ru.to(tl.int64)[None, :] * C + rc[:, None], mask=c_mask[:, None] & u_mask[None, :], other=0.0
+            )  # (BLOCK_C, BLOCK_U)
             xt = xt.to(DOT_DTYPE)
             h = h.to(DOT_DTYPE)
             if UPCAST:
@@ -236,8 +306,11 @@ def _kernels():
         # each setting's kernels resolve their helper in a namespace of their own
         namespace = dict(globals())
         namespace["_gather_tile"] = _jit(triton, _gather_tile, namespace)
-        _KERNELS[key] = (_jit(triton, _ell_gemm_kernel, namespace), _jit(triton, _ell_weight_grad_kernel, namespace),
-                         triton)
+        _KERNELS[key] = (
+            _jit(triton, _ell_gemm_kernel, namespace),
+            _jit(triton, _ell_weight_grad_kernel, namespace),
+            triton,
+        )
     return _KERNELS[key]
 
 
@@ -271,9 +344,19 @@ BLOCK_V = 64  # output rows per program of the gather + GEMM kernel
 BLOCK_U = 64  # rows per step of the weight-gradient kernel
 
 
-def _gather_gemm(table: torch.Tensor, ell_col: torch.Tensor, ell_val: torch.Tensor, width: int, taps: int,
-                 w: torch.Tensor, wid: torch.Tensor | None, bias: torch.Tensor | None, n_rows: int, n_ident: int,
-                 out_dtype: torch.dtype) -> torch.Tensor:
+def _gather_gemm(
+    table: torch.Tensor,
+    ell_col: torch.Tensor,
+    ell_val: torch.Tensor,
+    width: int,
+    taps: int,
+    w: torch.Tensor,
+    wid: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    n_rows: int,
+    n_ident: int,
+    out_dtype: torch.dtype,
+) -> torch.Tensor:
     """``out (B, N, n_rows)``: one launch of ``_ell_gemm_kernel`` (see the module docstring).
 
     ``table`` ``(B, n_table_rows, M)`` float32 contiguous; ``w`` ``(N, taps M)`` and
@@ -286,10 +369,29 @@ def _gather_gemm(table: torch.Tensor, ell_col: torch.Tensor, ell_val: torch.Tens
     block_m, block_n = _block(m), _block(n)
     grid = (triton.cdiv(n_rows, BLOCK_V), triton.cdiv(n, block_n), batch)
     with _on_device(table.device):
-        gemm[grid](table, ell_col, ell_val, w, wid if wid is not None else w, bias if bias is not None else w, out,
-                   n_rows, n_table_rows, n_ident, m, n,
-                   T=taps, K=width, HAS_ID=wid is not None, HAS_BIAS=bias is not None,
-                   BLOCK_V=BLOCK_V, BLOCK_M=block_m, BLOCK_N=block_n, PRECISION=_precision(), UPCAST=_interpreting())
+        gemm[grid](
+            table,
+            ell_col,
+            ell_val,
+            w,
+            wid if wid is not None else w,
+            bias if bias is not None else w,
+            out,
+            n_rows,
+            n_table_rows,
+            n_ident,
+            m,
+            n,
+            T=taps,
+            K=width,
+            HAS_ID=wid is not None,
+            HAS_BIAS=bias is not None,
+            BLOCK_V=BLOCK_V,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+            PRECISION=_precision(),
+            UPCAST=_interpreting(),
+        )
     return out
 
 
@@ -307,8 +409,15 @@ def _num_programs(device: torch.device) -> int:
     return 4
 
 
-def _weight_grad(x_table: torch.Tensor, g_table: torch.Tensor, ell_col: torch.Tensor, ell_val: torch.Tensor,
-                 width: int, taps: int, dense_dtype: torch.dtype) -> torch.Tensor:
+def _weight_grad(
+    x_table: torch.Tensor,
+    g_table: torch.Tensor,
+    ell_col: torch.Tensor,
+    ell_val: torch.Tensor,
+    width: int,
+    taps: int,
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """``grad_w_op (O, C, taps)`` float32 of the operator taps (see ``_ell_weight_grad_kernel``)."""
     _, weight_grad, triton = _kernels()
     batch, n_rows, c = x_table.shape
@@ -320,14 +429,38 @@ def _weight_grad(x_table: torch.Tensor, g_table: torch.Tensor, ell_col: torch.Te
     part = torch.empty((n_split, taps, c, o), dtype=torch.float32, device=x_table.device)
     with _on_device(x_table.device):
         weight_grad[(n_split, taps, co_tiles)](
-            x_table, g_table, ell_col, ell_val, part, batch, n_rows, n_g_rows, c, o, n_tiles, n_split,
-            T=taps, K=width, BLOCK_U=BLOCK_U, BLOCK_C=block_c, BLOCK_O=block_o, DOT_DTYPE=_tl_dtype(dense_dtype),
-            PRECISION=_precision(), UPCAST=_interpreting())
+            x_table,
+            g_table,
+            ell_col,
+            ell_val,
+            part,
+            batch,
+            n_rows,
+            n_g_rows,
+            c,
+            o,
+            n_tiles,
+            n_split,
+            T=taps,
+            K=width,
+            BLOCK_U=BLOCK_U,
+            BLOCK_C=block_c,
+            BLOCK_O=block_o,
+            DOT_DTYPE=_tl_dtype(dense_dtype),
+            PRECISION=_precision(),
+            UPCAST=_interpreting(),
+        )
     return part.sum(0).permute(2, 1, 0)  # [t, c, o] -> [o, c, t]
 
 
-def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, op: TapOperator,
-                      identity_tap: bool, dense_dtype: torch.dtype) -> torch.Tensor:
+def mesh_conv_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    op: TapOperator,
+    identity_tap: bool,
+    dense_dtype: torch.dtype,
+) -> torch.Tensor:
     """Forward pass of :func:`meshcnn.nn.mesh_conv` in one kernel launch.
 
     Parameters
@@ -351,13 +484,22 @@ def mesh_conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     w_id, w_op, _ = split_weight(weight, identity_tap, dense_dtype)
     table = vertex_major(x, torch.float32)  # (B, V_in, C), one copy
     bias32 = bias.to(torch.float32).contiguous() if bias is not None else None
-    return _gather_gemm(table, ell_col, ell_val, width, op.taps, w_op.contiguous(), w_id, bias32, op.num_out,
-                        op.num_out, dense_dtype)
+    return _gather_gemm(
+        table, ell_col, ell_val, width, op.taps, w_op.contiguous(), w_id, bias32, op.num_out, op.num_out, dense_dtype
+    )
 
 
-def mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, op: TapOperator,
-                       identity_tap: bool, dense_dtype: torch.dtype, need_x: bool, need_w: bool,
-                       need_b: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mesh_conv_backward(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    op: TapOperator,
+    identity_tap: bool,
+    dense_dtype: torch.dtype,
+    need_x: bool,
+    need_w: bool,
+    need_b: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward pass of :func:`meshcnn.nn.mesh_conv`.
 
     ``grad_x[b, c, u] = sum_o W[o, c, 0] g[b, o, u] [u < V_out, identity tap]
@@ -390,9 +532,19 @@ def mesh_conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
     w_id, _, w_op_t = split_weight(weight, identity_tap, dense_dtype)
     g_table = vertex_major(grad, torch.float32)  # (B, V_out, O), one copy
     if need_x:
-        grad_x = _gather_gemm(g_table, ell_col, ell_val, width, op.taps, w_op_t.contiguous(),
-                              w_id.t().contiguous() if identity_tap else None, None, num_in, num_out,
-                              dense_dtype).to(x.dtype)
+        grad_x = _gather_gemm(
+            g_table,
+            ell_col,
+            ell_val,
+            width,
+            op.taps,
+            w_op_t.contiguous(),
+            w_id.t().contiguous() if identity_tap else None,
+            None,
+            num_in,
+            num_out,
+            dense_dtype,
+        ).to(x.dtype)
     if need_w:
         x_table = vertex_major(x, torch.float32)  # (B, V_in, C)
         grad_w_op = _weight_grad(x_table, g_table, ell_col, ell_val, width, op.taps, dense_dtype)

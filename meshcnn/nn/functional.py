@@ -30,6 +30,7 @@ in the autocast dtype when autocast is enabled (else in the input's dtype),
 and the output has that dtype, like :class:`torch.nn.Linear` under autocast
 (:func:`compute_dtypes`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,12 +40,20 @@ from ._operator import TapOperator, block_samples_for, stack_taps, tap_operator
 from ._ops import run_mesh_conv
 from ._reference import mesh_conv_reference
 
-__all__ = ["stack_taps", "TapOperator", "tap_operator", "mesh_conv", "mesh_conv_reference", "compute_dtypes",
-           "block_samples_for"]
+__all__ = [
+    "stack_taps",
+    "TapOperator",
+    "tap_operator",
+    "mesh_conv",
+    "mesh_conv_reference",
+    "compute_dtypes",
+    "block_samples_for",
+]
 
 
-def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torch.Tensor | None,
-              identity_tap: bool = False) -> torch.Tensor:
+def mesh_conv(
+    x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torch.Tensor | None, identity_tap: bool = False
+) -> torch.Tensor:
     r"""Mesh convolution with a stacked tap operator.
 
     .. math:: y_{b,o,v} = \sum_{t,c} W_{o,c,t}\, (S_t x_{b,c})_v + \beta_o
@@ -76,8 +85,10 @@ def mesh_conv(x: torch.Tensor, op: TapOperator, weight: torch.Tensor, bias: torc
     if op.shape[1] != num_in:
         raise ValueError(f"mesh_conv: operator acts on V={op.shape[1]} vertices, x has V={num_in}")
     if op.taps != op_taps:
-        raise ValueError(f"mesh_conv: the operator holds {op.taps} taps, the weight needs {op_taps} "
-                         f"({taps} taps{', the first the identity' if identity_tap else ''})")
+        raise ValueError(
+            f"mesh_conv: the operator holds {op.taps} taps, the weight needs {op_taps} "
+            f"({taps} taps{', the first the identity' if identity_tap else ''})"
+        )
     if identity_tap and op.num_out > num_in:
         raise ValueError("mesh_conv: an identity tap needs V_out <= V_in")
     sparse_dtype, dense_dtype = compute_dtypes(x)

@@ -6,6 +6,7 @@ A layer takes its mesh as an icosphere ``level``, or as ``mesh=``: a :class:`Mes
 grid, e.g. :meth:`Mesh.from_points`) or, for the layers that change resolution, a
 :class:`~meshcnn.geometry.MeshHierarchy` ``h`` (they go between ``h[0]`` and ``h[1]``).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,20 +17,39 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ._buffers import ConstantBuffers, OperatorBuffers
-from ._orientation import (INVARIANT_EPS, ORIENTATIONS, check_orientation, hemisphere_flip, orientation_taps,
-                           tap_operators)  # noqa: F401  (tap_operators: imported from here by scripts)
-from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
 from ..geometry.hierarchy import MeshHierarchy
 from ..geometry.mesh import Mesh, check_level, level_of, num_vertices_at
+from ._buffers import ConstantBuffers, OperatorBuffers
+from ._orientation import (
+    INVARIANT_EPS,
+    ORIENTATIONS,
+    check_orientation,
+    hemisphere_flip,
+    orientation_taps,
+)
+from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
+
+__all__ = [
+    "MeshConv",
+    "MeshConvTranspose",
+    "MeshPool",
+    "check_signal",
+    "check_orientation",
+    "orientation_taps",
+    "hemisphere_flip",
+    "ORIENTATIONS",
+    "INVARIANT_EPS",
+    "resolve_meshes",
+]
 
 
-__all__ = ["MeshConv", "MeshConvTranspose", "MeshPool", "check_signal", "check_orientation", "orientation_taps",
-           "hemisphere_flip", "ORIENTATIONS", "INVARIANT_EPS", "resolve_meshes"]
-
-
-def resolve_meshes(level: "int | Mesh | MeshHierarchy | None", mesh: "Mesh | MeshHierarchy | None",
-                   mesh_dir: str | os.PathLike | None, who: str, coarse: bool) -> MeshHierarchy:
+def resolve_meshes(
+    level: int | Mesh | MeshHierarchy | None,
+    mesh: Mesh | MeshHierarchy | None,
+    mesh_dir: str | os.PathLike | None,
+    who: str,
+    coarse: bool,
+) -> MeshHierarchy:
     """The meshes of a layer as a hierarchy: ``h[0]`` the fine mesh, ``h[1]`` the coarse one if ``coarse``.
 
     Parameters
@@ -61,10 +81,14 @@ def resolve_meshes(level: "int | Mesh | MeshHierarchy | None", mesh: "Mesh | Mes
         return given[:2] if coarse else given[:1]
     if isinstance(given, Mesh):
         if not coarse:
-            return MeshHierarchy([given], nested=given.is_icosphere, name="icosphere" if given.is_icosphere else given.name)
+            return MeshHierarchy(
+                [given], nested=given.is_icosphere, name="icosphere" if given.is_icosphere else given.name
+            )
         if not given.is_icosphere:
-            raise ValueError(f"{who}: going to a coarser mesh needs mesh=MeshHierarchy([...]): a single "
-                             f"Mesh ({given.describe()}) does not say which mesh is coarser")
+            raise ValueError(
+                f"{who}: going to a coarser mesh needs mesh=MeshHierarchy([...]): a single "
+                f"Mesh ({given.describe()}) does not say which mesh is coarser"
+            )
         given = given.level
     if isinstance(given, bool) or not isinstance(given, (int, np.integer)):
         raise ValueError(f"{who}: expected an icosphere level, a Mesh or a MeshHierarchy, got {type(given).__name__}")
@@ -74,7 +98,7 @@ def resolve_meshes(level: "int | Mesh | MeshHierarchy | None", mesh: "Mesh | Mes
     return MeshHierarchy.icosphere(given, given - 1 if coarse else given, mesh_dir)
 
 
-def check_signal(x: torch.Tensor, channels: int | None, mesh: "int | Mesh", who: str) -> None:
+def check_signal(x: torch.Tensor, channels: int | None, mesh: int | Mesh, who: str) -> None:
     """Raise ``ValueError`` unless ``x`` is a floating ``(B, channels, V)`` tensor on ``mesh``.
 
     Parameters
@@ -110,7 +134,11 @@ def check_signal(x: torch.Tensor, channels: int | None, mesh: "int | Mesh", who:
     if x.shape[-1] != expected:
         given = x.shape[-1]
         other = level_of(given)
-        hint = f" (that is the vertex count of level {other})" if other is not None else " (no icosphere level has that many)"
+        hint = (
+            f" (that is the vertex count of level {other})"
+            if other is not None
+            else " (no icosphere level has that many)"
+        )
         raise ValueError(f"{who}: input is on {where}, which has V={expected} vertices, but got V={given}{hint}")
 
 
@@ -130,8 +158,10 @@ def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
                 return
         except RuntimeError:
             pass
-    raise ValueError(f"{who}: input dtype {x.dtype} does not match the layer's dtype {weight.dtype} "
-                     f"(convert one of them, e.g. layer.to({x.dtype}) or x.to({weight.dtype}))")
+    raise ValueError(
+        f"{who}: input dtype {x.dtype} does not match the layer's dtype {weight.dtype} "
+        f"(convert one of them, e.g. layer.to({x.dtype}) or x.to({weight.dtype}))"
+    )
 
 
 class _AddSmoothModulus(torch.autograd.Function):
@@ -144,7 +174,7 @@ class _AddSmoothModulus(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # noqa: D401
+    def forward(ctx, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Add the smoothed modulus of ``z`` to ``y``.
 
         Parameters
@@ -192,9 +222,18 @@ class _TapConv(nn.Module):
 
     weight: torch.Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, hierarchy: MeshHierarchy, in_mesh: Mesh,
-                 out_mesh: Mesh, taps: list[sp.spmatrix], bias: bool, identity_tap: bool = False,
-                 orientation: str = "fixed") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hierarchy: MeshHierarchy,
+        in_mesh: Mesh,
+        out_mesh: Mesh,
+        taps: list[sp.spmatrix],
+        bias: bool,
+        identity_tap: bool = False,
+        orientation: str = "fixed",
+    ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -271,8 +310,10 @@ class _TapConv(nn.Module):
     def _check_signature(self, signature: list[int]) -> None:
         own = self.signature().tolist()
         if list(signature) != own:
-            raise ValueError(f"{type(self).__name__}: the state_dict is for {self._describe_signature(signature)}, "
-                             f"this layer is on {self._describe_signature(own)} ({self.hierarchy!r})")
+            raise ValueError(
+                f"{type(self).__name__}: the state_dict is for {self._describe_signature(signature)}, "
+                f"this layer is on {self._describe_signature(own)} ({self.hierarchy!r})"
+            )
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):  # type: ignore[override]
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -286,9 +327,13 @@ class _TapConv(nn.Module):
         if isinstance(old, dict):
             orientation = old.get("orientation")
             mesh = old.get("mesh")
-            self._check_signature([-1 if old.get("level") is None else old["level"],
-                                   ORIENTATIONS.index(orientation) if orientation in ORIENTATIONS else -1,
-                                   0 if mesh is None else int(mesh[:15], 16)])
+            self._check_signature(
+                [
+                    -1 if old.get("level") is None else old["level"],
+                    ORIENTATIONS.index(orientation) if orientation in ORIENTATIONS else -1,
+                    0 if mesh is None else int(mesh[:15], 16),
+                ]
+            )
         # state_dicts written before layers stored their level and orientation (neither key) still load
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -387,22 +432,44 @@ class MeshConv(_TapConv):
     after ``.half()``/``.bfloat16()``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, level: "int | Mesh | MeshHierarchy | None" = None,
-                 stride: int = 1, bias: bool = True, orientation: str = "fixed",
-                 mesh_dir: str | os.PathLike | None = None, *, mesh: "Mesh | MeshHierarchy | None" = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        level: int | Mesh | MeshHierarchy | None = None,
+        stride: int = 1,
+        bias: bool = True,
+        orientation: str = "fixed",
+        mesh_dir: str | os.PathLike | None = None,
+        *,
+        mesh: Mesh | MeshHierarchy | None = None,
+    ) -> None:
         if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2 (an integer), got {stride!r}")
-        hierarchy = resolve_meshes(level, mesh, mesh_dir, "MeshConv" + (" with stride=2" if stride == 2 else ""),
-                                   coarse=stride == 2)
+        hierarchy = resolve_meshes(
+            level, mesh, mesh_dir, "MeshConv" + (" with stride=2" if stride == 2 else ""), coarse=stride == 2
+        )
         fine, out_mesh = hierarchy[0], hierarchy[-1]
         if stride == 1 or hierarchy.nested:  # the output vertices are the first fine ones: rows of the taps
             taps, identity_tap = orientation_taps(fine, out_mesh.num_vertices, orientation)[1:], True
         else:  # y = R (sum_k W_k T_k x): the restriction folded into every tap, the identity's included
             restriction = hierarchy.restrictions[0]
-            taps, identity_tap = [restriction @ t for t in orientation_taps(fine, fine.num_vertices, orientation)], False
+            taps, identity_tap = (
+                [restriction @ t for t in orientation_taps(fine, fine.num_vertices, orientation)],
+                False,
+            )
         self.level, self.stride = fine.level, int(stride)
-        super().__init__(in_channels, out_channels, hierarchy, fine, out_mesh, taps, bias,
-                         identity_tap=identity_tap, orientation=orientation)
+        super().__init__(
+            in_channels,
+            out_channels,
+            hierarchy,
+            fine,
+            out_mesh,
+            taps,
+            bias,
+            identity_tap=identity_tap,
+            orientation=orientation,
+        )
 
 
 class MeshConvTranspose(_TapConv):
@@ -420,9 +487,17 @@ class MeshConvTranspose(_TapConv):
     Shapes: input ``(B, in_channels, V_{level-1})``, output ``(B, out_channels, V_level)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, level: "int | Mesh | MeshHierarchy | None" = None,
-                 bias: bool = True, orientation: str = "fixed", mesh_dir: str | os.PathLike | None = None, *,
-                 mesh: "MeshHierarchy | None" = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        level: int | Mesh | MeshHierarchy | None = None,
+        bias: bool = True,
+        orientation: str = "fixed",
+        mesh_dir: str | os.PathLike | None = None,
+        *,
+        mesh: MeshHierarchy | None = None,
+    ) -> None:
         hierarchy = resolve_meshes(level, mesh, mesh_dir, "MeshConvTranspose", coarse=True)
         fine, prolongation = hierarchy[0], hierarchy.prolongations[0]
         taps = [t @ prolongation for t in orientation_taps(fine, fine.num_vertices, orientation)]
@@ -448,15 +523,23 @@ class MeshPool(ConstantBuffers):
     Shapes: ``(B, C, V_level) -> (B, C, V_{level-1})``.
     """
 
-    def __init__(self, level: "int | MeshHierarchy | None" = None, mode: str = "mean",
-                 mesh_dir: str | os.PathLike | None = None, *, mesh: "MeshHierarchy | None" = None) -> None:
+    def __init__(
+        self,
+        level: int | MeshHierarchy | None = None,
+        mode: str = "mean",
+        mesh_dir: str | os.PathLike | None = None,
+        *,
+        mesh: MeshHierarchy | None = None,
+    ) -> None:
         super().__init__()
         if mode not in ("mean", "max", "drop"):
             raise ValueError(f"mode must be 'mean', 'max' or 'drop', got {mode!r}")
         hierarchy = resolve_meshes(level, mesh, mesh_dir, "MeshPool", coarse=True)
         if mode == "drop" and not hierarchy.nested:
-            raise ValueError("MeshPool: mode='drop' keeps the first vertices, which needs a nested hierarchy; "
-                             f"{hierarchy!r} is not: use 'mean' or 'max'")
+            raise ValueError(
+                "MeshPool: mode='drop' keeps the first vertices, which needs a nested hierarchy; "
+                f"{hierarchy!r} is not: use 'mean' or 'max'"
+            )
         self.hierarchy, self.in_mesh, self.out_mesh = hierarchy, hierarchy[0], hierarchy[1]
         self.level, self.mode = hierarchy[0].level, mode
         num_out = hierarchy[1].num_vertices

@@ -7,14 +7,36 @@ tracked events. Command line: ``python -m meshcnn predict`` / ``meshcnn events s
 :mod:`.events` finds connected events on the mesh and summarises an events CSV; :mod:`.distributed` runs
 the chunks on a ``dask.distributed`` cluster (``meshcnn predict --dask``, ``predict_files(client=)``).
 """
-from .predictor import PredictError, Predictor, load_predictor, file_sha256
-from .inputs import find_inputs, read_fields
-from .runner import predict_files, STAGES
+
 from .events import (
-    EARTH_RADIUS_KM, EVENT_FIELDS, EVENT_COLUMNS, LAT_BANDS, find_events, frequency_path, read_events, summarize)
+    EARTH_RADIUS_KM,
+    EVENT_COLUMNS,
+    EVENT_FIELDS,
+    LAT_BANDS,
+    find_events,
+    frequency_path,
+    read_events,
+    summarize,
+)
+from .inputs import find_inputs, read_fields
+from .predictor import PredictError, Predictor, file_sha256, load_predictor
+from .runner import STAGES, predict_files
 
 __all__ = [
-    "PredictError", "Predictor", "load_predictor", "find_inputs", "predict_files", "read_fields", "file_sha256",
-    "STAGES", "EARTH_RADIUS_KM", "EVENT_FIELDS", "EVENT_COLUMNS", "LAT_BANDS", "find_events", "frequency_path",
-    "read_events", "summarize",
+    "PredictError",
+    "Predictor",
+    "load_predictor",
+    "find_inputs",
+    "predict_files",
+    "read_fields",
+    "file_sha256",
+    "STAGES",
+    "EARTH_RADIUS_KM",
+    "EVENT_FIELDS",
+    "EVENT_COLUMNS",
+    "LAT_BANDS",
+    "find_events",
+    "frequency_path",
+    "read_events",
+    "summarize",
 ]

@@ -28,6 +28,7 @@ ADDRESS``), or, from Python, any ``distributed.Client``::
 The workers need meshcnn and read the input files, and the checkpoint, by the same paths.
 Dask and distributed are the optional extra ``meshcnn[dask]``.
 """
+
 from __future__ import annotations
 
 import time
@@ -51,8 +52,9 @@ def import_distributed() -> Any:
     try:
         import distributed
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("meshcnn predict --dask needs dask.distributed; install the optional extra: "
-                          "pip install 'meshcnn[dask]'") from exc
+        raise ImportError(
+            "meshcnn predict --dask needs dask.distributed; install the optional extra: pip install 'meshcnn[dask]'"
+        ) from exc
     return distributed
 
 
@@ -85,8 +87,10 @@ def _worker_predictor(checkpoint: str, sha256: str, device: str, threads: int) -
             torch.set_num_threads(threads)
         predictor = load_predictor(checkpoint, device)
         if predictor.sha256 != sha256:
-            raise PredictError(f"{checkpoint}: the checkpoint changed during the run (SHA-256 {predictor.sha256}, "
-                               f"the run started with {sha256})")
+            raise PredictError(
+                f"{checkpoint}: the checkpoint changed during the run (SHA-256 {predictor.sha256}, "
+                f"the run started with {sha256})"
+            )
         _WORKER["predictors"][key] = predictor
     return predictor
 
@@ -99,8 +103,20 @@ def prepare_worker(checkpoint: str, sha256: str, path: str, *, device: str, thre
     prebuild_matrices([Path(path)], predictor.grid)
 
 
-def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, device: str, threads: int,
-                  batch_size: int, probabilities: bool, allow_nan: bool, max_nan_fraction: float) -> dict[str, Any]:
+def predict_chunk(
+    checkpoint: str,
+    sha256: str,
+    path: str,
+    t0: int,
+    t1: int,
+    *,
+    device: str,
+    threads: int,
+    batch_size: int,
+    probabilities: bool,
+    allow_nan: bool,
+    max_nan_fraction: float,
+) -> dict[str, Any]:
     """One chunk on a worker: steps ``[t0, t1)`` of ``path`` read, regridded, predicted, regridded back, events found.
 
     Returns
@@ -115,8 +131,13 @@ def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, 
 
     predictor = _worker_predictor(checkpoint, sha256, device, threads)
     dataset = _WORKER["dataset"]
-    if dataset is None or dataset.files[0] != Path(path) or dataset.grid is not predictor.grid \
-            or dataset.allow_nan != allow_nan or dataset.max_nan_fraction != max_nan_fraction:
+    if (
+        dataset is None
+        or dataset.files[0] != Path(path)
+        or dataset.grid is not predictor.grid
+        or dataset.allow_nan != allow_nan
+        or dataset.max_nan_fraction != max_nan_fraction
+    ):
         if dataset is not None:
             dataset.close()
         dataset = ChunkDataset([Path(path)], [], predictor, allow_nan, max_nan_fraction)
@@ -126,8 +147,9 @@ def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, 
     if "error" in item:
         return item
     seconds = dict.fromkeys(STAGES, 0.0)
-    labels, grid_probs, mesh_labels = _predict_chunk(item, predictor, seconds, batch_size=batch_size, device=device,
-                                                     probabilities=probabilities)
+    labels, grid_probs, mesh_labels = _predict_chunk(
+        item, predictor, seconds, batch_size=batch_size, device=device, probabilities=probabilities
+    )
     start = time.perf_counter()
     events = chunk_events(mesh_labels, predictor.grid.mesh, predictor.class_names, item.pop("raw"), item["t0"])
     seconds["write"] += time.perf_counter() - start
@@ -136,8 +158,9 @@ def predict_chunk(checkpoint: str, sha256: str, path: str, t0: int, t1: int, *, 
     return item
 
 
-def predict_chunks(checkpoint: str, sha256: str, path: str, steps: list[tuple[int, int]],
-                   **options: Any) -> list[dict[str, Any]]:
+def predict_chunks(
+    checkpoint: str, sha256: str, path: str, steps: list[tuple[int, int]], **options: Any
+) -> list[dict[str, Any]]:
     """:func:`predict_chunk` for each ``(t0, t1)`` of ``steps`` of one file, in order, on one worker (one task):
     the file is opened, and its HDF5 chunks decompressed, once."""
     return [predict_chunk(checkpoint, sha256, path, t0, t1, **options) for t0, t1 in steps]
@@ -154,8 +177,9 @@ def _tasks(chunks: Sequence[tuple[int, int, int]], workers: int) -> list[list[tu
     return [[chunk] for chunk in chunks]
 
 
-def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
-                  **options: Any) -> Iterator[dict[str, Any]]:
+def chunk_results(
+    client: Any, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor, **options: Any
+) -> Iterator[dict[str, Any]]:
     """The results of :func:`predict_chunk` for ``chunks`` (``(file index, t0, t1)``), in their order.
 
     With at least as many files as workers, a task is a whole file (:func:`predict_chunks`); with fewer,
@@ -178,16 +202,24 @@ def chunk_results(client: Any, files: Sequence[Path], chunks: Sequence[tuple[int
     checkpoint = str(Path(predictor.checkpoint).resolve())
     if chunks:  # every worker loads the model and builds the first file's regridders now, all at once
         first = str(Path(files[chunks[0][0]]).resolve())
-        client.run(prepare_worker, checkpoint, predictor.sha256, first, device=options["device"],
-                   threads=options["threads"])
+        client.run(
+            prepare_worker, checkpoint, predictor.sha256, first, device=options["device"], threads=options["threads"]
+        )
 
     def submit() -> bool:
         task = next(todo, None)
         if task is None:
             return False
         file_index = task[0][0]
-        future = client.submit(predict_chunks, checkpoint, predictor.sha256, str(Path(files[file_index]).resolve()),
-                               [(t0, t1) for _, t0, t1 in task], pure=False, **options)
+        future = client.submit(
+            predict_chunks,
+            checkpoint,
+            predictor.sha256,
+            str(Path(files[file_index]).resolve()),
+            [(t0, t1) for _, t0, t1 in task],
+            pure=False,
+            **options,
+        )
         pending.append((file_index, future))
         return True
 

@@ -23,6 +23,7 @@ per-class counts by hemisphere and latitude band (CSV and Markdown) and, from th
 ``.frequency.npz`` file written beside the CSV, a PNG map per class of the fraction
 of time steps each place is inside an event.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,8 +42,14 @@ from ..grids import mesh_cell_areas, sphere_grid
 from ..io import atomic_write, save_npz
 
 __all__ = [
-    "EARTH_RADIUS_KM", "EVENT_FIELDS", "EVENT_COLUMNS", "LAT_BANDS", "find_events", "frequency_path",
-    "read_events", "summarize",
+    "EARTH_RADIUS_KM",
+    "EVENT_FIELDS",
+    "EVENT_COLUMNS",
+    "LAT_BANDS",
+    "find_events",
+    "frequency_path",
+    "read_events",
+    "summarize",
 ]
 
 #: Per class name: (field, reduction, column) of the extreme recorded inside each event.
@@ -52,12 +59,25 @@ EVENT_FIELDS: dict[str, tuple[str, str, str]] = {
 }
 #: Columns of the events CSV, in order.
 EVENT_COLUMNS: tuple[str, ...] = (
-    "file", "time_index", "time", "class", "event", "area_km2", "centroid_lat", "centroid_lon",
-    "num_vertices", "min_psl", "max_tmq",
+    "file",
+    "time_index",
+    "time",
+    "class",
+    "event",
+    "area_km2",
+    "centroid_lat",
+    "centroid_lon",
+    "num_vertices",
+    "min_psl",
+    "max_tmq",
 )
 #: Latitude bands of the summary, by absolute centroid latitude in degrees (low <= |lat| < high).
 LAT_BANDS: dict[str, tuple[float, float]] = {
-    "0-15": (0.0, 15.0), "15-30": (15.0, 30.0), "30-45": (30.0, 45.0), "45-60": (45.0, 60.0), "60-90": (60.0, 90.01),
+    "0-15": (0.0, 15.0),
+    "15-30": (15.0, 30.0),
+    "30-45": (30.0, 45.0),
+    "45-60": (45.0, 60.0),
+    "60-90": (60.0, 90.01),
 }
 
 
@@ -78,7 +98,7 @@ def _components(inside: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
     n, comp = connected_components(graph, directed=False)
     order = np.argsort(comp, kind="stable")
     bounds = np.searchsorted(comp[order], np.arange(n + 1))
-    return [vid[order[bounds[c]:bounds[c + 1]]] for c in range(n)]
+    return [vid[order[bounds[c] : bounds[c + 1]]] for c in range(n)]
 
 
 def _centroid(mesh: Mesh, verts: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
@@ -105,8 +125,14 @@ def _extreme(name: str, verts: np.ndarray, fields: Mapping[str, np.ndarray]) -> 
     return spec[2], float(np.nanmin(values) if spec[1] == "min" else np.nanmax(values))
 
 
-def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str], *,
-                fields: Mapping[str, np.ndarray] | None = None, skip: Sequence[int] = (0,)) -> list[dict[str, Any]]:
+def find_events(
+    labels: np.ndarray,
+    mesh: Mesh | int,
+    class_names: Sequence[str],
+    *,
+    fields: Mapping[str, np.ndarray] | None = None,
+    skip: Sequence[int] = (0,),
+) -> list[dict[str, Any]]:
     """Connected events of each class in one labelled time step.
 
     Parameters
@@ -148,8 +174,14 @@ def find_events(labels: np.ndarray, mesh: Mesh | int, class_names: Sequence[str]
             w = areas[verts]
             clat, clon = _centroid(mesh, verts, w)
             row: dict[str, Any] = {
-                "class": name, "class_index": k, "area_km2": float(w.sum()), "centroid_lat": clat,
-                "centroid_lon": clon, "num_vertices": int(len(verts)), "min_psl": None, "max_tmq": None,
+                "class": name,
+                "class_index": k,
+                "area_km2": float(w.sum()),
+                "centroid_lat": clat,
+                "centroid_lon": clon,
+                "num_vertices": int(len(verts)),
+                "min_psl": None,
+                "max_tmq": None,
                 "vertices": verts,
             }
             extreme = _extreme(name, verts, fields)
@@ -169,8 +201,14 @@ def frequency_path(events_csv: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".frequency.npz")
 
 
-def save_frequency(path: str | os.PathLike, counts: np.ndarray, num_steps: int, level: int,
-                   class_names: Sequence[str], grid: str = "icosphere") -> None:
+def save_frequency(
+    path: str | os.PathLike,
+    counts: np.ndarray,
+    num_steps: int,
+    level: int,
+    class_names: Sequence[str],
+    grid: str = "icosphere",
+) -> None:
     """Write the per-vertex event counts to an ``.npz`` file.
 
     Parameters
@@ -188,9 +226,14 @@ def save_frequency(path: str | os.PathLike, counts: np.ndarray, num_steps: int, 
     grid : one of :data:`meshcnn.grids.GRID_FAMILIES`
         The sphere grid of the vertices.
     """
-    save_npz(path, counts=np.asarray(counts, dtype=np.int64), num_steps=np.asarray(num_steps, dtype=np.int64),
-             level=np.asarray(level, dtype=np.int64), class_names=np.asarray(list(class_names), dtype="U64"),
-             grid=np.asarray(grid))
+    save_npz(
+        path,
+        counts=np.asarray(counts, dtype=np.int64),
+        num_steps=np.asarray(num_steps, dtype=np.int64),
+        level=np.asarray(level, dtype=np.int64),
+        class_names=np.asarray(list(class_names), dtype="U64"),
+        grid=np.asarray(grid),
+    )
 
 
 def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -239,19 +282,29 @@ def _count_table(rows: list[dict[str, Any]], classes: list[str], num_steps: int 
         mine = [r for r in rows if r["class"] == name]
         groups: list[tuple[str, str, list]] = [("global", "all", mine)]
         for band in LAT_BANDS:
-            groups.append(("global", band, [r for r in mine if r["centroid_lat"] is not None
-                                            and _band(r["centroid_lat"]) == band]))
+            groups.append(
+                (
+                    "global",
+                    band,
+                    [r for r in mine if r["centroid_lat"] is not None and _band(r["centroid_lat"]) == band],
+                )
+            )
         for hemi, sign in (("north", 1), ("south", -1)):
             in_hemi = [r for r in mine if r["centroid_lat"] is not None and np.sign(r["centroid_lat"]) == sign]
             groups.append((hemi, "all", in_hemi))
             for band in LAT_BANDS:
                 groups.append((hemi, band, [r for r in in_hemi if _band(r["centroid_lat"]) == band]))
         for hemi, band, sel in groups:
-            table.append({
-                "class": name, "hemisphere": hemi, "lat_band": band, "events": len(sel),
-                "events_per_step": (len(sel) / num_steps) if num_steps else None,
-                "mean_area_km2": float(np.mean([r["area_km2"] for r in sel])) if sel else None,
-            })
+            table.append(
+                {
+                    "class": name,
+                    "hemisphere": hemi,
+                    "lat_band": band,
+                    "events": len(sel),
+                    "events_per_step": (len(sel) / num_steps) if num_steps else None,
+                    "mean_area_km2": float(np.mean([r["area_km2"] for r in sel])) if sel else None,
+                }
+            )
     return table
 
 
@@ -265,9 +318,11 @@ def _write_counts_csv(path: Path, table: list[dict[str, Any]]) -> None:
             w.writerow(["" if r[c] is None else (f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]) for c in cols])
 
 
-def _counts_markdown(title: str, table: list[dict[str, Any]], classes: list[str], num_events: int,
-                     num_steps: int | None) -> str:
+def _counts_markdown(
+    title: str, table: list[dict[str, Any]], classes: list[str], num_events: int, num_steps: int | None
+) -> str:
     """The count table as one Markdown table per class (rows: hemispheres; columns: bands)."""
+
     def fmt(x: Any, digits: str = ".3g") -> str:
         """A table cell.
 
@@ -284,12 +339,20 @@ def _counts_markdown(title: str, table: list[dict[str, Any]], classes: list[str]
         """
         return "" if x is None else format(x, digits) if isinstance(x, float) else str(x)
 
-    lines = [f"# Event counts from `{title}`", "",
-             f"{num_events} events" + (f" in {num_steps} time steps" if num_steps else "") + ". "
-             "Hemisphere and latitude band (|latitude| in degrees) of each event's centroid.", ""]
+    lines = [
+        f"# Event counts from `{title}`",
+        "",
+        f"{num_events} events" + (f" in {num_steps} time steps" if num_steps else "") + ". "
+        "Hemisphere and latitude band (|latitude| in degrees) of each event's centroid.",
+        "",
+    ]
     for name in classes:
-        lines += [f"## {name}", "", "| hemisphere | " + " | ".join(["all", *LAT_BANDS]) + " | mean area (km^2) |",
-                  "|---" * (len(LAT_BANDS) + 3) + "|"]
+        lines += [
+            f"## {name}",
+            "",
+            "| hemisphere | " + " | ".join(["all", *LAT_BANDS]) + " | mean area (km^2) |",
+            "|---" * (len(LAT_BANDS) + 3) + "|",
+        ]
         for hemi in ("global", "north", "south"):
             sel = {r["lat_band"]: r for r in table if r["class"] == name and r["hemisphere"] == hemi}
             cells = [fmt(sel["all"]["events"])] + [fmt(sel[b]["events"]) if b in sel else "" for b in LAT_BANDS]
@@ -310,16 +373,27 @@ def _frequency_maps(freq: dict[str, np.ndarray], out: Path, projection: str) -> 
         if k == 0:
             continue
         fraction = freq["counts"][k] / max(num_steps, 1)
-        ax = plot_mesh_signal(fraction, mesh, projection=projection, cmap="magma_r", vmin=0.0,
-                              vmax=max(float(fraction.max()), 1e-6),
-                              title=f"{name.replace('_', ' ')}: fraction of {num_steps} time steps inside an event",
-                              label="frequency")
+        ax = plot_mesh_signal(
+            fraction,
+            mesh,
+            projection=projection,
+            cmap="magma_r",
+            vmin=0.0,
+            vmax=max(float(fraction.max()), 1e-6),
+            title=f"{name.replace('_', ' ')}: fraction of {num_steps} time steps inside an event",
+            label="frequency",
+        )
         maps.append(str(save_figure(ax.figure, out / f"frequency_{name}.png")))
     return maps
 
 
-def summarize(events_csv: str | os.PathLike, out: str | os.PathLike, *, projection: str = "mollweide",
-              frequency: str | os.PathLike | None = None) -> dict[str, Any]:
+def summarize(
+    events_csv: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    projection: str = "mollweide",
+    frequency: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Counts by class, hemisphere and latitude band, and a frequency map per class.
 
     Parameters

@@ -15,6 +15,7 @@ slices the steps asked for in memory: each compressed chunk is decompressed once
 once per chunk of steps that touches it. The cost against a plain netCDF4 read is in
 ``experiments/benchmark/RESULTS.md``, "Predict reading at disk speed (issue 21)".
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,16 @@ from ..data.climate import ClimateFileError
 from ..data.climate._format import _verify_checksum_trailer
 from .predictor import PredictError
 
-__all__ = ["find_inputs", "read_fields", "FileReader", "READ_AHEAD_BYTES", "ZarrSource", "is_zarr", "output_name",
-           "open_source"]
+__all__ = [
+    "find_inputs",
+    "read_fields",
+    "FileReader",
+    "READ_AHEAD_BYTES",
+    "ZarrSource",
+    "is_zarr",
+    "output_name",
+    "open_source",
+]
 
 LAT_NAMES = ("lat", "latitude")
 LON_NAMES = ("lon", "longitude")
@@ -93,8 +102,10 @@ def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for f in files:
         name = output_name(f)
         if name in seen:
-            raise PredictError(f"{f}: same file name as {seen[name]}; outputs are named after the inputs, "
-                               "so predict the two folders into different --out folders")
+            raise PredictError(
+                f"{f}: same file name as {seen[name]}; outputs are named after the inputs, "
+                "so predict the two folders into different --out folders"
+            )
         seen[name] = f
     return files
 
@@ -304,7 +315,7 @@ class ZarrSource:
     def close(self) -> None:
         self._ds.close()
 
-    def __enter__(self) -> "ZarrSource":
+    def __enter__(self) -> ZarrSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -357,8 +368,14 @@ def _grid(ds: Any, path: Path, variables: Sequence[str]) -> dict[str, Any]:
     lon = np.asarray(ds[lon_name][:], dtype=np.float64)
     if lat.ndim != 1 or lon.ndim != 1:
         raise ClimateFileError(path, f"latitude/longitude must be 1-D coordinates, got shapes {lat.shape}, {lon.shape}")
-    return {"lat": lat, "lon": lon, "lat_name": lat_name, "lon_name": lon_name,
-            "lat_dim": ds[lat_name].dimensions[0], "lon_dim": ds[lon_name].dimensions[0]}
+    return {
+        "lat": lat,
+        "lon": lon,
+        "lat_name": lat_name,
+        "lon_name": lon_name,
+        "lat_dim": ds[lat_name].dimensions[0],
+        "lon_dim": ds[lon_name].dimensions[0],
+    }
 
 
 def _time_dimension(var: Any, name: str, grid: dict[str, Any], time_name: str | None, path: Path) -> str | None:
@@ -395,10 +412,14 @@ def nan_message(name: str, missing: int, points: int) -> str:
     """
     text = f"variable {name!r} contains NaN or missing values ({missing} points, {missing / points:.1%} of those read)"
     if missing == points:
-        return (f"{text}: it is missing everywhere, so there is nothing to predict from; --allow-nan would "
-                "fill all of it with the training mean, which it does only with --max-nan-fraction 1")
-    return (f"{text}; use --allow-nan to regrid from the valid points only (it refuses a variable missing on more "
-            "than --max-nan-fraction of the globe)")
+        return (
+            f"{text}: it is missing everywhere, so there is nothing to predict from; --allow-nan would "
+            "fill all of it with the training mean, which it does only with --max-nan-fraction 1"
+        )
+    return (
+        f"{text}; use --allow-nan to regrid from the valid points only (it refuses a variable missing on more "
+        "than --max-nan-fraction of the globe)"
+    )
 
 
 class FileReader:
@@ -437,8 +458,15 @@ class FileReader:
         ``(lat, lon)`` grid, more than one extra dimension, or unequal numbers of steps.
     """
 
-    def __init__(self, path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False,
-                 verify: bool = True, read_ahead_bytes: int = READ_AHEAD_BYTES) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        variables: Sequence[str],
+        *,
+        allow_nan: bool = False,
+        verify: bool = True,
+        read_ahead_bytes: int = READ_AHEAD_BYTES,
+    ) -> None:
         self.path, self.names, self.allow_nan = Path(path), list(variables), allow_nan
         self.read_ahead_bytes = read_ahead_bytes
         self.ds = _open(self.path, verify)
@@ -462,8 +490,10 @@ class FileReader:
                     raise ClimateFileError(path, f"variable {name!r} has {n} time steps, others {num_steps}")
                 num_steps = n
                 dims = var.dimensions
-                order = ([dims.index(time_dim)] if time_dim else []) + [dims.index(grid["lat_dim"]),
-                                                                         dims.index(grid["lon_dim"])]
+                order = ([dims.index(time_dim)] if time_dim else []) + [
+                    dims.index(grid["lat_dim"]),
+                    dims.index(grid["lon_dim"]),
+                ]
                 self.vars.append(_Variable(var, time_dim, order))
             self.time = None
             if time_name is not None and time_name in ds.variables:
@@ -534,8 +564,14 @@ class FileReader:
         self.close()
 
 
-def read_fields(path: str | os.PathLike, variables: Sequence[str], *, allow_nan: bool = False,
-                steps: tuple[int, int] | None = None, header_only: bool = False) -> dict[str, Any]:
+def read_fields(
+    path: str | os.PathLike,
+    variables: Sequence[str],
+    *,
+    allow_nan: bool = False,
+    steps: tuple[int, int] | None = None,
+    header_only: bool = False,
+) -> dict[str, Any]:
     """Read the model's variables from one netCDF file on its own grid (one :class:`FileReader` call).
 
     Parameters

@@ -27,6 +27,7 @@ The file is written chunk by chunk into a temporary file beside its destination 
 renamed into place only when complete (:class:`OutputWriter`), so a killed run never
 leaves a partial output.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,16 @@ from .inputs import open_source, time_strings
 from .predictor import PredictError, Predictor
 
 #: The per-event variables of an output file (``event_<name>``), in order.
-EVENT_VARIABLES = ("class", "time_index", "area_km2", "centroid_lat", "centroid_lon", "num_vertices", "min_psl",
-                   "max_tmq")
+EVENT_VARIABLES = (
+    "class",
+    "time_index",
+    "area_km2",
+    "centroid_lat",
+    "centroid_lon",
+    "num_vertices",
+    "min_psl",
+    "max_tmq",
+)
 _INTEGER_EVENT_VARIABLES = ("time_index", "num_vertices")
 _FLOAT_EVENT_COLUMNS = ("area_km2", "centroid_lat", "centroid_lon", "min_psl", "max_tmq")
 
@@ -71,8 +80,12 @@ def output_complete(path: Path, sha256: str) -> bool:
 
     try:
         with netCDF4.Dataset(path, "r") as ds:
-            return (getattr(ds, "meshcnn_complete", 0) == 1 and getattr(ds, "checkpoint_sha256", "") == sha256
-                    and "LABELS" in ds.variables and "MESH_LABELS" in ds.variables)
+            return (
+                getattr(ds, "meshcnn_complete", 0) == 1
+                and getattr(ds, "checkpoint_sha256", "") == sha256
+                and "LABELS" in ds.variables
+                and "MESH_LABELS" in ds.variables
+            )
     except (OSError, RuntimeError):
         return False
 
@@ -145,8 +158,16 @@ class OutputWriter:
         ``nan_*`` attributes are written only with it.
     """
 
-    def __init__(self, path: Path, source: Path, header: dict[str, Any], predictor: Predictor,
-                 probabilities: bool, *, max_nan_fraction: float | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        source: Path,
+        header: dict[str, Any],
+        predictor: Predictor,
+        probabilities: bool,
+        *,
+        max_nan_fraction: float | None = None,
+    ) -> None:
         import netCDF4
 
         self.path, self.source, self.predictor = path, source, predictor
@@ -170,16 +191,22 @@ class OutputWriter:
             grid_dims = _copy_grid(src, dst, header)
         chunks = ((1,) if self.has_time else ()) + (len(header["lat"]), len(header["lon"]))  # a step
         self.labels = dst.createVariable("LABELS", "i1", grid_dims, zlib=True, complevel=1, chunksizes=chunks)
-        self.labels.setncatts({"long_name": "predicted class", **_flags(predictor.class_names),
-                               "comment": "argmax of the class probabilities interpolated from the model's mesh "
-                                          f"({predictor.grid.mesh.describe()}) to this grid"})
+        self.labels.setncatts(
+            {
+                "long_name": "predicted class",
+                **_flags(predictor.class_names),
+                "comment": "argmax of the class probabilities interpolated from the model's mesh "
+                f"({predictor.grid.mesh.describe()}) to this grid",
+            }
+        )
         self.probs = None
         if probabilities:
             dst.createDimension("class", len(predictor.class_names))
             pdims = grid_dims[:-2] + ("class",) + grid_dims[-2:]
             self.probs = dst.createVariable("PROBABILITIES", "f4", pdims, zlib=True, complevel=1)
-            self.probs.setncatts({"long_name": "class probability", "units": "1",
-                                  "classes": " ".join(predictor.class_names)})
+            self.probs.setncatts(
+                {"long_name": "class probability", "units": "1", "classes": " ".join(predictor.class_names)}
+            )
         self._define_mesh(grid_dims[:-2])
 
     def _define_mesh(self, time_dims: tuple[str, ...]) -> None:
@@ -187,15 +214,26 @@ class OutputWriter:
         dst, mesh = self.ds, self.predictor.grid.mesh
         dst.createDimension("vertex", mesh.num_vertices)
         self.mesh_labels = dst.createVariable("MESH_LABELS", "i1", time_dims + ("vertex",), zlib=True, complevel=1)
-        self.mesh_labels.setncatts({"long_name": f"predicted class on the mesh vertices ({mesh.describe()})",
-                                    **_flags(self.predictor.class_names), "coordinates": "mesh_lat mesh_lon"})
+        self.mesh_labels.setncatts(
+            {
+                "long_name": f"predicted class on the mesh vertices ({mesh.describe()})",
+                **_flags(self.predictor.class_names),
+                "coordinates": "mesh_lat mesh_lon",
+            }
+        )
         for name, values in (("mesh_lat", mesh.lat), ("mesh_lon", mesh.lon)):
             v = dst.createVariable(name, "f8", ("vertex",))
             v.units = "degrees_north" if name == "mesh_lat" else "degrees_east"
             v[:] = np.rad2deg(values)
 
-    def write(self, t0: int, labels: np.ndarray, probs: np.ndarray | None, mesh_labels: np.ndarray,
-              events: list[dict[str, Any]]) -> None:
+    def write(
+        self,
+        t0: int,
+        labels: np.ndarray,
+        probs: np.ndarray | None,
+        mesh_labels: np.ndarray,
+        events: list[dict[str, Any]],
+    ) -> None:
         """Write time steps ``[t0, t0 + T)`` and keep their events for :meth:`finish`.
 
         Parameters
@@ -252,9 +290,11 @@ class OutputWriter:
             return {}
         names = [v for v in self.predictor.variables if v in self.missing]
         steps = max(self.steps, 1)
-        attrs: dict[str, Any] = {"max_nan_fraction": np.float64(self.max_nan_fraction),
-                                 "nan_variables": " ".join(names),
-                                 "nan_filled_variables": " ".join(v for v in names if self.missing[v][3] > 0)}
+        attrs: dict[str, Any] = {
+            "max_nan_fraction": np.float64(self.max_nan_fraction),
+            "nan_variables": " ".join(names),
+            "nan_filled_variables": " ".join(v for v in names if self.missing[v][3] > 0),
+        }
         for name in names:
             count, points, filled_sum, filled_max = self.missing[name]
             attrs[f"nan_fraction_{name}"] = np.float64(count / points if points else 0.0)
@@ -273,10 +313,12 @@ class OutputWriter:
                 v[:] = np.array([e["class_index"] for e in events], dtype=np.int8)
                 continue
             integer = name in _INTEGER_EVENT_VARIABLES
-            v = dst.createVariable(f"event_{name}", "i4" if integer else "f8", ("event",),
-                                   fill_value=None if integer else np.nan)
-            v[:] = np.array([np.nan if e[name] is None else e[name] for e in events],
-                            dtype=np.int32 if integer else np.float64)
+            v = dst.createVariable(
+                f"event_{name}", "i4" if integer else "f8", ("event",), fill_value=None if integer else np.nan
+            )
+            v[:] = np.array(
+                [np.nan if e[name] is None else e[name] for e in events], dtype=np.int32 if integer else np.float64
+            )
 
     def _global_attributes(self) -> dict[str, Any]:
         """Provenance (checkpoint, its SHA-256, version, source file), conventions and ``meshcnn_complete = 1``."""
@@ -321,7 +363,7 @@ class OutputWriter:
         try:
             if getattr(self, "ds", None) is not None and self.ds.isopen():
                 self.ds.close()
-        except Exception:  # noqa: BLE001 - the file is removed anyway
+        except Exception:
             pass
         discard(self.tmp)
 
@@ -382,5 +424,11 @@ def events_csv_row(file_name: str, event: dict[str, Any], time: str) -> list[str
     list
         The cells; floats to 6 significant digits, ``""`` for ``None``.
     """
-    return [file_name, event["time_index"], time, event["class"], event["event"],
-            *(_csv_value(event[c]) for c in EVENT_COLUMNS[5:])]
+    return [
+        file_name,
+        event["time_index"],
+        time,
+        event["class"],
+        event["event"],
+        *(_csv_value(event[c]) for c in EVENT_COLUMNS[5:]),
+    ]

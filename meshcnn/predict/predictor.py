@@ -5,6 +5,7 @@ Everything the model needs comes from the checkpoint written by
 level, orientation and hemisphere flip, and the normalisation ``stats`` with the
 variable names); nothing is re-derived from the new files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..grids.families import sphere_grid
 from ..data.climate import CLASSES, VARIABLES
+from ..grids.families import sphere_grid
 
 __all__ = ["PredictError", "Predictor", "load_predictor", "file_sha256"]
 
@@ -91,8 +92,10 @@ def _config_and_stats(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
     extra = ckpt.get("extra") or {}
     config, stats = extra.get("config"), extra.get("stats")
     if not isinstance(config, dict) or not isinstance(stats, dict) or "mean" not in stats or "kind" not in config:
-        raise PredictError(f"{path}: not a meshcnn segmentation checkpoint (no model config and normalisation "
-                           "statistics in its 'extra'; write it with experiments/climate_segmentation/train.py)")
+        raise PredictError(
+            f"{path}: not a meshcnn segmentation checkpoint (no model config and normalisation "
+            "statistics in its 'extra'; write it with experiments/climate_segmentation/train.py)"
+        )
     if config["kind"] != "spherical":
         raise PredictError(f"{path}: a {config['kind']!r} model; meshcnn predict runs spherical U-Nets only")
     return ckpt, config, stats
@@ -128,8 +131,9 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu") 
     mean = np.asarray(stats["mean"], dtype=np.float32)
     std = np.asarray(stats["std"], dtype=np.float32)
     if mean.shape != (len(variables),) or std.shape != (len(variables),) or config.get("in_channels") != len(variables):
-        raise PredictError(f"{path}: normalisation statistics do not match the model's "
-                           f"{config.get('in_channels')} inputs")
+        raise PredictError(
+            f"{path}: normalisation statistics do not match the model's {config.get('in_channels')} inputs"
+        )
     class_names = tuple(stats.get("classes") or CLASSES)
     try:
         model = build_model(config)
@@ -137,5 +141,14 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu") 
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise PredictError(f"{path}: the weights do not fit the model config ({exc})") from exc
     model.eval().to(device)
-    return Predictor(model=model, level=int(config["level"]), variables=variables, mean=mean, std=std,
-                     class_names=class_names, checkpoint=str(path), sha256=file_sha256(path), config=config)
+    return Predictor(
+        model=model,
+        level=int(config["level"]),
+        variables=variables,
+        mean=mean,
+        std=std,
+        class_names=class_names,
+        checkpoint=str(path),
+        sha256=file_sha256(path),
+        config=config,
+    )

@@ -11,6 +11,7 @@ length. The *read* and *regrid* stages run in the loader's workers; *model*,
 netCDF per input, same name, in ``out`` (:mod:`.output`), and optionally one events
 CSV for all of them plus the per-vertex event counts beside it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,16 @@ from ..io import atomic_write, remove_stale_temporaries
 from .events import EVENT_COLUMNS, frequency_path, save_frequency
 from .inputs import find_inputs, output_name, read_fields, time_strings
 from .output import OutputWriter, events_csv_row, output_complete, read_complete
-from .predictor import Predictor, PredictError, load_predictor
-from .stages import (MAX_NAN_FRACTION, ChunkDataset, chunk_events, grid_labels, identity, mesh_probabilities,
-                     prebuild_matrices)
+from .predictor import PredictError, Predictor, load_predictor
+from .stages import (
+    MAX_NAN_FRACTION,
+    ChunkDataset,
+    chunk_events,
+    grid_labels,
+    identity,
+    mesh_probabilities,
+    prebuild_matrices,
+)
 
 __all__ = ["predict_files", "STAGES"]
 
@@ -46,13 +54,20 @@ STAGES = ("read", "regrid", "model", "regrid_back", "write")
 class _Tally:
     """What a run has done: the result counts, per-vertex event counts and the events CSV rows."""
 
-    def __init__(self, num_files: int, skipped_complete: int, predictor: Predictor, skip_bad: bool,
-                 say: Callable[[str], Any]) -> None:
+    def __init__(
+        self, num_files: int, skipped_complete: int, predictor: Predictor, skip_bad: bool, say: Callable[[str], Any]
+    ) -> None:
         self.mesh = predictor.grid.mesh
         self.counts = np.zeros((len(predictor.class_names), self.mesh.num_vertices), dtype=np.int64)
         self.seconds = dict.fromkeys(STAGES, 0.0)
-        self.result: dict[str, Any] = {"files": num_files, "written": 0, "skipped_complete": skipped_complete,
-                                       "bad": [], "events": 0, "time_steps": 0}
+        self.result: dict[str, Any] = {
+            "files": num_files,
+            "written": 0,
+            "skipped_complete": skipped_complete,
+            "bad": [],
+            "events": 0,
+            "time_steps": 0,
+        }
         self.writer: Any = None
         self.skip_bad, self.say = skip_bad, say
 
@@ -61,8 +76,9 @@ class _Tally:
         self.writer = csv.writer(csv_file)
         self.writer.writerow(EVENT_COLUMNS)
 
-    def record(self, source: Path, mesh_labels: np.ndarray, file_events: list[dict[str, Any]],
-               times: list[str]) -> None:
+    def record(
+        self, source: Path, mesh_labels: np.ndarray, file_events: list[dict[str, Any]], times: list[str]
+    ) -> None:
         """Count a file's time steps, events and per-vertex classes; write its events' CSV rows.
 
         Parameters
@@ -105,8 +121,9 @@ class _Tally:
         self.say(f"skipping bad file: {message}")
 
 
-def _check_destinations(out: Path, events: str | os.PathLike | None, batch_size: int, num_workers: int,
-                        max_nan_fraction: float) -> None:
+def _check_destinations(
+    out: Path, events: str | os.PathLike | None, batch_size: int, num_workers: int, max_nan_fraction: float
+) -> None:
     """Refuse bad sizes, an output folder that is a file and an events CSV that is a folder."""
     if batch_size < 1 or num_workers < 0:
         raise PredictError("--batch-size must be >= 1 and --num-workers >= 0")
@@ -152,9 +169,11 @@ def _refuse_overwriting_inputs(files: Sequence[Path], out: Path, events: str | o
         path, inode = _identity(target)
         source = real.get(path) or (inodes.get(inode) if inode is not None else None)
         if source is not None:
-            raise PredictError(f"{option}: the output {target} is the input file {source} (the same file"
-                               f"{'' if os.path.abspath(target) == os.path.abspath(source) else ' through a link'}); "
-                               "nothing was written: choose an output that is not an input")
+            raise PredictError(
+                f"{option}: the output {target} is the input file {source} (the same file"
+                f"{'' if os.path.abspath(target) == os.path.abspath(source) else ' through a link'}); "
+                "nothing was written: choose an output that is not an input"
+            )
 
     for f in files:
         refuse(f"--out {out}", out / output_name(f))
@@ -163,8 +182,9 @@ def _refuse_overwriting_inputs(files: Sequence[Path], out: Path, events: str | o
         refuse("--events", frequency_path(events))
 
 
-def _plan(files: Sequence[Path], out: Path, predictor: Predictor, resume: bool,
-          batch_size: int) -> tuple[list[tuple[str, Any]], list[tuple[int, int, int]]]:
+def _plan(
+    files: Sequence[Path], out: Path, predictor: Predictor, resume: bool, batch_size: int
+) -> tuple[list[tuple[str, Any]], list[tuple[int, int, int]]]:
     """Per file ``("done", None)`` (complete, with ``resume``), ``("error", message)`` (bad header) or
     ``("predict", header)``; and the chunks ``(file index, t0, t1)`` of the files to predict."""
     plan: list[tuple[str, Any]] = []
@@ -184,8 +204,15 @@ def _plan(files: Sequence[Path], out: Path, predictor: Predictor, resume: bool,
     return plan, chunks
 
 
-def _predict_chunk(item: dict[str, Any], predictor: Predictor, seconds: dict[str, float], *, batch_size: int,
-                   device: str, probabilities: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def _predict_chunk(
+    item: dict[str, Any],
+    predictor: Predictor,
+    seconds: dict[str, float],
+    *,
+    batch_size: int,
+    device: str,
+    probabilities: bool,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Model and regrid back of one loaded chunk, timed into ``seconds`` (with the chunk's read and regrid).
 
     Returns
@@ -206,9 +233,19 @@ def _predict_chunk(item: dict[str, Any], predictor: Predictor, seconds: dict[str
     return labels, grid_probs, mesh_labels
 
 
-def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, header: dict[str, Any],
-                  predictor: Predictor, tally: _Tally, *, batch_size: int, device: str, probabilities: bool,
-                  max_nan_fraction: float | None) -> tuple[np.ndarray, list[dict[str, Any]]] | str:
+def _predict_file(
+    items: Iterator[dict[str, Any]],
+    source: Path,
+    target: Path,
+    header: dict[str, Any],
+    predictor: Predictor,
+    tally: _Tally,
+    *,
+    batch_size: int,
+    device: str,
+    probabilities: bool,
+    max_nan_fraction: float | None,
+) -> tuple[np.ndarray, list[dict[str, Any]]] | str:
     """Take the file's chunks from ``items`` and write its output.
 
     Returns
@@ -227,19 +264,25 @@ def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, h
                     next(items)  # drain the chunks of a bad file
                 return item["error"]
             if "labels" in item:  # predicted on a Dask worker (meshcnn.predict.distributed), events found there
-                labels, grid_probs, mesh_labels, events = (item["labels"], item["grid_probs"], item["mesh_labels"],
-                                                           item["events"])
+                labels, grid_probs, mesh_labels, events = (
+                    item["labels"],
+                    item["grid_probs"],
+                    item["mesh_labels"],
+                    item["events"],
+                )
                 for stage, seconds in item["seconds"].items():
                     tally.seconds[stage] += seconds
                 start = time.perf_counter()
             else:
                 labels, grid_probs, mesh_labels = _predict_chunk(
-                    item, predictor, tally.seconds, batch_size=batch_size, device=device, probabilities=probabilities)
+                    item, predictor, tally.seconds, batch_size=batch_size, device=device, probabilities=probabilities
+                )
                 start = time.perf_counter()  # the write stage, with finding the events
                 events = chunk_events(mesh_labels, tally.mesh, predictor.class_names, item["raw"], item["t0"])
             if output is None:
-                output = OutputWriter(target, source, header, predictor, probabilities,
-                                      max_nan_fraction=max_nan_fraction)
+                output = OutputWriter(
+                    target, source, header, predictor, probabilities, max_nan_fraction=max_nan_fraction
+                )
             output.write(item["t0"], labels, grid_probs, mesh_labels, events)
             output.record_missing(item["missing"], item["points"], item["filled"])
             all_mesh_labels.append(mesh_labels)
@@ -254,12 +297,25 @@ def _predict_file(items: Iterator[dict[str, Any]], source: Path, target: Path, h
     return np.concatenate(all_mesh_labels), file_events
 
 
-def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out: str | os.PathLike, *,
-                  events: str | os.PathLike | None = None, probabilities: bool = False, resume: bool = False,
-                  device: str = "cpu", batch_size: int = 4, num_workers: int = 0, allow_nan: bool = False,
-                  max_nan_fraction: float = MAX_NAN_FRACTION, skip_bad: bool = False, progress: bool = True,
-                  log_fn: Callable[[str], Any] | None = None, client: Any = None,
-                  worker_threads: int = 1) -> dict[str, Any]:
+def predict_files(
+    inputs: Sequence[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    events: str | os.PathLike | None = None,
+    probabilities: bool = False,
+    resume: bool = False,
+    device: str = "cpu",
+    batch_size: int = 4,
+    num_workers: int = 0,
+    allow_nan: bool = False,
+    max_nan_fraction: float = MAX_NAN_FRACTION,
+    skip_bad: bool = False,
+    progress: bool = True,
+    log_fn: Callable[[str], Any] | None = None,
+    client: Any = None,
+    worker_threads: int = 1,
+) -> dict[str, Any]:
     """Segment every input file with a trained checkpoint (the library side of ``meshcnn predict``).
 
     Parameters
@@ -345,13 +401,29 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
     if client is not None:
         from .distributed import chunk_results
 
-        items = chunk_results(client, files, chunks, predictor, device=device, threads=worker_threads,
-                              batch_size=batch_size, probabilities=probabilities, allow_nan=allow_nan,
-                              max_nan_fraction=max_nan_fraction)
+        items = chunk_results(
+            client,
+            files,
+            chunks,
+            predictor,
+            device=device,
+            threads=worker_threads,
+            batch_size=batch_size,
+            probabilities=probabilities,
+            allow_nan=allow_nan,
+            max_nan_fraction=max_nan_fraction,
+        )
     else:
         prebuild_matrices([files[c[0]] for c in chunks[:1]], predictor.grid)
-        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=identity,
-                            persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
+        loader = DataLoader(
+            dataset,
+            batch_size=None,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=identity,
+            persistent_workers=False,
+            prefetch_factor=2 if num_workers > 0 else None,
+        )
         items = iter(loader)
     with contextlib.ExitStack() as stack:
         stack.callback(dataset.close)  # the file open in this process (num_workers=0)
@@ -359,21 +431,50 @@ def predict_files(inputs: Sequence[str | os.PathLike], checkpoint: str | os.Path
             tally.write_events_to(stack.enter_context(atomic_write(events, "w", newline="")))
         bar = stack.enter_context(progress_bar(enabled=progress, total=len(files), desc="predict", unit="file"))
         for source, (kind, info) in zip(files, plan):
-            _run_file(kind, info, items, source, out / output_name(source), predictor, tally, batch_size=batch_size,
-                      device=device, probabilities=probabilities,
-                      max_nan_fraction=max_nan_fraction if allow_nan else None)
+            _run_file(
+                kind,
+                info,
+                items,
+                source,
+                out / output_name(source),
+                predictor,
+                tally,
+                batch_size=batch_size,
+                device=device,
+                probabilities=probabilities,
+                max_nan_fraction=max_nan_fraction if allow_nan else None,
+            )
             bar.update(1)
     if events is not None:
-        save_frequency(frequency_path(events), tally.counts, tally.result["time_steps"], predictor.level,
-                       predictor.class_names, grid=predictor.config.get("grid", "icosphere"))
+        save_frequency(
+            frequency_path(events),
+            tally.counts,
+            tally.result["time_steps"],
+            predictor.level,
+            predictor.class_names,
+            grid=predictor.config.get("grid", "icosphere"),
+        )
     wall = time.perf_counter() - wall0
-    tally.result.update(seconds=tally.seconds, wall_s=wall, files_per_s=(tally.result["written"] / wall) if wall > 0
-                        else None, level=predictor.level, checkpoint_sha256=predictor.sha256)
+    tally.result.update(
+        seconds=tally.seconds,
+        wall_s=wall,
+        files_per_s=(tally.result["written"] / wall) if wall > 0 else None,
+        level=predictor.level,
+        checkpoint_sha256=predictor.sha256,
+    )
     return tally.result
 
 
-def _run_file(kind: str, info: Any, items: Iterator[dict[str, Any]], source: Path, target: Path,
-              predictor: Predictor, tally: _Tally, **options: Any) -> None:
+def _run_file(
+    kind: str,
+    info: Any,
+    items: Iterator[dict[str, Any]],
+    source: Path,
+    target: Path,
+    predictor: Predictor,
+    tally: _Tally,
+    **options: Any,
+) -> None:
     """One step of the plan: a complete output re-counted, a bad file reported, or a file predicted."""
     if kind == "done":
         tally.record(source, *read_complete(target))

@@ -12,6 +12,7 @@
    labels follow the model's decision boundaries at the grid's resolution;
 5. the events of each time step (:func:`chunk_events`), found with the *write* stage.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,8 @@ from torch.utils.data import Dataset
 from .._cache import memoize
 from ..data.climate import ClimateFileError
 from ..geometry.mesh import Mesh
-from ..grids.base import Grid
 from ..grids import Regridder, regrid
+from ..grids.base import Grid
 from .events import find_events
 from .inputs import LAT_NAMES, LON_NAMES, FileReader, open_source
 from .predictor import Predictor
@@ -75,8 +76,14 @@ class ChunkDataset(Dataset):
     the next chunk of the same file, in each worker; :meth:`close` closes it.
     """
 
-    def __init__(self, files: Sequence[Path], chunks: Sequence[tuple[int, int, int]], predictor: Predictor,
-                 allow_nan: bool, max_nan_fraction: float = MAX_NAN_FRACTION) -> None:
+    def __init__(
+        self,
+        files: Sequence[Path],
+        chunks: Sequence[tuple[int, int, int]],
+        predictor: Predictor,
+        allow_nan: bool,
+        max_nan_fraction: float = MAX_NAN_FRACTION,
+    ) -> None:
         self.files = list(files)
         self.chunks = list(chunks)
         self.grid = predictor.grid
@@ -101,12 +108,11 @@ class ChunkDataset(Dataset):
             item = self._file(file_index).read((t0, t1))
             t_read = time.perf_counter()
             x, raw, filled = self._to_mesh(path, item, t0)
-            item.update(base, x=x, raw=raw, filled=filled, t_read=t_read - start,
-                        t_regrid=time.perf_counter() - t_read)
+            item.update(base, x=x, raw=raw, filled=filled, t_read=t_read - start, t_regrid=time.perf_counter() - t_read)
             return item
         except (ClimateFileError, FileNotFoundError) as exc:
             return self._error(base, str(exc))
-        except Exception as exc:  # noqa: BLE001 - anything else a broken file may raise
+        except Exception as exc:
             return self._error(base, f"{path}: {type(exc).__name__}: {exc}")
 
     def _error(self, base: dict[str, Any], message: str) -> dict[str, Any]:
@@ -132,8 +138,9 @@ class ChunkDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:  # a worker (spawned, not forked) starts without an open file
         return {**self.__dict__, "_reader": None}
 
-    def _to_mesh(self, path: Path, item: dict[str, Any],
-                 t0: int) -> tuple[torch.Tensor, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def _to_mesh(
+        self, path: Path, item: dict[str, Any], t0: int
+    ) -> tuple[torch.Tensor, dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Pop ``item["fields"]``; return the normalised mesh fields, the raw ones of :data:`EXTREME_VARIABLES`
         and the fraction of the globe filled with the training mean per variable with missing values and step.
 
@@ -152,8 +159,7 @@ class ChunkDataset(Dataset):
         mesh = regridder(fields, skipna=self.allow_nan, na_thres=0.5)  # (T, C, V) float32
         del fields
         filled = self._filled(path, mesh, item["missing"], t0)
-        raw = {name: mesh[:, self.variables.index(name)].copy() for name in EXTREME_VARIABLES
-               if name in self.variables}
+        raw = {name: mesh[:, self.variables.index(name)].copy() for name in EXTREME_VARIABLES if name in self.variables}
         x = (mesh - self.mean[None, :, None]) / self.std[None, :, None]
         np.nan_to_num(x, copy=False, nan=0.0)  # with allow_nan: vertices without valid data -> training mean
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), raw, filled
@@ -168,9 +174,11 @@ class ChunkDataset(Dataset):
             worst = int(np.argmax(fraction))
             if fraction[worst] > self.max_nan_fraction:
                 raise ClimateFileError(
-                    path, f"variable {name!r} is missing on {fraction[worst]:.1%} of the globe at time step "
-                          f"{t0 + worst}: more than --max-nan-fraction {self.max_nan_fraction:g} would be filled with "
-                          "the training mean (raise --max-nan-fraction, up to 1, to accept that)")
+                    path,
+                    f"variable {name!r} is missing on {fraction[worst]:.1%} of the globe at time step "
+                    f"{t0 + worst}: more than --max-nan-fraction {self.max_nan_fraction:g} would be filled with "
+                    "the training mean (raise --max-nan-fraction, up to 1, to accept that)",
+                )
             filled[name] = fraction
         return filled
 
@@ -180,7 +188,7 @@ def identity(item: Any) -> Any:
     return item
 
 
-def prebuild_matrices(files: Sequence[Path], grid: "Grid") -> None:
+def prebuild_matrices(files: Sequence[Path], grid: Grid) -> None:
     """Build (and cache) the regridding matrices of the first file's grid in this process.
 
     ``DataLoader`` workers are forked from it, so they inherit the cache instead of each
@@ -203,7 +211,7 @@ def prebuild_matrices(files: Sequence[Path], grid: "Grid") -> None:
                 lat, lon = np.asarray(ds[lat_name][:], dtype=np.float64), np.asarray(ds[lon_name][:], dtype=np.float64)
             to_mesh_regridder(grid, lat, lon)
             back_regridder(grid, lat, lon)
-        except Exception:  # noqa: BLE001 - reported later, naming the file
+        except Exception:
             pass
 
 
@@ -227,18 +235,22 @@ def mesh_probabilities(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
     numpy.ndarray
         ``(T, K, V)`` float32, on the CPU.
     """
-    return torch.cat([torch.softmax(model(x[j:j + batch_size].to(device)).float(), 1).cpu()
-                      for j in range(0, x.shape[0], batch_size)]).numpy()
+    return torch.cat(
+        [
+            torch.softmax(model(x[j : j + batch_size].to(device)).float(), 1).cpu()
+            for j in range(0, x.shape[0], batch_size)
+        ]
+    ).numpy()
 
 
 @memoize(maxsize=2, copy=False)  # a regridder is only read (called), never modified
-def to_mesh_regridder(grid: "Grid", lat: np.ndarray, lon: np.ndarray) -> Regridder:
+def to_mesh_regridder(grid: Grid, lat: np.ndarray, lon: np.ndarray) -> Regridder:
     """The bilinear :class:`~meshcnn.grids.Regridder` from the file's grid ``(lat, lon)`` to the model's ``grid``."""
     return Regridder(regrid.latlon_grid(lat, lon), grid, "bilinear")
 
 
 @memoize(maxsize=2, copy=False)  # a regridder is only read (called), never modified
-def back_regridder(grid: "Grid", lat: np.ndarray, lon: np.ndarray) -> Regridder:
+def back_regridder(grid: Grid, lat: np.ndarray, lon: np.ndarray) -> Regridder:
     """The bilinear :class:`~meshcnn.grids.Regridder` from the model's ``grid`` back to the file's grid."""
     return Regridder(grid, regrid.latlon_grid(lat, lon), "bilinear")
 
@@ -258,8 +270,9 @@ def argmax_classes(probs: np.ndarray) -> np.ndarray:
     return labels
 
 
-def grid_labels(probs: np.ndarray, grid: "Grid", lat: np.ndarray, lon: np.ndarray,
-                probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def grid_labels(
+    probs: np.ndarray, grid: Grid, lat: np.ndarray, lon: np.ndarray, probabilities: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Mesh probabilities ``(T, K, V)`` on the file's grid: labels and (when asked) probabilities.
 
     Parameters
@@ -287,8 +300,9 @@ def grid_labels(probs: np.ndarray, grid: "Grid", lat: np.ndarray, lon: np.ndarra
     return labels, grid_probs
 
 
-def chunk_events(mesh_labels: np.ndarray, mesh: Mesh, class_names: Sequence[str], raw: dict[str, np.ndarray],
-                 t0: int) -> list[dict[str, Any]]:
+def chunk_events(
+    mesh_labels: np.ndarray, mesh: Mesh, class_names: Sequence[str], raw: dict[str, np.ndarray], t0: int
+) -> list[dict[str, Any]]:
     """The events (:func:`meshcnn.predict.find_events`) of each time step of a chunk starting at step ``t0``.
 
     Parameters

@@ -2,19 +2,64 @@
 classification with rotation studies (:mod:`.classification`, :mod:`.rotation_study`) and
 segmentation (:mod:`.segmentation`).
 """
-from .registry import (
-    MODEL_KINDS, TASKS, ClassifierConfig, SegmenterConfig, ModelConfig, model_config, build_model, count_parameters,
-    matched_width)
+
 from .classification import (
-    KINDS, classifier_config, build_classifier, accuracy, accuracy_evaluator, train_and_test, summarize_rows)
-from .segmentation import matching_planar_width, mesh_probabilities, segmentation_report, flat_metrics
+    KINDS,
+    accuracy,
+    accuracy_evaluator,
+    build_classifier,
+    classifier_config,
+    summarize_rows,
+    train_and_test,
+)
+from .registry import (
+    MODEL_KINDS,
+    TASKS,
+    ClassifierConfig,
+    ModelConfig,
+    SegmenterConfig,
+    build_model,
+    count_parameters,
+    matched_width,
+    model_config,
+)
 from .rotation_study import (
-    SETTINGS, TRAIN_MODES, StudyVariant, RotationStudy, run_folder, run_rotation_study, check_study_resume)
+    SETTINGS,
+    TRAIN_MODES,
+    RotationStudy,
+    StudyVariant,
+    check_study_resume,
+    run_folder,
+    run_rotation_study,
+)
+from .segmentation import flat_metrics, matching_planar_width, mesh_probabilities, segmentation_report
 
 __all__ = [
-    "MODEL_KINDS", "TASKS", "ClassifierConfig", "SegmenterConfig", "ModelConfig", "model_config", "build_model",
-    "count_parameters", "matched_width", "KINDS", "classifier_config", "build_classifier", "accuracy",
-    "accuracy_evaluator", "train_and_test", "summarize_rows", "matching_planar_width", "mesh_probabilities",
-    "segmentation_report", "flat_metrics", "SETTINGS", "TRAIN_MODES", "StudyVariant", "RotationStudy",
-    "run_folder", "run_rotation_study", "check_study_resume",
+    "MODEL_KINDS",
+    "TASKS",
+    "ClassifierConfig",
+    "SegmenterConfig",
+    "ModelConfig",
+    "model_config",
+    "build_model",
+    "count_parameters",
+    "matched_width",
+    "KINDS",
+    "classifier_config",
+    "build_classifier",
+    "accuracy",
+    "accuracy_evaluator",
+    "train_and_test",
+    "summarize_rows",
+    "matching_planar_width",
+    "mesh_probabilities",
+    "segmentation_report",
+    "flat_metrics",
+    "SETTINGS",
+    "TRAIN_MODES",
+    "StudyVariant",
+    "RotationStudy",
+    "run_folder",
+    "run_rotation_study",
+    "check_study_resume",
 ]

@@ -5,11 +5,13 @@ The models come from the registry (:mod:`meshcnn.tasks.registry`): a
 state as a dict, rebuilds the same model in every script (train, evaluate,
 rotation study).
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,16 +19,31 @@ from torch.utils.data import Dataset
 
 from ..metrics import mean_std
 from ..train.loop import fit, predict
-from .registry import MODEL_KINDS, ClassifierConfig, build_model, count_parameters, matched_width
+from .registry import MODEL_KINDS, ClassifierConfig, build_model, count_parameters
 
-__all__ = ["KINDS", "classifier_config", "build_classifier", "accuracy", "accuracy_evaluator", "train_and_test",
-           "summarize_rows"]
+__all__ = [
+    "KINDS",
+    "classifier_config",
+    "build_classifier",
+    "accuracy",
+    "accuracy_evaluator",
+    "train_and_test",
+    "summarize_rows",
+]
 
 KINDS = MODEL_KINDS  # the registry's name, kept for older code
 
 
-def classifier_config(kind: str, in_channels: int, num_classes: int, level: int, width: int = 16,
-                      depth: int = 3, orientation: str = "fixed", downsample: str = "stride") -> dict[str, Any]:
+def classifier_config(
+    kind: str,
+    in_channels: int,
+    num_classes: int,
+    level: int,
+    width: int = 16,
+    depth: int = 3,
+    orientation: str = "fixed",
+    downsample: str = "stride",
+) -> dict[str, Any]:
     """The stored (dict) form of a :class:`~meshcnn.tasks.ClassifierConfig`.
 
     Parameters
@@ -46,15 +63,17 @@ def classifier_config(kind: str, in_channels: int, num_classes: int, level: int,
     ValueError
         For an unknown ``kind``, orientation or downsampling.
     """
-    return ClassifierConfig(kind, int(in_channels), int(num_classes), int(level), int(width), int(depth),
-                            orientation, downsample).to_dict()
+    return ClassifierConfig(
+        kind, int(in_channels), int(num_classes), int(level), int(width), int(depth), orientation, downsample
+    ).to_dict()
 
 
 build_classifier = build_model  # one factory for every task: the config says which model
 
 
-def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32,
-             num_workers: int = 0) -> float:
+def accuracy(
+    model: nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 32, num_workers: int = 0
+) -> float:
     """Fraction of ``dataset`` items whose arg-max logit is the target (model in eval mode).
 
     Parameters
@@ -75,8 +94,9 @@ def accuracy(model: nn.Module, dataset: Dataset, device: str | torch.device = "c
     return float((outputs.argmax(dim=1) == targets).double().mean())
 
 
-def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
-                       ) -> Callable[[nn.Module, Dataset, torch.device], dict[str, float]]:
+def accuracy_evaluator(
+    batch_size: int = 32, name: str = "val_accuracy"
+) -> Callable[[nn.Module, Dataset, torch.device], dict[str, float]]:
     """An ``evaluate`` callback for :func:`meshcnn.train.fit`.
 
     Parameters
@@ -111,10 +131,23 @@ def accuracy_evaluator(batch_size: int = 32, name: str = "val_accuracy"
     return evaluate
 
 
-def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Dataset], *,
-                   run_dir: str | os.PathLike, epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
-                   device: str | torch.device = "cpu", seed: int = 0, resume: bool = False, num_workers: int = 0,
-                   progress: bool = True, extra_state: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def train_and_test(
+    model: nn.Module,
+    train_set: Dataset,
+    test_sets: dict[str, Dataset],
+    *,
+    run_dir: str | os.PathLike,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    resume: bool = False,
+    num_workers: int = 0,
+    progress: bool = True,
+    extra_state: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Train a classifier with :func:`meshcnn.train.fit` and report its accuracy on several test sets.
 
     The recipe of the rotation studies: cross-entropy, Adam with cosine learning-rate
@@ -145,14 +178,33 @@ def train_and_test(model: nn.Module, train_set: Dataset, test_sets: dict[str, Da
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     start = time.perf_counter()
-    history = fit(model, train_set, optimizer=optimizer, scheduler=scheduler, loss_fn=nn.functional.cross_entropy,
-                  epochs=epochs, batch_size=batch_size, run_dir=run_dir, device=device, seed=seed, resume=resume,
-                  num_workers=num_workers, progress=progress, extra_state=extra_state)
+    history = fit(
+        model,
+        train_set,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=epochs,
+        batch_size=batch_size,
+        run_dir=run_dir,
+        device=device,
+        seed=seed,
+        resume=resume,
+        num_workers=num_workers,
+        progress=progress,
+        extra_state=extra_state,
+    )
     train_time = sum(float(h.get("time_s", 0.0)) for h in history) or time.perf_counter() - start
-    common = {"params": count_parameters(model), "train_time_s": train_time, "epochs": len(history),
-              "final_train_loss": float(history[-1]["train_loss"]) if history else None}
-    return [{"setting": name, "accuracy": accuracy(model, data, device, 4 * batch_size, num_workers), **common}
-            for name, data in test_sets.items()]
+    common = {
+        "params": count_parameters(model),
+        "train_time_s": train_time,
+        "epochs": len(history),
+        "final_train_loss": float(history[-1]["train_loss"]) if history else None,
+    }
+    return [
+        {"setting": name, "accuracy": accuracy(model, data, device, 4 * batch_size, num_workers), **common}
+        for name, data in test_sets.items()
+    ]
 
 
 def summarize_rows(rows: list[dict[str, Any]], settings: tuple[str, ...] | list[str]) -> list[str]:
@@ -172,8 +224,10 @@ def summarize_rows(rows: list[dict[str, Any]], settings: tuple[str, ...] | list[
         std over seeds, :func:`meshcnn.metrics.mean_std`) and the number of seeds.
     """
     models = list(dict.fromkeys(r["model"] for r in rows))
-    lines = ["| model | parameters | " + " | ".join(settings) + " | seeds |",
-             "|---|---|" + "---|" * len(settings) + "---|"]
+    lines = [
+        "| model | parameters | " + " | ".join(settings) + " | seeds |",
+        "|---|---|" + "---|" * len(settings) + "---|",
+    ]
     for model in models:
         mine = [r for r in rows if r["model"] == model]
         cells = [mean_std([100 * r["accuracy"] for r in mine if r["setting"] == s], digits=1) for s in settings]

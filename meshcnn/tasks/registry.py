@@ -18,22 +18,33 @@ reads it back, also the dicts written before the registry existed (no ``task`` k
 a segmentation config is recognised by its ``min_level`` or ``planar_width``).
 Keys that are not fields (e.g. ``num_params``) are ignored when building.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any
 
 from torch import nn
 
+from ..grids.families import check_grid_family, sphere_hierarchy
 from ..models.planar import PlanarCNN, PlanarUNet
 from ..models.spherical import DOWNSAMPLE, SphericalResNet, SphericalUNet
-from ..grids.families import check_grid_family, sphere_hierarchy
 from ..nn import check_orientation
 
-__all__ = ["MODEL_KINDS", "TASKS", "ClassifierConfig", "SegmenterConfig", "ModelConfig", "model_config",
-           "build_model", "count_parameters", "matched_width"]
+__all__ = [
+    "MODEL_KINDS",
+    "TASKS",
+    "ClassifierConfig",
+    "SegmenterConfig",
+    "ModelConfig",
+    "model_config",
+    "build_model",
+    "count_parameters",
+    "matched_width",
+]
 
 MODEL_KINDS = ("spherical", "planar")
 TASKS = ("classification", "segmentation")
@@ -136,17 +147,27 @@ class SegmenterConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able dict stored in checkpoints: the fields of this ``kind`` of model."""
-        common = {"task": self.task, "kind": self.kind, "in_channels": self.in_channels,
-                  "num_classes": self.num_classes, "level": self.level}
+        common = {
+            "task": self.task,
+            "kind": self.kind,
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "level": self.level,
+        }
         if self.grid != "icosphere":  # configs of icosphere models stay as they were written before grids
             common["grid"] = self.grid
         if self.kind == "spherical":
-            return {**common, "min_level": self.min_level, "width": self.width, "orientation": self.orientation,
-                    "flip_channels": list(self.flip_channels)}
+            return {
+                **common,
+                "min_level": self.min_level,
+                "width": self.width,
+                "orientation": self.orientation,
+                "flip_channels": list(self.flip_channels),
+            }
         return {**common, "planar_width": self.planar_width, "planar_depth": self.planar_depth}
 
 
-ModelConfig = Union[ClassifierConfig, SegmenterConfig]
+ModelConfig = ClassifierConfig | SegmenterConfig
 _CONFIGS: dict[str, type] = {"classification": ClassifierConfig, "segmentation": SegmenterConfig}
 
 
@@ -171,8 +192,9 @@ def model_config(config: ModelConfig | dict[str, Any]) -> ModelConfig:
     """
     if isinstance(config, (ClassifierConfig, SegmenterConfig)):
         return config
-    task = config.get("task") or ("segmentation" if "min_level" in config or "planar_width" in config
-                                  else "classification")
+    task = config.get("task") or (
+        "segmentation" if "min_level" in config or "planar_width" in config else "classification"
+    )
     if task not in _CONFIGS:
         raise ValueError(f"config['task'] must be one of {TASKS}, got {task!r}")
     if config.get("kind") not in MODEL_KINDS:
@@ -186,8 +208,16 @@ def model_config(config: ModelConfig | dict[str, Any]) -> ModelConfig:
 
 
 def _spherical_classifier(c: ClassifierConfig, mesh_dir: str | os.PathLike | None) -> nn.Module:
-    return SphericalResNet(c.in_channels, c.num_classes, level=c.level, width=c.width, depth=c.depth,
-                           orientation=c.orientation, downsample=c.downsample, mesh_dir=mesh_dir)
+    return SphericalResNet(
+        c.in_channels,
+        c.num_classes,
+        level=c.level,
+        width=c.width,
+        depth=c.depth,
+        orientation=c.orientation,
+        downsample=c.downsample,
+        mesh_dir=mesh_dir,
+    )
 
 
 def _planar_classifier(c: ClassifierConfig, mesh_dir: str | os.PathLike | None) -> nn.Module:
@@ -195,9 +225,14 @@ def _planar_classifier(c: ClassifierConfig, mesh_dir: str | os.PathLike | None) 
 
 
 def _spherical_segmenter(c: SegmenterConfig, mesh_dir: str | os.PathLike | None) -> nn.Module:
-    return SphericalUNet(c.in_channels, c.num_classes, width=c.width, orientation=c.orientation,
-                         flip_channels=c.flip_channels,
-                         hierarchy=sphere_hierarchy(c.grid, c.level, c.min_level, mesh_dir))
+    return SphericalUNet(
+        c.in_channels,
+        c.num_classes,
+        width=c.width,
+        orientation=c.orientation,
+        flip_channels=c.flip_channels,
+        hierarchy=sphere_hierarchy(c.grid, c.level, c.min_level, mesh_dir),
+    )
 
 
 def _planar_segmenter(c: SegmenterConfig, mesh_dir: str | os.PathLike | None) -> nn.Module:

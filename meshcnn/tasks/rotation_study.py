@@ -14,14 +14,15 @@ The experiment scripts (``experiments/spherical_digits/train.py``,
 ``experiments/shape_classification/rotation_study.py``) only describe their
 variants (:class:`StudyVariant`) and hand them to :func:`run_rotation_study`.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
@@ -31,8 +32,15 @@ from ..train import check_resume_settings, seed_everything
 from .classification import summarize_rows, train_and_test
 from .registry import count_parameters
 
-__all__ = ["SETTINGS", "TRAIN_MODES", "StudyVariant", "RotationStudy", "run_folder", "run_rotation_study",
-           "check_study_resume"]
+__all__ = [
+    "SETTINGS",
+    "TRAIN_MODES",
+    "StudyVariant",
+    "RotationStudy",
+    "run_folder",
+    "run_rotation_study",
+    "check_study_resume",
+]
 
 SETTINGS = ("N/N", "N/R", "R/R")
 TRAIN_MODES = ("N", "R")
@@ -161,26 +169,42 @@ def check_study_resume(study: RotationStudy, variants: Sequence[StudyVariant]) -
     for seed in study.seeds:
         for variant in variants:
             for train_mode in study.train_modes:
-                check_resume_settings(run_folder(study.run_dir, variant.tag, train_mode, seed), study.args,
-                                      may_change=study.may_change)
+                check_resume_settings(
+                    run_folder(study.run_dir, variant.tag, train_mode, seed), study.args, may_change=study.may_change
+                )
 
 
-def _train_and_test_one(study: RotationStudy, variant: StudyVariant, train_mode: str,
-                        seed: int) -> list[dict[str, Any]]:
+def _train_and_test_one(
+    study: RotationStudy, variant: StudyVariant, train_mode: str, seed: int
+) -> list[dict[str, Any]]:
     """One run: train ``variant`` on ``train_mode`` with ``seed``, test on that mode's settings."""
     train_set = variant.dataset("train", train_mode == "R", seed)
     seed_everything(seed)
     model = variant.build()
     run_dir = run_folder(study.run_dir, variant.tag, train_mode, seed)
-    print(f"== {variant.name}, width {variant.row.get('width', '-')} ({count_parameters(model):,} parameters), "
-          f"seed {seed}, training on {train_mode} -> {run_dir}")
+    print(
+        f"== {variant.name}, width {variant.row.get('width', '-')} ({count_parameters(model):,} parameters), "
+        f"seed {seed}, training on {train_mode} -> {run_dir}"
+    )
     settings = [s for s in study.settings if s[0] == train_mode]
     tests = {s: variant.dataset("test", s[2] == "R", seed + 1) for s in settings}
     extra = dict(variant.extra_state(train_set)) if variant.extra_state is not None else {}
     results = train_and_test(
-        model, train_set, tests, run_dir=run_dir, epochs=study.epochs, batch_size=study.batch_size, lr=study.lr,
-        weight_decay=study.weight_decay, device=study.device, seed=seed, resume=study.resume,
-        num_workers=study.num_workers, progress=study.progress, extra_state={**extra, "args": study.stored_args()})
+        model,
+        train_set,
+        tests,
+        run_dir=run_dir,
+        epochs=study.epochs,
+        batch_size=study.batch_size,
+        lr=study.lr,
+        weight_decay=study.weight_decay,
+        device=study.device,
+        seed=seed,
+        resume=study.resume,
+        num_workers=study.num_workers,
+        progress=study.progress,
+        extra_state={**extra, "args": study.stored_args()},
+    )
     rows = []
     for result in results:
         rows.append({"model": variant.name, **variant.row, "seed": seed, **result})

@@ -14,6 +14,7 @@ probabilities are interpolated bilinearly to the vertices
 (:func:`meshcnn.grids.latlon_to_mesh`) and both are scored against the same
 nearest-neighbour mesh labels with the area-weighted :mod:`meshcnn.metrics`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,9 +26,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .. import metrics
-from .registry import MODEL_KINDS, build_model, count_parameters, matched_width
 from ..grids.base import Grid
 from ..grids.families import as_sphere_grid
+from .registry import matched_width
 
 __all__ = ["matching_planar_width", "mesh_probabilities", "segmentation_report", "flat_metrics"]
 
@@ -53,9 +54,16 @@ def matching_planar_width(target: int, in_channels: int, num_classes: int, depth
 
 
 @torch.no_grad()
-def mesh_probabilities(model: nn.Module, dataset: Dataset, level: "int | Grid", *,
-                       latlon: tuple[np.ndarray, np.ndarray] | None = None, device: str | torch.device = "cpu",
-                       batch_size: int = 4, progress: bool = False) -> torch.Tensor:
+def mesh_probabilities(
+    model: nn.Module,
+    dataset: Dataset,
+    level: int | Grid,
+    *,
+    latlon: tuple[np.ndarray, np.ndarray] | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 4,
+    progress: bool = False,
+) -> torch.Tensor:
     """Softmax class probabilities on the vertices of ``level``, ``(N, K, V)`` float32 on the CPU.
 
     Parameters
@@ -86,7 +94,9 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: "int | Grid", 
     probs = torch.softmax(outputs.float(), dim=1)
     if latlon is None:
         if probs.dim() != 3:
-            raise ValueError(f"expected mesh outputs (N, K, V), got {tuple(probs.shape)}; pass latlon= for a planar model")
+            raise ValueError(
+                f"expected mesh outputs (N, K, V), got {tuple(probs.shape)}; pass latlon= for a planar model"
+            )
         return probs
     if probs.dim() != 4:
         raise ValueError(f"expected lat-lon outputs (N, K, H, W), got {tuple(probs.shape)}")
@@ -96,8 +106,9 @@ def mesh_probabilities(model: nn.Module, dataset: Dataset, level: "int | Grid", 
     return Regridder(LatLonGrid(lat, lon), level, "bilinear")(probs).float()  # the tensor path: no NumPy copy
 
 
-def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: "int | Grid", class_names: Sequence[str],
-                        bands: bool = True) -> dict[str, Any]:
+def segmentation_report(
+    probs: torch.Tensor, targets: torch.Tensor, level: int | Grid, class_names: Sequence[str], bands: bool = True
+) -> dict[str, Any]:
     """Area-weighted metrics of mesh predictions (:func:`meshcnn.metrics.segmentation_report`).
 
     Every vertex counts by its cell area (:meth:`meshcnn.grids.Grid.cell_areas`: the lumped
@@ -123,10 +134,18 @@ def segmentation_report(probs: torch.Tensor, targets: torch.Tensor, level: "int 
     """
     k = len(class_names)
     if probs.dim() != 3 or probs.shape[1] != k or tuple(targets.shape) != (probs.shape[0], probs.shape[2]):
-        raise ValueError(f"expected probs (N, {k}, V) and targets (N, V), got {tuple(probs.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"expected probs (N, {k}, V) and targets (N, V), got {tuple(probs.shape)} and {tuple(targets.shape)}"
+        )
     grid = as_sphere_grid(level)
-    return metrics.segmentation_report(probs, targets, k, weights=grid.cell_areas(),
-                                       lat=np.deg2rad(grid.lat) if bands else None, class_names=class_names)
+    return metrics.segmentation_report(
+        probs,
+        targets,
+        k,
+        weights=grid.cell_areas(),
+        lat=np.deg2rad(grid.lat) if bands else None,
+        class_names=class_names,
+    )
 
 
 def flat_metrics(report: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
@@ -144,6 +163,7 @@ def flat_metrics(report: dict[str, Any], prefix: str = "val_") -> dict[str, floa
     dict of str to float
         Mean IoU and AP, and each class's IoU (and AP); NaN where undefined.
     """
+
     def num(x: Any) -> float:
         return float("nan") if x is None else float(x)
 

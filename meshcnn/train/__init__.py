@@ -2,15 +2,28 @@
 weights-only checkpoints with checksums (:mod:`.checkpoint`), the resume-settings check
 (:mod:`.settings`) and ``torchrun`` data parallel (:mod:`.distributed`).
 """
-from .trainer import Trainer, Callback, EarlyStopping, PRECISIONS
+
+from .checkpoint import CheckpointError, checkpoint_checksum, load_checkpoint
+from .distributed import constant_buffer_names, ignore_constant_buffers, init_distributed, wrap_data_parallel
 from .loop import fit, predict, seed_everything
-from .checkpoint import load_checkpoint, checkpoint_checksum, CheckpointError
-from .settings import check_resume_settings, ResumeSettingsError
-from .distributed import init_distributed, constant_buffer_names, ignore_constant_buffers, wrap_data_parallel
+from .settings import ResumeSettingsError, check_resume_settings
+from .trainer import PRECISIONS, Callback, EarlyStopping, Trainer
 
 __all__ = [
-    "Trainer", "Callback", "EarlyStopping", "PRECISIONS",
-    "fit", "predict", "seed_everything", "load_checkpoint", "checkpoint_checksum", "CheckpointError",
-    "check_resume_settings", "ResumeSettingsError", "init_distributed", "constant_buffer_names",
-    "ignore_constant_buffers", "wrap_data_parallel",
+    "Trainer",
+    "Callback",
+    "EarlyStopping",
+    "PRECISIONS",
+    "fit",
+    "predict",
+    "seed_everything",
+    "load_checkpoint",
+    "checkpoint_checksum",
+    "CheckpointError",
+    "check_resume_settings",
+    "ResumeSettingsError",
+    "init_distributed",
+    "constant_buffer_names",
+    "ignore_constant_buffers",
+    "wrap_data_parallel",
 ]

@@ -16,6 +16,7 @@ A checkpoint is one ``torch.save`` file, ``run_dir/checkpoint.pt``, written atom
 Format 2 has a ``"checksum"`` entry; format 1 (written before checksums existed) still
 loads, with a warning.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -82,8 +83,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -95,14 +101,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the generators from a :func:`rng_state` dict (CUDA's only when present in both)."""
     random.setstate(state["python"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _digest(obj: Any, h: "hashlib._Hash") -> None:
+def _digest(obj: Any, h: hashlib._Hash) -> None:
     """Feed a canonical byte form of ``obj`` (what a weights-only checkpoint can hold) to ``h``."""
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().resolve_conj().resolve_neg().contiguous()
@@ -153,10 +160,18 @@ def checkpoint_checksum(ckpt: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- write / read
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any | None, *, epoch: int, history: list[dict[str, Any]],
-                    extra_state: dict[str, Any] | None, seed: int,
-                    trainer_state: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any | None,
+    *,
+    epoch: int,
+    history: list[dict[str, Any]],
+    extra_state: dict[str, Any] | None,
+    seed: int,
+    trainer_state: dict[str, Any] | None = None,
+) -> None:
     """Atomically write a format-2 checkpoint after ``epoch`` epochs, with the current RNG states.
 
     Parameters
@@ -197,19 +212,25 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     """The checkpoint dict in ``path``, unverified; a :class:`CheckpointError` for an unreadable file."""
     size = path.stat().st_size
     if size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was not written completely; "
-                              "restore it from a backup or start the run again")
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes): it was not written completely; "
+            "restore it from a backup or start the run again"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, damaged or foreign file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        what = ("is truncated or not a torch checkpoint (no zip directory at its end)" if not zipfile.is_zipfile(path)
-                else "is damaged or not a meshcnn checkpoint")
+        what = (
+            "is truncated or not a torch checkpoint (no zip directory at its end)"
+            if not zipfile.is_zipfile(path)
+            else "is damaged or not a meshcnn checkpoint"
+        )
         raise CheckpointError(f"cannot read checkpoint {path} ({size} bytes): it {what}: {reason}") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") not in READABLE_FORMATS:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path} is not a meshcnn checkpoint of format {' or '.join(map(str, READABLE_FORMATS))} "
-                              f"(found {found!r})")
+        raise CheckpointError(
+            f"{path} is not a meshcnn checkpoint of format {' or '.join(map(str, READABLE_FORMATS))} (found {found!r})"
+        )
     return ckpt
 
 
@@ -217,20 +238,28 @@ def _verify(path: Path, ckpt: dict[str, Any]) -> None:
     """Check the stored checksum (format 2) or warn that there is none (format 1)."""
     stored = ckpt.get("checksum")
     if stored is None and ckpt["format"] >= 2:
-        raise CheckpointError(f"checkpoint {path} has no checksum although its format ({ckpt['format']}) has one: "
-                              "the file is damaged")
+        raise CheckpointError(
+            f"checkpoint {path} has no checksum although its format ({ckpt['format']}) has one: the file is damaged"
+        )
     if stored is None:
-        warnings.warn(f"checkpoint {path} was written without a checksum (format 1): its integrity cannot be "
-                      "verified", stacklevel=3)
+        warnings.warn(
+            f"checkpoint {path} was written without a checksum (format 1): its integrity cannot be verified",
+            stacklevel=3,
+        )
     elif stored != checkpoint_checksum(ckpt):
-        raise CheckpointError(f"checkpoint {path} fails its checksum: the file is damaged (a changed byte on disk); "
-                              "restore it from a backup or start the run again")
+        raise CheckpointError(
+            f"checkpoint {path} fails its checksum: the file is damaged (a changed byte on disk); "
+            "restore it from a backup or start the run again"
+        )
 
 
-def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any | None = None,
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`meshcnn.train.fit` (a Trainer), verify it and restore the given objects.
 
     The file is read with ``torch.load(weights_only=True)``: no code is unpickled.

@@ -6,6 +6,7 @@ out of its broadcasts, :func:`ignore_constant_buffers`), shards the data with a
 ``DistributedSampler`` and lets only rank 0 evaluate and write files. Outside
 ``torchrun`` every helper here is a no-op for one process.
 """
+
 from __future__ import annotations
 
 import os
@@ -90,8 +91,11 @@ def constant_buffer_names(model: nn.Module) -> list[str]:
     for prefix, module in model.named_modules(remove_duplicate=False):
         if isinstance(module, ConstantBuffers):
             own = dict(module.named_buffers(recurse=False))
-            names += [f"{prefix}.{name}" if prefix else name
-                      for name in module.__dict__.get("_constant_masters", {}) if own.get(name) is not None]
+            names += [
+                f"{prefix}.{name}" if prefix else name
+                for name in module.__dict__.get("_constant_masters", {})
+                if own.get(name) is not None
+            ]
     return names
 
 
@@ -143,8 +147,9 @@ def wrap_data_parallel(model: nn.Module, device: torch.device) -> nn.parallel.Di
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def data_parallel(model: nn.Module, train_set: Dataset, device: torch.device,
-                  seed: int) -> tuple[nn.Module, DistributedSampler | None]:
+def data_parallel(
+    model: nn.Module, train_set: Dataset, device: torch.device, seed: int
+) -> tuple[nn.Module, DistributedSampler | None]:
     """The module to train and the sampler that shards ``train_set`` across the processes.
 
     Parameters
@@ -165,8 +170,9 @@ def data_parallel(model: nn.Module, train_set: Dataset, device: torch.device,
     rank, world_size = rank_and_world_size()
     if world_size <= 1:
         return model, None
-    return wrap_data_parallel(model, device), DistributedSampler(train_set, num_replicas=world_size, rank=rank,
-                                                                  shuffle=True, seed=seed)
+    return wrap_data_parallel(model, device), DistributedSampler(
+        train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
+    )
 
 
 def all_reduce_sum(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -8,10 +8,12 @@ stopping and ``torch.compile``: see :mod:`meshcnn.train.trainer`.
 ``run_dir/metrics.json`` holds the history: one dict per epoch with ``epoch``,
 ``train_loss``, ``lr``, ``time_s`` and whatever ``evaluate`` returned.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,16 +26,33 @@ from .trainer import EarlyStopping, Trainer, _to_device, seed_everything
 __all__ = ["fit", "predict", "seed_everything"]
 
 
-def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimizer,
-        loss_fn: Callable[[Any, Any], torch.Tensor], epochs: int, batch_size: int,
-        run_dir: str | os.PathLike, val_set: Dataset | None = None,
-        evaluate: Callable[[nn.Module, Dataset, torch.device], dict[str, float]] | None = None,
-        scheduler: Any | None = None, device: str | torch.device = "cpu", seed: int = 0,
-        resume: bool = False, extra_state: dict[str, Any] | None = None, num_workers: int = 0,
-        progress: bool = True, collate_fn: Callable | None = None,
-        log: Callable[[str], None] = print, precision: str = "fp32", grad_clip: float | None = None,
-        accumulate: int = 1, callbacks: Iterable[Any] = (), early_stopping: EarlyStopping | None = None,
-        compile: bool | dict[str, Any] = False) -> list[dict[str, Any]]:
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    *,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    epochs: int,
+    batch_size: int,
+    run_dir: str | os.PathLike,
+    val_set: Dataset | None = None,
+    evaluate: Callable[[nn.Module, Dataset, torch.device], dict[str, float]] | None = None,
+    scheduler: Any | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    resume: bool = False,
+    extra_state: dict[str, Any] | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    collate_fn: Callable | None = None,
+    log: Callable[[str], None] = print,
+    precision: str = "fp32",
+    grad_clip: float | None = None,
+    accumulate: int = 1,
+    callbacks: Iterable[Any] = (),
+    early_stopping: EarlyStopping | None = None,
+    compile: bool | dict[str, Any] = False,
+) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones).
 
     ``Trainer(**settings).fit(model, train_set, val_set, evaluate, epochs=epochs,
@@ -105,18 +124,40 @@ def fit(model: nn.Module, train_set: Dataset, *, optimizer: torch.optim.Optimize
         :class:`meshcnn.train.ResumeSettingsError` when resuming with another precision,
         accumulation or clipping than the run's.
     """
-    trainer = Trainer(optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size, run_dir=run_dir,
-                      scheduler=scheduler, device=device, seed=seed, precision=precision, grad_clip=grad_clip,
-                      accumulate=accumulate, callbacks=callbacks, early_stopping=early_stopping, compile=compile,
-                      extra_state=extra_state, num_workers=num_workers, collate_fn=collate_fn, progress=progress,
-                      log=log)
+    trainer = Trainer(
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        batch_size=batch_size,
+        run_dir=run_dir,
+        scheduler=scheduler,
+        device=device,
+        seed=seed,
+        precision=precision,
+        grad_clip=grad_clip,
+        accumulate=accumulate,
+        callbacks=callbacks,
+        early_stopping=early_stopping,
+        compile=compile,
+        extra_state=extra_state,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        progress=progress,
+        log=log,
+    )
     return trainer.fit(model, train_set, val_set, evaluate, epochs=epochs, resume=resume)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, device: str | torch.device = "cpu",
-            progress: bool = False, collate_fn: Callable | None = None,
-            num_workers: int = 0) -> tuple[Any, Any]:
+def predict(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    collate_fn: Callable | None = None,
+    num_workers: int = 0,
+) -> tuple[Any, Any]:
     """Run ``model`` in eval mode over ``dataset`` in order.
 
     Parameters
@@ -148,8 +189,7 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 8, device: 
     device = resolve_device(device)
     was_training = model.training
     model.eval().to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
-                        num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn, num_workers=num_workers)
     outputs, targets = [], []
     try:
         for inputs, target in progress_bar(loader, enabled=progress, desc="predict", leave=False):
@@ -169,8 +209,11 @@ def _as_tensors(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _as_tensors(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)) and any(isinstance(o, (torch.Tensor, dict, list, tuple)) for o in obj):
-        return type(obj)(_as_tensors(o) for o in obj) if type(obj) in (list, tuple) else \
-            type(obj)(*(_as_tensors(o) for o in obj))  # a named tuple
+        return (
+            type(obj)(_as_tensors(o) for o in obj)
+            if type(obj) in (list, tuple)
+            else type(obj)(*(_as_tensors(o) for o in obj))
+        )  # a named tuple
     return torch.as_tensor(obj)
 
 

@@ -4,13 +4,14 @@ The experiment scripts store their parsed command-line arguments in the checkpoi
 (``extra_state["args"]``) and call :func:`check_resume_settings` before training with
 ``--resume``: a difference is a :class:`ResumeSettingsError` naming each setting.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 
@@ -37,14 +38,21 @@ def _option(name: str) -> str:
 
 def _differences(stored: Mapping[str, Any], new: Mapping[str, Any], allowed: set[str]) -> list[str]:
     """One line per setting recorded by the run whose text differs from the new value (``allowed`` left out)."""
-    return [f"  {_option(name)}: the run has {_setting_text(stored[name])}, now {_setting_text(value)}"
-            for name, value in new.items()
-            if name not in allowed and name in stored and _setting_text(stored[name]) != _setting_text(value)]
+    return [
+        f"  {_option(name)}: the run has {_setting_text(stored[name])}, now {_setting_text(value)}"
+        for name, value in new.items()
+        if name not in allowed and name in stored and _setting_text(stored[name]) != _setting_text(value)
+    ]
 
 
-def check_resume_settings(run_dir: str | os.PathLike, settings: Mapping[str, Any] | argparse.Namespace, *,
-                          may_change: Iterable[str] = (), key: str = "args",
-                          log: Callable[[str], None] = print) -> dict[str, Any] | None:
+def check_resume_settings(
+    run_dir: str | os.PathLike,
+    settings: Mapping[str, Any] | argparse.Namespace,
+    *,
+    may_change: Iterable[str] = (),
+    key: str = "args",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any] | None:
     """Refuse to resume the run in ``run_dir`` with other settings than it was started with.
 
     Compares ``settings`` (a script's parsed arguments) with those stored in the
@@ -94,11 +102,16 @@ def check_resume_settings(run_dir: str | os.PathLike, settings: Mapping[str, Any
     differences = _differences(stored, new, allowed)
     if differences:
         may = ", ".join(_option(n) for n in sorted(allowed))
-        raise ResumeSettingsError(f"cannot resume {path} with other settings than the run's:\n" + "\n".join(differences)
-                                  + f"\nResume with the run's settings or use a new run folder "
-                                  f"(settings that may change on resume: {may})")
+        raise ResumeSettingsError(
+            f"cannot resume {path} with other settings than the run's:\n"
+            + "\n".join(differences)
+            + f"\nResume with the run's settings or use a new run folder "
+            f"(settings that may change on resume: {may})"
+        )
     unrecorded = sorted(name for name in new if name not in allowed and name not in stored)
     if unrecorded:
-        log(f"warning: {path} does not record {', '.join(_option(n) for n in unrecorded)} (options newer than the "
-            "run); they are assumed to match")
+        log(
+            f"warning: {path} does not record {', '.join(_option(n) for n in unrecorded)} (options newer than the "
+            "run); they are assumed to match"
+        )
     return extra

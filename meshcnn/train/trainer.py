@@ -44,6 +44,7 @@ generators and per-epoch shuffling that make a resumed run bit-identical (tested
 killing runs, ``tests/train/test_fault_injection.py``); and it would be a heavy
 dependency for the few hundred lines here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,9 +52,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,10 +100,10 @@ class Callback:
     in the history).
     """
 
-    def on_validation(self, trainer: "Trainer", metrics: dict[str, Any]) -> None:
+    def on_validation(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         """After ``evaluate`` ran: ``metrics`` is what it returned (``trainer.epoch`` counts this epoch)."""
 
-    def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """After each epoch, before its checkpoint is written: ``record`` is the epoch's history entry."""
 
 
@@ -142,8 +144,9 @@ class EarlyStopping:
         if self.mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'min' or 'max', got {self.mode!r}")
         if self.patience < 1 or not self.min_delta >= 0:
-            raise ValueError(f"EarlyStopping needs patience >= 1 and min_delta >= 0, got {self.patience} and "
-                             f"{self.min_delta}")
+            raise ValueError(
+                f"EarlyStopping needs patience >= 1 and min_delta >= 0, got {self.patience} and {self.min_delta}"
+            )
 
     @property
     def stopped(self) -> bool:
@@ -159,9 +162,11 @@ class EarlyStopping:
             If the record has no ``monitor`` entry (naming those it has).
         """
         if self.monitor not in record:
-            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which epoch {record.get('epoch')} did not "
-                             f"record (it has {', '.join(map(repr, record))}); without an evaluate function only "
-                             "'train_loss' is recorded")
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which epoch {record.get('epoch')} did not "
+                f"record (it has {', '.join(map(repr, record))}); without an evaluate function only "
+                "'train_loss' is recorded"
+            )
         value = float(record[self.monitor])
         sign = 1.0 if self.mode == "min" else -1.0
         if math.isfinite(value) and (self.best is None or sign * (value - self.best) < -self.min_delta):
@@ -174,8 +179,15 @@ class EarlyStopping:
 
     def state_dict(self) -> dict[str, Any]:
         """The settings and the running state, as a checkpoint holds them."""
-        return {"monitor": self.monitor, "mode": self.mode, "patience": self.patience, "min_delta": self.min_delta,
-                "best": self.best, "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+        return {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "best": self.best,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the running state (``best``, ``wait``, ``stopped_epoch``) of a run with the same monitor and mode.
@@ -186,8 +198,10 @@ class EarlyStopping:
             If the run monitored another metric or in another mode.
         """
         if (state["monitor"], state["mode"]) != (self.monitor, self.mode):
-            raise ResumeSettingsError(f"cannot resume early stopping on {state['monitor']!r} ({state['mode']}) as "
-                                      f"{self.monitor!r} ({self.mode}): use the run's monitor and mode")
+            raise ResumeSettingsError(
+                f"cannot resume early stopping on {state['monitor']!r} ({state['mode']}) as "
+                f"{self.monitor!r} ({self.mode}): use the run's monitor and mode"
+            )
         self.best, self.wait, self.stopped_epoch = state["best"], int(state["wait"]), state["stopped_epoch"]
 
 
@@ -255,14 +269,28 @@ class Trainer:
         an unknown ``precision``, or ``"fp16"`` on a device other than CUDA.
     """
 
-    def __init__(self, *, optimizer: torch.optim.Optimizer, loss_fn: Callable[[Any, Any], torch.Tensor],
-                 batch_size: int, run_dir: str | os.PathLike, scheduler: Any | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0, precision: str = "fp32",
-                 grad_clip: float | None = None, accumulate: int = 1, callbacks: Iterable[Any] = (),
-                 early_stopping: EarlyStopping | None = None, compile: bool | dict[str, Any] = False,
-                 extra_state: dict[str, Any] | None = None, num_workers: int = 0,
-                 collate_fn: Callable | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        *,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[Any, Any], torch.Tensor],
+        batch_size: int,
+        run_dir: str | os.PathLike,
+        scheduler: Any | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        precision: str = "fp32",
+        grad_clip: float | None = None,
+        accumulate: int = 1,
+        callbacks: Iterable[Any] = (),
+        early_stopping: EarlyStopping | None = None,
+        compile: bool | dict[str, Any] = False,
+        extra_state: dict[str, Any] | None = None,
+        num_workers: int = 0,
+        collate_fn: Callable | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] = print,
+    ) -> None:
         if batch_size < 1 or accumulate < 1:
             raise ValueError(f"batch_size and accumulate must be positive, got {batch_size} and {accumulate}")
         if grad_clip is not None and not grad_clip > 0:
@@ -271,8 +299,10 @@ class Trainer:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type not in FP16_DEVICE_TYPES:
-            raise ValueError(f"precision='fp16' needs a CUDA device (float16 autocast with a GradScaler), got "
-                             f"device {self.device}; use precision='bf16' on the CPU")
+            raise ValueError(
+                f"precision='fp16' needs a CUDA device (float16 autocast with a GradScaler), got "
+                f"device {self.device}; use precision='bf16' on the CPU"
+            )
         self.optimizer, self.loss_fn, self.scheduler = optimizer, loss_fn, scheduler
         self.batch_size, self.run_dir, self.seed = batch_size, Path(run_dir), seed
         self.precision, self.grad_clip, self.accumulate = precision, grad_clip, accumulate
@@ -285,9 +315,16 @@ class Trainer:
         self.rank = rank_and_world_size()[0]
 
     # ------------------------------------------------------------------------------------ the loop
-    def fit(self, model: nn.Module, train_set: Dataset, val_set: Dataset | None = None,
-            evaluate: Callable[[nn.Module, Dataset, torch.device], dict[str, float]] | None = None, *,
-            epochs: int, resume: bool = False) -> list[dict[str, Any]]:
+    def fit(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        val_set: Dataset | None = None,
+        evaluate: Callable[[nn.Module, Dataset, torch.device], dict[str, float]] | None = None,
+        *,
+        epochs: int,
+        resume: bool = False,
+    ) -> list[dict[str, Any]]:
         """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones).
 
         Parameters
@@ -331,8 +368,11 @@ class Trainer:
         if self.epoch >= epochs or (self.early_stopping is not None and self.early_stopping.stopped):
             if self.rank == 0 and self.history:  # a run killed between its last checkpoint and metrics.json
                 save_json(self.run_dir / METRICS_NAME, _jsonable(self.history))
-            self.log(self._stopped_message() if self.epoch < epochs else
-                     f"already trained for {self.epoch} >= {epochs} epochs; nothing to do")
+            self.log(
+                self._stopped_message()
+                if self.epoch < epochs
+                else f"already trained for {self.epoch} >= {epochs} epochs; nothing to do"
+            )
             return self.history
         ddp_model, sampler = data_parallel(model, train_set, self.device, self.seed)
         train_model = ddp_model
@@ -345,19 +385,39 @@ class Trainer:
                 break
         return self.history
 
-    def _run_epoch(self, train_model: nn.Module, ddp_model: nn.Module, train_set: Dataset, sampler: Sampler | None,
-                   val_set: Dataset | None, evaluate: Callable | None, epoch: int, epochs: int) -> None:
+    def _run_epoch(
+        self,
+        train_model: nn.Module,
+        ddp_model: nn.Module,
+        train_set: Dataset,
+        sampler: Sampler | None,
+        val_set: Dataset | None,
+        evaluate: Callable | None,
+        epoch: int,
+        epochs: int,
+    ) -> None:
         """Epoch ``epoch`` (0-based): train, evaluate, call the hooks, checkpoint, decide whether to stop."""
-        loader = _epoch_loader(train_set, sampler, epoch, seed=self.seed, batch_size=self.batch_size,
-                               num_workers=self.num_workers, collate_fn=self.collate_fn)
+        loader = _epoch_loader(
+            train_set,
+            sampler,
+            epoch,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+        )
         start = time.perf_counter()
         loss_sum, count = self._train_epoch(train_model, ddp_model, loader, epoch=epoch, epochs=epochs)
         loss_sum, count = all_reduce_sum(loss_sum, count)
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scheduler is not None:
             self.scheduler.step()
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(loss_sum / count), "lr": lr,
-                                  "time_s": time.perf_counter() - start}
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum / count),
+            "lr": lr,
+            "time_s": time.perf_counter() - start,
+        }
         self.epoch = epoch + 1
         if self.rank == 0 and val_set is not None and evaluate is not None:
             metrics = _evaluate(self.model, val_set, evaluate, self.device)
@@ -368,16 +428,25 @@ class Trainer:
             if self.early_stopping is not None and self.early_stopping.update(record):
                 self.should_stop = True
             self._call("on_epoch_end", record)
-            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.optimizer, self.scheduler,
-                            epoch=epoch + 1, history=self.history, extra_state=self.extra_state, seed=self.seed,
-                            trainer_state=self._state())
+            save_checkpoint(
+                self.run_dir / CHECKPOINT_NAME,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                epoch=epoch + 1,
+                history=self.history,
+                extra_state=self.extra_state,
+                seed=self.seed,
+                trainer_state=self._state(),
+            )
             save_json(self.run_dir / METRICS_NAME, _jsonable(self.history))
             self.log(_summary(record))
         barrier()
         self.should_stop = any_process(self.should_stop, self.device)  # rank 0 decides for every process
 
-    def _train_epoch(self, model: nn.Module, ddp_model: nn.Module, loader: DataLoader, *, epoch: int,
-                     epochs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_epoch(
+        self, model: nn.Module, ddp_model: nn.Module, loader: DataLoader, *, epoch: int, epochs: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One pass over ``loader``: one optimizer step per ``accumulate`` batches.
 
         Returns
@@ -392,13 +461,12 @@ class Trainer:
         count = torch.zeros((), dtype=torch.float64, device=device)
         sizes = _batch_sizes(loader)
         bar = self.progress and self.rank == 0
-        batches = progress_bar(loader, enabled=bar, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                               dynamic_ncols=True)
+        batches = progress_bar(loader, enabled=bar, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
         for step, (inputs, targets) in enumerate(batches):
             inputs, targets = _to_device(inputs, device), _to_device(targets, device)
             first = step - step % self.accumulate
-            group = sizes[first:first + self.accumulate]  # the batches of this optimizer step
+            group = sizes[first : first + self.accumulate]  # the batches of this optimizer step
             last = step == first + len(group) - 1
             with self._no_sync(ddp_model, not last):
                 with self._autocast():
@@ -455,25 +523,35 @@ class Trainer:
     def _stopped_message(self) -> str:
         es = self.early_stopping
         if es is not None and es.stopped:
-            return (f"stopped early after epoch {es.stopped_epoch}: {es.monitor} has not improved on "
-                    f"{es.best} for {es.wait} epochs")
+            return (
+                f"stopped early after epoch {es.stopped_epoch}: {es.monitor} has not improved on "
+                f"{es.best} for {es.wait} epochs"
+            )
         return f"stopped after epoch {self.epoch} (a callback set should_stop)"
 
     # ------------------------------------------------------------------------------- state, resume
     def _state(self) -> dict[str, Any]:
         """What the checkpoint keeps of the trainer: its settings that resuming must match, scaler, early stopping."""
-        return {"precision": self.precision, "accumulate": self.accumulate, "grad_clip": self.grad_clip,
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None}
+        return {
+            "precision": self.precision,
+            "accumulate": self.accumulate,
+            "grad_clip": self.grad_clip,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None,
+        }
 
     def _load_state(self, state: dict[str, Any] | None, path: Path) -> None:
         """Restore the scaler and early stopping from a checkpoint's trainer state, after checking the settings."""
         state = state or dict(_DEFAULT_SETTINGS)  # a checkpoint from before the trainer state: fp32, no options
-        differences = [f"  {name}: the run has {state.get(name)!r}, now {getattr(self, name)!r}"
-                       for name in _DEFAULT_SETTINGS if state.get(name) != getattr(self, name)]
+        differences = [
+            f"  {name}: the run has {state.get(name)!r}, now {getattr(self, name)!r}"
+            for name in _DEFAULT_SETTINGS
+            if state.get(name) != getattr(self, name)
+        ]
         if differences:
-            raise ResumeSettingsError(f"cannot resume {path} with other training settings than the run's:\n"
-                                      + "\n".join(differences))
+            raise ResumeSettingsError(
+                f"cannot resume {path} with other training settings than the run's:\n" + "\n".join(differences)
+            )
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if self.early_stopping is not None and state.get("early_stopping"):
@@ -501,15 +579,24 @@ class Trainer:
 
     def _remove_debris(self) -> None:
         """Delete the temporary files of a run killed while writing (never renamed into place: no result)."""
-        stale = (remove_stale_temporaries(self.run_dir / CHECKPOINT_NAME)
-                 + remove_stale_temporaries(self.run_dir / METRICS_NAME))
+        stale = remove_stale_temporaries(self.run_dir / CHECKPOINT_NAME) + remove_stale_temporaries(
+            self.run_dir / METRICS_NAME
+        )
         for path in stale:
             self.log(f"removed {path}, left by an interrupted checkpoint write")
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _epoch_loader(train_set: Dataset, sampler: Sampler | None, epoch: int, *, seed: int, batch_size: int,
-                  num_workers: int, collate_fn: Callable | None) -> DataLoader:
+def _epoch_loader(
+    train_set: Dataset,
+    sampler: Sampler | None,
+    epoch: int,
+    *,
+    seed: int,
+    batch_size: int,
+    num_workers: int,
+    collate_fn: Callable | None,
+) -> DataLoader:
     """The loader of one epoch: its shuffling (and the workers' seeds) drawn from ``seed + epoch``."""
     if hasattr(train_set, "set_epoch"):
         train_set.set_epoch(epoch)
@@ -517,9 +604,15 @@ def _epoch_loader(train_set: Dataset, sampler: Sampler | None, epoch: int, *, se
         sampler.set_epoch(epoch)
     else:
         sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(seed + epoch))
-    return DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_fn, generator=torch.Generator().manual_seed(seed + epoch),
-                      persistent_workers=False)
+    return DataLoader(
+        train_set,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        generator=torch.Generator().manual_seed(seed + epoch),
+        persistent_workers=False,
+    )
 
 
 def _grad_scaler(device: torch.device) -> Any:
@@ -575,4 +668,3 @@ def _summary(record: dict[str, Any]) -> str:
         elif isinstance(value, int):
             parts.append(f"{key} {value}")
     return " | ".join(parts)
-

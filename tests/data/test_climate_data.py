@@ -1,4 +1,5 @@
 """ClimateNet reader, errors, dataset, stats, UGSCNN format, cache, splits, synthetic generator."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,14 @@ def constant_fields(nlat: int = NLAT, nlon: int = NLON) -> dict[str, np.ndarray]
     return {name: np.full((nlat, nlon), c + 1.0, np.float32) for c, name in enumerate(C.VARIABLES)}
 
 
-def write_raw(path, variables: dict[str, np.ndarray], lat, lon, time_dim: bool = True,
-              units: tuple[str | None, str | None] = (None, None)) -> None:
+def write_raw(
+    path,
+    variables: dict[str, np.ndarray],
+    lat,
+    lon,
+    time_dim: bool = True,
+    units: tuple[str | None, str | None] = (None, None),
+) -> None:
     """A netCDF file with exactly the given variables (fields (1, lat, lon), LABELS (lat, lon))."""
     with netCDF4.Dataset(path, "w") as ds:
         ds.createDimension("time", 1)
@@ -320,13 +327,16 @@ def _grid_case(tmp_path, name, lat, lon, units=(None, None)):
     return tmp_path / name
 
 
-@pytest.mark.parametrize("case, message", [
-    ("regional", r"regional\.nc: not a global lat-lon grid"),
-    ("radian_values", r"radian_values\.nc: .*looks like radians"),
-    ("radian_units", r"radian_units\.nc: coordinate 'lat' is in radians"),
-    ("other_units", r"other_units\.nc: coordinate 'lon' has units 'm'"),
-    ("curvilinear", r"curvilinear\.nc: coordinate 'lat' is 2-D .*curvilinear"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("regional", r"regional\.nc: not a global lat-lon grid"),
+        ("radian_values", r"radian_values\.nc: .*looks like radians"),
+        ("radian_units", r"radian_units\.nc: coordinate 'lat' is in radians"),
+        ("other_units", r"other_units\.nc: coordinate 'lon' has units 'm'"),
+        ("curvilinear", r"curvilinear\.nc: coordinate 'lat' is 2-D .*curvilinear"),
+    ],
+)
 def test_bad_grids_are_file_errors_that_check_reports_and_skip_bad_skips(tmp_path, capsys, case, message):
     lat, lon = grid()
     if case == "regional":  # 20..60 N, 100..160 E
@@ -428,7 +438,8 @@ def test_synth_refuses_a_non_empty_folder_and_overwrite_removes_exactly_its_file
     assert len(list(out.glob("*.nc"))) == 3
     C.cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24", "--overwrite"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["notes.txt", "synth.json", "data-2000-01-01-01-1_0.nc", "data-2000-01-03-01-1_1.nc"])
+        ["notes.txt", "synth.json", "data-2000-01-01-01-1_0.nc", "data-2000-01-03-01-1_1.nc"]
+    )
     # a stale sample file that synth.json does not list is not used by the dataset
     import shutil
 

@@ -1,4 +1,5 @@
 """Tests of meshcnn.data.digits (spherical digits); rotations themselves: tests/geometry/test_rotations.py."""
+
 from __future__ import annotations
 
 import sys
@@ -8,10 +9,8 @@ import pytest
 import torch
 
 import meshcnn
-
 from meshcnn.data import digits as D
-from meshcnn.geometry import icosphere
-from meshcnn.geometry import icosahedral_rotations, random_rotation, rotate_signal, vertex_permutation
+from meshcnn.geometry import icosahedral_rotations, icosphere, random_rotation, rotate_signal, vertex_permutation
 
 
 def _rot_z(angle: float) -> np.ndarray:
@@ -88,8 +87,9 @@ def test_icosahedral_rotation_of_projection_is_a_vertex_permutation():
 def test_projection_about_polar_axis_rotates_the_image():
     """A quarter turn about z equals projecting the image turned by 90 degrees counter-clockwise."""
     image = np.random.default_rng(2).random((6, 6))
-    np.testing.assert_allclose(D.project_image(image, 4, _rot_z(np.pi / 2)), D.project_image(np.rot90(image), 4),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        D.project_image(image, 4, _rot_z(np.pi / 2)), D.project_image(np.rot90(image), 4), atol=1e-5
+    )
 
 
 def _smooth_image(n: int = 32) -> np.ndarray:
@@ -174,8 +174,13 @@ def test_planar_digits():
 def test_mnist_file(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), y_train=np.arange(6),
-             x_test=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), y_test=np.arange(4))
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        y_train=np.arange(6),
+        x_test=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        y_test=np.arange(4),
+    )
     ds = D.SphericalDigits("test", 2, mnist=path)
     assert len(ds) == 4 and ds.image_shape == (28, 28)
     signal, label = ds[2]
@@ -211,13 +216,23 @@ def test_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"wrong\.npz.*x_train"):
         D.load_mnist(wrong_keys)
     bad_shape = tmp_path / "shape.npz"
-    np.savez(bad_shape, x_train=np.zeros((2, 16)), y_train=np.zeros(2, int), x_test=np.zeros((1, 4, 4)),
-             y_test=np.zeros(1, int))
+    np.savez(
+        bad_shape,
+        x_train=np.zeros((2, 16)),
+        y_train=np.zeros(2, int),
+        x_test=np.zeros((1, 4, 4)),
+        y_test=np.zeros(1, int),
+    )
     with pytest.raises(ValueError, match="x_train"):
         D.load_mnist(bad_shape)
     bad_labels = tmp_path / "labels.npz"
-    np.savez(bad_labels, x_train=np.zeros((2, 4, 4)), y_train=np.zeros(3, int), x_test=np.zeros((1, 4, 4)),
-             y_test=np.zeros(1, int))
+    np.savez(
+        bad_labels,
+        x_train=np.zeros((2, 4, 4)),
+        y_train=np.zeros(3, int),
+        x_test=np.zeros((1, 4, 4)),
+        y_test=np.zeros(1, int),
+    )
     with pytest.raises(ValueError, match="y_train"):
         D.load_mnist(bad_labels)
     garbage = tmp_path / "garbage.npz"
@@ -271,14 +286,51 @@ def test_train_script_end_to_end(tmp_path):
 
     script = Path(__file__).resolve().parents[2] / "experiments" / "spherical_digits" / "train.py"
     images, labels = D.load_digits_arrays()  # a small MNIST-format file: 24 trainings in seconds, not a minute
-    np.savez(tmp_path / "small.npz", x_train=images[:200], y_train=labels[:200], x_test=images[200:280],
-             y_test=labels[200:280])
-    done = subprocess.run([sys.executable, str(script), "--mnist", str(tmp_path / "small.npz"),
-                           "--level", "2", "--epochs", "1", "--width", "3", "--depth", "1",
-                           "--settings", "N/N", "N/R", "--run-dir", str(tmp_path), "--no-progress",
-                           "--orientation", *meshcnn.ORIENTATIONS, "--models", "sphere", "planar",
-                           "planar-unprojected", "--seed", "0", "1", "--augment", "z", "--downsample", "pool"],
-                          capture_output=True, text=True, timeout=600)
+    np.savez(
+        tmp_path / "small.npz",
+        x_train=images[:200],
+        y_train=labels[:200],
+        x_test=images[200:280],
+        y_test=labels[200:280],
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--mnist",
+            str(tmp_path / "small.npz"),
+            "--level",
+            "2",
+            "--epochs",
+            "1",
+            "--width",
+            "3",
+            "--depth",
+            "1",
+            "--settings",
+            "N/N",
+            "N/R",
+            "--run-dir",
+            str(tmp_path),
+            "--no-progress",
+            "--orientation",
+            *meshcnn.ORIENTATIONS,
+            "--models",
+            "sphere",
+            "planar",
+            "planar-unprojected",
+            "--seed",
+            "0",
+            "1",
+            "--augment",
+            "z",
+            "--downsample",
+            "pool",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "results.json").read_text())
     rows = result["rows"]
@@ -292,10 +344,31 @@ def test_train_script_end_to_end(tmp_path):
     assert len(result["table"]) == 2 + 4 + 2 and "±" in result["table"][2]
     robustness = script.parent / "robustness.py"
     width = next(r["width"] for r in rows if r["orientation"] == "invariant")
-    done = subprocess.run([sys.executable, str(robustness), "--checkpoint", str(tmp_path / "sphere-invariant_N_s1"),
-                           "--level", "2", "--width", str(width), "--depth", "1", "--orientation", "invariant",
-                           "--downsample", "pool", "--random", "1", "--out", str(tmp_path / "robust.json")],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(robustness),
+            "--checkpoint",
+            str(tmp_path / "sphere-invariant_N_s1"),
+            "--level",
+            "2",
+            "--width",
+            str(width),
+            "--depth",
+            "1",
+            "--orientation",
+            "invariant",
+            "--downsample",
+            "pool",
+            "--random",
+            "1",
+            "--out",
+            str(tmp_path / "robust.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     table = {r["rotation"]: r["accuracy"] for r in json.loads((tmp_path / "robust.json").read_text())["rows"]}
     assert len(table) == 1 + 3 + 5 + 6 + 1

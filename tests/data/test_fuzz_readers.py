@@ -16,6 +16,7 @@ dependency, and never a silently wrong sample.
 * OFF: a read must match an independent line-by-line parse of the same bytes (the
   documented format), so a damaged line cannot be silently reinterpreted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,7 +47,7 @@ def _mutations(good: bytes, rng: np.random.Generator, n: int, header: int, heade
                 b[int(rng.integers(len(b)))] ^= 1 << int(rng.integers(8))
         elif kind == 2:
             i = int(rng.integers(0, header))
-            b[i:i + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+            b[i : i + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
         else:
             b = bytearray(headers[int(rng.integers(len(headers)))]) + b[4:]
         yield bytes(b)
@@ -116,7 +117,7 @@ def _reference_off(raw: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     header = _OFF_HEADER.match(lines[0]) if lines else None
     if header is None:
         return None
-    rest = lines[0][header.end():].strip()
+    rest = lines[0][header.end() :].strip()
     if not rest and len(lines) < 2:
         return None
     counts, body = (rest, lines[1:]) if rest else (lines[1], lines[2:])
@@ -136,10 +137,10 @@ def _reference_off(raw: bytes) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         if len(tokens) < 3:
             return None
-    for line in body[nv:nv + nf]:
+    for line in body[nv : nv + nf]:
         tokens = line.split()
         try:
-            n, corners = int(tokens[0]), [int(x) for x in tokens[1:int(tokens[0]) + 1]]
+            n, corners = int(tokens[0]), [int(x) for x in tokens[1 : int(tokens[0]) + 1]]
         except (ValueError, IndexError):
             return None
         if n != 3 or len(corners) < 3:
@@ -159,8 +160,20 @@ def test_fuzz_off_reader(tmp_path, validate):
     mesh.vertices += np.random.default_rng(0).normal(0, 0.01, mesh.vertices.shape)
     write_off(tmp_path / "valid.off", mesh)
     good = (tmp_path / "valid.off").read_bytes()
-    headers = [b"OFF\n", b"COFF\n", b"\xef\xbb\xbfOFF\n", b"OFF", b"off ", b"NOFF\n", b"4OFF\n", b"OFF\n-3 ",
-               b"OFF\n99999999999999999999 ", b"OFF\n0 0 0\n", b"", b"\x00\x00\x00\x00"]
+    headers = [
+        b"OFF\n",
+        b"COFF\n",
+        b"\xef\xbb\xbfOFF\n",
+        b"OFF",
+        b"off ",
+        b"NOFF\n",
+        b"4OFF\n",
+        b"OFF\n-3 ",
+        b"OFF\n99999999999999999999 ",
+        b"OFF\n0 0 0\n",
+        b"",
+        b"\x00\x00\x00\x00",
+    ]
     outcomes = {"read": 0, "error": 0}
     start = time.perf_counter()
     for k, damaged in enumerate(_mutations(good, np.random.default_rng(1 + validate), 800, 40, headers)):

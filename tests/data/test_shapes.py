@@ -1,4 +1,5 @@
 """OFF reading, the ModelNet-layout dataset (cache, rotations, bad files) and the synthetic shape set."""
+
 import os
 
 import numpy as np
@@ -30,8 +31,11 @@ def test_read_off_headers_including_the_modelnet_quirk(tmp_path, header):
 
 
 def test_read_off_ignores_colours(tmp_path):
-    text = "OFF\n4 4 0\n" + "".join(f"{v} 255 0 0\n" for v in TETRA_V.splitlines()) + \
-        "".join(f"{f} 0.5 0.5 0.5\n" for f in TETRA_F.splitlines())
+    text = (
+        "OFF\n4 4 0\n"
+        + "".join(f"{v} 255 0 0\n" for v in TETRA_V.splitlines())
+        + "".join(f"{f} 0.5 0.5 0.5\n" for f in TETRA_F.splitlines())
+    )
     np.testing.assert_array_equal(read_off(_write(tmp_path / "c.off", text)).faces[3], [1, 2, 3])
 
 
@@ -47,17 +51,20 @@ def test_polygons_are_an_error_unless_triangulated(tmp_path):
     assert mesh.is_watertight and abs(mesh.volume) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "not an OFF file"),
-    ("PLY\n4 4 0\n" + TETRA_V + TETRA_F, "not an OFF file"),
-    ("OFF\nfour 4 0\n" + TETRA_V + TETRA_F, "malformed OFF header"),
-    ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.splitlines()[0], "truncated"),
-    ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.replace("1 2 3", "1 2 9"), "out of range"),
-    ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.replace("3 1 2 3", "2 1 2"), "at least 3 corners"),
-    ("OFF\n4 4 0\n" + TETRA_V.replace("0 0 1", "0 0 nan") + TETRA_F, "NaN"),
-    ("OFF\n4 4 0\n" + TETRA_V.replace("0 0 1", "1 1 0") + TETRA_F, "zero volume"),
-    ("OFF\n4 4 0\n0 0 0\n1 0 x\n0 1 0\n0 0 1\n" + TETRA_F, "vertex 1"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "not an OFF file"),
+        ("PLY\n4 4 0\n" + TETRA_V + TETRA_F, "not an OFF file"),
+        ("OFF\nfour 4 0\n" + TETRA_V + TETRA_F, "malformed OFF header"),
+        ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.splitlines()[0], "truncated"),
+        ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.replace("1 2 3", "1 2 9"), "out of range"),
+        ("OFF\n4 4 0\n" + TETRA_V + TETRA_F.replace("3 1 2 3", "2 1 2"), "at least 3 corners"),
+        ("OFF\n4 4 0\n" + TETRA_V.replace("0 0 1", "0 0 nan") + TETRA_F, "NaN"),
+        ("OFF\n4 4 0\n" + TETRA_V.replace("0 0 1", "1 1 0") + TETRA_F, "zero volume"),
+        ("OFF\n4 4 0\n0 0 0\n1 0 x\n0 1 0\n0 0 1\n" + TETRA_F, "vertex 1"),
+    ],
+)
 def test_bad_off_files_raise_naming_the_file(tmp_path, text, message):
     path = _write(tmp_path / "bad_0007.off", text)
     with pytest.raises(ValueError, match=r"bad_0007\.off.*" + message):
@@ -239,11 +246,35 @@ def test_classifier_configs():
 
 def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
     run = tmp_path / "run"
-    common = ["--data", str(synth_root), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "1",
-              "--batch-size", "3", "--no-progress"]
-    history = _script("train")["main"](common + ["--run-dir", str(run), "--cache-dir", str(tmp_path / "cache"),
-                                                 "--rotate-train", "--orientation", "invariant",
-                                                 "--downsample", "pool"])
+    common = [
+        "--data",
+        str(synth_root),
+        "--level",
+        "1",
+        "--depth",
+        "1",
+        "--width",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "3",
+        "--no-progress",
+    ]
+    history = _script("train")["main"](
+        common
+        + [
+            "--run-dir",
+            str(run),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--rotate-train",
+            "--orientation",
+            "invariant",
+            "--downsample",
+            "pool",
+        ]
+    )
     assert len(history) == 1 and 0 <= history[0]["test_accuracy"] <= 1
     assert (run / "checkpoint.pt").is_file() and (run / "metrics.json").is_file()
     config = torch.load(run / "checkpoint.pt", weights_only=True)["extra"]["config"]
@@ -254,15 +285,32 @@ def test_train_evaluate_and_rotation_study_scripts(synth_root, tmp_path):
     rows = _script("rotation_study")["main"](common + ["--run-dir", str(tmp_path / "study"), "--models", "planar"])
     assert [r["setting"] for r in rows] == ["N/N", "N/R", "R/R"]
     assert all(r["kind"] == "planar" and r["params"] > 0 for r in rows)
-    rows = _script("rotation_study")["main"](common + ["--run-dir", str(tmp_path / "study2"), "--settings", "N/N",
-                                                       "--orientation", "isotropic", "invariant", "--seed", "0", "1",
-                                                       "--downsample", "pool"])
+    rows = _script("rotation_study")["main"](
+        common
+        + [
+            "--run-dir",
+            str(tmp_path / "study2"),
+            "--settings",
+            "N/N",
+            "--orientation",
+            "isotropic",
+            "invariant",
+            "--seed",
+            "0",
+            "1",
+            "--downsample",
+            "pool",
+        ]
+    )
     assert {(r["kind"], r["orientation"], r["seed"]) for r in rows} == {
-        (k, o, s) for k, o in (("spherical", "isotropic"), ("spherical", "invariant"), ("planar", "fixed"))
-        for s in (0, 1)}
+        (k, o, s)
+        for k, o in (("spherical", "isotropic"), ("spherical", "invariant"), ("planar", "fixed"))
+        for s in (0, 1)
+    }
     assert (tmp_path / "study2" / "spherical-invariant_N_s1" / "checkpoint.pt").is_file()
-    png = _script("show_projection")["main"](["--data", str(synth_root), "--level", "1", "--classes", "torus",
-                                              "--out", str(tmp_path / "maps.png")])
+    png = _script("show_projection")["main"](
+        ["--data", str(synth_root), "--level", "1", "--classes", "torus", "--out", str(tmp_path / "maps.png")]
+    )
     assert png.stat().st_size > 0
     with pytest.raises(ValueError, match="sphere"):
         _script("show_projection")["main"](["--data", str(synth_root), "--classes", "sphere"])
@@ -322,8 +370,13 @@ def test_shapes_in_tiny_or_huge_units_project_like_unit_ones(tmp_path, scale):
     assert np.isfinite(project_mesh(scaled, 1)).all()
 
 
-@pytest.mark.parametrize("vertex_lines", ["0 0 0\n1\n0 1 0\n0 0 1\n",  # a short line was read as (1, 1, 1)
-                                          "0 0 0\n1 0\r0\n0 1 0\n0 0 1\n"])  # a line broken in two
+@pytest.mark.parametrize(
+    "vertex_lines",
+    [
+        "0 0 0\n1\n0 1 0\n0 0 1\n",  # a short line was read as (1, 1, 1)
+        "0 0 0\n1 0\r0\n0 1 0\n0 0 1\n",
+    ],
+)  # a line broken in two
 def test_damaged_vertex_lines_are_errors_not_other_numbers(tmp_path, vertex_lines):
     path = tmp_path / "short.off"
     path.write_bytes(("OFF\n4 4 0\n" + vertex_lines + TETRA_F).encode())

@@ -1,6 +1,7 @@
 """The issue-18 benchmarks on their smallest sizes: MeshConv speed on other meshes
 (experiments/benchmark/meshconv.py --meshes) and equivariance on HEALPix
 (experiments/benchmark/grid_equivariance.py)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -59,9 +60,29 @@ def test_reorderings_are_permutations_that_shrink_the_bandwidth(meshconv):
 def test_meshconv_benchmark_on_other_meshes(meshconv, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MESHCNN_MESH_DIR", str(tmp_path / "meshes"))
     out = tmp_path / "bench.json"
-    meshconv.main(["--levels", "2", "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-original",
-                   "--no-memory", "--no-unet", "--mesh-levels", "0", "--clock", "cpu", "--meshes", *meshconv.MESH_KINDS,
-                   "--json", str(out)])
+    meshconv.main(
+        [
+            "--levels",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--no-original",
+            "--no-memory",
+            "--no-unet",
+            "--mesh-levels",
+            "0",
+            "--clock",
+            "cpu",
+            "--meshes",
+            *meshconv.MESH_KINDS,
+            "--json",
+            str(out),
+        ]
+    )
     stdout = capsys.readouterr().out
     assert "time / icosphere" in stdout and "healpix V=192" in stdout
     (row,) = json.loads(out.read_text())["conv"]
@@ -83,8 +104,10 @@ def test_healpix_isotropic_is_equivariant_within_the_interpolation_floor(equivar
     rotations = [equivariance.random_rotation(rng) for _ in range(2)]
     signal = equivariance.SmoothSignal(degree=3, channels=equivariance.CHANNELS)
     _, perm = equivariance.exact_symmetry(healpix)
-    results = {o: equivariance.measure(equivariance.make_model("conv", healpix, o), healpix["mesh"], signal,
-                                       rotations, perm) for o in ("isotropic", "fixed")}
+    results = {
+        o: equivariance.measure(equivariance.make_model("conv", healpix, o), healpix["mesh"], signal, rotations, perm)
+        for o in ("isotropic", "fixed")
+    }
     iso, fixed = results["isotropic"], results["fixed"]
     assert iso["exact"] < 1e-12 and fixed["exact"] < 1e-12  # quarter turns: exact for every orientation
     assert 0 < iso["floor_in"] < 0.5

@@ -1,5 +1,6 @@
 """Climate segmentation experiment: DDP with 2 gloo processes, exact resume, crash-safe checkpoints,
 evaluation, and the main job on tiny data."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _helpers
 import pytest
 import torch
 
-from meshcnn.tasks import segmentation
 from meshcnn.data import climate as C
+from meshcnn.tasks import build_model
 from meshcnn.train import fit, load_checkpoint
-
-import _helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "experiments" / "climate_segmentation"
@@ -61,15 +61,31 @@ def params(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_ddp_two_gloo_processes_stay_in_sync(tiny_data, tmp_path):
-    out = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(SCRIPTS / "train.py"), "--data", str(tiny_data), "--out", str(tmp_path / "ddp"),
-               *TINY, "--epochs", "2"], timeout=180)
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(SCRIPTS / "train.py"),
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "ddp"),
+            *TINY,
+            "--epochs",
+            "2",
+        ],
+        timeout=180,
+    )
     sums = dict(re.findall(r"rank (\d)/2: parameter checksum ([0-9a-f]{16})", out))
     assert set(sums) == {"0", "1"}, out
     assert sums["0"] == sums["1"]
     # rank 0 alone wrote the run, and its checkpoint holds the synchronized parameters
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
-    model = segmentation.build_model(ckpt["extra"]["config"])
+    model = build_model(ckpt["extra"]["config"])
     model.load_state_dict(ckpt["model"])
     assert load_script("train").parameter_checksum(model) == sums["0"]
     assert len(json.loads((tmp_path / "ddp" / "metrics.json").read_text())) == 2
@@ -100,15 +116,27 @@ def test_interrupted_checkpoint_write_keeps_previous(tiny_data, tmp_path, monkey
 
     def make():
         torch.manual_seed(0)
-        model = segmentation.build_model(config)
+        model = build_model(config)
         return model, torch.optim.Adam(model.parameters(), 1e-2)
 
     model, opt = make()
     loss = torch.nn.CrossEntropyLoss()
-    fit(model, ds, optimizer=opt, loss_fn=loss, epochs=1, batch_size=2, run_dir=tmp_path, progress=False,
-        log=lambda *_: None)
-    before = {k: v.clone() for k, v in load_checkpoint(tmp_path / "checkpoint.pt")["model"].items()
-              if isinstance(v, torch.Tensor)}
+    fit(
+        model,
+        ds,
+        optimizer=opt,
+        loss_fn=loss,
+        epochs=1,
+        batch_size=2,
+        run_dir=tmp_path,
+        progress=False,
+        log=lambda *_: None,
+    )
+    before = {
+        k: v.clone()
+        for k, v in load_checkpoint(tmp_path / "checkpoint.pt")["model"].items()
+        if isinstance(v, torch.Tensor)
+    }
 
     real_save = torch.save
 
@@ -119,8 +147,18 @@ def test_interrupted_checkpoint_write_keeps_previous(tiny_data, tmp_path, monkey
     monkeypatch.setattr(torch, "save", dying_save)
     model, opt = make()
     with pytest.raises(KeyboardInterrupt):
-        fit(model, ds, optimizer=opt, loss_fn=loss, epochs=2, batch_size=2, run_dir=tmp_path, progress=False,
-            resume=True, log=lambda *_: None)
+        fit(
+            model,
+            ds,
+            optimizer=opt,
+            loss_fn=loss,
+            epochs=2,
+            batch_size=2,
+            run_dir=tmp_path,
+            progress=False,
+            resume=True,
+            log=lambda *_: None,
+        )
     monkeypatch.setattr(torch, "save", real_save)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["epoch"] == 1
@@ -147,8 +185,9 @@ def test_planar_and_evaluate_and_skip_bad(tiny_data, tmp_path):
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        load_script("evaluate").main(["--run", str(tmp_path / "planar"), "--num-maps", "1", "--no-progress",
-                                      "--skip-bad", "--threads", "1"])
+        load_script("evaluate").main(
+            ["--run", str(tmp_path / "planar"), "--num-maps", "1", "--no-progress", "--skip-bad", "--threads", "1"]
+        )
     out = buf.getvalue()
     report = json.loads((tmp_path / "planar" / "eval" / "test_metrics.json").read_text())
     # the bad file was skipped, with a message naming it, in whichever split it fell
@@ -161,9 +200,30 @@ def test_planar_and_evaluate_and_skip_bad(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_main_job_tiny(tmp_path):
-    out = run([sys.executable, str(SCRIPTS / "main.py"), "--out", str(tmp_path / "main"), "--num", "6", "--nlat", "19",
-               "--nlon", "24", "--level", "2", "--width", "4", "--epochs", "1", "--num-maps", "1", "--no-progress"],
-              timeout=180)
+    out = run(
+        [
+            sys.executable,
+            str(SCRIPTS / "main.py"),
+            "--out",
+            str(tmp_path / "main"),
+            "--num",
+            "6",
+            "--nlat",
+            "19",
+            "--nlon",
+            "24",
+            "--level",
+            "2",
+            "--width",
+            "4",
+            "--epochs",
+            "1",
+            "--num-maps",
+            "1",
+            "--no-progress",
+        ],
+        timeout=180,
+    )
     assert "test IoU" in out and "test AP" in out
     summary = json.loads((tmp_path / "main" / "summary.json").read_text())
     assert summary["maps"] and all(Path(p).is_file() for p in summary["maps"])
@@ -185,7 +245,7 @@ def test_train_with_orientation_stores_it_and_flips_the_meridional_winds(tiny_da
     config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["extra"]["config"]
     assert config["orientation"] == orientation
     assert [C.VARIABLES[c] for c in config["flip_channels"]] == flipped
-    model = segmentation.build_model(config)
+    model = build_model(config)
     assert model.orientation == orientation and model.flip_channels == tuple(config["flip_channels"])
     model.load_state_dict(params(tmp_path / "run"))  # the level and orientation stored per layer match
     assert f"({orientation}, hemisphere flip of {flipped or 'nothing'})" in log
@@ -193,9 +253,33 @@ def test_train_with_orientation_stores_it_and_flips_the_meridional_winds(tiny_da
 
 @pytest.mark.slow
 def test_orientation_study_tiny(tmp_path):
-    out = run([sys.executable, str(SCRIPTS / "orientation_study.py"), "--out", str(tmp_path / "study"), "--num", "6",
-               "--nlat", "19", "--nlon", "24", "--level", "2", "--width", "4", "--epochs", "1",
-               "--orientation", "fixed", "poleward", "--seed", "1", "--no-progress"], timeout=300)
+    out = run(
+        [
+            sys.executable,
+            str(SCRIPTS / "orientation_study.py"),
+            "--out",
+            str(tmp_path / "study"),
+            "--num",
+            "6",
+            "--nlat",
+            "19",
+            "--nlon",
+            "24",
+            "--level",
+            "2",
+            "--width",
+            "4",
+            "--epochs",
+            "1",
+            "--orientation",
+            "fixed",
+            "poleward",
+            "--seed",
+            "1",
+            "--no-progress",
+        ],
+        timeout=300,
+    )
     result = json.loads((tmp_path / "study" / "results.json").read_text())
     assert [line.split(" | ")[0] for line in result["table"][2:]] == ["| fixed", "| poleward"]
     assert all(line.endswith("| 1 |") for line in result["table"][2:]) and "TC IoU, south" in out
@@ -232,7 +316,7 @@ def test_healpix_grid_trains_evaluates_and_predicts_on_the_input_grid(tiny_data,
     train(tiny_data, tmp_path / "run", "--epochs", "1", "--grid", "healpix", "--min-level", "0")
     config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["extra"]["config"]
     assert config["grid"] == "healpix" and config["level"] == 2
-    model = segmentation.build_model(config)
+    model = build_model(config)
     assert model.hierarchy[0].num_vertices == 12 * 4**2 and model.hierarchy[0].name == "healpix4n"
     model.load_state_dict(params(tmp_path / "run"), strict=False)  # the layers' fingerprints match
     report = load_script("evaluate").main(["--run", str(tmp_path / "run"), "--no-plots", "--no-progress"])

@@ -1,4 +1,5 @@
 """Native-grids experiment: the script end to end on tiny ICON-like and MPAS-like grids (a subprocess)."""
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,37 @@ pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "experiments" / "native_grids" / "train.py"
-TINY = ["--icon-level", "3", "--mpas-level", "3", "--levels", "3", "--train", "6", "--val", "2", "--test", "2",
-        "--epochs", "2", "--width", "4", "--batch-size", "2", "--no-progress", "--threads", "1"]
+TINY = [
+    "--icon-level",
+    "3",
+    "--mpas-level",
+    "3",
+    "--levels",
+    "3",
+    "--train",
+    "6",
+    "--val",
+    "2",
+    "--test",
+    "2",
+    "--epochs",
+    "2",
+    "--width",
+    "4",
+    "--batch-size",
+    "2",
+    "--no-progress",
+    "--threads",
+    "1",
+]
 
 
 @pytest.mark.slow
 def test_train_script_end_to_end(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), *TINY], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), *TINY], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())["results"]
     assert set(results) == {"icon", "mpas"}

@@ -1,4 +1,5 @@
 """The operator-accuracy benchmark (experiments/benchmark/operators.py, issue 18) on its smallest sizes."""
+
 from __future__ import annotations
 
 import math
@@ -6,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_script
 
 from meshcnn.geometry import icosphere
-
-from _helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "benchmark" / "operators.py"
 

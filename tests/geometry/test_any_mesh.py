@@ -1,4 +1,5 @@
 """Meshes of any point set (Mesh.from_points, Mesh.from_faces): Delaunay, operators, bad input."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -85,13 +86,23 @@ def test_save_and_load_keep_the_name_and_no_level(tmp_path):
     assert abs(back.laplacian - mesh.laplacian).max() == 0
 
 
-@pytest.mark.parametrize("points, message", [
-    (random_points(3), "at least 4 points"),
-    (np.vstack([random_points(50), random_points(50)[7:8]]), "duplicate or coincident points"),
-    (random_points(50) * 1.001, "unit sphere"),
-    (np.vstack([random_points(50)[:, :2], ]), "(N, 3)"),
-    (np.where(np.arange(150)[:, None] == 3, np.nan, random_points(150)), "finite"),
-])
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        (random_points(3), "at least 4 points"),
+        (np.vstack([random_points(50), random_points(50)[7:8]]), "duplicate or coincident points"),
+        (random_points(50) * 1.001, "unit sphere"),
+        (
+            np.vstack(
+                [
+                    random_points(50)[:, :2],
+                ]
+            ),
+            "(N, 3)",
+        ),
+        (np.where(np.arange(150)[:, None] == 3, np.nan, random_points(150)), "finite"),
+    ],
+)
 def test_bad_points_are_refused(points, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Mesh.from_points(points)

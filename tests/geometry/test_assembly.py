@@ -1,10 +1,11 @@
 """The face-by-face assembly of Mesh.build against the general (libigl) operators."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from meshcnn.geometry import operators as ops
-from meshcnn.geometry._assembly import face_pattern, closed_mesh_operators
+from meshcnn.geometry._assembly import closed_mesh_operators, face_pattern
 from meshcnn.geometry.mesh import _geometry
 
 
@@ -12,8 +13,13 @@ def _reference(vertices, faces):
     """The operators as the general functions build them, one libigl call each."""
     h = ops.mean_edge_length(vertices, faces)
     grad_ew, grad_ns = ops.directional_derivatives(vertices, faces, scale=h)
-    return {"vertex_areas": ops.vertex_areas(vertices, faces), "laplacian": ops.cotangent_laplacian(vertices, faces),
-            "grad_ew": grad_ew, "grad_ns": grad_ns, "mean_edge_length": h}
+    return {
+        "vertex_areas": ops.vertex_areas(vertices, faces),
+        "laplacian": ops.cotangent_laplacian(vertices, faces),
+        "grad_ew": grad_ew,
+        "grad_ns": grad_ns,
+        "mean_edge_length": h,
+    }
 
 
 def _assert_matches_reference(vertices, faces, rtol=1e-12):
@@ -50,7 +56,7 @@ def test_face_pattern_places_every_face_entry(level):
     ring = ops.one_ring(faces, len(vertices))
     for v in range(len(vertices)):  # row v: v and its 1-ring, ascending
         want = np.sort(np.append(ring[v][ring[v] >= 0], v))
-        np.testing.assert_array_equal(pattern.indices[pattern.indptr[v]:pattern.indptr[v + 1]], want)
+        np.testing.assert_array_equal(pattern.indices[pattern.indptr[v] : pattern.indptr[v + 1]], want)
     row = np.searchsorted(pattern.indptr, pattern.slots, side="right") - 1
     col = pattern.indices[pattern.slots]
     nxt = faces[:, [1, 2, 0]].T

@@ -1,4 +1,5 @@
 """Sphere coordinates: the lat/lon convention and the east/north frame."""
+
 import numpy as np
 import pytest
 

@@ -1,8 +1,9 @@
 """MeshHierarchy: restriction and prolongation between any two meshes; the icosphere instance."""
+
 import numpy as np
 import pytest
 
-from meshcnn.geometry import Mesh, MeshHierarchy, icosphere, area_weighted_restriction
+from meshcnn.geometry import Mesh, MeshHierarchy, area_weighted_restriction, icosphere
 
 
 def random_points(n, seed=0):
@@ -32,7 +33,7 @@ def test_linear_fields_move_between_levels_to_interpolation_accuracy(mixed):
         for axis in range(3):
             # prolongation reproduces a linear field to O(h^2) (the flat triangles' sag)
             err_p = np.abs(mixed.prolongations[i] @ coarse.vertices[:, axis] - fine.vertices[:, axis]).max()
-            assert err_p < 0.5 * coarse.mean_edge_length ** 2
+            assert err_p < 0.5 * coarse.mean_edge_length**2
             err_r = np.abs(mixed.restrictions[i] @ fine.vertices[:, axis] - coarse.vertices[:, axis]).max()
             assert err_r < 0.5 * coarse.mean_edge_length  # a weighted mean over the coarse hat: O(h)
 

@@ -1,4 +1,5 @@
 """The icosphere hierarchy: combinatorics, nesting, orientation, file format."""
+
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ def test_unit_norm_and_outward_orientation(level):
 def test_nesting(level):
     fine, coarse = icosphere(level), icosphere(level - 1)
     assert np.array_equal(fine.vertices[: coarse.num_vertices], coarse.vertices)
-    midpoints = fine.vertices[coarse.num_vertices:]
+    midpoints = fine.vertices[coarse.num_vertices :]
     ends = coarse.vertices[fine.parent_edges]
     expected = ends.sum(1) / np.linalg.norm(ends.sum(1), axis=1, keepdims=True)
     np.testing.assert_allclose(midpoints, expected, atol=1e-15)
@@ -60,7 +61,7 @@ def test_upsample_averages_edge_ends(level):
     u = np.random.default_rng(level).normal(size=coarse.num_vertices)
     v = up @ u
     np.testing.assert_array_equal(v[: coarse.num_vertices], u)
-    np.testing.assert_allclose(v[coarse.num_vertices:], u[fine.parent_edges].mean(1), atol=1e-15)
+    np.testing.assert_allclose(v[coarse.num_vertices :], u[fine.parent_edges].mean(1), atol=1e-15)
     assert icosphere(0).upsample is None
 
 

@@ -1,4 +1,5 @@
 """Differential operators against analytic answers on the sphere."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -78,8 +79,13 @@ def test_gradient_of_z():
 def test_gradient_of_x():
     # x = cos(lat) cos(lon): d/d(east) = -sin(lon), d/d(north) = -sin(lat) cos(lon). The east/north
     # frame is singular at the poles, so compare away from them.
-    errs = _gradient_errors(lambda x, y, z: x, lambda m: -np.sin(m.lon),
-                            lambda m: -np.sin(m.lat) * np.cos(m.lon), levels=range(2, 7), max_lat_deg=80)
+    errs = _gradient_errors(
+        lambda x, y, z: x,
+        lambda m: -np.sin(m.lon),
+        lambda m: -np.sin(m.lat) * np.cos(m.lon),
+        levels=range(2, 7),
+        max_lat_deg=80,
+    )
     assert np.all(errs[1:] < 0.75 * errs[:-1]), errs
     assert np.all(errs[-1] < 0.005), errs
 

@@ -1,22 +1,25 @@
 """Spherical projection of meshes: analytic answers, rotations, engines, bad input."""
+
 import numpy as np
 import pytest
 import trimesh
 
 import meshcnn.geometry.project as project
 import meshcnn.geometry.rotations
-from meshcnn.geometry import icosphere
 from meshcnn.geometry import (
     MISS_DISTANCE,
     check_mesh,
+    icosahedral_rotations,
+    icosphere,
     latlon_directions,
     latlon_shape,
     project_directions,
     project_latlon,
     project_mesh,
+    random_rotation,
     ray_engine,
+    vertex_permutation,
 )
-from meshcnn.geometry import icosahedral_rotations, random_rotation, vertex_permutation
 
 
 def _shape() -> trimesh.Trimesh:
@@ -94,8 +97,9 @@ def test_any_rotation_equals_casting_along_rotated_directions():
 
 def test_engines_agree():
     mesh = _shape()
-    np.testing.assert_allclose(project_mesh(mesh, 2, engine="embree"), project_mesh(mesh, 2, engine="triangle"),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        project_mesh(mesh, 2, engine="embree"), project_mesh(mesh, 2, engine="triangle"), atol=1e-5
+    )
 
 
 def test_engine_choice(monkeypatch):

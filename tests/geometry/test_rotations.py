@@ -1,4 +1,5 @@
 """Tests of meshcnn.geometry.rotations and the point locator (meshcnn.geometry.locate)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,19 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from meshcnn.geometry import (barycentric_interpolation, check_rotation, icosahedral_rotations, icosphere, locate,
-                              random_rotation, rotate_signal, rotation_about_axis, rotation_about_z,
-                              rotation_matrix_on_mesh, vertex_permutation)
+from meshcnn.geometry import (
+    barycentric_interpolation,
+    check_rotation,
+    icosahedral_rotations,
+    icosphere,
+    locate,
+    random_rotation,
+    rotate_signal,
+    rotation_about_axis,
+    rotation_about_z,
+    rotation_matrix_on_mesh,
+    vertex_permutation,
+)
 
 
 def test_rotation_error_shrinks_with_level():

@@ -1,4 +1,5 @@
 """Tests of meshcnn.grids.healpix: the pixel centres against the analytic facts of HEALPix."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_ring_latitudes_and_azimuths(nside):
     assert sizes.sum() == 12 * nside**2
     start = np.concatenate([[0], np.cumsum(sizes)])
     for i in range(1, 4 * nside):
-        zs, ps = z[start[i - 1]:start[i]], phi[start[i - 1]:start[i]]
+        zs, ps = z[start[i - 1] : start[i]], phi[start[i - 1] : start[i]]
         if i < nside:
             expected = 1 - i**2 / (3 * nside**2)
         elif i > 3 * nside:
@@ -69,7 +70,7 @@ def test_ring_latitudes_and_azimuths(nside):
         else:
             expected = 4 / 3 - 2 * i / (3 * nside)
         np.testing.assert_allclose(zs, expected, rtol=0, atol=1e-15)
-        np.testing.assert_allclose(one_minus_abs_z[start[i - 1]:start[i]], 1 - abs(expected), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(one_minus_abs_z[start[i - 1] : start[i]], 1 - abs(expected), rtol=1e-13, atol=1e-15)
         n = len(ps)
         offset = 0.0 if nside <= i <= 3 * nside and (i - nside) % 2 else 0.5
         np.testing.assert_allclose(ps, (np.arange(n) + offset) * 2 * np.pi / n, rtol=0, atol=1e-14)

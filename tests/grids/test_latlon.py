@@ -1,4 +1,5 @@
 """LatLonGrid: equality and hashing."""
+
 import numpy as np
 
 from meshcnn.grids import LatLonGrid

@@ -1,4 +1,5 @@
 """Tests of meshcnn.grids.regrid against analytic fields and exact invariants."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -244,8 +245,9 @@ def test_regrid_dataarray_and_dataset():
     # transposed input gives the same answer
     np.testing.assert_allclose(regrid_dataarray(da.transpose("lon", "time", "lat"), level).values, out.values)
 
-    labels = xr.DataArray(np.zeros((37, 72), dtype=np.int8), dims=("latitude", "longitude"),
-                          coords={"latitude": lat, "longitude": lon})
+    labels = xr.DataArray(
+        np.zeros((37, 72), dtype=np.int8), dims=("latitude", "longitude"), coords={"latitude": lat, "longitude": lon}
+    )
     ds = xr.Dataset({"TMQ": da, "LABELS": labels.rename(latitude="lat", longitude="lon"), "step": ("time", [5, 6])})
     out_ds = regrid_dataarray(ds, level, "nearest")
     assert set(out_ds.data_vars) == {"TMQ", "LABELS", "step"}
@@ -263,8 +265,12 @@ def land_mask(lat_deg, lon_deg):
     """A realistic land-sea mask: smooth 'continents' (about 30% of the area) with ragged
     coasts, a polar continent (Antarctica-like cap) and small islands."""
     lat, lon = np.deg2rad(lat_deg), np.deg2rad(lon_deg)
-    blobs = (np.sin(2 * lon) * np.cos(lat) ** 2 + 0.6 * np.cos(3 * lon + 1.0) * np.sin(2 * lat)
-             + 0.25 * np.sin(9 * lon) * np.cos(7 * lat) + 0.15 * np.cos(17 * lon + 2 * lat))
+    blobs = (
+        np.sin(2 * lon) * np.cos(lat) ** 2
+        + 0.6 * np.cos(3 * lon + 1.0) * np.sin(2 * lat)
+        + 0.25 * np.sin(9 * lon) * np.cos(7 * lat)
+        + 0.15 * np.cos(17 * lon + 2 * lat)
+    )
     return (blobs > 0.55) | (lat_deg < -70.0)
 
 
@@ -323,13 +329,20 @@ def test_skipna_land_mask_footprint_and_no_overshoot(method, direction):
     if method != "nearest":
         assert smeared.sum() > 1.1 * nan_out.sum()
     # the NaN area is about the land area
-    assert abs(nan_out.mean() - np.mean(land_mask(np.rad2deg(np.arcsin(pts_out[:, 2])),
-                                                  np.rad2deg(np.arctan2(pts_out[:, 1], pts_out[:, 0]))))) < 0.05
+    assert (
+        abs(
+            nan_out.mean()
+            - np.mean(
+                land_mask(np.rad2deg(np.arcsin(pts_out[:, 2])), np.rad2deg(np.arctan2(pts_out[:, 1], pts_out[:, 0])))
+            )
+        )
+        < 0.05
+    )
 
     # no overshoot: each valid output lies within the range of the valid inputs it mixes
     csr = sp.csr_matrix(W)
     for row in np.nonzero(~nan_out)[0]:
-        cols = csr.indices[csr.indptr[row]:csr.indptr[row + 1]]
+        cols = csr.indices[csr.indptr[row] : csr.indptr[row + 1]]
         vals = flat_in[cols]
         vals = vals[~np.isnan(vals)]
         assert vals.min() - 1e-9 <= out[row] <= vals.max() + 1e-9
@@ -374,7 +387,7 @@ def test_skipna_conservative_keeps_the_valid_integral(direction):
     integral_in = np.sum(area_in[valid] * field[valid])
     kept = ~np.isnan(out)
     assert np.all(kept == (valid_fraction > 0))
-    integral_out = np.sum((area_out * valid_fraction * np.where(kept, out, 0.0)))
+    integral_out = np.sum(area_out * valid_fraction * np.where(kept, out, 0.0))
     assert abs(integral_out / integral_in - 1) < 1e-9
     # the valid area is kept too
     assert abs(np.sum(area_out * valid_fraction) / np.sum(area_in[valid]) - 1) < 1e-9
@@ -401,8 +414,9 @@ def test_regrid_dataarray_skipna():
     field = np.where(land_mask(glat, glon), np.nan, sst(glat, glon))
     da = xr.DataArray(field, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="SST")
     out = regrid_dataarray(da, 4, "conservative", skipna=True, na_thres=0.5)
-    np.testing.assert_array_equal(out.values, apply(latlon_to_mesh(lat, lon, 4, "conservative"), field,
-                                                    skipna=True, na_thres=0.5))
+    np.testing.assert_array_equal(
+        out.values, apply(latlon_to_mesh(lat, lon, 4, "conservative"), field, skipna=True, na_thres=0.5)
+    )
     assert 0 < np.isnan(out.values).mean() < 0.5
     ds = xr.Dataset({"SST": da})
     assert np.isnan(regrid_dataarray(ds, 4, skipna=False)["SST"].values).mean() > np.isnan(out.values).mean()
@@ -412,8 +426,10 @@ def test_regrid_dataarray_skipna():
     back = mesh_dataarray_to_latlon(out, lat, lon, "conservative", skipna=True, na_thres=0.5)
     assert back.dims == ("lat", "lon") and back.shape == field.shape
     np.testing.assert_array_equal(back["lat"].values, lat)
-    np.testing.assert_array_equal(back.values.reshape(-1), apply(mesh_to_latlon(4, lat, lon, "conservative"),
-                                                                 out.values, skipna=True, na_thres=0.5))
+    np.testing.assert_array_equal(
+        back.values.reshape(-1),
+        apply(mesh_to_latlon(4, lat, lon, "conservative"), out.values, skipna=True, na_thres=0.5),
+    )
     sea = ~np.isnan(field)
     assert abs(np.isnan(back.values).mean() - (~sea).mean()) < 0.05
     ok = sea & ~np.isnan(back.values)
@@ -559,10 +575,12 @@ def test_any_mesh_is_accepted_and_icosphere_stays_bit_identical():
     # a bare mesh's conservative weights are its lumped vertex areas, the grid's its exact pixel areas
     g = on_grid(lat, lon)
     integral = (grid_cell_areas(lat, lon) * g).sum()
-    assert mesh_cell_areas(grid.mesh) @ apply(latlon_to_mesh(lat, lon, grid.mesh, "conservative"), g) == \
-        pytest.approx(integral, rel=1e-9)
-    assert grid.pixel_area * apply(latlon_to_mesh(lat, lon, grid, "conservative"), g).sum() == \
-        pytest.approx(integral, rel=1e-9)
+    assert mesh_cell_areas(grid.mesh) @ apply(latlon_to_mesh(lat, lon, grid.mesh, "conservative"), g) == pytest.approx(
+        integral, rel=1e-9
+    )
+    assert grid.pixel_area * apply(latlon_to_mesh(lat, lon, grid, "conservative"), g).sum() == pytest.approx(
+        integral, rel=1e-9
+    )
     # scattered points: any Mesh
     rng = np.random.default_rng(3)
     points = rng.normal(size=(300, 3))
@@ -580,8 +598,13 @@ def test_regrid_dataarray_to_healpix_and_back():
     xr = pytest.importorskip("xarray")
     lat, lon = np.linspace(90.0, -90.0, 37), np.arange(-180.0, 180.0, 5.0)
     field = on_grid(lat, lon)
-    da = xr.DataArray(np.stack([field, 2 * field]), dims=("time", "lat", "lon"),
-                      coords={"time": [0, 1], "lat": lat, "lon": lon}, name="T", attrs={"units": "K"})
+    da = xr.DataArray(
+        np.stack([field, 2 * field]),
+        dims=("time", "lat", "lon"),
+        coords={"time": [0, 1], "lat": lat, "lon": lon},
+        name="T",
+        attrs={"units": "K"},
+    )
     grid = HealpixGrid(8)
     out = regrid_dataarray(da, grid, "conservative")
     assert out.dims == ("time", "vertex") and out.shape == (2, grid.npix)
@@ -594,8 +617,9 @@ def test_regrid_dataarray_to_healpix_and_back():
     assert ds.attrs["mesh_name"] == "healpix8n" and ds["T"].shape == (2, grid.npix)
     back = mesh_dataarray_to_latlon(out, lat, lon, "conservative", mesh=grid)
     assert back.dims == ("time", "lat", "lon") and back.attrs["mesh_name"] == "healpix8n"
-    np.testing.assert_array_equal(back.values[0].reshape(-1),
-                                  apply(mesh_to_latlon(grid, lat, lon, "conservative"), out.values[0]))
+    np.testing.assert_array_equal(
+        back.values[0].reshape(-1), apply(mesh_to_latlon(grid, lat, lon, "conservative"), out.values[0])
+    )
     with pytest.raises(ValueError, match="mesh="):
         mesh_dataarray_to_latlon(out, lat, lon)  # 768 values: not an icosphere level
     with pytest.raises(ValueError, match="768 values"):
@@ -603,5 +627,6 @@ def test_regrid_dataarray_to_healpix_and_back():
     # an icosphere level given as mesh= is the same as found from V
     on_ico = regrid_dataarray(da, 2)
     assert on_ico.attrs["mesh_level"] == 2
-    np.testing.assert_array_equal(mesh_dataarray_to_latlon(on_ico, lat, lon, mesh=2).values,
-                                  mesh_dataarray_to_latlon(on_ico, lat, lon).values)
+    np.testing.assert_array_equal(
+        mesh_dataarray_to_latlon(on_ico, lat, lon, mesh=2).values, mesh_dataarray_to_latlon(on_ico, lat, lon).values
+    )

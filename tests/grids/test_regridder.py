@@ -1,4 +1,5 @@
 """Tests of meshcnn.grids.Regridder: NumPy, torch, module, save/load, na_thres as in xESMF, methods."""
+
 from __future__ import annotations
 
 import warnings
@@ -12,8 +13,17 @@ from scipy.special import sph_harm_y
 
 from meshcnn.geometry import icosphere
 from meshcnn.grids import (
-    METHODS, HealpixGrid, IcosphereGrid, LatLonGrid, Regridder, apply, latlon_to_mesh, mesh_to_latlon,
-    regrid_dataarray, sphere_grid)
+    METHODS,
+    HealpixGrid,
+    IcosphereGrid,
+    LatLonGrid,
+    Regridder,
+    apply,
+    latlon_to_mesh,
+    mesh_to_latlon,
+    regrid_dataarray,
+    sphere_grid,
+)
 
 TEN = (np.linspace(-90.0, 90.0, 19), np.arange(0.0, 360.0, 10.0))
 FIVE = (np.linspace(90.0, -90.0, 37), np.arange(-180.0, 180.0, 5.0))
@@ -86,13 +96,17 @@ def xesmf_reference(weights, x, na_thres):
 
 def test_na_thres_is_xesmf_definition_on_a_hand_built_case():
     # three inputs, rows with valid fractions 0, 0.25, 0.5, 0.75 and 1 under the mask below
-    weights = sp.csr_matrix(np.array([
-        [1.0, 0.0, 0.0],   # only the missing input: valid 0
-        [0.75, 0.25, 0.0],  # valid 0.25
-        [0.5, 0.5, 0.0],   # valid 0.5
-        [0.25, 0.75, 0.0],  # valid 0.75
-        [0.0, 0.5, 0.5],   # valid 1
-    ]))
+    weights = sp.csr_matrix(
+        np.array(
+            [
+                [1.0, 0.0, 0.0],  # only the missing input: valid 0
+                [0.75, 0.25, 0.0],  # valid 0.25
+                [0.5, 0.5, 0.0],  # valid 0.5
+                [0.25, 0.75, 0.0],  # valid 0.75
+                [0.0, 0.5, 0.5],  # valid 1
+            ]
+        )
+    )
     x = np.array([np.nan, 2.0, 4.0])
     expected_nan = {0.0: [1, 1, 1, 1, 0], 0.5: [1, 1, 0, 0, 0], 1.0: [1, 0, 0, 0, 0]}
     for na_thres, nan_rows in expected_nan.items():
@@ -102,8 +116,9 @@ def test_na_thres_is_xesmf_definition_on_a_hand_built_case():
         np.testing.assert_allclose(out, ref, rtol=1e-15)  # NaN in the same places, the same values
         assert out[4] == 3.0 and (na_thres == 0.0 or out[3] == 2.0)  # renormalised: the valid mean
         # the same through a Regridder built on these weights (torch too)
-        rg = Regridder.from_weights(weights, SimpleNamespace(shape=(3,)), SimpleNamespace(shape=(5,)), skipna=True,
-                                    na_thres=na_thres)
+        rg = Regridder.from_weights(
+            weights, SimpleNamespace(shape=(3,)), SimpleNamespace(shape=(5,)), skipna=True, na_thres=na_thres
+        )
         np.testing.assert_array_equal(rg(x), out)
         np.testing.assert_allclose(rg(torch.tensor(x)).numpy(), out, rtol=1e-15)
 
@@ -147,8 +162,9 @@ def test_torch_matches_numpy_and_gradcheck(method):
     out = rg(torch.tensor(x))
     assert isinstance(out, torch.Tensor) and out.shape == (3, 162) and out.dtype == torch.float64
     np.testing.assert_allclose(out.numpy(), rg(x), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(rg(torch.tensor(x, dtype=torch.float32)).numpy(), rg(x.astype(np.float32)),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        rg(torch.tensor(x, dtype=torch.float32)).numpy(), rg(x.astype(np.float32)), rtol=1e-5, atol=1e-5
+    )
     small = Regridder(LatLonGrid(np.linspace(-90.0, 90.0, 7), np.arange(0.0, 360.0, 30.0)), 1, method)
     assert torch.autograd.gradcheck(small, (torch.randn(2, 7, 12, dtype=torch.float64, requires_grad=True),))
     masked = x.copy()
@@ -264,10 +280,13 @@ def test_patch_round_trip_one_degree_level6_below_1e3():
     assert errors["patch"] < 1e-4 < errors["bilinear"]
 
 
-@pytest.mark.parametrize("lat, lon", [
-    (np.arange(89.0, -90.0, -2.0), np.arange(-180.0, 180.0, 2.0)),  # no pole rows, descending
-    (np.linspace(-90.0, 90.0, 91), np.arange(0.0, 360.1, 2.0)),  # pole rows, duplicated column
-])
+@pytest.mark.parametrize(
+    "lat, lon",
+    [
+        (np.arange(89.0, -90.0, -2.0), np.arange(-180.0, 180.0, 2.0)),  # no pole rows, descending
+        (np.linspace(-90.0, 90.0, 91), np.arange(0.0, 360.1, 2.0)),  # pole rows, duplicated column
+    ],
+)
 def test_patch_is_higher_order_at_the_poles_too(lat, lon):
     """lat-lon -> mesh patch: third-order accurate everywhere (poles included), error far below bilinear's."""
     mesh = icosphere(4)
@@ -310,5 +329,6 @@ def test_torch_on_cuda_matches_the_cpu_and_gradcheck():
     module = rg.to_module().cuda()
     np.testing.assert_allclose(module(x.cuda()).cpu().numpy(), rg(x.numpy()), rtol=1e-12, atol=1e-12, equal_nan=True)
     small = Regridder(LatLonGrid(np.linspace(-90.0, 90.0, 7), np.arange(0.0, 360.0, 30.0)), 1)
-    assert torch.autograd.gradcheck(small, (torch.randn(2, 7, 12, dtype=torch.float64, device="cuda",
-                                                        requires_grad=True),))
+    assert torch.autograd.gradcheck(
+        small, (torch.randn(2, 7, 12, dtype=torch.float64, device="cuda", requires_grad=True),)
+    )

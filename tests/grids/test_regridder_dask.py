@@ -1,4 +1,5 @@
 """Lazy regridding: Dask arrays, Dask-backed xarray objects, a Zarr and a netCDF archive of 730 daily steps."""
+
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,7 @@ from meshcnn.grids.regridder import import_dask
 
 da = pytest.importorskip("dask.array")
 xr = pytest.importorskip("xarray")
-from dask.callbacks import Callback  # noqa: E402
+from dask.callbacks import Callback
 
 LAT, LON = np.linspace(90.0, -90.0, 19), np.arange(0.0, 360.0, 10.0)  # 10 degrees, north to south
 STEPS, CHUNK = 730, 73  # two years of daily steps in 10 chunks
@@ -28,26 +29,34 @@ class CountTasks(Callback):
         self.count += 1
 
 
-def archive_dataset() -> "xr.Dataset":
+def archive_dataset() -> xr.Dataset:
     """Two years of daily 10-degree fields, a CF-described grid with bounds."""
     rng = np.random.default_rng(0)
     t = np.arange(STEPS)
     base = np.cos(np.deg2rad(LAT))[:, None] * np.sin(np.deg2rad(LON))[None, :]
-    tas = (280.0 + 10 * base[None] * np.cos(2 * np.pi * t / 365.0)[:, None, None]
-           + rng.normal(size=(STEPS, 19, 36))).astype(np.float32)
+    tas = (
+        280.0 + 10 * base[None] * np.cos(2 * np.pi * t / 365.0)[:, None, None] + rng.normal(size=(STEPS, 19, 36))
+    ).astype(np.float32)
     pr = rng.gamma(1.0, size=(STEPS, 19, 36))
     pr[:, 3:6, 10:20] = np.nan  # a masked region
-    lat = xr.DataArray(LAT, dims="lat", attrs={"units": "degrees_north", "standard_name": "latitude",
-                                               "bounds": "lat_bnds"})
+    lat = xr.DataArray(
+        LAT, dims="lat", attrs={"units": "degrees_north", "standard_name": "latitude", "bounds": "lat_bnds"}
+    )
     lon = xr.DataArray(LON, dims="lon", attrs={"units": "degrees_east", "standard_name": "longitude"})
     return xr.Dataset(
-        {"tas": (("time", "lat", "lon"), tas, {"units": "K", "cell_methods": "time: mean",
-                                               "cell_measures": "area: areacella"}),
-         "pr": (("time", "lat", "lon"), pr, {"units": "kg m-2 s-1"}),
-         "lat_bnds": (("lat", "nv"), np.stack([LAT - 5, LAT + 5], 1)),
-         "step": ("time", t)},
+        {
+            "tas": (
+                ("time", "lat", "lon"),
+                tas,
+                {"units": "K", "cell_methods": "time: mean", "cell_measures": "area: areacella"},
+            ),
+            "pr": (("time", "lat", "lon"), pr, {"units": "kg m-2 s-1"}),
+            "lat_bnds": (("lat", "nv"), np.stack([LAT - 5, LAT + 5], 1)),
+            "step": ("time", t),
+        },
         coords={"time": ("time", t, {"units": "days since 2000-01-01", "calendar": "noleap"}), "lat": lat, "lon": lon},
-        attrs={"title": "archive", "Conventions": "CF-1.8"})
+        attrs={"title": "archive", "Conventions": "CF-1.8"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +80,9 @@ def test_archive_stays_lazy_and_equals_eager_to_the_last_bit(archives, kind, met
     if kind == "zarr":
         lazy = xr.open_zarr(archives[kind], consolidated=False)
     else:
-        lazy = xr.open_mfdataset(archives[kind], combine="by_coords", data_vars="minimal",
-                                 coords="minimal", compat="override")
+        lazy = xr.open_mfdataset(
+            archives[kind], combine="by_coords", data_vars="minimal", coords="minimal", compat="override"
+        )
     assert lazy["tas"].chunks[0] == (CHUNK,) * 10
     rg = Regridder(LatLonGrid(LAT, LON), HealpixGrid(4), method, skipna=True)
     with CountTasks() as counter:

@@ -1,4 +1,5 @@
 """Tests of meshcnn.grids.unstructured: ICON/MPAS grid files written by the project's writers, read back."""
+
 from __future__ import annotations
 
 import warnings
@@ -9,7 +10,12 @@ import pytest
 from meshcnn.geometry import Mesh, icosphere, latlon_to_xyz, num_vertices_at
 from meshcnn.grids import Grid, mesh_cell_areas
 from meshcnn.grids.unstructured import (
-    ICON_SPHERE_RADIUS, GridFileError, UnstructuredGrid, write_icon_grid, write_mpas_grid)
+    ICON_SPHERE_RADIUS,
+    GridFileError,
+    UnstructuredGrid,
+    write_icon_grid,
+    write_mpas_grid,
+)
 
 netCDF4 = pytest.importorskip("netCDF4")
 xr = pytest.importorskip("xarray")
@@ -260,8 +266,9 @@ def test_both_conventions(files, tmp_path):
 @pytest.mark.parametrize("kind, name", [("icon", "clat"), ("icon", "clon"), ("mpas", "latCell"), ("mpas", "lonCell")])
 def test_degrees_refused(files, tmp_path, kind, name):
     values = read_raw(files[kind], name)
-    out = rewrite(files[kind], tmp_path / "deg.nc", **{name: (xr.open_dataset(files[kind])[name].dims,
-                                                              np.rad2deg(values))})
+    out = rewrite(
+        files[kind], tmp_path / "deg.nc", **{name: (xr.open_dataset(files[kind])[name].dims, np.rad2deg(values))}
+    )
     check_error(out, repr(name), "radians")
 
 
@@ -273,9 +280,14 @@ def test_degree_units_refused(files, tmp_path):
     check_error(out, "'clat'", "units")
 
 
-@pytest.mark.parametrize("kind, name, index", [
-    ("icon", "vertex_of_cell", (1, 7)), ("icon", "cells_of_vertex", (2, 30)), ("mpas", "cellsOnVertex", (7, 1)),
-])
+@pytest.mark.parametrize(
+    "kind, name, index",
+    [
+        ("icon", "vertex_of_cell", (1, 7)),
+        ("icon", "cells_of_vertex", (2, 30)),
+        ("mpas", "cellsOnVertex", (7, 1)),
+    ],
+)
 def test_index_out_of_range(files, tmp_path, kind, name, index):
     out = tmp_path / "range.nc"
     rewrite(files[kind], out)
@@ -295,14 +307,17 @@ def test_negative_index(files, tmp_path):
     check_error(out, "'vertex_of_cell'", "out of the 1-based range")
 
 
-@pytest.mark.parametrize("kind, name, dims, shape", [
-    ("icon", "vertex_of_cell", ("four", "cell"), (4, 320)),
-    ("icon", "vertex_of_cell", ("n",), (320,)),
-    ("mpas", "cellsOnVertex", ("nVertices", "four"), (320, 4)),
-    ("mpas", "cellsOnVertex", ("vertexDegree", "nVertices"), (3, 320)),
-    ("icon", "clat", ("cell", "two"), (320, 2)),
-    ("mpas", "latCell", ("other",), (100,)),
-])
+@pytest.mark.parametrize(
+    "kind, name, dims, shape",
+    [
+        ("icon", "vertex_of_cell", ("four", "cell"), (4, 320)),
+        ("icon", "vertex_of_cell", ("n",), (320,)),
+        ("mpas", "cellsOnVertex", ("nVertices", "four"), (320, 4)),
+        ("mpas", "cellsOnVertex", ("vertexDegree", "nVertices"), (3, 320)),
+        ("icon", "clat", ("cell", "two"), (320, 2)),
+        ("mpas", "latCell", ("other",), (100,)),
+    ],
+)
 def test_wrong_shape(files, tmp_path, kind, name, dims, shape):
     out = rewrite(files[kind], tmp_path / "shape.nc", **{name: (dims, np.ones(shape, dtype=np.int32))})
     check_error(out, repr(name))

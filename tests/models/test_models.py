@@ -1,4 +1,5 @@
 """Whole models: shapes, gradients, state_dict round trips, and that they can learn."""
+
 import pytest
 import torch
 from torch import nn
@@ -95,8 +96,10 @@ def test_model_bad_input():
 
 @pytest.mark.parametrize("training", [True, False])
 def test_models_take_an_empty_batch(training):
-    for model, out_shape in ((SphericalUNet(3, 2, max_level=2, min_level=0, width=4), (0, 2, 162)),
-                             (SphericalResNet(3, 5, level=2, width=4, depth=2), (0, 5))):
+    for model, out_shape in (
+        (SphericalUNet(3, 2, max_level=2, min_level=0, width=4), (0, 2, 162)),
+        (SphericalResNet(3, 5, level=2, width=4, depth=2), (0, 5)),
+    ):
         model.train(training)
         x = torch.randn(0, 3, icosphere(2).num_vertices, requires_grad=True)
         y = model(x)
@@ -106,10 +109,13 @@ def test_models_take_an_empty_batch(training):
         assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
 
 
-@pytest.mark.parametrize("make", [
-    lambda: SphericalResNet(2, 3, level=2, width=4, depth=1),
-    lambda: SphericalUNet(3, 2, max_level=2, min_level=0, width=4, orientation="poleward", flip_channels=[1]),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SphericalResNet(2, 3, level=2, width=4, depth=1),
+        lambda: SphericalUNet(3, 2, max_level=2, min_level=0, width=4, orientation="poleward", flip_channels=[1]),
+    ],
+)
 def test_models_built_on_meta_and_materialised_equal_normal_ones(make):
     """Derived buffers (the pooling weights, the hemisphere-flip signs) are rebuilt by to_empty."""
     torch.manual_seed(0)
@@ -143,8 +149,10 @@ def test_safetensors_round_trip_of_both_models(orientation, tmp_path):
     """state_dict() is tensors only: safetensors saves and loads every model, and still refuses another mesh."""
     safetensors_torch = pytest.importorskip("safetensors.torch")
     torch.manual_seed(0)
-    for make in (lambda: SphericalUNet(2, 3, 2, 0, width=4, orientation=orientation),
-                 lambda: SphericalResNet(2, 5, level=2, width=4, depth=1, orientation=orientation)):
+    for make in (
+        lambda: SphericalUNet(2, 3, 2, 0, width=4, orientation=orientation),
+        lambda: SphericalResNet(2, 5, level=2, width=4, depth=1, orientation=orientation),
+    ):
         model = make().eval()
         path = tmp_path / "model.safetensors"
         safetensors_torch.save_model(model, str(path))

@@ -1,4 +1,5 @@
 """Layers and models on any sphere mesh: Mesh.from_points, HEALPix, mixed hierarchies."""
+
 import numpy as np
 import pytest
 import torch
@@ -30,9 +31,13 @@ def healpix():
 @pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
 def test_layers_on_any_mesh_equal_the_dense_formula(scattered, orientation, kind):
     fine, coarse = scattered[0], scattered[1]
-    layer = ({"conv": lambda: MeshConv(3, 5, mesh=fine, orientation=orientation),
-                     "stride2": lambda: MeshConv(3, 5, mesh=scattered, stride=2, orientation=orientation),
-                     "transpose": lambda: MeshConvTranspose(3, 5, mesh=scattered, orientation=orientation)}[kind]()).double()
+    layer = (
+        {
+            "conv": lambda: MeshConv(3, 5, mesh=fine, orientation=orientation),
+            "stride2": lambda: MeshConv(3, 5, mesh=scattered, stride=2, orientation=orientation),
+            "transpose": lambda: MeshConvTranspose(3, 5, mesh=scattered, orientation=orientation),
+        }[kind]()
+    ).double()
     v_in = coarse.num_vertices if kind == "transpose" else fine.num_vertices
     v_out = coarse.num_vertices if kind == "stride2" else fine.num_vertices
     x = torch.randn(2, 3, v_in, dtype=torch.float64)
@@ -45,8 +50,11 @@ def test_layers_on_any_mesh_equal_the_dense_formula(scattered, orientation, kind
 
 
 def test_gradcheck_on_a_hierarchy(scattered):
-    for layer in (MeshConv(2, 2, mesh=scattered, stride=2, orientation="invariant"),
-                  MeshConvTranspose(2, 2, mesh=scattered), MeshPool(mesh=scattered, mode="mean")):
+    for layer in (
+        MeshConv(2, 2, mesh=scattered, stride=2, orientation="invariant"),
+        MeshConvTranspose(2, 2, mesh=scattered),
+        MeshPool(mesh=scattered, mode="mean"),
+    ):
         layer = layer.double()
         v_in = scattered[1].num_vertices if isinstance(layer, MeshConvTranspose) else scattered[0].num_vertices
         x = torch.randn(1, 2, v_in, dtype=torch.float64, requires_grad=True)
@@ -56,9 +64,11 @@ def test_gradcheck_on_a_hierarchy(scattered):
 def test_icosphere_given_as_a_mesh_or_a_hierarchy_is_bit_identical_to_the_level():
     torch.manual_seed(1)
     x = torch.randn(2, 3, icosphere(3).num_vertices)
-    pairs = [(MeshConv(3, 4, 3), MeshConv(3, 4, mesh=icosphere(3))),
-             (MeshConv(3, 4, 3, stride=2), MeshConv(3, 4, mesh=MeshHierarchy.icosphere(3, 2), stride=2)),
-             (MeshConv(3, 4, 3, orientation="invariant"), MeshConv(3, 4, mesh=icosphere(3), orientation="invariant"))]
+    pairs = [
+        (MeshConv(3, 4, 3), MeshConv(3, 4, mesh=icosphere(3))),
+        (MeshConv(3, 4, 3, stride=2), MeshConv(3, 4, mesh=MeshHierarchy.icosphere(3, 2), stride=2)),
+        (MeshConv(3, 4, 3, orientation="invariant"), MeshConv(3, 4, mesh=icosphere(3), orientation="invariant")),
+    ]
     for by_level, by_mesh in pairs:
         by_mesh.load_state_dict(by_level.state_dict())
         assert torch.equal(by_level(x), by_mesh(x))
@@ -117,7 +127,8 @@ def test_state_dict_has_no_mesh_and_refuses_another_mesh(scattered, healpix, tmp
     unet = SphericalUNet(2, 2, hierarchy=healpix, width=4)
     with pytest.raises(ValueError, match="fingerprint"):
         SphericalUNet(2, 2, hierarchy=HealpixGrid(8, nest=False).hierarchy(min_nside=2), width=4).load_state_dict(
-            unet.state_dict())
+            unet.state_dict()
+        )
 
 
 def test_bad_meshes_are_refused(scattered):

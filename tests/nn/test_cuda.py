@@ -1,6 +1,7 @@
 """CUDA parity: the same numbers as on the CPU, and no host-device synchronisation inside
 forward or backward. Skipped where no GPU is present (CI); run on a GPU machine with
 ``python -m pytest tests/nn/test_cuda.py``."""
+
 import pytest
 import torch
 
@@ -10,10 +11,19 @@ from meshcnn.models import SphericalResNet, SphericalUNet
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-_LAYERS = [(lambda: MeshConv(3, 5, 4), 4), (lambda: MeshConv(3, 5, 4, stride=2), 4),
-           (lambda: MeshConvTranspose(3, 5, 4), 3), (lambda: MeshPool(4, "mean"), 4), (lambda: MeshPool(4, "max"), 4)]
-_LAYERS += [(lambda o=orientation, s=stride: MeshConv(3, 5, 4, stride=s, orientation=o), 4)
-            for orientation in ORIENTATIONS if orientation != "fixed" for stride in (1, 2)]
+_LAYERS = [
+    (lambda: MeshConv(3, 5, 4), 4),
+    (lambda: MeshConv(3, 5, 4, stride=2), 4),
+    (lambda: MeshConvTranspose(3, 5, 4), 3),
+    (lambda: MeshPool(4, "mean"), 4),
+    (lambda: MeshPool(4, "max"), 4),
+]
+_LAYERS += [
+    (lambda o=orientation, s=stride: MeshConv(3, 5, 4, stride=s, orientation=o), 4)
+    for orientation in ORIENTATIONS
+    if orientation != "fixed"
+    for stride in (1, 2)
+]
 
 
 @pytest.mark.parametrize("make,in_level", _LAYERS)

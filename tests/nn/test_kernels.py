@@ -1,6 +1,7 @@
 """The optimized MeshConv path: equality with the reference formula, operator layout,
 torch.compile, autocast, device-generic code (the CUDA path's logic, checked on CPU/meta),
 and the benchmark script end to end on tiny levels."""
+
 import copy
 import json
 import subprocess
@@ -11,14 +12,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-
-import meshcnn
-from meshcnn.nn import _kernels, _operator
-from meshcnn import MeshConv, MeshConvTranspose, icosphere
-from meshcnn.nn import compute_dtypes, mesh_conv, stack_taps, tap_operator
-from meshcnn.testing import layer_taps, mesh_conv_reference
-from meshcnn.models import SphericalUNet
 from _helpers import load_script
+
+from meshcnn import MeshConv, MeshConvTranspose, icosphere
+from meshcnn.models import SphericalUNet
+from meshcnn.nn import _kernels, _operator, compute_dtypes, mesh_conv, stack_taps, tap_operator
+from meshcnn.testing import layer_taps, mesh_conv_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def _layer_and_taps(kind: str, level: int, bias: bool = True):
     """``(layer, its taps for the reference, V_in)``, the layer in float64."""
     torch.manual_seed(level)
-    layer = {"conv": lambda: MeshConv(3, 5, level, bias=bias),
-             "stride2": lambda: MeshConv(3, 5, level, stride=2, bias=bias),
-             "transpose": lambda: MeshConvTranspose(3, 5, level, bias=bias)}[kind]()
+    layer = {
+        "conv": lambda: MeshConv(3, 5, level, bias=bias),
+        "stride2": lambda: MeshConv(3, 5, level, stride=2, bias=bias),
+        "transpose": lambda: MeshConvTranspose(3, 5, level, bias=bias),
+    }[kind]()
     return layer.double(), layer_taps(layer), icosphere(layer.in_level).num_vertices
 
 
@@ -86,7 +87,10 @@ def test_stacked_operator_layout_is_vertex_major():
     m = icosphere(1)
     taps = layer_taps(MeshConv(1, 1, 1))[1:]
     op = tap_operator(taps, torch.float64)
-    dense = lambda crow, col, val, shape: torch.sparse_csr_tensor(crow, col, val, shape).to_dense().numpy()
+
+    def dense(crow, col, val, shape):
+        return torch.sparse_csr_tensor(crow, col, val, shape).to_dense().numpy()
+
     v, n = m.num_vertices, len(taps)
     s = dense(op.crow, op.col, op.val, (v * n, v))
     r = dense(op.crow_t, op.col_t, op.val_t, (v * n, v))
@@ -196,8 +200,9 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
         assert op.block_samples == 8  # the block path: indices into the (B V, C) table
         y = _kernels.bag_forward(x, layer.weight, layer.bias, op, layer.identity_tap, torch.float32, dense)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
-        grads = _kernels.bag_backward(torch.empty_like(y), x, layer.weight, op, layer.identity_tap, torch.float32,
-                                      dense, True, True, True)
+        grads = _kernels.bag_backward(
+            torch.empty_like(y), x, layer.weight, op, layer.identity_tap, torch.float32, dense, True, True, True
+        )
         assert [g.shape for g in grads] == [x.shape, layer.weight.shape, layer.bias.shape]
         assert all(g.device.type == "meta" for g in grads)
         assert grads[0].dtype == torch.float32 and grads[1].dtype == layer.weight.dtype
@@ -209,13 +214,23 @@ def test_custom_operators_pass_opcheck(kind):
     layer, _, v_in = _layer_and_taps(kind, 1)
     layer = layer.float()
     op = layer.operator
-    v_out = icosphere(layer.out_level).num_vertices
     x = torch.randn(2, 3, v_in, requires_grad=True)
     args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), layer.identity_tap, torch.float32, torch.float32)
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
     grad = torch.randn_like(torch.ops.meshcnn.mesh_conv.default(*args))
-    back = (grad, x.detach(), layer.weight.detach(), op.tensors(), op.sizes(), layer.identity_tap, torch.float32,
-            torch.float32, True, True, True)
+    back = (
+        grad,
+        x.detach(),
+        layer.weight.detach(),
+        op.tensors(),
+        op.sizes(),
+        layer.identity_tap,
+        torch.float32,
+        torch.float32,
+        True,
+        True,
+        True,
+    )
     torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
 
 
@@ -276,12 +291,32 @@ def test_benchmark_script_runs_and_original_matches(tmp_path, monkeypatch, capsy
     out = tmp_path / "bench.json"
     monkeypatch.setenv("MESHCNN_MESH_DIR", str(tmp_path / "meshes"))
     bench = _load_script("meshconv")
-    bench.main(["--levels", "2", "--repeats", "1", "--warmup", "0", "--original-repeats", "1",
-                "--mesh-levels", "1", "--no-unet", "--no-memory", "--json", str(out)])
+    bench.main(
+        [
+            "--levels",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--original-repeats",
+            "1",
+            "--mesh-levels",
+            "1",
+            "--no-unet",
+            "--no-memory",
+            "--json",
+            str(out),
+        ]
+    )
     stdout = capsys.readouterr().out
     # the per-column memory probe (normally one fresh process per column and level)
-    probe = subprocess.run([sys.executable, bench.__file__, "--probe", "memory", "meshcnn", "2"],
-                           capture_output=True, text=True, timeout=300)
+    probe = subprocess.run(
+        [sys.executable, bench.__file__, "--probe", "memory", "meshcnn", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
     peak = json.loads(probe.stdout.strip().splitlines()[-1])["peak_mib"]
     assert 0 <= peak < 1000
@@ -313,7 +348,10 @@ def test_samples_per_bag_kernel_equal_reference(kind, block_samples):
     layer, taps, v_in = _layer_and_taps(kind, 2)
     op_taps = taps[1:] if layer.identity_tap else taps
     op = tap_operator(op_taps, torch.float64, block_samples)
-    assert op.block_samples == block_samples and op.block_col.numel() == (block_samples > 1) * block_samples * op.col.numel()
+    assert (
+        op.block_samples == block_samples
+        and op.block_col.numel() == (block_samples > 1) * block_samples * op.col.numel()
+    )
     x = torch.randn(5, 3, v_in, dtype=torch.float64, requires_grad=True)
     y = mesh_conv(x, op, layer.weight, layer.bias, identity_tap=layer.identity_tap)
     ref = mesh_conv_reference(x, taps, layer.weight, layer.bias)
@@ -329,7 +367,10 @@ def test_block_path_gradcheck():
     assert layer.operator.block_samples > 3
     x = torch.randn(3, 2, icosphere(1).num_vertices, dtype=torch.float64, requires_grad=True)
     names = [n for n, _ in layer.named_parameters()]
-    f = lambda x, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
+
+    def f(x, *ps):
+        return torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
+
     assert torch.autograd.gradcheck(f, (x, *layer.parameters()), fast_mode=True)
 
 
@@ -362,6 +403,7 @@ def test_block_indices_are_shared_between_layers():
     assert c.op.block_col is not a.op.block_col
     b.load_state_dict(a.state_dict())
     torch.testing.assert_close(a(torch.ones(2, 4, 642)), b(torch.ones(2, 4, 642)))
+
 
 def test_block_samples_for():
     """k samples per bag kernel: the batch's tables stay within 2**21 values."""

@@ -1,6 +1,6 @@
 """MeshConv, MeshConvTranspose and MeshPool: the formula, gradients, symmetry, bad input."""
+
 import copy
-import io
 
 import numpy as np
 import pytest
@@ -66,10 +66,18 @@ def test_float32_matches_float64():
 
 
 @pytest.mark.parametrize("level", [1, 2])
-@pytest.mark.parametrize("make", [
-    lambda l: MeshConv(2, 3, l), lambda l: MeshConv(2, 3, l, stride=2), lambda l: MeshConvTranspose(2, 3, l),
-    lambda l: MeshPool(l, "mean"), lambda l: MeshPool(l, "max"), lambda l: MeshPool(l, "drop"),
-], ids=["conv", "conv-stride2", "transpose", "pool-mean", "pool-max", "pool-drop"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda l: MeshConv(2, 3, l),
+        lambda l: MeshConv(2, 3, l, stride=2),
+        lambda l: MeshConvTranspose(2, 3, l),
+        lambda l: MeshPool(l, "mean"),
+        lambda l: MeshPool(l, "max"),
+        lambda l: MeshPool(l, "drop"),
+    ],
+    ids=["conv", "conv-stride2", "transpose", "pool-mean", "pool-max", "pool-drop"],
+)
 def test_gradcheck(level, make):
     torch.manual_seed(level)
     layer = make(level).double()
@@ -77,7 +85,10 @@ def test_gradcheck(level, make):
     x = torch.randn(1, 2, icosphere(in_level).num_vertices, dtype=torch.float64, requires_grad=True)
     params = tuple(p for p in layer.parameters())
     if params:
-        fn = lambda x, *ps: torch.func.functional_call(layer, dict(zip([n for n, _ in layer.named_parameters()], ps)), (x,))
+
+        def fn(x, *ps):
+            return torch.func.functional_call(layer, dict(zip([n for n, _ in layer.named_parameters()], ps)), (x,))
+
     else:
         fn = layer
     # level 1 checks every Jacobian entry; level 2 a random projection of it (gradcheck's fast mode)
@@ -139,7 +150,9 @@ def test_laplacian_only_conv_commutes_with_icosahedral_rotations(level):
 
 def test_bad_input_messages():
     conv = MeshConv(3, 4, 3)
-    with pytest.raises(ValueError, match=r"level 3, which has V=642 vertices, but got V=162 \(that is the vertex count of level 2\)"):
+    with pytest.raises(
+        ValueError, match=r"level 3, which has V=642 vertices, but got V=162 \(that is the vertex count of level 2\)"
+    ):
         conv(torch.randn(1, 3, 162))
     with pytest.raises(ValueError, match=r"V=642 vertices, but got V=100 \(no icosphere level has that many\)"):
         conv(torch.randn(1, 3, 100))
@@ -170,13 +183,16 @@ def test_bad_input_messages():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("make, v_in, v_out", [
-    (lambda: MeshConv(3, 4, 2), 162, 162),
-    (lambda: MeshConv(3, 4, 2, stride=2), 162, 42),
-    (lambda: MeshConv(3, 4, 2, orientation="invariant"), 162, 162),
-    (lambda: MeshConvTranspose(3, 4, 2), 42, 162),
-    (lambda: MeshPool(2, "max"), 162, 42),
-])
+@pytest.mark.parametrize(
+    "make, v_in, v_out",
+    [
+        (lambda: MeshConv(3, 4, 2), 162, 162),
+        (lambda: MeshConv(3, 4, 2, stride=2), 162, 42),
+        (lambda: MeshConv(3, 4, 2, orientation="invariant"), 162, 162),
+        (lambda: MeshConvTranspose(3, 4, 2), 42, 162),
+        (lambda: MeshPool(2, "max"), 162, 42),
+    ],
+)
 def test_empty_batch_gives_empty_output_with_gradients(make, v_in, v_out, threads):
     """B = 0 (the last batch of a filtered loader, say) is an empty output, and backward works."""
     layer, before = make(), torch.get_num_threads()
@@ -218,7 +234,10 @@ def test_meta_device_then_to_empty_equals_a_normally_built_layer(kind, workflow)
         layer = make().to("meta")
     layer = layer.to_empty(device="cpu")
     layer.load_state_dict(reference.state_dict())
-    ours, theirs = dict(layer.named_buffers(remove_duplicate=False)), dict(reference.named_buffers(remove_duplicate=False))
+    ours, theirs = (
+        dict(layer.named_buffers(remove_duplicate=False)),
+        dict(reference.named_buffers(remove_duplicate=False)),
+    )
     assert ours.keys() == theirs.keys()
     for name, buffer in ours.items():
         assert buffer.device.type == "cpu" and buffer.dtype == theirs[name].dtype, name

@@ -1,5 +1,6 @@
 """Orientation options of MeshConv: each against a dense reference, its exact symmetries, frame
 invariance, gradients, compile, state dicts, and the hemisphere flip."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -7,10 +8,9 @@ import torch
 
 import meshcnn
 from meshcnn import ORIENTATIONS, MeshConv, MeshConvTranspose, hemisphere_flip, icosphere
-from meshcnn.nn import INVARIANT_EPS, orientation_taps
+from meshcnn.geometry import icosahedral_rotations, tangent_gradient, vertex_permutation
 from meshcnn.models import SphericalResNet, SphericalUNet
-from meshcnn.geometry import tangent_gradient
-from meshcnn.geometry import icosahedral_rotations, vertex_permutation
+from meshcnn.nn import orientation_taps
 from meshcnn.testing import assert_equivariant, equivariance_error, mesh_conv_reference, move_signal
 
 
@@ -34,8 +34,10 @@ def test_orientations_constant_and_bad_value():
     for bad in ("north", "Fixed", None, 3):
         with pytest.raises(ValueError, match="'fixed', 'poleward', 'isotropic', 'invariant'"):
             MeshConv(2, 2, 1, orientation=bad)
-    for make in (lambda: SphericalResNet(2, 2, level=2, depth=1, orientation="upright"),
-                 lambda: SphericalUNet(2, 2, max_level=2, orientation="upright")):
+    for make in (
+        lambda: SphericalResNet(2, 2, level=2, depth=1, orientation="upright"),
+        lambda: SphericalUNet(2, 2, max_level=2, orientation="upright"),
+    ):
         with pytest.raises(ValueError, match="orientation must be one of"):
             make()
     with pytest.raises(ValueError, match="orientation must be one of"):
@@ -82,8 +84,9 @@ def test_fixed_is_the_default_and_numerically_unchanged():
     np.testing.assert_allclose(default(x).detach().numpy(), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("orientation,exact", [("fixed", False), ("poleward", False), ("isotropic", True),
-                                               ("invariant", True)])
+@pytest.mark.parametrize(
+    "orientation,exact", [("fixed", False), ("poleward", False), ("isotropic", True), ("invariant", True)]
+)
 def test_icosahedral_rotations(orientation, exact):
     """isotropic and invariant commute with all 60 icosahedral rotations (vertex permutations) to
     rounding; fixed and poleward only with the four turns about the polar axis."""
@@ -91,7 +94,6 @@ def test_icosahedral_rotations(orientation, exact):
     layer = _layer(orientation, level)
     x = torch.randn(2, 3, icosphere(level).num_vertices, dtype=torch.float64)
     layer.requires_grad_(False)
-    y = layer(x)
     errors, polar = [], []
     for rotation in icosahedral_rotations()[1:]:
         err = equivariance_error(layer, x, rotation)
@@ -103,8 +105,9 @@ def test_icosahedral_rotations(orientation, exact):
         assert min(errors) > 1e-3
 
 
-@pytest.mark.parametrize("orientation,exact", [("fixed", False), ("poleward", True), ("isotropic", True),
-                                               ("invariant", False)])
+@pytest.mark.parametrize(
+    "orientation,exact", [("fixed", False), ("poleward", True), ("isotropic", True), ("invariant", False)]
+)
 def test_equatorial_mirror(orientation, exact):
     """poleward (and isotropic) commute with the mirror (lat, lon) -> (-lat, lon + 36 deg); fixed does not
     (its north-south tap flips sign), nor does invariant (|z| is chiral)."""
@@ -157,8 +160,7 @@ def test_gradcheck(orientation, kind):
     if kind == "transpose":
         layer, level_in = MeshConvTranspose(2, 3, 2, orientation=orientation).double(), 1
     else:
-        layer, level_in = MeshConv(2, 3, 1, stride=2 if kind == "stride2" else 1,
-                                   orientation=orientation).double(), 1
+        layer, level_in = MeshConv(2, 3, 1, stride=2 if kind == "stride2" else 1, orientation=orientation).double(), 1
     x = torch.randn(2, 2, icosphere(level_in).num_vertices, dtype=torch.float64, requires_grad=True)
     params = tuple(layer.parameters())
 
@@ -181,15 +183,16 @@ def test_float32_matches_float64(orientation):
 def test_torch_compile_fullgraph(orientation):
     """Every option compiles in one graph (fullgraph=True raises on a graph break) through the custom operators."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(MeshConv(3, 4, 2, orientation=orientation), torch.nn.ReLU(),
-                                MeshConvTranspose(4, 2, 3, orientation=orientation))
+    model = torch.nn.Sequential(
+        MeshConv(3, 4, 2, orientation=orientation), torch.nn.ReLU(), MeshConvTranspose(4, 2, 3, orientation=orientation)
+    )
     model[2] = MeshConv(4, 2, 2, stride=2, orientation=orientation)
     x = torch.randn(2, 3, icosphere(2).num_vertices, requires_grad=True)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     y, y_ref = compiled(x), model(x)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
-    grad, = torch.autograd.grad(y.sum(), x)
-    grad_ref, = torch.autograd.grad(y_ref.sum(), x)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    (grad_ref,) = torch.autograd.grad(y_ref.sum(), x)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-5)
 
 

@@ -10,6 +10,7 @@ the tests let CPU tensors through the CUDA-only switch. The CUDA tests at the en
 compiled kernels on a GPU and are skipped without one. The whole module is skipped where triton
 is not installed (CI: triton is not a dependency of the package).
 """
+
 import os
 import subprocess
 import sys
@@ -18,15 +19,14 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from meshcnn.nn import _kernels, _ops
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
-from meshcnn.nn import mesh_conv, tap_operator
-from meshcnn.testing import layer_taps, mesh_conv_reference
 from meshcnn.models import SphericalUNet
+from meshcnn.nn import _kernels, _ops, mesh_conv, tap_operator
+from meshcnn.testing import layer_taps, mesh_conv_reference
 
 triton = pytest.importorskip("triton")
 
-from meshcnn.nn import _triton_kernels as tk  # noqa: E402
+from meshcnn.nn import _triton_kernels as tk
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
@@ -44,8 +44,12 @@ def dispatch_on_cpu(monkeypatch, interpreter):
     calls = []
 
     def use_triton(x, sparse_dtype, dense_dtype, *tensors):
-        ok = (sparse_dtype == torch.float32 and x.numel() > 0 and all(t.numel() for t in tensors)
-              and tk.usable(x.device, dense_dtype))
+        ok = (
+            sparse_dtype == torch.float32
+            and x.numel() > 0
+            and all(t.numel() for t in tensors)
+            and tk.usable(x.device, dense_dtype)
+        )
         calls.append(ok)
         return ok
 
@@ -56,8 +60,11 @@ def dispatch_on_cpu(monkeypatch, interpreter):
 def _case(kind: str, level: int, cin: int = 3, cout: int = 5):
     """``(layer, dense taps of the reference, V_in)``, the layer in float32 with random parameters."""
     torch.manual_seed(level + 7 * len(kind))
-    layer = {"conv": lambda: MeshConv(cin, cout, level), "stride2": lambda: MeshConv(cin, cout, level, stride=2),
-             "transpose": lambda: MeshConvTranspose(cin, cout, level)}[kind]()
+    layer = {
+        "conv": lambda: MeshConv(cin, cout, level),
+        "stride2": lambda: MeshConv(cin, cout, level, stride=2),
+        "transpose": lambda: MeshConvTranspose(cin, cout, level),
+    }[kind]()
     with torch.no_grad():
         layer.weight.normal_()
         layer.bias.normal_()
@@ -84,12 +91,11 @@ def _assert_rel(got, want, rtol, what=""):
 # ELL tables
 # --------------------------------------------------------------------------------------------
 def test_ell_table_matches_csr_and_is_cached():
-    m = icosphere(2)
     for taps in (layer_taps(MeshConv(1, 1, 2))[1:], layer_taps(MeshConvTranspose(1, 1, 2))):
         op = tap_operator(taps, torch.float32)
         for crow, col, val in ((op.crow, op.col, op.val), (op.crow_t, op.col_t, op.val_t)):
             ell_col, ell_val, width = tk.ell_table(crow, col, val)
-            lengths = (crow[1:] - crow[:-1])
+            lengths = crow[1:] - crow[:-1]
             assert width == int(lengths.max()) and ell_col.shape == ell_val.shape == (crow.numel() - 1, width)
             assert ell_col.dtype == torch.int32 and ell_val.dtype == torch.float32
             assert torch.equal((ell_col >= 0).sum(1), lengths)
@@ -108,14 +114,21 @@ def test_ell_table_matches_csr_and_is_cached():
 
 @pytest.mark.slow  # a fresh interpreter
 def test_module_imports_without_triton():
-    code = ("import sys; sys.modules['triton'] = None; sys.modules['triton.language'] = None\n"
-            "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn._ops as ops\n"
-            "assert not tk.available() and not tk.usable(torch.device('cpu'), torch.float32)\n"
-            "x = torch.randn(2, 3, 42); layer = meshcnn.MeshConv(3, 4, 1)\n"
-            "assert not ops.use_triton(x, torch.float32, torch.float32)\n"
-            "layer(x).sum().backward(); print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = (
+        "import sys; sys.modules['triton'] = None; sys.modules['triton.language'] = None\n"
+        "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn._ops as ops\n"
+        "assert not tk.available() and not tk.usable(torch.device('cpu'), torch.float32)\n"
+        "x = torch.randn(2, 3, 42); layer = meshcnn.MeshConv(3, 4, 1)\n"
+        "assert not ops.use_triton(x, torch.float32, torch.float32)\n"
+        "layer(x).sum().backward(); print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
@@ -134,8 +147,9 @@ def test_cpu_tensors_never_take_the_triton_path(monkeypatch):
 # --------------------------------------------------------------------------------------------
 # The kernels in the interpreter against the float64 reference
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind,level", [("conv", 2), ("stride2", 2), ("transpose", 2), ("conv", 0),
-                                        ("stride2", 1), ("transpose", 1)])
+@pytest.mark.parametrize(
+    "kind,level", [("conv", 2), ("stride2", 2), ("transpose", 2), ("conv", 0), ("stride2", 1), ("transpose", 1)]
+)
 def test_kernels_equal_reference(interpreter, kind, level):
     """Forward and all three gradients of the kernels, float32, against the float64 formula."""
     layer, taps, v_in = _case(kind, level)
@@ -166,10 +180,9 @@ def test_mesh_conv_taps_through_dispatch(dispatch_on_cpu, op_taps, identity_tap,
     """``mesh_conv`` with 1-3 operator taps (with/without identity, stride 1/2) on the Triton path."""
     level = 1
     m = icosphere(level)
-    num_out = m.num_vertices if stride == 1 else icosphere(level - 1).num_vertices
     taps = layer_taps(MeshConv(1, 1, level, stride=stride))
-    used = taps[:op_taps + 1] if identity_tap else taps[1:op_taps + 1]
-    op = tap_operator(used[int(identity_tap):], torch.float32)
+    used = taps[: op_taps + 1] if identity_tap else taps[1 : op_taps + 1]
+    op = tap_operator(used[int(identity_tap) :], torch.float32)
     torch.manual_seed(op_taps)
     x = torch.randn(3, 4, m.num_vertices, requires_grad=True)
     weight = torch.randn(6, 4, len(used), requires_grad=True)
@@ -212,8 +225,9 @@ def test_low_precision_dense_products(dispatch_on_cpu, dtype):
     for got, want in zip(grads, grads_ref):
         _assert_rel(got, want, 2e-2, "grad")
     # the bag path with the same dtypes
-    bag_y = _kernels.bag_forward(x.detach(), layer.weight.detach(), layer.bias.detach(), op, True, torch.float32,
-                                 torch.float32)
+    bag_y = _kernels.bag_forward(
+        x.detach(), layer.weight.detach(), layer.bias.detach(), op, True, torch.float32, torch.float32
+    )
     _assert_rel(y, bag_y, 2e-2, "y vs bag path")
 
 
@@ -224,8 +238,12 @@ def test_autocast_cpu_bfloat16(dispatch_on_cpu):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = layer(x)
     assert y.dtype == torch.bfloat16 and all(dispatch_on_cpu)
-    _assert_rel(y, mesh_conv_reference(x.double(), taps, layer.weight.detach().double(),
-                                       layer.bias.detach().double()), 2e-2, "y")
+    _assert_rel(
+        y,
+        mesh_conv_reference(x.double(), taps, layer.weight.detach().double(), layer.bias.detach().double()),
+        2e-2,
+        "y",
+    )
 
 
 def test_opcheck_custom_operator(dispatch_on_cpu):
@@ -245,8 +263,12 @@ def test_compile_fullgraph(dispatch_on_cpu):
     under test here (inductor's CPU code generation takes minutes on a busy host; the CUDA test
     below compiles with inductor)."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(MeshConv(2, 4, 1), torch.nn.ReLU(), MeshConv(4, 4, 1, stride=2),
-                                MeshConvTranspose(4, 3, 1, orientation="invariant"))
+    model = torch.nn.Sequential(
+        MeshConv(2, 4, 1),
+        torch.nn.ReLU(),
+        MeshConv(4, 4, 1, stride=2),
+        MeshConvTranspose(4, 3, 1, orientation="invariant"),
+    )
     x = torch.randn(2, 2, icosphere(1).num_vertices)
     eager = model(x)
     eager.square().sum().backward()
@@ -277,20 +299,44 @@ def test_kernels_compile_for_gpu_targets(capability, dtype, monkeypatch):
     gemm, weight_grad, _ = tk._kernels()
     target = GPUTarget("cuda", capability, 32)
     tl_dtype = getattr(triton.language, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype])
-    gemm_sig = {"table_ptr": "*fp32", "ell_col_ptr": "*i32", "ell_val_ptr": "*fp32", "w_ptr": f"*{dtype}",
-                "wid_ptr": f"*{dtype}", "bias_ptr": "*fp32", "out_ptr": f"*{dtype}", "n_rows": "i32",
-                "n_table_rows": "i32", "n_ident": "i32", "M": "i32", "N": "i32"}
-    wgrad_sig = {"x_ptr": "*fp32", "g_ptr": "*fp32", "ell_col_ptr": "*i32", "ell_val_ptr": "*fp32", "part_ptr": "*fp32",
-                 "B": "i32", "n_rows": "i32", "n_g_rows": "i32", "C": "i32", "O": "i32", "n_tiles": "i32",
-                 "n_split": "i32"}
-    cases = [(gemm, gemm_sig, dict(T=3, K=7, HAS_ID=True, HAS_BIAS=True, BLOCK_V=tk.BLOCK_V, BLOCK_M=16, BLOCK_N=32)),
-             (gemm, gemm_sig, dict(T=4, K=19, HAS_ID=False, HAS_BIAS=False, BLOCK_V=tk.BLOCK_V, BLOCK_M=64,
-                                   BLOCK_N=16)),
-             (weight_grad, wgrad_sig, dict(T=3, K=7, BLOCK_U=tk.BLOCK_U, BLOCK_C=16, BLOCK_O=32, DOT_DTYPE=tl_dtype))]
+    gemm_sig = {
+        "table_ptr": "*fp32",
+        "ell_col_ptr": "*i32",
+        "ell_val_ptr": "*fp32",
+        "w_ptr": f"*{dtype}",
+        "wid_ptr": f"*{dtype}",
+        "bias_ptr": "*fp32",
+        "out_ptr": f"*{dtype}",
+        "n_rows": "i32",
+        "n_table_rows": "i32",
+        "n_ident": "i32",
+        "M": "i32",
+        "N": "i32",
+    }
+    wgrad_sig = {
+        "x_ptr": "*fp32",
+        "g_ptr": "*fp32",
+        "ell_col_ptr": "*i32",
+        "ell_val_ptr": "*fp32",
+        "part_ptr": "*fp32",
+        "B": "i32",
+        "n_rows": "i32",
+        "n_g_rows": "i32",
+        "C": "i32",
+        "O": "i32",
+        "n_tiles": "i32",
+        "n_split": "i32",
+    }
+    cases = [
+        (gemm, gemm_sig, dict(T=3, K=7, HAS_ID=True, HAS_BIAS=True, BLOCK_V=tk.BLOCK_V, BLOCK_M=16, BLOCK_N=32)),
+        (gemm, gemm_sig, dict(T=4, K=19, HAS_ID=False, HAS_BIAS=False, BLOCK_V=tk.BLOCK_V, BLOCK_M=64, BLOCK_N=16)),
+        (weight_grad, wgrad_sig, dict(T=3, K=7, BLOCK_U=tk.BLOCK_U, BLOCK_C=16, BLOCK_O=32, DOT_DTYPE=tl_dtype)),
+    ]
     for kernel, signature, constants in cases:
         constants = {**constants, "PRECISION": "ieee", "UPCAST": False}
-        compiled = triton.compile(ASTSource(kernel, {**signature, **{k: "constexpr" for k in constants}}, constants),
-                                  target=target)
+        compiled = triton.compile(
+            ASTSource(kernel, {**signature, **{k: "constexpr" for k in constants}}, constants), target=target
+        )
         assert compiled.metadata.shared <= 48 * 1024  # fits any CUDA GPU's static shared memory
         if dtype != "fp32":
             assert "mma" in compiled.asm["ptx"]  # the dense product on the tensor cores

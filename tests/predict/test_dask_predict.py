@@ -1,4 +1,5 @@
 """meshcnn predict --dask: the chunks on a dask.distributed cluster give the same outputs as the serial run."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ pytest.importorskip("netCDF4")
 xr = pytest.importorskip("xarray")
 distributed = pytest.importorskip("distributed")
 
-from meshcnn.predict import predict_files  # noqa: E402
+from meshcnn.predict import predict_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,10 +47,21 @@ def test_dask_outputs_equal_the_serial_run_and_resume(run, tmp_path, client):
     xr.concat([p.drop_vars("LABELS") for p in parts], dim="time", data_vars="minimal").to_netcdf(inputs / "long.nc")
     names = sorted(p.name for p in inputs.iterdir())
     kw = dict(events=None, probabilities=True, batch_size=2, progress=False)
-    serial = predict_files([inputs], run["checkpoint"], tmp_path / "serial", events=tmp_path / "serial.csv",
-                           **{k: v for k, v in kw.items() if k != "events"})
-    dask = predict_files([inputs], run["checkpoint"], tmp_path / "dask", events=tmp_path / "dask.csv", client=client,
-                         **{k: v for k, v in kw.items() if k != "events"})
+    serial = predict_files(
+        [inputs],
+        run["checkpoint"],
+        tmp_path / "serial",
+        events=tmp_path / "serial.csv",
+        **{k: v for k, v in kw.items() if k != "events"},
+    )
+    dask = predict_files(
+        [inputs],
+        run["checkpoint"],
+        tmp_path / "dask",
+        events=tmp_path / "dask.csv",
+        client=client,
+        **{k: v for k, v in kw.items() if k != "events"},
+    )
     assert dask["written"] == serial["written"] == 7 and dask["time_steps"] == serial["time_steps"] == 12
     assert dask["events"] == serial["events"]
     _same_outputs(tmp_path / "serial", tmp_path / "dask", names)
@@ -57,8 +69,14 @@ def test_dask_outputs_equal_the_serial_run_and_resume(run, tmp_path, client):
     assert set(dask["seconds"]) == set(serial["seconds"]) and dask["seconds"]["model"] > 0
     # resume: complete outputs are kept, a removed one is written again, identical
     (tmp_path / "dask" / "long.nc").unlink()
-    again = predict_files([inputs], run["checkpoint"], tmp_path / "dask", resume=True, client=client,
-                          **{k: v for k, v in kw.items() if k != "events"})
+    again = predict_files(
+        [inputs],
+        run["checkpoint"],
+        tmp_path / "dask",
+        resume=True,
+        client=client,
+        **{k: v for k, v in kw.items() if k != "events"},
+    )
     assert again["skipped_complete"] == 6 and again["written"] == 1
     _same_outputs(tmp_path / "serial", tmp_path / "dask", ["long.nc"])
     assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == names  # no temporary left
@@ -77,8 +95,7 @@ def test_dask_bad_file_is_reported_like_the_serial_run(run, tmp_path, client):
     bad.to_netcdf(inputs / "b.nc")
     with pytest.raises(PredictError, match="b.nc"):
         predict_files([inputs], run["checkpoint"], tmp_path / "out", client=client, progress=False)
-    result = predict_files([inputs], run["checkpoint"], tmp_path / "out", client=client, progress=False,
-                           skip_bad=True)
+    result = predict_files([inputs], run["checkpoint"], tmp_path / "out", client=client, progress=False, skip_bad=True)
     assert result["written"] == 1 and len(result["bad"]) == 1 and "b.nc" in result["bad"][0][0]
 
 
@@ -87,16 +104,45 @@ def test_cli_dask_local_cluster(run, tmp_path):
     from meshcnn.__main__ import main
 
     with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()):
-        assert main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(tmp_path / "out"), "--dask",
-                     "--workers", "1", "--threads", "1", "--no-progress", "--events", str(tmp_path / "ev.csv"),
-                     str(run["files"][0]), str(run["files"][1])]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(run["checkpoint"]),
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--dask",
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "1",
+                    "--no-progress",
+                    "--events",
+                    str(tmp_path / "ev.csv"),
+                    str(run["files"][0]),
+                    str(run["files"][1]),
+                ]
+            )
+            == 0
+        )
     assert "2 written" in stdout.getvalue()
     with open(tmp_path / "ev.csv") as fh:
         assert next(csv.reader(fh))[0]
     with pytest.raises(SystemExit):
         with contextlib.redirect_stderr(io.StringIO()):
-            main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(tmp_path / "o2"), "--scheduler",
-                  "tcp://127.0.0.1:1", str(run["files"][0])])
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(run["checkpoint"]),
+                    "--out",
+                    str(tmp_path / "o2"),
+                    "--scheduler",
+                    "tcp://127.0.0.1:1",
+                    str(run["files"][0]),
+                ]
+            )
 
 
 def test_zarr_inputs_give_the_netcdf_outputs(run, tmp_path):
@@ -115,8 +161,10 @@ def test_zarr_inputs_give_the_netcdf_outputs(run, tmp_path):
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
     for name in names:
-        with xr.open_dataset(tmp_path / "a" / name, decode_times=False) as x, \
-                xr.open_dataset(tmp_path / "b" / name, decode_times=False) as y:
+        with (
+            xr.open_dataset(tmp_path / "a" / name, decode_times=False) as x,
+            xr.open_dataset(tmp_path / "b" / name, decode_times=False) as y,
+        ):
             for var in ("LABELS", "PROBABILITIES", "MESH_LABELS", "lat", "lon", "time"):
                 np.testing.assert_array_equal(x[var].values, y[var].values)
             assert x["time"].attrs == y["time"].attrs

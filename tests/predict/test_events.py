@@ -1,4 +1,5 @@
 """Events on the mesh and their summary (meshcnn.predict.events, ``meshcnn events summary``)."""
+
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,13 @@ from meshcnn.predict import find_events, summarize
 
 
 def _cap(mesh, lat0, lon0, radius_deg):
-    c = np.array([np.cos(np.deg2rad(lat0)) * np.cos(np.deg2rad(lon0)),
-                  np.cos(np.deg2rad(lat0)) * np.sin(np.deg2rad(lon0)), np.sin(np.deg2rad(lat0))])
+    c = np.array(
+        [
+            np.cos(np.deg2rad(lat0)) * np.cos(np.deg2rad(lon0)),
+            np.cos(np.deg2rad(lat0)) * np.sin(np.deg2rad(lon0)),
+            np.sin(np.deg2rad(lat0)),
+        ]
+    )
     return mesh.vertices @ c > np.cos(np.deg2rad(radius_deg))
 
 
@@ -40,13 +46,30 @@ def test_events_across_the_dateline_and_over_the_pole_are_counted_once():
 
 
 def test_summary_counts_by_hemisphere_and_band(tmp_path):
-    rows = [("a.nc", 0, "tropical_cyclone", 12.0), ("a.nc", 0, "tropical_cyclone", -20.0),
-            ("a.nc", 0, "atmospheric_river", 40.0), ("b.nc", 0, "atmospheric_river", 41.0)]
+    rows = [
+        ("a.nc", 0, "tropical_cyclone", 12.0),
+        ("a.nc", 0, "tropical_cyclone", -20.0),
+        ("a.nc", 0, "atmospheric_river", 40.0),
+        ("b.nc", 0, "atmospheric_river", 41.0),
+    ]
     path = tmp_path / "ev.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "time_index", "time", "class", "event", "area_km2", "centroid_lat", "centroid_lon",
-                    "num_vertices", "min_psl", "max_tmq"])
+        w.writerow(
+            [
+                "file",
+                "time_index",
+                "time",
+                "class",
+                "event",
+                "area_km2",
+                "centroid_lat",
+                "centroid_lon",
+                "num_vertices",
+                "min_psl",
+                "max_tmq",
+            ]
+        )
         for f, t, k, lat in rows:
             w.writerow([f, t, "", k, 0, 1e5, lat, 0.0, 3, "", ""])
     result = summarize(path, tmp_path / "s")

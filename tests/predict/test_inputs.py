@@ -1,5 +1,6 @@
 """Reading inputs for meshcnn predict (meshcnn.predict.inputs): file selection, packed and missing values,
 dimension orders, time chunks, and errors naming the file."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 
 netCDF4 = pytest.importorskip("netCDF4")
 
-from meshcnn.data.climate import ClimateFileError  # noqa: E402
-from meshcnn.predict import PredictError, find_inputs, read_fields  # noqa: E402
+from meshcnn.data.climate import ClimateFileError
+from meshcnn.predict import PredictError, find_inputs, read_fields
 
 LAT = np.linspace(-90.0, 90.0, 5)
 LON = np.arange(0.0, 360.0, 45.0)
@@ -53,12 +54,20 @@ def test_packed_and_missing_values_and_any_dimension_order(tmp_path):
     packed = rng.integers(-100, 100, (3, 5, 8)).astype(np.int16)
     packed[1, 2, 3] = -999
     plain = rng.standard_normal((8, 3, 5)).astype(np.float32)  # (lon, time, lat) order
-    path = _write(tmp_path / "f.nc", {
-        "A": (("time", "lat", "lon"), packed, {"scale_factor": 0.5, "add_offset": 10.0, "_FillValue": np.int16(-999)}),
-        "B": (("lon", "time", "lat"), plain, {}),
-    })
-    with pytest.raises(ClimateFileError,
-                       match=r"f\.nc.*'A' contains NaN or missing values \(1 points, 0\.8% of those read\)"):
+    path = _write(
+        tmp_path / "f.nc",
+        {
+            "A": (
+                ("time", "lat", "lon"),
+                packed,
+                {"scale_factor": 0.5, "add_offset": 10.0, "_FillValue": np.int16(-999)},
+            ),
+            "B": (("lon", "time", "lat"), plain, {}),
+        },
+    )
+    with pytest.raises(
+        ClimateFileError, match=r"f\.nc.*'A' contains NaN or missing values \(1 points, 0\.8% of those read\)"
+    ):
         read_fields(path, ["A", "B"])
     got = read_fields(path, ["A", "B"], allow_nan=True)
     assert got["fields"].shape == (3, 2, 5, 8) and got["fields"].dtype == np.float32
@@ -84,8 +93,10 @@ def test_fields_without_time_and_bad_layouts_are_named(tmp_path):
     inf = _write(tmp_path / "inf.nc", {"A": (("time", "lat", "lon"), np.full((3, 5, 8), np.inf, np.float32), {})})
     with pytest.raises(ClimateFileError, match=r"inf\.nc.*'A' contains Inf"):
         read_fields(inf, ["A"])
-    steps = _write(tmp_path / "steps.nc", {"A": (("time", "lat", "lon"), np.zeros((3, 5, 8), np.float32), {}),
-                                           "B": (("lat", "lon"), field, {})})
+    steps = _write(
+        tmp_path / "steps.nc",
+        {"A": (("time", "lat", "lon"), np.zeros((3, 5, 8), np.float32), {}), "B": (("lat", "lon"), field, {})},
+    )
     with pytest.raises(ClimateFileError, match="'B' has 1 time steps, others 3"):
         read_fields(steps, ["A", "B"])
     with pytest.raises(ClimateFileError, match="no such file"):
@@ -105,8 +116,9 @@ def _chunked(path, steps, chunk, *, time_axis_first=True):
         if time_axis_first:
             ds.createVariable("A", "f4", ("time", "lat", "lon"), zlib=True, chunksizes=(chunk, 5, 8))[:] = values
         else:
-            ds.createVariable("A", "f4", ("lat", "time", "lon"), zlib=True,
-                              chunksizes=(5, chunk, 8))[:] = values.transpose(1, 0, 2)
+            ds.createVariable("A", "f4", ("lat", "time", "lon"), zlib=True, chunksizes=(5, chunk, 8))[:] = (
+                values.transpose(1, 0, 2)
+            )
     return path, values
 
 

@@ -1,5 +1,6 @@
 """The model of meshcnn predict (meshcnn.predict.predictor): loaded from a climate checkpoint, or refused
 with the file named."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,8 @@ import torch
 
 pytest.importorskip("netCDF4")
 
-from meshcnn.predict import PredictError, file_sha256, load_predictor, predict_files  # noqa: E402
-from meshcnn.train import checkpoint_checksum, load_checkpoint  # noqa: E402
+from meshcnn.predict import PredictError, file_sha256, load_predictor, predict_files
+from meshcnn.train import checkpoint_checksum, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,4 +51,3 @@ def test_checkpoints_that_are_not_segmentation_checkpoints_are_refused(run, tmp_
     with pytest.raises(PredictError, match="planar.pt.*spherical U-Nets only"):
         predict_files([good], tmp_path / "planar.pt", out, progress=False)
     assert not (out / good.name).exists()
-

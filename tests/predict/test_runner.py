@@ -1,5 +1,6 @@
 """meshcnn predict end to end (meshcnn.predict.runner and the ``meshcnn predict`` command) on a tiny trained
 checkpoint and synthetic ClimateNet files."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,11 +23,15 @@ pytest.importorskip("netCDF4")
 xr = pytest.importorskip("xarray")
 
 from meshcnn import __version__
-from meshcnn.grids import regrid  # noqa: E402
-from meshcnn.data import climate as C  # noqa: E402
-from meshcnn.predict import frequency_path  # noqa: E402
-from meshcnn.geometry import icosphere  # noqa: E402
-from meshcnn.predict import PredictError, file_sha256, predict_files  # noqa: E402
+from meshcnn.data import climate as C
+from meshcnn.geometry import icosphere
+from meshcnn.grids import regrid
+from meshcnn.predict import (
+    PredictError,
+    file_sha256,
+    frequency_path,
+    predict_files,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVEL = 2
@@ -47,17 +52,20 @@ def open_nc(path):
 def test_labels_follow_the_mesh_predictions(run, tmp_path):
     out = tmp_path / "out"
     result = predict(run, [run["data"]], out, events=tmp_path / "events.csv", probabilities=True)
-    assert result["written"] == 6 and result["files"] == 6 and set(result["seconds"]) == {
-        "read", "regrid", "model", "regrid_back", "write"}
+    assert (
+        result["written"] == 6
+        and result["files"] == 6
+        and set(result["seconds"]) == {"read", "regrid", "model", "regrid_back", "write"}
+    )
     assert sorted(p.name for p in out.iterdir()) == [f.name for f in run["files"]]  # nothing else left
     sha = file_sha256(run["checkpoint"])
     mesh = icosphere(LEVEL)
 
     # the mesh labels are the model's argmax on the regridded, normalised file (as in training)
-    from meshcnn.tasks import segmentation
+    from meshcnn.tasks import build_model, segmentation
 
     ckpt = torch.load(run["checkpoint"], weights_only=True)
-    model = segmentation.build_model(ckpt["extra"]["config"])
+    model = build_model(ckpt["extra"]["config"])
     model.load_state_dict(ckpt["model"])
     dataset = C.ClimateNetDataset(run["files"], LEVEL, stats=ckpt["extra"]["stats"])
     expected = segmentation.mesh_probabilities(model, dataset, LEVEL).argmax(1).numpy()
@@ -82,14 +90,21 @@ def test_labels_follow_the_mesh_predictions(run, tmp_path):
         # nearest-neighbour regridding of the mesh labels agrees except along class boundaries:
         # inside a triangle whose corners share a label the interpolated argmax is that label
         lat, lon = np.meshgrid(src["lat"].values, src["lon"].values, indexing="ij")
-        points = np.stack([np.cos(np.deg2rad(lat)) * np.cos(np.deg2rad(lon)),
-                           np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(lon)), np.sin(np.deg2rad(lat))], -1)
+        points = np.stack(
+            [
+                np.cos(np.deg2rad(lat)) * np.cos(np.deg2rad(lon)),
+                np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(lon)),
+                np.sin(np.deg2rad(lat)),
+            ],
+            -1,
+        )
         face, _ = regrid.locate(mesh, points.reshape(-1, 3))
         corners = mesh_labels[mesh.faces[face]]
         uniform = (corners == corners[:, :1]).all(1)
         np.testing.assert_array_equal(labels.reshape(-1)[uniform], corners[uniform, 0])
-        nearest = regrid.apply(regrid.mesh_to_latlon(LEVEL, src["lat"].values, src["lon"].values, "nearest"),
-                               mesh_labels)
+        nearest = regrid.apply(
+            regrid.mesh_to_latlon(LEVEL, src["lat"].values, src["lon"].values, "nearest"), mesh_labels
+        )
         assert np.all((nearest == labels.reshape(-1)) | ~uniform)
     with open(tmp_path / "events.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -101,8 +116,7 @@ def _variant(src: Path, dst: Path, *, flip_lat=False, lon180=False, time="keep",
     with xr.open_dataset(src, decode_times=False) as ds:
         ds = ds.load()
     if steps is not None:
-        ds = xr.concat([xr.open_dataset(s, decode_times=False).load() for s in steps], dim="time",
-                       data_vars="all")
+        ds = xr.concat([xr.open_dataset(s, decode_times=False).load() for s in steps], dim="time", data_vars="all")
     if flip_lat:
         ds = ds.isel(lat=slice(None, None, -1))
     if lon180:
@@ -133,9 +147,26 @@ def test_grid_conventions_time_axes_and_cli(run, tmp_path):
     from meshcnn.__main__ import main  # in this process (test_resume_after_a_kill runs it as a subprocess)
 
     with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()):
-        assert main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(out), "--events",
-                     str(tmp_path / "ev.csv"), "--num-workers", "1", "--threads", "1", "--no-progress",
-                     str(inputs)]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(run["checkpoint"]),
+                    "--out",
+                    str(out),
+                    "--events",
+                    str(tmp_path / "ev.csv"),
+                    "--num-workers",
+                    "1",
+                    "--threads",
+                    "1",
+                    "--no-progress",
+                    str(inputs),
+                ]
+            )
+            == 0
+        )
     assert "6 written" in stdout.getvalue()
 
     with open_nc(out / "base.nc") as ds:
@@ -167,8 +198,9 @@ def test_grid_conventions_time_axes_and_cli(run, tmp_path):
     assert all(r["time"].startswith("2000-01-") for r in rows)
 
     # a long file goes through in chunks of batch_size time steps: same labels, same events
-    chunked = predict(run, [inputs / "three_steps.nc"], tmp_path / "chunked", batch_size=2,
-                      events=tmp_path / "chunked.csv")
+    chunked = predict(
+        run, [inputs / "three_steps.nc"], tmp_path / "chunked", batch_size=2, events=tmp_path / "chunked.csv"
+    )
     assert chunked["written"] == 1 and chunked["time_steps"] == 3
     with open_nc(out / "three_steps.nc") as a, open_nc(tmp_path / "chunked" / "three_steps.nc") as b:
         np.testing.assert_array_equal(a["LABELS"].values, b["LABELS"].values)
@@ -207,10 +239,25 @@ def test_resume_after_a_kill(run, tmp_path, monkeypatch):
 
     # a real kill (SIGKILL) in the middle of a command-line run, then --resume
     out2 = tmp_path / "out2"
-    cmd = [sys.executable, "-m", "meshcnn", "predict", "--checkpoint", str(run["checkpoint"]), "--out", str(out2),
-           "--num-workers", "0", "--threads", "1", "--no-progress", *map(str, run["files"])]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "meshcnn",
+        "predict",
+        "--checkpoint",
+        str(run["checkpoint"]),
+        "--out",
+        str(out2),
+        "--num-workers",
+        "0",
+        "--threads",
+        "1",
+        "--no-progress",
+        *map(str, run["files"]),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1")
+    )
     deadline = time.time() + 90
     while time.time() < deadline and proc.poll() is None and not list(out2.glob("*.nc")):
         time.sleep(0.02)
@@ -233,8 +280,9 @@ def test_resume_after_a_kill(run, tmp_path, monkeypatch):
         for f in run["files"]:
             with open_nc(target / f.name) as x, open_nc(tmp_path / "full" / f.name) as y:
                 np.testing.assert_array_equal(x["LABELS"].values, y["LABELS"].values)
-    np.testing.assert_array_equal(np.load(frequency_path(tmp_path / "ev.csv"))["counts"],
-                                  np.load(frequency_path(tmp_path / "full.csv"))["counts"])
+    np.testing.assert_array_equal(
+        np.load(frequency_path(tmp_path / "ev.csv"))["counts"], np.load(frequency_path(tmp_path / "full.csv"))["counts"]
+    )
     assert full["written"] == 6
 
 
@@ -265,8 +313,12 @@ def test_bad_inputs_name_the_file_and_write_nothing_for_it(run, tmp_path):
     msg = fails([tmp_path / "bad" / "nan.nc"], "nan.nc.*TMQ.*NaN")
     assert not (out / "nan.nc").exists()
     # a strip of 10 of the 72 longitudes, pole to pole, is more of the globe than allow_nan fills by default
-    fails([tmp_path / "bad" / "nan.nc"], r"nan\.nc: variable 'TMQ' is missing on 1[0-5]\.\d% of the globe at "
-          r"time step 0: more than --max-nan-fraction 0\.05", allow_nan=True)
+    fails(
+        [tmp_path / "bad" / "nan.nc"],
+        r"nan\.nc: variable 'TMQ' is missing on 1[0-5]\.\d% of the globe at "
+        r"time step 0: more than --max-nan-fraction 0\.05",
+        allow_nan=True,
+    )
     assert predict(run, [tmp_path / "bad" / "nan.nc"], out, allow_nan=True, max_nan_fraction=0.2)["written"] == 1
     with open_nc(out / "nan.nc") as res:
         assert set(np.unique(res["LABELS"].values)) <= {0, 1, 2}
@@ -338,8 +390,16 @@ def test_cli_error_exit(run, tmp_path, capsys):
 
     (tmp_path / "file_out").write_text("x")
     with pytest.raises(SystemExit) as info:
-        main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(tmp_path / "file_out"),
-              str(run["files"][0])])
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(run["checkpoint"]),
+                "--out",
+                str(tmp_path / "file_out"),
+                str(run["files"][0]),
+            ]
+        )
     err = capsys.readouterr().err
     assert info.value.code == 1 and "meshcnn: error:" in err and "file_out" in err
 
@@ -374,8 +434,19 @@ def test_output_folder_that_holds_the_inputs_is_refused_before_anything_is_writt
 
     with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()) as stderr:
         with pytest.raises(SystemExit) as exit_info:
-            main(["predict", "--checkpoint", str(run["checkpoint"]), "--out", str(data), "--no-progress",
-                  "--num-workers", "0", str(data)])
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(run["checkpoint"]),
+                    "--out",
+                    str(data),
+                    "--no-progress",
+                    "--num-workers",
+                    "0",
+                    str(data),
+                ]
+            )
     assert exit_info.value.code == 1 and "written" not in stdout.getvalue()
     assert "is the input file" in stderr.getvalue() and str(files[0]) in stderr.getvalue()
     assert sorted(p.name for p in data.iterdir()) == before
@@ -427,8 +498,11 @@ def _with_missing_tmq(src: Path, dst: Path, where) -> Path:
 
 def test_a_variable_missing_everywhere_without_allow_nan_says_so(run, tmp_path):
     all_nan = _with_missing_tmq(run["files"][0], tmp_path / "bad" / "no_tmq.nc", np.s_[:])
-    with pytest.raises(PredictError, match=r"no_tmq\.nc: variable 'TMQ' contains NaN or missing values "
-                                           r"\(3456 points, 100\.0% of those read\): it is missing everywhere"):
+    with pytest.raises(
+        PredictError,
+        match=r"no_tmq\.nc: variable 'TMQ' contains NaN or missing values "
+        r"\(3456 points, 100\.0% of those read\): it is missing everywhere",
+    ):
         predict(run, [all_nan], tmp_path / "out")
     assert not list((tmp_path / "out").iterdir())
 
@@ -436,8 +510,11 @@ def test_a_variable_missing_everywhere_without_allow_nan_says_so(run, tmp_path):
 def test_a_variable_missing_everywhere_with_allow_nan_stops_the_file(run, tmp_path):
     all_nan = _with_missing_tmq(run["files"][0], tmp_path / "bad" / "no_tmq.nc", np.s_[:])
     out = tmp_path / "out"
-    with pytest.raises(PredictError, match=r"no_tmq\.nc: variable 'TMQ' is missing on 100\.0% of the globe at time "
-                                           r"step 0: more than --max-nan-fraction 0\.05"):
+    with pytest.raises(
+        PredictError,
+        match=r"no_tmq\.nc: variable 'TMQ' is missing on 100\.0% of the globe at time "
+        r"step 0: more than --max-nan-fraction 0\.05",
+    ):
         predict(run, [all_nan], out, allow_nan=True)
     assert not out.exists() or not list(out.iterdir())
     skipped = predict(run, [all_nan, run["files"][1]], out, allow_nan=True, skip_bad=True, log_fn=lambda m: None)
@@ -482,6 +559,7 @@ def test_cli_default_max_nan_fraction_is_the_library_default():
     from meshcnn.predict.stages import MAX_NAN_FRACTION as library
 
     assert MAX_NAN_FRACTION == library
-    args = _parser().parse_args(["predict", "--checkpoint", "c", "--out", "o", "--allow-nan", "--max-nan-fraction",
-                                 "0.3", "x.nc"])
+    args = _parser().parse_args(
+        ["predict", "--checkpoint", "c", "--out", "o", "--allow-nan", "--max-nan-fraction", "0.3", "x.nc"]
+    )
     assert args.allow_nan and args.max_nan_fraction == 0.3

@@ -1,4 +1,5 @@
 """The per-chunk stages of meshcnn predict (meshcnn.predict.stages): the class argmax and the labels on the grid."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from meshcnn.cli import (THREADS, level_option, orientation_option, run_options, seed_option, training_options)
+from meshcnn.cli import THREADS, level_option, orientation_option, run_options, seed_option, training_options
 
 
 def parser(*parents):
@@ -11,11 +11,17 @@ def parser(*parents):
 
 def test_shared_options_have_one_default():
     args = parser(run_options(), seed_option(), level_option(), training_options(), orientation_option()).parse_args([])
-    assert (args.device, args.threads, args.num_workers, args.resume, args.no_progress) == ("cpu", THREADS, 0,
-                                                                                             False, False)
+    assert (args.device, args.threads, args.num_workers, args.resume, args.no_progress) == (
+        "cpu",
+        THREADS,
+        0,
+        False,
+        False,
+    )
     assert (args.seed, args.level, args.orientation) == (0, 5, "fixed")
     many = parser(seed_option(many=True), orientation_option(many=True)).parse_args(
-        ["--seed", "0", "1", "--orientation", "fixed", "invariant"])
+        ["--seed", "0", "1", "--orientation", "fixed", "invariant"]
+    )
     assert many.seed == [0, 1] and many.orientation == ["fixed", "invariant"]
     assert parser(seed_option(many=True)).parse_args([]).seed == [0]
 
@@ -28,8 +34,9 @@ def test_scripts_override_hyperparameter_defaults_without_touching_other_parsers
 
 
 def test_options_can_be_left_out():
-    args = parser(run_options(resume=False, workers=False, device=False), training_options(batch_size=None, lr=None)
-                  ).parse_args([])
+    args = parser(
+        run_options(resume=False, workers=False, device=False), training_options(batch_size=None, lr=None)
+    ).parse_args([])
     assert not {"resume", "num_workers", "device", "batch_size", "lr"} & set(vars(args))
     with pytest.raises(SystemExit):
         parser(orientation_option()).parse_args(["--orientation", "sideways"])

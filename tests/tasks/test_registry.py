@@ -2,8 +2,18 @@ import pytest
 import torch
 
 from meshcnn.models import PlanarCNN, PlanarUNet, SphericalResNet, SphericalUNet
-from meshcnn.tasks import (MODEL_KINDS, ClassifierConfig, SegmenterConfig, build_classifier, build_model,
-                           classifier_config, count_parameters, matched_width, matching_planar_width, model_config)
+from meshcnn.tasks import (
+    MODEL_KINDS,
+    ClassifierConfig,
+    SegmenterConfig,
+    build_classifier,
+    build_model,
+    classifier_config,
+    count_parameters,
+    matched_width,
+    matching_planar_width,
+    model_config,
+)
 
 
 def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -19,13 +29,18 @@ def test_one_name_for_the_model_kinds():
         SegmenterConfig("sphere", 6, 4, 2)
 
 
-@pytest.mark.parametrize("config, cls", [
-    (ClassifierConfig("spherical", 6, 4, 2, width=4, depth=2, orientation="isotropic", downsample="pool"),
-     SphericalResNet),
-    (ClassifierConfig("planar", 6, 4, 2, width=4, depth=2), PlanarCNN),
-    (SegmenterConfig("spherical", 3, 2, 2, min_level=0, width=4, flip_channels=[1]), SphericalUNet),
-    (SegmenterConfig("planar", 3, 2, 2, planar_width=4, planar_depth=2), PlanarUNet),
-])
+@pytest.mark.parametrize(
+    "config, cls",
+    [
+        (
+            ClassifierConfig("spherical", 6, 4, 2, width=4, depth=2, orientation="isotropic", downsample="pool"),
+            SphericalResNet,
+        ),
+        (ClassifierConfig("planar", 6, 4, 2, width=4, depth=2), PlanarCNN),
+        (SegmenterConfig("spherical", 3, 2, 2, min_level=0, width=4, flip_channels=[1]), SphericalUNet),
+        (SegmenterConfig("planar", 3, 2, 2, planar_width=4, planar_depth=2), PlanarUNet),
+    ],
+)
 def test_configs_round_trip_through_their_stored_dicts(config, cls):
     stored = config.to_dict()
     assert stored["task"] == config.task and model_config(stored) == config
@@ -39,15 +54,29 @@ def test_configs_round_trip_through_their_stored_dicts(config, cls):
 def test_dicts_written_before_the_registry_still_build_the_same_models():
     old_classifier = {"kind": "spherical", "in_channels": 6, "num_classes": 4, "level": 2, "width": 4, "depth": 2}
     assert model_config(old_classifier) == ClassifierConfig("spherical", 6, 4, 2, 4, 2, "fixed", "stride")
-    old_spherical = {"kind": "spherical", "in_channels": 3, "num_classes": 2, "level": 2, "min_level": 0,
-                     "width": 4, "num_params": 123}  # extra keys are ignored
+    old_spherical = {
+        "kind": "spherical",
+        "in_channels": 3,
+        "num_classes": 2,
+        "level": 2,
+        "min_level": 0,
+        "width": 4,
+        "num_params": 123,
+    }  # extra keys are ignored
     torch.manual_seed(1)
     a = build_model(old_spherical)
     torch.manual_seed(1)
     b = SphericalUNet(3, 2, 2, 0, 4)
     assert same_parameters(a, b)
-    old_planar = {"kind": "planar", "in_channels": 3, "num_classes": 2, "level": 2, "planar_width": 4,
-                  "planar_depth": 2, "spherical_reference_params": 99}
+    old_planar = {
+        "kind": "planar",
+        "in_channels": 3,
+        "num_classes": 2,
+        "level": 2,
+        "planar_width": 4,
+        "planar_depth": 2,
+        "spherical_reference_params": 99,
+    }
     assert isinstance(build_model(old_planar), PlanarUNet)
     with pytest.raises(ValueError, match="incomplete"):
         model_config({"kind": "planar", "in_channels": 3})

@@ -17,23 +17,48 @@ def toy_dataset(split: str, rotated: bool, seed: int):
 
 
 def variant(tag: str = "toy") -> StudyVariant:
-    return StudyVariant(name=f"Linear ({tag})", tag=tag, build=lambda: torch.nn.Linear(3, 2), dataset=toy_dataset,
-                        row={"kind": "planar", "orientation": "-", "width": 3})
+    return StudyVariant(
+        name=f"Linear ({tag})",
+        tag=tag,
+        build=lambda: torch.nn.Linear(3, 2),
+        dataset=toy_dataset,
+        row={"kind": "planar", "orientation": "-", "width": 3},
+    )
 
 
 def study(run_dir, resume=False, **settings) -> RotationStudy:
     args = argparse.Namespace(lr=0.1, seed=[0, 1], resume=resume, **settings)
-    return RotationStudy(run_dir, seeds=[0, 1], epochs=2, batch_size=8, lr=0.1, progress=False, resume=resume,
-                         args=args, may_change=("seed", "resume"))
+    return RotationStudy(
+        run_dir,
+        seeds=[0, 1],
+        epochs=2,
+        batch_size=8,
+        lr=0.1,
+        progress=False,
+        resume=resume,
+        args=args,
+        may_change=("seed", "resume"),
+    )
 
 
 def test_runs_folders_table_and_resume(tmp_path, capsys):
     rows = run_rotation_study(study(tmp_path), [variant()])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "toy_N_s0", "toy_N_s1", "toy_R_s0",
-                                                          "toy_R_s1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "results.json",
+        "toy_N_s0",
+        "toy_N_s1",
+        "toy_R_s0",
+        "toy_R_s1",
+    ]
     assert run_folder(tmp_path, "toy", "R", 1) == tmp_path / "toy_R_s1"
-    assert [(r["seed"], r["setting"]) for r in rows] == [(0, "N/N"), (0, "N/R"), (0, "R/R"),
-                                                         (1, "N/N"), (1, "N/R"), (1, "R/R")]
+    assert [(r["seed"], r["setting"]) for r in rows] == [
+        (0, "N/N"),
+        (0, "N/R"),
+        (0, "R/R"),
+        (1, "N/N"),
+        (1, "N/R"),
+        (1, "R/R"),
+    ]
     assert {r["model"] for r in rows} == {"Linear (toy)"} and all(r["width"] == 3 for r in rows)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows)) and saved["args"]["lr"] == "0.1"

@@ -1,4 +1,5 @@
 """A tiny training problem shared by the training-loop and checkpoint tests."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,20 @@ def _problem(seed: int = 0):
 def _fit(run_dir, epochs, resume=False, **kw):
     """Train the problem's model in ``run_dir`` for ``epochs`` epochs (batch size 5, quiet); return it."""
     data, model, opt, sched = _problem()
-    fit(model, data, optimizer=opt, scheduler=sched, loss_fn=nn.functional.cross_entropy, epochs=epochs,
-        batch_size=5, run_dir=run_dir, resume=resume, progress=False, log=lambda s: None, **kw)
+    fit(
+        model,
+        data,
+        optimizer=opt,
+        scheduler=sched,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=epochs,
+        batch_size=5,
+        run_dir=run_dir,
+        resume=resume,
+        progress=False,
+        log=lambda s: None,
+        **kw,
+    )
     return model
 
 

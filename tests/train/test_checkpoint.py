@@ -1,4 +1,5 @@
 """Checkpoints (meshcnn.train.checkpoint): weights only, atomic, checksummed, damaged files named."""
+
 import os
 import stat
 
@@ -90,8 +91,11 @@ def test_a_flipped_byte_in_the_file_never_resumes_silently(tmp_path, train_tiny)
         else:
             assert ckpt["checksum"] == reference["checksum"]
             for name, value in reference["model"].items():
-                same = torch.equal(ckpt["model"][name], value) if isinstance(value, torch.Tensor) else \
-                    ckpt["model"][name] == value
+                same = (
+                    torch.equal(ckpt["model"][name], value)
+                    if isinstance(value, torch.Tensor)
+                    else ckpt["model"][name] == value
+                )
                 assert same, (offset, name)
     assert caught > 20
 

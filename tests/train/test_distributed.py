@@ -1,6 +1,7 @@
 """Data parallel training (meshcnn.train.distributed): the constant buffers DDP leaves out (only the layers'
 own constants), and a real two-process run on the CPU (gloo) whose replicas agree, which resumes exactly and
 which broadcasts every other buffer."""
+
 from __future__ import annotations
 
 import json
@@ -152,19 +153,37 @@ def test_two_process_training_keeps_replicas_equal_and_resumes_exactly(tmp_path)
     """Two processes as ``torchrun`` starts them (the environment it sets; no launcher process)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
-             for r in (0, 1)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "2",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+        )
+        for r in (0, 1)
+    ]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     reports = [json.loads((tmp_path / f"history_rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]
     # the train loss is summed over both processes' shards: every rank records the same value
     assert [h["train_loss"] for h in reports[0]["history"]] == [h["train_loss"] for h in reports[1]["history"]]
-    states = {(kind, r): torch.load(tmp_path / f"{kind}_rank{r}.pt", weights_only=True)
-              for kind in ("straight", "resumed") for r in (0, 1)}
+    states = {
+        (kind, r): torch.load(tmp_path / f"{kind}_rank{r}.pt", weights_only=True)
+        for kind in ("straight", "resumed")
+        for r in (0, 1)
+    }
     for rank in (0, 1):  # resuming is exact on every rank, buffers included
         for name, value in states[("straight", rank)].items():
             assert _same(states[("resumed", rank)][name], value), (rank, name)

@@ -15,6 +15,7 @@ The final checkpoints must equal the reference's bit for bit (model state, epoch
 timings), load with their checksums verified, and no ``.*.tmp`` file may remain anywhere in the
 run folders. ``MESHCNN_FAULT_SEED`` changes the kill points (default 0).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +48,9 @@ def _inject(plan: dict, ready_fd: int) -> None:
     """In the child: arrange to SIGKILL this process at the plan's point; tell the driver at the first step."""
     import meshcnn.train.trainer as train_module
 
-    die = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
     steps = {"n": 0}
 
     def on_step(optimizer, args, kwargs):
@@ -111,7 +114,7 @@ def _fork_run(main, argv: list[str], plan: dict | None, log: Path) -> tuple[int,
             _inject(plan or {"kind": "none"}, write_fd)
             main(argv)
             code = 0
-        except BaseException:  # noqa: BLE001 - report anything, then leave without cleanup
+        except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
@@ -164,13 +167,15 @@ def _drive(script: str, argv: list[str], run_flag: str, work: Path, seed: int) -
         main(argv + [run_flag, str(reference)])
     train_time = time.monotonic() - first_step[0]
     handle.remove()
-    plans = [{"kind": "step", "at": rng.randint(1, 4)},
-             {"kind": "write", "at": 1, "fraction": rng.random()},
-             {"kind": "metrics", "at": 1},
-             {"kind": "timer", "delay": rng.uniform(0.05, 0.6) * train_time},
-             {"kind": "step", "at": rng.randint(1, 3)},
-             {"kind": "write", "at": 1, "fraction": rng.random()},
-             {"kind": "timer", "delay": rng.uniform(0.05, 0.6) * train_time}]
+    plans = [
+        {"kind": "step", "at": rng.randint(1, 4)},
+        {"kind": "write", "at": 1, "fraction": rng.random()},
+        {"kind": "metrics", "at": 1},
+        {"kind": "timer", "delay": rng.uniform(0.05, 0.6) * train_time},
+        {"kind": "step", "at": rng.randint(1, 3)},
+        {"kind": "write", "at": 1, "fraction": rng.random()},
+        {"kind": "timer", "delay": rng.uniform(0.05, 0.6) * train_time},
+    ]
     outcomes = []
     for plan in plans:
         start = time.monotonic()
@@ -193,17 +198,25 @@ def driver(jobs_json: str, work: str, seed: int) -> None:
     for name, job in json.loads(jobs_json).items():
         try:
             report[name] = _drive(job["script"], job["argv"], job["run_flag"], Path(work) / name, seed)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit too: reported, and the other jobs still run
+        except BaseException as exc:
             report[name] = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(report))
 
 
 def _run_driver(jobs: dict, work: Path) -> dict:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_fault_injection as t; "
-            "t.driver(sys.argv[2], sys.argv[3], int(sys.argv[4]))")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_fault_injection as t; "
+        "t.driver(sys.argv[2], sys.argv[3], int(sys.argv[4]))"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(jobs), str(work),
-                           str(SEED)], capture_output=True, text=True, timeout=180 * len(jobs), env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(jobs), str(work), str(SEED)],
+        capture_output=True,
+        text=True,
+        timeout=180 * len(jobs),
+        env=env,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -225,7 +238,10 @@ def _check(work: Path, report: dict, runs: list[str]) -> None:
                 assert torch.equal(got["model"][name], value), (run, name)
             else:
                 assert got["model"][name] == value, (run, name)
-        strip = lambda history: [{k: v for k, v in h.items() if k != "time_s"} for h in history]  # noqa: E731
+
+        def strip(history):
+            return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+
         assert repr(strip(got["history"])) == repr(strip(ref["history"])), run  # repr: nan == nan
         metrics = json.loads((work / "resumed" / run / "metrics.json").read_text())
         assert [m["epoch"] for m in metrics] == list(range(1, ref["epoch"] + 1))
@@ -237,18 +253,50 @@ def _climate_job(work: Path) -> dict:
     from meshcnn.data import climate
 
     climate.generate_synthetic(work / "data", num=6, nlat=19, nlon=24, seed=0, progress=False)
-    argv = ["--data", str(work / "data"), "--level", "2", "--width", "4", "--batch-size", "2", "--lr-step", "1",
-            "--epochs", "3", "--no-progress", "--threads", "1"]
+    argv = [
+        "--data",
+        str(work / "data"),
+        "--level",
+        "2",
+        "--width",
+        "4",
+        "--batch-size",
+        "2",
+        "--lr-step",
+        "1",
+        "--epochs",
+        "3",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     return {"script": "climate_segmentation/train.py", "argv": argv, "run_flag": "--out"}
 
 
 def _shapes_job(work: Path) -> dict:
     from meshcnn.data.shapes import make_synthetic
 
-    make_synthetic(work / "data", per_class=3, seed=0, test_fraction=0.34, classes=["torus", "box", "chair"],
-                   progress=False)
-    argv = ["--data", str(work / "data"), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "3",
-            "--batch-size", "2", "--rotate-train", "--no-progress", "--threads", "1"]
+    make_synthetic(
+        work / "data", per_class=3, seed=0, test_fraction=0.34, classes=["torus", "box", "chair"], progress=False
+    )
+    argv = [
+        "--data",
+        str(work / "data"),
+        "--level",
+        "1",
+        "--depth",
+        "1",
+        "--width",
+        "4",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--rotate-train",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     return {"script": "shape_classification/train.py", "argv": argv, "run_flag": "--run-dir"}
 
 
@@ -256,10 +304,35 @@ def _digits_job(work: Path) -> dict:
     rng = np.random.default_rng(0)
     mnist = work / "mnist.npz"
     work.mkdir(parents=True, exist_ok=True)
-    np.savez(mnist, x_train=rng.integers(0, 256, (24, 8, 8)).astype(np.uint8), y_train=np.arange(24) % 10,
-             x_test=rng.integers(0, 256, (8, 8, 8)).astype(np.uint8), y_test=np.arange(8) % 10)
-    argv = ["--mnist", str(mnist), "--level", "2", "--width", "2", "--depth", "1", "--settings", "N/N", "R/R",
-            "--models", "sphere", "--epochs", "3", "--batch-size", "8", "--no-progress", "--threads", "1"]
+    np.savez(
+        mnist,
+        x_train=rng.integers(0, 256, (24, 8, 8)).astype(np.uint8),
+        y_train=np.arange(24) % 10,
+        x_test=rng.integers(0, 256, (8, 8, 8)).astype(np.uint8),
+        y_test=np.arange(8) % 10,
+    )
+    argv = [
+        "--mnist",
+        str(mnist),
+        "--level",
+        "2",
+        "--width",
+        "2",
+        "--depth",
+        "1",
+        "--settings",
+        "N/N",
+        "R/R",
+        "--models",
+        "sphere",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     return {"script": "spherical_digits/train.py", "argv": argv, "run_flag": "--run-dir"}
 
 
@@ -267,8 +340,11 @@ def _digits_job(work: Path) -> dict:
 def fault_runs(tmp_path_factory):
     """The three scripts' runs, killed and resumed, in one driver process (one torch import, not three)."""
     work = tmp_path_factory.mktemp("faults")
-    jobs = {"climate": _climate_job(work / "climate"), "shapes": _shapes_job(work / "shapes"),
-            "digits": _digits_job(work / "digits")}
+    jobs = {
+        "climate": _climate_job(work / "climate"),
+        "shapes": _shapes_job(work / "shapes"),
+        "digits": _digits_job(work / "digits"),
+    }
     return work, _run_driver(jobs, work)
 
 

@@ -1,4 +1,5 @@
 """The training loop (meshcnn.train.loop): exact resume, seeding, per-epoch data, evaluation, no tqdm when quiet."""
+
 import json
 
 import pytest
@@ -39,8 +40,19 @@ def test_set_epoch_is_called_and_evaluate_recorded(tmp_path, problem):
         return {"acc": float((predict(m, ds)[0].argmax(1) == ds.tensors[1]).float().mean())}
 
     tracked = Tracking(*data.tensors)
-    history = fit(model, tracked, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=2, batch_size=8,
-                  run_dir=tmp_path, val_set=data, progress=False, log=lambda s: None, evaluate=accuracy)
+    history = fit(
+        model,
+        tracked,
+        optimizer=opt,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=2,
+        batch_size=8,
+        run_dir=tmp_path,
+        val_set=data,
+        progress=False,
+        log=lambda s: None,
+        evaluate=accuracy,
+    )
     assert Tracking.epochs == [0, 1]
     assert all(0.0 <= h["acc"] <= 1.0 for h in history)
 
@@ -48,8 +60,17 @@ def test_set_epoch_is_called_and_evaluate_recorded(tmp_path, problem):
 def test_non_finite_loss_raises(tmp_path, problem):
     data, model, opt, _ = problem()
     with pytest.raises(FloatingPointError, match="epoch 1, batch 0"):
-        fit(model, data, optimizer=opt, loss_fn=lambda out, y: out.sum() * float("nan"), epochs=1,
-            batch_size=4, run_dir=tmp_path, progress=False, log=lambda s: None)
+        fit(
+            model,
+            data,
+            optimizer=opt,
+            loss_fn=lambda out, y: out.sum() * float("nan"),
+            epochs=1,
+            batch_size=4,
+            run_dir=tmp_path,
+            progress=False,
+            log=lambda s: None,
+        )
 
 
 def test_stale_temporaries_of_a_killed_write_are_removed_on_the_next_start(tmp_path, problem, train_tiny):
@@ -61,8 +82,19 @@ def test_stale_temporaries_of_a_killed_write_are_removed_on_the_next_start(tmp_p
     unrelated.write_bytes(b"not ours")
     messages = []
     data, model, opt, sched = problem()
-    fit(model, data, optimizer=opt, scheduler=sched, loss_fn=nn.functional.cross_entropy, epochs=2, batch_size=5,
-        run_dir=tmp_path, resume=True, progress=False, log=messages.append)
+    fit(
+        model,
+        data,
+        optimizer=opt,
+        scheduler=sched,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=2,
+        batch_size=5,
+        run_dir=tmp_path,
+        resume=True,
+        progress=False,
+        log=messages.append,
+    )
     assert not any(p.exists() for p in debris) and unrelated.exists()
     assert any("removed" in m and ".checkpoint.pt.abc123.tmp" in m for m in messages)
 

@@ -1,6 +1,7 @@
 """--resume with other settings than the run's is refused, naming each difference (meshcnn.train.settings):
 the function itself, and the climate, shapes (train and rotation study) and digits scripts that call it
 (end to end, marked slow)."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,33 +34,47 @@ def _quiet(main, argv):
 def tiny_mnist(path: Path, seed: int = 0) -> Path:
     """An MNIST-layout .npz of a few random 8x8 'digits' (fast to project and train on)."""
     rng = np.random.default_rng(seed)
-    arrays = {"x_train": rng.integers(0, 256, (24, 8, 8)).astype(np.uint8), "y_train": np.arange(24) % 10,
-              "x_test": rng.integers(0, 256, (8, 8, 8)).astype(np.uint8), "y_test": np.arange(8) % 10}
+    arrays = {
+        "x_train": rng.integers(0, 256, (24, 8, 8)).astype(np.uint8),
+        "y_train": np.arange(24) % 10,
+        "x_test": rng.integers(0, 256, (8, 8, 8)).astype(np.uint8),
+        "y_test": np.arange(8) % 10,
+    }
     np.savez(path, **arrays)
     return path
 
 
 def test_check_resume_settings_names_each_difference(tmp_path, train_tiny):
-    stored = {"level": "2", "width": 4, "lr": 0.01, "split": [0.7, 0.15, 0.15], "epochs": 3, "resume": False,
-              "device": "cpu"}
+    stored = {
+        "level": "2",
+        "width": 4,
+        "lr": 0.01,
+        "split": [0.7, 0.15, 0.15],
+        "epochs": 3,
+        "resume": False,
+        "device": "cpu",
+    }
     assert check_resume_settings(tmp_path, argparse.Namespace(level=3)) is None  # no checkpoint: fresh start
     train_tiny(tmp_path, 1, extra_state={"args": stored, "stats": [1.0]})
-    same = argparse.Namespace(level=2, width=4, lr=0.01, split=(0.7, 0.15, 0.15), epochs=5, resume=True,
-                              device="cuda")
+    same = argparse.Namespace(level=2, width=4, lr=0.01, split=(0.7, 0.15, 0.15), epochs=5, resume=True, device="cuda")
     assert check_resume_settings(tmp_path, same, may_change=("epochs", "device"))["stats"] == [1.0]
-    other = argparse.Namespace(level=3, width=8, lr=0.5, split=(0.7, 0.15, 0.15), epochs=5, resume=True,
-                               device="cpu")
+    other = argparse.Namespace(level=3, width=8, lr=0.5, split=(0.7, 0.15, 0.15), epochs=5, resume=True, device="cpu")
     with pytest.raises(ResumeSettingsError) as info:
         check_resume_settings(tmp_path / "checkpoint.pt", other, may_change=("device",))
     message = str(info.value)
     assert str(tmp_path / "checkpoint.pt") in message
-    for line in ("--level: the run has 2, now 3", "--width: the run has 4, now 8", "--lr: the run has 0.01, now 0.5",
-                 "--epochs: the run has 3, now 5"):
+    for line in (
+        "--level: the run has 2, now 3",
+        "--width: the run has 4, now 8",
+        "--lr: the run has 0.01, now 0.5",
+        "--epochs: the run has 3, now 5",
+    ):
         assert line in message
     assert "--split" not in message and "may change on resume: --device, --resume" in message
     notes = []
-    check_resume_settings(tmp_path, {**vars(same), "orientation": "fixed"}, may_change=("epochs", "device"),
-                          log=notes.append)
+    check_resume_settings(
+        tmp_path, {**vars(same), "orientation": "fixed"}, may_change=("epochs", "device"), log=notes.append
+    )
     assert notes and "--orientation" in notes[0]
 
 
@@ -70,8 +85,21 @@ def test_climate_resume_with_other_settings_is_refused(tmp_path):
     data = tmp_path / "data"
     climate.generate_synthetic(data, num=6, nlat=19, nlon=24, seed=0, progress=False)
     main = _main("climate_segmentation/train.py")
-    common = ["--data", str(data), "--out", str(tmp_path / "run"), "--level", "2", "--batch-size", "2",
-              "--no-progress", "--threads", "1", "--width", "4"]
+    common = [
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--level",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--width",
+        "4",
+    ]
     _quiet(main, common + ["--epochs", "1"])
     with pytest.raises(ResumeSettingsError) as info:
         main(common[:-1] + ["8", "--epochs", "2", "--lr", "0.5", "--resume"])
@@ -94,9 +122,25 @@ def _help(main) -> str:
 @pytest.mark.slow
 def test_digits_resume_with_another_level_is_refused_before_training(tmp_path):
     main = _main("spherical_digits/train.py")
-    common = ["--mnist", str(tiny_mnist(tmp_path / "mnist.npz")), "--epochs", "1", "--width", "2", "--depth", "1",
-              "--settings", "N/N", "--models", "sphere", "--run-dir", str(tmp_path / "runs"), "--no-progress",
-              "--batch-size", "8"]
+    common = [
+        "--mnist",
+        str(tiny_mnist(tmp_path / "mnist.npz")),
+        "--epochs",
+        "1",
+        "--width",
+        "2",
+        "--depth",
+        "1",
+        "--settings",
+        "N/N",
+        "--models",
+        "sphere",
+        "--run-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        "--batch-size",
+        "8",
+    ]
     _quiet(main, common + ["--level", "2"])
     run = tmp_path / "runs" / "sphere-fixed_N_s0"
     before = (run / "checkpoint.pt").read_bytes()
@@ -117,14 +161,28 @@ def test_shape_scripts_resume_with_other_settings_is_refused(tmp_path):
 
     root = tmp_path / "shapes"
     make_synthetic(root, per_class=2, seed=0, test_fraction=0.5, classes=["torus", "box"], progress=False)
-    common = ["--data", str(root), "--level", "1", "--depth", "1", "--width", "4", "--epochs", "1",
-              "--batch-size", "2", "--no-progress"]
+    common = [
+        "--data",
+        str(root),
+        "--level",
+        "1",
+        "--depth",
+        "1",
+        "--width",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     train = _main("shape_classification/train.py")
     _quiet(train, common + ["--run-dir", str(tmp_path / "run")])
     with pytest.raises(ResumeSettingsError) as info:
         train([*common[:7], "8", *common[8:], "--run-dir", str(tmp_path / "run"), "--resume", "--rotate-train"])
-    assert "--width: the run has 4, now 8" in str(info.value) and "--rotate-train: the run has False, now True" \
-        in str(info.value)
+    assert "--width: the run has 4, now 8" in str(info.value) and "--rotate-train: the run has False, now True" in str(
+        info.value
+    )
     _quiet(train, common + ["--run-dir", str(tmp_path / "run"), "--resume", "--device", "cpu", "--threads", "1"])
 
     study = _main("shape_classification/rotation_study.py")

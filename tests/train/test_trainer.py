@@ -1,5 +1,6 @@
 """The Trainer (meshcnn.train.trainer): mixed precision, gradient clipping and accumulation, callbacks,
 early stopping, torch.compile, and exact resume with all of them; predict's targets and devices."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,16 @@ from torch.utils.data import Dataset, TensorDataset
 import meshcnn.train.trainer as trainer_module
 from meshcnn.models import SphericalResNet
 from meshcnn.nn import MeshConv
-from meshcnn.train import (Callback, EarlyStopping, ResumeSettingsError, Trainer, fit, load_checkpoint, predict,
-                           seed_everything)
+from meshcnn.train import (
+    Callback,
+    EarlyStopping,
+    ResumeSettingsError,
+    Trainer,
+    fit,
+    load_checkpoint,
+    predict,
+    seed_everything,
+)
 
 QUIET = dict(progress=False, log=lambda s: None)
 
@@ -27,9 +36,19 @@ def test_bf16_trains_in_bfloat16_with_finite_losses_close_to_fp32(tmp_path, prob
     histories, dtypes = {}, []
     for precision in ("fp32", "bf16"):
         data, model, opt, sched = problem()
-        model[2].register_forward_hook(lambda m, i, out: dtypes.append((precision, out.dtype)))
-        histories[precision] = fit(model, data, optimizer=opt, scheduler=sched, loss_fn=nn.functional.cross_entropy,
-                                   epochs=3, batch_size=5, run_dir=tmp_path / precision, precision=precision, **QUIET)
+        model[2].register_forward_hook(lambda m, i, out, p=precision: dtypes.append((p, out.dtype)))
+        histories[precision] = fit(
+            model,
+            data,
+            optimizer=opt,
+            scheduler=sched,
+            loss_fn=nn.functional.cross_entropy,
+            epochs=3,
+            batch_size=5,
+            run_dir=tmp_path / precision,
+            precision=precision,
+            **QUIET,
+        )
         assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights stay float32
     assert {d for p, d in dtypes if p == "bf16"} == {torch.bfloat16}  # autocast ran the layers in bfloat16
     assert {d for p, d in dtypes if p == "fp32"} == {torch.float32}
@@ -88,8 +107,17 @@ def _grad_norms(optimizer: torch.optim.Optimizer) -> list[float]:
 def test_grad_clip_bounds_the_total_norm_at_every_step(tmp_path, problem, clip):
     data, model, opt, _ = problem()
     norms = _grad_norms(opt)
-    fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=2, batch_size=5,
-        run_dir=tmp_path, grad_clip=clip, **QUIET)
+    fit(
+        model,
+        data,
+        optimizer=opt,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=2,
+        batch_size=5,
+        run_dir=tmp_path,
+        grad_clip=clip,
+        **QUIET,
+    )
     assert len(norms) == 10  # 5 batches per epoch
     if clip is None:
         assert max(norms) > 0.05  # the bound below is not met by itself
@@ -114,8 +142,17 @@ def test_accumulating_k_batches_of_b_equals_one_batch_of_k_times_b(tmp_path, n):
     for name, batch, k in (("accumulated", 4, 3), ("large", 12, 1), ("plain", 4, 1)):
         data, model, opt = _linear_problem(n)
         steps[name] = _grad_norms(opt)
-        fit(model, data, optimizer=opt, loss_fn=nn.functional.mse_loss, epochs=2, batch_size=batch,
-            run_dir=tmp_path / name, accumulate=k, **QUIET)
+        fit(
+            model,
+            data,
+            optimizer=opt,
+            loss_fn=nn.functional.mse_loss,
+            epochs=2,
+            batch_size=batch,
+            run_dir=tmp_path / name,
+            accumulate=k,
+            **QUIET,
+        )
         states[name] = model.state_dict()
     assert len(steps["accumulated"]) == len(steps["large"]) == 2 * -(-n // 12)
     for key, value in states["large"].items():
@@ -161,16 +198,37 @@ SCORES = [1.0, 0.5, 0.6, 0.7, 0.4, 0.3, 0.2, 0.1]  # best at epoch 2; patience 2
 def test_early_stopping_stops_when_the_metric_stops_improving(tmp_path, problem):
     data, model, opt, _ = problem()
     stopper = EarlyStopping("score", mode="min", patience=2)
-    history = fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=8, batch_size=8,
-                  run_dir=tmp_path, val_set=data, evaluate=_scripted(SCORES), early_stopping=stopper, **QUIET)
+    history = fit(
+        model,
+        data,
+        optimizer=opt,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=8,
+        batch_size=8,
+        run_dir=tmp_path,
+        val_set=data,
+        evaluate=_scripted(SCORES),
+        early_stopping=stopper,
+        **QUIET,
+    )
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert (stopper.best, stopper.wait, stopper.stopped_epoch) == (0.5, 2, 4)
     assert load_checkpoint(tmp_path)["trainer"]["early_stopping"]["stopped_epoch"] == 4
     # mode max on the same scores: 1.0 at epoch 1 is never beaten
     data, model, opt, _ = problem()
-    history = fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=8, batch_size=8,
-                  run_dir=tmp_path / "max", val_set=data, evaluate=_scripted(SCORES),
-                  early_stopping=EarlyStopping("score", mode="max", patience=2), **QUIET)
+    history = fit(
+        model,
+        data,
+        optimizer=opt,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=8,
+        batch_size=8,
+        run_dir=tmp_path / "max",
+        val_set=data,
+        evaluate=_scripted(SCORES),
+        early_stopping=EarlyStopping("score", mode="max", patience=2),
+        **QUIET,
+    )
     assert len(history) == 3
 
 
@@ -178,10 +236,22 @@ def test_early_stopping_state_survives_resume(tmp_path, problem):
     def run(run_dir, epochs, start, resume, messages=None):
         data, model, opt, sched = problem()
         stopper = EarlyStopping("score", mode="min", patience=2)
-        history = fit(model, data, optimizer=opt, scheduler=sched, loss_fn=nn.functional.cross_entropy,
-                      epochs=epochs, batch_size=8, run_dir=run_dir, val_set=data, evaluate=_scripted(SCORES, start),
-                      early_stopping=stopper, resume=resume, progress=False,
-                      log=(messages.append if messages is not None else lambda s: None))
+        history = fit(
+            model,
+            data,
+            optimizer=opt,
+            scheduler=sched,
+            loss_fn=nn.functional.cross_entropy,
+            epochs=epochs,
+            batch_size=8,
+            run_dir=run_dir,
+            val_set=data,
+            evaluate=_scripted(SCORES, start),
+            early_stopping=stopper,
+            resume=resume,
+            progress=False,
+            log=(messages.append if messages is not None else lambda s: None),
+        )
         return model, history, stopper
 
     straight, _, _ = run(tmp_path / "a", 8, 0, False)
@@ -195,16 +265,36 @@ def test_early_stopping_state_survives_resume(tmp_path, problem):
     assert len(history) == 4 and any("stopped early after epoch 4" in m for m in messages)
     with pytest.raises(ResumeSettingsError, match="early stopping"):
         data, model, opt, _ = problem()
-        fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=8, batch_size=8,
-            run_dir=tmp_path / "b", val_set=data, evaluate=_scripted(SCORES, 4), resume=True,
-            early_stopping=EarlyStopping("score", mode="max"), **QUIET)
+        fit(
+            model,
+            data,
+            optimizer=opt,
+            loss_fn=nn.functional.cross_entropy,
+            epochs=8,
+            batch_size=8,
+            run_dir=tmp_path / "b",
+            val_set=data,
+            evaluate=_scripted(SCORES, 4),
+            resume=True,
+            early_stopping=EarlyStopping("score", mode="max"),
+            **QUIET,
+        )
 
 
 def test_early_stopping_names_a_missing_metric(tmp_path, problem):
     data, model, opt, _ = problem()
     with pytest.raises(ValueError, match="'val_iou'.*'train_loss'"):
-        fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=2, batch_size=8,
-            run_dir=tmp_path, early_stopping=EarlyStopping("val_iou", mode="max"), **QUIET)
+        fit(
+            model,
+            data,
+            optimizer=opt,
+            loss_fn=nn.functional.cross_entropy,
+            epochs=2,
+            batch_size=8,
+            run_dir=tmp_path,
+            early_stopping=EarlyStopping("val_iou", mode="max"),
+            **QUIET,
+        )
     with pytest.raises(ValueError, match="mode"):
         EarlyStopping("x", mode="best")
 
@@ -235,9 +325,19 @@ def test_callbacks_get_the_metrics_and_records_in_order(tmp_path, problem):
         def on_epoch_end(self, trainer, record):
             self.ends.append(record["epoch"])
 
-    history = fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=3, batch_size=8,
-                  run_dir=tmp_path, val_set=data, evaluate=_scripted([0.3, 0.2, 0.1]),
-                  callbacks=[recorder, OnlyEnd()], **QUIET)
+    history = fit(
+        model,
+        data,
+        optimizer=opt,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=3,
+        batch_size=8,
+        run_dir=tmp_path,
+        val_set=data,
+        evaluate=_scripted([0.3, 0.2, 0.1]),
+        callbacks=[recorder, OnlyEnd()],
+        **QUIET,
+    )
     assert [c[0] for c in recorder.calls] == ["validation", "epoch_end"] * 3
     assert [c[2] for c in recorder.calls[0::2]] == [{"score": 0.3}, {"score": 0.2}, {"score": 0.1}]
     assert [c[1] for c in recorder.calls[1::2]] == [1, 2, 3]  # epochs completed when the epoch ends
@@ -250,8 +350,17 @@ def test_callbacks_get_the_metrics_and_records_in_order(tmp_path, problem):
 
 def test_a_callback_can_stop_training(tmp_path, problem):
     data, model, opt, _ = problem()
-    history = fit(model, data, optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=5, batch_size=8,
-                  run_dir=tmp_path, callbacks=[Recorder(stop_at=2)], **QUIET)
+    history = fit(
+        model,
+        data,
+        optimizer=opt,
+        loss_fn=nn.functional.cross_entropy,
+        epochs=5,
+        batch_size=8,
+        run_dir=tmp_path,
+        callbacks=[Recorder(stop_at=2)],
+        **QUIET,
+    )
     assert len(history) == 2 and load_checkpoint(tmp_path)["epoch"] == 2
 
 
@@ -259,7 +368,7 @@ def test_a_callback_can_stop_training(tmp_path, problem):
 def _compile_works() -> bool:
     try:
         return bool(torch.compile(lambda t: t * 2)(torch.ones(2)).sum() == 4)
-    except Exception:  # noqa: BLE001 - no compiler, unsupported platform, ...
+    except Exception:
         return False
 
 
@@ -275,8 +384,17 @@ def test_compiled_training_matches_eager(tmp_path):
         seed_everything(0)
         model = nn.Sequential(SphericalResNet(2, 8, level=1, width=4, depth=1), nn.Linear(8, 2))  # no dropout
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        fit(model, TensorDataset(x, y), optimizer=opt, loss_fn=nn.functional.cross_entropy, epochs=2, batch_size=8,
-            run_dir=tmp_path / str(compiled), compile=compiled, **QUIET)
+        fit(
+            model,
+            TensorDataset(x, y),
+            optimizer=opt,
+            loss_fn=nn.functional.cross_entropy,
+            epochs=2,
+            batch_size=8,
+            run_dir=tmp_path / str(compiled),
+            compile=compiled,
+            **QUIET,
+        )
         models[compiled] = model
     assert not any(k.startswith("_orig_mod") for k in load_checkpoint(tmp_path / "True")["model"])
     for (name, p), q in zip(models[False].state_dict().items(), models[True].state_dict().values()):

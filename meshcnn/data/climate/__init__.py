@@ -6,20 +6,49 @@ the lazy dataset and its statistics; :mod:`.synth` the synthetic generator (one 
 :mod:`.sample`, built from :mod:`.weather` and :mod:`.storms`; checks: :mod:`.verify`);
 :mod:`.cli` the command line, ``python -m meshcnn.data.climate``.
 """
+
 from ...grids import LatLonGrid
-from ._format import VARIABLES, NORTHWARD_VARIABLES, CLASSES, NUM_CLASSES, UNITS, ClimateFileError
-from .reader import read_latlon, read_climatenet, read_ugscnn, regrid_sample, write_ugscnn
-from .files import read_split_list, write_split_lists, split_files, find_files, synth_listed_files
-from .dataset import ClimateNetDataset, compute_stats, class_weights
+from . import cli  # noqa: F401 - the `meshcnn data` command's module, reached as meshcnn.data.climate.cli
+from ._format import CLASSES, NORTHWARD_VARIABLES, NUM_CLASSES, UNITS, VARIABLES, ClimateFileError
+from .dataset import ClimateNetDataset, class_weights, compute_stats
+from .files import find_files, read_split_list, split_files, synth_listed_files, write_split_lists
+from .reader import read_climatenet, read_latlon, read_ugscnn, regrid_sample, write_ugscnn
 from .synth import (
-    synthesize_sample, write_climatenet, default_grid, generate_synthetic, remove_synthetic, ensure_synthetic,
-    verify_synthetic)
-from . import cli  # noqa: F401 (meshcnn.data.climate.cli.main)
+    default_grid,
+    ensure_synthetic,
+    generate_synthetic,
+    remove_synthetic,
+    synthesize_sample,
+    verify_synthetic,
+    write_climatenet,
+)
 
 __all__ = [
-    "VARIABLES", "NORTHWARD_VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError", "read_latlon",
-    "read_climatenet", "read_ugscnn", "read_split_list", "write_split_lists", "split_files", "find_files",
-    "ClimateNetDataset", "compute_stats", "class_weights", "LatLonGrid", "synth_listed_files", "synthesize_sample",
-    "write_climatenet", "default_grid", "generate_synthetic", "remove_synthetic", "verify_synthetic",
-    "regrid_sample", "write_ugscnn", "ensure_synthetic",
+    "VARIABLES",
+    "NORTHWARD_VARIABLES",
+    "CLASSES",
+    "NUM_CLASSES",
+    "UNITS",
+    "ClimateFileError",
+    "read_latlon",
+    "read_climatenet",
+    "read_ugscnn",
+    "read_split_list",
+    "write_split_lists",
+    "split_files",
+    "find_files",
+    "ClimateNetDataset",
+    "compute_stats",
+    "class_weights",
+    "LatLonGrid",
+    "synth_listed_files",
+    "synthesize_sample",
+    "write_climatenet",
+    "default_grid",
+    "generate_synthetic",
+    "remove_synthetic",
+    "verify_synthetic",
+    "regrid_sample",
+    "write_ugscnn",
+    "ensure_synthetic",
 ]

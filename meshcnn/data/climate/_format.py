@@ -3,6 +3,7 @@
 Shared by the reader (:mod:`.reader`), the dataset (:mod:`.dataset`) and the synthetic
 generator (:mod:`.synth`), so that none of them imports another for these.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,22 @@ __all__ = ["VARIABLES", "NORTHWARD_VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS"
 
 #: The 16 ClimateNet input fields, in channel order.
 VARIABLES: tuple[str, ...] = (
-    "TMQ", "U850", "V850", "UBOT", "VBOT", "QREFHT", "PS", "PSL",
-    "T200", "T500", "PRECT", "TS", "TREFHT", "Z1000", "Z200", "ZBOT",
+    "TMQ",
+    "U850",
+    "V850",
+    "UBOT",
+    "VBOT",
+    "QREFHT",
+    "PS",
+    "PSL",
+    "T200",
+    "T500",
+    "PRECT",
+    "TS",
+    "TREFHT",
+    "Z1000",
+    "Z200",
+    "ZBOT",
 )
 #: The northward (meridional) wind components among :data:`VARIABLES`: what
 #: :func:`meshcnn.hemisphere_flip` turns into poleward components.
@@ -44,6 +59,7 @@ UNITS: dict[str, tuple[str, str]] = {
     "ZBOT": ("m", "lowest model level height"),
 }
 
+
 class ClimateFileError(ValueError):
     """A data file that cannot be used; the message names the file (and variable)."""
 
@@ -57,8 +73,9 @@ def _netcdf4() -> Any:
     try:
         import netCDF4
     except ImportError as exc:
-        raise ImportError("reading ClimateNet netCDF files needs netCDF4; install the optional extra: "
-                          "pip install 'meshcnn[climate]'") from exc
+        raise ImportError(
+            "reading ClimateNet netCDF files needs netCDF4; install the optional extra: pip install 'meshcnn[climate]'"
+        ) from exc
     return netCDF4
 
 
@@ -104,8 +121,7 @@ def _verify_checksum_trailer(path: Path, block: int = 1 << 22) -> bool:
     except OSError as exc:
         raise ClimateFileError(path, f"unreadable file ({exc})") from exc
     if digest.hexdigest().encode() != match.group(1):
-        raise ClimateFileError(path, "damaged file: its SHA-256 checksum does not match (altered since it was "
-                                     "written)")
+        raise ClimateFileError(path, "damaged file: its SHA-256 checksum does not match (altered since it was written)")
     return True
 
 

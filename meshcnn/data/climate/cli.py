@@ -7,6 +7,7 @@ Command line::
     python -m meshcnn.data.climate check FILE_OR_DIR ...
     python -m meshcnn.data.climate to-ugscnn --data DIR --out DIR --level 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ __all__ = ["main"]
 
 def _cmd_synth(args: argparse.Namespace) -> None:
     try:
-        files = generate_synthetic(args.out, args.num, args.nlat, args.nlon, args.seed, workers=args.workers,
-                                   overwrite=args.overwrite)
+        files = generate_synthetic(
+            args.out, args.num, args.nlat, args.nlon, args.seed, workers=args.workers, overwrite=args.overwrite
+        )
     except (FileExistsError, ClimateFileError) as exc:
         raise SystemExit(f"synth: {exc}") from None
     with open(Path(args.out) / "synth.json") as f:
@@ -36,7 +38,9 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     frac = summary["class_fraction_mean"]
     print(f"wrote {len(files)} files to {args.out}")
     print("area fraction: " + ", ".join(f"{c} {100 * x:.2f}%" for c, x in zip(CLASSES, frac)))
-    print(f"{summary['num_tropical_cyclones']} tropical cyclones, {summary['num_atmospheric_rivers']} atmospheric rivers")
+    print(
+        f"{summary['num_tropical_cyclones']} tropical cyclones, {summary['num_atmospheric_rivers']} atmospheric rivers"
+    )
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:
@@ -78,8 +82,10 @@ def _cmd_to_ugscnn(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m meshcnn.data.climate",
-                                     description="ClimateNet data tools: synthetic generator, checks, conversion.")
+    parser = argparse.ArgumentParser(
+        prog="python -m meshcnn.data.climate",
+        description="ClimateNet data tools: synthetic generator, checks, conversion.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("synth", help="write synthetic ClimateNet-format netCDF files")
     p.add_argument("--out", required=True, help="output folder")
@@ -88,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--nlon", type=int, default=288, help="longitudes from 0 (real data: 1152)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty folder, first removing exactly the files a previous 'synth' "
-                        "wrote there (as its synth.json lists them); without it a non-empty folder is refused")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder, first removing exactly the files a previous 'synth' "
+        "wrote there (as its synth.json lists them); without it a non-empty folder is refused",
+    )
     p.set_defaults(func=_cmd_synth)
     p = sub.add_parser("verify", help="measure the physics of a synthetic set (TC rotation, AR shape, balance)")
     p.add_argument("folder", help="folder written by 'synth'")

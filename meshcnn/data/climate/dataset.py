@@ -1,5 +1,6 @@
 """The lazy ClimateNet datasets (one file per sample, or an archive opened with xarray and Dask, read a
 time window at a time), their normalization statistics and class weights."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..._progress import progress_bar
-from ...io import save_npz
 from ...geometry.mesh import _checksum, check_level
 from ...grids import HealpixGrid, IcosphereGrid, LatLonGrid, sphere_grid
+from ...io import save_npz
 from ._format import CLASSES, NUM_CLASSES, VARIABLES, ClimateFileError, _existing_file
 from .reader import read_latlon, read_ugscnn, regrid_sample
 
@@ -36,10 +37,15 @@ def _load_cache(cache: Path, source: Path) -> dict[str, np.ndarray] | None:
         warnings.warn(f"cache file {cache} unreadable ({exc}); re-reading {source}", stacklevel=3)
         return None
     checksum = sample.pop("checksum", None)
-    if checksum is None or checksum.shape != () or str(checksum) != _checksum(sample) \
-            or not {"data", "labels"} <= set(sample):
-        warnings.warn(f"cache file {cache} fails its checksum (corrupt or incomplete); re-reading {source}",
-                      stacklevel=3)
+    if (
+        checksum is None
+        or checksum.shape != ()
+        or str(checksum) != _checksum(sample)
+        or not {"data", "labels"} <= set(sample)
+    ):
+        warnings.warn(
+            f"cache file {cache} fails its checksum (corrupt or incomplete); re-reading {source}", stacklevel=3
+        )
         return None
     return sample
 
@@ -52,8 +58,9 @@ def _cache_file(cache_dir: Path, path: Path, level: int, grid: str) -> Path:
     return cache_dir / f"{path.stem}.L{level}.{grid}.{digest}.npz"
 
 
-def _ascending_latlon(fields: np.ndarray, labels: np.ndarray, lat: np.ndarray,
-                      lon: np.ndarray) -> dict[str, np.ndarray]:
+def _ascending_latlon(
+    fields: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarray
+) -> dict[str, np.ndarray]:
     """A lat-lon sample with latitude and longitude ascending and no duplicated periodic column."""
     if lat[0] > lat[-1]:
         fields, labels, lat = fields[:, ::-1], labels[::-1], lat[::-1]
@@ -61,8 +68,12 @@ def _ascending_latlon(fields: np.ndarray, labels: np.ndarray, lat: np.ndarray,
         fields, labels, lon = fields[..., ::-1], labels[:, ::-1], lon[::-1]
     if np.isclose(lon[-1] - lon[0], 360.0, rtol=0, atol=1e-6):
         fields, labels, lon = fields[..., :-1], labels[:, :-1], lon[:-1]
-    return {"data": np.ascontiguousarray(fields), "labels": np.ascontiguousarray(labels),
-            "lat": np.ascontiguousarray(lat), "lon": lon}
+    return {
+        "data": np.ascontiguousarray(fields),
+        "labels": np.ascontiguousarray(labels),
+        "lat": np.ascontiguousarray(lat),
+        "lon": lon,
+    }
 
 
 SAMPLE_GRIDS = {"mesh": "icosphere", "healpix": "healpix", "latlon": None}  # dataset grid -> sphere grid family
@@ -119,10 +130,18 @@ class ClimateNetDataset(Dataset):
     log : where ``skip_bad`` messages go (default ``warnings.warn``).
     """
 
-    def __init__(self, files: Sequence[str | os.PathLike], level: int = 5, *,
-                 stats: dict[str, Any] | None = None, grid: str = "mesh",
-                 cache_dir: str | os.PathLike | None = None, skip_bad: bool = False,
-                 log: Callable[[str], Any] | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        files: Sequence[str | os.PathLike],
+        level: int = 5,
+        *,
+        stats: dict[str, Any] | None = None,
+        grid: str = "mesh",
+        cache_dir: str | os.PathLike | None = None,
+        skip_bad: bool = False,
+        log: Callable[[str], Any] | None = None,
+        progress: bool = False,
+    ) -> None:
         self.level = check_level(level)
         grid = _ALIASES.get(grid, grid)
         if grid not in SAMPLE_GRIDS:
@@ -211,7 +230,7 @@ class ClimateNetDataset(Dataset):
         return (LatLonGrid(*self.latlon) if self.grid == "latlon" else self.sphere_grid).cell_weights
 
     @property
-    def sphere_grid(self) -> "IcosphereGrid | HealpixGrid":
+    def sphere_grid(self) -> IcosphereGrid | HealpixGrid:
         """The sphere grid of the samples (:func:`meshcnn.grids.sphere_grid`); ``ValueError`` for ``grid="latlon"``."""
         if SAMPLE_GRIDS[self.grid] is None:
             raise ValueError("a grid='latlon' dataset has no sphere grid")
@@ -233,8 +252,15 @@ def _open_archive(source: Any, time_dim: str) -> Any:
         raise FileNotFoundError(f"{missing[0]}: no such archive")
     if len(paths) == 1 and (paths[0].is_dir() or paths[0].suffix == ".zarr"):
         return xr.open_zarr(paths[0], consolidated=None)
-    return xr.open_mfdataset(paths, combine="nested", concat_dim=time_dim, data_vars="minimal", coords="minimal",
-                             compat="override", decode_times=False)
+    return xr.open_mfdataset(
+        paths,
+        combine="nested",
+        concat_dim=time_dim,
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        decode_times=False,
+    )
 
 
 class LazyClimateDataset(Dataset):
@@ -273,9 +299,18 @@ class LazyClimateDataset(Dataset):
         A variable missing, or not on ``(time, lat, lon)``.
     """
 
-    def __init__(self, source: Any, level: int = 5, *, grid: str = "mesh", variables: Sequence[str] = VARIABLES,
-                 labels: str | None = "LABELS", stats: dict[str, Any] | None = None, window: int | None = None,
-                 time_dim: str = "time") -> None:
+    def __init__(
+        self,
+        source: Any,
+        level: int = 5,
+        *,
+        grid: str = "mesh",
+        variables: Sequence[str] = VARIABLES,
+        labels: str | None = "LABELS",
+        stats: dict[str, Any] | None = None,
+        window: int | None = None,
+        time_dim: str = "time",
+    ) -> None:
         from ...grids import Regridder
         from ...grids._xarray import _latlon_dims
 
@@ -293,8 +328,10 @@ class LazyClimateDataset(Dataset):
         lat_dim, lon_dim = _latlon_dims(self.archive, None, None)
         for name in names:
             if set(self.archive[name].dims) != {time_dim, lat_dim, lon_dim}:
-                raise ValueError(f"variable {name!r} has dimensions {self.archive[name].dims}, not "
-                                 f"({time_dim}, {lat_dim}, {lon_dim})")
+                raise ValueError(
+                    f"variable {name!r} has dimensions {self.archive[name].dims}, not "
+                    f"({time_dim}, {lat_dim}, {lon_dim})"
+                )
         self._dims = (time_dim, lat_dim, lon_dim)
         lat = np.asarray(self.archive[lat_dim].values, dtype=np.float64)
         lon = np.asarray(self.archive[lon_dim].values, dtype=np.float64)
@@ -329,7 +366,7 @@ class LazyClimateDataset(Dataset):
         return self.num_steps
 
     @property
-    def sphere_grid(self) -> "IcosphereGrid | HealpixGrid":
+    def sphere_grid(self) -> IcosphereGrid | HealpixGrid:
         """The sphere grid of the samples (:func:`meshcnn.grids.sphere_grid`)."""
         return sphere_grid(SAMPLE_GRIDS[self.grid], self.level)
 
@@ -341,9 +378,11 @@ class LazyClimateDataset(Dataset):
         """Read and regrid steps ``[start, start + window)``: ``(start, data (T, C, V) float32, labels (T, V))``."""
         stop = min(start + self.window, self.num_steps)
         part = self.archive[self.variables + ([self.labels] if self.labels else [])].isel(
-            {self.time_dim: slice(start, stop)})
-        fields = np.stack([np.asarray(part[n].transpose(*self._dims).values, dtype=np.float32)
-                           for n in self.variables], axis=1)  # (T, C, nlat, nlon), as the file reader
+            {self.time_dim: slice(start, stop)}
+        )
+        fields = np.stack(
+            [np.asarray(part[n].transpose(*self._dims).values, dtype=np.float32) for n in self.variables], axis=1
+        )  # (T, C, nlat, nlon), as the file reader
         if not np.all(np.isfinite(fields)):
             raise ValueError(f"NaN or Inf in the fields of steps {start}..{stop - 1}")
         data = self._fields(fields.astype(np.float64)).astype(np.float32)
@@ -374,8 +413,9 @@ class LazyClimateDataset(Dataset):
         return x if labels is None else (x, torch.from_numpy(labels))
 
 
-def compute_stats(dataset: ClimateNetDataset | Sequence[str | os.PathLike], level: int | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+def compute_stats(
+    dataset: ClimateNetDataset | Sequence[str | os.PathLike], level: int | None = None, progress: bool = True
+) -> dict[str, Any]:
     r"""Per-channel mean/std and class area fractions of a (training) split.
 
     Area-weighted over the sphere (:meth:`ClimateNetDataset.weights`: mesh vertex areas,

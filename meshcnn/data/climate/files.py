@@ -1,5 +1,6 @@
 """Sample files and splits: finding files (honouring a synthetic set's ``synth.json``), train/val/test
 splits and UGSCNN split lists."""
+
 from __future__ import annotations
 
 import json
@@ -54,12 +55,16 @@ def find_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[P
             if listed is not None:
                 missing = [str(q) for q in listed if not q.exists()]
                 if missing:
-                    raise FileNotFoundError(f"{p / 'synth.json'}: {len(missing)} listed files do not exist, "
-                                            f"e.g. {missing[:3]}")
+                    raise FileNotFoundError(
+                        f"{p / 'synth.json'}: {len(missing)} listed files do not exist, e.g. {missing[:3]}"
+                    )
                 extra = sorted(set(found) - set(listed))
                 if extra:
-                    warnings.warn(f"{p}: using the {len(listed)} files that synth.json lists; ignoring "
-                                  f"{len(extra)} other sample files there, e.g. {extra[0].name}", stacklevel=2)
+                    warnings.warn(
+                        f"{p}: using the {len(listed)} files that synth.json lists; ignoring "
+                        f"{len(extra)} other sample files there, e.g. {extra[0].name}",
+                        stacklevel=2,
+                    )
                 found = sorted(listed)
             out += found
         elif p.exists():
@@ -69,8 +74,12 @@ def find_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[P
     return out
 
 
-def split_files(files: Sequence[str | os.PathLike], fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                seed: int = 0, contiguous: bool = False) -> dict[str, list[Path]]:
+def split_files(
+    files: Sequence[str | os.PathLike],
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    contiguous: bool = False,
+) -> dict[str, list[Path]]:
     """Split files into ``train``/``val``/``test``, deterministically.
 
     Files are sorted by name first, so the result does not depend on the input

@@ -22,6 +22,7 @@ Conventions
 
 The command-line tools are in :mod:`meshcnn.data.climate.cli`.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,13 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from ...io import save_npz
 from ...geometry.coords import num_vertices_at
 from ...geometry.mesh import check_level
 from ...grids import regrid
 from ...grids.base import Grid
-from ._format import (CLASSES, NUM_CLASSES, NORTHWARD_VARIABLES, UNITS, VARIABLES, ClimateFileError,  # noqa: F401
-                      _existing_file, _netcdf4, _verify_checksum_trailer)
+from ...io import save_npz
+from ._format import (
+    NUM_CLASSES,
+    VARIABLES,
+    ClimateFileError,
+    _existing_file,
+    _netcdf4,
+    _verify_checksum_trailer,
+)
 
 __all__ = ["read_latlon", "regrid_sample", "read_climatenet", "read_ugscnn", "write_ugscnn"]
 
@@ -46,15 +53,21 @@ def _check_axis(path: str | os.PathLike, name: str, values: np.ndarray) -> np.nd
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 2 and min(values.shape) > 1:
         raise ClimateFileError(
-            path, f"coordinate {name!r} is 2-D {values.shape} (a curvilinear grid); the reader needs a regular "
-            "lat-lon grid with 1-D 'lat' and 'lon' coordinates in degrees: regrid the file to one first")
+            path,
+            f"coordinate {name!r} is 2-D {values.shape} (a curvilinear grid); the reader needs a regular "
+            "lat-lon grid with 1-D 'lat' and 'lon' coordinates in degrees: regrid the file to one first",
+        )
     if values.ndim != 1 or len(values) < 2:
-        raise ClimateFileError(path, f"coordinate {name!r} must be 1-D with at least 2 points, got shape {values.shape}")
+        raise ClimateFileError(
+            path, f"coordinate {name!r} must be 1-D with at least 2 points, got shape {values.shape}"
+        )
     if not np.all(np.isfinite(values)):
         raise ClimateFileError(path, f"coordinate {name!r} contains NaN or Inf")
     step = np.diff(values)
     if not (np.all(step > 0) or np.all(step < 0)):
-        raise ClimateFileError(path, f"coordinate {name!r} is not monotonic (strictly increasing or decreasing expected)")
+        raise ClimateFileError(
+            path, f"coordinate {name!r} is not monotonic (strictly increasing or decreasing expected)"
+        )
     if name == "lat" and (values.min() < -90 - 1e-6 or values.max() > 90 + 1e-6):
         raise ClimateFileError(path, f"latitude outside [-90, 90] degrees: {values.min()}..{values.max()}")
     if name == "lon" and abs(values[-1] - values[0]) > 360 + 1e-9:
@@ -76,8 +89,11 @@ def _check_units(path: str | os.PathLike, name: str, var: Any) -> None:
     if "rad" in units.lower():
         raise ClimateFileError(path, f"coordinate {name!r} is in radians (units {units!r}); degrees expected")
     if not _DEGREE_UNITS.match(units):
-        raise ClimateFileError(path, f"coordinate {name!r} has units {units!r}; degrees expected "
-                               f"({'degrees_north' if name == 'lat' else 'degrees_east'})")
+        raise ClimateFileError(
+            path,
+            f"coordinate {name!r} has units {units!r}; degrees expected "
+            f"({'degrees_north' if name == 'lat' else 'degrees_east'})",
+        )
 
 
 def _check_global(path: str | os.PathLike, lat: np.ndarray, lon: np.ndarray) -> None:
@@ -85,8 +101,10 @@ def _check_global(path: str | os.PathLike, lat: np.ndarray, lon: np.ndarray) -> 
     the error names the file and happens when the file is read, not when it is regridded)."""
     if np.abs(lat).max() <= np.pi / 2 + 1e-9 and np.ptp(lon) <= 2 * np.pi + 1e-9:
         raise ClimateFileError(
-            path, f"the grid spans only lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}: "
-            "it looks like radians (degrees expected), or it is not global")
+            path,
+            f"the grid spans only lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g}: "
+            "it looks like radians (degrees expected), or it is not global",
+        )
     try:
         regrid.grid_cell_areas(lat, lon)  # validates: global coverage, monotonic, degrees
     except ValueError as exc:
@@ -100,13 +118,16 @@ def _squeeze_time(path: str | os.PathLike, name: str, array: np.ndarray, shape: 
         array = array[0]
     if array.shape != shape:
         raise ClimateFileError(
-            path, f"variable {name!r} has shape {array.shape} but the (lat, lon) grid is {shape}"
-            " (the reader expects one time step per file)")
+            path,
+            f"variable {name!r} has shape {array.shape} but the (lat, lon) grid is {shape}"
+            " (the reader expects one time step per file)",
+        )
     return array
 
 
-def _read_field(path: str | os.PathLike, ds: Any, name: str, shape: tuple[int, int],
-                default_fillvals: dict[str, Any]) -> np.ndarray:
+def _read_field(
+    path: str | os.PathLike, ds: Any, name: str, shape: tuple[int, int], default_fillvals: dict[str, Any]
+) -> np.ndarray:
     """One field ``(nlat, nlon)`` float32, refused if it holds fill values, NaN or Inf."""
     var = ds[name]
     values = _squeeze_time(path, name, var[:], shape).astype(np.float32)
@@ -114,8 +135,9 @@ def _read_field(path: str | os.PathLike, ds: Any, name: str, shape: tuple[int, i
         fill = getattr(var, attr, None) if attr else default_fillvals.get(var.dtype.str[1:])
         fill = np.ravel(np.asarray(fill, dtype=np.float64)) if fill is not None else ()
         if any(np.any(values == np.float32(f)) for f in fill if np.isfinite(f)):
-            raise ClimateFileError(path, f"variable {name!r} contains missing values "
-                                         f"({attr or 'netCDF default fill value'}={fill[0]:g})")
+            raise ClimateFileError(
+                path, f"variable {name!r} contains missing values ({attr or 'netCDF default fill value'}={fill[0]:g})"
+            )
     if not np.all(np.isfinite(values)):
         bad = int(np.count_nonzero(~np.isfinite(values)))
         raise ClimateFileError(path, f"variable {name!r} contains NaN or Inf ({bad} points)")
@@ -134,8 +156,9 @@ def _read_labels(path: str | os.PathLike, ds: Any, shape: tuple[int, int]) -> np
     return raw.astype(np.int64)
 
 
-def read_latlon(path: str | os.PathLike, *, labels: bool = True
-                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+def read_latlon(
+    path: str | os.PathLike, *, labels: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Read and validate one ClimateNet netCDF file on its own grid.
 
     Returns
@@ -183,8 +206,17 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
         label_map = _read_labels(path, ds, shape) if labels else None
     except ClimateFileError:
         raise
-    except (OSError, RuntimeError, IndexError, KeyError, ValueError, TypeError, UnicodeError, OverflowError,
-            MemoryError) as exc:  # a damaged file fails inside netCDF4/HDF5 in many ways
+    except (
+        OSError,
+        RuntimeError,
+        IndexError,
+        KeyError,
+        ValueError,
+        TypeError,
+        UnicodeError,
+        OverflowError,
+        MemoryError,
+    ) as exc:  # a damaged file fails inside netCDF4/HDF5 in many ways
         raise ClimateFileError(path, f"unreadable netCDF file ({type(exc).__name__}: {exc})") from exc
     finally:
         try:
@@ -194,8 +226,9 @@ def read_latlon(path: str | os.PathLike, *, labels: bool = True
     return fields, label_map, lat, lon
 
 
-def regrid_sample(fields: np.ndarray, labels: np.ndarray | None, lat: np.ndarray, lon: np.ndarray,
-                  level: "int | Grid") -> tuple[np.ndarray, np.ndarray | None]:
+def regrid_sample(
+    fields: np.ndarray, labels: np.ndarray | None, lat: np.ndarray, lon: np.ndarray, level: int | Grid
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Lat-lon sample -> mesh sample: fields bilinear ``(16, V)`` float32, labels nearest ``(V,)`` int64.
 
     Uses the cached sparse matrices of :func:`meshcnn.grids.latlon_to_mesh` (one product per sample).

@@ -1,4 +1,5 @@
 r"""One synthetic ClimateNet time step: :func:`synthesize_sample`."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -8,14 +9,27 @@ import numpy as np
 
 from ...grids import LatLonGrid
 from .storms import _atmospheric_rivers, _tropical_cyclones
-from .weather import (_G, _RD, _RHO, _Sample, _background, _convective_clusters, _extratropical_cyclones,
-                      _orography, _rossby_waves, _sat_humidity, _season, _smooth_field)
+from .weather import (
+    _G,
+    _RD,
+    _RHO,
+    _background,
+    _convective_clusters,
+    _extratropical_cyclones,
+    _orography,
+    _rossby_waves,
+    _Sample,
+    _sat_humidity,
+    _season,
+    _smooth_field,
+)
 
 __all__ = ["synthesize_sample"]
 
 
-def synthesize_sample(seed: int, index: int, lat: np.ndarray, lon: np.ndarray,
-                      date: _dt.date | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+def synthesize_sample(
+    seed: int, index: int, lat: np.ndarray, lon: np.ndarray, date: _dt.date | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
     r"""One synthetic ClimateNet time step, deterministic in ``(seed, index)``.
 
     Background: zonal means that depend on the season (surface temperature falling
@@ -60,10 +74,21 @@ def synthesize_sample(seed: int, index: int, lat: np.ndarray, lon: np.ndarray,
     bg = _background(grid, rng, decl, topo)
     _rossby_waves(grid, rng, bg)
     rh = bg.pop("rh")
-    fields = {**bg, "TMQ": np.zeros(grid.shape), "QREFHT": np.zeros(grid.shape), "Z200_anom": np.zeros(grid.shape),
-              "UBOT_extra": np.zeros(grid.shape), "VBOT_extra": np.zeros(grid.shape)}
-    events: dict[str, Any] = {"date": date.isoformat(), "declination_deg": round(float(decl), 3),
-                              "tropical_cyclones": [], "atmospheric_rivers": [], "extratropical_cyclones": 0}
+    fields = {
+        **bg,
+        "TMQ": np.zeros(grid.shape),
+        "QREFHT": np.zeros(grid.shape),
+        "Z200_anom": np.zeros(grid.shape),
+        "UBOT_extra": np.zeros(grid.shape),
+        "VBOT_extra": np.zeros(grid.shape),
+    }
+    events: dict[str, Any] = {
+        "date": date.isoformat(),
+        "declination_deg": round(float(decl), 3),
+        "tropical_cyclones": [],
+        "atmospheric_rivers": [],
+        "extratropical_cyclones": 0,
+    }
     sample = _Sample(grid, rng, decl, topo, fields, rh, np.zeros(grid.shape, dtype=np.int64), events)
     _extratropical_cyclones(sample)
     _convective_clusters(sample)
@@ -94,9 +119,21 @@ def _derived_fields(sample: _Sample) -> dict[str, np.ndarray]:
     ubot, vbot = ubot * np.cos(alpha) - vbot * np.sin(alpha), ubot * np.sin(alpha) + vbot * np.cos(alpha)
     zbot = _RD * trefht / _G * np.log(1.0 / 0.9925)
     out = {
-        "TMQ": tmq, "U850": fields["U850"], "V850": fields["V850"], "UBOT": ubot, "VBOT": vbot,
-        "QREFHT": qrefht, "PS": ps, "PSL": psl, "T200": fields["T200"], "T500": fields["T500"],
-        "PRECT": np.maximum(fields["PRECT"], 0.0), "TS": ts, "TREFHT": trefht, "Z1000": z1000,
-        "Z200": z200, "ZBOT": zbot,
+        "TMQ": tmq,
+        "U850": fields["U850"],
+        "V850": fields["V850"],
+        "UBOT": ubot,
+        "VBOT": vbot,
+        "QREFHT": qrefht,
+        "PS": ps,
+        "PSL": psl,
+        "T200": fields["T200"],
+        "T500": fields["T500"],
+        "PRECT": np.maximum(fields["PRECT"], 0.0),
+        "TS": ts,
+        "TREFHT": trefht,
+        "Z1000": z1000,
+        "Z200": z200,
+        "ZBOT": zbot,
     }
     return {k: v.astype(np.float32) for k, v in out.items()}

@@ -8,20 +8,22 @@ degrees latitude, cyclonic; the label is the disc where the gradient wind exceed
 force (17 m/s), clipped to 250-700 km. Distances in km on the Earth
 (:data:`meshcnn.geometry.EARTH_RADIUS_KM`).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ...geometry.coords import EARTH_RADIUS_KM, latlon_to_xyz, xyz_to_latlon
-from .weather import _RHO, _Sample, _add_vortex
+from .weather import _RHO, _add_vortex, _Sample
 
 __all__: list[str] = []  # private building blocks of .sample
 
 _PATH_STEP_KM = 40.0
 
 
-def _river_path(rng: np.random.Generator, hemi: float, lat0: float, lon0: float,
-                length: float) -> tuple[np.ndarray, np.ndarray]:
+def _river_path(
+    rng: np.random.Generator, hemi: float, lat0: float, lon0: float, length: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Points ``(P, 3)`` and unit tangents ``(P, 3)`` of a river's path, ``_PATH_STEP_KM`` apart.
 
     The bearing (from north, clockwise) starts north-east in the NH, south-east in the SH,
@@ -57,11 +59,11 @@ def _add_river(sample: _Sample, pts: np.ndarray, tangents: np.ndarray, length: f
     mid = pts[len(pts) // 2]
     near = grid.xyz @ mid > np.cos((length / 2 + 2 * half_width) / EARTH_RADIUS_KM)
     idx = np.nonzero(near)
-    cos_d = grid.xyz[idx] @ pts.T                                 # (N, P)
+    cos_d = grid.xyz[idx] @ pts.T  # (N, P)
     nearest = np.argmax(cos_d, axis=1)
     dist = np.arccos(np.clip(cos_d[np.arange(len(nearest)), nearest], -1, 1)) * EARTH_RADIUS_KM
     rel = dist / width_along[nearest]
-    profile = np.exp(-rel**2 * np.log(2) * 1.5) * np.sqrt(np.clip(np.sin(np.pi * s[nearest]), 0, 1))
+    profile = np.exp(-(rel**2) * np.log(2) * 1.5) * np.sqrt(np.clip(np.sin(np.pi * s[nearest]), 0, 1))
     amp = rng.uniform(15, 30)
     moisture = np.zeros(grid.shape)
     moisture[idx] = profile
@@ -70,7 +72,7 @@ def _add_river(sample: _Sample, pts: np.ndarray, tangents: np.ndarray, length: f
     fields["PRECT"] += rng.uniform(1e-7, 5e-7) * moisture
     fields["T500"] += 1.5 * moisture
     jet = rng.uniform(10, 20) * profile
-    axis = tangents[nearest]                                      # (N, 3) path direction
+    axis = tangents[nearest]  # (N, 3) path direction
     fields["U850"][idx] += jet * np.einsum("nk,nk->n", axis, grid.east[idx])
     fields["V850"][idx] += jet * np.einsum("nk,nk->n", axis, grid.north[idx])
     core = np.zeros(grid.shape, dtype=bool)
@@ -91,10 +93,15 @@ def _atmospheric_rivers(sample: _Sample) -> None:
         pts, tangents = _river_path(rng, hemi, lat0, lon0, length)
         _add_river(sample, pts, tangents, length, half_width)
         lats_path = np.rad2deg(np.arcsin(np.clip(pts[:, 2], -1, 1)))
-        sample.events["atmospheric_rivers"].append({
-            "start_lat": round(float(lats_path[0]), 2), "end_lat": round(float(lats_path[-1]), 2),
-            "max_abs_lat": round(float(np.abs(lats_path).max()), 2), "length_km": round(float(length), 1),
-            "width_km": round(float(2 * half_width), 1)})
+        sample.events["atmospheric_rivers"].append(
+            {
+                "start_lat": round(float(lats_path[0]), 2),
+                "end_lat": round(float(lats_path[-1]), 2),
+                "max_abs_lat": round(float(np.abs(lats_path).max()), 2),
+                "length_km": round(float(length), 1),
+                "width_km": round(float(2 * half_width), 1),
+            }
+        )
 
 
 def _gale_radius(dp: float, rmax: float, bmod: float) -> float:
@@ -102,13 +109,14 @@ def _gale_radius(dp: float, rmax: float, bmod: float) -> float:
     clipped to 250-700 km."""
     radii = np.linspace(rmax, 1500, 2000)
     xr_ = (rmax / radii) ** bmod
-    v_prof = np.sqrt(bmod * dp / _RHO * xr_ * np.exp(-xr_)) * np.exp(-(radii / 1200.0) ** 4)
+    v_prof = np.sqrt(bmod * dp / _RHO * xr_ * np.exp(-xr_)) * np.exp(-((radii / 1200.0) ** 4))
     r_gale = float(radii[np.argmax(v_prof < 17.0)]) if np.any(v_prof < 17.0) else 700.0
     return float(np.clip(r_gale, 250, 700))
 
 
-def _cyclone_center(rng: np.random.Generator, decl: float,
-                    centers: list[np.ndarray]) -> tuple[float, float, float, np.ndarray] | None:
+def _cyclone_center(
+    rng: np.random.Generator, decl: float, centers: list[np.ndarray]
+) -> tuple[float, float, float, np.ndarray] | None:
     """``(hemi, lat degrees, lon radians, unit vector)`` of a new cyclone more than 1800 km from the
     others (mostly in the summer hemisphere), or ``None`` after 20 tries."""
     for _try in range(20):
@@ -135,16 +143,22 @@ def _tropical_cyclones(sample: _Sample) -> None:
         r, vt = _add_vortex(sample, center, hemi, dp, rmax, 1200.0, bmod, 20.0)
         r_label = _gale_radius(dp, rmax, bmod)
         warm = rng.uniform(2, 6)
-        fields["T500"] += warm * np.exp(-(r / (3 * rmax)) ** 2)
-        fields["T200"] += 0.6 * warm * np.exp(-(r / (4 * rmax)) ** 2)
-        fields["Z200_anom"] += 8.0 * warm * np.exp(-(r / (4 * rmax)) ** 2)
-        fields["TS"] -= 1.0 * np.exp(-(r / 300.0) ** 2)  # cold wake
-        sample.tmq_extra += rng.uniform(18, 30) * np.exp(-(r / (0.8 * r_label)) ** 2)
-        sample.q_extra += 0.004 * np.exp(-(r / (0.8 * r_label)) ** 2)
-        fields["PRECT"] += rng.uniform(1e-6, 4e-6) * np.exp(-(r / (2.5 * rmax)) ** 2)
+        fields["T500"] += warm * np.exp(-((r / (3 * rmax)) ** 2))
+        fields["T200"] += 0.6 * warm * np.exp(-((r / (4 * rmax)) ** 2))
+        fields["Z200_anom"] += 8.0 * warm * np.exp(-((r / (4 * rmax)) ** 2))
+        fields["TS"] -= 1.0 * np.exp(-((r / 300.0) ** 2))  # cold wake
+        sample.tmq_extra += rng.uniform(18, 30) * np.exp(-((r / (0.8 * r_label)) ** 2))
+        sample.q_extra += 0.004 * np.exp(-((r / (0.8 * r_label)) ** 2))
+        fields["PRECT"] += rng.uniform(1e-6, 4e-6) * np.exp(-((r / (2.5 * rmax)) ** 2))
         sample.labels[r < r_label] = 1
-        sample.events["tropical_cyclones"].append({
-            "lat": round(float(lat_c), 3), "lon": round(float(np.rad2deg(lon_c)) % 360.0, 3),
-            "hemisphere": "N" if hemi > 0 else "S", "pressure_drop_hpa": round(float(dp / 100), 1),
-            "rmax_km": round(float(rmax), 1), "label_radius_km": round(r_label, 1),
-            "max_wind_ms": round(float(vt.max()), 1)})
+        sample.events["tropical_cyclones"].append(
+            {
+                "lat": round(float(lat_c), 3),
+                "lon": round(float(np.rad2deg(lon_c)) % 360.0, 3),
+                "hemisphere": "N" if hemi > 0 else "S",
+                "pressure_drop_hpa": round(float(dp / 100), 1),
+                "rmax_km": round(float(rmax), 1),
+                "label_radius_km": round(r_label, 1),
+                "max_wind_ms": round(float(vt.max()), 1),
+            }
+        )

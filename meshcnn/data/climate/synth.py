@@ -7,6 +7,7 @@ end to end on them. One sample comes from :func:`~meshcnn.data.climate.sample.sy
 :func:`~meshcnn.data.climate.verify.verify_synthetic` measures that a set looks like what
 it claims. Use it through ``python -m meshcnn.data.climate synth``.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -18,20 +19,33 @@ from typing import Any
 import numpy as np
 
 from ..._progress import progress_bar
-from ...io import discard, publish, save_json, temporary_beside
 from ...grids import LatLonGrid
+from ...io import discard, publish, save_json, temporary_beside
 from ._format import NUM_CLASSES, UNITS, VARIABLES, _netcdf4
 from .files import synth_listed_files
 from .sample import synthesize_sample
 from .verify import verify_synthetic
 
-__all__ = ["synthesize_sample", "write_climatenet", "default_grid", "generate_synthetic", "remove_synthetic",
-           "ensure_synthetic", "verify_synthetic"]
+__all__ = [
+    "synthesize_sample",
+    "write_climatenet",
+    "default_grid",
+    "generate_synthetic",
+    "remove_synthetic",
+    "ensure_synthetic",
+    "verify_synthetic",
+]
 
 
-def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], labels: np.ndarray,
-                     lat: np.ndarray, lon: np.ndarray, date: _dt.date | None = None,
-                     attrs: dict[str, Any] | None = None) -> None:
+def write_climatenet(
+    path: str | os.PathLike,
+    fields: dict[str, np.ndarray],
+    labels: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    date: _dt.date | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> None:
     """Write one time step in the ClimateNet netCDF layout (atomically).
 
     Fields as ``float32 (time=1, lat, lon)`` with CAM5 units, ``LABELS`` as
@@ -66,8 +80,15 @@ def write_climatenet(path: str | os.PathLike, fields: dict[str, np.ndarray], lab
         raise
 
 
-def _define_climatenet(ds: Any, fields: dict[str, np.ndarray], labels: np.ndarray, lat: np.ndarray,
-                       lon: np.ndarray, date: _dt.date | None, attrs: dict[str, Any] | None) -> None:
+def _define_climatenet(
+    ds: Any,
+    fields: dict[str, np.ndarray],
+    labels: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    date: _dt.date | None,
+    attrs: dict[str, Any] | None,
+) -> None:
     """Create and fill the variables of :func:`write_climatenet` in the open dataset ``ds``."""
     ds.createDimension("time", 1)
     ds.createDimension("lat", len(lat))
@@ -116,8 +137,15 @@ def _synth_one(args: tuple[int, int, int, int, str]) -> dict[str, Any]:
     date = _dt.date(2000, 1, 1) + _dt.timedelta(days=2 * index)
     fields, labels, events = synthesize_sample(seed, index, lat, lon, date)
     name = f"data-{date.isoformat()}-01-1_{index}.nc"
-    write_climatenet(Path(out) / name, fields, labels, lat, lon, date,
-                     attrs={"source": "meshcnn synthetic ClimateNet generator", "seed": seed, "index": index})
+    write_climatenet(
+        Path(out) / name,
+        fields,
+        labels,
+        lat,
+        lon,
+        date,
+        attrs={"source": "meshcnn synthetic ClimateNet generator", "seed": seed, "index": index},
+    )
     weights = LatLonGrid(lat, lon).cell_weights
     frac = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=NUM_CLASSES) / weights.sum()
     return {"file": name, "class_fraction": frac.tolist(), **events}
@@ -138,8 +166,16 @@ def remove_synthetic(out: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, nlon: int = 288, seed: int = 0,
-                       progress: bool = True, workers: int = 1, overwrite: bool = False) -> list[Path]:
+def generate_synthetic(
+    out: str | os.PathLike,
+    num: int = 200,
+    nlat: int = 192,
+    nlon: int = 288,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write ``num`` synthetic ClimateNet files ``data-YYYY-MM-DD-01-1_<i>.nc`` (2 days apart from
     2000-01-01, so a set covers the seasons) and ``synth.json`` describing every event.
     Deterministic for ``seed``; file ``i`` depends only on ``(seed, i, nlat, nlon)``.
@@ -182,20 +218,25 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
         entries = sorted(p.name for p in out.iterdir())
         raise FileExistsError(
             f"{out}: output folder is not empty ({len(entries)} entries, e.g. {entries[0]!r}); choose an empty "
-            "folder, or pass --overwrite (overwrite=True) to replace the files of a previous synthetic set")
+            "folder, or pass --overwrite (overwrite=True) to replace the files of a previous synthetic set"
+        )
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(seed, i, nlat, nlon, str(out)) for i in range(num)]
     if workers > 1:
         from multiprocessing import Pool
 
         with Pool(workers) as pool:
-            records = list(progress_bar(pool.imap(_synth_one, jobs), enabled=progress, total=num,
-                                        desc="synthesizing", unit="file"))
+            records = list(
+                progress_bar(pool.imap(_synth_one, jobs), enabled=progress, total=num, desc="synthesizing", unit="file")
+            )
     else:
         records = [_synth_one(j) for j in progress_bar(jobs, enabled=progress, desc="synthesizing", unit="file")]
     fractions = np.array([r["class_fraction"] for r in records])
     summary = {
-        "seed": seed, "num": num, "nlat": nlat, "nlon": nlon,
+        "seed": seed,
+        "num": num,
+        "nlat": nlat,
+        "nlon": nlon,
         "class_fraction_mean": fractions.mean(0).tolist(),
         "num_tropical_cyclones": int(sum(len(r["tropical_cyclones"]) for r in records)),
         "num_atmospheric_rivers": int(sum(len(r["atmospheric_rivers"]) for r in records)),
@@ -205,8 +246,15 @@ def generate_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, 
     return [out / r["file"] for r in records]
 
 
-def ensure_synthetic(out: str | os.PathLike, num: int = 200, nlat: int = 192, nlon: int = 288, seed: int = 0,
-                     progress: bool = True, workers: int = 1) -> bool:
+def ensure_synthetic(
+    out: str | os.PathLike,
+    num: int = 200,
+    nlat: int = 192,
+    nlon: int = 288,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+) -> bool:
     """:func:`generate_synthetic` unless ``out/synth.json`` already describes a set of these
     ``num, nlat, nlon, seed``; returns whether it wrote the set.
 

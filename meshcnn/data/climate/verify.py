@@ -1,4 +1,5 @@
 """Measure a synthetic set's physics from its files: :func:`verify_synthetic`."""
+
 from __future__ import annotations
 
 import json
@@ -70,21 +71,25 @@ def _read_summary(folder: Path) -> dict[str, Any]:
     """``folder/synth.json``, checked to describe every file and its events."""
     summary_path = folder / "synth.json"
     if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path}: not found; verify measures a set written by "
-                                f"'python -m meshcnn.data.climate synth --out {folder}'")
+        raise FileNotFoundError(
+            f"{summary_path}: not found; verify measures a set written by "
+            f"'python -m meshcnn.data.climate synth --out {folder}'"
+        )
     try:
         with open(summary_path, encoding="utf-8") as f:
             summary = json.load(f)
         for record in summary["files"]:
-            record["file"], record["tropical_cyclones"], record["atmospheric_rivers"]  # noqa: B018
+            record["file"], record["tropical_cyclones"], record["atmospheric_rivers"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ClimateFileError(summary_path, f"unreadable synthetic-set description ({type(exc).__name__}: {exc})"
-                               ) from exc
+        raise ClimateFileError(
+            summary_path, f"unreadable synthetic-set description ({type(exc).__name__}: {exc})"
+        ) from exc
     return summary
 
 
-def _measure_cyclone(grid: LatLonGrid, tc: dict[str, Any], zeta: np.ndarray, t500: np.ndarray,
-                     psl: np.ndarray) -> tuple[float, float, float]:
+def _measure_cyclone(
+    grid: LatLonGrid, tc: dict[str, Any], zeta: np.ndarray, t500: np.ndarray, psl: np.ndarray
+) -> tuple[float, float, float]:
     """Mean core vorticity (1/s), warm core (K) and pressure drop (hPa) of one recorded cyclone."""
     r = grid.distance_km(latlon_to_xyz(np.deg2rad(tc["lat"]), np.deg2rad(tc["lon"])))
     # the core: within 300 km, or the nearest grid point(s) on a grid coarser than that
@@ -173,16 +178,26 @@ def verify_synthetic(folder: str | os.PathLike, progress: bool = True) -> dict[s
     return _report(summary, area_counts, vort, warm, drop, tc_lats, tmq_ar, tmq_bg, ar_shapes)
 
 
-def _report(summary: dict[str, Any], area_counts: np.ndarray, vort: dict[str, list[float]], warm: list[float],
-            drop: list[float], tc_lats: list[float], tmq_ar: list[float], tmq_bg: list[float],
-            ar_shapes: list[tuple[float, float]]) -> dict[str, Any]:
+def _report(
+    summary: dict[str, Any],
+    area_counts: np.ndarray,
+    vort: dict[str, list[float]],
+    warm: list[float],
+    drop: list[float],
+    tc_lats: list[float],
+    tmq_ar: list[float],
+    tmq_bg: list[float],
+    ar_shapes: list[tuple[float, float]],
+) -> dict[str, Any]:
     """The dictionary :func:`verify_synthetic` returns, from its measurements."""
     ars = [a for r in summary["files"] for a in r["atmospheric_rivers"]]
     signs = [z > 0 for z in vort["N"]] + [z < 0 for z in vort["S"]]
     return {
         "num_files": len(summary["files"]),
         "class_fraction": (area_counts / area_counts.sum()).tolist(),
-        "num_tc": len(signs), "num_tc_north": len(vort["N"]), "num_tc_south": len(vort["S"]),
+        "num_tc": len(signs),
+        "num_tc_north": len(vort["N"]),
+        "num_tc_south": len(vort["S"]),
         "tc_cyclonic_fraction": float(np.mean(signs)) if signs else float("nan"),
         "tc_mean_vorticity_north": float(np.mean(vort["N"])) if vort["N"] else float("nan"),
         "tc_mean_vorticity_south": float(np.mean(vort["S"])) if vort["S"] else float("nan"),
@@ -192,14 +207,21 @@ def _report(summary: dict[str, Any], area_counts: np.ndarray, vort: dict[str, li
         "num_ar": len(ars),
         "ar_length_km": [min(a["length_km"] for a in ars), max(a["length_km"] for a in ars)] if ars else [],
         "ar_width_km": [min(a["width_km"] for a in ars), max(a["width_km"] for a in ars)] if ars else [],
-        "ar_start_abs_lat": [min(abs(a["start_lat"]) for a in ars), max(abs(a["start_lat"]) for a in ars)] if ars else [],
+        "ar_start_abs_lat": [min(abs(a["start_lat"]) for a in ars), max(abs(a["start_lat"]) for a in ars)]
+        if ars
+        else [],
         "ar_polar_fraction": float(np.mean([a["max_abs_lat"] > 60 for a in ars])) if ars else float("nan"),
-        "ar_poleward_fraction": float(np.mean([abs(a["end_lat"]) > abs(a["start_lat"]) and a["end_lat"] * a["start_lat"] > 0
-                                               for a in ars])) if ars else float("nan"),
+        "ar_poleward_fraction": float(
+            np.mean([abs(a["end_lat"]) > abs(a["start_lat"]) and a["end_lat"] * a["start_lat"] > 0 for a in ars])
+        )
+        if ars
+        else float("nan"),
         "tmq_ar_over_background": float(np.mean(tmq_ar) / np.mean(tmq_bg)) if tmq_ar and tmq_bg else float("nan"),
         "ar_label_regions": len(ar_shapes),
         "ar_label_length_km_p10_p50_p90": np.percentile([a for a, _ in ar_shapes], [10, 50, 90]).round(0).tolist()
-        if ar_shapes else [],
+        if ar_shapes
+        else [],
         "ar_label_width_km_p10_p50_p90": np.percentile([b for _, b in ar_shapes], [10, 50, 90]).round(0).tolist()
-        if ar_shapes else [],
+        if ar_shapes
+        else [],
     }

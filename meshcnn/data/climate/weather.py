@@ -9,6 +9,7 @@ The random stream is consumed in this fixed order.
 Units are CAM5's (K, Pa, m, m/s, kg/m^2, kg/kg); latitude/longitude in degrees in
 files, radians inside.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -22,10 +23,10 @@ from ...grids import LatLonGrid
 
 __all__: list[str] = []  # private building blocks of .sample and .storms
 
-_OMEGA = 7.292e-5      # Earth's rotation rate, 1/s
-_G = 9.81              # m/s^2
-_RHO = 1.15            # near-surface air density, kg/m^3
-_RD = 287.0            # dry-air gas constant, J/(kg K)
+_OMEGA = 7.292e-5  # Earth's rotation rate, 1/s
+_G = 9.81  # m/s^2
+_RHO = 1.15  # near-surface air density, kg/m^3
+_RD = 287.0  # dry-air gas constant, J/(kg K)
 
 
 def _smooth_field(rng: np.random.Generator, grid: LatLonGrid, terms: int = 12, max_m: int = 10) -> np.ndarray:
@@ -64,7 +65,7 @@ def _orography(seed: int, grid: LatLonGrid) -> np.ndarray:
     for _ in range(6):
         center = latlon_to_xyz(np.arcsin(rng.uniform(-0.8, 0.9)), rng.uniform(-np.pi, np.pi))
         d = grid.distance_km(center)
-        z += rng.uniform(800, 3500) * np.exp(-(d / rng.uniform(400, 1200)) ** 2)
+        z += rng.uniform(800, 3500) * np.exp(-((d / rng.uniform(400, 1200)) ** 2))
     return z
 
 
@@ -112,15 +113,24 @@ def _background(grid: LatLonGrid, rng: np.random.Generator, decl: float, topo: n
     ts = 301.0 - 48.0 * np.sin(phi - itcz) ** 2 + 8.0 * sphi * (decl / 23.44)
     ts += 2.0 * _smooth_field(rng, grid) - 0.0065 * topo
     t500 = 268.0 - 30.0 * np.sin(phi - itcz) ** 2 + 4.0 * sphi * (decl / 23.44) + 1.5 * _smooth_field(rng, grid)
-    t200 = 213.0 + 9.0 * np.exp(-((abs_deg - 50.0) / 22.0) ** 2) + 1.0 * _smooth_field(rng, grid)
+    t200 = 213.0 + 9.0 * np.exp(-(((abs_deg - 50.0) / 22.0) ** 2)) + 1.0 * _smooth_field(rng, grid)
     winter = 1.0 - 0.35 * sphi * (decl / 23.44)  # stronger subpolar lows / jets in the winter hemisphere
-    psl = (101325.0 + 900.0 * np.exp(-((abs_deg - 32.0) / 10.0) ** 2)
-           - 1500.0 * winter * np.exp(-((abs_deg - 62.0) / 9.0) ** 2) - 400.0 * np.exp(-(np.rad2deg(phi - itcz) / 8.0) ** 2))
-    u850 = (-7.0 * np.exp(-((abs_deg - 13.0) / 10.0) ** 2) + 11.0 * winter * np.exp(-((abs_deg - 46.0) / 11.0) ** 2))
-    v850 = -2.5 * np.sin(2 * (phi - itcz)) * np.exp(-(np.rad2deg(phi - itcz) / 25.0) ** 2)  # Hadley inflow to the ITCZ
-    rh = 0.78 - 0.25 * np.exp(-((abs_deg - 25.0) / 8.0) ** 2) + 0.08 * _smooth_field(rng, grid)
-    prect = 4e-8 * (0.3 + 3.0 * np.exp(-(np.rad2deg(phi - itcz) / 7.0) ** 2)
-                    + 1.0 * np.exp(-((abs_deg - 50.0) / 12.0) ** 2)) * np.exp(0.8 * _smooth_field(rng, grid))
+    psl = (
+        101325.0
+        + 900.0 * np.exp(-(((abs_deg - 32.0) / 10.0) ** 2))
+        - 1500.0 * winter * np.exp(-(((abs_deg - 62.0) / 9.0) ** 2))
+        - 400.0 * np.exp(-((np.rad2deg(phi - itcz) / 8.0) ** 2))
+    )
+    u850 = -7.0 * np.exp(-(((abs_deg - 13.0) / 10.0) ** 2)) + 11.0 * winter * np.exp(-(((abs_deg - 46.0) / 11.0) ** 2))
+    v850 = (
+        -2.5 * np.sin(2 * (phi - itcz)) * np.exp(-((np.rad2deg(phi - itcz) / 25.0) ** 2))
+    )  # Hadley inflow to the ITCZ
+    rh = 0.78 - 0.25 * np.exp(-(((abs_deg - 25.0) / 8.0) ** 2)) + 0.08 * _smooth_field(rng, grid)
+    prect = (
+        4e-8
+        * (0.3 + 3.0 * np.exp(-((np.rad2deg(phi - itcz) / 7.0) ** 2)) + 1.0 * np.exp(-(((abs_deg - 50.0) / 12.0) ** 2)))
+        * np.exp(0.8 * _smooth_field(rng, grid))
+    )
     return {"TS": ts, "T500": t500, "T200": t200, "PSL": psl, "U850": u850, "V850": v850, "PRECT": prect, "rh": rh}
 
 
@@ -132,10 +142,13 @@ def _rossby_waves(grid: LatLonGrid, rng: np.random.Generator, bg: dict[str, np.n
     z1000_wave = np.zeros(grid.shape)
     for hemi in (1, -1):
         jet = rng.uniform(40, 52)
-        env = np.exp(-((hemi * np.rad2deg(phi) - jet) / 12.0) ** 2) * (hemi * phi > 0)
+        env = np.exp(-(((hemi * np.rad2deg(phi) - jet) / 12.0) ** 2)) * (hemi * phi > 0)
         for m in rng.choice(np.arange(3, 9), size=3, replace=False):
-            z1000_wave += env * rng.uniform(30, 70) * np.cos(m * grid.lon_rad - rng.uniform(0, 2 * np.pi)
-                                                             + rng.uniform(-2, 2) * phi)
+            z1000_wave += (
+                env
+                * rng.uniform(30, 70)
+                * np.cos(m * grid.lon_rad - rng.uniform(0, 2 * np.pi) + rng.uniform(-2, 2) * phi)
+            )
     f_cor = 2 * _OMEGA * np.where(sphi >= 0, 1.0, -1.0) * np.maximum(np.abs(sphi), np.sin(np.deg2rad(20.0)))
     dzdx, dzdy = _ddx_ddy(z1000_wave, grid)
     ug, vg = -_G / f_cor * dzdy, _G / f_cor * dzdx
@@ -148,17 +161,25 @@ def _rossby_waves(grid: LatLonGrid, rng: np.random.Generator, bg: dict[str, np.n
     bg["PRECT"] *= np.exp(0.8 * poleward)
 
 
-def _add_vortex(sample: _Sample, center: np.ndarray, hemi: float, dp: float, rmax: float, outer: float,
-                bmod: float, inflow_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def _add_vortex(
+    sample: _Sample,
+    center: np.ndarray,
+    hemi: float,
+    dp: float,
+    rmax: float,
+    outer: float,
+    bmod: float,
+    inflow_deg: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Holland vortex: adds to PSL and winds; returns (distance km, tangential wind m/s)."""
     grid, fields = sample.grid, sample.fields
     r = np.maximum(grid.distance_km(center), 1.0)
     x = (rmax / r) ** bmod
-    taper = np.exp(-(r / outer) ** 4)
+    taper = np.exp(-((r / outer) ** 4))
     fields["PSL"] -= dp * (1 - np.exp(-x)) * taper
     vt = np.sqrt(bmod * dp / _RHO * x * np.exp(-x)) * taper
     radial, tangential = grid.vortex_directions(center)
-    ue, vn = grid.tangent_components(hemi * tangential)   # cyclonic: ccw in NH, cw in SH
+    ue, vn = grid.tangent_components(hemi * tangential)  # cyclonic: ccw in NH, cw in SH
     re_, rn = grid.tangent_components(radial)
     fields["U850"] += 0.85 * vt * ue
     fields["V850"] += 0.85 * vt * vn
@@ -176,9 +197,9 @@ def _extratropical_cyclones(sample: _Sample) -> None:
         hemi = rng.choice([-1.0, 1.0])
         center = latlon_to_xyz(np.deg2rad(hemi * rng.uniform(38, 68)), rng.uniform(-np.pi, np.pi))
         r, _ = _add_vortex(sample, center, hemi, rng.uniform(800, 2500), rng.uniform(300, 600), 1800.0, 1.0, 30.0)
-        blob = np.exp(-(r / 900.0) ** 2)
+        blob = np.exp(-((r / 900.0) ** 2))
         fields["T500"] -= rng.uniform(1, 4) * blob
-        fields["PRECT"] += rng.uniform(5e-8, 2e-7) * np.exp(-(r / 500.0) ** 2)
+        fields["PRECT"] += rng.uniform(5e-8, 2e-7) * np.exp(-((r / 500.0) ** 2))
         sample.tmq_extra += rng.uniform(2, 6) * blob
     sample.events["extratropical_cyclones"] = n_etc
 
@@ -190,5 +211,5 @@ def _convective_clusters(sample: _Sample) -> None:
         center = latlon_to_xyz(np.deg2rad(np.rad2deg(sample.itcz) + rng.normal(0, 7)), rng.uniform(-np.pi, np.pi))
         r = sample.grid.distance_km(center)
         size = rng.uniform(300, 800)
-        sample.tmq_extra += rng.uniform(5, 12) * np.exp(-(r / size) ** 2)
-        sample.fields["PRECT"] += rng.uniform(2e-7, 8e-7) * np.exp(-(r / (0.6 * size)) ** 2)
+        sample.tmq_extra += rng.uniform(5, 12) * np.exp(-((r / size) ** 2))
+        sample.fields["PRECT"] += rng.uniform(2e-7, 8e-7) * np.exp(-((r / (0.6 * size)) ** 2))

@@ -39,13 +39,41 @@ The digits split (:func:`digits_split`): stratified by class, 20 % test
 NumPy so it does not change with the scikit-learn version: 1438 train / 359
 test images (35 to 37 per class in the test set). MNIST keeps its own train/test split.
 """
-from .projection import (DEFAULT_EXTENT, PROJECTIONS, projection_matrix, project_image, unprojection_matrix,
-                         unproject_signal)
-from .dataset import (SPLIT_SEED, TEST_FRACTION, JITTER_DEGREES, ROTATE_MODES, load_digits_arrays, load_mnist,
-                      digits_split, SphericalDigits, PlanarDigits)
+
+from .dataset import (
+    JITTER_DEGREES,
+    ROTATE_MODES,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    PlanarDigits,
+    SphericalDigits,
+    digits_split,
+    load_digits_arrays,
+    load_mnist,
+)
+from .projection import (
+    DEFAULT_EXTENT,
+    PROJECTIONS,
+    project_image,
+    projection_matrix,
+    unproject_signal,
+    unprojection_matrix,
+)
 
 __all__ = [
-    "DEFAULT_EXTENT", "PROJECTIONS", "SPLIT_SEED", "TEST_FRACTION", "JITTER_DEGREES", "ROTATE_MODES",
-    "projection_matrix", "project_image", "unprojection_matrix", "unproject_signal",
-    "load_digits_arrays", "load_mnist", "digits_split", "SphericalDigits", "PlanarDigits",
+    "DEFAULT_EXTENT",
+    "PROJECTIONS",
+    "SPLIT_SEED",
+    "TEST_FRACTION",
+    "JITTER_DEGREES",
+    "ROTATE_MODES",
+    "projection_matrix",
+    "project_image",
+    "unprojection_matrix",
+    "unproject_signal",
+    "load_digits_arrays",
+    "load_mnist",
+    "digits_split",
+    "SphericalDigits",
+    "PlanarDigits",
 ]

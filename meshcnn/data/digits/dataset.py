@@ -1,4 +1,5 @@
 """The digit images (scikit-learn's or an MNIST archive), their fixed split, and the datasets on the sphere."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,17 @@ from torch.utils.data import Dataset
 from ...geometry.rotations import random_rotation, rotation_about_axis, rotation_about_z
 from .projection import DEFAULT_EXTENT, _mesh, projection_matrix, unprojection_matrix
 
-__all__ = ["SPLIT_SEED", "TEST_FRACTION", "JITTER_DEGREES", "ROTATE_MODES", "load_digits_arrays", "load_mnist",
-           "digits_split", "SphericalDigits", "PlanarDigits"]
+__all__ = [
+    "SPLIT_SEED",
+    "TEST_FRACTION",
+    "JITTER_DEGREES",
+    "ROTATE_MODES",
+    "load_digits_arrays",
+    "load_mnist",
+    "digits_split",
+    "SphericalDigits",
+    "PlanarDigits",
+]
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -72,8 +82,10 @@ def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: y_{part} must hold integer labels 0..9")
         arrays[f"y_{part}"] = y.astype(np.int64)
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
-        raise ValueError(f"{path}: x_train and x_test images differ in size: "
-                         f"{arrays['x_train'].shape[1:]} vs {arrays['x_test'].shape[1:]}")
+        raise ValueError(
+            f"{path}: x_train and x_test images differ in size: "
+            f"{arrays['x_train'].shape[1:]} vs {arrays['x_test'].shape[1:]}"
+        )
     return arrays
 
 
@@ -85,8 +97,9 @@ def _image_scale(images: np.ndarray) -> float:
     return 1.0 / peak if peak > 1.0 else 1.0
 
 
-def digits_split(labels: np.ndarray, test_fraction: float = TEST_FRACTION,
-                 seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def digits_split(
+    labels: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split: sorted ``(train_idx, test_idx)``.
 
     For each class in ascending order, its indices are permuted by one
@@ -150,9 +163,18 @@ class SphericalDigits(Dataset):
         Largest angle, degrees, of the ``"jitter"`` rotations (default :data:`JITTER_DEGREES`).
     """
 
-    def __init__(self, split: str, level: int, rotate: bool | str = False, seed: int = 0,
-                 mnist: str | os.PathLike | None = None, *, projection: str = "stereographic",
-                 extent: float = DEFAULT_EXTENT, jitter: float = JITTER_DEGREES) -> None:
+    def __init__(
+        self,
+        split: str,
+        level: int,
+        rotate: bool | str = False,
+        seed: int = 0,
+        mnist: str | os.PathLike | None = None,
+        *,
+        projection: str = "stereographic",
+        extent: float = DEFAULT_EXTENT,
+        jitter: float = JITTER_DEGREES,
+    ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.mesh = _mesh(level)
@@ -203,8 +225,9 @@ class SphericalDigits(Dataset):
         """The (possibly rotated) spherical signal ``(V,)`` float32 of sample ``index``."""
         image = self.image(index).ravel()
         if self.rotate:
-            matrix = projection_matrix(self.image_shape, self.mesh, self.rotation(index),
-                                       projection=self.projection, extent=self.extent)
+            matrix = projection_matrix(
+                self.image_shape, self.mesh, self.rotation(index), projection=self.projection, extent=self.extent
+            )
         else:
             matrix = self._projection
         return (matrix @ image).astype(np.float32)
@@ -230,9 +253,19 @@ class PlanarDigits(SphericalDigits):
     on ``level`` gets, for a fair planar baseline.
     """
 
-    def __init__(self, split: str, level: int = 4, rotate: bool | str = False, seed: int = 0,
-                 mnist: str | os.PathLike | None = None, *, projection: str = "stereographic",
-                 extent: float = DEFAULT_EXTENT, jitter: float = JITTER_DEGREES, unproject: bool = False) -> None:
+    def __init__(
+        self,
+        split: str,
+        level: int = 4,
+        rotate: bool | str = False,
+        seed: int = 0,
+        mnist: str | os.PathLike | None = None,
+        *,
+        projection: str = "stereographic",
+        extent: float = DEFAULT_EXTENT,
+        jitter: float = JITTER_DEGREES,
+        unproject: bool = False,
+    ) -> None:
         super().__init__(split, level, rotate, seed, mnist, projection=projection, extent=extent, jitter=jitter)
         self.unproject = bool(unproject)
         self._unprojection = unprojection_matrix(self.image_shape, self.mesh, projection=projection, extent=extent)

@@ -3,6 +3,7 @@
 The conventions (projection, angular extent, orientation, sampling, rotation) are
 those of :mod:`meshcnn.data.digits`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,14 @@ import scipy.sparse as sp
 from ...geometry.mesh import Mesh, as_mesh
 from ...geometry.rotations import barycentric_interpolation, check_rotation
 
-__all__ = ["DEFAULT_EXTENT", "PROJECTIONS", "projection_matrix", "project_image", "unprojection_matrix",
-           "unproject_signal"]
+__all__ = [
+    "DEFAULT_EXTENT",
+    "PROJECTIONS",
+    "projection_matrix",
+    "project_image",
+    "unprojection_matrix",
+    "unproject_signal",
+]
 
 DEFAULT_EXTENT = np.pi / 3
 PROJECTIONS = ("stereographic", "gnomonic")
@@ -74,7 +81,7 @@ def _bilinear(points: np.ndarray, shape: tuple[int, int], projection: str, exten
     u, v, valid = _sphere_to_plane(points, projection)
     inside = valid & (np.abs(u) <= w * pixel / 2) & (np.abs(v) <= h * pixel / 2)
     rows = np.flatnonzero(inside)
-    col = np.clip(u[rows] / pixel + w / 2 - 0.5, 0, w - 1)   # continuous pixel coordinates
+    col = np.clip(u[rows] / pixel + w / 2 - 0.5, 0, w - 1)  # continuous pixel coordinates
     row = np.clip(h / 2 - 0.5 - v[rows] / pixel, 0, h - 1)
     c0 = np.minimum(np.floor(col).astype(np.int64), max(w - 2, 0))
     r0 = np.minimum(np.floor(row).astype(np.int64), max(h - 2, 0))
@@ -96,8 +103,14 @@ def _check_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
     return None if rotation is None else check_rotation(rotation)
 
 
-def projection_matrix(shape: tuple[int, int], level: Mesh | int, rotation: np.ndarray | None = None, *,
-                      projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> sp.csr_matrix:
+def projection_matrix(
+    shape: tuple[int, int],
+    level: Mesh | int,
+    rotation: np.ndarray | None = None,
+    *,
+    projection: str = "stereographic",
+    extent: float = DEFAULT_EXTENT,
+) -> sp.csr_matrix:
     """Sparse ``(V, H*W)`` matrix ``P`` with ``P @ image.ravel()`` = :func:`project_image` (float64).
 
     Parameters
@@ -117,8 +130,14 @@ def projection_matrix(shape: tuple[int, int], level: Mesh | int, rotation: np.nd
     return _bilinear(points, tuple(int(s) for s in shape), projection, extent)
 
 
-def project_image(image: np.ndarray, level: Mesh | int, rotation: np.ndarray | None = None, *,
-                  projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> np.ndarray:
+def project_image(
+    image: np.ndarray,
+    level: Mesh | int,
+    rotation: np.ndarray | None = None,
+    *,
+    projection: str = "stereographic",
+    extent: float = DEFAULT_EXTENT,
+) -> np.ndarray:
     """Project a planar image ``(H, W)`` onto the icosphere of ``level`` (>= 2): float32 ``(V,)``.
 
     See the module docstring for the projection, extent, orientation and
@@ -150,8 +169,9 @@ def project_image(image: np.ndarray, level: Mesh | int, rotation: np.ndarray | N
     return (matrix @ image.astype(np.float64).ravel()).astype(np.float32)
 
 
-def unprojection_matrix(shape: tuple[int, int], level: Mesh | int, *, projection: str = "stereographic",
-                        extent: float = DEFAULT_EXTENT) -> sp.csr_matrix:
+def unprojection_matrix(
+    shape: tuple[int, int], level: Mesh | int, *, projection: str = "stereographic", extent: float = DEFAULT_EXTENT
+) -> sp.csr_matrix:
     """Sparse ``(H*W, V)`` matrix resampling a mesh signal back to a planar ``(H, W)`` image.
 
     The inverse of the projection: each pixel centre is mapped to the sphere by
@@ -182,8 +202,14 @@ def unprojection_matrix(shape: tuple[int, int], level: Mesh | int, *, projection
     return barycentric_interpolation(mesh, _plane_to_sphere(u, v, projection))
 
 
-def unproject_signal(signal: np.ndarray, level: Mesh | int, shape: tuple[int, int], *,
-                     projection: str = "stereographic", extent: float = DEFAULT_EXTENT) -> np.ndarray:
+def unproject_signal(
+    signal: np.ndarray,
+    level: Mesh | int,
+    shape: tuple[int, int],
+    *,
+    projection: str = "stereographic",
+    extent: float = DEFAULT_EXTENT,
+) -> np.ndarray:
     """Resample a mesh signal ``(..., V)`` back to planar images ``(..., H, W)`` (float32).
 
     Parameters
@@ -204,8 +230,9 @@ def unproject_signal(signal: np.ndarray, level: Mesh | int, shape: tuple[int, in
     signal = np.asarray(signal)
     mesh = _mesh(level)
     if signal.shape[-1] != mesh.num_vertices:
-        raise ValueError(f"signal has {signal.shape[-1]} values on its last axis, level {mesh.level} "
-                         f"has V={mesh.num_vertices}")
+        raise ValueError(
+            f"signal has {signal.shape[-1]} values on its last axis, level {mesh.level} has V={mesh.num_vertices}"
+        )
     matrix = unprojection_matrix(shape, mesh, projection=projection, extent=extent)
     flat = signal.reshape(-1, mesh.num_vertices).astype(np.float64)
     return np.asarray(matrix @ flat.T).T.reshape(*signal.shape[:-1], *shape).astype(np.float32)

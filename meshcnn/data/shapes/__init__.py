@@ -27,10 +27,11 @@ assemblies of them with random proportions, non-uniform scaling, a random yaw
 and vertex noise, so that neighbouring classes (box/pyramid, cone/pyramid,
 capsule/ellipsoid, table/stool, ...) overlap.
 """
-from .off import read_off, write_off
-from .dataset import find_classes, ModelNet, ProjectionOptions, PROJECTION_VERSION
-from .synthetic import SYNTH_CLASSES, synth_shape, make_synthetic
+
 from .cli import main
+from .dataset import PROJECTION_VERSION, ModelNet, ProjectionOptions, find_classes
+from .off import read_off, write_off
+from .synthetic import SYNTH_CLASSES, make_synthetic, synth_shape
 
 __all__ = [
     "read_off",

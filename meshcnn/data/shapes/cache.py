@@ -8,6 +8,7 @@ is stale; one that is unreadable, fails its checksum or has another shape or dty
 than expected is recomputed with a warning naming it. Without ``cache_dir`` the
 projections are kept in memory (per process).
 """
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,11 @@ class ProjectionStore:
             warnings.warn(f"{cache}: projection cache fails its checksum (corrupt); recomputing", stacklevel=4)
             return None
         if signal.shape != shape or signal.dtype != np.float32 or not np.isfinite(signal).all():
-            warnings.warn(f"{cache}: projection cache has shape {signal.shape} {signal.dtype}, expected "
-                          f"{shape} float32; recomputing", stacklevel=4)
+            warnings.warn(
+                f"{cache}: projection cache has shape {signal.shape} {signal.dtype}, expected "
+                f"{shape} float32; recomputing",
+                stacklevel=4,
+            )
             return None
         return signal
 

@@ -1,13 +1,15 @@
 """The :class:`ModelNet` dataset: ModelNet-layout shapes as spherical projections, with a projection cache."""
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
 import zlib
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,8 +94,9 @@ def _list_split(root: Path, classes: list[str], split: str) -> tuple[list[Path],
     files, targets = [], []
     for label, name in enumerate(classes):
         folder = root / name / split
-        found = sorted(p for p in folder.glob("*") if p.suffix.lower() == ".off" and p.is_file()) \
-            if folder.is_dir() else []
+        found = (
+            sorted(p for p in folder.glob("*") if p.suffix.lower() == ".off" and p.is_file()) if folder.is_dir() else []
+        )
         if not found:
             raise ValueError(f"{folder}: class {name!r} has no .off files in split {split!r}")
         files += found
@@ -174,10 +177,22 @@ class ModelNet(Dataset):
         ``(6, V)`` or ``(6, H, W)``.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str, level: int, rotate: bool = False,
-                 cache_dir: str | os.PathLike | None = None, cache_rotations: int | None = None,
-                 skip_bad: bool = False, *, seed: int = 0, options: ProjectionOptions | None = None,
-                 progress: bool = True, log: Callable[[str], None] | None = None, **projection: Any) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        level: int,
+        rotate: bool = False,
+        cache_dir: str | os.PathLike | None = None,
+        cache_rotations: int | None = None,
+        skip_bad: bool = False,
+        *,
+        seed: int = 0,
+        options: ProjectionOptions | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+        **projection: Any,
+    ) -> None:
         options = dataclasses.replace(options or ProjectionOptions(), **projection)
         _check_arguments(split, rotate, cache_rotations)
         self.root = Path(root)
@@ -205,8 +220,9 @@ class ModelNet(Dataset):
     def _drop_bad(self, files: list[Path], targets: list[int], progress: bool) -> tuple[list[Path], list[int]]:
         """``files`` and ``targets`` without the unreadable or degenerate files (checked unless cached)."""
         keep = []
-        for path, label in progress_bar(list(zip(files, targets)), enabled=progress,
-                                        desc=f"checking {self.split} files", leave=False):
+        for path, label in progress_bar(
+            list(zip(files, targets)), enabled=progress, desc=f"checking {self.split} files", leave=False
+        ):
             if self._cached(path) is None:
                 try:
                     read_off(path, triangulate=self.triangulate)
@@ -270,9 +286,15 @@ class ModelNet(Dataset):
             self._load_or_project(path, bank=self.rotate)
 
     def __repr__(self) -> str:
-        rot = "none" if not self.rotate else ("fresh" if self.cache_rotations is None else f"bank of {self.cache_rotations}")
-        return (f"ModelNet(root={str(self.root)!r}, split={self.split!r}, level={self.level}, grid={self.grid!r}, "
-                f"shapes={len(self)}, classes={self.num_classes}, rotations={rot})")
+        rot = (
+            "none"
+            if not self.rotate
+            else ("fresh" if self.cache_rotations is None else f"bank of {self.cache_rotations}")
+        )
+        return (
+            f"ModelNet(root={str(self.root)!r}, split={self.split!r}, level={self.level}, grid={self.grid!r}, "
+            f"shapes={len(self)}, classes={self.num_classes}, rotations={rot})"
+        )
 
     # ------------------------------------------------------------------ internals
     def _relpath(self, path: Path) -> str:
@@ -319,8 +341,9 @@ class ModelNet(Dataset):
         projector = self._projector(path)
         if bank:
             key = _stable_key(self._relpath(path))
-            signal = np.stack([self._project(projector, self._bank_rotation(key, k))
-                               for k in range(self.cache_rotations)])
+            signal = np.stack(
+                [self._project(projector, self._bank_rotation(key, k)) for k in range(self.cache_rotations)]
+            )
         else:
             signal = self._project(projector, None)
         self._store.save(path, self._variant(bank), signal)

@@ -14,6 +14,7 @@ UTF-8 byte-order mark before the header. ``#`` comments and blank lines are
 skipped; numbers after the three coordinates of a vertex or the indices of a
 face (colours) are ignored.
 """
+
 from __future__ import annotations
 
 import io
@@ -72,10 +73,14 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
         values = np.array(" ".join(body).split(), dtype=np.float64)
     except ValueError:
         values = None  # non-numeric somewhere: let the line-by-line parser say where
-    if values is not None and len(body) == nv + nf and len(values) == 3 * nv + 4 * nf \
-            and np.all(values[3 * nv::4] == 3):  # one vertex or triangle a line, nothing else: all at once
+    if (
+        values is not None
+        and len(body) == nv + nf
+        and len(values) == 3 * nv + 4 * nf
+        and np.all(values[3 * nv :: 4] == 3)
+    ):  # one vertex or triangle a line, nothing else: all at once
         vertices = values[: 3 * nv].reshape(nv, 3)
-        faces = values[3 * nv:].reshape(nf, 4)[:, 1:]
+        faces = values[3 * nv :].reshape(nf, 4)[:, 1:]
     else:
         vertices, faces = _parse_off_lines(path, body, nv, nf, triangulate)
     if faces.size and np.any(faces != np.round(faces)):
@@ -101,10 +106,13 @@ def _read_header(path: Path) -> tuple[int, int, list[str]]:
     header = _OFF_HEADER.match(lines[0]) if lines else None
     if header is None:
         first = lines[0][:40] if lines else "<empty file>"
-        hint = " (4OFF/nOFF, homogeneous or n-dimensional vertices, are not supported)" \
-            if lines and re.match(r"(?i)(st)?c?n?(4|n)off", lines[0]) else ""
+        hint = (
+            " (4OFF/nOFF, homogeneous or n-dimensional vertices, are not supported)"
+            if lines and re.match(r"(?i)(st)?c?n?(4|n)off", lines[0])
+            else ""
+        )
         raise ValueError(f"{path}: not an OFF file (first line {first!r}){hint}")
-    rest = lines[0][header.end():].strip()
+    rest = lines[0][header.end() :].strip()
     count_line, body = (rest, lines[1:]) if rest else ((lines[1] if len(lines) > 1 else ""), lines[2:])
     try:
         counts = [int(c) for c in count_line.split()]
@@ -116,11 +124,11 @@ def _read_header(path: Path) -> tuple[int, int, list[str]]:
     return nv, nf, body
 
 
-def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
-                     triangulate: bool) -> tuple[np.ndarray, np.ndarray]:
+def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int, triangulate: bool) -> tuple[np.ndarray, np.ndarray]:
     if len(body) < nv + nf:
-        raise ValueError(f"{path}: truncated: header announces {nv} vertices and {nf} faces, "
-                         f"found only {len(body)} data lines")
+        raise ValueError(
+            f"{path}: truncated: header announces {nv} vertices and {nf} faces, found only {len(body)} data lines"
+        )
     vertices = np.empty((nv, 3))
     for i, line in enumerate(body[:nv]):
         parts = line.split()
@@ -131,18 +139,20 @@ def _parse_off_lines(path: Path, body: list[str], nv: int, nf: int,
         except ValueError:
             raise ValueError(f"{path}: vertex {i}: expected 3 numbers, got {line!r}") from None
     triangles: list[tuple[int, int, int]] = []
-    for k, line in enumerate(body[nv: nv + nf]):
+    for k, line in enumerate(body[nv : nv + nf]):
         tokens = line.split()
         try:
             n = int(tokens[0])
-            corners = [int(x) for x in tokens[1: n + 1]]  # anything after the corners (colour) is ignored
+            corners = [int(x) for x in tokens[1 : n + 1]]  # anything after the corners (colour) is ignored
         except (ValueError, IndexError):
             raise ValueError(f"{path}: face {k}: expected a count and integer indices, got {line!r}") from None
         if n < 3 or len(corners) < n:
             raise ValueError(f"{path}: face {k} is not a polygon of at least 3 corners: {line!r}")
         if n > 3 and not triangulate:
-            raise ValueError(f"{path}: face {k} has {n} corners; only triangle meshes are read "
-                             "(pass triangulate=True, or --triangulate, to fan-triangulate polygons)")
+            raise ValueError(
+                f"{path}: face {k} has {n} corners; only triangle meshes are read "
+                "(pass triangulate=True, or --triangulate, to fan-triangulate polygons)"
+            )
         triangles += [(corners[0], corners[j], corners[j + 1]) for j in range(1, n - 1)]
     return vertices, np.array(triangles, dtype=np.float64).reshape(-1, 3)
 

@@ -5,6 +5,7 @@ primitives and assemblies of them with random proportions, non-uniform scaling, 
 random yaw and vertex noise, so that neighbouring classes (box/pyramid,
 cone/pyramid, capsule/ellipsoid, table/stool, ...) overlap.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,10 @@ __all__ = ["SYNTH_CLASSES", "synth_shape", "make_synthetic"]
 
 
 def _frustum(r_bottom: tuple[float, float], r_top: tuple[float, float], height: float, sections: int):
-    """Convex frustum between two ellipses (semi-axes ``r``) at ``z = 0`` and ``z = height``; ``r_top = 0`` gives a cone."""
+    """Convex frustum between two ellipses (semi-axes ``r``) at ``z = 0`` and ``z = height``.
+
+    ``r_top = 0`` gives a cone.
+    """
     import trimesh
 
     angle = np.linspace(0, 2 * np.pi, sections, endpoint=False) + np.pi / sections
@@ -36,8 +40,15 @@ def _at(mesh, x: float = 0.0, y: float = 0.0, z: float = 0.0):
     return mesh
 
 
-def _legs(rng: np.random.Generator, width: float, depth: float, height: float, count: int = 4,
-          round_legs: bool | None = None, thickness: float | None = None) -> list:
+def _legs(
+    rng: np.random.Generator,
+    width: float,
+    depth: float,
+    height: float,
+    count: int = 4,
+    round_legs: bool | None = None,
+    thickness: float | None = None,
+) -> list:
     """Vertical legs under a ``width x depth`` top, from ``z = 0`` to ``height``."""
     import trimesh
 
@@ -45,15 +56,21 @@ def _legs(rng: np.random.Generator, width: float, depth: float, height: float, c
     round_legs = rng.random() < 0.5 if round_legs is None else round_legs
     inset = rng.uniform(0.0, 0.15)
     if count == 4:
-        xs = [(sx * (width / 2 - t - inset * width / 2), sy * (depth / 2 - t - inset * depth / 2))
-              for sx in (-1, 1) for sy in (-1, 1)]
+        xs = [
+            (sx * (width / 2 - t - inset * width / 2), sy * (depth / 2 - t - inset * depth / 2))
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
     else:
         radius = min(width, depth) / 2 - t
         xs = [(radius * math.cos(a), radius * math.sin(a)) for a in np.linspace(0, 2 * np.pi, count, endpoint=False)]
     legs = []
     for x, y in xs:
-        leg = trimesh.creation.cylinder(radius=t / 2 + 0.005, height=height, sections=10) if round_legs \
+        leg = (
+            trimesh.creation.cylinder(radius=t / 2 + 0.005, height=height, sections=10)
+            if round_legs
             else trimesh.creation.box((t, t, height))
+        )
         legs.append(_at(leg, x, y, height / 2))
     return legs
 
@@ -67,8 +84,9 @@ def _box(rng):
 def _cylinder(rng):
     import trimesh
 
-    return trimesh.creation.cylinder(radius=rng.uniform(0.25, 0.6), height=rng.uniform(0.4, 1.6),
-                                     sections=int(rng.integers(6, 33)))
+    return trimesh.creation.cylinder(
+        radius=rng.uniform(0.25, 0.6), height=rng.uniform(0.4, 1.6), sections=int(rng.integers(6, 33))
+    )
 
 
 def _cone(rng):
@@ -109,12 +127,17 @@ def _table(rng):
     width, depth = rng.uniform(0.9, 2.0), rng.uniform(0.5, 1.2)
     height, thick = rng.uniform(0.6, 1.0), rng.uniform(0.03, 0.1)
     round_top = rng.random() < 0.3
-    top = trimesh.creation.cylinder(radius=width / 2, height=thick, sections=32) if round_top \
+    top = (
+        trimesh.creation.cylinder(radius=width / 2, height=thick, sections=32)
+        if round_top
         else trimesh.creation.box((width, depth, thick))
+    )
     parts = [_at(top, z=height - thick / 2)]
     if rng.random() < 0.25:  # pedestal table
-        parts += [_at(trimesh.creation.cylinder(radius=rng.uniform(0.04, 0.1), height=height, sections=12), z=height / 2),
-                  _at(trimesh.creation.cylinder(radius=rng.uniform(0.2, 0.4), height=0.04, sections=24), z=0.02)]
+        parts += [
+            _at(trimesh.creation.cylinder(radius=rng.uniform(0.04, 0.1), height=height, sections=12), z=height / 2),
+            _at(trimesh.creation.cylinder(radius=rng.uniform(0.2, 0.4), height=0.04, sections=24), z=0.02),
+        ]
     else:
         d = width if round_top else depth
         parts += _legs(rng, width * 0.75 if round_top else width, d * 0.75 if round_top else d, height - thick)
@@ -130,13 +153,24 @@ def _chair(rng):
     parts += _legs(rng, width, depth, seat_h - thick)
     back_h, back_t = rng.uniform(0.3, 0.7), rng.uniform(0.03, 0.08)
     if rng.random() < 0.7:  # solid back
-        parts.append(_at(trimesh.creation.box((width, back_t, back_h)), y=-depth / 2 + back_t / 2, z=seat_h + back_h / 2))
+        parts.append(
+            _at(trimesh.creation.box((width, back_t, back_h)), y=-depth / 2 + back_t / 2, z=seat_h + back_h / 2)
+        )
     else:  # two posts and a rail
         for sx in (-1, 1):
-            parts.append(_at(trimesh.creation.box((back_t, back_t, back_h)), sx * (width / 2 - back_t / 2),
-                             -depth / 2 + back_t / 2, seat_h + back_h / 2))
-        parts.append(_at(trimesh.creation.box((width, back_t, back_h * 0.3)), y=-depth / 2 + back_t / 2,
-                         z=seat_h + back_h * 0.85))
+            parts.append(
+                _at(
+                    trimesh.creation.box((back_t, back_t, back_h)),
+                    sx * (width / 2 - back_t / 2),
+                    -depth / 2 + back_t / 2,
+                    seat_h + back_h / 2,
+                )
+            )
+        parts.append(
+            _at(
+                trimesh.creation.box((width, back_t, back_h * 0.3)), y=-depth / 2 + back_t / 2, z=seat_h + back_h * 0.85
+            )
+        )
     if rng.random() < 0.4:  # armrests
         for sx in (-1, 1):
             parts.append(_at(trimesh.creation.box((0.04, depth, 0.04)), sx * width / 2, 0, seat_h + 0.2))
@@ -157,8 +191,12 @@ def _stool(rng):
     count = int(rng.choice([3, 4]))
     parts = [_at(seat, z=height - thick / 2)] + _legs(rng, width, depth, height - thick, count=count)
     if rng.random() < 0.5:  # foot ring / crossbar
-        parts.append(_at(trimesh.creation.torus(min(width, depth) / 2 * 0.8, 0.015, major_sections=24,
-                                                minor_sections=6), z=height * 0.3))
+        parts.append(
+            _at(
+                trimesh.creation.torus(min(width, depth) / 2 * 0.8, 0.015, major_sections=24, minor_sections=6),
+                z=height * 0.3,
+            )
+        )
     return trimesh.util.concatenate(parts)
 
 
@@ -168,10 +206,14 @@ def _lamp(rng):
     base_r, pole_h = rng.uniform(0.12, 0.3), rng.uniform(0.5, 1.3)
     shade_h = rng.uniform(0.15, 0.4)
     r_bottom = rng.uniform(0.15, 0.35)
-    parts = [_at(trimesh.creation.cylinder(radius=base_r, height=0.05, sections=24), z=0.025),
-             _at(trimesh.creation.cylinder(radius=rng.uniform(0.015, 0.04), height=pole_h, sections=10), z=pole_h / 2),
-             _at(_frustum((r_bottom, r_bottom), (r_bottom * rng.uniform(0.4, 0.9),) * 2, shade_h, 24),
-                 z=pole_h - shade_h * rng.uniform(0.2, 0.8))]
+    parts = [
+        _at(trimesh.creation.cylinder(radius=base_r, height=0.05, sections=24), z=0.025),
+        _at(trimesh.creation.cylinder(radius=rng.uniform(0.015, 0.04), height=pole_h, sections=10), z=pole_h / 2),
+        _at(
+            _frustum((r_bottom, r_bottom), (r_bottom * rng.uniform(0.4, 0.9),) * 2, shade_h, 24),
+            z=pole_h - shade_h * rng.uniform(0.2, 0.8),
+        ),
+    ]
     return trimesh.util.concatenate(parts)
 
 
@@ -181,22 +223,41 @@ def _bottle(rng):
     r, body_h = rng.uniform(0.15, 0.35), rng.uniform(0.5, 1.1)
     shoulder_h, neck_r, neck_h = rng.uniform(0.05, 0.3), rng.uniform(0.05, 0.12), rng.uniform(0.1, 0.35)
     sections = 24
-    parts = [_at(trimesh.creation.cylinder(radius=r, height=body_h, sections=sections), z=body_h / 2),
-             _at(_frustum((r, r), (neck_r, neck_r), shoulder_h, sections), z=body_h),
-             _at(trimesh.creation.cylinder(radius=neck_r, height=neck_h, sections=sections),
-                 z=body_h + shoulder_h + neck_h / 2)]
+    parts = [
+        _at(trimesh.creation.cylinder(radius=r, height=body_h, sections=sections), z=body_h / 2),
+        _at(_frustum((r, r), (neck_r, neck_r), shoulder_h, sections), z=body_h),
+        _at(
+            trimesh.creation.cylinder(radius=neck_r, height=neck_h, sections=sections),
+            z=body_h + shoulder_h + neck_h / 2,
+        ),
+    ]
     return trimesh.util.concatenate(parts)
 
 
 _SYNTH = {
-    "box": _box, "bottle": _bottle, "capsule": _capsule, "chair": _chair, "cone": _cone, "cylinder": _cylinder,
-    "ellipsoid": _ellipsoid, "lamp": _lamp, "pyramid": _pyramid, "stool": _stool, "table": _table, "torus": _torus,
+    "box": _box,
+    "bottle": _bottle,
+    "capsule": _capsule,
+    "chair": _chair,
+    "cone": _cone,
+    "cylinder": _cylinder,
+    "ellipsoid": _ellipsoid,
+    "lamp": _lamp,
+    "pyramid": _pyramid,
+    "stool": _stool,
+    "table": _table,
+    "torus": _torus,
 }
 SYNTH_CLASSES: tuple[str, ...] = tuple(sorted(_SYNTH))
 
 
-def synth_shape(name: str, rng: np.random.Generator, noise: tuple[float, float] = (0.002, 0.012),
-                scale: tuple[float, float] = (0.75, 1.33), yaw: float = math.pi / 6):
+def synth_shape(
+    name: str,
+    rng: np.random.Generator,
+    noise: tuple[float, float] = (0.002, 0.012),
+    scale: tuple[float, float] = (0.75, 1.33),
+    yaw: float = math.pi / 6,
+):
     """One random shape of class ``name`` (:data:`SYNTH_CLASSES`), upright along ``+z``.
 
     The class's parts with random proportions, then non-uniform scaling by
@@ -236,9 +297,15 @@ def synth_shape(name: str, rng: np.random.Generator, noise: tuple[float, float] 
     return mesh
 
 
-def make_synthetic(out: str | os.PathLike, per_class: int = 60, seed: int = 0, test_fraction: float = 0.2,
-                   classes: tuple[str, ...] | list[str] | None = None, quirk_fraction: float = 0.1,
-                   progress: bool = True) -> dict:
+def make_synthetic(
+    out: str | os.PathLike,
+    per_class: int = 60,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    classes: tuple[str, ...] | list[str] | None = None,
+    quirk_fraction: float = 0.1,
+    progress: bool = True,
+) -> dict:
     """Write a synthetic shape set in the ModelNet layout; returns its description (also ``out/synth.json``).
 
     ``per_class`` shapes per class, the last ``round(per_class * test_fraction)``
@@ -287,7 +354,13 @@ def make_synthetic(out: str | os.PathLike, per_class: int = 60, seed: int = 0, t
         mesh = synth_shape(c, rng)
         split = "test" if i >= per_class - n_test else "train"
         write_off(out / c / split / f"{c}_{i + 1:04d}.off", mesh, header_quirk=rng.random() < quirk_fraction)
-    info = {"classes": list(classes), "per_class": per_class, "train_per_class": per_class - n_test,
-            "test_per_class": n_test, "seed": seed, "quirk_fraction": quirk_fraction}
+    info = {
+        "classes": list(classes),
+        "per_class": per_class,
+        "train_per_class": per_class - n_test,
+        "test_per_class": n_test,
+        "seed": seed,
+        "quirk_fraction": quirk_fraction,
+    }
     save_json(out / "synth.json", info)
     return info
