@@ -121,7 +121,7 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu") 
         The file is missing, unreadable, not a meshcnn checkpoint, or not a spherical
         segmentation checkpoint (no model config or normalisation statistics, a planar model).
     """
-    from ..tasks.segmentation import build_model
+    from ..tasks.registry import build_model
 
     path = Path(path)
     if path.is_dir():
