@@ -28,9 +28,10 @@ columns ``meshcnn@<kind>``, timed interleaved with the others (see :func:`bench_
 ``random`` (``Mesh.from_points`` of as many uniformly random points as the level's
 icosphere, seed 0, in the random order they are drawn), ``scrambled`` (the icosphere's
 own vertices in a random order: same geometry and degrees, only the order changes),
-``random-hilbert`` and ``random-rcm`` (the random points reordered, along a Hilbert
-curve on the faces of the cube, or by reverse Cuthill-McKee on the edges of their
-triangulation, before ``Mesh.from_points``: prototypes, not library code) and
+``random-hilbert`` (the random points reordered along a Hilbert curve on the faces of the
+cube before ``Mesh.from_points``: a prototype, not library code), ``random-rcm`` (the
+library's ``Mesh.from_points(points, reorder="rcm")``: reverse Cuthill-McKee on the edges
+of the triangulation) and
 ``healpix`` (``HealpixGrid(nside).mesh``, NESTED, ``nside`` the power of 2 with
 ``12 nside**2`` closest to V, with its own dense floor ``floor@healpix``). Each row
 then prints each mesh's time over the icosphere's and its ratio to the dense floor
@@ -68,7 +69,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -134,18 +134,6 @@ def hilbert_order(points: np.ndarray, bits: int = 16) -> np.ndarray:
     return np.lexsort((_hilbert_index(u, v, bits), face))
 
 
-def rcm_order(mesh: meshcnn.Mesh) -> np.ndarray:
-    """Reverse Cuthill-McKee permutation of the mesh's vertex graph (its edges): neighbours get
-    nearby indices (a small bandwidth)."""
-    from scipy.sparse.csgraph import reverse_cuthill_mckee
-
-    v, e = mesh.num_vertices, mesh.edges
-    adjacency = sp.coo_matrix(
-        (np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(v, v)
-    ).tocsr()
-    return np.asarray(reverse_cuthill_mckee(adjacency, symmetric_mode=True), dtype=np.int64)
-
-
 def healpix_nside_for(num_vertices: int) -> int:
     """The power of 2 ``nside`` whose ``12 nside**2`` is closest to ``num_vertices`` (in ratio)."""
     return min((2**k for k in range(14)), key=lambda n: abs(math.log(12 * n * n / num_vertices)))
@@ -168,8 +156,7 @@ def bench_mesh(kind: str, level: int) -> meshcnn.Mesh:
         p = random_points(v)
         return Mesh.from_points(p[hilbert_order(p)], name="random-hilbert")
     if kind == "random-rcm":
-        p = random_points(v)
-        return Mesh.from_points(p[rcm_order(bench_mesh("random", level))], name="random-rcm")
+        return Mesh.from_points(random_points(v), name="random-rcm", reorder="rcm")
     if kind == "healpix":
         from meshcnn.grids import HealpixGrid
 

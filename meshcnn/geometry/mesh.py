@@ -25,6 +25,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,12 +37,17 @@ from . import operators as ops
 from ._assembly import closed_mesh_operators
 from ._delaunay import orient_outward, sphere_points, spherical_delaunay
 from ._symmetry import polar_permutation, symmetrize, symmetrize_areas
-from .coords import EARTH_RADIUS_KM, latlon_to_xyz, num_vertices_at, xyz_to_latlon  # noqa: F401 (EARTH_RADIUS_KM: old home)
+from .coords import latlon_to_xyz, num_vertices_at, xyz_to_latlon
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Mesh", "icosphere", "as_mesh", "MAX_LEVEL", "FORMAT_VERSION", "level_of", "check_level"]
 
 MAX_LEVEL = 9
 FORMAT_VERSION = 1
+#: Vertex orders :meth:`Mesh.from_points` can give: the points' own (``None``) or reverse Cuthill-McKee.
+REORDERINGS = (None, "rcm")
 
 
 def check_level(level: int, name: str = "level", low: int = 0) -> int:
@@ -158,6 +164,12 @@ class Mesh:
         ``k > 1``: the operators are averaged over the rotations by ``2 pi / k`` about the polar
         axis, which map the vertices onto themselves, so that they commute with them exactly
         whatever the triangulation (:mod:`meshcnn.geometry._symmetry`); 1 otherwise.
+    point_order : (V,) int64 or None
+        Set when :meth:`from_points` or :meth:`from_faces` reordered the points
+        (``reorder="rcm"``): vertex ``i`` is point ``point_order[i]`` of the input, so data
+        given on the points maps to the mesh by :meth:`points_to_vertices`
+        (``x[..., point_order]``) and back by :meth:`vertices_to_points`. ``None``: the
+        vertices are the points in the order given.
     """
 
     level: int | None
@@ -171,6 +183,7 @@ class Mesh:
     mean_edge_length: float
     name: str | None = None
     polar_symmetry: int = 1
+    point_order: np.ndarray | None = None
 
     def __copy__(self) -> Mesh:
         return self  # immutable by contract: a copied model shares its meshes
@@ -194,6 +207,35 @@ class Mesh:
         if self.polar_symmetry > 1:
             arrays["polar_symmetry"] = np.array(self.polar_symmetry, dtype=np.int64)
         return _checksum(arrays)[:16]
+
+    def points_to_vertices(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Data given on the input points, ``(..., V)`` in their order -> the mesh's vertex order.
+
+        ``x[..., point_order]``; ``x`` itself when the mesh kept the points' order.
+        """
+        self._check_points_axis(x)
+        return x if self.point_order is None else x[..., self._point_index(x)]
+
+    def vertices_to_points(self, y: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """The inverse of :meth:`points_to_vertices`: ``(..., V)`` on the vertices -> the points' order."""
+        self._check_points_axis(y)
+        if self.point_order is None:
+            return y
+        return y[..., self._point_index(y, inverse=True)]
+
+    def _check_points_axis(self, x: np.ndarray | torch.Tensor) -> None:
+        if x.ndim < 1 or x.shape[-1] != self.num_vertices:
+            raise ValueError(
+                f"expected data of shape (..., {self.num_vertices}) for {self.describe()}, got {tuple(x.shape)}"
+            )
+
+    def _point_index(self, x: np.ndarray | torch.Tensor, inverse: bool = False) -> np.ndarray | torch.Tensor:
+        index = np.argsort(self.point_order) if inverse else self.point_order
+        if isinstance(x, np.ndarray):
+            return index
+        import torch
+
+        return torch.as_tensor(index, device=x.device)
 
     def describe(self) -> str:
         """``"level 5"`` for an icosphere, else the name (or ``"a mesh"``) and the vertex count."""
@@ -295,6 +337,7 @@ class Mesh:
         lon: np.ndarray | None = None,
         name: str | None = None,
         polar_symmetry: int = 1,
+        reorder: str | None = None,
     ) -> Mesh:
         r"""The mesh of any set of points on the sphere: their spherical Delaunay triangulation.
 
@@ -318,6 +361,14 @@ class Mesh:
             that the layers are exactly equivariant to them, even where cocircular points leave
             the triangulation a choice that breaks the symmetry. ``ValueError`` if the points are
             not symmetric, or one lies on the axis.
+        reorder : {None, "rcm"}, optional
+            ``"rcm"``: number the vertices in reverse Cuthill-McKee order of the triangulation's
+            edges (:func:`meshcnn.geometry.operators.bandwidth_order`), so that neighbours lie
+            close in memory and the layers' sparse products read them together: points in an
+            arbitrary order (scattered stations, a shuffled grid) then convolve about as fast as
+            an icosphere (``experiments/benchmark/RESULTS.md``). :attr:`point_order` records the
+            permutation; map data with :meth:`points_to_vertices`. ``None`` keeps the points'
+            order.
 
         Returns
         -------
@@ -333,10 +384,12 @@ class Mesh:
             valid points).
         """
         vertices = sphere_points(points, lat, lon)
-        return cls._closed(vertices, spherical_delaunay(vertices), name, polar_symmetry)
+        return cls._closed(vertices, spherical_delaunay(vertices), name, polar_symmetry, reorder)
 
     @classmethod
-    def from_faces(cls, vertices: np.ndarray, faces: np.ndarray, *, name: str | None = None) -> Mesh:
+    def from_faces(
+        cls, vertices: np.ndarray, faces: np.ndarray, *, name: str | None = None, reorder: str | None = None
+    ) -> Mesh:
         """The mesh of a given triangulation of the sphere (a grid file's own connectivity).
 
         Parameters
@@ -346,6 +399,8 @@ class Mesh:
         faces : (F, 3) int array
             0-based; turned counter-clockwise seen from outside where they are not.
         name : str, optional
+        reorder : {None, "rcm"}, optional
+            As in :meth:`from_points`.
 
         Raises
         ------
@@ -360,10 +415,25 @@ class Mesh:
             raise ValueError(f"faces must be an (F, 3) integer array, got shape {faces.shape} of {faces.dtype}")
         if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
             raise ValueError(f"face indices must be in 0..{len(vertices) - 1}, got {faces.min()}..{faces.max()}")
-        return cls._closed(vertices, orient_outward(vertices, faces), name)
+        return cls._closed(vertices, orient_outward(vertices, faces), name, reorder=reorder)
 
     @classmethod
-    def _closed(cls, vertices: np.ndarray, faces: np.ndarray, name: str | None, polar_symmetry: int = 1) -> Mesh:
+    def _closed(
+        cls,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        name: str | None,
+        polar_symmetry: int = 1,
+        reorder: str | None = None,
+    ) -> Mesh:
+        if reorder not in REORDERINGS:
+            raise ValueError(f"reorder must be one of {REORDERINGS}, got {reorder!r}")
+        point_order = None
+        if reorder == "rcm":
+            point_order = ops.bandwidth_order(faces, len(vertices))
+            rank = np.empty_like(point_order)
+            rank[point_order] = np.arange(len(point_order))
+            vertices, faces = vertices[point_order], rank[faces]
         perm = polar_permutation(vertices, polar_symmetry) if polar_symmetry != 1 else None
         built = closed_mesh_operators(vertices, faces)  # checks that the mesh is closed and oriented
         areas, laplacian, grad_ew, grad_ns = built.vertex_areas, built.laplacian, built.grad_ew, built.grad_ns
@@ -382,6 +452,7 @@ class Mesh:
             mean_edge_length=built.mean_edge_length,
             name=name,
             polar_symmetry=int(polar_symmetry),
+            point_order=point_order,
         )
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -394,6 +465,7 @@ class Mesh:
             "parent_edges": np.zeros((0, 2), np.int64) if self.parent_edges is None else self.parent_edges,
             "vertex_areas": self.vertex_areas,
             "mean_edge_length": np.array(self.mean_edge_length),
+            "point_order": np.zeros(0, np.int64) if self.point_order is None else self.point_order,
         }
         for name in ("laplacian", "grad_ew", "grad_ns"):
             mat = getattr(self, name)
@@ -447,6 +519,7 @@ class Mesh:
             mean_edge_length=float(arrays["mean_edge_length"]),
             name=(str(arrays["name"]) or None) if "name" in arrays else None,
             polar_symmetry=int(arrays.get("polar_symmetry", 1)),
+            point_order=arrays["point_order"] if len(arrays.get("point_order", ())) else None,
         )
 
 

@@ -45,16 +45,17 @@ def test_hilbert_index_is_a_curve_through_every_cell(meshconv):
     assert (steps == 1).all()  # consecutive cells along the curve are neighbours
 
 
-def test_reorderings_are_permutations_that_shrink_the_bandwidth(meshconv):
+def test_hilbert_and_rcm_orders_shrink_the_bandwidth(meshconv):
     points = meshconv.random_points(2000)
     mesh = Mesh.from_points(points)
 
     def median_gap(m):
         return np.median(np.abs(np.diff(m.edges, axis=1)))
 
-    for order in (meshconv.hilbert_order(points), meshconv.rcm_order(mesh)):
-        assert sorted(order.tolist()) == list(range(2000))
-        assert median_gap(Mesh.from_points(points[order])) < 0.25 * median_gap(mesh)
+    order = meshconv.hilbert_order(points)
+    assert sorted(order.tolist()) == list(range(2000))
+    assert median_gap(Mesh.from_points(points[order])) < 0.25 * median_gap(mesh)
+    assert median_gap(Mesh.from_points(points, reorder="rcm")) < 0.25 * median_gap(mesh)
 
 
 def test_meshconv_benchmark_on_other_meshes(meshconv, tmp_path, monkeypatch, capsys):

@@ -139,3 +139,79 @@ def test_from_faces_reorients_and_checks_closure():
         Mesh.from_faces(ico.vertices, np.vstack([ico.faces, [[0, 0, 1]]]))
     with pytest.raises(ValueError, match="indices"):
         Mesh.from_faces(ico.vertices, ico.faces + 1)
+
+
+# ---------------------------------------------------------------------------- reorder="rcm"
+def _bandwidth(m):
+    c = m.tocoo()
+    return int(np.abs(c.row - c.col).max())
+
+
+def _permutation(order):
+    n = len(order)
+    return sp.csr_matrix((np.ones(n), (np.arange(n), order)), shape=(n, n))
+
+
+def test_rcm_reorder_permutes_the_mesh_of_the_points_in_their_order():
+    """The reordered mesh is the unreordered one with its vertices renumbered, P A P^T, exactly."""
+    points = random_points(1500, seed=3)
+    plain, mesh = Mesh.from_points(points), Mesh.from_points(points, reorder="rcm")
+    order = mesh.point_order
+    assert plain.point_order is None
+    assert sorted(order) == list(range(len(points)))
+    np.testing.assert_array_equal(mesh.vertices, plain.vertices[order])
+    p = _permutation(order)
+    for name in ("laplacian", "grad_ew", "grad_ns"):
+        assert abs(getattr(mesh, name) - p @ getattr(plain, name) @ p.T).max() == 0, name
+    for a, b in zip(mesh.grad_tangent, plain.grad_tangent):
+        assert abs(a - p @ b @ p.T).max() < 1e-15
+    np.testing.assert_array_equal(mesh.vertex_areas, plain.vertex_areas[order])
+    assert sorted(map(tuple, np.sort(order[mesh.faces], axis=1))) == sorted(map(tuple, np.sort(plain.faces, axis=1)))
+    # the point of it: a small bandwidth (neighbours close in memory)
+    assert _bandwidth(mesh.laplacian) < _bandwidth(plain.laplacian) / 5
+    assert mesh.fingerprint != plain.fingerprint
+
+
+def test_points_to_vertices_and_back():
+    import torch
+
+    points = random_points(300, seed=4)
+    mesh = Mesh.from_points(points, reorder="rcm")
+    lat = np.arcsin(points[:, 2])  # a field known on the points, in their order
+    np.testing.assert_allclose(mesh.points_to_vertices(lat), mesh.lat, atol=1e-12)
+    x = torch.randn(2, 3, 300, dtype=torch.float64)
+    y = mesh.points_to_vertices(x)
+    assert torch.equal(y, x[..., torch.as_tensor(mesh.point_order)])
+    assert torch.equal(mesh.vertices_to_points(y), x)
+    plain = Mesh.from_points(points)
+    assert plain.points_to_vertices(x) is x and plain.vertices_to_points(x) is x
+    with pytest.raises(ValueError, match=r"\(\.\.\., 300\)"):
+        mesh.points_to_vertices(x[..., :10])
+
+
+def test_rcm_reorder_of_from_faces_and_polar_symmetry():
+    ico = icosphere(2)
+    shuffle = np.random.default_rng(0).permutation(ico.num_vertices)
+    rank = np.argsort(shuffle)
+    mesh = Mesh.from_faces(ico.vertices[shuffle], rank[ico.faces], reorder="rcm")
+    np.testing.assert_allclose(mesh.vertices, ico.vertices[shuffle][mesh.point_order], atol=1e-15)
+    assert _bandwidth(mesh.laplacian) < _bandwidth(Mesh.from_faces(ico.vertices[shuffle], rank[ico.faces]).laplacian)
+    # a polar symmetry is found again among the renumbered vertices
+    lon = np.repeat(np.arange(0, 360, 30.0), 5)
+    lat = np.tile([-60.0, -20.0, 0.0, 30.0, 70.0], 12)
+    sym = Mesh.from_points(lat=lat, lon=lon, polar_symmetry=4, reorder="rcm")
+    ref = Mesh.from_points(lat=lat, lon=lon, polar_symmetry=4)
+    p = _permutation(sym.point_order)
+    assert abs(sym.laplacian - p @ ref.laplacian @ p.T).max() < 1e-12
+
+
+def test_reorder_is_checked_and_saved(tmp_path):
+    with pytest.raises(ValueError, match="reorder must be one of"):
+        Mesh.from_points(random_points(50), reorder="hilbert")
+    mesh = Mesh.from_points(random_points(200), reorder="rcm", name="stations")
+    mesh.save(tmp_path / "m.npz")
+    back = Mesh.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.point_order, mesh.point_order)
+    assert back.fingerprint == mesh.fingerprint
+    Mesh.from_points(random_points(200)).save(tmp_path / "plain.npz")
+    assert Mesh.load(tmp_path / "plain.npz").point_order is None
