@@ -44,7 +44,7 @@ Columns:
 * ``grad ew/ns``: the MeshConv taps, :math:`(D_{ew} Y, D_{ns} Y)/h` (``grad_ew``, ``grad_ns``)
   against the exact east and north derivatives :math:`(e\cdot\nabla Y, n\cdot\nabla Y)`,
   relative RMS of the 2-vector over all vertices (nothing excluded). The exact frame is
-  :func:`meshcnn.geometry.vertex_frames` (:func:`~meshcnn.geometry.east_north`, which is NaN
+  :func:`meshcnn.geometry.operators.vertex_frames` (:func:`~meshcnn.geometry.coords.east_north`, which is NaN
   on the polar axis, completed there by the fixed frame ``e = x``, ``n = p x x``). The taps
   project each face's gradient on that face's own east/north before averaging, so at a
   vertex on the polar axis (the icosphere has one at each pole) they are not the
@@ -55,7 +55,7 @@ Columns:
   axis (a diagnostic of the polar term above, not a claim; ``nan`` where ``5 h > 1`` leaves
   no vertex);
 * ``grad tangent``: the same for :attr:`Mesh.grad_tangent` (the gradient on the one
-  vertex frame, :func:`~meshcnn.geometry.tangent_gradient`), which has no polar defect.
+  vertex frame, :func:`~meshcnn.geometry.operators.tangent_gradient`), which has no polar defect.
 
 After the table: a check that ``lap eigen``, ``grad ew/ns`` and ``grad tangent`` fall at
 every step of every family (the exit status is 1 if one does not), the observed
@@ -82,7 +82,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.polynomial import legendre
 
-from meshcnn.geometry import Mesh, icosphere, vertex_frames
+from meshcnn.geometry import Mesh, icosphere
+from meshcnn.geometry.operators import vertex_frames
 
 DEGREES = (1, 2, 3, 4)
 SIZES = {

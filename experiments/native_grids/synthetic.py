@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from meshcnn.data.climate.storms import _cyclone_center, _gale_radius, _river_path
-from meshcnn.geometry import EARTH_RADIUS_KM, east_north, latlon_to_xyz
+from meshcnn.geometry import EARTH_RADIUS_KM, latlon_to_xyz
+from meshcnn.geometry.coords import east_north
 
 CHANNELS = ("psl_anomaly", "moisture", "u_wind", "v_wind")
 CLASSES = ("background", "tropical cyclone", "atmospheric river")

@@ -8,7 +8,7 @@ projection (:mod:`meshcnn.geometry.project`): the spherical
 :class:`meshcnn.models.SphericalResNet` on the icosphere of ``--level``, the
 planar :class:`meshcnn.models.PlanarCNN` (periodic in longitude) on an
 equiangular lat-lon grid with about as many points
-(:func:`meshcnn.geometry.latlon_shape`). Every training run goes through
+(:func:`meshcnn.geometry.project.latlon_shape`). Every training run goes through
 :func:`meshcnn.train.fit` (checkpoints, ``--resume``).
 
 Example (the synthetic shape set; run times in the README)::
@@ -35,7 +35,7 @@ from meshcnn.cli import (
     training_options,
 )
 from meshcnn.data.shapes import ModelNet
-from meshcnn.geometry import latlon_shape, ray_engine
+from meshcnn.geometry.project import latlon_shape, ray_engine
 from meshcnn.models import DOWNSAMPLE
 from meshcnn.tasks import (
     MODEL_KINDS,

@@ -19,7 +19,8 @@ import numpy as np
 
 from meshcnn.cli import HELP_FORMATTER, level_option, seed_option
 from meshcnn.data.shapes import ModelNet, read_off
-from meshcnn.geometry import CHANNELS, MISS_DISTANCE, ShapeProjector, random_rotation
+from meshcnn.geometry import ShapeProjector, random_rotation
+from meshcnn.geometry.project import CHANNELS, MISS_DISTANCE
 from meshcnn.plot import plot_mesh_signal, save_figure
 
 

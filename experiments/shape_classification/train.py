@@ -40,7 +40,7 @@ from meshcnn.cli import (
     training_options,
 )
 from meshcnn.data.shapes import ModelNet
-from meshcnn.geometry import ray_engine
+from meshcnn.geometry.project import ray_engine
 from meshcnn.io import save_json
 from meshcnn.models import DOWNSAMPLE
 from meshcnn.tasks import MODEL_KINDS, ClassifierConfig, accuracy_evaluator, build_model, count_parameters

@@ -7,100 +7,37 @@ Pure numpy/scipy/libigl: everything above (grids, nn, data) builds on it, nothin
 imports from them. Command line: ``python -m meshcnn.geometry --levels 0-7 --out meshes/``.
 """
 
-from .coords import EARTH_RADIUS_KM, east_north, latlon_to_xyz, num_vertices_at, xyz_to_latlon
-from .hierarchy import MeshHierarchy, area_weighted_restriction, ring_mean
-from .locate import barycentric_interpolation, face_tree, locate, nearest_vertex, vertex_tree
-from .mesh import FORMAT_VERSION, MAX_LEVEL, Mesh, as_mesh, check_level, icosphere, level_of
-from .operators import (
-    cotangent_laplacian,
-    directional_derivatives,
-    edges,
-    face_areas,
-    face_to_vertex,
-    mean_edge_length,
-    one_ring,
-    poleward_sign,
-    tangent_frames,
-    tangent_gradient,
-    upsample_matrix,
-    vertex_areas,
-    vertex_frames,
-)
-from .project import (
-    CHANNELS,
-    MISS_DISTANCE,
-    ShapeProjector,
-    check_mesh,
-    latlon_directions,
-    latlon_shape,
-    normalize_mesh,
-    project_directions,
-    project_latlon,
-    project_mesh,
-    ray_engine,
-)
+from .coords import EARTH_RADIUS_KM, latlon_to_xyz, xyz_to_latlon
+from .hierarchy import MeshHierarchy
+from .locate import barycentric_interpolation, locate, nearest_vertex
+from .mesh import MAX_LEVEL, Mesh, icosphere
+from .project import ShapeProjector, project_mesh
 from .rotations import (
-    check_rotation,
     icosahedral_rotations,
     random_rotation,
     rotate_signal,
     rotation_about_axis,
     rotation_about_z,
-    rotation_matrix_on_mesh,
     vertex_permutation,
 )
 
 __all__ = [
     "EARTH_RADIUS_KM",
-    "num_vertices_at",
     "latlon_to_xyz",
     "xyz_to_latlon",
-    "east_north",
     "Mesh",
     "MeshHierarchy",
-    "area_weighted_restriction",
-    "ring_mean",
     "icosphere",
-    "as_mesh",
     "MAX_LEVEL",
-    "FORMAT_VERSION",
-    "level_of",
-    "check_level",
-    "cotangent_laplacian",
-    "vertex_areas",
-    "face_areas",
-    "tangent_frames",
-    "face_to_vertex",
-    "directional_derivatives",
-    "vertex_frames",
-    "tangent_gradient",
-    "poleward_sign",
-    "edges",
-    "mean_edge_length",
-    "upsample_matrix",
-    "one_ring",
     "locate",
     "barycentric_interpolation",
     "nearest_vertex",
-    "face_tree",
-    "vertex_tree",
     "random_rotation",
     "rotation_about_z",
     "rotation_about_axis",
     "icosahedral_rotations",
     "vertex_permutation",
-    "rotation_matrix_on_mesh",
     "rotate_signal",
-    "check_rotation",
     "project_mesh",
-    "project_directions",
     "ShapeProjector",
-    "project_latlon",
-    "latlon_directions",
-    "latlon_shape",
-    "normalize_mesh",
-    "check_mesh",
-    "ray_engine",
-    "CHANNELS",
-    "MISS_DISTANCE",
 ]

@@ -194,13 +194,13 @@ def closed_mesh_operators(vertices: np.ndarray, faces: np.ndarray) -> MeshOperat
 
     * Laplacian: the angle :math:`\theta_c` at corner ``c`` adds
       :math:`\tfrac12 \cot\theta_c` to the two entries of edge :math:`e_c` and subtracts it
-      from the diagonal entries of its ends, as :func:`~meshcnn.geometry.cotangent_laplacian`;
+      from the diagonal entries of its ends, as :func:`~meshcnn.geometry.operators.cotangent_laplacian`;
     * vertex areas: the mixed-Voronoi split of :math:`|f|` among the corners, as
-      :func:`~meshcnn.geometry.vertex_areas`;
+      :func:`~meshcnn.geometry.operators.vertex_areas`;
     * derivative along a unit tangent :math:`d` (east or north at the centroid):
       :math:`|f|\, d \cdot \nabla\varphi_c = \tfrac12\, (d \times n) \cdot e_c` for the hat
       function :math:`\varphi_c`, summed over the faces around each vertex, divided by their
-      total area and multiplied by ``h``, as :func:`~meshcnn.geometry.directional_derivatives`;
+      total area and multiplied by ``h``, as :func:`~meshcnn.geometry.operators.directional_derivatives`;
     * ``h``: the mean length of the half-edges, which on a closed mesh is the mean edge length.
 
     Parameters

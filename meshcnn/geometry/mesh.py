@@ -278,7 +278,7 @@ class Mesh:
     @functools.cached_property
     def grad_tangent(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         r"""``(D_1, D_2)``, each ``(V, V)``: the vertex gradient on the frame of
-        :func:`meshcnn.geometry.vertex_frames` (east/north, fixed axes at the poles),
+        :func:`meshcnn.geometry.operators.vertex_frames` (east/north, fixed axes at the poles),
         scaled by :attr:`mean_edge_length` like the other taps; averaged over the rotations of
         :attr:`polar_symmetry`, which carry east and north onto east and north."""
         taps = ops.tangent_gradient(self.vertices, self.faces, scale=self.mean_edge_length)

@@ -46,7 +46,7 @@ import numpy as np
 from .._cache import memoize
 from .coords import latlon_to_xyz, num_vertices_at
 from .mesh import check_level, icosphere
-from .rotations import check_rotation, random_rotation  # noqa: F401 (random_rotation: imported from here by experiments)
+from .rotations import check_rotation
 
 __all__ = [
     "project_mesh",

@@ -9,7 +9,8 @@ import torch
 import meshcnn.data.shapes as shapes
 import meshcnn.data.shapes.dataset as shapes_dataset
 from meshcnn.data.shapes import SYNTH_CLASSES, ModelNet, make_synthetic, read_off, write_off
-from meshcnn.geometry import project_latlon, project_mesh
+from meshcnn.geometry import project_mesh
+from meshcnn.geometry.project import project_latlon
 
 TETRA_V = "0 0 0\n1 0 0\n0 1 0\n0 0 1\n"
 TETRA_F = "3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n"
@@ -358,7 +359,7 @@ def test_bom_and_geomview_header_variants(tmp_path):
 def test_shapes_in_tiny_or_huge_units_project_like_unit_ones(tmp_path, scale):
     import trimesh
 
-    from meshcnn.geometry import normalize_mesh
+    from meshcnn.geometry.project import normalize_mesh
 
     box = trimesh.creation.box((1.0, 0.6, 0.3))
     box.apply_translation((0.2, 0.1, 0.0))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from meshcnn.geometry import east_north, latlon_to_xyz, xyz_to_latlon
+from meshcnn.geometry import latlon_to_xyz, xyz_to_latlon
+from meshcnn.geometry.coords import east_north
 
 
 def test_latlon_round_trip_and_axes():

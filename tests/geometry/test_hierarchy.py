@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from meshcnn.geometry import Mesh, MeshHierarchy, area_weighted_restriction, icosphere
+from meshcnn.geometry import Mesh, MeshHierarchy, icosphere
+from meshcnn.geometry.hierarchy import area_weighted_restriction
 
 
 def random_points(n, seed=0):

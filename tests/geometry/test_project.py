@@ -5,20 +5,15 @@ import pytest
 import trimesh
 
 import meshcnn.geometry.project as project
-import meshcnn.geometry.rotations
-from meshcnn.geometry import (
+from meshcnn.geometry import icosahedral_rotations, icosphere, project_mesh, random_rotation, vertex_permutation
+from meshcnn.geometry.project import (
     MISS_DISTANCE,
     check_mesh,
-    icosahedral_rotations,
-    icosphere,
     latlon_directions,
     latlon_shape,
     project_directions,
     project_latlon,
-    project_mesh,
-    random_rotation,
     ray_engine,
-    vertex_permutation,
 )
 
 
@@ -27,10 +22,6 @@ def _shape() -> trimesh.Trimesh:
     box = trimesh.creation.box(extents=(1.0, 0.5, 0.3))
     box.apply_translation((0.3, 0.1, 0.4))
     return trimesh.util.concatenate([box, trimesh.creation.torus(1.0, 0.3, major_sections=24, minor_sections=10)])
-
-
-def test_random_rotation_is_reexported():
-    assert project.random_rotation is meshcnn.geometry.random_rotation
 
 
 @pytest.mark.parametrize("radius", [0.3, 0.8])

@@ -9,7 +9,6 @@ import torch
 
 from meshcnn.geometry import (
     barycentric_interpolation,
-    check_rotation,
     icosahedral_rotations,
     icosphere,
     locate,
@@ -17,9 +16,9 @@ from meshcnn.geometry import (
     rotate_signal,
     rotation_about_axis,
     rotation_about_z,
-    rotation_matrix_on_mesh,
     vertex_permutation,
 )
+from meshcnn.geometry.rotations import check_rotation, rotation_matrix_on_mesh
 
 
 def test_rotation_error_shrinks_with_level():

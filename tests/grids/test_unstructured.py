@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from meshcnn.geometry import Mesh, icosphere, latlon_to_xyz, num_vertices_at
+from meshcnn.geometry import Mesh, icosphere, latlon_to_xyz
+from meshcnn.geometry.coords import num_vertices_at
 from meshcnn.grids import Grid, mesh_cell_areas
 from meshcnn.grids.unstructured import (
     ICON_SPHERE_RADIUS,

@@ -8,7 +8,8 @@ import torch
 
 import meshcnn
 from meshcnn import ORIENTATIONS, MeshConv, MeshConvTranspose, hemisphere_flip, icosphere
-from meshcnn.geometry import icosahedral_rotations, tangent_gradient, vertex_permutation
+from meshcnn.geometry import icosahedral_rotations, vertex_permutation
+from meshcnn.geometry.operators import tangent_gradient
 from meshcnn.models import SphericalResNet, SphericalUNet
 from meshcnn.nn import orientation_taps
 from meshcnn.testing import assert_equivariant, equivariance_error, mesh_conv_reference, move_signal

@@ -54,7 +54,7 @@ class ProjectionOptions:
         Project onto the icosphere's vertices, or onto an equiangular lat-lon grid
         (for planar baselines); ``"ico"`` is accepted as an older name of ``"mesh"``.
     latlon : (H, W), optional
-        The lat-lon grid's size (default :func:`meshcnn.geometry.latlon_shape` of the level).
+        The lat-lon grid's size (default :func:`meshcnn.geometry.project.latlon_shape` of the level).
     triangulate : bool
         Fan-triangulate polygon faces instead of refusing them (:func:`read_off`).
     engine : str, optional
@@ -113,8 +113,8 @@ class ModelNet(Dataset):
 
     ``signal`` is a float32 tensor ``(6, V)`` with ``V = 10 * 4**level + 2``
     (``grid="mesh"``; ``"ico"`` is accepted as an older name) or ``(6, H, W)`` (``grid="latlon"``, ``latlon=(H, W)``,
-    default :func:`meshcnn.geometry.latlon_shape`\ ``(level)``: about as many
-    samples as the icosphere), channels :data:`meshcnn.geometry.CHANNELS`.
+    default :func:`meshcnn.geometry.project.latlon_shape`\ ``(level)``: about as many
+    samples as the icosphere), channels :data:`meshcnn.geometry.project.CHANNELS`.
 
     Rotations: with ``rotate=True`` each item is the projection of the shape
     turned by a uniform random rotation; a fresh one is drawn for every epoch

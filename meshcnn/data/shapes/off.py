@@ -44,7 +44,7 @@ def read_off(path: str | os.PathLike, triangulate: bool = False, validate: bool 
     triangulate : bool
         Fan-triangulate polygons with more than three corners instead of refusing them.
     validate : bool
-        Refuse degenerate meshes (:func:`meshcnn.geometry.check_mesh`).
+        Refuse degenerate meshes (:func:`meshcnn.geometry.project.check_mesh`).
 
     Returns
     -------
