@@ -10,11 +10,11 @@ a model runs on, by name and level; :mod:`.regrid` the regridding matrices and :
 
 from ._xarray import mesh_dataarray_to_latlon, regrid_dataarray
 from .base import Grid
-from .families import GRID_FAMILIES, as_sphere_grid, check_grid_family, sphere_grid, sphere_hierarchy
+from .families import GRID_FAMILIES, sphere_grid, sphere_hierarchy
 from .healpix import HealpixGrid
-from .icosphere import IcosphereGrid, mesh_cell_areas
+from .icosphere import IcosphereGrid
 from .latlon import LatLonGrid
-from .regrid import METHODS, apply, grid_cell_areas, latlon_grid, latlon_to_mesh, locate, mesh_to_latlon
+from .regrid import METHODS, latlon_to_mesh, mesh_to_latlon
 from .regridder import Regridder
 from .unstructured import GridFileError, UnstructuredGrid, write_icon_grid, write_mpas_grid
 
@@ -24,10 +24,8 @@ __all__ = [
     "IcosphereGrid",
     "HealpixGrid",
     "GRID_FAMILIES",
-    "check_grid_family",
     "sphere_grid",
     "sphere_hierarchy",
-    "as_sphere_grid",
     "UnstructuredGrid",
     "GridFileError",
     "write_icon_grid",
@@ -35,11 +33,6 @@ __all__ = [
     "METHODS",
     "latlon_to_mesh",
     "mesh_to_latlon",
-    "apply",
-    "grid_cell_areas",
-    "mesh_cell_areas",
-    "locate",
-    "latlon_grid",
     "regrid_dataarray",
     "mesh_dataarray_to_latlon",
     "Regridder",

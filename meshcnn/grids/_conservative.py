@@ -9,7 +9,7 @@ most a third of the mesh's mean edge length wide, and each sub-cell's exact area
 shared among the corners of the mesh triangle containing its centre by barycentric
 weights. The overlap matrix is then balanced
 (:math:`O \to \mathrm{diag}(e^x)\,O\,\mathrm{diag}(e^y)`, Newton's method) so that its row
-sums equal the mesh's cell areas (:func:`~meshcnn.grids.mesh_cell_areas`) and its
+sums equal the mesh's cell areas (:func:`~meshcnn.grids.icosphere.mesh_cell_areas`) and its
 column sums the exact grid cell areas (:meth:`~meshcnn.grids.LatLonGrid.cell_areas`).
 """
 
@@ -39,7 +39,7 @@ def conservative_overlap(lat: np.ndarray, lon: np.ndarray, target: int | MeshTar
     lat, lon : ndarray
         The grid's coordinates, degrees, float64, file order (see :class:`LatLonGrid`).
     target : int or MeshTarget
-        An icosphere level (cell areas :func:`~meshcnn.grids.mesh_cell_areas`), or any mesh with
+        An icosphere level (cell areas :func:`~meshcnn.grids.icosphere.mesh_cell_areas`), or any mesh with
         its cell areas (:func:`~meshcnn.grids.icosphere.regrid_target`).
     """
     grid = LatLonGrid(lat, lon)

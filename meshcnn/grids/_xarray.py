@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import optional_import
 from ..geometry.mesh import Mesh, level_of
 from .latlon import LatLonGrid
 from .regrid import _check_method, check_na_thres, latlon_grid
@@ -44,11 +45,7 @@ _STALE_MESH_ATTRS = ("mesh_level", "mesh_name", "mesh_fingerprint")
 
 def _import_xarray(purpose: str = "regrid_dataarray needs xarray") -> Any:
     """The xarray module, or an ImportError that says what needs it (``purpose``) and names the extra."""
-    try:
-        import xarray
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"{purpose}; install the optional extra: pip install 'meshcnn[climate]'") from exc
-    return xarray
+    return optional_import("xarray", purpose, "climate")
 
 
 def _find_dim(obj: Any, names: tuple[str, ...], given: str | None, what: str) -> str:

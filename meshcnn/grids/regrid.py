@@ -16,7 +16,7 @@ The mesh side (the ``level`` argument) is one of
   :class:`~meshcnn.grids.IcosphereGrid`, is its level (the same matrices, the same cache entry);
 * any other :class:`~meshcnn.geometry.Mesh` (:meth:`~meshcnn.geometry.Mesh.from_points`,
   :meth:`~meshcnn.geometry.Mesh.from_faces`): its vertices in their order, cell areas
-  :func:`~meshcnn.grids.mesh_cell_areas`;
+  :func:`~meshcnn.grids.icosphere.mesh_cell_areas`;
 * a grid with a ``mesh`` attribute and ``cell_areas()`` (the :class:`~meshcnn.grids.base.Grid`
   protocol, e.g. :class:`~meshcnn.grids.HealpixGrid`): its mesh, in the grid's order, and the
   grid's own cell areas (exactly equal for HEALPix) as the weights ``conservative`` preserves.
@@ -74,11 +74,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._cache import memoize
-from ..geometry.locate import locate
 from ..geometry.mesh import Mesh, icosphere
 from . import _interp
 from ._conservative import conservative_overlap
-from .icosphere import MeshTarget, mesh_cell_areas, regrid_target  # noqa: F401 (mesh_cell_areas: exported)
+from .icosphere import MeshTarget
 from .latlon import LatLonGrid
 
 __all__ = [
@@ -87,8 +86,6 @@ __all__ = [
     "mesh_to_latlon",
     "apply",
     "grid_cell_areas",
-    "mesh_cell_areas",
-    "locate",
     "latlon_grid",
 ]
 

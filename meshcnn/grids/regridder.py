@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._optional import optional_import
 from ..geometry.coords import latlon_to_xyz
 from ..geometry.locate import barycentric_interpolation, nearest_vertex
 from ..io import save_npz
@@ -85,13 +86,7 @@ FORMAT_VERSION = 1
 
 def import_dask() -> Any:
     """``dask.array``, or an ``ImportError`` naming the extra ``meshcnn[dask]``."""
-    try:
-        import dask.array
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "lazy (Dask) regridding needs dask; install the optional extra: pip install 'meshcnn[dask]'"
-        ) from exc
-    return dask.array
+    return optional_import("dask.array", "lazy (Dask) regridding needs dask", "dask")
 
 
 def _is_dask(data: Any) -> bool:
@@ -155,7 +150,7 @@ class StoredGrid:
 
 def _as_grid(grid: Any) -> Any:
     """A :class:`LatLonGrid` or :class:`StoredGrid` as it is; anything else as a sphere grid
-    (:func:`~meshcnn.grids.as_sphere_grid`: a level, a Mesh or a grid with a ``mesh``)."""
+    (:func:`~meshcnn.grids.families.as_sphere_grid`: a level, a Mesh or a grid with a ``mesh``)."""
     if isinstance(grid, (LatLonGrid, StoredGrid)):
         return grid
     try:
@@ -252,7 +247,7 @@ class Regridder:
     Attributes
     ----------
     src, dst : grid
-        The grids (a lat-lon grid, or the sphere grid of :func:`~meshcnn.grids.as_sphere_grid`; after
+        The grids (a lat-lon grid, or the sphere grid of :func:`~meshcnn.grids.families.as_sphere_grid`; after
         :meth:`load`, a :class:`StoredGrid` for a sphere side).
     method : str
     weights : scipy.sparse.csr_matrix, shape ``(N_dst, N_src)``
@@ -413,7 +408,7 @@ class Regridder:
     def regrid_numpy(self, values: Any, *, skipna: bool | None = None, na_thres: float | None = None) -> np.ndarray:
         """The NumPy path of :meth:`__call__`: ``(..., *src_shape)`` -> ``(..., *dst_shape)``.
 
-        The kernel of :func:`meshcnn.grids.apply` (one sparse product per field, the same sums in the
+        The kernel of :func:`meshcnn.grids.regrid.apply` (one sparse product per field, the same sums in the
         same order whatever the batch).
         """
         skipna = self.skipna if skipna is None else skipna

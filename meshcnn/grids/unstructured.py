@@ -48,7 +48,7 @@ from the file's radians; :attr:`UnstructuredGrid.lat` and :attr:`~UnstructuredGr
 degrees, ``lon`` in ``(-180, 180]`` (:func:`meshcnn.geometry.xyz_to_latlon`), like
 :class:`~meshcnn.grids.IcosphereGrid`. :meth:`UnstructuredGrid.cell_areas` are the file's cell
 areas (``cell_area``/``areaCell``) scaled to sum to :math:`4\pi`, where the file has them,
-else the mesh's lumped vertex areas scaled likewise (:func:`~meshcnn.grids.mesh_cell_areas`).
+else the mesh's lumped vertex areas scaled likewise (:func:`~meshcnn.grids.icosphere.mesh_cell_areas`).
 
 :func:`write_icon_grid` and :func:`write_mpas_grid` write synthetic ICON-like and MPAS-like
 grid files from an icosphere (with the real variable names, dimensions and quirks), for the

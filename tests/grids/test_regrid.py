@@ -7,20 +7,18 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import sph_harm_y
 
-from meshcnn.geometry import Mesh, icosphere
+from meshcnn.geometry import Mesh, icosphere, locate
 from meshcnn.grids import (
     HealpixGrid,
     IcosphereGrid,
-    apply,
-    grid_cell_areas,
     latlon_to_mesh,
-    locate,
-    mesh_cell_areas,
     mesh_dataarray_to_latlon,
     mesh_to_latlon,
     regrid_dataarray,
 )
 from meshcnn.grids.healpix import healpix_nest_to_ring
+from meshcnn.grids.icosphere import mesh_cell_areas
+from meshcnn.grids.regrid import apply, grid_cell_areas
 
 # a few real spherical harmonics: (degree, order, coefficient); negative order = sine part
 HARMONICS = [(1, 1, 1.0), (2, 0, 0.7), (3, 2, 0.5), (4, -3, 0.3)]

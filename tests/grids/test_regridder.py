@@ -18,12 +18,12 @@ from meshcnn.grids import (
     IcosphereGrid,
     LatLonGrid,
     Regridder,
-    apply,
     latlon_to_mesh,
     mesh_to_latlon,
     regrid_dataarray,
     sphere_grid,
 )
+from meshcnn.grids.regrid import apply
 
 TEN = (np.linspace(-90.0, 90.0, 19), np.arange(0.0, 360.0, 10.0))
 FIVE = (np.linspace(90.0, -90.0, 37), np.arange(-180.0, 180.0, 5.0))

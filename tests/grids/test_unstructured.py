@@ -9,7 +9,8 @@ import pytest
 
 from meshcnn.geometry import Mesh, icosphere, latlon_to_xyz
 from meshcnn.geometry.coords import num_vertices_at
-from meshcnn.grids import Grid, mesh_cell_areas
+from meshcnn.grids import Grid
+from meshcnn.grids.icosphere import mesh_cell_areas
 from meshcnn.grids.unstructured import (
     ICON_SPHERE_RADIUS,
     GridFileError,

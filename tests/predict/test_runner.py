@@ -24,7 +24,7 @@ xr = pytest.importorskip("xarray")
 
 from meshcnn import __version__
 from meshcnn.data import climate as C
-from meshcnn.geometry import icosphere
+from meshcnn.geometry import icosphere, locate
 from meshcnn.grids import regrid
 from meshcnn.predict import (
     PredictError,
@@ -98,7 +98,7 @@ def test_labels_follow_the_mesh_predictions(run, tmp_path):
             ],
             -1,
         )
-        face, _ = regrid.locate(mesh, points.reshape(-1, 3))
+        face, _ = locate(mesh, points.reshape(-1, 3))
         corners = mesh_labels[mesh.faces[face]]
         uniform = (corners == corners[:, :1]).all(1)
         np.testing.assert_array_equal(labels.reshape(-1)[uniform], corners[uniform, 0])
