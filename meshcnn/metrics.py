@@ -32,12 +32,14 @@ __all__ = [
     "per_class_accuracy",
     "average_precision",
     "segmentation_report",
-    "LAT_BANDS",
+    "LAT_ZONES",
 ]
 
-#: Latitude bands by absolute latitude in degrees: ``name -> (low, high)``, ``low <= |lat| < high``
-#: (the polar band includes the poles).
-LAT_BANDS: dict[str, tuple[float, float]] = {
+#: The climate zones of :func:`segmentation_report`'s ``iou_by_band``, by absolute latitude in degrees:
+#: ``name -> (low, high)``, ``low <= |lat| < high`` (the polar zone includes the poles). The tropics end
+#: at the Tropics of Cancer and Capricorn, the polar zone begins at the polar circles. Not the 15-degree
+#: bands of the event counts (:data:`meshcnn.predict.events.EVENT_LAT_BANDS`).
+LAT_ZONES: dict[str, tuple[float, float]] = {
     "tropics": (0.0, 23.5),
     "midlatitudes": (23.5, 66.5),
     "polar": (66.5, 90.0),
@@ -243,7 +245,7 @@ def segmentation_report(
     weights : the grid's ``cell_weights`` (:mod:`meshcnn.grids.base`), e.g. vertex areas ``(V,)``
         (or anything broadcasting to ``target``).
     lat : vertex latitudes ``(V,)`` in **radians** (``mesh.lat``); adds ``iou_by_band`` for
-        the bands of :data:`LAT_BANDS` (tropics, mid-latitudes, polar), and
+        the bands of :data:`LAT_ZONES` (tropics, mid-latitudes, polar), and
         ``iou_by_hemisphere`` (``north``: latitude > 0, ``south``: < 0; the equator in neither).
     class_names : names used as keys; default ``"0"``, ``"1"``, ...
     pred : predicted labels; default ``argmax`` of ``scores`` over classes.
@@ -297,7 +299,7 @@ def segmentation_report(
 def _iou_by_latitude(
     pred: np.ndarray, target: np.ndarray, num_classes: int, w: np.ndarray, lat: Any, names: list[str]
 ) -> dict[str, Any]:
-    """``iou_by_band`` (:data:`LAT_BANDS`) and ``iou_by_hemisphere`` of :func:`segmentation_report`."""
+    """``iou_by_band`` (:data:`LAT_ZONES`) and ``iou_by_hemisphere`` of :func:`segmentation_report`."""
     lat_deg = np.rad2deg(_numpy(lat, "lat").astype(np.float64))
     if lat_deg.shape != target.shape[-1:]:
         raise ValueError(f"lat of shape {lat_deg.shape} must be (V,) = {target.shape[-1:]}")
@@ -314,7 +316,7 @@ def _iou_by_latitude(
         }
 
     a = np.abs(lat_deg)
-    bands = {band: region((a >= lo) & ((a < hi) if hi < 90.0 else (a <= hi))) for band, (lo, hi) in LAT_BANDS.items()}
+    bands = {band: region((a >= lo) & ((a < hi) if hi < 90.0 else (a <= hi))) for band, (lo, hi) in LAT_ZONES.items()}
     return {"iou_by_band": bands, "iou_by_hemisphere": {"north": region(lat_deg > 0), "south": region(lat_deg < 0)}}
 
 

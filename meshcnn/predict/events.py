@@ -7,7 +7,7 @@ one component, counted once.
 
 Per event (:func:`find_events`):
 
-* ``area_km2``: the sum of the vertex areas (:func:`meshcnn.grids.mesh_cell_areas`,
+* ``area_km2``: the sum of the vertex areas (:func:`meshcnn.grids.icosphere.mesh_cell_areas`,
   the vertex areas scaled to exactly :math:`4\pi`) times :math:`R^2`,
   :math:`R = 6371` km;
 * ``centroid_lat`` / ``centroid_lon``: the spherical centroid, the area-weighted mean
@@ -38,14 +38,15 @@ from scipy.sparse.csgraph import connected_components
 
 from ..geometry.coords import EARTH_RADIUS_KM, xyz_to_latlon
 from ..geometry.mesh import Mesh, as_mesh
-from ..grids import mesh_cell_areas, sphere_grid
+from ..grids import sphere_grid
+from ..grids.icosphere import mesh_cell_areas
 from ..io import atomic_write, save_npz
 
 __all__ = [
     "EARTH_RADIUS_KM",
     "EVENT_FIELDS",
     "EVENT_COLUMNS",
-    "LAT_BANDS",
+    "EVENT_LAT_BANDS",
     "find_events",
     "frequency_path",
     "read_events",
@@ -71,8 +72,10 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "min_psl",
     "max_tmq",
 )
-#: Latitude bands of the summary, by absolute centroid latitude in degrees (low <= |lat| < high).
-LAT_BANDS: dict[str, tuple[float, float]] = {
+#: The 15-degree latitude bands of the event counts of :func:`summarize`, by the absolute latitude of each
+#: event's centroid in degrees: ``name -> (low, high)``, ``low <= |lat| < high`` (the last one includes the
+#: poles). Not the climate zones of the segmentation metrics (:data:`meshcnn.metrics.LAT_ZONES`).
+EVENT_LAT_BANDS: dict[str, tuple[float, float]] = {
     "0-15": (0.0, 15.0),
     "15-30": (15.0, 30.0),
     "30-45": (30.0, 45.0),
@@ -259,8 +262,8 @@ def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _band(lat: float) -> str | None:
-    """The :data:`LAT_BANDS` name of a latitude (degrees), by its absolute value."""
-    for name, (lo, hi) in LAT_BANDS.items():
+    """The :data:`EVENT_LAT_BANDS` name of a latitude (degrees), by its absolute value."""
+    for name, (lo, hi) in EVENT_LAT_BANDS.items():
         if lo <= abs(lat) < hi:
             return name
     return None
@@ -275,13 +278,13 @@ def _read_frequency(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _count_table(rows: list[dict[str, Any]], classes: list[str], num_steps: int | None) -> list[dict[str, Any]]:
-    """Per class, hemisphere (``global``, ``north``, ``south``) and band (``all`` and :data:`LAT_BANDS`):
+    """Per class, hemisphere (``global``, ``north``, ``south``) and band (``all`` and :data:`EVENT_LAT_BANDS`):
     events, events per time step and mean area."""
     table = []
     for name in classes:
         mine = [r for r in rows if r["class"] == name]
         groups: list[tuple[str, str, list]] = [("global", "all", mine)]
-        for band in LAT_BANDS:
+        for band in EVENT_LAT_BANDS:
             groups.append(
                 (
                     "global",
@@ -292,7 +295,7 @@ def _count_table(rows: list[dict[str, Any]], classes: list[str], num_steps: int 
         for hemi, sign in (("north", 1), ("south", -1)):
             in_hemi = [r for r in mine if r["centroid_lat"] is not None and np.sign(r["centroid_lat"]) == sign]
             groups.append((hemi, "all", in_hemi))
-            for band in LAT_BANDS:
+            for band in EVENT_LAT_BANDS:
                 groups.append((hemi, band, [r for r in in_hemi if _band(r["centroid_lat"]) == band]))
         for hemi, band, sel in groups:
             table.append(
@@ -350,12 +353,12 @@ def _counts_markdown(
         lines += [
             f"## {name}",
             "",
-            "| hemisphere | " + " | ".join(["all", *LAT_BANDS]) + " | mean area (km^2) |",
-            "|---" * (len(LAT_BANDS) + 3) + "|",
+            "| hemisphere | " + " | ".join(["all", *EVENT_LAT_BANDS]) + " | mean area (km^2) |",
+            "|---" * (len(EVENT_LAT_BANDS) + 3) + "|",
         ]
         for hemi in ("global", "north", "south"):
             sel = {r["lat_band"]: r for r in table if r["class"] == name and r["hemisphere"] == hemi}
-            cells = [fmt(sel["all"]["events"])] + [fmt(sel[b]["events"]) if b in sel else "" for b in LAT_BANDS]
+            cells = [fmt(sel["all"]["events"])] + [fmt(sel[b]["events"]) if b in sel else "" for b in EVENT_LAT_BANDS]
             lines.append(f"| {hemi} | " + " | ".join(cells) + f" | {fmt(sel['all']['mean_area_km2'], '.4g')} |")
         lines.append("")
     return "\n".join(lines)

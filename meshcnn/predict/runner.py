@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from .._progress import progress_bar
 from ..data.climate import ClimateFileError
 from ..io import atomic_write, remove_stale_temporaries
+from ..tasks.segmentation import mesh_probabilities
 from .events import EVENT_COLUMNS, frequency_path, save_frequency
 from .inputs import find_inputs, output_name, read_fields, time_strings
 from .output import OutputWriter, events_csv_row, output_complete, read_complete
@@ -39,7 +40,6 @@ from .stages import (
     chunk_events,
     grid_labels,
     identity,
-    mesh_probabilities,
     prebuild_matrices,
 )
 
@@ -224,7 +224,9 @@ def _predict_chunk(
     seconds["read"] += item["t_read"]
     seconds["regrid"] += item["t_regrid"]
     start = time.perf_counter()
-    probs = mesh_probabilities(predictor.model, item["x"], batch_size, device)  # (T, K, V)
+    probs = mesh_probabilities(  # (T, K, V)
+        predictor.model, item["x"], predictor.grid, device=device, batch_size=batch_size
+    ).numpy()
     t_model = time.perf_counter()
     seconds["model"] += t_model - start
     mesh_labels = probs.argmax(1).astype(np.int8)

@@ -6,7 +6,7 @@
    ``allow_nan`` missing values are skipped, ``skipna=True``, and vertices left without
    valid data get the training mean, unless that is more than ``max_nan_fraction`` of
    the globe for a variable and time step: the file is then refused), then normalised;
-3. *model* (:func:`mesh_probabilities`): softmax class probabilities on the mesh;
+3. *model* (:func:`meshcnn.tasks.mesh_probabilities`): softmax class probabilities on the mesh;
 4. *regrid back* (:func:`grid_labels`): the probabilities interpolated to the file's
    grid (barycentric in the mesh triangles), then the argmax gives the labels, so
    labels follow the model's decision boundaries at the grid's resolution;
@@ -213,34 +213,6 @@ def prebuild_matrices(files: Sequence[Path], grid: Grid) -> None:
             back_regridder(grid, lat, lon)
         except Exception:
             pass
-
-
-@torch.no_grad()
-def mesh_probabilities(model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: str) -> np.ndarray:
-    """Softmax class probabilities of the normalised fields ``x``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The classifier, already on ``device``.
-    x : (T, C, V) tensor
-        Normalised fields, one time step per row.
-    batch_size : int
-        Time steps per model call.
-    device : str
-        Where the model runs.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(T, K, V)`` float32, on the CPU.
-    """
-    return torch.cat(
-        [
-            torch.softmax(model(x[j : j + batch_size].to(device)).float(), 1).cpu()
-            for j in range(0, x.shape[0], batch_size)
-        ]
-    ).numpy()
 
 
 @memoize(maxsize=2, copy=False)  # a regridder is only read (called), never modified

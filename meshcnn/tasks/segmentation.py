@@ -56,7 +56,7 @@ def matching_planar_width(target: int, in_channels: int, num_classes: int, depth
 @torch.no_grad()
 def mesh_probabilities(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Dataset | torch.Tensor,
     level: int | Grid,
     *,
     latlon: tuple[np.ndarray, np.ndarray] | None = None,
@@ -70,8 +70,9 @@ def mesh_probabilities(
     ----------
     model : nn.Module
         A spherical ``(B, C, V) -> (B, K, V)`` or planar ``(B, C, H, W) -> (B, K, H, W)`` segmenter.
-    dataset : Dataset
-        Its inputs.
+    dataset : Dataset or torch.Tensor
+        Its inputs: a dataset of ``(input, target)`` pairs (the targets are not used), or a
+        tensor of inputs, one sample per row (e.g. the time steps of a chunk of ``meshcnn predict``).
     level : int or grid
         The icosphere level of the vertices, or their sphere grid
         (:func:`meshcnn.grids.sphere_grid`, e.g. a :class:`~meshcnn.grids.HealpixGrid`).
@@ -90,6 +91,8 @@ def mesh_probabilities(
     from ..grids import LatLonGrid, Regridder
     from ..train.loop import predict
 
+    if isinstance(dataset, torch.Tensor):
+        dataset = _Inputs(dataset)
     outputs, _ = predict(model, dataset, batch_size=batch_size, device=device, progress=progress)
     probs = torch.softmax(outputs.float(), dim=1)
     if latlon is None:
@@ -104,6 +107,19 @@ def mesh_probabilities(
     if probs.shape[-2:] != (len(lat), len(lon)):
         raise ValueError(f"outputs are {tuple(probs.shape[-2:])} but the grid is {len(lat)} x {len(lon)}")
     return Regridder(LatLonGrid(lat, lon), level, "bilinear")(probs).float()  # the tensor path: no NumPy copy
+
+
+class _Inputs(Dataset):
+    """The rows of a tensor of inputs as a dataset of ``(input, 0)`` pairs, for :func:`meshcnn.train.predict`."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i], 0
 
 
 def segmentation_report(
@@ -125,7 +141,7 @@ def segmentation_report(
     class_names : sequence of str
         ``K`` names.
     bands : bool
-        Also the IoU per latitude band (:data:`meshcnn.metrics.LAT_BANDS`).
+        Also the IoU per latitude band (:data:`meshcnn.metrics.LAT_ZONES`).
 
     Returns
     -------
