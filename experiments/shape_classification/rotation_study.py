@@ -36,7 +36,7 @@ from meshcnn.cli import (
 )
 from meshcnn.data.shapes import ModelNet
 from meshcnn.geometry.project import latlon_shape, ray_engine
-from meshcnn.models import DOWNSAMPLE
+from meshcnn.models.spherical import DOWNSAMPLE
 from meshcnn.tasks import (
     MODEL_KINDS,
     SETTINGS,

@@ -42,7 +42,7 @@ from meshcnn.cli import (
 from meshcnn.data.shapes import ModelNet
 from meshcnn.geometry.project import ray_engine
 from meshcnn.io import save_json
-from meshcnn.models import DOWNSAMPLE
+from meshcnn.models.spherical import DOWNSAMPLE
 from meshcnn.tasks import MODEL_KINDS, ClassifierConfig, accuracy_evaluator, build_model, count_parameters
 from meshcnn.train import check_resume_settings, fit, init_distributed, seed_everything
 

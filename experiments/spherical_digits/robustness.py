@@ -4,7 +4,7 @@
         --level 3 --width 8 --depth 3 --orientation invariant --downsample pool
 
 The test digits are projected with each rotation applied analytically (no mesh
-interpolation, :func:`meshcnn.data.digits.projection_matrix`), so every difference
+interpolation, :func:`meshcnn.data.digits.projection.projection_matrix`), so every difference
 comes from the model. Rotations: the identity; three of the icosahedral group (exact
 symmetries of the mesh: an ``"isotropic"`` or ``"invariant"`` model gives exactly its
 N/N accuracy); turns about the polar axis (the digit stays on the pole, turned in its
@@ -21,10 +21,12 @@ import numpy as np
 import torch
 
 from meshcnn.cli import HELP_FORMATTER, level_option, orientation_option
-from meshcnn.data.digits import SphericalDigits, projection_matrix
+from meshcnn.data.digits import SphericalDigits
+from meshcnn.data.digits.projection import projection_matrix
 from meshcnn.geometry import icosahedral_rotations, random_rotation, rotation_about_axis, rotation_about_z
 from meshcnn.io import save_json
-from meshcnn.models import DOWNSAMPLE, SphericalResNet
+from meshcnn.models import SphericalResNet
+from meshcnn.models.spherical import DOWNSAMPLE
 from meshcnn.train import load_checkpoint
 
 

@@ -41,8 +41,10 @@ from meshcnn.cli import (
     seed_option,
     training_options,
 )
-from meshcnn.data.digits import DEFAULT_EXTENT, JITTER_DEGREES, PROJECTIONS, PlanarDigits, SphericalDigits
-from meshcnn.models import DOWNSAMPLE
+from meshcnn.data.digits import PROJECTIONS, PlanarDigits, SphericalDigits
+from meshcnn.data.digits.dataset import JITTER_DEGREES
+from meshcnn.data.digits.projection import DEFAULT_EXTENT
+from meshcnn.models.spherical import DOWNSAMPLE
 from meshcnn.tasks import (
     SETTINGS,
     ClassifierConfig,

@@ -3,14 +3,6 @@ lat-lon baselines they are compared with (:mod:`.planar`).
 """
 
 from .planar import LonConv2d, PlanarCNN, PlanarUNet
-from .spherical import DOWNSAMPLE, ResBlock, SphericalResNet, SphericalUNet
+from .spherical import ResBlock, SphericalResNet, SphericalUNet
 
-__all__ = [
-    "ResBlock",
-    "SphericalUNet",
-    "SphericalResNet",
-    "DOWNSAMPLE",
-    "LonConv2d",
-    "PlanarCNN",
-    "PlanarUNet",
-]
+__all__ = ["ResBlock", "SphericalUNet", "SphericalResNet", "LonConv2d", "PlanarCNN", "PlanarUNet"]

@@ -72,7 +72,7 @@ class ClassifierConfig:
         Channels after the stem and number of stride-2 stages (both kinds).
     orientation, downsample : str
         Spherical only: the MeshConv orientation (:data:`meshcnn.nn.ORIENTATIONS`) and
-        how stride-2 blocks subsample (:data:`meshcnn.models.DOWNSAMPLE`).
+        how stride-2 blocks subsample (:data:`meshcnn.models.spherical.DOWNSAMPLE`).
     circular : bool
         Planar only: periodic padding in longitude (``False`` for plain images).
     """

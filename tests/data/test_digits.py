@@ -10,6 +10,8 @@ import torch
 
 import meshcnn
 from meshcnn.data import digits as D
+from meshcnn.data.digits.dataset import JITTER_DEGREES, TEST_FRACTION
+from meshcnn.data.digits.projection import DEFAULT_EXTENT
 from meshcnn.geometry import icosahedral_rotations, icosphere, random_rotation, rotate_signal, vertex_permutation
 
 
@@ -54,7 +56,7 @@ def test_linear_ramp_is_reproduced_and_upright():
     """Bilinear sampling reproduces a ramp exactly; columns run along +x and rows downward along -y."""
     level, h, w = 5, 6, 6
     mesh = icosphere(level)
-    a = 2 * np.tan(D.DEFAULT_EXTENT / 2)
+    a = 2 * np.tan(DEFAULT_EXTENT / 2)
     pixel = 2 * a / w
     x, y, z = mesh.vertices.T
     u, v = 2 * x / np.maximum(1 + z, 1e-9), 2 * y / np.maximum(1 + z, 1e-9)
@@ -133,7 +135,7 @@ def test_split_is_deterministic_and_stratified():
     assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(labels) == 1797
     assert (len(train), len(test)) == (1438, 359)
     counts, test_counts = np.bincount(labels), np.bincount(labels[test], minlength=10)
-    assert np.all(np.abs(test_counts - D.TEST_FRACTION * counts) <= 0.5)
+    assert np.all(np.abs(test_counts - TEST_FRACTION * counts) <= 0.5)
     other = D.digits_split(labels, seed=1)[1]
     assert not np.array_equal(other, test)
 
@@ -387,7 +389,7 @@ def test_dataset_rotation_modes(mode):
             np.testing.assert_allclose(r @ [0, 0, 1.0], [0, 0, 1.0], atol=1e-14)  # the pole stays
     assert max(angles) > 1.0
     if mode == "jitter":
-        assert max(angles) <= D.JITTER_DEGREES + 1e-9
+        assert max(angles) <= JITTER_DEGREES + 1e-9
     data.set_epoch(1)
     assert not np.allclose(data.rotation(0), D.SphericalDigits("train", 2, rotate=mode, seed=3).rotation(0))
     with pytest.raises(ValueError, match="rotate must be"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import meshcnn.data.shapes as shapes
+import meshcnn.data.shapes.cli as shapes_cli
 import meshcnn.data.shapes.dataset as shapes_dataset
 from meshcnn.data.shapes import SYNTH_CLASSES, ModelNet, make_synthetic, read_off, write_off
 from meshcnn.geometry import project_mesh
@@ -209,7 +209,7 @@ def test_bad_files_and_folders(synth_root, tmp_path):
 def test_synth_cli_is_reproducible(tmp_path):
     assert len(SYNTH_CLASSES) >= 10
     for out in ("a", "b"):
-        shapes.main(["synth", "--out", str(tmp_path / out), "--per-class", "2", "--seed", "1"])
+        shapes_cli.main(["synth", "--out", str(tmp_path / out), "--per-class", "2", "--seed", "1"])
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.off"))
     assert len(files) == 2 * len(SYNTH_CLASSES)
     assert {p.parts[1] for p in files} == {"train", "test"}

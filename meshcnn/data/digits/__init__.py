@@ -40,36 +40,12 @@ NumPy so it does not change with the scikit-learn version: 1438 train / 359
 test images (35 to 37 per class in the test set). MNIST keeps its own train/test split.
 """
 
-from .dataset import (
-    JITTER_DEGREES,
-    ROTATE_MODES,
-    SPLIT_SEED,
-    TEST_FRACTION,
-    PlanarDigits,
-    SphericalDigits,
-    digits_split,
-    load_digits_arrays,
-    load_mnist,
-)
-from .projection import (
-    DEFAULT_EXTENT,
-    PROJECTIONS,
-    project_image,
-    projection_matrix,
-    unproject_signal,
-    unprojection_matrix,
-)
+from .dataset import PlanarDigits, SphericalDigits, digits_split, load_digits_arrays, load_mnist
+from .projection import PROJECTIONS, project_image, unproject_signal
 
 __all__ = [
-    "DEFAULT_EXTENT",
     "PROJECTIONS",
-    "SPLIT_SEED",
-    "TEST_FRACTION",
-    "JITTER_DEGREES",
-    "ROTATE_MODES",
-    "projection_matrix",
     "project_image",
-    "unprojection_matrix",
     "unproject_signal",
     "load_digits_arrays",
     "load_mnist",

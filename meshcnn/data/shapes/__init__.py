@@ -28,20 +28,8 @@ and vertex noise, so that neighbouring classes (box/pyramid, cone/pyramid,
 capsule/ellipsoid, table/stool, ...) overlap.
 """
 
-from .cli import main
-from .dataset import PROJECTION_VERSION, ModelNet, ProjectionOptions, find_classes
+from .dataset import ModelNet, ProjectionOptions
 from .off import read_off, write_off
 from .synthetic import SYNTH_CLASSES, make_synthetic, synth_shape
 
-__all__ = [
-    "read_off",
-    "write_off",
-    "find_classes",
-    "ModelNet",
-    "ProjectionOptions",
-    "SYNTH_CLASSES",
-    "synth_shape",
-    "make_synthetic",
-    "PROJECTION_VERSION",
-    "main",
-]
+__all__ = ["read_off", "write_off", "ModelNet", "ProjectionOptions", "SYNTH_CLASSES", "synth_shape", "make_synthetic"]
