@@ -10,7 +10,6 @@ command-line tool (``python -m meshcnn.geometry``) do not import torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -27,7 +26,7 @@ _HOMES = {
 __all__ = [*_HOMES, "models", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _HOMES:
         value = getattr(importlib.import_module(_HOMES[name]), name)
     else:
