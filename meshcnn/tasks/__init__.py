@@ -4,11 +4,8 @@ segmentation (:mod:`.segmentation`).
 """
 
 from .classification import (
-    KINDS,
     accuracy,
     accuracy_evaluator,
-    build_classifier,
-    classifier_config,
     summarize_rows,
     train_and_test,
 )
@@ -44,9 +41,6 @@ __all__ = [
     "build_model",
     "count_parameters",
     "matched_width",
-    "KINDS",
-    "classifier_config",
-    "build_classifier",
     "accuracy",
     "accuracy_evaluator",
     "train_and_test",

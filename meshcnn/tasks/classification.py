@@ -19,56 +19,14 @@ from torch.utils.data import Dataset
 
 from ..metrics import mean_std
 from ..train.loop import fit, predict
-from .registry import MODEL_KINDS, ClassifierConfig, build_model, count_parameters
+from .registry import count_parameters
 
 __all__ = [
-    "KINDS",
-    "classifier_config",
-    "build_classifier",
     "accuracy",
     "accuracy_evaluator",
     "train_and_test",
     "summarize_rows",
 ]
-
-KINDS = MODEL_KINDS  # the registry's name, kept for older code
-
-
-def classifier_config(
-    kind: str,
-    in_channels: int,
-    num_classes: int,
-    level: int,
-    width: int = 16,
-    depth: int = 3,
-    orientation: str = "fixed",
-    downsample: str = "stride",
-) -> dict[str, Any]:
-    """The stored (dict) form of a :class:`~meshcnn.tasks.ClassifierConfig`.
-
-    Parameters
-    ----------
-    kind, in_channels, num_classes, level, width, depth, orientation, downsample
-        The fields of :class:`~meshcnn.tasks.ClassifierConfig`; ``orientation`` and
-        ``downsample`` apply to the spherical model (configs stored without them mean
-        ``"fixed"`` and ``"stride"``).
-
-    Returns
-    -------
-    dict
-        :meth:`ClassifierConfig.to_dict`, for :func:`build_classifier` or a checkpoint.
-
-    Raises
-    ------
-    ValueError
-        For an unknown ``kind``, orientation or downsampling.
-    """
-    return ClassifierConfig(
-        kind, int(in_channels), int(num_classes), int(level), int(width), int(depth), orientation, downsample
-    ).to_dict()
-
-
-build_classifier = build_model  # one factory for every task: the config says which model
 
 
 def accuracy(

@@ -228,14 +228,15 @@ def _script(name):
 
 
 def test_classifier_configs():
-    from meshcnn.tasks import accuracy, build_classifier, classifier_config, count_parameters
+    from meshcnn.tasks import ClassifierConfig, build_model, count_parameters
+    from meshcnn.tasks.classification import accuracy
 
-    sphere = build_classifier(classifier_config("spherical", 6, 4, level=2, width=4, depth=2))
-    planar = build_classifier(classifier_config("planar", 6, 4, level=2, width=4, depth=2))
+    sphere = build_model(ClassifierConfig("spherical", 6, 4, level=2, width=4, depth=2))
+    planar = build_model(ClassifierConfig("planar", 6, 4, level=2, width=4, depth=2))
     assert sphere(torch.zeros(2, 6, 162)).shape == (2, 4) and planar(torch.zeros(2, 6, 9, 18)).shape == (2, 4)
     assert count_parameters(sphere) > 0
     with pytest.raises(ValueError, match="kind"):
-        classifier_config("graph", 6, 4, 2)
+        ClassifierConfig("graph", 6, 4, 2)
 
     class Oracle(torch.nn.Module):  # predicts the class stored in the input
         def forward(self, x):
