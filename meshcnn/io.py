@@ -6,13 +6,15 @@ temporary file in the destination folder, flushed to disk, and renamed over the
 destination. A crash at any moment leaves either the old file or the new one,
 never a truncated mix. Files written by another library from a path (netCDF
 outputs) take the same steps by hand: :func:`temporary_beside`, then
-:func:`publish` or :func:`discard`.
+:func:`publish` or :func:`discard`. Cached arrays carry an :func:`array_checksum`, checked
+when they are read back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +34,7 @@ __all__ = [
     "temporary_beside",
     "publish",
     "discard",
+    "array_checksum",
 ]
 
 
@@ -120,6 +123,31 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def array_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays: their names, dtypes, shapes and bytes, in name order.
+
+    The checksum stored in the ``.npz`` caches (meshes, regridders, regridded samples,
+    projected shapes) and compared when they are read back: equal arrays under the same
+    names give the same digest, whatever the order of the dict or the arrays' memory layout.
+
+    Parameters
+    ----------
+    arrays : dict of str to array_like
+        The arrays, by name.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
+        digest.update(a.reshape(-1).view(np.uint8))  # the array's bytes, without a copy
+    return digest.hexdigest()
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:

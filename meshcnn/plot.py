@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ._optional import optional_import
 from .geometry.mesh import Mesh, as_mesh
 from .io import atomic_write
 
@@ -41,13 +42,7 @@ CLASS_COLORS = ("#f2f2f2", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"
 
 
 def _matplotlib():
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "meshcnn.plot needs matplotlib; install the optional extra: pip install 'meshcnn[plot]'"
-        ) from exc
-    return matplotlib
+    return optional_import("matplotlib", "meshcnn.plot needs matplotlib", "plot")
 
 
 def _values(values: Any, mesh: Mesh, name: str = "values") -> np.ndarray:

@@ -17,8 +17,7 @@ import torch
 
 from .geometry.mesh import level_of
 from .geometry.rotations import vertex_permutation
-from .nn._orientation import orientation_taps
-from .nn._reference import mesh_conv_reference
+from .nn import mesh_conv_reference, orientation_taps
 from .nn.layers import MeshConvTranspose
 
 __all__ = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import os
 import time
 import warnings
@@ -32,7 +31,7 @@ import scipy.sparse as sp
 
 from .._cache import memoize
 from .._progress import progress_bar
-from ..io import save_npz
+from ..io import array_checksum, save_npz
 from . import operators as ops
 from ._assembly import closed_mesh_operators
 from ._delaunay import orient_outward, sphere_points, spherical_delaunay
@@ -206,7 +205,7 @@ class Mesh:
         arrays = {"vertices": self.vertices, "faces": self.faces}
         if self.polar_symmetry > 1:
             arrays["polar_symmetry"] = np.array(self.polar_symmetry, dtype=np.int64)
-        return _checksum(arrays)[:16]
+        return array_checksum(arrays)[:16]
 
     def points_to_vertices(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Data given on the input points, ``(..., V)`` in their order -> the mesh's vertex order.
@@ -480,7 +479,7 @@ class Mesh:
         save_npz(
             path,
             format_version=np.array(FORMAT_VERSION, dtype=np.int64),
-            checksum=np.array(_checksum(arrays)),
+            checksum=np.array(array_checksum(arrays)),
             **arrays,
         )
 
@@ -497,7 +496,7 @@ class Mesh:
         if version is None or int(version) != FORMAT_VERSION:
             raise ValueError(f"{path}: format version {version}, expected {FORMAT_VERSION}")
         checksum = arrays.pop("checksum", None)
-        if checksum is None or str(checksum) != _checksum(arrays):
+        if checksum is None or str(checksum) != array_checksum(arrays):
             raise ValueError(f"{path}: checksum mismatch")
         level = int(arrays["level"])
         level = None if level < 0 else level
@@ -521,15 +520,6 @@ class Mesh:
             polar_symmetry=int(arrays.get("polar_symmetry", 1)),
             point_order=arrays["point_order"] if len(arrays.get("point_order", ())) else None,
         )
-
-
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
-        digest.update(a.reshape(-1).view(np.uint8))  # the array's bytes, without a copy
-    return digest.hexdigest()
 
 
 def mesh_file(mesh_dir: str | os.PathLike, level: int) -> Path:

@@ -8,7 +8,7 @@ a model runs on, by name and level; :mod:`.regrid` the regridding matrices and :
 :class:`Regridder` objects (NumPy, torch, Dask and xarray; save and load).
 """
 
-from ._xarray import mesh_dataarray_to_latlon, regrid_dataarray
+from ._xarray import latlon_dims, mesh_dataarray_to_latlon, regrid_dataarray
 from .base import Grid
 from .families import GRID_FAMILIES, sphere_grid, sphere_hierarchy
 from .healpix import HealpixGrid
@@ -35,5 +35,6 @@ __all__ = [
     "mesh_to_latlon",
     "regrid_dataarray",
     "mesh_dataarray_to_latlon",
+    "latlon_dims",
     "Regridder",
 ]

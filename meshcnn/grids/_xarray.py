@@ -29,7 +29,7 @@ from ..geometry.mesh import Mesh, level_of
 from .latlon import LatLonGrid
 from .regrid import _check_method, check_na_thres, latlon_grid
 
-__all__ = ["regrid_dataarray", "mesh_dataarray_to_latlon", "regrid_xarray"]
+__all__ = ["regrid_dataarray", "mesh_dataarray_to_latlon", "regrid_xarray", "latlon_dims"]
 
 _LAT_NAMES = ("lat", "latitude", "nav_lat", "y")
 _LON_NAMES = ("lon", "longitude", "nav_lon", "x")
@@ -68,8 +68,28 @@ def _find_dim(obj: Any, names: tuple[str, ...], given: str | None, what: str) ->
     )
 
 
-def _latlon_dims(obj: Any, lat_name: str | None, lon_name: str | None) -> tuple[str, str]:
-    """The lat-lon dimensions of ``obj``, checked to carry 1-D coordinates in degrees."""
+def latlon_dims(obj: Any, lat_name: str | None = None, lon_name: str | None = None) -> tuple[str, str]:
+    """The latitude and longitude dimensions of an xarray object, checked to carry 1-D coordinates.
+
+    Found as :func:`regrid_dataarray` finds them: the given names, else by CF ``standard_name`` or
+    ``units``, else by the usual names (``lat``/``latitude``/..., ``lon``/``longitude``/...).
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+    lat_name, lon_name : str, optional
+        The dimensions' names, when known.
+
+    Returns
+    -------
+    tuple of str
+        ``(lat_dim, lon_dim)``.
+
+    Raises
+    ------
+    ValueError
+        A dimension not found, a 2-D (curvilinear) coordinate, or a dimension without coordinate values.
+    """
     lat_dim = _find_dim(obj, _LAT_NAMES, lat_name, "lat")
     lon_dim = _find_dim(obj, _LON_NAMES, lon_name, "lon")
     curvilinear = [n for n in ("lat", "lon", "latitude", "longitude") if n in obj.coords and obj[n].ndim == 2]
@@ -104,7 +124,7 @@ def _in_dims(regridder: Any, obj: Any, lat_name: str | None, lon_name: str | Non
     """The input's grid dimensions, checked against the regridder's source grid."""
     src = regridder.src
     if isinstance(src, LatLonGrid):
-        lat_dim, lon_dim = _latlon_dims(obj, lat_name, lon_name)
+        lat_dim, lon_dim = latlon_dims(obj, lat_name, lon_name)
         lat, lon = np.asarray(obj[lat_dim].values, dtype=np.float64), np.asarray(obj[lon_dim].values, np.float64)
         if (
             lat.shape != src.lat.shape
@@ -278,7 +298,7 @@ def regrid_dataarray(
     _check_method(method)
     if not isinstance(obj, (xr.DataArray, xr.Dataset)):
         raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
-    lat_dim, lon_dim = _latlon_dims(obj, lat_name, lon_name)
+    lat_dim, lon_dim = latlon_dims(obj, lat_name, lon_name)
     grid = latlon_grid(
         np.asarray(obj[lat_dim].values, dtype=np.float64), np.asarray(obj[lon_dim].values, dtype=np.float64)
     )

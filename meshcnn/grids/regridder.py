@@ -47,7 +47,6 @@ bit. Dask is the optional extra ``meshcnn[dask]``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -60,7 +59,7 @@ import scipy.sparse as sp
 from .._optional import optional_import
 from ..geometry.coords import latlon_to_xyz
 from ..geometry.locate import barycentric_interpolation, nearest_vertex
-from ..io import save_npz
+from ..io import array_checksum, save_npz
 from . import _interp
 from .families import as_sphere_grid
 from .icosphere import MeshTarget, regrid_target
@@ -313,7 +312,7 @@ class Regridder:
     def __dask_tokenize__(self) -> tuple[str, str]:
         """A deterministic Dask token: the method and the SHA-256 of the weights and shapes (computed once)."""
         if getattr(self, "_token", None) is None:
-            self._token = _checksum(
+            self._token = array_checksum(
                 {
                     "data": self.weights.data,
                     "indices": self.weights.indices,
@@ -520,7 +519,7 @@ class Regridder:
                 arrays[f"{side}_lat"], arrays[f"{side}_lon"] = lat, lon
                 arrays[f"{side}_areas"] = np.asarray(grid.cell_areas(), dtype=np.float64).reshape(-1)
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-        save_npz(path, checksum=np.array(_checksum(arrays)), **arrays)
+        save_npz(path, checksum=np.array(array_checksum(arrays)), **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Regridder:
@@ -547,7 +546,7 @@ class Regridder:
             meta = json.loads(str(arrays["meta"]))
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise ValueError(f"{path}: not a regridder file ({exc})") from exc
-        if checksum != _checksum(arrays):
+        if checksum != array_checksum(arrays):
             raise ValueError(f"{path}: the regridder file fails its SHA-256 checksum (damaged or incomplete)")
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(
@@ -569,16 +568,6 @@ class Regridder:
         out.src, out.dst = sides["src"], sides["dst"]
         out._setup(weights, meta["skipna"], meta["na_thres"])
         return out
-
-
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 of the arrays' names, dtypes, shapes and bytes, in name order."""
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()
 
 
 def _regrid_block(block: np.ndarray, regridder: Regridder, skipna: bool, na_thres: float) -> np.ndarray:

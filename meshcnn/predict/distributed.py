@@ -37,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._optional import optional_import
 from .predictor import PredictError, Predictor, load_predictor
 
 __all__ = ["predict_chunk", "predict_chunks", "prepare_worker", "chunk_results", "local_client", "IN_FLIGHT_PER_WORKER"]
@@ -49,13 +50,7 @@ _WORKER: dict[str, Any] = {"predictors": {}, "dataset": None}
 
 def import_distributed() -> Any:
     """``distributed``, or an ``ImportError`` naming the extra ``meshcnn[dask]``."""
-    try:
-        import distributed
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "meshcnn predict --dask needs dask.distributed; install the optional extra: pip install 'meshcnn[dask]'"
-        ) from exc
-    return distributed
+    return optional_import("distributed", "meshcnn predict --dask needs dask.distributed", "dask")
 
 
 def local_client(workers: int, threads: int = 1) -> Any:

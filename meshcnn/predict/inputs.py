@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.climate import ClimateFileError
-from ..data.climate._format import _verify_checksum_trailer
+from ..data.climate import ClimateFileError, verify_checksum_trailer
 from .predictor import PredictError
 
 __all__ = [
@@ -335,7 +334,7 @@ def _open(path: Path, verify: bool) -> Any:
     """The file as an open ``netCDF4.Dataset``.
 
     With ``verify``, a file that ends with the SHA-256 trailer of files written by meshcnn
-    before issue 21 is checked first (:func:`meshcnn.data.climate._format._verify_checksum_trailer`):
+    before issue 21 is checked first (:func:`meshcnn.data.climate.verify_checksum_trailer`):
     a damaged one is a :class:`ClimateFileError` before HDF5 parses it. Files without one
     (every other file, and those meshcnn writes now) rely on HDF5's own checks, such as
     the Fletcher-32 checksums of meshcnn's files.
@@ -350,7 +349,7 @@ def _open(path: Path, verify: bool) -> Any:
     if not path.is_file():
         raise ClimateFileError(path, "no such file")
     if verify:
-        _verify_checksum_trailer(path)
+        verify_checksum_trailer(path)
     try:
         return netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:

@@ -9,8 +9,16 @@ the lazy dataset and its statistics; :mod:`.synth` the synthetic generator (one 
 
 from ...grids import LatLonGrid
 from . import cli  # noqa: F401 - the `meshcnn data` command's module, reached as meshcnn.data.climate.cli
-from ._format import CLASSES, NORTHWARD_VARIABLES, NUM_CLASSES, UNITS, VARIABLES, ClimateFileError
-from .dataset import ClimateNetDataset, class_weights, compute_stats
+from ._format import (
+    CLASSES,
+    NORTHWARD_VARIABLES,
+    NUM_CLASSES,
+    UNITS,
+    VARIABLES,
+    ClimateFileError,
+    verify_checksum_trailer,
+)
+from .dataset import ClimateNetDataset, LazyClimateDataset, class_weights, compute_stats
 from .files import find_files, read_split_list, split_files, synth_listed_files, write_split_lists
 from .reader import read_climatenet, read_latlon, read_ugscnn, regrid_sample, write_ugscnn
 from .synth import (
@@ -30,6 +38,8 @@ __all__ = [
     "NUM_CLASSES",
     "UNITS",
     "ClimateFileError",
+    "verify_checksum_trailer",
+    "LazyClimateDataset",
     "read_latlon",
     "read_climatenet",
     "read_ugscnn",

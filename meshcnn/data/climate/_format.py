@@ -12,7 +12,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VARIABLES", "NORTHWARD_VARIABLES", "CLASSES", "NUM_CLASSES", "UNITS", "ClimateFileError"]
+from ..._optional import optional_import
+
+__all__ = [
+    "VARIABLES",
+    "NORTHWARD_VARIABLES",
+    "CLASSES",
+    "NUM_CLASSES",
+    "UNITS",
+    "ClimateFileError",
+    "verify_checksum_trailer",
+]
 
 #: The 16 ClimateNet input fields, in channel order.
 VARIABLES: tuple[str, ...] = (
@@ -70,13 +80,7 @@ class ClimateFileError(ValueError):
 
 def _netcdf4() -> Any:
     """The netCDF4 module, or an ImportError that names the optional extra."""
-    try:
-        import netCDF4
-    except ImportError as exc:
-        raise ImportError(
-            "reading ClimateNet netCDF files needs netCDF4; install the optional extra: pip install 'meshcnn[climate]'"
-        ) from exc
-    return netCDF4
+    return optional_import("netCDF4", "reading ClimateNet netCDF files needs netCDF4", "climate")
 
 
 #: Files written by :func:`meshcnn.data.climate.write_climatenet` before issue 21 end with a trailer
@@ -90,8 +94,19 @@ _CHECKSUM_TRAILER = re.compile(rb"\nmeshcnn-sha256:([0-9a-f]{64})\n\Z")
 _TRAILER_SIZE = 81
 
 
-def _verify_checksum_trailer(path: Path, block: int = 1 << 22) -> bool:
+def verify_checksum_trailer(path: Path, block: int = 1 << 22) -> bool:
     """Check the checksum trailer of a file that has one, reading it in blocks (memory stays flat).
+
+    Files written by :func:`meshcnn.data.climate.write_climatenet` before issue 21 end with a
+    SHA-256 trailer; the readers (:func:`meshcnn.data.climate.read_latlon`, ``meshcnn predict``)
+    check it before netCDF4/HDF5 parse the file. A file without one passes.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    block : int
+        Bytes read at a time.
 
     Returns
     -------

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..._optional import optional_import
 from ..._progress import progress_bar
-from ...geometry.mesh import _checksum, check_level
+from ...geometry.mesh import check_level
 from ...grids import HealpixGrid, IcosphereGrid, LatLonGrid, sphere_grid
-from ...io import save_npz
+from ...io import array_checksum, save_npz
 from ._format import CLASSES, NUM_CLASSES, VARIABLES, ClimateFileError, _existing_file
 from .reader import read_latlon, read_ugscnn, regrid_sample
 
@@ -40,7 +41,7 @@ def _load_cache(cache: Path, source: Path) -> dict[str, np.ndarray] | None:
     if (
         checksum is None
         or checksum.shape != ()
-        or str(checksum) != _checksum(sample)
+        or str(checksum) != array_checksum(sample)
         or not {"data", "labels"} <= set(sample)
     ):
         warnings.warn(
@@ -191,7 +192,7 @@ class ClimateNetDataset(Dataset):
         if sample is None:
             sample = _read_sample(path, self.level, self.grid)
             if cache is not None:
-                save_npz(cache, checksum=np.array(_checksum(sample)), **sample)
+                save_npz(cache, checksum=np.array(array_checksum(sample)), **sample)
         if self.grid == "latlon":
             grid = LatLonGrid(sample["lat"], sample["lon"])
             if self.latlon_grid is None:
@@ -239,10 +240,9 @@ class ClimateNetDataset(Dataset):
 
 def _open_archive(source: Any, time_dim: str) -> Any:
     """An xarray Dataset of ``source``: itself, or a Zarr store / netCDF files opened lazily (Dask)."""
-    from ...grids._xarray import _import_xarray
     from ...grids.regridder import import_dask
 
-    xr = _import_xarray()
+    xr = optional_import("xarray", "LazyClimateDataset needs xarray", "climate")
     if isinstance(source, xr.Dataset):
         return source
     import_dask()
@@ -311,8 +311,7 @@ class LazyClimateDataset(Dataset):
         window: int | None = None,
         time_dim: str = "time",
     ) -> None:
-        from ...grids import Regridder
-        from ...grids._xarray import _latlon_dims
+        from ...grids import Regridder, latlon_dims
 
         self.level = check_level(level)
         grid = _ALIASES.get(grid, grid)
@@ -325,7 +324,7 @@ class LazyClimateDataset(Dataset):
         missing = [n for n in names if n not in self.archive.variables]
         if missing:
             raise ValueError(f"the archive has no variable {', '.join(map(repr, missing))}")
-        lat_dim, lon_dim = _latlon_dims(self.archive, None, None)
+        lat_dim, lon_dim = latlon_dims(self.archive)
         for name in names:
             if set(self.archive[name].dims) != {time_dim, lat_dim, lon_dim}:
                 raise ValueError(

@@ -43,7 +43,7 @@ from ._format import (
     ClimateFileError,
     _existing_file,
     _netcdf4,
-    _verify_checksum_trailer,
+    verify_checksum_trailer,
 )
 
 __all__ = ["read_latlon", "regrid_sample", "read_climatenet", "read_ugscnn", "write_ugscnn"]
@@ -182,7 +182,7 @@ def read_latlon(
     """
     path = _existing_file(path)
     netCDF4 = _netcdf4()
-    _verify_checksum_trailer(path)  # files written by meshcnn before issue 21
+    verify_checksum_trailer(path)  # files written by meshcnn before issue 21
     try:
         ds = netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError, TypeError, UnicodeError, MemoryError) as exc:

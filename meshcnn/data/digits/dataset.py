@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..._optional import optional_import
 from ...geometry.rotations import random_rotation, rotation_about_axis, rotation_about_z
 from .projection import DEFAULT_EXTENT, _mesh, projection_matrix, unprojection_matrix
 
@@ -34,13 +35,10 @@ ROTATE_MODES = (False, True, "z", "jitter", "z+jitter")
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's ``load_digits``: images ``(1797, 8, 8)`` float32 scaled to ``[0, 1]`` and labels int64."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise ImportError(
-            "the digits dataset needs scikit-learn: pip install 'meshcnn[digits]' (or pass an MNIST .npz)"
-        ) from exc
-    digits = load_digits()
+    datasets = optional_import(
+        "sklearn.datasets", "the digits dataset needs scikit-learn (or pass an MNIST .npz)", "digits"
+    )
+    digits = datasets.load_digits()
     return (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...geometry.mesh import _checksum
-from ...io import save_npz
+from ...io import array_checksum, save_npz
 
 __all__ = ["ProjectionStore"]
 
@@ -77,7 +76,7 @@ class ProjectionStore:
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
             warnings.warn(f"{cache}: unreadable projection cache ({err}); recomputing", stacklevel=4)
             return None
-        if checksum.shape != () or str(checksum) != _checksum({"signal": signal}):
+        if checksum.shape != () or str(checksum) != array_checksum({"signal": signal}):
             warnings.warn(f"{cache}: projection cache fails its checksum (corrupt); recomputing", stacklevel=4)
             return None
         if signal.shape != shape or signal.dtype != np.float32 or not np.isfinite(signal).all():
@@ -104,4 +103,4 @@ class ProjectionStore:
         if cache is None:
             self._memory[(file, variant)] = signal
         else:
-            save_npz(cache, signal=signal, checksum=np.array(_checksum({"signal": signal})))
+            save_npz(cache, signal=signal, checksum=np.array(array_checksum({"signal": signal})))
