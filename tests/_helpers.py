@@ -28,3 +28,64 @@ def load_script(path: str | Path, name: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+LAYER_KINDS = ("conv", "stride2", "transpose")
+
+
+def make_layer(
+    kind: str = "conv",
+    level: int = 2,
+    in_channels: int = 3,
+    out_channels: int = 5,
+    *,
+    seed: int = 0,
+    dtype=None,
+    normal: bool = True,
+    **kwargs,
+):
+    """A MeshConv-family layer for the tests, built the one way the test modules share.
+
+    Parameters
+    ----------
+    kind : {"conv", "stride2", "transpose"}
+        ``MeshConv``, ``MeshConv(stride=2)`` or ``MeshConvTranspose``.
+    level : int
+        The layer's (fine) icosphere level.
+    in_channels, out_channels : int
+    seed : int
+        ``torch.manual_seed`` before the layer is built (and its parameters drawn).
+    dtype : torch.dtype, optional
+        Default float64.
+    normal : bool
+        Redraw the weight and bias from N(0, 1) (else the layer's own uniform initialisation).
+    **kwargs
+        Passed to the layer (``bias``, ``orientation``, ...).
+    """
+    import torch
+
+    from meshcnn import MeshConv, MeshConvTranspose
+
+    torch.manual_seed(seed)
+    if kind == "conv":
+        layer = MeshConv(in_channels, out_channels, level, **kwargs)
+    elif kind == "stride2":
+        layer = MeshConv(in_channels, out_channels, level, stride=2, **kwargs)
+    elif kind == "transpose":
+        layer = MeshConvTranspose(in_channels, out_channels, level, **kwargs)
+    else:
+        raise ValueError(f"kind must be one of {LAYER_KINDS}, got {kind!r}")
+    layer = layer.to(torch.float64 if dtype is None else dtype)
+    if normal:
+        with torch.no_grad():
+            layer.weight.normal_()
+            if layer.bias is not None:
+                layer.bias.normal_()
+    return layer
+
+
+def with_taps(layer):
+    """``(layer, its dense taps for mesh_conv_reference, V_in)``."""
+    from meshcnn.testing import layer_taps
+
+    return layer, layer_taps(layer), layer.in_mesh.num_vertices

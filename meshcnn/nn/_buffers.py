@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._operator import TENSOR_FIELDS, TapOperator
+from ._operator import ADJOINT_FIELDS, TENSOR_FIELDS, TapOperator
 
 __all__: list[str] = []
 
@@ -62,14 +62,26 @@ class ConstantBuffers(nn.Module):
 
 
 class OperatorBuffers(ConstantBuffers):
-    """The tensors of one :class:`~meshcnn.nn.TapOperator` as constant buffers, named as its fields."""
+    """The tensors of one :class:`~meshcnn.nn.TapOperator` as constant buffers, named as its fields.
 
-    def __init__(self, op: TapOperator) -> None:
+    With ``adjoint``, the five tensors of its adjoint ``S^T``
+    (:func:`~meshcnn.nn._operator.adjoint_tensors`, named ``ADJOINT_FIELDS``), which the
+    ``"invariant"`` strategy's backward reads, are buffers too.
+    """
+
+    def __init__(self, op: TapOperator, adjoint: list[torch.Tensor] | None = None) -> None:
         super().__init__()
         for name, tensor in zip(TENSOR_FIELDS, op.tensors()):
             self.register_constant(name, tensor)
+        for name, tensor in zip(ADJOINT_FIELDS, adjoint or ()):
+            self.register_constant(name, tensor)
         self.sizes = op.sizes()
+        self.has_adjoint = adjoint is not None
 
     def operator(self) -> TapOperator:
         """The operator, on the buffers' device and dtype."""
         return TapOperator.from_tensors([getattr(self, name) for name in TENSOR_FIELDS], self.sizes)
+
+    def adjoint(self) -> tuple[torch.Tensor, ...]:
+        """The adjoint's five tensors (``ADJOINT_FIELDS``) on the buffers' device; empty without ``adjoint``."""
+        return tuple(getattr(self, name) for name in ADJOINT_FIELDS) if self.has_adjoint else ()

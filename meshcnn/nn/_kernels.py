@@ -18,11 +18,16 @@ Only ``x`` is kept for the backward; each ``F_b`` and ``H_b`` is consumed while 
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from ._operator import TapOperator, samples_per_kernel, split_weight, vertex_major
+from ._operator import samples_per_kernel, split_weight, vertex_major
+from ._orientation import INVARIANT_EPS
+
+if TYPE_CHECKING:
+    from ._plan import KernelPlan
 
 __all__ = ["compute_dtypes"]
 
@@ -127,29 +132,27 @@ def _output_start(
     bias: torch.Tensor | None,
     shape: tuple[int, int, int],
     dense_dtype: torch.dtype,
+    shift: float = 0.0,
 ) -> torch.Tensor:
-    """``W_0 x[..., :V_out] + b`` (or ``b``, or zeros): the output the operator taps accumulate into."""
+    """``W_0 x[..., :V_out] + b + shift`` (without the terms absent): the output the operator taps accumulate into."""
+    if bias is not None:
+        bias = bias.to(dense_dtype)
+        bias = bias + shift if shift else bias
+    elif shift:
+        bias = torch.full(shape[1:2], shift, dtype=dense_dtype, device=x.device)
     if w_id is not None:  # the whole batch in one batched GEMM
         xi = x[:, :, : shape[2]].to(dense_dtype)
         w_id = w_id.expand(shape[0], -1, -1)
         if bias is None:
             return torch.bmm(w_id, xi)
-        return torch.baddbmm(bias.to(dense_dtype)[:, None].expand(shape), w_id, xi)
+        return torch.baddbmm(bias[:, None].expand(shape), w_id, xi)
     if bias is None:
         return torch.zeros(shape, dtype=dense_dtype, device=x.device)
-    return bias.to(dense_dtype)[:, None].expand(shape).contiguous()
+    return bias[:, None].expand(shape).contiguous()
 
 
-def bag_forward(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    op: TapOperator,
-    identity_tap: bool,
-    sparse_dtype: torch.dtype,
-    dense_dtype: torch.dtype,
-) -> torch.Tensor:
-    """Forward pass by the bag products. The features ``F_b`` are used at once and not kept.
+def bag_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, plan: KernelPlan) -> torch.Tensor:
+    """Forward pass of the ``"linear"`` strategy by the bag products. The features ``F_b`` are used at once, not kept.
 
     Parameters
     ----------
@@ -159,17 +162,16 @@ def bag_forward(
         ``W`` ``(O, C, T)``.
     bias : Tensor or None
         ``(O,)``.
-    op : TapOperator
-    identity_tap : bool
-        Whether tap 0 of ``weight`` is the identity (``W_0 x`` on the first ``V_out`` vertices).
-    sparse_dtype, dense_dtype : torch.dtype
-        The dtypes of :func:`compute_dtypes`.
+    plan : KernelPlan
+        Its operator, identity tap and dtypes (bound by :meth:`KernelPlan.for_input`).
 
     Returns
     -------
     Tensor
-        ``y`` ``(B, O, V_out)`` in ``dense_dtype``.
+        ``y`` ``(B, O, V_out)`` in the plan's dense dtype.
     """
+    op, identity_tap = plan.operator, plan.identity_tap
+    sparse_dtype, dense_dtype = plan.sparse_dtype, plan.dense_dtype
     batch, channels, _ = x.shape
     out_channels = weight.shape[0]
     num_out = op.num_out
@@ -258,21 +260,18 @@ def bag_backward(
     grad: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,
-    op: TapOperator,
-    identity_tap: bool,
-    sparse_dtype: torch.dtype,
-    dense_dtype: torch.dtype,
+    plan: KernelPlan,
     need_x: bool,
     need_w: bool,
     need_b: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward pass by the bag products.
+    """Backward pass of the ``"linear"`` strategy by the bag products.
 
     Parameters
     ----------
     grad : Tensor
         ``g`` ``(B, O, V_out)``, the gradient of the output.
-    x, weight, op, identity_tap, sparse_dtype, dense_dtype
+    x, weight, plan
         As in :func:`bag_forward`.
     need_x, need_w, need_b : bool
         Which gradients to compute.
@@ -282,6 +281,8 @@ def bag_backward(
     tuple of Tensor
         ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
     """
+    op, identity_tap = plan.operator, plan.identity_tap
+    sparse_dtype, dense_dtype = plan.sparse_dtype, plan.dense_dtype
     batch, channels, num_in = x.shape
     out_channels = weight.shape[0]
     acc_dtype = torch.promote_types(weight.dtype, torch.float32)
@@ -323,4 +324,171 @@ def bag_backward(
             grad_w = weight_grad(
                 grad_w_op_t.view(channels, op.taps, out_channels).permute(2, 0, 1), grad, x, weight, identity_tap
             )
+    return grad_x, grad_w, grad_b
+
+
+def _invariant_weights(
+    weight: torch.Tensor, identity_tap: bool, dtype: torch.dtype
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """The ``"invariant"`` weight as GEMM operands: ``(W_id or None, W_lin (O, T_lin C), W_dir (2 O, 2 C))``.
+
+    ``weight`` ``(O, C, T)`` holds the linear taps first (the identity tap, when
+    ``identity_tap``, then ``T_lin`` operator taps) and the complex weight ``a + i b`` last,
+    ``a = W[..., T-2]``, ``b = W[..., T-1]``. ``W_lin`` is :func:`split_weight`'s ``W'`` of the
+    linear taps; ``W_dir = [[a, -b], [b, a]]`` maps the features ``[D_1 x; D_2 x]`` to
+    ``[Re z; Im z]``: ``Re z = a D_1 x - b D_2 x``, ``Im z = b D_1 x + a D_2 x``.
+    """
+    weight = weight.detach()  # the kernels write GEMMs into given outputs (out=), which autograd refuses
+    w_id, w_lin, _ = split_weight(weight[..., :-2], identity_tap, dtype)
+    a, b = weight[..., -2].to(dtype), weight[..., -1].to(dtype)
+    w_dir = torch.cat([torch.cat([a, -b], dim=1), torch.cat([b, a], dim=1)], dim=0)
+    return w_id, w_lin, w_dir
+
+
+def invariant_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, plan: KernelPlan
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    r"""Forward pass of the ``"invariant"`` strategy: all taps and the modulus in one pass.
+
+    With the operator taps ``[S_1, ..., S_{T_lin}, D_1, D_2]`` stacked in ``S``, per chunk of
+    samples: ``F_b = S x_b^T`` ``(V_out, T_op C)`` (one bag kernel, as for ``"linear"``), then
+    ``y_b += W_lin F_b[:, lin]^T`` and ``z_b = W_dir F_b[:, dir]^T`` ``(2 O, V_out)``
+    (:func:`_invariant_weights`), then, while ``z_b`` is in cache,
+    ``r = \sqrt{Re z^2 + Im z^2 + \epsilon^2}``, ``y_b += r`` and ``u_b = z_b / r``. The output
+    starts as ``W_0 x + \beta - \epsilon``, so that
+    ``y = \sum_{t < T-2} W_t S_t x + \beta + \sqrt{|z|^2 + \epsilon^2} - \epsilon``.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, C, V_in)``.
+    weight : Tensor
+        ``W`` ``(O, C, T)``, the complex weight ``(a, b)`` last.
+    bias : Tensor or None
+        ``(O,)``.
+    plan : KernelPlan
+        Strategy ``"invariant"``, with dtypes.
+
+    Returns
+    -------
+    tuple
+        ``(y, u, features)``: ``y`` ``(B, O, V_out)``; ``u = z / r`` ``(B, 2 O, V_out)``, rows
+        ``[Re; Im]`` (what the backward needs of the modulus); ``features``, the chunks
+        ``F`` ``(k, V_out, T_op C)`` of consecutive samples, all in the dense dtype (the
+        backward's weight gradient reads them).
+    """
+    op, identity_tap = plan.operator, plan.identity_tap
+    sparse_dtype, dense_dtype = plan.sparse_dtype, plan.dense_dtype
+    batch, channels, _ = x.shape
+    out_channels, num_out = weight.shape[0], op.num_out
+    lin = (op.taps - 2) * channels
+    features = []
+    with no_autocast(x.device.type):
+        val = op.val.to(sparse_dtype)
+        w_id, w_lin, w_dir = _invariant_weights(weight, identity_tap, dense_dtype)
+        tables = vertex_major(x, sparse_dtype)  # (B, V_in, C), one copy
+        out = _output_start(x, w_id, bias, (batch, out_channels, num_out), dense_dtype, -INVARIANT_EPS)
+        u = torch.empty((batch, 2 * out_channels, num_out), dtype=dense_dtype, device=x.device)
+        step = samples_per_kernel(x.device, batch, op.block_samples, tables.shape[1] * channels)
+        for start in range(0, batch, step):
+            f = bag_matmul_samples(op.crow, op.col, val, op.block_crow, op.block_col, tables[start : start + step])
+            f = f.view(f.shape[0], num_out, op.taps * channels).to(dense_dtype)
+            k = f.shape[0]
+            y, z = out[start : start + k], u[start : start + k]
+            if lin:
+                y.baddbmm_(w_lin.expand(k, -1, -1), f[..., :lin].transpose(1, 2))
+            torch.bmm(w_dir.expand(k, -1, -1), f[..., lin:].transpose(1, 2), out=z)
+            z = z.view(k, 2, out_channels, num_out)
+            r = torch.mul(z[:, 0], z[:, 0]).addcmul_(z[:, 1], z[:, 1]).add_(INVARIANT_EPS**2).sqrt_()
+            y.add_(r)
+            z.div_(r.unsqueeze(1))
+            features.append(f)
+    return out, u, features
+
+
+def invariant_backward(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    u: torch.Tensor,
+    features: list[torch.Tensor],
+    plan: KernelPlan,
+    need_x: bool,
+    need_w: bool,
+    need_b: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Backward pass of the ``"invariant"`` strategy.
+
+    Per chunk, with ``g`` the gradient of ``y``: the modulus' gradient is
+    ``dz = [u_re g; u_im g]`` ``(2 O, V_out)``. Then ``dF = [g^T W_lin | dz^T W_dir]``
+    ``(V_out, T_op C)`` (two GEMMs into one table) and
+    ``grad_x_b^T += S^T dF`` read as ``(V_out T_op, C)`` (one bag kernel over the adjoint of
+    :attr:`KernelPlan.adjoint`: the same non-zeros and width ``C`` as the ``"linear"``
+    backward's gather); the weight gradient from the saved features,
+    ``grad W_lin += g F[:, lin]``, ``G = dz F[:, dir]`` ``(2 O, 2 C)``,
+    ``grad a = G[re, D_1] + G[im, D_2]``, ``grad b = G[im, D_1] - G[re, D_2]``.
+
+    Parameters
+    ----------
+    grad : Tensor
+        ``g`` ``(B, O, V_out)``.
+    x, weight, plan
+        As in :func:`invariant_forward`.
+    u, features
+        What :func:`invariant_forward` returned.
+    need_x, need_w, need_b : bool
+        Which gradients to compute.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(grad_x, grad_weight, grad_bias)``; a gradient not needed is returned empty.
+    """
+    op, identity_tap = plan.operator, plan.identity_tap
+    sparse_dtype, dense_dtype = plan.sparse_dtype, plan.dense_dtype
+    crow, col, val, block_crow, block_col = plan.adjoint
+    batch, channels, _ = x.shape
+    out_channels, num_out = weight.shape[0], op.num_out
+    lin = (op.taps - 2) * channels
+    acc_dtype = torch.promote_types(weight.dtype, torch.float32)
+    grad_x, grad_w, grad_b = x.new_empty(0), weight.new_empty(0), weight.new_empty(0)
+    with no_autocast(grad.device.type):
+        grad = grad.to(dense_dtype)
+        if need_b:
+            grad_b = bias_grad(grad, weight)
+        if not (need_x or need_w):
+            return grad_x, grad_w, grad_b
+        w_id, w_lin, w_dir = _invariant_weights(weight, identity_tap, dense_dtype)
+        val = val.to(sparse_dtype)
+        gx = _identity_input_grad(grad, w_id, x.shape, dense_dtype) if need_x else None
+        if need_w:
+            gw_lin = torch.zeros((out_channels, lin), dtype=acc_dtype, device=grad.device)
+            gw_dir = torch.zeros((2 * out_channels, 2 * channels), dtype=acc_dtype, device=grad.device)
+        start = 0
+        for f in features:
+            k = f.shape[0]
+            g = grad[start : start + k]
+            dz = (u[start : start + k].view(k, 2, out_channels, num_out) * g.unsqueeze(1)).view(k, 2 * out_channels, -1)
+            if need_w:
+                if lin:
+                    gw_lin += torch.bmm(g, f[..., :lin]).sum(0, dtype=acc_dtype)
+                gw_dir += torch.bmm(dz, f[..., lin:]).sum(0, dtype=acc_dtype)
+            if need_x:
+                df = torch.empty((k, num_out, op.taps * channels), dtype=dense_dtype, device=grad.device)
+                if lin:
+                    torch.bmm(g.transpose(1, 2), w_lin.expand(k, -1, -1), out=df[..., :lin])
+                torch.bmm(dz.transpose(1, 2), w_dir.expand(k, -1, -1), out=df[..., lin:])
+                df = df.to(sparse_dtype).view(k, num_out * op.taps, channels)
+                h = bag_matmul_samples(crow, col, val, block_crow, block_col, df)  # (k, V_in, C)
+                gx[start : start + k] += h.transpose(1, 2).to(dense_dtype)
+            start += k
+        if need_x:
+            grad_x = gx.to(x.dtype)
+        if need_w:
+            re, im = gw_dir[:out_channels], gw_dir[out_channels:]
+            d_a = re[:, :channels] + im[:, channels:]
+            d_b = im[:, :channels] - re[:, channels:]
+            d_lin = gw_lin.view(out_channels, op.taps - 2, channels).permute(0, 2, 1)
+            grad_w_op = torch.cat([d_lin, d_a[..., None], d_b[..., None]], dim=2)
+            grad_w = weight_grad(grad_w_op, grad, x, weight, identity_tap)
     return grad_x, grad_w, grad_b

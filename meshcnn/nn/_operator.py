@@ -47,6 +47,8 @@ TENSOR_FIELDS = (
     "block_crow_t",
     "block_col_t",
 )
+# The tensors of the adjoint S^T (adjoint_tensors), kept by the layers of the "invariant" strategy.
+ADJOINT_FIELDS = ("crow_a", "col_a", "val_a", "block_crow_a", "block_col_a")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +271,32 @@ def tap_operator(taps: list[sp.spmatrix], dtype: torch.dtype = torch.float32, bl
         len(taps),
         block_samples,
     )
+
+
+def adjoint_tensors(op: TapOperator) -> list[torch.Tensor]:
+    """CSR of the adjoint ``S^T`` ``(V_in, V_out T)`` of the stacked operator, with its block-diagonal indices.
+
+    Row ``u`` of ``S^T`` holds ``S_t[v, u]`` at column ``v T + t``: applied to a vertex-major
+    table ``dF`` ``(V_out T, C)`` (row ``v T + t`` the gradient of tap ``t``'s features at
+    vertex ``v``), it sums every tap's contribution in one bag kernel,
+    ``(S^T dF)[u, c] = sum_{t, v} S_t[v, u] dF[v T + t, c]``. It has the non-zeros of ``R``,
+    in ``V_in`` rows instead of ``V_in T``.
+
+    Parameters
+    ----------
+    op : TapOperator
+        On the CPU.
+
+    Returns
+    -------
+    list of Tensor
+        ``[crow, col, val, block_crow, block_col]`` (``ADJOINT_FIELDS``), the block indices
+        for ``op.block_samples`` copies of ``S^T`` acting on ``(V_out T, C)`` tables (empty for 1).
+    """
+    rows, cols = op.shape
+    stacked = sp.csr_matrix((op.val.numpy(), op.col.numpy(), op.crow.numpy()), shape=(rows, cols))
+    crow, col, val = _csr_components(stacked.T, op.val.dtype)
+    return [crow, col, val, *_block_diagonal(crow, col, op.block_samples, rows)]
 
 
 def vertex_major(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -1,9 +1,10 @@
 r"""Fused gather + GEMM Triton kernels for :func:`meshcnn.nn.mesh_conv` on CUDA.
 
 Private module. :mod:`meshcnn.nn._ops` calls :func:`mesh_conv_forward` and :func:`mesh_conv_backward` in place of
-its bag-product path when the input is on a CUDA device, triton is importable and ``MESHCNN_TRITON`` is not ``0``
-(:func:`meshcnn.nn._ops.use_triton`). Importing this module never imports triton: the kernels are built on first use
-(:func:`_kernels`), so the module imports cleanly where triton is absent.
+its bag-product path for a :class:`~meshcnn.nn._plan.KernelPlan` of backend ``"triton"`` (chosen on a CUDA device
+where triton is importable and ``MESHCNN_TRITON`` is not ``0``, :func:`~meshcnn.nn._plan.choose_backend`) whose pass
+the kernels take (:meth:`~meshcnn.nn._plan.KernelPlan.runs_triton`). Importing this module never imports triton:
+the kernels are built on first use (:func:`_kernels`), so the module imports cleanly where triton is absent.
 
 Notation (as in :mod:`meshcnn.nn.functional`): ``x`` ``(B, C, V_in)``, weight ``W`` ``(O, C, T)`` (with
 ``identity_tap``, ``W[..., 0]`` is the identity tap and the operator holds ``T_op = T - 1`` taps), the vertex-major
@@ -49,12 +50,16 @@ from __future__ import annotations
 import contextlib
 import os
 import types
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._cache import memoize
 from ._kernels import bias_grad, weight_grad
-from ._operator import TapOperator, ell_table, split_weight, vertex_major
+from ._operator import ell_table, split_weight, vertex_major
+
+if TYPE_CHECKING:
+    from ._plan import KernelPlan
 
 __all__ = ["available", "usable", "ell_table", "mesh_conv_forward", "mesh_conv_backward"]
 
@@ -454,12 +459,7 @@ def _weight_grad(
 
 
 def mesh_conv_forward(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    op: TapOperator,
-    identity_tap: bool,
-    dense_dtype: torch.dtype,
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, plan: KernelPlan
 ) -> torch.Tensor:
     """Forward pass of :func:`meshcnn.nn.mesh_conv` in one kernel launch.
 
@@ -468,20 +468,20 @@ def mesh_conv_forward(
     x : (B, C, V_in) tensor, float32, float16 or bfloat16, non-empty
     weight : (O, C, T) tensor
     bias : (O,) tensor or None
-    op : TapOperator
-        Its CSR ``crow, col, val`` of ``S`` ``(V_out T_op, V_in)`` are read.
-    identity_tap : bool
-        Whether ``weight[..., 0]`` multiplies ``x[..., :V_out]`` (not stored in ``S``).
-    dense_dtype : torch.dtype
-        The dtype of the dense products and the output (float32, float16, bfloat16).
+    plan : KernelPlan
+        Strategy ``"linear"``, bound to dtypes. Of its operator the CSR ``crow, col, val`` of ``S``
+        ``(V_out T_op, V_in)`` are read; ``identity_tap``: whether ``weight[..., 0]`` multiplies
+        ``x[..., :V_out]`` (not stored in ``S``); the dense dtype (float32, float16, bfloat16) is
+        that of the dense products and the output.
 
     Returns
     -------
     Tensor
-        ``y`` ``(B, O, V_out)`` in ``dense_dtype``, ``y[b, o, v] = bias[o] + sum_{t, c} W[o, c, t] (S_t x[b, c])[v]``.
+        ``y`` ``(B, O, V_out)`` in the dense dtype, ``y[b, o, v] = bias[o] + sum_{t, c} W[o, c, t] (S_t x[b, c])[v]``.
     """
+    op, dense_dtype = plan.operator, plan.dense_dtype
     ell_col, ell_val, width = ell_table(op.crow, op.col, op.val)
-    w_id, w_op, _ = split_weight(weight, identity_tap, dense_dtype)
+    w_id, w_op, _ = split_weight(weight, plan.identity_tap, dense_dtype)
     table = vertex_major(x, torch.float32)  # (B, V_in, C), one copy
     bias32 = bias.to(torch.float32).contiguous() if bias is not None else None
     return _gather_gemm(
@@ -493,9 +493,7 @@ def mesh_conv_backward(
     grad: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,
-    op: TapOperator,
-    identity_tap: bool,
-    dense_dtype: torch.dtype,
+    plan: KernelPlan,
     need_x: bool,
     need_w: bool,
     need_b: bool,
@@ -510,8 +508,8 @@ def mesh_conv_backward(
     Parameters
     ----------
     grad : (B, O, V_out) tensor
-    x, weight, op, identity_tap, dense_dtype
-        As in :func:`mesh_conv_forward`; of ``op`` the CSR ``crow_t, col_t, val_t`` of ``R`` are read.
+    x, weight, plan
+        As in :func:`mesh_conv_forward`; of the operator the CSR ``crow_t, col_t, val_t`` of ``R`` are read.
     need_x, need_w, need_b : bool
         Which gradients to compute.
 
@@ -521,6 +519,7 @@ def mesh_conv_backward(
         ``(grad_x, grad_weight, grad_bias)``, ``grad_x`` in ``x``'s dtype, the others in ``weight``'s; as in
         :func:`meshcnn.nn._kernels.bag_backward`, a gradient not needed is returned empty.
     """
+    op, identity_tap, dense_dtype = plan.operator, plan.identity_tap, plan.dense_dtype
     num_in, num_out = x.shape[2], grad.shape[2]
     grad_x, grad_w, grad_b = x.new_empty(0), weight.new_empty(0), weight.new_empty(0)
     grad = grad.to(dense_dtype)

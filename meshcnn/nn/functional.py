@@ -18,9 +18,14 @@ Where the work happens:
 * :mod:`meshcnn.nn._ops`: the choice between them, the custom operators (for
   :func:`torch.compile`), their fakes and autograd.
 
+* :mod:`meshcnn.nn._plan`: :class:`KernelPlan`, the operator, identity tap, strategy,
+  backend and dtypes of one call as one object, and the backend choice.
+
 On CUDA, where triton is importable and the environment variable ``MESHCNN_TRITON`` is
 not ``0``, float32/float16/bfloat16 passes run the Triton kernels (same operators, same
-dtypes); the CPU and float64 always take the bag products.
+dtypes); the CPU and float64 always take the bag products. :func:`mesh_conv` chooses
+per call (:func:`~meshcnn.nn._plan.choose_backend`); the layers choose once, when built
+or moved, and take an override (:meth:`meshcnn.MeshConv.set_kernel_backend`).
 
 Precision: the sparse product runs in float64 for float64 input and in float32
 otherwise (also for float16/bfloat16 input and under :func:`torch.autocast`),
@@ -38,6 +43,7 @@ import torch
 from ._kernels import compute_dtypes
 from ._operator import TapOperator, block_samples_for, stack_taps, tap_operator
 from ._ops import run_mesh_conv
+from ._plan import KernelPlan, choose_backend
 from ._reference import mesh_conv_reference
 
 __all__ = [
@@ -91,5 +97,5 @@ def mesh_conv(
         )
     if identity_tap and op.num_out > num_in:
         raise ValueError("mesh_conv: an identity tap needs V_out <= V_in")
-    sparse_dtype, dense_dtype = compute_dtypes(x)
-    return run_mesh_conv(x, weight, bias, op, identity_tap, sparse_dtype, dense_dtype)
+    plan = KernelPlan(op, identity_tap, "linear", choose_backend(x.device))
+    return run_mesh_conv(x, weight, bias, plan)

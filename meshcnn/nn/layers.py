@@ -20,6 +20,8 @@ from torch import nn
 from ..geometry.hierarchy import MeshHierarchy
 from ..geometry.mesh import Mesh, check_level, level_of, num_vertices_at
 from ._buffers import ConstantBuffers, OperatorBuffers
+from ._operator import adjoint_tensors
+from ._ops import run_mesh_conv
 from ._orientation import (
     INVARIANT_EPS,
     ORIENTATIONS,
@@ -27,7 +29,8 @@ from ._orientation import (
     hemisphere_flip,
     orientation_taps,
 )
-from .functional import TapOperator, block_samples_for, mesh_conv, tap_operator
+from ._plan import KernelPlan, choose_backend
+from .functional import TapOperator, block_samples_for, tap_operator
 
 __all__ = [
     "MeshConv",
@@ -164,63 +167,25 @@ def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
     )
 
 
-class _AddSmoothModulus(torch.autograd.Function):
-    r"""``y + sqrt(re^2 + im^2 + eps^2) - eps`` with ``z = [re; im]`` ``(B, 2 O, V)`` and ``y`` ``(B, O, V)``.
-
-    One pass forward and one backward (:math:`\partial/\partial re = re / r`,
-    :math:`\partial/\partial im = im / r`, :math:`r = \sqrt{re^2 + im^2 + \epsilon^2}`),
-    instead of the half-dozen elementwise kernels and saved temporaries of the
-    composite expression; ``eps`` = :data:`INVARIANT_EPS`.
-    """
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Add the smoothed modulus of ``z`` to ``y``.
-
-        Parameters
-        ----------
-        y : Tensor
-            ``(B, O, V)``.
-        z : Tensor
-            ``[re; im]`` ``(B, 2 O, V)``.
-
-        Returns
-        -------
-        Tensor
-            ``y + sqrt(re^2 + im^2 + eps^2) - eps`` ``(B, O, V)``.
-        """
-        o = y.shape[1]
-        re, im = z[:, :o], z[:, o:]
-        r = torch.mul(re, re).addcmul_(im, im).add_(INVARIANT_EPS**2).sqrt_()
-        ctx.save_for_backward(z, r)
-        return torch.add(y, r).sub_(INVARIANT_EPS)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        z, r = ctx.saved_tensors
-        grad_z = None
-        if ctx.needs_input_grad[1]:
-            o = r.shape[1]
-            scale = grad / r
-            batch, _, num_out = z.shape  # both halves times the same scale, in one product
-            grad_z = (z.reshape(batch, 2, o, num_out) * scale.unsqueeze(1)).view(batch, 2 * o, num_out)
-        return (grad if ctx.needs_input_grad[0] else None), grad_z
-
-
 class _TapConv(nn.Module):
     """Shared machinery: a learned combination of fixed sparse taps, ``(B, C, V_in) -> (B, O, V_out)``.
 
     ``taps`` are the operator taps (without the identity when ``identity_tap``); the
     weight has one slice per tap, the identity included. The operator is the submodule
     ``op`` (:class:`~meshcnn.nn._buffers.OperatorBuffers`: non-persistent buffers, exact
-    through ``.to()``/``.double()``/``.half()``/``.to_empty()``). With
-    ``orientation="invariant"`` the taps are ``[(I,) L, D_1, D_2]`` and the weight
-    ``[identity, laplacian, a, b]``; ``op`` then holds ``[(I,) L]`` and ``op_dir`` the
-    pair ``[D_1, D_2]``, run with ``2 O`` outputs (``Re z``, ``Im z``) that
-    :meth:`forward` folds into ``O``.
+    through ``.to()``/``.double()``/``.half()``/``.to_empty()``), all taps in one stack.
+    With ``orientation="invariant"`` the taps are ``[(I,) L, D_1, D_2]`` and the weight
+    ``[identity, laplacian, a, b]``, run by the ``"invariant"`` strategy of
+    :class:`~meshcnn.nn._plan.KernelPlan` (the modulus in the same pass); ``op`` then also
+    holds the adjoint of the stack.
+
+    The kernel backend (:func:`~meshcnn.nn._plan.choose_backend`) is chosen when the layer
+    is built and again whenever it is moved (``.to()``, ``.cuda()``, ``.to_empty()``, ...),
+    not per call; :meth:`set_kernel_backend` overrides it.
     """
 
     weight: torch.Tensor
+    op_dir = None  # the directional pair's own operator before the "invariant" strategy had one pass; always None
 
     def __init__(
         self,
@@ -244,22 +209,23 @@ class _TapConv(nn.Module):
         self.in_level, self.out_level = in_mesh.level, out_mesh.level
         self.orientation = check_orientation(orientation)
         self.identity_tap = identity_tap
-        split = (1 if identity_tap else 2) if orientation == "invariant" else len(taps)
-        self.op = self._operator_buffers(taps[:split], out_channels)
-        # invariant: [(I,) L] -> O outputs and [D_1, D_2] -> 2 O outputs (Re z, Im z)
-        self.op_dir = self._operator_buffers(taps[split:], 2 * out_channels) if split < len(taps) else None
+        self.strategy = "invariant" if orientation == "invariant" else "linear"
+        self.op = self._operator_buffers(taps)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, len(taps) + int(identity_tap)))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self._requested_backend: str | None = None
+        self.kernel_backend = choose_backend(self.weight.device, self.strategy)
         self.reset_parameters()
 
-    def _operator_buffers(self, taps: list[sp.spmatrix], out_channels: int) -> OperatorBuffers:
-        """The float64 :class:`TapOperator` of ``taps`` as buffers; ``k`` samples per bag kernel
-        from the larger of the forward and backward tables."""
+    def _operator_buffers(self, taps: list[sp.spmatrix]) -> OperatorBuffers:
+        """The float64 :class:`TapOperator` of ``taps`` as buffers (with the adjoint for ``"invariant"``);
+        ``k`` samples per bag kernel from the larger of the forward and backward tables."""
         v_out, v_in = taps[0].shape
-        block_samples = block_samples_for(max(v_in * self.in_channels, v_out * out_channels))
+        block_samples = block_samples_for(max(v_in * self.in_channels, v_out * self.out_channels))
         with torch.device("cpu"):  # the masters (and the shared block indices) live on the CPU
             op = tap_operator(taps, torch.float64, block_samples)
-        return OperatorBuffers(op)  # the buffers on the ambient device
+            adjoint = adjoint_tensors(op) if self.strategy == "invariant" else None
+        return OperatorBuffers(op, adjoint)  # the buffers on the ambient device
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.weight.shape[1] * self.weight.shape[2])
@@ -267,26 +233,48 @@ class _TapConv(nn.Module):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
+    def set_kernel_backend(self, backend: str | None) -> None:
+        """Override the kernel backend: ``"bag"``, ``"triton"``, or None to choose automatically.
+
+        The choice is kept across moves. Automatic (the default): ``"triton"`` for a layer on a
+        CUDA device whose strategy is ``"linear"`` (every orientation but ``"invariant"``), where
+        triton is importable and ``MESHCNN_TRITON`` was not ``0`` when the layer was built or
+        last moved; ``"bag"`` otherwise (:func:`~meshcnn.nn._plan.choose_backend`). For a whole
+        model: ``for m in model.modules(): getattr(m, "set_kernel_backend", lambda b: None)("bag")``.
+
+        Parameters
+        ----------
+        backend : {"bag", "triton"} or None
+
+        Raises
+        ------
+        ValueError
+            For another value, or ``"triton"`` on an ``"invariant"`` layer.
+        """
+        self.kernel_backend = choose_backend(self.weight.device, self.strategy, backend)
+        self._requested_backend = backend
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        super()._apply(fn, recurse)
+        self.kernel_backend = choose_backend(self.weight.device, self.strategy, self._requested_backend)
+        return self
+
     @property
     def operator(self) -> TapOperator:
         """The stacked tap operator ``(V_out T, V_in)`` (vertex-major, see
         :func:`meshcnn.nn.tap_operator`) and the stack of the transposed taps;
-        without the identity tap when :attr:`identity_tap` is set; for ``"invariant"``
-        the isotropic taps only (the directional pair is :attr:`op_dir`)."""
+        without the identity tap when :attr:`identity_tap` is set."""
         return self.op.operator()
+
+    @property
+    def plan(self) -> KernelPlan:
+        """The :class:`~meshcnn.nn._plan.KernelPlan` of :meth:`forward` (not yet bound to an input's dtypes)."""
+        return KernelPlan(self.op.operator(), self.identity_tap, self.strategy, self.kernel_backend, self.op.adjoint())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_signal(x, self.in_channels, self.in_mesh, type(self).__name__)
         _check_input_dtype(x, self.weight, type(self).__name__)
-        if self.op_dir is None:
-            return mesh_conv(x, self.op.operator(), self.weight, self.bias, identity_tap=self.identity_tap)
-        # invariant: y = w_0 x + w_1 L x + b + sqrt(|z|^2 + eps^2) - eps, z = sum_c (a_c + i b_c)(D_1 + i D_2) x_c
-        w = self.weight
-        y = mesh_conv(x, self.op.operator(), w[..., :2], self.bias, identity_tap=self.identity_tap)
-        a, b = w[..., 2], w[..., 3]
-        w_dir = torch.cat([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=0)  # rows: Re z, Im z
-        z = mesh_conv(x, self.op_dir.operator(), w_dir, None)
-        return _AddSmoothModulus.apply(y, z)
+        return run_mesh_conv(x, self.weight, self.bias, self.plan)
 
     def signature(self) -> torch.Tensor:
         """``(3,)`` int64: the icosphere level (-1 off the icosphere), the index of the orientation in

@@ -3,6 +3,7 @@ torch.compile, autocast, device-generic code (the CUDA path's logic, checked on 
 and the benchmark script end to end on tiny levels."""
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from _helpers import load_script
+from _helpers import load_script, make_layer, with_taps
 
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
 from meshcnn.models import SphericalUNet
@@ -22,15 +23,9 @@ from meshcnn.testing import layer_taps, mesh_conv_reference
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _layer_and_taps(kind: str, level: int, bias: bool = True):
-    """``(layer, its taps for the reference, V_in)``, the layer in float64."""
-    torch.manual_seed(level)
-    layer = {
-        "conv": lambda: MeshConv(3, 5, level, bias=bias),
-        "stride2": lambda: MeshConv(3, 5, level, stride=2, bias=bias),
-        "transpose": lambda: MeshConvTranspose(3, 5, level, bias=bias),
-    }[kind]()
-    return layer.double(), layer_taps(layer), icosphere(layer.in_level).num_vertices
+def _layer_and_taps(kind: str, level: int, bias: bool = True, orientation: str = "fixed"):
+    """``(layer, its taps for the reference, V_in)``, the layer in float64 with its own initialisation."""
+    return with_taps(make_layer(kind, level, 3, 5, seed=level, normal=False, bias=bias, orientation=orientation))
 
 
 @pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
@@ -192,17 +187,25 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
     data-dependent host sync (.item(), .cpu(), nonzero) and create no tensor on another
     device: no host-device copy. (Called directly: through the custom operator, meta
     tensors would dispatch to its fake implementation instead.)"""
-    for layer in (MeshConv(2, 3, 2), MeshConv(2, 3, 2, stride=2), MeshConvTranspose(2, 3, 2)):
-        op = layer.to("meta").operator
+    layers = [MeshConv(2, 3, 2), MeshConv(2, 3, 2, stride=2), MeshConvTranspose(2, 3, 2)]
+    layers += [MeshConv(2, 3, 2, orientation="invariant"), MeshConvTranspose(2, 3, 2, orientation="invariant")]
+    for layer in layers:
+        plan = layer.to("meta").plan
         v_in, v_out = icosphere(layer.in_level).num_vertices, icosphere(layer.out_level).num_vertices
         x = torch.empty(4, 2, v_in, device="meta")
         dense = torch.bfloat16 if autocast else torch.float32
-        assert op.block_samples == 8  # the block path: indices into the (B V, C) table
-        y = _kernels.bag_forward(x, layer.weight, layer.bias, op, layer.identity_tap, torch.float32, dense)
+        plan = dataclasses.replace(plan, sparse_dtype=torch.float32, dense_dtype=dense)
+        assert plan.operator.block_samples == 8  # the block path: indices into the (B V, C) table
+        if plan.strategy == "invariant":
+            y, u, features = _kernels.invariant_forward(x, layer.weight, layer.bias, plan)
+            assert u.device.type == "meta" and u.shape == (4, 6, v_out)
+            grads = _kernels.invariant_backward(
+                torch.empty_like(y), x, layer.weight, u, features, plan, True, True, True
+            )
+        else:
+            y = _kernels.bag_forward(x, layer.weight, layer.bias, plan)
+            grads = _kernels.bag_backward(torch.empty_like(y), x, layer.weight, plan, True, True, True)
         assert y.device.type == "meta" and y.shape == (4, 3, v_out) and y.dtype == dense
-        grads = _kernels.bag_backward(
-            torch.empty_like(y), x, layer.weight, op, layer.identity_tap, torch.float32, dense, True, True, True
-        )
         assert [g.shape for g in grads] == [x.shape, layer.weight.shape, layer.bias.shape]
         assert all(g.device.type == "meta" for g in grads)
         assert grads[0].dtype == torch.float32 and grads[1].dtype == layer.weight.dtype
@@ -211,27 +214,32 @@ def test_implementation_runs_on_meta_device_without_host_syncs(autocast):
 @pytest.mark.parametrize("kind", ["conv", "stride2", "transpose"])
 def test_custom_operators_pass_opcheck(kind):
     """Schema, fake (meta) implementations (shapes and strides), autograd registration."""
-    layer, _, v_in = _layer_and_taps(kind, 1)
-    layer = layer.float()
-    op = layer.operator
-    x = torch.randn(2, 3, v_in, requires_grad=True)
-    args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), layer.identity_tap, torch.float32, torch.float32)
-    torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
-    grad = torch.randn_like(torch.ops.meshcnn.mesh_conv.default(*args))
-    back = (
-        grad,
-        x.detach(),
-        layer.weight.detach(),
-        op.tensors(),
-        op.sizes(),
-        layer.identity_tap,
-        torch.float32,
-        torch.float32,
-        True,
-        True,
-        True,
-    )
-    torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
+    for orientation in ("fixed", "invariant"):
+        layer, _, v_in = _layer_and_taps(kind, 1, orientation=orientation)
+        layer = layer.float()
+        plan = layer.plan
+        x = torch.randn(2, 3, v_in, requires_grad=True)
+        flat = dataclasses.replace(plan, sparse_dtype=torch.float32, dense_dtype=torch.float32).flat()
+        args = (x, layer.weight, layer.bias, *flat)
+        needs = (True, True, True)
+        if orientation == "fixed":
+            torch.library.opcheck(torch.ops.meshcnn.mesh_conv.default, args)
+            grad = torch.randn_like(torch.ops.meshcnn.mesh_conv.default(*args))
+            back = (grad, x.detach(), layer.weight.detach(), *flat, *needs)
+            torch.library.opcheck(torch.ops.meshcnn.mesh_conv_backward.default, back)
+        else:
+            torch.library.opcheck(torch.ops.meshcnn.mesh_conv_invariant.default, args)
+            y, u, features = torch.ops.meshcnn.mesh_conv_invariant.default(*args)
+            back = (
+                torch.randn_like(y),
+                x.detach(),
+                layer.weight.detach(),
+                u.detach(),
+                features.detach(),
+                *flat,
+                *needs,
+            )
+            torch.library.opcheck(torch.ops.meshcnn.mesh_conv_invariant_backward.default, back)
 
 
 def test_module_on_meta_device():

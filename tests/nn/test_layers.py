@@ -5,26 +5,17 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _helpers import make_layer
 
 from meshcnn import MeshConv, MeshConvTranspose, MeshPool, icosphere
 from meshcnn.geometry import icosahedral_rotations, vertex_permutation
 from meshcnn.testing import reference_output
 
 
-def _conv64(cls, *args, **kwargs):
-    torch.manual_seed(0)
-    layer = cls(*args, **kwargs).double()
-    with torch.no_grad():
-        layer.weight.normal_()
-        if layer.bias is not None:
-            layer.bias.normal_()
-    return layer
-
-
 @pytest.mark.parametrize("level", [0, 1, 3, 4])
 @pytest.mark.parametrize("bias", [True, False])
 def test_meshconv_equals_formula(level, bias):
-    conv = _conv64(MeshConv, 3, 5, level, bias=bias)
+    conv = make_layer("conv", level, 3, 5, bias=bias)
     assert conv.weight.shape == (5, 3, 4)
     assert (conv.bias is None) != bias or conv.bias.shape == (5,)
     x = torch.randn(2, 3, icosphere(level).num_vertices, dtype=torch.float64)
@@ -36,7 +27,7 @@ def test_meshconv_equals_formula(level, bias):
 
 @pytest.mark.parametrize("level", [1, 3])
 def test_stride_two_is_formula_at_coarse_vertices(level):
-    conv = _conv64(MeshConv, 2, 4, level, stride=2)
+    conv = make_layer("stride2", level, 2, 4)
     x = torch.randn(3, 2, icosphere(level).num_vertices, dtype=torch.float64)
     y = conv(x).detach().numpy()
     v_out = icosphere(level - 1).num_vertices
@@ -47,7 +38,7 @@ def test_stride_two_is_formula_at_coarse_vertices(level):
 
 @pytest.mark.parametrize("level", [1, 3])
 def test_transpose_is_upsample_then_formula(level):
-    conv = _conv64(MeshConvTranspose, 2, 4, level)
+    conv = make_layer("transpose", level, 2, 4)
     m, coarse = icosphere(level), icosphere(level - 1)
     x = torch.randn(3, 2, coarse.num_vertices, dtype=torch.float64)
     y = conv(x).detach().numpy()
@@ -57,7 +48,7 @@ def test_transpose_is_upsample_then_formula(level):
 
 
 def test_float32_matches_float64():
-    conv = _conv64(MeshConv, 4, 4, 3)
+    conv = make_layer("conv", 3, 4, 4)
     x = torch.randn(2, 4, icosphere(3).num_vertices, dtype=torch.float64)
     y64 = conv(x)
     y32 = conv.float()(x.float())
@@ -132,7 +123,7 @@ def test_double_and_deepcopy_move_operators():
 
 @pytest.mark.parametrize("level", [2, 3])
 def test_laplacian_only_conv_commutes_with_icosahedral_rotations(level):
-    conv = _conv64(MeshConv, 3, 4, level)
+    conv = make_layer("conv", level, 3, 4)
     x = torch.randn(2, 3, icosphere(level).num_vertices, dtype=torch.float64)
     perms = [torch.from_numpy(vertex_permutation(level, r)) for r in icosahedral_rotations()]
     errors_full, errors_iso = [], []

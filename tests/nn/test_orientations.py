@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _helpers import make_layer
 
 import meshcnn
 from meshcnn import ORIENTATIONS, MeshConv, MeshConvTranspose, hemisphere_flip, icosphere
@@ -16,12 +17,7 @@ from meshcnn.testing import assert_equivariant, equivariance_error, mesh_conv_re
 
 
 def _layer(orientation: str, level: int = 2, cin: int = 3, cout: int = 4, **kwargs) -> MeshConv:
-    torch.manual_seed(0)
-    layer = MeshConv(cin, cout, level, orientation=orientation, **kwargs).double()
-    with torch.no_grad():
-        layer.weight.normal_()
-        layer.bias.normal_()
-    return layer
+    return make_layer("conv", level, cin, cout, orientation=orientation, **kwargs)
 
 
 def _mirror_permutation(level: int) -> np.ndarray:
@@ -145,12 +141,14 @@ def test_invariant_does_not_depend_on_the_tangent_frames(level):
         x = torch.randn(2, 3, m.num_vertices, dtype=torch.float64)
         y = layer(x)
         num_out = icosphere(level - stride + 1).num_vertices
-        layer.op_dir = layer._operator_buffers([t[:num_out] for t in turned], 2 * layer.out_channels).double()
+        laplacian = m.laplacian[:num_out]
+        layer.op = layer._operator_buffers([laplacian] + [t[:num_out] for t in turned]).double()
         torch.testing.assert_close(layer(x), y, rtol=0, atol=1e-12)
     up = MeshConvTranspose(3, 4, level, orientation="invariant").double()
     x = torch.randn(2, 3, icosphere(level - 1).num_vertices, dtype=torch.float64)
     y = up(x)
-    up.op_dir = up._operator_buffers([t @ m.upsample for t in turned], 2 * up.out_channels).double()
+    identity = sp.eye(m.num_vertices, format="csr")
+    up.op = up._operator_buffers([t @ m.upsample for t in (identity, m.laplacian, *turned)]).double()
     torch.testing.assert_close(up(x), y, rtol=0, atol=1e-12)
 
 

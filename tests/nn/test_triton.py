@@ -18,6 +18,7 @@ import sys
 import pytest
 import scipy.sparse as sp
 import torch
+from _helpers import make_layer, with_taps
 
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
 from meshcnn.models import SphericalUNet
@@ -59,16 +60,7 @@ def dispatch_on_cpu(monkeypatch, interpreter):
 
 def _case(kind: str, level: int, cin: int = 3, cout: int = 5):
     """``(layer, dense taps of the reference, V_in)``, the layer in float32 with random parameters."""
-    torch.manual_seed(level + 7 * len(kind))
-    layer = {
-        "conv": lambda: MeshConv(cin, cout, level),
-        "stride2": lambda: MeshConv(cin, cout, level, stride=2),
-        "transpose": lambda: MeshConvTranspose(cin, cout, level),
-    }[kind]()
-    with torch.no_grad():
-        layer.weight.normal_()
-        layer.bias.normal_()
-    return layer, layer_taps(layer), icosphere(layer.in_level).num_vertices
+    return with_taps(make_layer(kind, level, cin, cout, seed=level + 7 * len(kind), dtype=torch.float32))
 
 
 def _reference_with_grads(x, taps, weight, bias, g):
