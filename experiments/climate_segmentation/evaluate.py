@@ -26,7 +26,7 @@ import torch
 from meshcnn.cli import HELP_FORMATTER, apply_threads, run_options
 from meshcnn.data import climate
 from meshcnn.io import save_json
-from meshcnn.tasks import build_model, segmentation
+from meshcnn.tasks import SegmenterRun, build_model, segmentation
 from meshcnn.train import load_checkpoint
 
 #: Fields drawn on the maps, with a display transform (scale, unit) and colour map.
@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "eval"
     ckpt = load_checkpoint(run / "checkpoint.pt")
-    extra = ckpt["extra"]
-    config, stats = extra["config"], extra["stats"]
+    stored = SegmenterRun.from_extra(ckpt["extra"])
+    config, stats = stored.config, stored.stats
     level = int(config["level"])
-    files = [Path(f) for f in extra["splits"][args.split]]
+    files = [Path(f) for f in stored.splits.get(args.split, [])]
     if args.data is not None:
         files = [Path(args.data) / f.name for f in files]
     if not files:

@@ -8,8 +8,8 @@ atmospheric rivers in ClimateNet files.
 ``--data`` is a folder of ClimateNet netCDF files (split here, seeded) or of UGSCNN
 ``.npz`` samples with ``{train,val,test}_split.txt``. The run folder gets
 ``checkpoint.pt`` (model, optimizer, scheduler, epoch, RNG states and, in
-``extra``, the model config, normalization stats, class weights and the split
-file lists), ``metrics.json`` (per-epoch loss and validation IoU/AP),
+``extra``, a :class:`meshcnn.tasks.SegmenterRun`: the model config, normalization stats,
+class weights and the split file lists), ``metrics.json`` (per-epoch loss and validation IoU/AP),
 ``config.json`` and ``stats.json``. ``--resume`` continues a run exactly.
 """
 
@@ -36,7 +36,7 @@ from meshcnn.cli import (
 )
 from meshcnn.data import climate
 from meshcnn.io import save_json
-from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, build_model, count_parameters, segmentation
+from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, SegmenterRun, build_model, count_parameters, segmentation
 from meshcnn.train import check_resume_settings, fit, init_distributed
 
 # settings that may differ on --resume: how it runs, the total of epochs (the step schedule does not
@@ -239,8 +239,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     splits = resolve_splits(args)
     train_set, val_set, val_targets = load_datasets(args, splits, say, progress=not args.no_progress and rank == 0)
     if resumed is not None:  # reuse the run's stats and config exactly
-        stats, config = resumed["stats"], resumed["config"]
-        weights = torch.as_tensor(resumed["class_weights"], dtype=torch.float32)
+        stored = SegmenterRun.from_extra(resumed)
+        stats, config = stored.stats, dict(stored.config)
+        weights = torch.as_tensor(stored.class_weights, dtype=torch.float32)
     else:
         stats = climate.compute_stats(train_set, progress=not args.no_progress and rank == 0)
         weights = climate.class_weights(stats["class_fraction"], args.class_weight_power)
@@ -262,14 +263,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
     loss_fn = weighted_cross_entropy(weights)
 
-    extra_state = {
-        "config": config,
-        "stats": stats,
-        "class_weights": weights.tolist(),
-        "splits": {k: [str(Path(f).resolve()) for f in v] for k, v in splits.items()},
-        "bad_files": [list(b) for ds in (train_set, val_set) if ds is not None for b in ds.bad_files],
-        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
-    }
+    extra_state = SegmenterRun(
+        config=config,
+        stats=stats,
+        class_weights=weights.tolist(),
+        splits={k: [str(Path(f).resolve()) for f in v] for k, v in splits.items()},
+        bad_files=[list(b) for ds in (train_set, val_set) if ds is not None for b in ds.bad_files],
+        args={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+    ).to_extra()
     if rank == 0:
         save_json(out / "config.json", {k: v for k, v in extra_state.items() if k != "stats"})
         save_json(out / "stats.json", stats)

@@ -1,9 +1,9 @@
 """The trained model of ``meshcnn predict``, loaded from a climate segmentation checkpoint.
 
 Everything the model needs comes from the checkpoint written by
-``experiments/climate_segmentation/train.py`` (``extra``: the model ``config`` with
-level, orientation and hemisphere flip, and the normalisation ``stats`` with the
-variable names); nothing is re-derived from the new files.
+``experiments/climate_segmentation/train.py`` (``extra``, a :class:`meshcnn.tasks.SegmenterRun`:
+the model ``config`` with level, orientation and hemisphere flip, and the normalisation
+``stats`` with the variable names); nothing is re-derived from the new files.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 
 from ..data.climate import CLASSES, VARIABLES
 from ..grids.families import sphere_grid
+from ..tasks.segmentation import SegmenterRun
 
 __all__ = ["PredictError", "Predictor", "load_predictor", "file_sha256"]
 
@@ -79,8 +80,9 @@ class Predictor:
             self.grid = sphere_grid(self.config.get("grid", "icosphere"), self.level)
 
 
-def _config_and_stats(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """``(checkpoint, config, stats)`` of a spherical segmentation checkpoint; a :class:`PredictError` otherwise."""
+def _checkpoint_and_run(path: Path) -> tuple[dict[str, Any], SegmenterRun]:
+    """The checkpoint dict and its :class:`~meshcnn.tasks.SegmenterRun` of a spherical segmentation checkpoint;
+    a :class:`PredictError` otherwise."""
     from ..train.checkpoint import load_checkpoint
 
     if not path.is_file():
@@ -89,16 +91,16 @@ def _config_and_stats(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
         ckpt = load_checkpoint(path)
     except (ValueError, FileNotFoundError) as exc:
         raise PredictError(f"{path}: not a meshcnn segmentation checkpoint ({exc})") from exc
-    extra = ckpt.get("extra") or {}
-    config, stats = extra.get("config"), extra.get("stats")
-    if not isinstance(config, dict) or not isinstance(stats, dict) or "mean" not in stats or "kind" not in config:
+    try:
+        run = SegmenterRun.from_extra(ckpt.get("extra"))
+    except ValueError as exc:
         raise PredictError(
-            f"{path}: not a meshcnn segmentation checkpoint (no model config and normalisation "
-            "statistics in its 'extra'; write it with experiments/climate_segmentation/train.py)"
-        )
-    if config["kind"] != "spherical":
-        raise PredictError(f"{path}: a {config['kind']!r} model; meshcnn predict runs spherical U-Nets only")
-    return ckpt, config, stats
+            f"{path}: not a meshcnn segmentation checkpoint ({exc}; write it with "
+            "experiments/climate_segmentation/train.py)"
+        ) from exc
+    if run.config["kind"] != "spherical":
+        raise PredictError(f"{path}: a {run.config['kind']!r} model; meshcnn predict runs spherical U-Nets only")
+    return ckpt, run
 
 
 def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu") -> Predictor:
@@ -126,7 +128,8 @@ def load_predictor(path: str | os.PathLike, device: str | torch.device = "cpu") 
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
-    ckpt, config, stats = _config_and_stats(path)
+    ckpt, run = _checkpoint_and_run(path)
+    config, stats = dict(run.config), run.stats
     variables = tuple(stats.get("variables") or VARIABLES)
     mean = np.asarray(stats["mean"], dtype=np.float32)
     std = np.asarray(stats["std"], dtype=np.float32)

@@ -29,7 +29,7 @@ from .rotation_study import (
     run_folder,
     run_rotation_study,
 )
-from .segmentation import flat_metrics, matching_planar_width, mesh_probabilities, segmentation_report
+from .segmentation import SegmenterRun, flat_metrics, matching_planar_width, mesh_probabilities, segmentation_report
 
 __all__ = [
     "MODEL_KINDS",
@@ -47,6 +47,7 @@ __all__ = [
     "summarize_rows",
     "matching_planar_width",
     "mesh_probabilities",
+    "SegmenterRun",
     "segmentation_report",
     "flat_metrics",
     "SETTINGS",

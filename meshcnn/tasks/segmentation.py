@@ -17,7 +17,9 @@ nearest-neighbour mesh labels with the area-weighted :mod:`meshcnn.metrics`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,9 +30,126 @@ from torch.utils.data import Dataset
 from .. import metrics
 from ..grids.base import Grid
 from ..grids.families import as_sphere_grid
-from .registry import matched_width
+from .registry import SegmenterConfig, matched_width, model_config
 
-__all__ = ["matching_planar_width", "mesh_probabilities", "segmentation_report", "flat_metrics"]
+__all__ = ["SegmenterRun", "matching_planar_width", "mesh_probabilities", "segmentation_report", "flat_metrics"]
+
+
+@dataclass(frozen=True)
+class SegmenterRun:
+    """What a segmentation run stores besides the weights: the checkpoint's ``extra`` entry.
+
+    Written by ``experiments/climate_segmentation/train.py`` (``fit(extra_state=run.to_extra())``)
+    and read back by ``evaluate.py``, a resumed run and ``meshcnn predict``
+    (:func:`meshcnn.predict.load_predictor`) with :meth:`from_extra`: everything a model needs
+    to be rebuilt and applied to new data comes from here, nothing from the data.
+
+    Parameters
+    ----------
+    config : dict
+        The model config, as stored (:meth:`meshcnn.tasks.SegmenterConfig.to_dict`, plus
+        information such as ``num_params``): a segmentation config that
+        :func:`meshcnn.tasks.build_model` builds.
+    stats : dict
+        The normalisation statistics of the training split
+        (:func:`meshcnn.data.climate.compute_stats`): ``mean`` and ``std`` per input
+        channel and, optionally, ``variables`` (the channels' names), ``classes``,
+        ``class_fraction``, ``num_samples``.
+    class_weights : list of float
+        The cross-entropy class weights of training.
+    splits : dict of str to list of str
+        The files of each split (``train``, ``val``, ``test``).
+    bad_files : list of list of str
+        ``[file, reason]`` of the files skipped as unusable.
+    args : dict
+        The training script's settings (compared on ``--resume``).
+
+    Raises
+    ------
+    ValueError
+        For a config that is not a segmentation model config, or statistics without a
+        ``mean`` and ``std`` of one value per input channel.
+    """
+
+    config: dict[str, Any]
+    stats: dict[str, Any]
+    class_weights: list[float] = field(default_factory=list)
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    bad_files: list[list[str]] = field(default_factory=list)
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, Mapping):
+            raise ValueError(f"the model config must be a dict, got {type(self.config).__name__}")
+        if not isinstance(self.stats, Mapping):
+            raise ValueError(f"the normalisation statistics must be a dict, got {type(self.stats).__name__}")
+        config = self.model_config  # a ValueError for an unknown task or kind, or a missing field
+        if config.task != "segmentation":
+            raise ValueError(f"the model config is a {config.task} config, not a segmentation config")
+        for key in ("mean", "std"):
+            if key not in self.stats:
+                raise ValueError(f"the normalisation statistics have no {key!r}")
+            values = np.asarray(self.stats[key], dtype=np.float64)
+            if values.shape != (config.in_channels,) or not np.all(np.isfinite(values)):
+                raise ValueError(
+                    f"the normalisation statistics' {key!r} must be {config.in_channels} finite numbers "
+                    f"(one per input channel of the model), got shape {values.shape}"
+                )
+        variables = self.stats.get("variables")
+        if variables is not None and len(variables) != config.in_channels:
+            raise ValueError(f"{len(variables)} variables in the statistics for a model of {config.in_channels} inputs")
+
+    @property
+    def model_config(self) -> SegmenterConfig:
+        """The typed model config (:func:`meshcnn.tasks.model_config` of :attr:`config`)."""
+        return model_config(dict(self.config))
+
+    def to_extra(self) -> dict[str, Any]:
+        """The dict to store as the checkpoint's ``extra`` (``fit(extra_state=...)``).
+
+        Returns
+        -------
+        dict
+            ``config``, ``stats``, ``class_weights``, ``splits``, ``bad_files`` and ``args``:
+            numbers, strings, lists and dicts (loadable with ``torch.load(weights_only=True)``).
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_extra(cls, extra: Any) -> SegmenterRun:
+        """Read back a checkpoint's ``extra`` written by :meth:`to_extra`.
+
+        Parameters
+        ----------
+        extra : dict
+            ``load_checkpoint(path)["extra"]``.
+
+        Returns
+        -------
+        SegmenterRun
+
+        Raises
+        ------
+        ValueError
+            ``extra`` is not a dict, lacks ``config`` or ``stats`` (e.g. a classification run),
+            has keys that are not fields, or its config or statistics are invalid (see the class).
+        """
+        if not isinstance(extra, Mapping):
+            raise ValueError(f"the checkpoint's 'extra' is a {type(extra).__name__}, not a dict of the run")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [k for k in ("config", "stats") if k not in extra]
+        if missing:
+            raise ValueError(
+                f"the checkpoint's 'extra' has no {' and no '.join(map(repr, missing))} (keys: {sorted(extra)}): "
+                "not a segmentation run (a run stores them with SegmenterRun(...).to_extra())"
+            )
+        unknown = sorted(set(extra) - set(names))
+        if unknown:
+            raise ValueError(f"the checkpoint's 'extra' has keys {unknown} that a segmentation run does not have")
+        values = {k: extra[k] for k in names if k in extra}
+        if "class_weights" in values:
+            values["class_weights"] = [float(w) for w in np.asarray(values["class_weights"]).reshape(-1)]
+        return cls(**values)
 
 
 def matching_planar_width(target: int, in_channels: int, num_classes: int, depth: int) -> int:
