@@ -5,8 +5,10 @@
                     [--allow-nan [--max-nan-fraction F]] [--skip-bad] [--no-progress]
                     [--dask [--workers N | --scheduler ADDRESS]] FILES_OR_FOLDERS...
     meshcnn events summary EVENTS.csv --out DIR [--projection mollweide|equirectangular]
+    meshcnn export CHECKPOINT OUT.safetensors
 
-The work is done by :func:`meshcnn.predict.predict_files` and :func:`meshcnn.predict.summarize`.
+The work is done by :func:`meshcnn.predict.predict_files`, :func:`meshcnn.predict.summarize` and
+:func:`meshcnn.train.export_safetensors`.
 """
 
 from __future__ import annotations
@@ -100,6 +102,20 @@ def _events_parser(sub: Any) -> None:
     s.add_argument("--projection", choices=("mollweide", "equirectangular"), default="mollweide")
 
 
+def _export_parser(sub: Any) -> None:
+    """``meshcnn export``."""
+    x = sub.add_parser(
+        "export",
+        help="write a checkpoint's model weights to .safetensors",
+        description="Write the model weights of a training checkpoint to a .safetensors file, with the model "
+        "config, the task and the meshcnn version as its metadata (meshcnn.train.load_safetensors_model "
+        "rebuilds the model). Needs pip install 'meshcnn[weights]'.",
+        formatter_class=HELP_FORMATTER,
+    )
+    x.add_argument("checkpoint", metavar="CHECKPOINT", help="RUN/checkpoint.pt (or the run folder) with a model config")
+    x.add_argument("out", metavar="OUT.safetensors", help="the file to write (replaced if it exists)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshcnn", description="meshcnn: segmentation of climate model output on the icosphere"
@@ -107,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _predict_parser(sub)
     _events_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -173,6 +190,15 @@ def _events_summary(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _export(args: argparse.Namespace) -> Any:
+    """``meshcnn export``: the checkpoint's model as .safetensors, print what was written."""
+    from .train.checkpoint import export_safetensors
+
+    out = export_safetensors(args.checkpoint, args.out)
+    print(f"wrote {out}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meshcnn`` command.
 
@@ -203,7 +229,9 @@ def run(argv: list[str] | None = None) -> Any:
             return _predict(args)
         if args.command == "events" and args.events_command == "summary":
             return _events_summary(args)
-    except (PredictError, ClimateFileError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        if args.command == "export":
+            return _export(args)
+    except (PredictError, ClimateFileError, FileNotFoundError, NotADirectoryError, ValueError, ImportError) as exc:
         print(f"meshcnn: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     return None

@@ -3,7 +3,13 @@ weights-only checkpoints with checksums (:mod:`.checkpoint`), the resume-setting
 (:mod:`.settings`) and ``torchrun`` data parallel (:mod:`.distributed`).
 """
 
-from .checkpoint import CheckpointError, checkpoint_checksum, load_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_checksum,
+    export_safetensors,
+    load_checkpoint,
+    load_safetensors_model,
+)
 from .distributed import constant_buffer_names, ignore_constant_buffers, init_distributed, wrap_data_parallel
 from .loop import fit, predict, seed_everything
 from .settings import ResumeSettingsError, check_resume_settings
@@ -20,6 +26,8 @@ __all__ = [
     "load_checkpoint",
     "checkpoint_checksum",
     "CheckpointError",
+    "export_safetensors",
+    "load_safetensors_model",
     "check_resume_settings",
     "ResumeSettingsError",
     "init_distributed",
