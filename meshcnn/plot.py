@@ -32,10 +32,10 @@ __all__ = [
     "plot_confusion_matrix",
     "save_figure",
     "mesh_triangulation",
-    "PROJECTIONS",
+    "MAP_PROJECTIONS",
 ]
 
-PROJECTIONS = ("mollweide", "equirectangular")
+MAP_PROJECTIONS = ("mollweide", "equirectangular")
 
 #: Colours of the classes background, tropical cyclone, atmospheric river (then the tab10 cycle).
 CLASS_COLORS = ("#f2f2f2", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
@@ -153,8 +153,8 @@ def plot_mesh_signal(
     ValueError
         For an unknown projection, or continuous values with NaN or Inf.
     """
-    if projection not in PROJECTIONS:
-        raise ValueError(f"unknown projection {projection!r}; choose one of {PROJECTIONS}")
+    if projection not in MAP_PROJECTIONS:
+        raise ValueError(f"unknown projection {projection!r}; choose one of {MAP_PROJECTIONS}")
     mesh = as_mesh(mesh)
     values = _values(values, mesh)
     mpl = _matplotlib()

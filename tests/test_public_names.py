@@ -16,7 +16,6 @@ import meshcnn
 ALLOWED = {
     "main": "the entry point of each command line (python -m meshcnn.<package>)",
     "segmentation_report": "meshcnn.tasks.segmentation's wraps meshcnn.metrics's for mesh predictions on a grid",
-    "PROJECTIONS": "TODO(issue 19): map projections of meshcnn.plot vs image projections of meshcnn.data.digits",
 }
 
 
