@@ -112,7 +112,8 @@ def multistep_file(path: Path, nlat: int, nlon: int, steps: int, layout: str) ->
     import netCDF4
     import numpy as np
 
-    from meshcnn.data.climate import UNITS, VARIABLES, default_grid, synthesize_sample
+    from meshcnn.data.climate import UNITS, VARIABLES
+    from meshcnn.data.climate.synth import default_grid, synthesize_sample
 
     if path.is_file():
         return path

@@ -35,6 +35,7 @@ from meshcnn.cli import (
     training_options,
 )
 from meshcnn.data import climate
+from meshcnn.data.climate.files import read_split_list
 from meshcnn.io import save_json
 from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, SegmenterRun, build_model, count_parameters, segmentation
 from meshcnn.train import check_resume_settings, fit, init_distributed
@@ -122,7 +123,7 @@ def resolve_splits(args: argparse.Namespace) -> dict[str, list[Path]]:
         raise FileNotFoundError(f"--data {data}: no such folder")
     if (data / "train_split.txt").is_file():
         splits = {
-            name: climate.read_split_list(data / f"{name}_split.txt") if (data / f"{name}_split.txt").is_file() else []
+            name: read_split_list(data / f"{name}_split.txt") if (data / f"{name}_split.txt").is_file() else []
             for name in ("train", "val", "test")
         }
     else:

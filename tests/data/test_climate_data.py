@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+import meshcnn.data.climate.cli as climate_cli
 from meshcnn.data import climate as C
+from meshcnn.data.climate.files import read_split_list, write_split_lists
+from meshcnn.data.climate.reader import read_ugscnn
+from meshcnn.data.climate.synth import default_grid, synthesize_sample
 from meshcnn.geometry import icosphere
 
 NLAT, NLON = 24, 36
 
 
 def grid(nlat: int = NLAT, nlon: int = NLON):
-    return C.default_grid(nlat, nlon)
+    return default_grid(nlat, nlon)
 
 
 def constant_fields(nlat: int = NLAT, nlon: int = NLON) -> dict[str, np.ndarray]:
@@ -200,17 +204,17 @@ def test_ugscnn_roundtrip_and_errors(tmp_path):
     C.reader.write_ugscnn(tmp_path / "data-1.npz", data, labels)
     with np.load(tmp_path / "data-1.npz", allow_pickle=False) as f:
         assert f["labels"].shape == (3, v) and np.all(f["labels"].sum(0) == 1)
-    d, l = C.read_ugscnn(tmp_path / "data-1.npz")
+    d, l = read_ugscnn(tmp_path / "data-1.npz")
     np.testing.assert_array_equal(d, data)
     np.testing.assert_array_equal(l, labels)
     ds = C.ClimateNetDataset([tmp_path / "data-1.npz"], 5)
     x, y = ds[0]
     assert x.shape == (16, v) and torch.equal(y, torch.from_numpy(labels))
     with pytest.raises(C.ClimateFileError, match="level 4"):
-        C.read_ugscnn(tmp_path / "data-1.npz", level=4)
+        read_ugscnn(tmp_path / "data-1.npz", level=4)
     np.savez(tmp_path / "bad.npz", data=data, labels=np.full((3, v), 0.5, np.float32))
     with pytest.raises(C.ClimateFileError, match="bad.npz.*one-hot"):
-        C.read_ugscnn(tmp_path / "bad.npz")
+        read_ugscnn(tmp_path / "bad.npz")
 
 
 def test_splits_deterministic_and_lists(tmp_path):
@@ -225,12 +229,12 @@ def test_splits_deterministic_and_lists(tmp_path):
     assert a != C.split_files(files, seed=2)
     blocks = C.split_files(files, seed=1, contiguous=True)
     assert blocks["train"] == files[:14] and blocks["test"] == files[17:]
-    C.write_split_lists(a, tmp_path)
+    write_split_lists(a, tmp_path)
     assert (tmp_path / "train_split.txt").read_text().splitlines()[0] == a["train"][0].name
-    assert C.read_split_list(tmp_path / "val_split.txt") == a["val"]
+    assert read_split_list(tmp_path / "val_split.txt") == a["val"]
     os.unlink(a["val"][0])
     with pytest.raises(FileNotFoundError, match="val_split.txt"):
-        C.read_split_list(tmp_path / "val_split.txt")
+        read_split_list(tmp_path / "val_split.txt")
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -265,10 +269,10 @@ def test_cache_hit_invalidation_and_corruption(tmp_path, monkeypatch):
 # -------------------------------------------------------------------------------------- synthetic
 def test_synthetic_deterministic_and_readable(tmp_path, synth_dir):
     lat, lon = grid(46, 72)
-    f1, l1, e1 = C.synthesize_sample(3, 1, lat, lon)
-    f2, l2, e2 = C.synthesize_sample(3, 1, lat, lon)
+    f1, l1, e1 = synthesize_sample(3, 1, lat, lon)
+    f2, l2, e2 = synthesize_sample(3, 1, lat, lon)
     assert e1 == e2 and np.array_equal(l1, l2) and all(np.array_equal(f1[k], f2[k]) for k in f1)
-    f3, _, _ = C.synthesize_sample(4, 1, lat, lon)
+    f3, _, _ = synthesize_sample(4, 1, lat, lon)
     assert not np.array_equal(f1["TMQ"], f3["TMQ"])
     files = sorted(synth_dir.glob("data-*.nc"))
     assert len(files) == 6 and files[0].name.startswith("data-2000-01-01")
@@ -303,17 +307,19 @@ def test_synthetic_physics(synth_dir):
 
 
 def test_cli_synth_and_check(tmp_path, capsys):
-    C.cli.main(["synth", "--out", str(tmp_path / "s"), "--num", "2", "--nlat", "19", "--nlon", "24", "--seed", "0"])
+    climate_cli.main(
+        ["synth", "--out", str(tmp_path / "s"), "--num", "2", "--nlat", "19", "--nlon", "24", "--seed", "0"]
+    )
     assert "wrote 2 files" in capsys.readouterr().out
-    C.cli.main(["check", str(tmp_path / "s")])
+    climate_cli.main(["check", str(tmp_path / "s")])
     assert capsys.readouterr().out.count("ok ") == 2
     # conversion to the UGSCNN layout: one .npz per sample plus split lists, read back like the netCDF
-    C.cli.main(["to-ugscnn", "--data", str(tmp_path / "s"), "--out", str(tmp_path / "u"), "--level", "2"])
-    listed = sum((C.read_split_list(tmp_path / "u" / f"{k}_split.txt") for k in ("train", "val", "test")), [])
+    climate_cli.main(["to-ugscnn", "--data", str(tmp_path / "s"), "--out", str(tmp_path / "u"), "--level", "2"])
+    listed = sum((read_split_list(tmp_path / "u" / f"{k}_split.txt") for k in ("train", "val", "test")), [])
     assert sorted(p.name for p in listed) == sorted(p.stem + ".npz" for p in (tmp_path / "s").glob("*.nc"))
     for npz in listed:
         nc = tmp_path / "s" / (npz.stem + ".nc")
-        a, la = C.read_ugscnn(npz, level=2)
+        a, la = read_ugscnn(npz, level=2)
         b, lb = C.read_climatenet(nc, 2)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(la, lb)
@@ -360,7 +366,7 @@ def test_bad_grids_are_file_errors_that_check_reports_and_skip_bad_skips(tmp_pat
     with pytest.raises(C.ClimateFileError, match=message):
         C.read_latlon(path)
     with pytest.raises(SystemExit, match="1 bad files"):
-        C.cli.main(["check", str(path)])
+        climate_cli.main(["check", str(path)])
     assert "BAD" in capsys.readouterr().out
     good = tmp_path / "good.nc"
     C.write_climatenet(good, constant_fields(), np.zeros((NLAT, NLON), np.int64), lat, lon)
@@ -431,12 +437,12 @@ def test_sample_cache_checksum_mismatch_is_recomputed_with_a_warning(tmp_path, m
 # ------------------------------------------------------------------- synth folders (issue 13)
 def test_synth_refuses_a_non_empty_folder_and_overwrite_removes_exactly_its_files(tmp_path, capsys):
     out = tmp_path / "s"
-    C.cli.main(["synth", "--out", str(out), "--num", "3", "--nlat", "19", "--nlon", "24"])
+    climate_cli.main(["synth", "--out", str(out), "--num", "3", "--nlat", "19", "--nlon", "24"])
     (out / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit, match="not empty.*--overwrite"):
-        C.cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24"])
+        climate_cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24"])
     assert len(list(out.glob("*.nc"))) == 3
-    C.cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24", "--overwrite"])
+    climate_cli.main(["synth", "--out", str(out), "--num", "2", "--nlat", "19", "--nlon", "24", "--overwrite"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["notes.txt", "synth.json", "data-2000-01-01-01-1_0.nc", "data-2000-01-03-01-1_1.nc"]
     )
@@ -459,7 +465,7 @@ def test_verify_coarse_grid_and_missing_summary(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match=r"synth\.json: not found.*synth --out"):
         C.verify_synthetic(tmp_path, progress=False)
     with pytest.raises(SystemExit, match=r"verify: .*synth\.json: not found"):
-        C.cli.main(["verify", str(tmp_path)])
+        climate_cli.main(["verify", str(tmp_path)])
 
 
 def test_netcdf_default_fill_values_are_missing_values(tmp_path):

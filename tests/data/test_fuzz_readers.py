@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from meshcnn.data import climate as C
+from meshcnn.data.climate.synth import default_grid, synthesize_sample
 from meshcnn.data.shapes import read_off, write_off
 
 #: Wall-clock cap per fuzz run (the case counts below take well under it on one core).
@@ -57,8 +58,8 @@ def _mutations(good: bytes, rng: np.random.Generator, n: int, header: int, heade
 @pytest.fixture(scope="module")
 def climate_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz_nc")
-    lat, lon = C.default_grid(7, 8)
-    fields, labels, _ = C.synthesize_sample(0, 1, lat, lon)
+    lat, lon = default_grid(7, 8)
+    fields, labels, _ = synthesize_sample(0, 1, lat, lon)
     path = folder / "valid.nc"
     C.write_climatenet(path, fields, labels, lat, lon)
     return path, C.read_latlon(path)

@@ -13,7 +13,9 @@ import _helpers
 import pytest
 import torch
 
+import meshcnn.data.climate.cli as climate_cli
 from meshcnn.data import climate as C
+from meshcnn.data.climate.files import read_split_list
 from meshcnn.tasks import build_model
 from meshcnn.train import fit, load_checkpoint
 
@@ -231,10 +233,10 @@ def test_main_job_tiny(tmp_path):
 
 
 def test_train_on_ugscnn_folder_with_split_lists(tiny_data, tmp_path):
-    C.cli.main(["to-ugscnn", "--data", str(tiny_data), "--out", str(tmp_path / "ugscnn"), "--level", "2"])
+    climate_cli.main(["to-ugscnn", "--data", str(tiny_data), "--out", str(tmp_path / "ugscnn"), "--level", "2"])
     log = train(tmp_path / "ugscnn", tmp_path / "run", "--epochs", "1")
     extra = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["extra"]
-    listed = C.read_split_list(tmp_path / "ugscnn" / "train_split.txt")
+    listed = read_split_list(tmp_path / "ugscnn" / "train_split.txt")
     assert [Path(f).name for f in extra["splits"]["train"]] == [f.name for f in listed]
     assert all(f.endswith(".npz") for f in extra["splits"]["train"]) and "spherical model on icosphere level 2" in log
 

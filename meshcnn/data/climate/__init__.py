@@ -7,8 +7,6 @@ the lazy dataset and its statistics; :mod:`.synth` the synthetic generator (one 
 :mod:`.cli` the command line, ``python -m meshcnn.data.climate``.
 """
 
-from ...grids import LatLonGrid
-from . import cli  # noqa: F401 - the `meshcnn data` command's module, reached as meshcnn.data.climate.cli
 from ._format import (
     CLASSES,
     NORTHWARD_VARIABLES,
@@ -19,17 +17,9 @@ from ._format import (
     verify_checksum_trailer,
 )
 from .dataset import ClimateNetDataset, LazyClimateDataset, class_weights, compute_stats
-from .files import find_files, read_split_list, split_files, synth_listed_files, write_split_lists
-from .reader import read_climatenet, read_latlon, read_ugscnn, regrid_sample, write_ugscnn
-from .synth import (
-    default_grid,
-    ensure_synthetic,
-    generate_synthetic,
-    remove_synthetic,
-    synthesize_sample,
-    verify_synthetic,
-    write_climatenet,
-)
+from .files import find_files, split_files
+from .reader import read_climatenet, read_latlon
+from .synth import ensure_synthetic, generate_synthetic, verify_synthetic, write_climatenet
 
 __all__ = [
     "VARIABLES",
@@ -42,23 +32,13 @@ __all__ = [
     "LazyClimateDataset",
     "read_latlon",
     "read_climatenet",
-    "read_ugscnn",
-    "read_split_list",
-    "write_split_lists",
     "split_files",
     "find_files",
     "ClimateNetDataset",
     "compute_stats",
     "class_weights",
-    "LatLonGrid",
-    "synth_listed_files",
-    "synthesize_sample",
     "write_climatenet",
-    "default_grid",
     "generate_synthetic",
-    "remove_synthetic",
     "verify_synthetic",
-    "regrid_sample",
-    "write_ugscnn",
     "ensure_synthetic",
 ]
