@@ -52,7 +52,9 @@ from pathlib import Path
 from meshcnn.cli import HELP_FORMATTER, apply_threads, level_option, run_options
 from meshcnn.data.climate import ensure_synthetic
 from meshcnn.grids import regrid
-from meshcnn.predict import STAGES, predict_files, read_fields
+from meshcnn.predict import predict_files
+from meshcnn.predict.inputs import read_fields
+from meshcnn.predict.runner import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 

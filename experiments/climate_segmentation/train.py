@@ -38,7 +38,8 @@ from meshcnn.data import climate
 from meshcnn.data.climate.files import read_split_list
 from meshcnn.io import save_json
 from meshcnn.tasks import MODEL_KINDS, SegmenterConfig, SegmenterRun, build_model, count_parameters, segmentation
-from meshcnn.train import check_resume_settings, fit, init_distributed
+from meshcnn.train import fit, init_distributed
+from meshcnn.train.settings import check_resume_settings
 
 # settings that may differ on --resume: how it runs, the total of epochs (the step schedule does not
 # depend on it), where caches and the run are

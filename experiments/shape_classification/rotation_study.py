@@ -39,15 +39,14 @@ from meshcnn.geometry.project import latlon_shape, ray_engine
 from meshcnn.models.spherical import DOWNSAMPLE
 from meshcnn.tasks import (
     MODEL_KINDS,
-    SETTINGS,
     ClassifierConfig,
     RotationStudy,
-    StudyVariant,
     build_model,
     count_parameters,
     matched_width,
     run_rotation_study,
 )
+from meshcnn.tasks.rotation_study import SETTINGS, StudyVariant
 
 # settings that may differ on --resume: how it runs, where caches are, and which runs (each run's
 # seed, model and orientation are in its folder name); not --epochs: the cosine schedule spans them

@@ -43,8 +43,10 @@ from meshcnn.data.shapes import ModelNet
 from meshcnn.geometry.project import ray_engine
 from meshcnn.io import save_json
 from meshcnn.models.spherical import DOWNSAMPLE
-from meshcnn.tasks import MODEL_KINDS, ClassifierConfig, accuracy_evaluator, build_model, count_parameters
-from meshcnn.train import check_resume_settings, fit, init_distributed, seed_everything
+from meshcnn.tasks import MODEL_KINDS, ClassifierConfig, build_model, count_parameters
+from meshcnn.tasks.classification import accuracy_evaluator
+from meshcnn.train import fit, init_distributed, seed_everything
+from meshcnn.train.settings import check_resume_settings
 
 # settings that may differ on --resume (how it runs, where caches are); not --epochs: the cosine
 # schedule spans them

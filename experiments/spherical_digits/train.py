@@ -46,15 +46,14 @@ from meshcnn.data.digits.dataset import JITTER_DEGREES
 from meshcnn.data.digits.projection import DEFAULT_EXTENT
 from meshcnn.models.spherical import DOWNSAMPLE
 from meshcnn.tasks import (
-    SETTINGS,
     ClassifierConfig,
     RotationStudy,
-    StudyVariant,
     build_model,
     count_parameters,
     matched_width,
     run_rotation_study,
 )
+from meshcnn.tasks.rotation_study import SETTINGS, StudyVariant
 
 VARIANTS = ("sphere", "planar", "planar-unprojected")  # the spherical model, and planar CNNs on two inputs
 # settings that may differ on --resume: how it runs, and which runs (each run's seed, model and

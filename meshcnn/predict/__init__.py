@@ -8,19 +8,10 @@ tracked events. Command line: ``python -m meshcnn predict`` / ``meshcnn events s
 the chunks on a ``dask.distributed`` cluster (``meshcnn predict --dask``, ``predict_files(client=)``).
 """
 
-from .events import (
-    EARTH_RADIUS_KM,
-    EVENT_COLUMNS,
-    EVENT_FIELDS,
-    EVENT_LAT_BANDS,
-    find_events,
-    frequency_path,
-    read_events,
-    summarize,
-)
-from .inputs import find_inputs, read_fields
-from .predictor import PredictError, Predictor, file_sha256, load_predictor
-from .runner import STAGES, predict_files
+from .events import EVENT_COLUMNS, find_events, frequency_path, read_events, summarize
+from .inputs import find_inputs
+from .predictor import PredictError, Predictor, load_predictor
+from .runner import predict_files
 
 __all__ = [
     "PredictError",
@@ -28,13 +19,7 @@ __all__ = [
     "load_predictor",
     "find_inputs",
     "predict_files",
-    "read_fields",
-    "file_sha256",
-    "STAGES",
-    "EARTH_RADIUS_KM",
-    "EVENT_FIELDS",
     "EVENT_COLUMNS",
-    "EVENT_LAT_BANDS",
     "find_events",
     "frequency_path",
     "read_events",

@@ -149,7 +149,7 @@ class OutputWriter:
     source : Path
         The input file (its grid and time coordinates are copied).
     header : dict
-        :func:`meshcnn.predict.read_fields` of ``source`` with ``header_only``.
+        :func:`meshcnn.predict.inputs.read_fields` of ``source`` with ``header_only``.
     predictor : Predictor
     probabilities : bool
         Also write ``PROBABILITIES``.

@@ -56,14 +56,14 @@ class ChunkDataset(Dataset):
     predictor : Predictor
         Gives the level, the variables and the normalisation statistics.
     allow_nan : bool
-        Accept missing values (see :func:`meshcnn.predict.read_fields`).
+        Accept missing values (see :func:`meshcnn.predict.inputs.read_fields`).
     max_nan_fraction : float
         With ``allow_nan``: the largest fraction of the globe (mesh area) per variable and
         time step that may be filled with the training mean (:data:`MAX_NAN_FRACTION`).
 
     Notes
     -----
-    An item is the dict of :func:`meshcnn.predict.read_fields` without ``fields``,
+    An item is the dict of :func:`meshcnn.predict.inputs.read_fields` without ``fields``,
     plus ``file``, ``t0``, ``t1``, ``x`` (float32 tensor ``(T, C, V)``, normalised),
     ``raw`` (``{"PSL", "TMQ"}``: ``(T, V)`` in file units, those of the variables
     present), ``filled`` (``{variable: (T,) float64}``: the fraction of the globe

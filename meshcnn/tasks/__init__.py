@@ -3,12 +3,7 @@ classification with rotation studies (:mod:`.classification`, :mod:`.rotation_st
 segmentation (:mod:`.segmentation`).
 """
 
-from .classification import (
-    accuracy,
-    accuracy_evaluator,
-    summarize_rows,
-    train_and_test,
-)
+from .classification import train_and_test
 from .registry import (
     MODEL_KINDS,
     TASKS,
@@ -20,16 +15,8 @@ from .registry import (
     matched_width,
     model_config,
 )
-from .rotation_study import (
-    SETTINGS,
-    TRAIN_MODES,
-    RotationStudy,
-    StudyVariant,
-    check_study_resume,
-    run_folder,
-    run_rotation_study,
-)
-from .segmentation import SegmenterRun, flat_metrics, matching_planar_width, mesh_probabilities, segmentation_report
+from .rotation_study import RotationStudy, run_rotation_study
+from .segmentation import SegmenterRun, mesh_probabilities, segmentation_report
 
 __all__ = [
     "MODEL_KINDS",
@@ -41,20 +28,10 @@ __all__ = [
     "build_model",
     "count_parameters",
     "matched_width",
-    "accuracy",
-    "accuracy_evaluator",
     "train_and_test",
-    "summarize_rows",
-    "matching_planar_width",
     "mesh_probabilities",
     "SegmenterRun",
     "segmentation_report",
-    "flat_metrics",
-    "SETTINGS",
-    "TRAIN_MODES",
-    "StudyVariant",
     "RotationStudy",
-    "run_folder",
     "run_rotation_study",
-    "check_study_resume",
 ]

@@ -7,7 +7,7 @@ trained once per seed and train mode (``N`` for N/N and N/R, ``R`` for R/R) in i
 own folder ``<run_dir>/<tag>_<N|R>_s<seed>`` (:func:`run_folder`), and tested on the
 settings of that mode. Training is :func:`meshcnn.tasks.train_and_test` (checkpoints,
 ``resume``: a finished run is only re-evaluated). The table gives the mean and
-standard deviation over seeds (:func:`meshcnn.tasks.summarize_rows`); it and every
+standard deviation over seeds (:func:`meshcnn.tasks.classification.summarize_rows`); it and every
 row go to ``<run_dir>/results.json``.
 
 The experiment scripts (``experiments/spherical_digits/train.py``,
@@ -28,7 +28,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..io import save_json
-from ..train import check_resume_settings, seed_everything
+from ..train import seed_everything
+from ..train.settings import check_resume_settings
 from .classification import summarize_rows, train_and_test
 from .registry import count_parameters
 
@@ -94,7 +95,7 @@ class RotationStudy:
         How to run; with ``resume`` each run continues from its checkpoint.
     args : argparse.Namespace, optional
         The script's settings: stored (as text) in every checkpoint and in
-        ``results.json``, and compared on ``resume`` (:func:`meshcnn.train.check_resume_settings`).
+        ``results.json``, and compared on ``resume`` (:func:`meshcnn.train.settings.check_resume_settings`).
     may_change : sequence of str
         The settings that may differ on ``resume``.
     """

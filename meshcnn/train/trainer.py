@@ -15,7 +15,7 @@ thin function over it.
   removed when the next run starts in that folder.
 * **Same settings.** A run resumes only with the precision, accumulation and clipping
   it was started with (:class:`meshcnn.train.ResumeSettingsError`);
-  :func:`meshcnn.train.check_resume_settings` checks a script's other settings.
+  :func:`meshcnn.train.settings.check_resume_settings` checks a script's other settings.
 * **Mixed precision.** ``precision="bf16"`` runs the forward pass and the loss under
   :func:`torch.autocast` with bfloat16 (CPU and CUDA); ``"fp16"`` uses float16 with a
   ``GradScaler`` (CUDA only). Parameters, optimizer state and evaluation stay float32.

@@ -9,7 +9,8 @@ import pytest
 netCDF4 = pytest.importorskip("netCDF4")
 
 from meshcnn.data.climate import ClimateFileError
-from meshcnn.predict import PredictError, find_inputs, read_fields
+from meshcnn.predict import PredictError, find_inputs
+from meshcnn.predict.inputs import read_fields
 
 LAT = np.linspace(-90.0, 90.0, 5)
 LON = np.arange(0.0, 360.0, 45.0)

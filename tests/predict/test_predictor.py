@@ -9,8 +9,10 @@ import torch
 
 pytest.importorskip("netCDF4")
 
-from meshcnn.predict import PredictError, file_sha256, load_predictor, predict_files
-from meshcnn.train import checkpoint_checksum, load_checkpoint
+from meshcnn.predict import PredictError, load_predictor, predict_files
+from meshcnn.predict.predictor import file_sha256
+from meshcnn.train import load_checkpoint
+from meshcnn.train.checkpoint import checkpoint_checksum
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -26,12 +26,8 @@ from meshcnn import __version__
 from meshcnn.data import climate as C
 from meshcnn.geometry import icosphere, locate
 from meshcnn.grids import regrid
-from meshcnn.predict import (
-    PredictError,
-    file_sha256,
-    frequency_path,
-    predict_files,
-)
+from meshcnn.predict import PredictError, frequency_path, predict_files
+from meshcnn.predict.predictor import file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVEL = 2

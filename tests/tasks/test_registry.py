@@ -9,9 +9,9 @@ from meshcnn.tasks import (
     build_model,
     count_parameters,
     matched_width,
-    matching_planar_width,
     model_config,
 )
+from meshcnn.tasks.segmentation import matching_planar_width
 
 
 def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:

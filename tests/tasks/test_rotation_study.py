@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from meshcnn.tasks import RotationStudy, StudyVariant, run_folder, run_rotation_study
+from meshcnn.tasks import RotationStudy, run_rotation_study
+from meshcnn.tasks.rotation_study import StudyVariant, run_folder
 from meshcnn.train import ResumeSettingsError
 
 

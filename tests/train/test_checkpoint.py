@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from meshcnn.io import save_json
-from meshcnn.train import CheckpointError, checkpoint_checksum, load_checkpoint
+from meshcnn.train import CheckpointError, load_checkpoint
+from meshcnn.train.checkpoint import checkpoint_checksum
 
 
 def test_checkpoint_is_weights_only_and_keeps_extra_state(tmp_path, problem, train_tiny):

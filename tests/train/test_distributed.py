@@ -17,7 +17,8 @@ import torch.distributed as dist
 from torch import nn
 
 from meshcnn.models import SphericalResNet, SphericalUNet
-from meshcnn.train import constant_buffer_names, load_checkpoint, wrap_data_parallel
+from meshcnn.train import load_checkpoint, wrap_data_parallel
+from meshcnn.train.distributed import constant_buffer_names
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meshcnn.train import ResumeSettingsError, check_resume_settings, load_checkpoint
+from meshcnn.train import ResumeSettingsError, load_checkpoint
+from meshcnn.train.settings import check_resume_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
