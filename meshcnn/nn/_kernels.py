@@ -390,6 +390,9 @@ def invariant_forward(
         out = _output_start(x, w_id, bias, (batch, out_channels, num_out), dense_dtype, -INVARIANT_EPS)
         u = torch.empty((batch, 2 * out_channels, num_out), dtype=dense_dtype, device=x.device)
         step = samples_per_kernel(x.device, batch, op.block_samples, tables.shape[1] * channels)
+        # r for one chunk, reused: a fresh buffer per chunk costs page faults on the CPU
+        r_buf = torch.empty((min(step, batch), out_channels, num_out), dtype=dense_dtype, device=x.device)
+        eps2 = torch.tensor(INVARIANT_EPS**2, dtype=dense_dtype, device=x.device)
         for start in range(0, batch, step):
             f = bag_matmul_samples(op.crow, op.col, val, op.block_crow, op.block_col, tables[start : start + step])
             f = f.view(f.shape[0], num_out, op.taps * channels).to(dense_dtype)
@@ -399,7 +402,7 @@ def invariant_forward(
                 y.baddbmm_(w_lin.expand(k, -1, -1), f[..., :lin].transpose(1, 2))
             torch.bmm(w_dir.expand(k, -1, -1), f[..., lin:].transpose(1, 2), out=z)
             z = z.view(k, 2, out_channels, num_out)
-            r = torch.mul(z[:, 0], z[:, 0]).addcmul_(z[:, 1], z[:, 1]).add_(INVARIANT_EPS**2).sqrt_()
+            r = torch.addcmul(eps2, z[:, 0], z[:, 0], out=r_buf[:k]).addcmul_(z[:, 1], z[:, 1]).sqrt_()
             y.add_(r)
             z.div_(r.unsqueeze(1))
             features.append(f)
@@ -464,17 +467,27 @@ def invariant_backward(
         if need_w:
             gw_lin = torch.zeros((out_channels, lin), dtype=acc_dtype, device=grad.device)
             gw_dir = torch.zeros((2 * out_channels, 2 * channels), dtype=acc_dtype, device=grad.device)
+        step = max((f.shape[0] for f in features), default=1)  # scratch for one chunk, reused (page faults)
+        dz_buf = torch.empty((step, 2 * out_channels, num_out), dtype=dense_dtype, device=grad.device)
+        df_buf = (
+            torch.empty((step, num_out, op.taps * channels), dtype=dense_dtype, device=grad.device) if need_x else None
+        )
         start = 0
         for f in features:
             k = f.shape[0]
             g = grad[start : start + k]
-            dz = (u[start : start + k].view(k, 2, out_channels, num_out) * g.unsqueeze(1)).view(k, 2 * out_channels, -1)
+            dz = dz_buf[:k]
+            torch.mul(
+                u[start : start + k].view(k, 2, out_channels, num_out),
+                g.unsqueeze(1),
+                out=dz.view(k, 2, out_channels, num_out),
+            )
             if need_w:
                 if lin:
                     gw_lin += torch.bmm(g, f[..., :lin]).sum(0, dtype=acc_dtype)
                 gw_dir += torch.bmm(dz, f[..., lin:]).sum(0, dtype=acc_dtype)
             if need_x:
-                df = torch.empty((k, num_out, op.taps * channels), dtype=dense_dtype, device=grad.device)
+                df = df_buf[:k]
                 if lin:
                     torch.bmm(g.transpose(1, 2), w_lin.expand(k, -1, -1), out=df[..., :lin])
                 torch.bmm(dz.transpose(1, 2), w_dir.expand(k, -1, -1), out=df[..., lin:])
