@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from meshcnn.models import SphericalResNet
-from meshcnn.train import constant_buffer_names, fit, init_distributed, seed_everything, wrap_data_parallel
+from meshcnn.train import fit, init_distributed, seed_everything, wrap_data_parallel
+from meshcnn.train.distributed import constant_buffer_names
 
 torch.set_num_threads(1)
 work = Path(sys.argv[1])
