@@ -11,6 +11,7 @@ compiled kernels on a GPU and are skipped without one. The whole module is skipp
 is not installed (CI: triton is not a dependency of the package).
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from _helpers import make_layer, with_taps
 
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
 from meshcnn.models import SphericalUNet
-from meshcnn.nn import _kernels, _ops, mesh_conv, tap_operator
+from meshcnn.nn import _kernels, _ops, _plan, mesh_conv, tap_operator
 from meshcnn.testing import layer_taps, mesh_conv_reference
 
 triton = pytest.importorskip("triton")
@@ -44,17 +45,17 @@ def dispatch_on_cpu(monkeypatch, interpreter):
     """``mesh_conv`` takes the Triton path for CPU tensors too (interpreted), as it does on CUDA."""
     calls = []
 
-    def use_triton(x, sparse_dtype, dense_dtype, *tensors):
+    def runs_triton(self, *operands):  # as KernelPlan.runs_triton for a layer on CUDA, whatever the backend
         ok = (
-            sparse_dtype == torch.float32
-            and x.numel() > 0
-            and all(t.numel() for t in tensors)
-            and tk.usable(x.device, dense_dtype)
+            self.strategy == "linear"
+            and self.sparse_dtype == torch.float32
+            and all(t.numel() for t in operands)
+            and tk.usable(operands[0].device, self.dense_dtype)
         )
         calls.append(ok)
         return ok
 
-    monkeypatch.setattr(_ops, "use_triton", use_triton)
+    monkeypatch.setattr(_plan.KernelPlan, "runs_triton", runs_triton)
     return calls
 
 
@@ -108,10 +109,10 @@ def test_ell_table_matches_csr_and_is_cached():
 def test_module_imports_without_triton():
     code = (
         "import sys; sys.modules['triton'] = None; sys.modules['triton.language'] = None\n"
-        "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn._ops as ops\n"
+        "import torch, meshcnn, meshcnn.nn._triton_kernels as tk, meshcnn.nn._plan as plan\n"
         "assert not tk.available() and not tk.usable(torch.device('cpu'), torch.float32)\n"
         "x = torch.randn(2, 3, 42); layer = meshcnn.MeshConv(3, 4, 1)\n"
-        "assert not ops.use_triton(x, torch.float32, torch.float32)\n"
+        "assert plan.choose_backend('cuda') == 'bag' and layer.kernel_backend == 'bag'\n"
         "layer(x).sum().backward(); print('ok')\n"
     )
     out = subprocess.run(
@@ -129,7 +130,9 @@ def test_cpu_tensors_never_take_the_triton_path(monkeypatch):
     for device in ("cpu", "meta"):
         x = torch.empty(2, 3, 42, device=device)
         for dense in (torch.float32, torch.bfloat16):
-            assert not _ops.use_triton(x, torch.float32, dense)
+            assert _plan.choose_backend(device) == "bag"
+            plan = dataclasses.replace(_plan.KernelPlan(None), sparse_dtype=torch.float32, dense_dtype=dense)
+            assert not plan.runs_triton(x)
     monkeypatch.setattr(tk, "mesh_conv_forward", None)  # would fail if called
     monkeypatch.setattr(tk, "mesh_conv_backward", None)
     layer = MeshConv(3, 4, 1)
@@ -145,22 +148,22 @@ def test_cpu_tensors_never_take_the_triton_path(monkeypatch):
 def test_kernels_equal_reference(interpreter, kind, level):
     """Forward and all three gradients of the kernels, float32, against the float64 formula."""
     layer, taps, v_in = _case(kind, level)
-    op = layer.operator
+    plan = layer.plan.for_input(torch.empty(0))
     x = torch.randn(2, 3, v_in)
     w, b = layer.weight.detach(), layer.bias.detach()
-    y = tk.mesh_conv_forward(x, w, b, op, layer.identity_tap, torch.float32)
+    y = tk.mesh_conv_forward(x, w, b, plan)
     g = torch.randn(y.shape)
     y_ref, (dx_ref, dw_ref, db_ref) = _reference_with_grads(x, taps, w, b, g)
     assert y.dtype == torch.float32 and y.shape == y_ref.shape
     _assert_rel(y, y_ref, 2e-6, "y")
-    dx, dw, db = tk.mesh_conv_backward(g, x, w, op, layer.identity_tap, torch.float32, True, True, True)
+    dx, dw, db = tk.mesh_conv_backward(g, x, w, plan, True, True, True)
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
     _assert_rel(dx, dx_ref, 2e-6, "grad x")
     _assert_rel(dw, dw_ref, 2e-6, "grad W")
     _assert_rel(db, db_ref, 2e-6, "grad b")
     # only what is asked for
     for need in ((True, False, False), (False, True, False), (False, False, True)):
-        got = tk.mesh_conv_backward(g, x, w, op, layer.identity_tap, torch.float32, *need)
+        got = tk.mesh_conv_backward(g, x, w, plan, *need)
         for flag, a, ref in zip(need, got, (dx, dw, db)):
             assert torch.equal(a, ref) if flag else a.numel() == 0
 
@@ -205,9 +208,9 @@ def test_low_precision_dense_products(dispatch_on_cpu, dtype):
     """bfloat16/float16 dense products (as under CUDA autocast): output dtype, values within the
     dtype's precision of the float64 formula, and equal to the bag path to rounding."""
     layer, taps, v_in = _case("stride2", 2)
-    op = layer.operator
+    plan = dataclasses.replace(layer.plan, sparse_dtype=torch.float32, dense_dtype=dtype)
     x = torch.randn(2, 3, v_in, requires_grad=True)
-    y = _ops.MeshConvFunction.apply(x, layer.weight, layer.bias, op, True, torch.float32, dtype)
+    y = _ops.MeshConvFunction.apply(x, layer.weight, layer.bias, plan)
     assert y.dtype == dtype and all(dispatch_on_cpu)
     g = torch.randn(y.shape)
     y_ref, grads_ref = _reference_with_grads(x, taps, layer.weight, layer.bias, g)
@@ -217,9 +220,8 @@ def test_low_precision_dense_products(dispatch_on_cpu, dtype):
     for got, want in zip(grads, grads_ref):
         _assert_rel(got, want, 2e-2, "grad")
     # the bag path with the same dtypes
-    bag_y = _kernels.bag_forward(
-        x.detach(), layer.weight.detach(), layer.bias.detach(), op, True, torch.float32, torch.float32
-    )
+    plan32 = dataclasses.replace(plan, dense_dtype=torch.float32)
+    bag_y = _kernels.bag_forward(x.detach(), layer.weight.detach(), layer.bias.detach(), plan32)
     _assert_rel(y, bag_y, 2e-2, "y vs bag path")
 
 
@@ -241,9 +243,9 @@ def test_autocast_cpu_bfloat16(dispatch_on_cpu):
 def test_opcheck_custom_operator(dispatch_on_cpu):
     """``torch.library.opcheck`` of ``meshcnn::mesh_conv`` running the Triton kernels."""
     layer, _, v_in = _case("stride2", 1)
-    op = layer.operator
+    plan = layer.plan.for_input(torch.empty(0))
     x = torch.randn(2, 3, v_in, requires_grad=True)
-    args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), True, torch.float32, torch.float32)
+    args = (x, layer.weight, layer.bias, *plan.flat())
     torch.library.opcheck(_ops.mesh_conv_op, args)
     assert any(dispatch_on_cpu)
 
@@ -351,7 +353,7 @@ def test_cuda_kernels_equal_float64_reference(compiled_kernels, kind, level):
     layer, taps, v_in = _case(kind, level, cin=16, cout=16)
     layer = layer.cuda()
     x = torch.randn(4, 16, v_in, device="cuda", requires_grad=True)
-    assert _ops.use_triton(x, torch.float32, torch.float32, layer.weight)
+    assert layer.kernel_backend == "triton" and layer.plan.for_input(x).runs_triton(x, layer.weight)
     y = layer(x)
     g = torch.randn(y.shape, device="cuda")
     y_ref, grads_ref = _reference_with_grads(x.cpu(), taps, layer.weight.cpu(), layer.bias.cpu(), g.cpu())
@@ -367,7 +369,8 @@ def test_cuda_switch_off_gives_the_bag_path(compiled_kernels, monkeypatch):
     x = torch.randn(2, 8, v_in, device="cuda")
     y = layer(x)
     monkeypatch.setenv("MESHCNN_TRITON", "0")
-    assert not _ops.use_triton(x, torch.float32, torch.float32, layer.weight)
+    layer = layer.cuda()  # the backend is chosen again when the layer is moved
+    assert layer.kernel_backend == "bag"
     torch.testing.assert_close(layer(x), y, rtol=1e-5, atol=1e-5)
 
 
@@ -375,10 +378,9 @@ def test_cuda_switch_off_gives_the_bag_path(compiled_kernels, monkeypatch):
 def test_cuda_opcheck(compiled_kernels):
     layer, _, v_in = _case("stride2", 3)
     layer = layer.cuda()
-    op = layer.operator
     x = torch.randn(2, 3, v_in, device="cuda", requires_grad=True)
     for dense in (torch.float32, torch.bfloat16):
-        args = (x, layer.weight, layer.bias, op.tensors(), op.sizes(), True, torch.float32, dense)
+        args = (x, layer.weight, layer.bias, *dataclasses.replace(layer.plan.for_input(x), dense_dtype=dense).flat())
         torch.library.opcheck(_ops.mesh_conv_op, args)
 
 
