@@ -13,9 +13,7 @@ import meshcnn
 ROOT = Path(meshcnn.__file__).parent
 
 #: Private modules of a package that another package still imports from, with the reason.
-ALLOWED_MODULES = {
-    "meshcnn.nn._buffers": "TODO(issue 19): ConstantBuffers, left to the nn work (models.spherical, train.distributed)",
-}
+ALLOWED_MODULES: dict[str, str] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 import torch
 
 import meshcnn
-from meshcnn.nn import stack_taps
+from meshcnn.nn.functional import stack_taps
 from meshcnn.nn.layers import tap_operators
 
 BATCH, CHANNELS = 8, 16

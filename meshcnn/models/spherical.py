@@ -14,7 +14,7 @@ from torch import nn
 
 from ..geometry.hierarchy import MeshHierarchy
 from ..geometry.mesh import Mesh, check_level
-from ..nn._buffers import ConstantBuffers
+from ..nn import ConstantBuffers
 from ..nn.layers import (
     MeshConv,
     MeshConvTranspose,

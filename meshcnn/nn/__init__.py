@@ -10,33 +10,22 @@
 * :mod:`.layers`: :class:`MeshConv`, :class:`MeshConvTranspose`, :class:`MeshPool`.
 """
 
-from ._orientation import INVARIANT_EPS, ORIENTATIONS, check_orientation, hemisphere_flip, orientation_taps
-from .functional import (
-    TapOperator,
-    block_samples_for,
-    compute_dtypes,
-    mesh_conv,
-    mesh_conv_reference,
-    stack_taps,
-    tap_operator,
-)
-from .layers import MeshConv, MeshConvTranspose, MeshPool, check_signal
+from ._buffers import ConstantBuffers
+from ._orientation import ORIENTATIONS, check_orientation, hemisphere_flip, orientation_taps
+from .functional import TapOperator, mesh_conv, mesh_conv_reference, tap_operator
+from .layers import MeshConv, MeshConvTranspose, MeshPool
 
 __all__ = [
-    "stack_taps",
     "TapOperator",
     "tap_operator",
     "mesh_conv",
     "mesh_conv_reference",
-    "compute_dtypes",
-    "block_samples_for",
     "MeshConv",
     "MeshConvTranspose",
     "MeshPool",
-    "check_signal",
     "check_orientation",
     "orientation_taps",
     "hemisphere_flip",
     "ORIENTATIONS",
-    "INVARIANT_EPS",
+    "ConstantBuffers",
 ]

@@ -28,7 +28,7 @@ def mesh_conv_reference(
     for every orientation but ``"invariant"``, which gives
     :math:`y = W_0 O_0 x + W_1 O_1 x + b + \sqrt{|z|^2 + \epsilon^2} - \epsilon`,
     :math:`z = \sum_c (a_c + i b_c)(O_2 x_c + i O_3 x_c)`, ``(a, b) = weight[..., 2:]``,
-    :math:`\epsilon` = :data:`~meshcnn.nn.INVARIANT_EPS`.
+    :math:`\epsilon` = :data:`~meshcnn.nn._orientation.INVARIANT_EPS`.
 
     Parameters
     ----------

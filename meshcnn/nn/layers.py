@@ -156,7 +156,7 @@ def _check_input_dtype(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
     if x.dtype == weight.dtype or x.dtype in (torch.float16, torch.bfloat16):
         return
     if torch.float64 not in (x.dtype, weight.dtype):
-        try:  # as in meshcnn.nn.compute_dtypes: device types autocast does not know raise
+        try:  # as in meshcnn.nn.functional.compute_dtypes: device types autocast does not know raise
             if torch.is_autocast_enabled(x.device.type):
                 return
         except RuntimeError:
@@ -408,7 +408,7 @@ class MeshConv(_TapConv):
     itself. The backward pass applies the precomputed stack of transposed taps.
     Where a sample's table is small (``V_in * in_channels <= 2**18``), chunks of ``k``
     samples share one bag kernel through precomputed int32 block-diagonal indices
-    (:func:`meshcnn.nn.block_samples_for`), shared by the layers with the same operator
+    (:func:`meshcnn.nn.functional.block_samples_for`), shared by the layers with the same operator
     (their size: ``experiments/benchmark/RESULTS.md``, "Moved from docstrings").
 
     Precision: float64 input runs entirely in float64. Under :func:`torch.autocast`

@@ -69,7 +69,7 @@ def constant_buffer_names(model: nn.Module) -> list[str]:
     """Fully qualified names of the layers' own constant buffers in ``model``.
 
     Those are the buffers that meshcnn's layers register as constants of the mesh
-    (``ConstantBuffers.register_constant`` in :mod:`meshcnn.nn._buffers`: the sparse
+    (:meth:`meshcnn.nn.ConstantBuffers.register_constant`: the sparse
     operators and their block indices, pooling rings, area weights, sign flips). They
     are rebuilt identically on every rank, so distributed training need not broadcast
     them (their size is in ``experiments/benchmark/RESULTS.md``, "Moved from docstrings:
@@ -85,7 +85,7 @@ def constant_buffer_names(model: nn.Module) -> list[str]:
     list of str
         Names as in ``model.named_buffers(remove_duplicate=False)``.
     """
-    from ..nn._buffers import ConstantBuffers
+    from ..nn import ConstantBuffers
 
     names = []
     for prefix, module in model.named_modules(remove_duplicate=False):

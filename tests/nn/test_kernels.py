@@ -17,7 +17,8 @@ from _helpers import load_script, make_layer, with_taps
 
 from meshcnn import MeshConv, MeshConvTranspose, icosphere
 from meshcnn.models import SphericalUNet
-from meshcnn.nn import _kernels, _operator, compute_dtypes, mesh_conv, stack_taps, tap_operator
+from meshcnn.nn import _kernels, _operator, mesh_conv, tap_operator
+from meshcnn.nn.functional import compute_dtypes, stack_taps
 from meshcnn.testing import layer_taps, mesh_conv_reference
 
 ROOT = Path(__file__).resolve().parents[2]
