@@ -33,11 +33,9 @@ from meshcnn.nn.layers import MeshConv, MeshConvTranspose
 def operator_nonzeros(model: torch.nn.Module) -> int:
     """Non-zeros of every MeshConv's and MeshConvTranspose's stacked forward operator ``S``."""
     return sum(
-        int(op.operator().val.numel())
+        int(module.op.operator().val.numel())
         for module in model.modules()
         if isinstance(module, (MeshConv, MeshConvTranspose))
-        for op in (module.op, module.op_dir)
-        if op is not None
     )
 
 

@@ -185,7 +185,6 @@ class _TapConv(nn.Module):
     """
 
     weight: torch.Tensor
-    op_dir = None  # the directional pair's own operator before the "invariant" strategy had one pass; always None
 
     def __init__(
         self,
