@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
+import pkgutil
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
+
+
+def meshcnn_module_names(*, packages_only: bool = False) -> list[str]:
+    """``"meshcnn"`` and the dotted names of its modules (sorted; ``__main__`` modules, which run a command
+    line, left out), or of its packages only."""
+    import meshcnn
+
+    found = pkgutil.walk_packages(meshcnn.__path__, "meshcnn.")
+    names = [m.name for m in found if (m.ispkg or not packages_only) and not m.name.endswith(".__main__")]
+    return ["meshcnn", *sorted(names)]
 
 
 def load_script(path: str | Path, name: str | None = None) -> ModuleType:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pkgutil
 from collections import defaultdict
 
-import meshcnn
+from _helpers import meshcnn_module_names
 
 #: Names reviewed and allowed to mean different things in different modules, with the reason.
 ALLOWED = {
@@ -21,11 +20,9 @@ ALLOWED = {
 
 def _modules():
     """Every importable module of meshcnn (``__main__`` modules, which run a command line, left out)."""
-    for info in pkgutil.walk_packages(meshcnn.__path__, "meshcnn."):
-        if info.name.rsplit(".", 1)[-1] == "__main__":
-            continue
+    for name in meshcnn_module_names():
         try:
-            yield importlib.import_module(info.name)
+            yield importlib.import_module(name)
         except ImportError:  # an optional dependency (triton, ...) that this environment lacks
             continue
 

@@ -3,12 +3,11 @@
 import __future__
 
 import importlib
-import pkgutil
 import re
 import types
 from pathlib import Path
 
-import meshcnn
+from _helpers import meshcnn_module_names
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -37,15 +36,11 @@ def _readme_api_table() -> dict[str, set[str]]:
     return {package: set(re.findall(r"`([\w.]+)`", names)) for package, names in rows}
 
 
-def _packages() -> list[str]:
-    return ["meshcnn"] + sorted(m.name for m in pkgutil.walk_packages(meshcnn.__path__, "meshcnn.") if m.ispkg)
-
-
 def test_readme_lists_exactly_the_exported_names():
     """A package's ``__all__`` is its public face; the README lists every name of it, and nothing else."""
 
     table = _readme_api_table()
-    assert set(table) == set(_packages()), "the README table must have one row per package"
+    assert set(table) == set(meshcnn_module_names(packages_only=True)), "the README table must have one row per package"
     for package, listed in table.items():
         exported = set(getattr(importlib.import_module(package), "__all__", ()))
         assert listed == exported, (
@@ -57,7 +52,7 @@ def test_readme_lists_exactly_the_exported_names():
 def test_packages_expose_no_public_name_outside_all():
     """A name imported into a package's ``__init__`` is public only through ``__all__``: no stray re-exports."""
 
-    for package in _packages():
+    for package in meshcnn_module_names(packages_only=True):
         module = importlib.import_module(package)
         exported = set(getattr(module, "__all__", ()))
         stray = {
