@@ -212,29 +212,30 @@ class Mesh:
 
         ``x[..., point_order]``; ``x`` itself when the mesh kept the points' order.
         """
-        self._check_points_axis(x)
-        return x if self.point_order is None else x[..., self._point_index(x)]
+        return self._take(x, self.point_order)
 
     def vertices_to_points(self, y: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """The inverse of :meth:`points_to_vertices`: ``(..., V)`` on the vertices -> the points' order."""
-        self._check_points_axis(y)
-        if self.point_order is None:
-            return y
-        return y[..., self._point_index(y, inverse=True)]
+        return self._take(y, self._point_rank)
 
-    def _check_points_axis(self, x: np.ndarray | torch.Tensor) -> None:
+    @functools.cached_property
+    def _point_rank(self) -> np.ndarray | None:
+        """The inverse of :attr:`point_order`: point ``j`` is vertex ``_point_rank[j]``."""
+        return None if self.point_order is None else _inverse_permutation(self.point_order)
+
+    def _take(self, x: np.ndarray | torch.Tensor, index: np.ndarray | None) -> np.ndarray | torch.Tensor:
+        """``x[..., index]`` (``x`` itself for ``index=None``), after checking the last axis has ``V`` entries."""
         if x.ndim < 1 or x.shape[-1] != self.num_vertices:
             raise ValueError(
                 f"expected data of shape (..., {self.num_vertices}) for {self.describe()}, got {tuple(x.shape)}"
             )
-
-    def _point_index(self, x: np.ndarray | torch.Tensor, inverse: bool = False) -> np.ndarray | torch.Tensor:
-        index = np.argsort(self.point_order) if inverse else self.point_order
+        if index is None:
+            return x
         if isinstance(x, np.ndarray):
-            return index
+            return x[..., index]
         import torch
 
-        return torch.as_tensor(index, device=x.device)
+        return x[..., torch.as_tensor(index, device=x.device)]
 
     def describe(self) -> str:
         """``"level 5"`` for an icosphere, else the name (or ``"a mesh"``) and the vertex count."""
@@ -430,9 +431,7 @@ class Mesh:
         point_order = None
         if reorder == "rcm":
             point_order = ops.bandwidth_order(faces, len(vertices))
-            rank = np.empty_like(point_order)
-            rank[point_order] = np.arange(len(point_order))
-            vertices, faces = vertices[point_order], rank[faces]
+            vertices, faces = vertices[point_order], _inverse_permutation(point_order)[faces]
         perm = polar_permutation(vertices, polar_symmetry) if polar_symmetry != 1 else None
         built = closed_mesh_operators(vertices, faces)  # checks that the mesh is closed and oriented
         areas, laplacian, grad_ew, grad_ns = built.vertex_areas, built.laplacian, built.grad_ew, built.grad_ns
@@ -622,3 +621,10 @@ def main(argv: list[str] | None = None) -> None:
         bar.write(
             f"level {level}: V={mesh.num_vertices} F={mesh.num_faces} -> {path} ({time.perf_counter() - t0:.2f} s)"
         )
+
+
+def _inverse_permutation(order: np.ndarray) -> np.ndarray:
+    """``rank`` with ``rank[order[i]] = i``."""
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank
