@@ -8,7 +8,7 @@
     meshcnn export CHECKPOINT OUT.safetensors
 
 The work is done by :func:`meshcnn.predict.predict_files`, :func:`meshcnn.predict.summarize` and
-:func:`meshcnn.train.export_safetensors`.
+:func:`meshcnn.tasks.export_safetensors`.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _export_parser(sub: Any) -> None:
         "export",
         help="write a checkpoint's model weights to .safetensors",
         description="Write the model weights of a training checkpoint to a .safetensors file, with the model "
-        "config, the task and the meshcnn version as its metadata (meshcnn.train.load_safetensors_model "
+        "config, the task and the meshcnn version as its metadata (meshcnn.tasks.load_safetensors_model "
         "rebuilds the model). Needs pip install 'meshcnn[weights]'.",
         formatter_class=HELP_FORMATTER,
     )
@@ -192,7 +192,7 @@ def _events_summary(args: argparse.Namespace) -> dict[str, Any]:
 
 def _export(args: argparse.Namespace) -> Any:
     """``meshcnn export``: the checkpoint's model as .safetensors, print what was written."""
-    from .train.checkpoint import export_safetensors
+    from .tasks.export import export_safetensors
 
     out = export_safetensors(args.checkpoint, args.out)
     print(f"wrote {out}")

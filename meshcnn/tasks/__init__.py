@@ -4,6 +4,7 @@ segmentation (:mod:`.segmentation`).
 """
 
 from .classification import train_and_test
+from .export import export_safetensors, load_safetensors_model
 from .registry import (
     MODEL_KINDS,
     TASKS,
@@ -19,6 +20,8 @@ from .rotation_study import RotationStudy, run_rotation_study
 from .segmentation import SegmenterRun, mesh_probabilities, segmentation_report
 
 __all__ = [
+    "export_safetensors",
+    "load_safetensors_model",
     "MODEL_KINDS",
     "TASKS",
     "ClassifierConfig",

@@ -3,7 +3,7 @@ weights-only checkpoints with checksums (:mod:`.checkpoint`), the resume-setting
 (:mod:`.settings`) and ``torchrun`` data parallel (:mod:`.distributed`).
 """
 
-from .checkpoint import CheckpointError, export_safetensors, load_checkpoint, load_safetensors_model
+from .checkpoint import CheckpointError, load_checkpoint
 from .distributed import init_distributed, wrap_data_parallel
 from .loop import fit, predict, seed_everything
 from .settings import ResumeSettingsError
@@ -18,8 +18,6 @@ __all__ = [
     "seed_everything",
     "load_checkpoint",
     "CheckpointError",
-    "export_safetensors",
-    "load_safetensors_model",
     "ResumeSettingsError",
     "init_distributed",
     "wrap_data_parallel",

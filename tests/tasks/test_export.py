@@ -11,8 +11,15 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import meshcnn
-from meshcnn.tasks import ClassifierConfig, SegmenterConfig, SegmenterRun, build_model
-from meshcnn.train import CheckpointError, export_safetensors, fit, load_checkpoint, load_safetensors_model
+from meshcnn.tasks import (
+    ClassifierConfig,
+    SegmenterConfig,
+    SegmenterRun,
+    build_model,
+    export_safetensors,
+    load_safetensors_model,
+)
+from meshcnn.train import CheckpointError, fit, load_checkpoint
 
 safetensors = pytest.importorskip("safetensors")
 
