@@ -4,35 +4,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_script
 
 from meshcnn.geometry import Mesh, icosphere
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-BENCH = Path(__file__).resolve().parents[2] / "experiments" / "benchmark"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"meshcnn_benchmark_test_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def meshconv():
-    return _load("meshconv")
+    return load_script("benchmark/meshconv.py")
 
 
 @pytest.fixture(scope="module")
 def equivariance():
-    return _load("grid_equivariance")
+    return load_script("benchmark/grid_equivariance.py")
 
 
 def test_hilbert_index_is_a_curve_through_every_cell(meshconv):
