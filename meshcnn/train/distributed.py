@@ -26,6 +26,11 @@ def init_distributed(device: str | torch.device = "cpu") -> tuple[int, int]:
     CUDA process to ``cuda:LOCAL_RANK``. Outside ``torchrun`` (``WORLD_SIZE`` unset
     or 1) it does nothing.
 
+    End the run with ``torch.distributed.destroy_process_group()`` once no
+    ``DistributedDataParallel`` wrapper is left (:func:`meshcnn.train.fit` keeps none): with
+    ``gloo``, a wrapper still alive when the interpreter exits can abort the process
+    ("terminate called without an active exception") after the work is done.
+
     Parameters
     ----------
     device : str or torch.device
