@@ -13,11 +13,25 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def test_usage_example_runs():
-    example = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+def _run_example(index: int) -> dict:
+    """Run the README's ``index``-th Python block; its namespace."""
+    example = re.findall(r"```python\n(.*?)```", README, re.S)[index]
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)
-    assert tuple(namespace["logits"].shape) == (8, 3, 10242)
+    return namespace
+
+
+def test_usage_example_runs():
+    assert tuple(_run_example(0)["logits"].shape) == (8, 3, 10242)
+
+
+def test_any_grid_example_runs(tmp_path, monkeypatch):
+    """The "Any spherical grid" block, as a user pastes it (it writes a grid file into the working folder)."""
+    monkeypatch.chdir(tmp_path)
+    namespace = _run_example(1)
+    assert tuple(namespace["x"].shape) == (2, 16, 5000)
+    assert tuple(namespace["down"](namespace["x"]).shape) == (2, 32, 2562)  # stations -> icosphere level 4
+    assert (tmp_path / "icon_like.nc").exists()
 
 
 def test_ci_runs_the_readme_test_command():
