@@ -82,6 +82,10 @@ ddp(torch.randn(4, 2, 42)).sum().backward()
 del ddp  # a DDP wrapper alive at interpreter exit can abort the process after gloo is torn down
 torch.distributed.barrier()  # as the training scripts end: no rank exits under another
 torch.distributed.destroy_process_group()
+# DDP keeps the gloo group (and its threads) alive past destroy_process_group; interpreter teardown with
+# live gloo threads aborts now and then (pytorch/pytorch#190489). Everything is written: leave at once.
+sys.stdout.flush()
+import os; os._exit(0)
 '''
 
 
