@@ -26,10 +26,10 @@ def init_distributed(device: str | torch.device = "cpu") -> tuple[int, int]:
     CUDA process to ``cuda:LOCAL_RANK``. Outside ``torchrun`` (``WORLD_SIZE`` unset
     or 1) it does nothing.
 
-    End the run with ``torch.distributed.destroy_process_group()`` once no
-    ``DistributedDataParallel`` wrapper is left (:func:`meshcnn.train.fit` keeps none): with
-    ``gloo``, a wrapper still alive when the interpreter exits can abort the process
-    ("terminate called without an active exception") after the work is done.
+    End the run with ``torch.distributed.destroy_process_group()``. With ``gloo``, once a
+    ``DistributedDataParallel`` wrapper has existed, torch keeps the group's threads alive past
+    that call, and interpreter teardown can then abort the process ("terminate called without
+    an active exception", pytorch/pytorch#190489) after all work is done and written.
 
     Parameters
     ----------

@@ -79,7 +79,6 @@ ddp(torch.randn(4, 2, 42)).sum().backward()
 (work / f"buffers_rank{rank}.json").write_text(json.dumps(
     {"constant": float(net.get_buffer(constant).double().sum()), "numel": net.get_buffer(constant).numel(),
      "offset": net[1].offset.tolist()}))
-del ddp  # a DDP wrapper alive at interpreter exit can abort the process after gloo is torn down
 torch.distributed.barrier()  # as the training scripts end: no rank exits under another
 torch.distributed.destroy_process_group()
 # DDP keeps the gloo group (and its threads) alive past destroy_process_group; interpreter teardown with
